@@ -1,0 +1,394 @@
+//! The Model: one typed, validated description of what fulcrum runs. Every front-end (TOML,
+//! haproxy.cfg, later keepalived.conf and the API) produces one of these.
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use fulcrum_balance::{Algorithm, HashType};
+
+/// Where a Model object came from, for messages at run time ("backend app (haproxy.cfg:12)").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Model {
+    pub global: Global,
+    pub frontends: Vec<Frontend>,
+    pub backends: Vec<Backend>,
+}
+
+impl Model {
+    pub fn backend(&self, name: &str) -> Option<&Backend> {
+        self.backends.iter().find(|b| b.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Global {
+    /// Process-wide connection limit (`global maxconn`).
+    pub maxconn: u32,
+    /// Worker threads (`nbthread`); None: one per CPU.
+    pub nbthread: Option<usize>,
+    /// Access log destination; None: standard error.
+    pub access_log: Option<PathBuf>,
+    /// How long a graceful stop waits for in-flight requests (`hard-stop-after`).
+    pub hard_stop_after: Duration,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global { maxconn: 4096, nbthread: None, access_log: None, hard_stop_after: Duration::from_secs(30) }
+    }
+}
+
+/// How connections are handled around a transaction (`option http-keep-alive`,
+/// `option http-server-close`, `option httpclose`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnMode {
+    #[default]
+    KeepAlive,
+    /// Client side kept alive, server side closed after each response.
+    ServerClose,
+    /// Both sides closed after each response.
+    Close,
+}
+
+/// `http-reuse never|safe|aggressive|always`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpReuse {
+    Never,
+    #[default]
+    Safe,
+    Aggressive,
+    Always,
+}
+
+/// `option forwardfor [header NAME] [if-none]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardFor {
+    pub header: String,
+    pub if_none: bool,
+}
+
+impl Default for ForwardFor {
+    fn default() -> Self {
+        ForwardFor { header: "X-Forwarded-For".into(), if_none: false }
+    }
+}
+
+/// An `errorfile CODE FILE`: the raw HTTP response HAProxy would send, read at load time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorFile {
+    pub path: PathBuf,
+    pub content: Vec<u8>,
+}
+
+/// `stats ...` settings of a frontend/listen.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Stats {
+    pub uri: String,
+    /// `stats auth USER:PASS` (several allowed).
+    pub auth: Vec<(String, String)>,
+    pub realm: Option<String>,
+    pub refresh: Option<Duration>,
+    pub hide_version: bool,
+    /// `stats show-node [NAME]`: Some("") means the host name.
+    pub show_node: Option<String>,
+    pub admin: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frontend {
+    pub name: String,
+    pub origin: Origin,
+    pub binds: Vec<SocketAddr>,
+    pub maxconn: Option<u32>,
+    pub default_backend: Option<String>,
+    pub acls: Vec<Acl>,
+    pub use_backends: Vec<UseBackend>,
+    pub timeout_client: Duration,
+    pub timeout_http_request: Duration,
+    pub timeout_http_keep_alive: Duration,
+    pub forwardfor: Option<ForwardFor>,
+    pub conn_mode: ConnMode,
+    /// Log one line per request (`option httplog` or a `log` line in effect).
+    pub httplog: bool,
+    pub dontlognull: bool,
+    pub errorfiles: BTreeMap<u16, ErrorFile>,
+    pub stats: Option<Stats>,
+}
+
+impl Frontend {
+    pub fn new(name: impl Into<String>) -> Self {
+        Frontend {
+            name: name.into(),
+            origin: Origin::default(),
+            binds: Vec::new(),
+            maxconn: None,
+            default_backend: None,
+            acls: Vec::new(),
+            use_backends: Vec::new(),
+            timeout_client: Duration::from_secs(50),
+            timeout_http_request: Duration::from_secs(10),
+            timeout_http_keep_alive: Duration::from_secs(10),
+            forwardfor: None,
+            conn_mode: ConnMode::KeepAlive,
+            httplog: false,
+            dontlognull: false,
+            errorfiles: BTreeMap::new(),
+            stats: None,
+        }
+    }
+}
+
+/// What an ACL fetches from the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetch {
+    Path,
+    /// A request header by name (lower-case), e.g. `hdr(host)`.
+    Header(String),
+    Method,
+    /// The client's address.
+    Src,
+}
+
+/// How the fetched value is compared with the patterns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchKind {
+    Exact,
+    Prefix,
+    Suffix,
+    Substring,
+    /// Patterns are regular expressions (validated at load time).
+    Regex,
+    /// Patterns are addresses or CIDR networks (validated at load time).
+    Ip,
+}
+
+/// `acl NAME CRITERION [-i] PATTERN...`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acl {
+    pub name: String,
+    pub fetch: Fetch,
+    pub kind: MatchKind,
+    pub patterns: Vec<String>,
+    pub ignore_case: bool,
+}
+
+/// One ACL reference in a condition, possibly negated (`!is_api`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclTerm {
+    pub negate: bool,
+    /// Name of an ACL of the frontend (anonymous `{ ... }` ACLs get a generated name).
+    pub acl: String,
+}
+
+/// `if|unless` followed by terms; `or`/`||` separates alternatives, terms in one alternative
+/// are ANDed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub unless: bool,
+    pub alternatives: Vec<Vec<AclTerm>>,
+}
+
+/// `use_backend NAME if|unless COND`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseBackend {
+    pub backend: String,
+    pub condition: Condition,
+}
+
+/// `http-check expect [!] status|rstatus|string|rstring PATTERN`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expect {
+    pub negate: bool,
+    pub rule: ExpectRule,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpectRule {
+    /// Status codes; HAProxy allows a single code or a list/ranges like `200-399`.
+    Status(Vec<(u16, u16)>),
+    StatusRegex(String),
+    String(String),
+    BodyRegex(String),
+}
+
+/// `option httpchk [METHOD URI [VERSION]]` and `http-check expect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    pub method: String,
+    pub uri: String,
+    pub version: String,
+    /// Extra header lines HAProxy users smuggle in the version (`HTTP/1.1\r\nHost:\ x`).
+    pub headers: Vec<(String, String)>,
+    /// None: 2xx and 3xx pass, as in HAProxy.
+    pub expect: Option<Expect>,
+}
+
+impl Default for HttpCheck {
+    fn default() -> Self {
+        HttpCheck {
+            method: "OPTIONS".into(),
+            uri: "/".into(),
+            version: "HTTP/1.0".into(),
+            headers: Vec::new(),
+            expect: None,
+        }
+    }
+}
+
+/// `observe layer4|layer7`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observe {
+    Layer4,
+    Layer7,
+}
+
+/// `on-error fastinter|fail-check|sudden-death|mark-down`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    FastInter,
+    #[default]
+    FailCheck,
+    SuddenDeath,
+    MarkDown,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    pub name: String,
+    pub origin: Origin,
+    pub addr: SocketAddr,
+    pub check: bool,
+    /// `port`/`addr` for checks when they differ from the traffic address.
+    pub check_addr: Option<SocketAddr>,
+    pub inter: Duration,
+    pub fastinter: Option<Duration>,
+    pub downinter: Option<Duration>,
+    pub rise: u32,
+    pub fall: u32,
+    /// 0..=256, HAProxy's range; 0 means "never picked by the scheduler".
+    pub weight: u32,
+    pub backup: bool,
+    /// 0: unlimited.
+    pub maxconn: u32,
+    /// 0: unlimited.
+    pub maxqueue: u32,
+    pub disabled: bool,
+    pub slowstart: Option<Duration>,
+    pub observe: Option<Observe>,
+    pub error_limit: u32,
+    pub on_error: OnError,
+    /// `cookie VALUE` for cookie persistence.
+    pub cookie: Option<String>,
+}
+
+impl Server {
+    pub fn new(name: impl Into<String>, addr: SocketAddr) -> Self {
+        Server {
+            name: name.into(),
+            origin: Origin::default(),
+            addr,
+            check: false,
+            check_addr: None,
+            inter: Duration::from_secs(2),
+            fastinter: None,
+            downinter: None,
+            rise: 2,
+            fall: 3,
+            weight: 1,
+            backup: false,
+            maxconn: 0,
+            maxqueue: 0,
+            disabled: false,
+            slowstart: None,
+            observe: None,
+            error_limit: 10,
+            on_error: OnError::FailCheck,
+            cookie: None,
+        }
+    }
+}
+
+/// `cookie NAME insert|prefix|rewrite [indirect] [nocache] [httponly] [secure] ...`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cookie {
+    pub name: String,
+    pub mode: CookieMode,
+    pub indirect: bool,
+    pub nocache: bool,
+    pub httponly: bool,
+    pub secure: bool,
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieMode {
+    Insert,
+    Prefix,
+    Rewrite,
+}
+
+/// `stick-table type ip size N expire T` + `stick on src` (the only key fulcrum sticks on yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StickTable {
+    pub size: usize,
+    pub expire: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backend {
+    pub name: String,
+    pub origin: Origin,
+    pub algorithm: Algorithm,
+    pub hash_type: HashType,
+    pub servers: Vec<Server>,
+    pub http_check: Option<HttpCheck>,
+    pub retries: u32,
+    pub redispatch: bool,
+    pub allbackups: bool,
+    pub forwardfor: Option<ForwardFor>,
+    pub conn_mode: ConnMode,
+    pub http_reuse: HttpReuse,
+    pub timeout_connect: Duration,
+    pub timeout_server: Duration,
+    pub timeout_queue: Duration,
+    /// `timeout check`: None means HAProxy's rule (the check's `inter`).
+    pub timeout_check: Option<Duration>,
+    pub timeout_tunnel: Duration,
+    pub errorfiles: BTreeMap<u16, ErrorFile>,
+    pub cookie: Option<Cookie>,
+    pub stick_src: Option<StickTable>,
+}
+
+impl Backend {
+    pub fn new(name: impl Into<String>) -> Self {
+        Backend {
+            name: name.into(),
+            origin: Origin::default(),
+            algorithm: Algorithm::RoundRobin,
+            hash_type: HashType::MapBased,
+            servers: Vec::new(),
+            http_check: None,
+            retries: 3,
+            redispatch: false,
+            allbackups: false,
+            forwardfor: None,
+            conn_mode: ConnMode::KeepAlive,
+            http_reuse: HttpReuse::Safe,
+            timeout_connect: Duration::from_secs(5),
+            timeout_server: Duration::from_secs(50),
+            timeout_queue: Duration::from_secs(5),
+            timeout_check: None,
+            timeout_tunnel: Duration::from_secs(3600),
+            errorfiles: BTreeMap::new(),
+            cookie: None,
+            stick_src: None,
+        }
+    }
+}
