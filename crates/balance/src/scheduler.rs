@@ -1,14 +1,159 @@
-//! Placeholder bodies: the balance work replaces these with the real algorithms and tests.
+//! One backend's scheduler: picks a server per request among the eligible ones.
+//!
+//! The data plane calls [`Scheduler::rebuild`] with the eligible servers and their effective
+//! weights whenever health, slowstart or an admin command changes them, and
+//! [`Scheduler::pick`] per request. `pick` asks `load(id)` about candidates: `Some(active
+//! connections)` if the server can take this request, `None` if it must be skipped (full at
+//! `maxconn`, or already tried by this request). A skipped server is never returned; `None` comes
+//! back only when no weighted server accepts. Weight 0 means "never picked".
+//!
+//! How each `balance` algorithm chooses:
+//!
+//! - **`roundrobin`** — smooth weighted round robin. Every server holds a credit; each pick,
+//!   every accepting server earns its weight, the richest wins (first in slot order on ties) and
+//!   pays back the total. Weights 5,1,1 give `a a b a c a a`, exactly and repeatedly: turns are
+//!   spread out, never bursts. Skipped servers neither earn nor pay, so the others keep their
+//!   exact proportions and a server coming back does not cash in a backlog. Credits follow server
+//!   ids across rebuilds: an unchanged set continues its sequence, a returning server starts at
+//!   the average. Rebuild O(n), pick O(n).
+//! - **`static-rr`** — the same smooth sequence, computed once per rebuild into a table (weights
+//!   divided by their gcd) and walked with a cursor. A skipped server's turns are simply passed
+//!   over, which leaves the others in their exact proportions. Pick O(1) when nothing is skipped.
+//! - **`leastconn`** — the server with the fewest active connections relative to its weight
+//!   (`a₁·w₂ < a₂·w₁`, in 64 bits). Among equally loaded servers, smooth weighted round robin
+//!   decides, so equal servers take turns and idle servers share requests by weight.
+//! - **`first`** — the accepting server with the lowest id (declaration order). With `load`
+//!   refusing full servers, this fills servers one after another up to their `maxconn`.
+//! - **`source`, `uri`, `url_param`, `hdr`** — [`hash_key`] of the key bytes (the caller extracts
+//!   the address, path, parameter or header). With [`HashType::MapBased`] the hash indexes the
+//!   smooth table modulo its length (a server appears weight/gcd times): the most even spread,
+//!   but most keys move when the set changes. With [`HashType::Consistent`] the hash lands on a
+//!   ring where each server owns `weight × 64` points: adding or removing a server moves only
+//!   ~1/N of the keys. If the hashed server is skipped, the next candidates in table or ring order
+//!   are tried, deterministically. Without a key (absent parameter or header) the pick falls back
+//!   to `roundrobin`, as HAProxy does.
+//! - **`random(N)`** — power of N choices: N weighted-random draws, keep the server with the
+//!   lowest load/weight. N = 1 is plain weighted random; HAProxy's default is 2. The PRNG is
+//!   internal (SplitMix64) and seeded: [`Scheduler::new`] uses a fixed seed,
+//!   [`Scheduler::with_seed`] another, so runs are reproducible.
+use crate::hash::{hash_key, SplitMix64};
+use crate::ring::Ring;
+use crate::smooth::{smooth_sequence, SmoothRr};
+use crate::walk::{cycle_from, first_accepted, Rejected};
 use crate::{Algorithm, HashType};
 
 /// Index of a server in its backend's declaration order.
 pub type ServerId = usize;
 
-/// An eligible server and its effective weight (slowstart and runtime weight applied; > 0).
+/// An eligible server and its effective weight (slowstart and runtime weight applied), on
+/// HAProxy's scale (1–256 typical; 0 = never picked). Larger weights are accepted: tables and
+/// rings are then scaled down to bounded sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot {
     pub id: ServerId,
     pub weight: u32,
+}
+
+/// Seed of [`Scheduler::new`]'s PRNG ("fulcrum" in ASCII).
+const DEFAULT_SEED: u64 = 0x0066_756c_6372_756d;
+/// Upper bound on `random(N)` draws per pick; more would only approximate `leastconn`.
+const MAX_DRAWS: u32 = 64;
+/// Random draws per pick that may land on skipped servers before scanning all servers.
+const DRAW_ATTEMPTS_PER_DRAW: u32 = 4;
+
+/// What a pick does, derived once from the [`Algorithm`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    SmoothRoundRobin,
+    StaticSequence,
+    LeastConn,
+    First,
+    Hash,
+    Random { draws: u32 },
+}
+
+impl Policy {
+    fn of(algorithm: &Algorithm) -> Policy {
+        match algorithm {
+            Algorithm::RoundRobin => Policy::SmoothRoundRobin,
+            Algorithm::StaticRr => Policy::StaticSequence,
+            Algorithm::LeastConn => Policy::LeastConn,
+            Algorithm::First => Policy::First,
+            Algorithm::Source
+            | Algorithm::Uri { .. }
+            | Algorithm::UrlParam { .. }
+            | Algorithm::Hdr { .. } => Policy::Hash,
+            Algorithm::Random { draws } => Policy::Random { draws: *draws },
+        }
+    }
+
+    /// Whether the online smooth round robin is used (directly, for ties, or as a fallback).
+    fn uses_smooth(self) -> bool {
+        matches!(self, Policy::SmoothRoundRobin | Policy::LeastConn | Policy::Hash)
+    }
+}
+
+/// The structure a policy precomputes at rebuild. Entries are indices into the slot list.
+#[derive(Debug)]
+enum Index {
+    /// Round robin and leastconn work from the slots and credits alone.
+    Slots,
+    /// `static-rr`: the smooth sequence and the cursor into it.
+    Sequence { table: Vec<usize>, next: usize },
+    /// `first`: weighted slots by ascending server id.
+    Order(Vec<usize>),
+    /// Map-based hashing: the smooth sequence, indexed by hash modulo its length.
+    Map(Vec<usize>),
+    /// Consistent hashing.
+    Ring(Ring),
+    /// `random`: running weight sums of the weighted slots, for weighted draws.
+    Draw { cumulative: Vec<(u64, usize)>, total: u64 },
+}
+
+impl Index {
+    fn build(policy: Policy, hash_type: HashType, slots: &[Slot], previous: Index) -> Index {
+        match (policy, hash_type) {
+            (Policy::SmoothRoundRobin | Policy::LeastConn, _) => Index::Slots,
+            (Policy::StaticSequence, _) => {
+                let table = smooth_sequence(slots);
+                // Keep the cursor at the same phase of the cycle rather than restarting it.
+                let next = match previous {
+                    Index::Sequence { table: old, next } if !old.is_empty() => {
+                        let scaled = next as u128 * table.len() as u128 / old.len() as u128;
+                        usize::try_from(scaled).unwrap_or(0)
+                    }
+                    _ => 0,
+                };
+                Index::Sequence { table, next }
+            }
+            (Policy::First, _) => {
+                let mut order: Vec<usize> = weighted_indices(slots).collect();
+                order.sort_by_key(|&index| slots.get(index).map(|slot| slot.id));
+                Index::Order(order)
+            }
+            (Policy::Hash, HashType::MapBased) => Index::Map(smooth_sequence(slots)),
+            (Policy::Hash, HashType::Consistent) => Index::Ring(Ring::build(slots)),
+            (Policy::Random { .. }, _) => {
+                let mut total = 0u64;
+                let mut cumulative = Vec::new();
+                for index in weighted_indices(slots) {
+                    let weight = slots.get(index).map_or(0, |slot| u64::from(slot.weight));
+                    total = total.saturating_add(weight);
+                    cumulative.push((total, index));
+                }
+                Index::Draw { cumulative, total }
+            }
+        }
+    }
+}
+
+fn weighted_indices(slots: &[Slot]) -> impl Iterator<Item = usize> + '_ {
+    slots.iter().enumerate().filter(|(_, slot)| slot.weight > 0).map(|(index, _)| index)
+}
+
+/// Whether `active/weight` is strictly below `than_active/than_weight` (weights non-zero).
+fn lighter(active: u32, weight: u32, than_active: u32, than_weight: u32) -> bool {
+    u64::from(active) * u64::from(than_weight) < u64::from(than_active) * u64::from(weight)
 }
 
 /// One backend's scheduler.
@@ -16,13 +161,41 @@ pub struct Slot {
 pub struct Scheduler {
     algorithm: Algorithm,
     hash_type: HashType,
+    policy: Policy,
+    /// The eligible servers as last given to [`Scheduler::rebuild`].
     slots: Vec<Slot>,
-    next: usize,
+    /// How many slots have a non-zero weight.
+    weighted: usize,
+    smooth: SmoothRr,
+    index: Index,
+    rejected: Rejected,
+    /// Scratch for leastconn: each slot's answer from `load` during the current pick.
+    loads: Vec<Option<u32>>,
+    rng: SplitMix64,
 }
 
 impl Scheduler {
+    /// A scheduler with no servers (every pick is `None` until [`Scheduler::rebuild`]).
     pub fn new(algorithm: Algorithm, hash_type: HashType) -> Self {
-        Scheduler { algorithm, hash_type, slots: Vec::new(), next: 0 }
+        Self::with_seed(algorithm, hash_type, DEFAULT_SEED)
+    }
+
+    /// Like [`Scheduler::new`] with an explicit seed for `random`'s PRNG (tests, benchmarks, or
+    /// different sequences on different nodes).
+    pub fn with_seed(algorithm: Algorithm, hash_type: HashType, seed: u64) -> Self {
+        let policy = Policy::of(&algorithm);
+        Scheduler {
+            index: Index::build(policy, hash_type, &[], Index::Slots),
+            algorithm,
+            hash_type,
+            policy,
+            slots: Vec::new(),
+            weighted: 0,
+            smooth: SmoothRr::default(),
+            rejected: Rejected::default(),
+            loads: Vec::new(),
+            rng: SplitMix64::new(seed),
+        }
     }
 
     pub fn algorithm(&self) -> &Algorithm {
@@ -34,21 +207,159 @@ impl Scheduler {
     }
 
     /// Replace the eligible set. Called off the hot path when health or weights change.
+    ///
+    /// An identical set is a no-op, so sequences continue undisturbed. Round robin and leastconn
+    /// rebuild in O(n); `static-rr` and map-based hashing rebuild their table (O(n × table
+    /// length), bounded), consistent hashing its ring (O(points × log points)).
     pub fn rebuild(&mut self, slots: &[Slot]) {
+        if slots == self.slots.as_slice() {
+            return;
+        }
+        if self.policy.uses_smooth() {
+            self.smooth.rebuild(&self.slots, slots);
+        }
+        let previous = std::mem::replace(&mut self.index, Index::Slots);
+        self.index = Index::build(self.policy, self.hash_type, slots, previous);
         self.slots = slots.to_vec();
+        self.weighted = weighted_indices(slots).count();
+        self.rejected.resize(slots.len());
     }
 
     /// Choose a server. `key` is the hash key for hash algorithms (None: fall back to round
     /// robin). `load(id)` returns the server's active connections, or None when it cannot take
     /// this request (full, or already tried by this request).
-    pub fn pick(&mut self, _key: Option<&[u8]>, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<ServerId> {
-        for _ in 0..self.slots.len() {
-            let slot = self.slots[self.next % self.slots.len()];
-            self.next = self.next.wrapping_add(1);
-            if load(slot.id).is_some() {
-                return Some(slot.id);
+    pub fn pick(
+        &mut self,
+        key: Option<&[u8]>,
+        load: &dyn Fn(ServerId) -> Option<u32>,
+    ) -> Option<ServerId> {
+        let slot = match self.policy {
+            Policy::SmoothRoundRobin => self.pick_smooth(load),
+            Policy::StaticSequence => self.pick_sequence(load),
+            Policy::LeastConn => self.pick_least_conn(load),
+            Policy::First => self.pick_first(load),
+            Policy::Hash => match key {
+                Some(key) => self.pick_hashed(hash_key(key), load),
+                None => self.pick_smooth(load),
+            },
+            Policy::Random { draws } => self.pick_random(draws, load),
+        }?;
+        self.slots.get(slot).map(|slot| slot.id)
+    }
+
+    fn pick_smooth(&mut self, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<usize> {
+        self.smooth.pick(&self.slots, |_, slot| load(slot.id).is_some())
+    }
+
+    fn pick_sequence(&mut self, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<usize> {
+        let Index::Sequence { table, next } = &mut self.index else { return None };
+        let candidates = cycle_from(*next, table.len())
+            .filter_map(|position| table.get(position).map(|&slot| (position, slot)));
+        let (position, slot) =
+            first_accepted(&self.slots, self.weighted, &mut self.rejected, candidates, load)?;
+        *next = (position + 1) % table.len().max(1);
+        Some(slot)
+    }
+
+    fn pick_first(&mut self, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<usize> {
+        let Index::Order(order) = &self.index else { return None };
+        let candidates = order.iter().copied().enumerate();
+        first_accepted(&self.slots, self.weighted, &mut self.rejected, candidates, load)
+            .map(|(_, slot)| slot)
+    }
+
+    fn pick_hashed(&mut self, hash: u64, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<usize> {
+        let (slots, weighted, rejected) = (&self.slots, self.weighted, &mut self.rejected);
+        let accepted = match &self.index {
+            Index::Map(table) => {
+                let len = u64::try_from(table.len()).unwrap_or(u64::MAX).max(1);
+                let start = usize::try_from(hash % len).unwrap_or(0);
+                let candidates = cycle_from(start, table.len())
+                    .filter_map(|position| table.get(position).map(|&slot| (position, slot)));
+                first_accepted(slots, weighted, rejected, candidates, load)
+            }
+            Index::Ring(ring) => first_accepted(slots, weighted, rejected, ring.clockwise(hash), load),
+            _ => None,
+        };
+        accepted.map(|(_, slot)| slot)
+    }
+
+    fn pick_least_conn(&mut self, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<usize> {
+        self.loads.clear();
+        let mut lightest: Option<(u32, u32)> = None;
+        for slot in &self.slots {
+            let active = if slot.weight == 0 { None } else { load(slot.id) };
+            self.loads.push(active);
+            if let Some(active) = active {
+                if lightest.map_or(true, |(a, w)| lighter(active, slot.weight, a, w)) {
+                    lightest = Some((active, slot.weight));
+                }
             }
         }
-        None
+        let (best_active, best_weight) = lightest?;
+        let loads = &self.loads;
+        self.smooth.pick(&self.slots, |index, slot| match loads.get(index) {
+            Some(Some(active)) => {
+                u64::from(*active) * u64::from(best_weight)
+                    == u64::from(best_active) * u64::from(slot.weight)
+            }
+            _ => false,
+        })
+    }
+
+    fn pick_random(&mut self, draws: u32, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<usize> {
+        let Index::Draw { cumulative, total } = &self.index else { return None };
+        if *total == 0 {
+            return None;
+        }
+        let wanted = draws.clamp(1, MAX_DRAWS);
+        self.rejected.begin();
+        let mut best: Option<(usize, u32, u32)> = None;
+        let mut drawn = 0;
+        for _ in 0..wanted * DRAW_ATTEMPTS_PER_DRAW {
+            if drawn == wanted {
+                break;
+            }
+            let point = self.rng.below(*total);
+            let position = cumulative.partition_point(|&(sum, _)| sum <= point);
+            let Some(&(_, index)) = cumulative.get(position) else { continue };
+            let Some(slot) = self.slots.get(index) else { continue };
+            if self.rejected.contains(index) {
+                continue;
+            }
+            match load(slot.id) {
+                Some(active) => {
+                    drawn += 1;
+                    if best.map_or(true, |(_, a, w)| lighter(active, slot.weight, a, w)) {
+                        best = Some((index, active, slot.weight));
+                    }
+                }
+                None => {
+                    self.rejected.insert(index);
+                    if self.rejected.count() >= self.weighted {
+                        return None;
+                    }
+                }
+            }
+        }
+        if let Some((index, _, _)) = best {
+            return Some(index);
+        }
+        // Every draw hit a skipped server: take the lightest of the rest, scanning from a random
+        // place so that ties do not always favour the same server.
+        let start = usize::try_from(self.rng.below(self.slots.len() as u64)).unwrap_or(0);
+        let mut lightest: Option<(usize, u32, u32)> = None;
+        for index in cycle_from(start, self.slots.len()) {
+            let Some(slot) = self.slots.get(index) else { continue };
+            if slot.weight == 0 || self.rejected.contains(index) {
+                continue;
+            }
+            if let Some(active) = load(slot.id) {
+                if lightest.map_or(true, |(_, a, w)| lighter(active, slot.weight, a, w)) {
+                    lightest = Some((index, active, slot.weight));
+                }
+            }
+        }
+        lightest.map(|(index, _, _)| index)
     }
 }

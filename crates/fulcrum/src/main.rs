@@ -1,1 +1,122 @@
-fn main() {}
+//! `fulcrum`: the command line.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use fulcrum_config::{Format, LoadOptions};
+
+mod demo;
+mod run;
+
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "fulcrum", version, about = "A high-availability load balancer: haproxy.cfg and TOML, health checks, live reload")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Toml,
+    Haproxy,
+}
+
+#[derive(clap::Args, Clone)]
+struct ConfigArgs {
+    /// Configuration file (TOML or haproxy.cfg); repeat to combine several.
+    #[arg(short = 'c', long = "config", required = true)]
+    files: Vec<PathBuf>,
+    /// Force the format instead of detecting it from the extension and content.
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// Turn "unsupported directive" errors into warnings.
+    #[arg(long)]
+    lenient: bool,
+}
+
+impl ConfigArgs {
+    fn options(&self) -> LoadOptions {
+        LoadOptions {
+            format: self.format.map(|f| match f {
+                FormatArg::Toml => Format::Toml,
+                FormatArg::Haproxy => Format::Haproxy,
+            }),
+            lenient: self.lenient,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the load balancer. SIGHUP reloads the files, SIGTERM/SIGINT drain and stop.
+    Run {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Worker threads (default: `nbthread`, else one per CPU).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Write access-log lines to this file instead of standard error.
+        #[arg(long)]
+        access_log: Option<PathBuf>,
+    },
+    /// Validate configuration files and report every problem as FILE:LINE: message (hint).
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Start three demo origins and a balancer in front of them.
+    Demo {
+        /// Balancer port on 127.0.0.1.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// First origin port (the three origins use this and the next two; 0: any free ports).
+        #[arg(long, default_value_t = 9001)]
+        origin_port: u16,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Run { config, threads, access_log } => run::run(&config.files, &config.options(), threads, access_log),
+        Command::Check { config } => check(&config),
+        Command::Demo { port, origin_port } => demo::demo(port, origin_port),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FULCRUM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn check(config: &ConfigArgs) -> ExitCode {
+    match fulcrum_config::load_files(&config.files, &config.options()) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("{w}");
+            }
+            let m = &loaded.model;
+            println!(
+                "Configuration is valid: {} frontend(s), {} backend(s), {} server(s).",
+                m.frontends.len(),
+                m.backends.len(),
+                m.backends.iter().map(|b| b.servers.len()).sum::<usize>()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("{} error(s): configuration is not valid.", errors.iter().filter(|d| d.severity == fulcrum_config::Severity::Error).count());
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,1 +1,165 @@
-//! placeholder
+//! fulcrum's data plane: SO_REUSEPORT listeners on worker threads, the L7 HTTP proxy, upstream
+//! pools, health-check tasks, and live reload.
+#![forbid(unsafe_code)]
+
+mod accesslog;
+mod acl;
+mod checks;
+mod cookie;
+mod errors;
+mod http;
+mod live;
+mod observe;
+mod snapshot;
+mod stats;
+mod upstream;
+mod worker;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use fulcrum_config::Model;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+pub use accesslog::AccessLog;
+pub use live::LiveRegistry;
+pub use snapshot::Snapshot;
+
+/// State every worker reads.
+#[derive(Debug)]
+pub struct Shared {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub live: LiveRegistry,
+    pub access_log: AccessLog,
+    /// `global maxconn`.
+    conn_limit: Arc<Semaphore>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Shared {
+    fn log_enabled(&self, fe: &snapshot::FrontendRt) -> bool {
+        fe.cfg.httplog
+    }
+}
+
+/// A running proxy: workers, listeners and checks.
+pub struct Proxy {
+    shared: Arc<Shared>,
+    workers: Vec<worker::Worker>,
+    listening: HashMap<SocketAddr, ()>,
+    checks: Vec<JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Compile `model`, bind every address on `threads` workers and start the checks. Must run
+    /// inside a Tokio runtime (the control runtime, which also runs the checks).
+    pub fn start(model: Model, threads: usize) -> Result<Proxy, String> {
+        let live = LiveRegistry::default();
+        let snapshot = Snapshot::build(model, &live)?;
+        let access_log = AccessLog::open(snapshot.model.global.access_log.as_deref())
+            .map_err(|e| format!("access log: {e}"))?;
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            conn_limit: Arc::new(Semaphore::new(snapshot.model.global.maxconn.max(1) as usize)),
+            snapshot: ArcSwap::from_pointee(snapshot),
+            live,
+            access_log,
+            shutdown,
+        });
+        let workers = (0..threads.max(1)).map(|i| worker::Worker::spawn(i, shared.clone())).collect::<Result<_, _>>()?;
+        let mut proxy = Proxy { shared, workers, listening: HashMap::new(), checks: Vec::new() };
+        proxy.sync_listeners()?;
+        proxy.checks = checks::spawn_checks(&proxy.shared.snapshot.load(), &proxy.shared);
+        Ok(proxy)
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Apply a new Model live: established connections stay, server health and counters carry
+    /// over, new addresses are bound and removed ones closed. On error nothing changes.
+    pub fn reload(&mut self, model: Model) -> Result<(), String> {
+        let snapshot = Snapshot::build(model, &self.shared.live)?;
+        let new_binds: Vec<SocketAddr> = snapshot.binds().filter(|a| !self.listening.contains_key(a)).collect();
+        let sockets = bind_all(&new_binds, self.workers.len())?;
+        self.shared.snapshot.store(Arc::new(snapshot));
+        for (addr, per_worker) in sockets {
+            for (w, sock) in self.workers.iter().zip(per_worker) {
+                w.listen(addr, sock);
+            }
+            self.listening.insert(addr, ());
+        }
+        let current: Vec<SocketAddr> = self.shared.snapshot.load().binds().collect();
+        let gone: Vec<SocketAddr> = self.listening.keys().filter(|a| !current.contains(a)).copied().collect();
+        for addr in gone {
+            for w in &self.workers {
+                w.close(addr);
+            }
+            self.listening.remove(&addr);
+        }
+        for task in self.checks.drain(..) {
+            task.abort();
+        }
+        self.checks = checks::spawn_checks(&self.shared.snapshot.load(), &self.shared);
+        Ok(())
+    }
+
+    fn sync_listeners(&mut self) -> Result<(), String> {
+        let binds: Vec<SocketAddr> = self.shared.snapshot.load().binds().collect();
+        let sockets = bind_all(&binds, self.workers.len())?;
+        for (addr, per_worker) in sockets {
+            for (w, sock) in self.workers.iter().zip(per_worker) {
+                w.listen(addr, sock);
+            }
+            self.listening.insert(addr, ());
+        }
+        Ok(())
+    }
+
+    /// Stop accepting, let in-flight requests finish (up to `grace`), then stop.
+    pub async fn shutdown(mut self, grace: Duration) {
+        for task in self.checks.drain(..) {
+            task.abort();
+        }
+        let _ = self.shared.shutdown.send(true);
+        let workers = std::mem::take(&mut self.workers);
+        let _ = tokio::task::spawn_blocking(move || {
+            for w in workers {
+                w.stop(grace);
+            }
+        })
+        .await;
+    }
+}
+
+/// Bind each address once per worker with SO_REUSEPORT, so the kernel spreads connections.
+fn bind_all(addrs: &[SocketAddr], workers: usize) -> Result<Vec<(SocketAddr, Vec<std::net::TcpListener>)>, String> {
+    addrs
+        .iter()
+        .map(|addr| {
+            let socks = (0..workers).map(|_| bind_one(*addr)).collect::<Result<Vec<_>, _>>()?;
+            Ok((*addr, socks))
+        })
+        .collect()
+}
+
+fn bind_one(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
+    use socket2::{Domain, Socket, Type};
+    let err = |e: std::io::Error| format!("cannot bind {addr}: {e}");
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(err)?;
+    socket.set_reuse_address(true).map_err(err)?;
+    socket.set_reuse_port(true).map_err(err)?;
+    if addr.is_ipv6() {
+        let _ = socket.set_only_v6(true);
+    }
+    socket.set_nodelay(true).map_err(err)?;
+    socket.bind(&addr.into()).map_err(err)?;
+    socket.listen(4096).map_err(err)?;
+    socket.set_nonblocking(true).map_err(err)?;
+    Ok(socket.into())
+}

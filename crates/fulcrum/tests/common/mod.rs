@@ -1,0 +1,205 @@
+//! Shared test helpers: launch the real `fulcrum` binary on a config file, and a small HTTP
+//! client on hyper's `client::conn` (so tests control connections exactly).
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+
+pub use fulcrum_testkit::{free_addr, Origin};
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh directory for one test's files.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "fulcrum-test-{}-{}-{}",
+        std::process::id(),
+        tag,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_fulcrum")
+}
+
+/// A running fulcrum process; killed on drop.
+pub struct Fulcrum {
+    pub child: Child,
+    pub config: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Fulcrum {
+    /// Write `config` to a file named `name` and run `fulcrum run -c` on it; wait until `wait_for` accepts.
+    pub fn start(name: &str, config: &str, wait_for: SocketAddr) -> Fulcrum {
+        Self::start_with(name, config, wait_for, &[])
+    }
+
+    pub fn start_with(name: &str, config: &str, wait_for: SocketAddr, extra: &[&str]) -> Fulcrum {
+        let dir = temp_dir("run");
+        let path = dir.join(name);
+        std::fs::write(&path, config).expect("write config");
+        let log = dir.join("stderr.log");
+        let child = Command::new(bin())
+            .args(["run", "-c"])
+            .arg(&path)
+            .args(extra)
+            .env("FULCRUM_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn fulcrum");
+        let mut f = Fulcrum { child, config: path, log };
+        f.wait_listening(wait_for);
+        f
+    }
+
+    pub fn wait_listening(&mut self, addr: SocketAddr) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("fulcrum exited early ({status}):\n{}", self.stderr());
+            }
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("fulcrum did not listen on {addr}:\n{}", self.stderr());
+    }
+
+    pub fn stderr(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().expect("kill");
+        assert!(status.success(), "kill -{sig} failed");
+    }
+
+    /// Wait until stderr contains `needle`; returns how long it took.
+    pub fn wait_log(&self, needle: &str, limit: Duration) -> Duration {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.stderr().contains(needle) {
+                return start.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("log never showed {needle:?} within {limit:?}:\n{}", self.stderr());
+    }
+
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Fulcrum {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+/// A response as the tests look at it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn served_by(&self) -> String {
+        self.headers.get("x-served-by").and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+    }
+}
+
+/// One client connection, kept alive across requests.
+pub struct Client {
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> std::io::Result<Client> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(Client { sender })
+    }
+
+    pub async fn request(&mut self, req: Request<Full<Bytes>>) -> Result<Reply, String> {
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let resp = self.sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok(Reply { status: parts.status.as_u16(), headers: parts.headers, body: String::from_utf8_lossy(&body).into_owned() })
+    }
+
+    pub async fn get(&mut self, path: &str) -> Result<Reply, String> {
+        self.request(get_request(path, &[])).await
+    }
+}
+
+pub fn get_request(path: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
+    let mut b = Request::get(path).header("host", "test.local");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Full::new(Bytes::new())).expect("request")
+}
+
+/// One GET on a new connection.
+pub async fn get(addr: SocketAddr, path: &str) -> Result<Reply, String> {
+    get_with(addr, path, &[]).await
+}
+
+pub async fn get_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Result<Reply, String> {
+    let mut c = Client::connect(addr).await.map_err(|e| e.to_string())?;
+    c.request(get_request(path, headers)).await
+}
+
+/// Count `served_by` over `n` sequential GETs on one keep-alive connection.
+pub async fn tally(addr: SocketAddr, path: &str, n: usize) -> std::collections::BTreeMap<String, usize> {
+    let mut c = Client::connect(addr).await.expect("connect");
+    let mut counts = std::collections::BTreeMap::new();
+    for _ in 0..n {
+        let r = c.get(path).await.expect("request");
+        assert_eq!(r.status, 200, "unexpected reply {r:?}");
+        *counts.entry(r.served_by()).or_insert(0) += 1;
+    }
+    counts
+}

@@ -1,0 +1,257 @@
+//! HTTP behaviour of the proxy: headers, errors, upgrades, routing, persistence, stats, and
+//! `fulcrum check` messages.
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn any() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("addr")
+}
+
+fn simple(bind: SocketAddr, extra_fe: &str, backend: &str) -> String {
+    format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 500ms\n    timeout client 5s\n    timeout server 5s\n    timeout http-request 2s\n\
+         frontend fe\n    bind {bind}\n    default_backend be\n{extra_fe}\
+         backend be\n{backend}"
+    )
+}
+
+/// Send raw bytes, read until the peer closes (or 3 s), return the text.
+fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    s.write_all(bytes).expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn forwards_host_appends_xff_and_strips_hop_by_hop() {
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let _f = Fulcrum::start("xff.cfg", &simple(bind, "", &format!("    option forwardfor\n    server a {}\n", a.addr)), bind);
+    let r = runtime()
+        .block_on(get_with(
+            bind,
+            "/headers",
+            &[("x-forwarded-for", "203.0.113.9"), ("connection", "keep-alive, x-secret"), ("x-secret", "1"), ("keep-alive", "timeout=5")],
+        ))
+        .expect("get");
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("host: test.local"), "{}", r.body);
+    let xff: Vec<&str> = r.body.lines().filter(|l| l.starts_with("x-forwarded-for")).collect();
+    assert_eq!(xff, vec!["x-forwarded-for: 203.0.113.9", "x-forwarded-for: 127.0.0.1"], "{}", r.body);
+    assert!(!r.body.contains("x-secret"), "{}", r.body);
+    assert!(!r.body.contains("keep-alive: timeout"), "{}", r.body);
+}
+
+#[test]
+fn bad_requests_get_4xx_not_a_crash() {
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let _f = Fulcrum::start("bad.cfg", &simple(bind, "", &format!("    server a {}\n", a.addr)), bind);
+    let garbage = raw(bind, b"GARBAGE\x01\x02 / HTTP/1.1\r\n\r\n");
+    assert!(garbage.starts_with("HTTP/1.1 400"), "{garbage:?}");
+    let huge = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(512 * 1024));
+    let big = raw(bind, huge.as_bytes());
+    assert!(big.starts_with("HTTP/1.1 431"), "{:?}", &big[..big.len().min(80)]);
+    // Still serving.
+    assert_eq!(runtime().block_on(get(bind, "/")).expect("get").status, 200);
+}
+
+#[test]
+fn expect_100_continue_and_streamed_upload() {
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let _f = Fulcrum::start("expect.cfg", &simple(bind, "", &format!("    server a {}\n", a.addr)), bind);
+    let mut s = TcpStream::connect(bind).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n").expect("write");
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).expect("read 100");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    s.write_all(b"hello").expect("body");
+    let n = s.read(&mut buf).expect("read reply");
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("a received 5 bytes"), "{reply}");
+}
+
+#[test]
+fn websocket_upgrade_is_tunnelled() {
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let _f = Fulcrum::start("ws.cfg", &simple(bind, "", &format!("    server a {}\n", a.addr)), bind);
+    let mut s = TcpStream::connect(bind).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").expect("write");
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).expect("read 101");
+    let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    s.write_all(b"ping over the tunnel").expect("write");
+    let n = s.read(&mut buf).expect("echo");
+    assert_eq!(&buf[..n], b"ping over the tunnel");
+}
+
+#[test]
+fn error_pages_502_503_504_and_errorfile() {
+    let a = Origin::spawn("a", any()).expect("origin");
+    let dir = temp_dir("errorfile");
+    let ef = dir.join("503.http");
+    std::fs::write(&ef, "HTTP/1.0 503 Service Unavailable\r\nCache-Control: no-cache\r\nContent-Type: text/html\r\n\r\n<html><body>custom sorry page</body></html>\n").expect("write");
+    let dead = free_addr();
+    let bind = free_addr();
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 200ms\n    timeout client 5s\n    timeout server 300ms\n    retries 1\n\
+         frontend fe\n    bind {bind}\n    acl slow path_beg /slow\n    use_backend live if slow\n    default_backend gone\n\
+         backend gone\n    errorfile 503 {}\n    server dead {dead}\n\
+         backend live\n    server a {}\n",
+        ef.display(),
+        a.addr
+    );
+    let _f = Fulcrum::start("err.cfg", &cfg, bind);
+    let rt = runtime();
+    let r = rt.block_on(get(bind, "/")).expect("get");
+    assert_eq!(r.status, 503);
+    assert!(r.body.contains("custom sorry page"), "{}", r.body);
+    let r = rt.block_on(get(bind, "/slow?ms=2000")).expect("get");
+    assert_eq!(r.status, 504, "timeout server 300ms: {}", r.body);
+    assert!(r.body.contains("504 Gateway Time-out") || r.body.contains("504"), "{}", r.body);
+}
+
+#[test]
+fn acl_routing() {
+    let web = Origin::spawn("web", any()).expect("origin");
+    let api = Origin::spawn("api", any()).expect("origin");
+    let admin = Origin::spawn("admin", any()).expect("origin");
+    let bind = free_addr();
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind {bind}\n    acl is_api path_beg /api\n    acl api_host hdr(host) -i api.example.com\n    acl is_post method POST\n    acl local src 127.0.0.0/8\n\
+         \x20   use_backend admin if {{ path_end .admin }} local\n    use_backend api if is_api or api_host\n    use_backend admin if is_post !is_api\n    default_backend web\n\
+         backend web\n    server web {}\nbackend api\n    server api {}\nbackend admin\n    server admin {}\n",
+        web.addr, api.addr, admin.addr
+    );
+    let _f = Fulcrum::start("acl.cfg", &cfg, bind);
+    runtime().block_on(async {
+        assert_eq!(get(bind, "/").await.expect("get").served_by(), "web");
+        assert_eq!(get(bind, "/api/v1").await.expect("get").served_by(), "api");
+        assert_eq!(get_with(bind, "/x", &[("host", "API.example.com")]).await.expect("get").served_by(), "api");
+        assert_eq!(get(bind, "/page.admin").await.expect("get").served_by(), "admin");
+    });
+}
+
+#[test]
+fn cookie_insert_and_stick_on_src_persist() {
+    let s1 = Origin::spawn("s1", any()).expect("origin");
+    let s2 = Origin::spawn("s2", any()).expect("origin");
+    let bind = free_addr();
+    let cfg = simple(
+        bind,
+        "",
+        &format!("    balance roundrobin\n    cookie SRVNAME insert indirect nocache\n    server s1 {} cookie WeB1\n    server s2 {} cookie WeB2\n", s1.addr, s2.addr),
+    );
+    let _f = Fulcrum::start("cookie.cfg", &cfg, bind);
+    runtime().block_on(async {
+        let first = get(bind, "/").await.expect("get");
+        let set = first.headers.get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let server = first.served_by();
+        let expected = if server == "s1" { "SRVNAME=WeB1" } else { "SRVNAME=WeB2" };
+        assert!(set.starts_with(expected), "{set}");
+        assert_eq!(first.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("private"));
+        for _ in 0..6 {
+            let r = get_with(bind, "/headers", &[("cookie", &format!("{expected}; other=1"))]).await.expect("get");
+            assert_eq!(r.served_by(), server);
+            // indirect: the server doesn't see our cookie, only the application's.
+            assert!(r.body.contains("cookie: other=1"), "{}", r.body);
+            assert!(!r.body.contains("SRVNAME"), "{}", r.body);
+            assert!(r.headers.get("set-cookie").is_none());
+        }
+    });
+
+    let bind2 = free_addr();
+    let cfg2 = simple(
+        bind2,
+        "",
+        &format!("    balance roundrobin\n    stick-table type ip size 1m expire 1h\n    stick on src\n    server s1 {}\n    server s2 {}\n", s1.addr, s2.addr),
+    );
+    let _g = Fulcrum::start("stick.cfg", &cfg2, bind2);
+    let counts = runtime().block_on(async {
+        let mut counts = std::collections::BTreeMap::new();
+        for _ in 0..10 {
+            *counts.entry(get(bind2, "/").await.expect("get").served_by()).or_insert(0) += 1;
+        }
+        counts
+    });
+    assert_eq!(counts.len(), 1, "stick on src keeps one client on one server: {counts:?}");
+}
+
+#[test]
+fn stats_page_with_auth() {
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let cfg = simple(bind, "    stats enable\n    stats uri /stats\n    stats auth admin:secret\n", &format!("    server a {}\n", a.addr));
+    let _f = Fulcrum::start("stats.cfg", &cfg, bind);
+    runtime().block_on(async {
+        assert_eq!(get(bind, "/stats").await.expect("get").status, 401);
+        let ok = get_with(bind, "/stats;csv", &[("authorization", "Basic YWRtaW46c2VjcmV0")]).await.expect("get");
+        assert_eq!(ok.status, 200);
+        assert!(ok.body.starts_with("# pxname,svname,"), "{}", ok.body);
+        assert!(ok.body.contains("be,a,"), "{}", ok.body);
+    });
+}
+
+#[test]
+fn access_log_line_per_request() {
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let dir = temp_dir("log");
+    let log = dir.join("access.log");
+    let cfg = simple(bind, "    option httplog\n", &format!("    server a {}\n", a.addr));
+    let _f = Fulcrum::start_with("log.cfg", &cfg, bind, &["--access-log", log.to_str().expect("utf-8 path")]);
+    runtime().block_on(async {
+        for _ in 0..3 {
+            get(bind, "/hello").await.expect("get");
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let text = std::fs::read_to_string(&log).expect("access log");
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("\"GET /hello HTTP/1.1\"")).collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].contains(" fe be/a "), "{}", lines[0]);
+    assert!(lines[0].contains(" 200 "), "{}", lines[0]);
+}
+
+#[test]
+fn check_reports_file_and_line_with_hints() {
+    let dir = temp_dir("check");
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(
+        &path,
+        "defaults\n    mode http\nfrontend fe\n    bind 127.0.0.1:1\n    default_backend be\nbackend be\n    balance roundrobbin\n    server a 127.0.0.1:2\n",
+    )
+    .expect("write");
+    let out = Command::new(bin()).args(["check", "-c"]).arg(&path).output().expect("run check");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:7:", path.display())), "{err}");
+    assert!(err.contains("did you mean roundrobin"), "{err}");
+
+    std::fs::write(&path, "defaults\n    mode http\nfrontend fe\n    bind 127.0.0.1:1\n    default_backend be\nbackend be\n    server a 127.0.0.1:2\n").expect("write");
+    let out = Command::new(bin()).args(["check", "-c"]).arg(&path).output().expect("run check");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -1,0 +1,177 @@
+//! ACLs compiled for the request path: regexes and networks are built once per snapshot.
+use std::net::IpAddr;
+
+use fulcrum_config::{Acl, Condition, Fetch, MatchKind};
+use http::request::Parts;
+
+#[derive(Debug)]
+enum Matcher {
+    Exact(Vec<String>),
+    Prefix(Vec<String>),
+    Suffix(Vec<String>),
+    Substring(Vec<String>),
+    Regex(Vec<regex::Regex>),
+    Ip(Vec<(IpAddr, u8)>),
+}
+
+#[derive(Debug)]
+pub struct CompiledAcl {
+    pub name: String,
+    fetch: Fetch,
+    matcher: Matcher,
+    ignore_case: bool,
+}
+
+impl CompiledAcl {
+    pub fn compile(acl: &Acl) -> Result<Self, String> {
+        let lower = |v: &Vec<String>| -> Vec<String> {
+            if acl.ignore_case {
+                v.iter().map(|p| p.to_ascii_lowercase()).collect()
+            } else {
+                v.clone()
+            }
+        };
+        let matcher = match acl.kind {
+            MatchKind::Exact => Matcher::Exact(lower(&acl.patterns)),
+            MatchKind::Prefix => Matcher::Prefix(lower(&acl.patterns)),
+            MatchKind::Suffix => Matcher::Suffix(lower(&acl.patterns)),
+            MatchKind::Substring => Matcher::Substring(lower(&acl.patterns)),
+            MatchKind::Regex => Matcher::Regex(
+                acl.patterns
+                    .iter()
+                    .map(|p| {
+                        regex::RegexBuilder::new(p)
+                            .case_insensitive(acl.ignore_case)
+                            .build()
+                            .map_err(|e| format!("acl {}: bad regex {p:?}: {e}", acl.name))
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            MatchKind::Ip => Matcher::Ip(
+                acl.patterns
+                    .iter()
+                    .map(|p| parse_net(p).ok_or_else(|| format!("acl {}: bad address {p:?}", acl.name)))
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        Ok(CompiledAcl { name: acl.name.clone(), fetch: acl.fetch.clone(), matcher, ignore_case: acl.ignore_case })
+    }
+
+    pub fn matches(&self, req: &Parts, client: IpAddr) -> bool {
+        match &self.fetch {
+            Fetch::Src => match &self.matcher {
+                Matcher::Ip(nets) => nets.iter().any(|(net, len)| in_net(client, *net, *len)),
+                _ => self.match_str(&client.to_string()),
+            },
+            Fetch::Path => self.match_str(req.uri.path()),
+            Fetch::Method => self.match_str(req.method.as_str()),
+            Fetch::Header(name) => req
+                .headers
+                .get_all(name.as_str())
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| self.match_str(v.trim())),
+        }
+    }
+
+    fn match_str(&self, value: &str) -> bool {
+        let owned;
+        let v = if self.ignore_case && !matches!(self.matcher, Matcher::Regex(_)) {
+            owned = value.to_ascii_lowercase();
+            owned.as_str()
+        } else {
+            value
+        };
+        match &self.matcher {
+            Matcher::Exact(p) => p.iter().any(|p| v == p),
+            Matcher::Prefix(p) => p.iter().any(|p| v.starts_with(p.as_str())),
+            Matcher::Suffix(p) => p.iter().any(|p| v.ends_with(p.as_str())),
+            Matcher::Substring(p) => p.iter().any(|p| v.contains(p.as_str())),
+            Matcher::Regex(r) => r.iter().any(|r| r.is_match(v)),
+            Matcher::Ip(nets) => v.parse().map(|ip| nets.iter().any(|(n, l)| in_net(ip, *n, *l))).unwrap_or(false),
+        }
+    }
+}
+
+/// `ADDR` or `ADDR/LEN`.
+pub fn parse_net(s: &str) -> Option<(IpAddr, u8)> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a.parse::<IpAddr>().ok()?, Some(l.parse::<u8>().ok()?)),
+        None => (s.parse::<IpAddr>().ok()?, None),
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let len = len.unwrap_or(max);
+    (len <= max).then_some((addr, len))
+}
+
+fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+    let ip = match (ip, net) {
+        (IpAddr::V6(v6), IpAddr::V4(_)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        _ => ip,
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// A condition with ACL names resolved to indexes.
+#[derive(Debug)]
+pub struct CompiledCondition {
+    unless: bool,
+    alternatives: Vec<Vec<(bool, usize)>>,
+}
+
+impl CompiledCondition {
+    pub fn compile(cond: &Condition, acls: &[CompiledAcl]) -> Result<Self, String> {
+        let alternatives = cond
+            .alternatives
+            .iter()
+            .map(|terms| {
+                terms
+                    .iter()
+                    .map(|t| {
+                        acls.iter()
+                            .position(|a| a.name == t.acl)
+                            .map(|i| (t.negate, i))
+                            .ok_or_else(|| format!("unknown acl {:?}", t.acl))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CompiledCondition { unless: cond.unless, alternatives })
+    }
+
+    pub fn eval(&self, acls: &[CompiledAcl], req: &Parts, client: IpAddr) -> bool {
+        let hit = self.alternatives.iter().any(|terms| {
+            terms
+                .iter()
+                .all(|(negate, i)| acls.get(*i).map(|a| a.matches(req, client)).unwrap_or(false) != *negate)
+        });
+        hit != self.unless
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks() {
+        let (n, l) = parse_net("10.0.0.0/8").expect("valid");
+        assert!(in_net("10.1.2.3".parse().expect("ip"), n, l));
+        assert!(!in_net("11.1.2.3".parse().expect("ip"), n, l));
+        assert!(in_net("::ffff:10.1.2.3".parse().expect("ip"), n, l));
+        let (n, l) = parse_net("0.0.0.0/0").expect("valid");
+        assert!(in_net("8.8.8.8".parse().expect("ip"), n, l));
+        assert!(parse_net("10.0.0.0/33").is_none());
+        assert!(parse_net("nonsense").is_none());
+    }
+}

@@ -1,0 +1,108 @@
+//! Active health-check tasks: one per checked server, driving the pure [`HealthMachine`].
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fulcrum_balance::ServerId;
+use fulcrum_health::{run_check, CheckSpec, CompiledHttpCheck, Intervals, Transition};
+use tokio::task::JoinHandle;
+
+use crate::live::lock;
+use crate::snapshot::{BackendRt, Snapshot};
+use crate::Shared;
+
+/// Start the checks of a snapshot. The caller aborts them when the snapshot is replaced; the
+/// health state itself lives on in the live registry.
+pub fn spawn_checks(snap: &Snapshot, shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for backend in &snap.backends {
+        let checked: Vec<ServerId> =
+            (0..backend.servers.len()).filter(|i| backend.servers[*i].cfg.check && !backend.servers[*i].cfg.disabled).collect();
+        let count = checked.len().max(1) as u32;
+        for (n, id) in checked.into_iter().enumerate() {
+            let server = &backend.servers[id].cfg;
+            let spec = match &backend.cfg.http_check {
+                None => CheckSpec::Tcp,
+                Some(hc) => match CompiledHttpCheck::new(hc, &server.addr.ip().to_string()) {
+                    Ok(c) => CheckSpec::Http(c),
+                    Err(e) => {
+                        tracing::error!(backend = %backend.cfg.name, "http-check: {e}");
+                        continue;
+                    }
+                },
+            };
+            // Spread first checks over one interval, as HAProxy does, so they don't all fire at once.
+            let first = server.inter / count * n as u32;
+            tasks.push(tokio::spawn(check_loop(backend.clone(), id, spec, first, shared.clone())));
+        }
+        if backend.servers.iter().any(|s| s.cfg.slowstart.is_some()) {
+            tasks.push(tokio::spawn(slowstart_ticker(backend.clone())));
+        }
+    }
+    tasks
+}
+
+async fn check_loop(backend: Arc<BackendRt>, id: ServerId, spec: CheckSpec, first: Duration, shared: Arc<Shared>) {
+    let Some(server) = backend.servers.get(id) else { return };
+    let cfg = &server.cfg;
+    let intervals = Intervals {
+        inter: cfg.inter,
+        fastinter: cfg.fastinter.unwrap_or(cfg.inter),
+        downinter: cfg.downinter.unwrap_or(cfg.inter),
+    };
+    let timeout = backend.cfg.timeout_check.unwrap_or(cfg.inter).max(Duration::from_millis(1));
+    let target = cfg.check_addr.unwrap_or(cfg.addr);
+    tokio::time::sleep(first).await;
+    loop {
+        let outcome = run_check(target, &spec, timeout).await;
+        *lock(&server.live.last_check) = outcome.reason.clone();
+        let (transition, next) = {
+            let mut machine = lock(&server.live.machine);
+            let t = machine.record(outcome.ok);
+            (t, machine.next_interval(&intervals))
+        };
+        if let Some(t) = transition {
+            let reason = format!("{}, check duration: {}ms", outcome.reason, outcome.duration.as_millis());
+            apply_transition(&backend, id, t, &reason, &shared);
+        }
+        tokio::time::sleep(next).await;
+    }
+}
+
+/// Act on a health change: flip the server, rebuild the scheduler, log it as HAProxy would.
+pub fn apply_transition(backend: &Arc<BackendRt>, id: ServerId, t: Transition, reason: &str, _shared: &Shared) {
+    let Some(server) = backend.servers.get(id) else { return };
+    server.live.set_up(t == Transition::WentUp);
+    backend.rebuild(Instant::now());
+    let active = backend.servers.iter().filter(|s| !s.cfg.backup && !s.cfg.disabled && s.live.is_up()).count();
+    let backups = backend.servers.iter().filter(|s| s.cfg.backup && !s.cfg.disabled && s.live.is_up()).count();
+    let kind = if server.cfg.backup { "Backup server" } else { "Server" };
+    let state = if t == Transition::WentUp { "UP" } else { "DOWN" };
+    tracing::warn!(
+        "{kind} {}/{} is {state}, reason: {reason}. {active} active and {backups} backup servers left. {} sessions active, {} remaining in queue.",
+        backend.cfg.name,
+        server.cfg.name,
+        server.live.active.load(std::sync::atomic::Ordering::Relaxed),
+        backend.queued()
+    );
+    if active + backups == 0 {
+        tracing::error!("backend {} has no server available!", backend.cfg.name);
+    }
+}
+
+/// While a server ramps up under `slowstart`, refresh its weight in the scheduler.
+async fn slowstart_ticker(backend: Arc<BackendRt>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut was_ramping = false;
+    loop {
+        tick.tick().await;
+        let ramping = backend
+            .servers
+            .iter()
+            .any(|s| s.cfg.slowstart.is_some_and(|d| lock(&s.live.up_since).is_some_and(|t| t.elapsed() < d)));
+        // One more rebuild after the ramp ends sets the full weight.
+        if ramping || was_ramping {
+            backend.rebuild(Instant::now());
+        }
+        was_ramping = ramping;
+    }
+}

@@ -1,0 +1,92 @@
+//! Cookie persistence (`cookie NAME insert|prefix|rewrite`). The `Cookie` header is split on
+//! `;` and `=` only: values are passed through untouched.
+use fulcrum_balance::ServerId;
+use fulcrum_config::{Cookie, CookieMode};
+use http::header::{self, HeaderMap, HeaderValue};
+
+use crate::snapshot::BackendRt;
+
+/// The server a request's cookie names, and the `Cookie` header to forward instead of the
+/// original when it must change (insert+indirect drops ours; prefix strips `SRV~`).
+pub fn find_server(backend: &BackendRt, cookie: &Cookie, headers: &HeaderMap) -> Option<(ServerId, Option<HeaderValue>)> {
+    for value in headers.get_all(header::COOKIE) {
+        let Ok(text) = value.to_str() else { continue };
+        let mut found = None;
+        let mut kept: Vec<String> = Vec::new();
+        for pair in text.split(';') {
+            let pair = pair.trim();
+            let (name, val) = pair.split_once('=').unwrap_or((pair, ""));
+            if name != cookie.name || found.is_some() {
+                kept.push(pair.to_string());
+                continue;
+            }
+            let (server_value, rest) = match cookie.mode {
+                CookieMode::Prefix => match val.split_once('~') {
+                    Some((srv, rest)) => (srv, Some(rest)),
+                    None => (val, None),
+                },
+                _ => (val, None),
+            };
+            found = backend.servers.iter().position(|s| s.cfg.cookie.as_deref() == Some(server_value));
+            match (cookie.mode, rest) {
+                (CookieMode::Prefix, Some(rest)) => kept.push(format!("{name}={rest}")),
+                (CookieMode::Insert, _) if cookie.indirect => {}
+                _ => kept.push(pair.to_string()),
+            }
+        }
+        if let Some(id) = found {
+            let rewritten = HeaderValue::from_str(&kept.join("; ")).ok();
+            return Some((id, rewritten));
+        }
+    }
+    None
+}
+
+/// Prefix mode: `Set-Cookie: NAME=v` from the server becomes `NAME=SRV~v`.
+pub fn prefix_set_cookie(headers: &mut HeaderMap, name: &str, server: &str) {
+    edit_set_cookie(headers, name, |v| format!("{server}~{v}"));
+}
+
+/// Rewrite mode: the server's `Set-Cookie: NAME=...` value is replaced by the server's id.
+pub fn rewrite_set_cookie(headers: &mut HeaderMap, name: &str, server: &str) {
+    edit_set_cookie(headers, name, |_| server.to_string());
+}
+
+fn edit_set_cookie(headers: &mut HeaderMap, name: &str, edit: impl Fn(&str) -> String) {
+    let values: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).iter().cloned().collect();
+    if values.is_empty() {
+        return;
+    }
+    headers.remove(header::SET_COOKIE);
+    for v in values {
+        let new = v.to_str().ok().and_then(|text| {
+            let (pair, attrs) = text.split_once(';').map(|(p, a)| (p, Some(a))).unwrap_or((text, None));
+            let (n, val) = pair.split_once('=')?;
+            (n.trim() == name).then(|| {
+                let mut out = format!("{}={}", n.trim(), edit(val));
+                if let Some(a) = attrs {
+                    out.push(';');
+                    out.push_str(a);
+                }
+                out
+            })
+        });
+        let value = new.and_then(|n| HeaderValue::from_str(&n).ok()).unwrap_or(v);
+        headers.append(header::SET_COOKIE, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_rewrites_only_the_named_cookie() {
+        let mut h = HeaderMap::new();
+        h.append(header::SET_COOKIE, HeaderValue::from_static("PHPSESSID=abc; path=/"));
+        h.append(header::SET_COOKIE, HeaderValue::from_static("other=1"));
+        prefix_set_cookie(&mut h, "PHPSESSID", "WeB1");
+        let all: Vec<_> = h.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap_or("")).collect();
+        assert_eq!(all, vec!["PHPSESSID=WeB1~abc; path=/", "other=1"]);
+    }
+}

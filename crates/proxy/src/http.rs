@@ -1,0 +1,613 @@
+//! The L7 request path: route, pick a server, forward with retries, stream the answer back.
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use fulcrum_balance::{Algorithm, ServerId};
+use fulcrum_config::{ConnMode, CookieMode, HttpReuse};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::accesslog::LogEntry;
+use crate::errors::error_page;
+use crate::live::lock;
+use crate::observe::{observe_result, Observation};
+use crate::snapshot::{BackendRt, FrontendRt, Snapshot};
+use crate::upstream::{self, Sender, Upstream};
+use crate::Shared;
+
+pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
+
+/// A pooled connection idle longer than this may have been closed by the server as we reuse
+/// it; a request that cannot be replayed is not sent on one.
+const SAFE_IDLE: Duration = Duration::from_millis(1500);
+
+/// Per-connection context of the client side.
+#[derive(Debug, Clone)]
+pub struct ClientConn {
+    pub peer: SocketAddr,
+    pub bind: SocketAddr,
+}
+
+pub async fn handle(
+    mut req: Request<Incoming>,
+    conn: Arc<ClientConn>,
+    shared: Arc<Shared>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let start = Instant::now();
+    let snap = shared.snapshot.load_full();
+    let Some(fe) = snap.frontend_for(&conn.bind) else {
+        return Ok(plain_error(StatusCode::SERVICE_UNAVAILABLE, &snap, None, None));
+    };
+    if let Some(stats) = &fe.cfg.stats {
+        if req.uri().path().starts_with(stats.uri.as_str()) {
+            return Ok(crate::stats::serve(&req, stats, &snap, &shared).map(Either::Right));
+        }
+    }
+    let client_upgrade = is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let client_ip = conn.peer.ip();
+    let Some(backend) = fe.route(&parts, client_ip).cloned() else {
+        return Ok(plain_error(StatusCode::SERVICE_UNAVAILABLE, &snap, Some(fe), None));
+    };
+    let mut entry = shared.log_enabled(fe).then(|| LogEntry {
+        client: conn.peer,
+        accepted: SystemTime::now(),
+        start,
+        frontend: fe.cfg.name.clone(),
+        backend: backend.cfg.name.clone(),
+        server: "<NOSRV>".into(),
+        tw: -1,
+        tc: -1,
+        tr: -1,
+        status: 0,
+        retries: 0,
+        request_line: format!("{} {} {:?}", parts.method, parts.uri, parts.version),
+    });
+
+    let key = hash_key(&backend.cfg.algorithm, &parts, client_ip);
+    let (preferred, cookie_ok) = persistence(&backend, &mut parts, client_ip);
+    prepare_request_headers(&mut parts, fe, &backend, client_ip, client_upgrade.is_some());
+    let replayable = body.is_end_stream() && matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let mut request = Some(Request::from_parts(parts, body));
+
+    let mut tried: Vec<ServerId> = Vec::new();
+    let mut attempt: u32 = 0;
+    let queue_deadline = Instant::now() + backend.cfg.timeout_queue;
+    loop {
+        let preferred = if attempt == 0 { preferred } else { None };
+        // Without `option redispatch`, a retry goes back to the same server.
+        let exclude: &[ServerId] = if backend.cfg.redispatch || attempt == 0 { &tried } else { &[] };
+        let sticky_retry = (!backend.cfg.redispatch && attempt > 0).then(|| tried.last().copied()).flatten();
+        let picked = match sticky_retry {
+            Some(id) if backend.servers.get(id).is_some_and(|s| s.live.try_reserve(s.cfg.maxconn)) => Pick::Server(id),
+            _ => pick_server(&backend, key.as_deref(), exclude, preferred),
+        };
+        let id = match picked {
+            Pick::Server(id) => id,
+            Pick::NoServer => return Ok(fail(StatusCode::SERVICE_UNAVAILABLE, &snap, fe, &backend, entry, &shared)),
+            Pick::Full => match wait_in_queue(&backend, queue_deadline).await {
+                true => continue,
+                false => return Ok(fail(StatusCode::SERVICE_UNAVAILABLE, &snap, fe, &backend, entry, &shared)),
+            },
+        };
+        let server = &backend.servers[id];
+        if let Some(e) = entry.as_mut() {
+            e.server.clone_from(&server.cfg.name);
+            e.tw = ms(start.elapsed());
+        }
+        server.live.total.fetch_add(1, Ordering::Relaxed);
+        let t_connect = Instant::now();
+        let addr = server.cfg.addr;
+        let mut up = match get_connection(addr, &backend, replayable).await {
+            Ok(up) => up,
+            Err(err) => {
+                tracing::debug!(backend = %backend.cfg.name, server = %server.cfg.name, "{err}");
+                server.live.connect_errors.fetch_add(1, Ordering::Relaxed);
+                release(&backend, id);
+                observe_result(&backend, id, Observation::ConnectFailed, &shared);
+                tried.push(id);
+                attempt += 1;
+                if attempt > backend.cfg.retries {
+                    return Ok(fail(StatusCode::SERVICE_UNAVAILABLE, &snap, fe, &backend, entry, &shared));
+                }
+                server.live.retries.fetch_add(1, Ordering::Relaxed);
+                if let Some(e) = entry.as_mut() {
+                    e.retries = attempt;
+                }
+                continue;
+            }
+        };
+        if let Some(e) = entry.as_mut() {
+            e.tc = ms(t_connect.elapsed());
+        }
+        let Some(req) = request.take() else {
+            release(&backend, id);
+            return Ok(fail(StatusCode::BAD_GATEWAY, &snap, fe, &backend, entry, &shared));
+        };
+        let t_send = Instant::now();
+        let sent = tokio::time::timeout(backend.cfg.timeout_server, up.sender.try_send_request(req)).await;
+        let mut resp = match sent {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(mut err)) => {
+                release(&backend, id);
+                match err.take_message() {
+                    // Never written: safe to send again, on another connection.
+                    Some(req) => {
+                        request = Some(req);
+                        if up.idle_for.is_none() {
+                            tried.push(id);
+                            attempt += 1;
+                            if attempt > backend.cfg.retries {
+                                return Ok(fail(StatusCode::BAD_GATEWAY, &snap, fe, &backend, entry, &shared));
+                            }
+                        }
+                        continue;
+                    }
+                    None => {
+                        server.live.response_errors.fetch_add(1, Ordering::Relaxed);
+                        observe_result(&backend, id, Observation::ResponseFailed, &shared);
+                        return Ok(fail(StatusCode::BAD_GATEWAY, &snap, fe, &backend, entry, &shared));
+                    }
+                }
+            }
+            Err(_) => {
+                release(&backend, id);
+                server.live.response_errors.fetch_add(1, Ordering::Relaxed);
+                observe_result(&backend, id, Observation::Timeout, &shared);
+                return Ok(fail(StatusCode::GATEWAY_TIMEOUT, &snap, fe, &backend, entry, &shared));
+            }
+        };
+        observe_result(&backend, id, Observation::Status(resp.status().as_u16()), &shared);
+        if let Some(e) = entry.as_mut() {
+            e.tr = ms(t_send.elapsed());
+            e.status = resp.status().as_u16();
+        }
+        if let Some(stick) = &backend.stick {
+            lock(stick).insert(client_ip, id, Instant::now());
+        }
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client_upgrade) = client_upgrade {
+                let server_upgrade = hyper::upgrade::on(&mut resp);
+                let idle = backend.cfg.timeout_tunnel;
+                let done = Done::new(&backend, id, None, entry, &shared);
+                tokio::spawn(tunnel(client_upgrade, server_upgrade, idle, done));
+                let (parts, _) = resp.into_parts();
+                return Ok(Response::from_parts(parts, Either::Right(Full::new(Bytes::new()))));
+            }
+        }
+
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        if let Some(value) = cookie_to_set(&backend, id, cookie_ok, &mut parts.headers) {
+            parts.headers.append(header::SET_COOKIE, value);
+            if backend.cfg.cookie.as_ref().is_some_and(|c| c.nocache) {
+                parts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+            }
+        }
+        if fe.cfg.conn_mode == ConnMode::Close {
+            parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let reusable = backend.cfg.http_reuse != HttpReuse::Never && backend.cfg.conn_mode == ConnMode::KeepAlive;
+        let done = Done::new(&backend, id, reusable.then_some(up.sender), entry, &shared);
+        return Ok(Response::from_parts(parts, Either::Left(UpstreamBody::new(body, done))));
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+enum Pick {
+    Server(ServerId),
+    /// Eligible servers exist but all are at `maxconn`: queue.
+    Full,
+    NoServer,
+}
+
+/// Choose a server and reserve a connection slot on it.
+fn pick_server(backend: &BackendRt, key: Option<&[u8]>, tried: &[ServerId], preferred: Option<ServerId>) -> Pick {
+    if let Some(id) = preferred.filter(|id| !tried.contains(id) && backend.usable(*id)) {
+        let s = &backend.servers[id];
+        if s.live.try_reserve(s.cfg.maxconn) {
+            return Pick::Server(id);
+        }
+    }
+    let full = std::cell::Cell::new(false);
+    for _ in 0..4 {
+        let load = |id: ServerId| -> Option<u32> {
+            let s = backend.servers.get(id)?;
+            if tried.contains(&id) {
+                return None;
+            }
+            let active = s.live.active.load(Ordering::Relaxed);
+            if s.cfg.maxconn > 0 && active >= s.cfg.maxconn {
+                full.set(true);
+                return None;
+            }
+            Some(active)
+        };
+        let picked = lock(&backend.scheduler).pick(key, &load);
+        match picked {
+            Some(id) => {
+                let s = &backend.servers[id];
+                if s.live.try_reserve(s.cfg.maxconn) {
+                    return Pick::Server(id);
+                }
+                full.set(true);
+            }
+            None => break,
+        }
+    }
+    if full.get() {
+        Pick::Full
+    } else {
+        Pick::NoServer
+    }
+}
+
+/// Wait for a slot until the `timeout queue` deadline. False when the queue is full or time is up.
+async fn wait_in_queue(backend: &BackendRt, deadline: Instant) -> bool {
+    if backend.max_queue > 0 && backend.queued() >= backend.max_queue {
+        return false;
+    }
+    backend.queued.fetch_add(1, Ordering::Relaxed);
+    let woke = tokio::time::timeout_at(deadline.into(), backend.slot_freed.notified()).await.is_ok();
+    backend.queued.fetch_sub(1, Ordering::Relaxed);
+    woke
+}
+
+pub(crate) fn release(backend: &BackendRt, id: ServerId) {
+    if let Some(s) = backend.servers.get(id) {
+        s.live.release();
+        if backend.queued() > 0 {
+            backend.slot_freed.notify_one();
+        }
+    }
+}
+
+/// A pooled connection when reuse allows it, else a new one.
+async fn get_connection(addr: SocketAddr, backend: &BackendRt, replayable: bool) -> Result<Upstream, upstream::ConnectError> {
+    let reuse = backend.cfg.http_reuse != HttpReuse::Never && backend.cfg.conn_mode == ConnMode::KeepAlive;
+    if reuse {
+        while let Some(mut up) = upstream::take_idle(addr) {
+            // A request that could not be sent again is not risked on a connection the server
+            // may be closing right now (`http-reuse safe`); `always` takes the risk.
+            let stale = up.idle_for.is_some_and(|d| d > SAFE_IDLE);
+            if stale && !replayable && backend.cfg.http_reuse != HttpReuse::Always {
+                continue;
+            }
+            if up.sender.ready().await.is_ok() {
+                return Ok(up);
+            }
+        }
+    }
+    upstream::connect(addr, backend.cfg.timeout_connect).await
+}
+
+/// The bytes the balance algorithm hashes, if it is a hash algorithm and the key is present.
+fn hash_key(algo: &Algorithm, parts: &http::request::Parts, client: IpAddr) -> Option<Vec<u8>> {
+    match algo {
+        Algorithm::Source => Some(match client {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(|v4| v4.octets().to_vec()).unwrap_or(v6.octets().to_vec()),
+        }),
+        Algorithm::Uri { whole, len, depth } => {
+            let mut s = if *whole {
+                parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+            } else {
+                parts.uri.path()
+            };
+            if let Some(depth) = depth {
+                if let Some((i, _)) = s.match_indices('/').nth(*depth) {
+                    s = &s[..i];
+                }
+            }
+            let mut bytes = s.as_bytes();
+            if let Some(len) = len {
+                bytes = &bytes[..bytes.len().min(*len)];
+            }
+            Some(bytes.to_vec())
+        }
+        Algorithm::UrlParam { name } => parts.uri.query().and_then(|q| {
+            q.split('&').find_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                (k == name).then(|| v.as_bytes().to_vec())
+            })
+        }),
+        Algorithm::Hdr { name, use_domain_only } => {
+            let v = parts.headers.get(name.as_str())?.to_str().ok()?;
+            if *use_domain_only {
+                let host = v.split(':').next().unwrap_or(v);
+                let labels: Vec<&str> = host.split('.').collect();
+                let n = labels.len();
+                let domain = if n >= 2 { labels[n - 2] } else { host };
+                Some(domain.as_bytes().to_vec())
+            } else {
+                Some(v.as_bytes().to_vec())
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The server persistence points at (cookie or stick table), and whether the client already
+/// holds a valid persistence cookie. Strips what the server must not see (`indirect`, prefix).
+fn persistence(backend: &BackendRt, parts: &mut http::request::Parts, client: IpAddr) -> (Option<ServerId>, bool) {
+    if let Some(cookie) = &backend.cfg.cookie {
+        if let Some((id, rewritten)) = crate::cookie::find_server(backend, cookie, &parts.headers) {
+            let valid = backend.usable(id);
+            if let Some(value) = rewritten {
+                parts.headers.insert(header::COOKIE, value);
+            }
+            if valid {
+                return (Some(id), true);
+            }
+        }
+    }
+    if let Some(stick) = &backend.stick {
+        if let Some(id) = lock(stick).get(&client, Instant::now()) {
+            return (Some(id), false);
+        }
+    }
+    (None, false)
+}
+
+/// `Set-Cookie` for insert mode; for prefix mode, rewrite the server's own cookie in place.
+fn cookie_to_set(backend: &BackendRt, id: ServerId, client_had_it: bool, headers: &mut HeaderMap) -> Option<HeaderValue> {
+    let cookie = backend.cfg.cookie.as_ref()?;
+    let server = backend.servers.get(id)?;
+    match cookie.mode {
+        CookieMode::Insert => {
+            // A client that already holds a valid cookie keeps it.
+            (!client_had_it).then(|| server.set_cookie.clone()).flatten()
+        }
+        CookieMode::Prefix => {
+            crate::cookie::prefix_set_cookie(headers, &cookie.name, server.cfg.cookie.as_deref()?);
+            None
+        }
+        CookieMode::Rewrite => {
+            crate::cookie::rewrite_set_cookie(headers, &cookie.name, server.cfg.cookie.as_deref()?);
+            None
+        }
+    }
+}
+
+static HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))))
+}
+
+/// RFC 9110 §7.6.1: drop `Connection` and every header it names, and the fixed hop-by-hop set.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if let Some(conn) = headers.get(header::CONNECTION) {
+        let named: Vec<HeaderName> = conn
+            .to_str()
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        if headers.contains_key(name) {
+            headers.remove(name);
+        }
+    }
+}
+
+fn prepare_request_headers(
+    parts: &mut http::request::Parts,
+    fe: &FrontendRt,
+    backend: &BackendRt,
+    client: IpAddr,
+    upgrade: bool,
+) {
+    let upgrade_to = upgrade.then(|| parts.headers.get(header::UPGRADE).cloned()).flatten();
+    strip_hop_by_hop(&mut parts.headers);
+    // We answer `Expect: 100-continue` ourselves when we start reading the body.
+    parts.headers.remove(header::EXPECT);
+    if let Some(proto) = upgrade_to {
+        parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts.headers.insert(header::UPGRADE, proto);
+    } else if backend.cfg.conn_mode != ConnMode::KeepAlive
+        || fe.cfg.conn_mode == ConnMode::Close
+        || backend.cfg.http_reuse == HttpReuse::Never
+    {
+        parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if let Some(ff) = backend.cfg.forwardfor.as_ref().or(fe.cfg.forwardfor.as_ref()) {
+        if !(ff.if_none && parts.headers.contains_key(ff.header.as_str())) {
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::from_bytes(ff.header.as_bytes()), HeaderValue::from_str(&client_ip_text(client)))
+            {
+                parts.headers.append(name, value);
+            }
+        }
+    }
+}
+
+fn client_ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_else(|| v6.to_string()),
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
+fn fail(
+    status: StatusCode,
+    snap: &Snapshot,
+    fe: &FrontendRt,
+    backend: &Arc<BackendRt>,
+    entry: Option<LogEntry>,
+    shared: &Arc<Shared>,
+) -> Response<ProxyBody> {
+    let resp = plain_error(status, snap, Some(fe), Some(backend));
+    if let Some(mut e) = entry {
+        e.status = status.as_u16();
+        shared.access_log.write(&e.format(resp_len(&resp)));
+    }
+    resp
+}
+
+fn resp_len(resp: &Response<ProxyBody>) -> u64 {
+    resp.body().size_hint().exact().unwrap_or(0)
+}
+
+pub(crate) fn plain_error(
+    status: StatusCode,
+    _snap: &Snapshot,
+    fe: Option<&FrontendRt>,
+    backend: Option<&Arc<BackendRt>>,
+) -> Response<ProxyBody> {
+    let mut layers = Vec::with_capacity(2);
+    if let Some(b) = backend {
+        layers.push(&b.errors);
+    }
+    if let Some(f) = fe {
+        layers.push(&f.errors);
+    }
+    let page = error_page(status, &layers);
+    let mut resp = Response::new(Either::Right(Full::new(page.body)));
+    *resp.status_mut() = page.status;
+    *resp.headers_mut() = page.headers;
+    resp
+}
+
+/// Runs when the response is over (body read to the end, or abandoned): frees the server slot,
+/// returns the upstream connection to the pool if it is clean, writes the log line.
+pub struct Done {
+    backend: Arc<BackendRt>,
+    server: ServerId,
+    sender: Option<Sender>,
+    entry: Option<LogEntry>,
+    shared: Arc<Shared>,
+    bytes: u64,
+    complete: bool,
+}
+
+impl Done {
+    fn new(backend: &Arc<BackendRt>, server: ServerId, sender: Option<Sender>, entry: Option<LogEntry>, shared: &Arc<Shared>) -> Done {
+        Done { backend: backend.clone(), server, sender, entry, shared: shared.clone(), bytes: 0, complete: false }
+    }
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        release(&self.backend, self.server);
+        if let (true, Some(sender)) = (self.complete, self.sender.take()) {
+            if let Some(s) = self.backend.servers.get(self.server) {
+                upstream::put_idle(s.cfg.addr, sender);
+            }
+        }
+        if let Some(e) = &self.entry {
+            self.shared.access_log.write(&e.format(self.bytes));
+        }
+    }
+}
+
+/// The upstream response body, streamed frame by frame to the client.
+pub struct UpstreamBody {
+    inner: Incoming,
+    done: Option<Done>,
+}
+
+impl UpstreamBody {
+    fn new(inner: Incoming, mut done: Done) -> Self {
+        if inner.is_end_stream() {
+            done.complete = true;
+        }
+        UpstreamBody { inner, done: Some(done) }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(done), Some(data)) = (self.done.as_mut(), frame.data_ref()) {
+                    done.bytes += data.len() as u64;
+                }
+                if self.inner.is_end_stream() {
+                    self.finish(true);
+                }
+            }
+            Poll::Ready(None) => self.finish(true),
+            Poll::Ready(Some(Err(_))) => self.finish(false),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl UpstreamBody {
+    fn finish(&mut self, complete: bool) {
+        if let Some(mut done) = self.done.take() {
+            done.complete = complete;
+        }
+    }
+}
+
+/// Splice an upgraded connection (WebSocket and the like) both ways until either side closes.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, server: hyper::upgrade::OnUpgrade, idle: Duration, done: Done) {
+    let _done = done;
+    let (Ok(client), Ok(server)) = (client.await, server.await) else {
+        return;
+    };
+    let mut client = TokioIo::new(client);
+    let mut server = TokioIo::new(server);
+    let _ = tokio::time::timeout(idle, tokio::io::copy_bidirectional(&mut client, &mut server)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("close, x-private"));
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::HOST, HeaderValue::from_static("example"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key(header::HOST));
+    }
+}

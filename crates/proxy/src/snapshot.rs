@@ -1,0 +1,212 @@
+//! The runtime snapshot: the Model compiled into what the data plane reads per request. It is
+//! immutable once built and swapped whole on reload; live state is referenced, not owned.
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use fulcrum_balance::{PersistTable, Scheduler, ServerId, Slot};
+use fulcrum_config::{Backend, Frontend, Model, Server};
+use tokio::sync::Notify;
+
+use crate::acl::{CompiledAcl, CompiledCondition};
+use crate::errors::ErrorPages;
+use crate::live::{lock, LiveRegistry, ServerLive};
+
+#[derive(Debug)]
+pub struct Snapshot {
+    pub model: Model,
+    pub frontends: Vec<FrontendRt>,
+    pub backends: Vec<Arc<BackendRt>>,
+    by_bind: HashMap<SocketAddr, usize>,
+}
+
+impl Snapshot {
+    /// Compile a Model; live state comes from (and is registered in) `live`.
+    pub fn build(model: Model, live: &LiveRegistry) -> Result<Snapshot, String> {
+        let backends: Vec<Arc<BackendRt>> =
+            model.backends.iter().map(|b| BackendRt::build(b, live).map(Arc::new)).collect::<Result<_, _>>()?;
+        let mut frontends = Vec::new();
+        let mut by_bind = HashMap::new();
+        for (index, fe) in model.frontends.iter().enumerate() {
+            frontends.push(FrontendRt::build(fe, &backends)?);
+            for bind in &fe.binds {
+                by_bind.insert(*bind, index);
+            }
+        }
+        live.retain(&|b, s| model.backend(b).is_some_and(|b| b.servers.iter().any(|x| x.name == s)));
+        Ok(Snapshot { model, frontends, backends, by_bind })
+    }
+
+    pub fn frontend_for(&self, bind: &SocketAddr) -> Option<&FrontendRt> {
+        self.by_bind.get(bind).and_then(|i| self.frontends.get(*i))
+    }
+
+    pub fn binds(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.by_bind.keys().copied()
+    }
+}
+
+#[derive(Debug)]
+pub struct FrontendRt {
+    pub cfg: Frontend,
+    pub acls: Vec<CompiledAcl>,
+    pub rules: Vec<(CompiledCondition, Arc<BackendRt>)>,
+    pub default_backend: Option<Arc<BackendRt>>,
+    pub errors: ErrorPages,
+}
+
+impl FrontendRt {
+    fn build(fe: &Frontend, backends: &[Arc<BackendRt>]) -> Result<Self, String> {
+        let find = |name: &str| {
+            backends
+                .iter()
+                .find(|b| b.cfg.name == name)
+                .cloned()
+                .ok_or_else(|| format!("frontend {}: no backend named {name:?}", fe.name))
+        };
+        let acls = fe.acls.iter().map(CompiledAcl::compile).collect::<Result<Vec<_>, _>>()?;
+        let rules = fe
+            .use_backends
+            .iter()
+            .map(|u| Ok((CompiledCondition::compile(&u.condition, &acls)?, find(&u.backend)?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        let default_backend = fe.default_backend.as_deref().map(find).transpose()?;
+        Ok(FrontendRt { cfg: fe.clone(), acls, rules, default_backend, errors: ErrorPages::new(&fe.errorfiles)? })
+    }
+
+    /// The backend for a request: the first `use_backend` whose condition holds, else the default.
+    pub fn route(&self, req: &http::request::Parts, client: IpAddr) -> Option<&Arc<BackendRt>> {
+        self.rules
+            .iter()
+            .find(|(cond, _)| cond.eval(&self.acls, req, client))
+            .map(|(_, b)| b)
+            .or(self.default_backend.as_ref())
+    }
+}
+
+#[derive(Debug)]
+pub struct ServerRt {
+    pub cfg: Server,
+    pub live: Arc<ServerLive>,
+    /// `Set-Cookie` value for cookie insert mode, built once.
+    pub set_cookie: Option<http::HeaderValue>,
+}
+
+#[derive(Debug)]
+pub struct BackendRt {
+    pub cfg: Backend,
+    pub servers: Vec<ServerRt>,
+    pub scheduler: Mutex<Scheduler>,
+    /// Woken when a connection slot frees up, for requests waiting in the queue.
+    pub slot_freed: Notify,
+    pub queued: AtomicUsize,
+    pub errors: ErrorPages,
+    pub stick: Option<Mutex<PersistTable<IpAddr>>>,
+    /// Upper bound of the queue (sum of `maxqueue`; 0: unbounded).
+    pub max_queue: usize,
+}
+
+impl BackendRt {
+    fn build(b: &Backend, live: &LiveRegistry) -> Result<Self, String> {
+        let servers = b
+            .servers
+            .iter()
+            .map(|s| {
+                let set_cookie = match (&b.cookie, &s.cookie) {
+                    (Some(c), Some(value)) => Some(cookie_header(c, value)?),
+                    _ => None,
+                };
+                Ok(ServerRt { cfg: s.clone(), live: live.server(&b.name, &s.name, s.addr, s.rise, s.fall), set_cookie })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let max_queue = if b.servers.iter().any(|s| s.maxqueue == 0) {
+            0
+        } else {
+            b.servers.iter().map(|s| s.maxqueue as usize).sum()
+        };
+        let rt = BackendRt {
+            scheduler: Mutex::new(Scheduler::new(b.algorithm.clone(), b.hash_type)),
+            servers,
+            slot_freed: Notify::new(),
+            queued: AtomicUsize::new(0),
+            errors: ErrorPages::new(&b.errorfiles)?,
+            stick: b.stick_src.as_ref().map(|t| Mutex::new(PersistTable::new(t.size, t.expire))),
+            max_queue,
+            cfg: b.clone(),
+        };
+        rt.rebuild(Instant::now());
+        Ok(rt)
+    }
+
+    /// Whether a server may take traffic now (health and admin state).
+    pub fn usable(&self, id: ServerId) -> bool {
+        self.servers.get(id).is_some_and(|s| !s.cfg.disabled && s.live.is_up())
+    }
+
+    /// Recompute the eligible set: the primaries that are up; when none is, the first backup
+    /// that is up (all of them with `option allbackups`). Returns whether a server is ramping
+    /// up under `slowstart`, so the caller knows to call again soon.
+    pub fn rebuild(&self, now: Instant) -> bool {
+        let mut ramping = false;
+        let mut slot = |id: usize, s: &ServerRt| {
+            let (weight, ramp) = effective_weight(s, now);
+            ramping |= ramp;
+            Slot { id, weight }
+        };
+        let up = |s: &&(usize, &ServerRt)| !s.1.cfg.disabled && s.1.live.is_up();
+        let all: Vec<(usize, &ServerRt)> = self.servers.iter().enumerate().collect();
+        let mut slots: Vec<Slot> = all.iter().filter(|s| !s.1.cfg.backup).filter(up).map(|s| slot(s.0, s.1)).collect();
+        if slots.is_empty() {
+            let mut backups = all.iter().filter(|s| s.1.cfg.backup).filter(up);
+            slots = if self.cfg.allbackups {
+                backups.map(|s| slot(s.0, s.1)).collect()
+            } else {
+                backups.next().map(|s| slot(s.0, s.1)).into_iter().collect()
+            };
+        }
+        lock(&self.scheduler).rebuild(&slots);
+        self.slot_freed.notify_waiters();
+        ramping
+    }
+
+    pub fn live_servers(&self) -> usize {
+        self.servers.iter().filter(|s| !s.cfg.disabled && s.live.is_up()).count()
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+/// Weight under `slowstart`: it grows linearly from 1 to the configured weight.
+fn effective_weight(s: &ServerRt, now: Instant) -> (u32, bool) {
+    let Some(ramp) = s.cfg.slowstart.filter(|d| !d.is_zero()) else {
+        return (s.cfg.weight, false);
+    };
+    let Some(since) = *lock(&s.live.up_since) else {
+        return (s.cfg.weight, false);
+    };
+    let elapsed = now.saturating_duration_since(since);
+    if elapsed >= ramp || s.cfg.weight == 0 {
+        return (s.cfg.weight, false);
+    }
+    let scaled = (u128::from(s.cfg.weight) * elapsed.as_millis()) / ramp.as_millis().max(1);
+    (u32::try_from(scaled).unwrap_or(s.cfg.weight).max(1), true)
+}
+
+fn cookie_header(c: &fulcrum_config::Cookie, value: &str) -> Result<http::HeaderValue, String> {
+    let mut v = format!("{}={}; path=/", c.name, value);
+    if let Some(d) = &c.domain {
+        v.push_str("; domain=");
+        v.push_str(d);
+    }
+    if c.httponly {
+        v.push_str("; HttpOnly");
+    }
+    if c.secure {
+        v.push_str("; Secure");
+    }
+    http::HeaderValue::from_str(&v).map_err(|_| format!("cookie {}: invalid value {value:?}", c.name))
+}

@@ -1,0 +1,175 @@
+//! Worker threads: each runs a current-thread Tokio runtime with its own SO_REUSEPORT
+//! listeners, its own client connections and its own upstream pool.
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
+use tokio::task::JoinHandle;
+
+use crate::http::{handle, ClientConn};
+use crate::Shared;
+
+enum Command {
+    Listen(SocketAddr, std::net::TcpListener),
+    Close(SocketAddr),
+    Stop(Duration),
+}
+
+pub struct Worker {
+    tx: mpsc::UnboundedSender<Command>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    pub fn spawn(index: usize, shared: Arc<Shared>) -> Result<Worker, String> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("worker runtime: {e}"))?;
+        let thread = std::thread::Builder::new()
+            .name(format!("fulcrum-worker-{index}"))
+            .spawn(move || runtime.block_on(run(rx, shared)))
+            .map_err(|e| format!("worker thread: {e}"))?;
+        Ok(Worker { tx, thread: Some(thread) })
+    }
+
+    pub fn listen(&self, addr: SocketAddr, socket: std::net::TcpListener) {
+        let _ = self.tx.send(Command::Listen(addr, socket));
+    }
+
+    pub fn close(&self, addr: SocketAddr) {
+        let _ = self.tx.send(Command::Close(addr));
+    }
+
+    /// Stop accepting, wait for open connections to finish (at most `grace`), join the thread.
+    pub fn stop(mut self, grace: Duration) {
+        let _ = self.tx.send(Command::Stop(grace));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Open client connections of this worker.
+#[derive(Default)]
+struct ConnCount {
+    open: AtomicUsize,
+    closed: Notify,
+}
+
+async fn run(mut rx: mpsc::UnboundedReceiver<Command>, shared: Arc<Shared>) {
+    let conns = Arc::new(ConnCount::default());
+    let mut accepting: HashMap<SocketAddr, JoinHandle<()>> = HashMap::new();
+    let mut grace = Duration::from_secs(30);
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            Command::Listen(addr, socket) => match TcpListener::from_std(socket) {
+                Ok(listener) => {
+                    let task = tokio::spawn(accept_loop(listener, addr, shared.clone(), conns.clone()));
+                    if let Some(old) = accepting.insert(addr, task) {
+                        old.abort();
+                    }
+                }
+                Err(e) => tracing::error!(%addr, "listener: {e}"),
+            },
+            Command::Close(addr) => {
+                if let Some(task) = accepting.remove(&addr) {
+                    task.abort();
+                }
+            }
+            Command::Stop(g) => {
+                grace = g;
+                break;
+            }
+        }
+    }
+    for (_, task) in accepting.drain() {
+        task.abort();
+    }
+    let deadline = Instant::now() + grace;
+    while conns.open.load(Ordering::Acquire) > 0 {
+        let notified = conns.closed.notified();
+        if conns.open.load(Ordering::Acquire) == 0 {
+            break;
+        }
+        if tokio::time::timeout_at(deadline.into(), notified).await.is_err() {
+            tracing::warn!("{} connections still open after the grace period; closing them", conns.open.load(Ordering::Acquire));
+            break;
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, bind: SocketAddr, shared: Arc<Shared>, conns: Arc<ConnCount>) {
+    let mut fe_limit: Option<(u32, Arc<tokio::sync::Semaphore>)> = None;
+    loop {
+        let Ok(permit) = shared.conn_limit.clone().acquire_owned().await else { return };
+        // Frontend `maxconn`: one semaphore per listener and worker share of it is not exact,
+        // so it is kept per frontend in the snapshot's terms: sized on first use.
+        let fe_max = shared.snapshot.load().frontend_for(&bind).and_then(|f| f.cfg.maxconn);
+        let fe_permit = match fe_max {
+            Some(max) => {
+                if fe_limit.as_ref().map(|(m, _)| *m) != Some(max) {
+                    fe_limit = Some((max, Arc::new(tokio::sync::Semaphore::new(max as usize))));
+                }
+                match &fe_limit {
+                    Some((_, sem)) => sem.clone().acquire_owned().await.ok(),
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors and the like: back off instead of spinning.
+                tracing::warn!(%bind, "accept: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        conns.open.fetch_add(1, Ordering::AcqRel);
+        tokio::spawn(serve(stream, peer, bind, shared.clone(), conns.clone(), (permit, fe_permit)));
+    }
+}
+
+async fn serve(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    bind: SocketAddr,
+    shared: Arc<Shared>,
+    conns: Arc<ConnCount>,
+    _permits: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
+) {
+    let request_timeout = shared
+        .snapshot
+        .load()
+        .frontend_for(&bind)
+        .map(|f| f.cfg.timeout_http_request)
+        .unwrap_or(Duration::from_secs(10));
+    let client = Arc::new(ClientConn { peer, bind });
+    let svc_shared = shared.clone();
+    let svc = service_fn(move |req| handle(req, client.clone(), svc_shared.clone()));
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(request_timeout).keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
+    tokio::pin!(conn);
+    let mut shutdown = shared.shutdown.subscribe();
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+    conns.open.fetch_sub(1, Ordering::AcqRel);
+    conns.closed.notify_waiters();
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs fulcrum's whole test suite. Installs what the tests need when it is missing
+# (haproxy, nginx, keepalived, wrk from Debian) - needs root or sudo for that step only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for cmd in haproxy nginx keepalived; do
+  command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
+done
+if ((${#need[@]})); then
+  echo "test.sh: installing ${need[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# The binary the integration tests launch is built by cargo test itself.
+cargo test --workspace --all-targets "$@"
