@@ -36,7 +36,11 @@ pub enum Algorithm {
     /// Hash of the client address.
     Source,
     /// Hash of the path (`whole`: path and query). `len`/`depth` limit the hashed part.
-    Uri { whole: bool, len: Option<usize>, depth: Option<usize> },
+    Uri {
+        whole: bool,
+        len: Option<usize>,
+        depth: Option<usize>,
+    },
     /// Hash of a query-string parameter's value; round robin when absent.
     UrlParam { name: String },
     /// Hash of a request header's value; round robin when absent.
@@ -50,7 +54,10 @@ impl Algorithm {
     pub fn is_hash(&self) -> bool {
         matches!(
             self,
-            Algorithm::Source | Algorithm::Uri { .. } | Algorithm::UrlParam { .. } | Algorithm::Hdr { .. }
+            Algorithm::Source
+                | Algorithm::Uri { .. }
+                | Algorithm::UrlParam { .. }
+                | Algorithm::Hdr { .. }
         )
     }
 }

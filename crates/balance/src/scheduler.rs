@@ -28,12 +28,14 @@
 //!   the address, path, parameter or header). With [`HashType::MapBased`] the hash indexes the
 //!   smooth table modulo its length (a server appears weight/gcd times): the most even spread,
 //!   but most keys move when the set changes. With [`HashType::Consistent`] the hash lands on a
-//!   ring where each server owns `weight × 64` points: adding or removing a server moves only
+//!   ring where each server owns `weight × 160` points: adding or removing a server moves only
 //!   ~1/N of the keys. If the hashed server is skipped, the next candidates in table or ring order
 //!   are tried, deterministically. Without a key (absent parameter or header) the pick falls back
 //!   to `roundrobin`, as HAProxy does.
 //! - **`random(N)`** — power of N choices: N weighted-random draws, keep the server with the
-//!   lowest load/weight. N = 1 is plain weighted random; HAProxy's default is 2. The PRNG is
+//!   lowest load/weight. N = 1 is plain weighted random; HAProxy's default is 2 (0 counts as 1,
+//!   more than 64 as 64). Draws that hit a skipped server are redrawn a few times, then every
+//!   server is scanned, so a free server is always found. The PRNG is
 //!   internal (SplitMix64) and seeded: [`Scheduler::new`] uses a fixed seed,
 //!   [`Scheduler::with_seed`] another, so runs are reproducible.
 use crate::hash::{hash_key, SplitMix64};
@@ -89,7 +91,10 @@ impl Policy {
 
     /// Whether the online smooth round robin is used (directly, for ties, or as a fallback).
     fn uses_smooth(self) -> bool {
-        matches!(self, Policy::SmoothRoundRobin | Policy::LeastConn | Policy::Hash)
+        matches!(
+            self,
+            Policy::SmoothRoundRobin | Policy::LeastConn | Policy::Hash
+        )
     }
 }
 
@@ -107,7 +112,10 @@ enum Index {
     /// Consistent hashing.
     Ring(Ring),
     /// `random`: running weight sums of the weighted slots, for weighted draws.
-    Draw { cumulative: Vec<(u64, usize)>, total: u64 },
+    Draw {
+        cumulative: Vec<(u64, usize)>,
+        total: u64,
+    },
 }
 
 impl Index {
@@ -148,7 +156,11 @@ impl Index {
 }
 
 fn weighted_indices(slots: &[Slot]) -> impl Iterator<Item = usize> + '_ {
-    slots.iter().enumerate().filter(|(_, slot)| slot.weight > 0).map(|(index, _)| index)
+    slots
+        .iter()
+        .enumerate()
+        .filter(|(_, slot)| slot.weight > 0)
+        .map(|(index, _)| index)
 }
 
 /// Whether `active/weight` is strictly below `than_active/than_weight` (weights non-zero).
@@ -210,7 +222,7 @@ impl Scheduler {
     ///
     /// An identical set is a no-op, so sequences continue undisturbed. Round robin and leastconn
     /// rebuild in O(n); `static-rr` and map-based hashing rebuild their table (O(n × table
-    /// length), bounded), consistent hashing its ring (O(points × log points)).
+    /// length), bounded), consistent hashing its ring (O(points), up to 2^20 points: a few ms).
     pub fn rebuild(&mut self, slots: &[Slot]) {
         if slots == self.slots.as_slice() {
             return;
@@ -248,24 +260,40 @@ impl Scheduler {
     }
 
     fn pick_smooth(&mut self, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<usize> {
-        self.smooth.pick(&self.slots, |_, slot| load(slot.id).is_some())
+        self.smooth
+            .pick(&self.slots, |_, slot| load(slot.id).is_some())
     }
 
     fn pick_sequence(&mut self, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<usize> {
-        let Index::Sequence { table, next } = &mut self.index else { return None };
+        let Index::Sequence { table, next } = &mut self.index else {
+            return None;
+        };
         let candidates = cycle_from(*next, table.len())
             .filter_map(|position| table.get(position).map(|&slot| (position, slot)));
-        let (position, slot) =
-            first_accepted(&self.slots, self.weighted, &mut self.rejected, candidates, load)?;
+        let (position, slot) = first_accepted(
+            &self.slots,
+            self.weighted,
+            &mut self.rejected,
+            candidates,
+            load,
+        )?;
         *next = (position + 1) % table.len().max(1);
         Some(slot)
     }
 
     fn pick_first(&mut self, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<usize> {
-        let Index::Order(order) = &self.index else { return None };
+        let Index::Order(order) = &self.index else {
+            return None;
+        };
         let candidates = order.iter().copied().enumerate();
-        first_accepted(&self.slots, self.weighted, &mut self.rejected, candidates, load)
-            .map(|(_, slot)| slot)
+        first_accepted(
+            &self.slots,
+            self.weighted,
+            &mut self.rejected,
+            candidates,
+            load,
+        )
+        .map(|(_, slot)| slot)
     }
 
     fn pick_hashed(&mut self, hash: u64, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<usize> {
@@ -278,7 +306,9 @@ impl Scheduler {
                     .filter_map(|position| table.get(position).map(|&slot| (position, slot)));
                 first_accepted(slots, weighted, rejected, candidates, load)
             }
-            Index::Ring(ring) => first_accepted(slots, weighted, rejected, ring.clockwise(hash), load),
+            Index::Ring(ring) => {
+                first_accepted(slots, weighted, rejected, ring.clockwise(hash), load)
+            }
             _ => None,
         };
         accepted.map(|(_, slot)| slot)
@@ -288,7 +318,11 @@ impl Scheduler {
         self.loads.clear();
         let mut lightest: Option<(u32, u32)> = None;
         for slot in &self.slots {
-            let active = if slot.weight == 0 { None } else { load(slot.id) };
+            let active = if slot.weight == 0 {
+                None
+            } else {
+                load(slot.id)
+            };
             self.loads.push(active);
             if let Some(active) = active {
                 if lightest.map_or(true, |(a, w)| lighter(active, slot.weight, a, w)) {
@@ -298,17 +332,20 @@ impl Scheduler {
         }
         let (best_active, best_weight) = lightest?;
         let loads = &self.loads;
-        self.smooth.pick(&self.slots, |index, slot| match loads.get(index) {
-            Some(Some(active)) => {
-                u64::from(*active) * u64::from(best_weight)
-                    == u64::from(best_active) * u64::from(slot.weight)
-            }
-            _ => false,
-        })
+        self.smooth
+            .pick(&self.slots, |index, slot| match loads.get(index) {
+                Some(Some(active)) => {
+                    u64::from(*active) * u64::from(best_weight)
+                        == u64::from(best_active) * u64::from(slot.weight)
+                }
+                _ => false,
+            })
     }
 
     fn pick_random(&mut self, draws: u32, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<usize> {
-        let Index::Draw { cumulative, total } = &self.index else { return None };
+        let Index::Draw { cumulative, total } = &self.index else {
+            return None;
+        };
         if *total == 0 {
             return None;
         }
@@ -322,8 +359,12 @@ impl Scheduler {
             }
             let point = self.rng.below(*total);
             let position = cumulative.partition_point(|&(sum, _)| sum <= point);
-            let Some(&(_, index)) = cumulative.get(position) else { continue };
-            let Some(slot) = self.slots.get(index) else { continue };
+            let Some(&(_, index)) = cumulative.get(position) else {
+                continue;
+            };
+            let Some(slot) = self.slots.get(index) else {
+                continue;
+            };
             if self.rejected.contains(index) {
                 continue;
             }
@@ -350,7 +391,9 @@ impl Scheduler {
         let start = usize::try_from(self.rng.below(self.slots.len() as u64)).unwrap_or(0);
         let mut lightest: Option<(usize, u32, u32)> = None;
         for index in cycle_from(start, self.slots.len()) {
-            let Some(slot) = self.slots.get(index) else { continue };
+            let Some(slot) = self.slots.get(index) else {
+                continue;
+            };
             if slot.weight == 0 || self.rejected.contains(index) {
                 continue;
             }

@@ -6,7 +6,8 @@
 //! of the participants. Over any window every server is picked within one pick of its exact
 //! share, and a heavy server's turns are spread out: weights 5,1,1 give `a a b a c a a`.
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
 
 use crate::{ServerId, Slot};
 
@@ -27,11 +28,19 @@ impl SmoothRr {
         let credits = if same_ids && self.credits.len() == new.len() {
             std::mem::take(&mut self.credits)
         } else {
-            let previous: HashMap<ServerId, i64> =
-                old.iter().map(|slot| slot.id).zip(self.credits.iter().copied()).collect();
-            new.iter().map(|slot| previous.get(&slot.id).copied().unwrap_or(0)).collect()
+            let previous: HashMap<ServerId, i64> = old
+                .iter()
+                .map(|slot| slot.id)
+                .zip(self.credits.iter().copied())
+                .collect();
+            new.iter()
+                .map(|slot| previous.get(&slot.id).copied().unwrap_or(0))
+                .collect()
         };
-        self.credits = credits.into_iter().map(|credit| credit.clamp(-total, total)).collect();
+        self.credits = credits
+            .into_iter()
+            .map(|credit| credit.clamp(-total, total))
+            .collect();
     }
 
     /// One smooth round-robin step among the weighted slots for which `eligible` holds.
@@ -64,20 +73,24 @@ impl SmoothRr {
 }
 
 fn total_weight(slots: &[Slot]) -> i64 {
-    slots.iter().fold(0i64, |sum, slot| sum.saturating_add(i64::from(slot.weight)))
+    slots
+        .iter()
+        .fold(0i64, |sum, slot| sum.saturating_add(i64::from(slot.weight)))
 }
 
-/// Upper bound on `servers × table length` work for one table build.
+/// Above this `servers × table length`, tables are built in due order instead of with credits.
 const TABLE_WORK_LIMIT: u64 = 1 << 22;
-/// Upper bound on a table's length, whatever the weights.
+/// Upper bound on a table's length (or 4 entries per server, if more), whatever the weights.
 const TABLE_MAX_LEN: u64 = 1 << 16;
 
 /// The fixed sequence for `static-rr` and map-based hashing: slot indices in smooth round-robin
 /// order, each weighted slot appearing (weight / gcd) times.
 ///
 /// Weights are divided by their greatest common divisor first. If the table would still be
-/// longer than the work limits allow (huge weights), weights are scaled down proportionally,
-/// every weighted slot keeping at least one entry. Cost: O(servers × length).
+/// longer than 2^16 entries (huge weights), weights are scaled down proportionally, every
+/// weighted slot keeping at least one entry. Built with the credit rule in O(servers × length)
+/// — exactly the `roundrobin` sequence — or, past a work limit (thousands of servers), in due
+/// order in O(length × log servers), which is just as evenly spaced.
 pub(crate) fn smooth_sequence(slots: &[Slot]) -> Vec<usize> {
     let weighted: Vec<(usize, u64)> = slots
         .iter()
@@ -92,7 +105,7 @@ pub(crate) fn smooth_sequence(slots: &[Slot]) -> Vec<usize> {
     let divisor = weighted.iter().fold(0, |g, &(_, w)| gcd(g, w)).max(1);
     let mut weights: Vec<u64> = weighted.iter().map(|&(_, w)| w / divisor).collect();
     let mut length: u64 = weights.iter().sum();
-    let max_length = (TABLE_WORK_LIMIT / servers).min(TABLE_MAX_LEN).max(servers);
+    let max_length = TABLE_MAX_LEN.max(servers.saturating_mul(4));
     if length > max_length {
         for weight in &mut weights {
             let scaled = u128::from(*weight) * u128::from(max_length) / u128::from(length);
@@ -104,9 +117,16 @@ pub(crate) fn smooth_sequence(slots: &[Slot]) -> Vec<usize> {
         // All weights equal: smooth round robin degenerates to slot order.
         return weighted.iter().map(|&(index, _)| index).collect();
     }
+    if servers.saturating_mul(length) > TABLE_WORK_LIMIT {
+        // Thousands of servers: the O(servers × length) credit loop would take too long.
+        return due_order_sequence(&weighted, &weights);
+    }
     // Bounded by max_length (≤ 2^16) plus one per server, so i64 arithmetic cannot overflow.
     let total = i64::try_from(length).unwrap_or(i64::MAX);
-    let weights: Vec<i64> = weights.iter().map(|&w| i64::try_from(w).unwrap_or(i64::MAX)).collect();
+    let weights: Vec<i64> = weights
+        .iter()
+        .map(|&w| i64::try_from(w).unwrap_or(i64::MAX))
+        .collect();
     let mut credits = vec![0i64; weights.len()];
     let mut sequence = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
     for _ in 0..length {
@@ -126,6 +146,73 @@ pub(crate) fn smooth_sequence(slots: &[Slot]) -> Vec<usize> {
     sequence
 }
 
+/// A server's next turn in [`due_order_sequence`]. Server `p` of `n`, weight `w`, takes turn
+/// `k` at `(k + (p + ½)/n) / w` of the cycle: its turns are exactly `1/w` apart, and the phase
+/// `(p + ½)/n` staggers servers of equal weight instead of bunching them. Ordered so that
+/// `BinaryHeap` pops the earliest turn (ties: lower position).
+#[derive(Debug, PartialEq, Eq)]
+struct Turn {
+    turn: u64,
+    weight: u64,
+    position: u64,
+    servers: u64,
+}
+
+impl Turn {
+    /// The due time as a fraction `numerator / (2·n·weight)`; the denominator's `2·n` is common.
+    fn numerator(&self) -> u128 {
+        2 * u128::from(self.turn) * u128::from(self.servers) + 2 * u128::from(self.position) + 1
+    }
+}
+
+impl Ord for Turn {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let due = self.numerator() * u128::from(other.weight);
+        let other_due = other.numerator() * u128::from(self.weight);
+        other_due
+            .cmp(&due)
+            .then_with(|| other.position.cmp(&self.position))
+    }
+}
+
+impl PartialOrd for Turn {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Smooth order for very large tables in O(length × log servers): each server's turns are
+/// evenly spaced over the cycle, at staggered phases.
+fn due_order_sequence(weighted: &[(usize, u64)], weights: &[u64]) -> Vec<usize> {
+    let servers = weights.len() as u64;
+    let mut due: BinaryHeap<Turn> = (0u64..)
+        .zip(weights)
+        .filter(|&(_, &weight)| weight > 0)
+        .map(|(position, &weight)| Turn {
+            turn: 0,
+            weight,
+            position,
+            servers,
+        })
+        .collect();
+    let mut sequence = Vec::new();
+    while let Some(turn) = due.pop() {
+        let index = usize::try_from(turn.position)
+            .ok()
+            .and_then(|p| weighted.get(p));
+        if let Some(&(index, _)) = index {
+            sequence.push(index);
+        }
+        if turn.turn + 1 < turn.weight {
+            due.push(Turn {
+                turn: turn.turn + 1,
+                ..turn
+            });
+        }
+    }
+    sequence
+}
+
 fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
         (a, b) = (b, a % b);
@@ -138,20 +225,65 @@ mod tests {
     use super::*;
 
     fn slots(weights: &[u32]) -> Vec<Slot> {
-        weights.iter().enumerate().map(|(id, &weight)| Slot { id, weight }).collect()
+        weights
+            .iter()
+            .enumerate()
+            .map(|(id, &weight)| Slot { id, weight })
+            .collect()
     }
 
     #[test]
     fn sequence_interleaves_by_weight() {
-        assert_eq!(smooth_sequence(&slots(&[5, 1, 1])), vec![0, 0, 1, 0, 2, 0, 0]);
+        assert_eq!(
+            smooth_sequence(&slots(&[5, 1, 1])),
+            vec![0, 0, 1, 0, 2, 0, 0]
+        );
         assert_eq!(smooth_sequence(&slots(&[3, 2])), vec![0, 1, 0, 1, 0]);
         assert_eq!(smooth_sequence(&slots(&[2, 0, 1])), vec![0, 2, 0]);
     }
 
     #[test]
     fn sequence_reduces_by_gcd() {
-        assert_eq!(smooth_sequence(&slots(&[50, 10, 10])), vec![0, 0, 1, 0, 2, 0, 0]);
+        assert_eq!(
+            smooth_sequence(&slots(&[50, 10, 10])),
+            vec![0, 0, 1, 0, 2, 0, 0]
+        );
         assert_eq!(smooth_sequence(&slots(&[7, 7, 7])), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn thousands_of_servers_get_an_evenly_spaced_table_quickly() {
+        // 5000 servers, weights 1..=3: too big for the credit loop, built by due order.
+        let weights: Vec<u32> = (0..5000).map(|i| 1 + i % 3).collect();
+        let sequence = smooth_sequence(&slots(&weights));
+        let total: u32 = weights.iter().sum();
+        assert_eq!(sequence.len(), total as usize);
+        let mut turns = vec![Vec::new(); weights.len()];
+        for (position, &index) in sequence.iter().enumerate() {
+            turns[index].push(position);
+        }
+        for (index, positions) in turns.iter().enumerate() {
+            assert_eq!(positions.len(), weights[index] as usize);
+            // Turns of a weight-w server are about total/w apart.
+            let spacing = total as usize / positions.len();
+            for gap in positions.windows(2).map(|w| w[1] - w[0]) {
+                assert!(
+                    gap.abs_diff(spacing) <= spacing / 10 + 2,
+                    "server {index}: {positions:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn due_order_is_smooth_for_small_weights_too() {
+        let weighted = [(0, 5), (1, 1), (2, 1)];
+        let sequence = due_order_sequence(&weighted, &[5, 1, 1]);
+        assert_eq!(sequence, vec![0, 0, 0, 1, 0, 0, 2]);
+        let sequence = due_order_sequence(&[(0, 3), (1, 2)], &[3, 2]);
+        assert_eq!(sequence, vec![0, 1, 0, 0, 1]);
+        let sequence = due_order_sequence(&[(0, 1), (1, 1), (2, 1)], &[1, 1, 1]);
+        assert_eq!(sequence, vec![0, 1, 2]);
     }
 
     #[test]
