@@ -36,6 +36,19 @@ const SAFE_IDLE: Duration = Duration::from_millis(1500);
 pub struct ClientConn {
     pub peer: SocketAddr,
     pub bind: SocketAddr,
+    /// The client address as an `X-Forwarded-For` value, formatted once per connection.
+    pub forwarded_for: HeaderValue,
+}
+
+impl ClientConn {
+    pub fn new(peer: SocketAddr, bind: SocketAddr) -> ClientConn {
+        let text = match peer.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_else(|| v6.to_string()),
+            IpAddr::V4(v4) => v4.to_string(),
+        };
+        let forwarded_for = HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        ClientConn { peer, bind, forwarded_for }
+    }
 }
 
 pub async fn handle(
@@ -76,7 +89,7 @@ pub async fn handle(
 
     let key = hash_key(&backend.cfg.algorithm, &parts, client_ip);
     let (preferred, cookie_ok) = persistence(&backend, &mut parts, client_ip);
-    prepare_request_headers(&mut parts, fe, &backend, client_ip, client_upgrade.is_some());
+    prepare_request_headers(&mut parts, fe, &backend, &conn.forwarded_for, client_upgrade.is_some());
     let replayable = body.is_end_stream() && matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let mut request = Some(Request::from_parts(parts, body));
 
@@ -424,7 +437,7 @@ fn prepare_request_headers(
     parts: &mut http::request::Parts,
     fe: &FrontendRt,
     backend: &BackendRt,
-    client: IpAddr,
+    forwarded_for: &HeaderValue,
     upgrade: bool,
 ) {
     let upgrade_to = upgrade.then(|| parts.headers.get(header::UPGRADE).cloned()).flatten();
@@ -440,21 +453,10 @@ fn prepare_request_headers(
     {
         parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    if let Some(ff) = backend.cfg.forwardfor.as_ref().or(fe.cfg.forwardfor.as_ref()) {
-        if !(ff.if_none && parts.headers.contains_key(ff.header.as_str())) {
-            if let (Ok(name), Ok(value)) =
-                (HeaderName::from_bytes(ff.header.as_bytes()), HeaderValue::from_str(&client_ip_text(client)))
-            {
-                parts.headers.append(name, value);
-            }
+    if let Some((name, if_none)) = backend.forwardfor.as_ref().or(fe.forwardfor.as_ref()) {
+        if !(*if_none && parts.headers.contains_key(name)) {
+            parts.headers.append(name.clone(), forwarded_for.clone());
         }
-    }
-}
-
-fn client_ip_text(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_else(|| v6.to_string()),
-        IpAddr::V4(v4) => v4.to_string(),
     }
 }
 

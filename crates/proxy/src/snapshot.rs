@@ -55,6 +55,8 @@ pub struct FrontendRt {
     pub rules: Vec<(CompiledCondition, Arc<BackendRt>)>,
     pub default_backend: Option<Arc<BackendRt>>,
     pub errors: ErrorPages,
+    /// `option forwardfor`: header name (parsed once) and `if-none`.
+    pub forwardfor: Option<(http::HeaderName, bool)>,
 }
 
 impl FrontendRt {
@@ -73,7 +75,14 @@ impl FrontendRt {
             .map(|u| Ok((CompiledCondition::compile(&u.condition, &acls)?, find(&u.backend)?)))
             .collect::<Result<Vec<_>, String>>()?;
         let default_backend = fe.default_backend.as_deref().map(find).transpose()?;
-        Ok(FrontendRt { cfg: fe.clone(), acls, rules, default_backend, errors: ErrorPages::new(&fe.errorfiles)? })
+        Ok(FrontendRt {
+            cfg: fe.clone(),
+            acls,
+            rules,
+            default_backend,
+            errors: ErrorPages::new(&fe.errorfiles)?,
+            forwardfor: forwardfor(fe.forwardfor.as_ref())?,
+        })
     }
 
     /// The backend for a request: the first `use_backend` whose condition holds, else the default.
@@ -106,6 +115,7 @@ pub struct BackendRt {
     pub stick: Option<Mutex<PersistTable<IpAddr>>>,
     /// Upper bound of the queue (sum of `maxqueue`; 0: unbounded).
     pub max_queue: usize,
+    pub forwardfor: Option<(http::HeaderName, bool)>,
 }
 
 impl BackendRt {
@@ -134,6 +144,7 @@ impl BackendRt {
             errors: ErrorPages::new(&b.errorfiles)?,
             stick: b.stick_src.as_ref().map(|t| Mutex::new(PersistTable::new(t.size, t.expire))),
             max_queue,
+            forwardfor: forwardfor(b.forwardfor.as_ref())?,
             cfg: b.clone(),
         };
         rt.rebuild(Instant::now());
@@ -194,6 +205,15 @@ fn effective_weight(s: &ServerRt, now: Instant) -> (u32, bool) {
     }
     let scaled = (u128::from(s.cfg.weight) * elapsed.as_millis()) / ramp.as_millis().max(1);
     (u32::try_from(scaled).unwrap_or(s.cfg.weight).max(1), true)
+}
+
+fn forwardfor(ff: Option<&fulcrum_config::ForwardFor>) -> Result<Option<(http::HeaderName, bool)>, String> {
+    ff.map(|ff| {
+        http::HeaderName::from_bytes(ff.header.as_bytes())
+            .map(|name| (name, ff.if_none))
+            .map_err(|_| format!("option forwardfor: invalid header name {:?}", ff.header))
+    })
+    .transpose()
 }
 
 fn cookie_header(c: &fulcrum_config::Cookie, value: &str) -> Result<http::HeaderValue, String> {

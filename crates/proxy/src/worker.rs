@@ -155,7 +155,7 @@ async fn serve(
         .frontend_for(&bind)
         .map(|f| f.cfg.timeout_http_request)
         .unwrap_or(Duration::from_secs(10));
-    let client = Arc::new(ClientConn { peer, bind });
+    let client = Arc::new(ClientConn::new(peer, bind));
     let svc_shared = shared.clone();
     let svc = service_fn(move |req| handle(req, client.clone(), svc_shared.clone()));
     let mut builder = http1::Builder::new();
