@@ -90,8 +90,11 @@ pub async fn handle(
     let key = hash_key(&backend.cfg.algorithm, &parts, client_ip);
     let (preferred, cookie_ok) = persistence(&backend, &mut parts, client_ip);
     prepare_request_headers(&mut parts, fe, &backend, &conn.forwarded_for, client_upgrade.is_some());
-    let replayable = body.is_end_stream() && matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let mut request = Some(Request::from_parts(parts, body));
+    // A bodiless GET/HEAD/OPTIONS may be sent again if a server fails under it; keep what it
+    // takes to rebuild it.
+    let replay = (body.is_end_stream() && matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS))
+        .then(|| (parts.method.clone(), parts.uri.clone(), parts.version, parts.headers.clone()));
+    let mut request = Some(Request::from_parts(parts, Either::Left(body)));
 
     let mut tried: Vec<ServerId> = Vec::new();
     let mut attempt: u32 = 0;
@@ -121,7 +124,7 @@ pub async fn handle(
         server.live.total.fetch_add(1, Ordering::Relaxed);
         let t_connect = Instant::now();
         let addr = server.cfg.addr;
-        let mut up = match get_connection(addr, &backend, replayable).await {
+        let mut up = match get_connection(addr, &backend, replay.is_some()).await {
             Ok(up) => up,
             Err(err) => {
                 tracing::debug!(backend = %backend.cfg.name, server = %server.cfg.name, "{err}");
@@ -167,9 +170,26 @@ pub async fn handle(
                         continue;
                     }
                     None => {
+                        tracing::debug!(backend = %backend.cfg.name, server = %server.cfg.name, "no response: {}", err.error());
                         server.live.response_errors.fetch_add(1, Ordering::Relaxed);
                         observe_result(&backend, id, Observation::ResponseFailed, &shared);
-                        return Ok(fail(StatusCode::BAD_GATEWAY, &snap, fe, &backend, entry, &shared));
+                        // It may have reached the server: only a safe request is sent again.
+                        let Some((method, uri, version, headers)) = replay.as_ref() else {
+                            return Ok(fail(StatusCode::BAD_GATEWAY, &snap, fe, &backend, entry, &shared));
+                        };
+                        tried.push(id);
+                        attempt += 1;
+                        if attempt > backend.cfg.retries {
+                            return Ok(fail(StatusCode::BAD_GATEWAY, &snap, fe, &backend, entry, &shared));
+                        }
+                        server.live.retries.fetch_add(1, Ordering::Relaxed);
+                        let mut again = Request::new(Either::Right(http_body_util::Empty::new()));
+                        *again.method_mut() = method.clone();
+                        *again.uri_mut() = uri.clone();
+                        *again.version_mut() = *version;
+                        *again.headers_mut() = headers.clone();
+                        request = Some(again);
+                        continue;
                     }
                 }
             }

@@ -13,7 +13,10 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-pub type Sender = SendRequest<Incoming>;
+/// The body sent upstream: the client's, streamed; or nothing, for a replayed safe request.
+pub type UpBody = http_body_util::Either<Incoming, http_body_util::Empty<bytes::Bytes>>;
+
+pub type Sender = SendRequest<UpBody>;
 
 /// Idle connections kept per server and worker; more are closed.
 const MAX_IDLE_PER_SERVER: usize = 512;
