@@ -94,7 +94,10 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Upstream, Co
         Ok(Ok(s)) => s,
     };
     let _ = stream.set_nodelay(true);
+    // One contiguous write per request: cheaper than writev for the small heads and bodies
+    // a proxy mostly moves.
     let (sender, conn) = http1::Builder::new()
+        .writev(false)
         .handshake(TokioIo::new(stream))
         .await
         .map_err(ConnectError::Handshake)?;

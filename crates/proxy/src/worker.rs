@@ -159,7 +159,7 @@ async fn serve(
     let svc_shared = shared.clone();
     let svc = service_fn(move |req| handle(req, client.clone(), svc_shared.clone()));
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(request_timeout).keep_alive(true);
+    builder.timer(TokioTimer::new()).header_read_timeout(request_timeout).keep_alive(true).writev(false);
     let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
     tokio::pin!(conn);
     let mut shutdown = shared.shutdown.subscribe();

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Side-by-side L7 benchmark: HAProxy, nginx-as-proxy and fulcrum in front of the same nginx
+# origins, on loopback. fulcrum runs the very haproxy.cfg HAProxy runs.
+#
+#   bench/http.sh [RUNS] [SECONDS]      (defaults: 5 runs of 10 s per proxy and mode)
+#
+# The proxy under test is pinned to CPU 0, wrk and the origins to CPU 1. Runs are interleaved
+# (haproxy, nginx, fulcrum, haproxy, ...) so drift hits all three alike. Prints medians of
+# req/s, p50 and p99 and ratios to HAProxy, for keep-alive and for `Connection: close`
+# (a new client connection per request; there the load side saturates, so req/s per proxy
+# CPU-second is the fair comparison).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-5}
+SECS=${2:-10}
+CONNS=${CONNS:-50}
+WORK=$(mktemp -d /tmp/fulcrum-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.2; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+for cmd in haproxy nginx wrk taskset; do
+  command -v "$cmd" >/dev/null || { echo "bench: $cmd missing (apt-get install -y haproxy nginx wrk util-linux)"; exit 1; }
+done
+cargo build --release -q -p fulcrum
+FULCRUM=target/release/fulcrum
+
+O1=18081 O2=18082 HP=18090 NP=18091 FP=18092
+
+# --- origins: nginx, small fixed body --------------------------------------------------------
+mkdir -p "$WORK/nginx-origin" "$WORK/nginx-proxy"
+cat > "$WORK/nginx-origin/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $WORK/nginx-origin/nginx.pid;
+error_log $WORK/nginx-origin/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  server { listen 127.0.0.1:$O1 reuseport backlog=4096; location / { return 200 "hello from origin one, a small fixed body\n"; } }
+  server { listen 127.0.0.1:$O2 reuseport backlog=4096; location / { return 200 "hello from origin two, a small fixed body\n"; } }
+  client_body_temp_path $WORK/nginx-origin; proxy_temp_path $WORK/nginx-origin;
+  fastcgi_temp_path $WORK/nginx-origin; uwsgi_temp_path $WORK/nginx-origin; scgi_temp_path $WORK/nginx-origin;
+}
+NGX
+taskset -c 1 nginx -c "$WORK/nginx-origin/nginx.conf" -e "$WORK/nginx-origin/error.log" &
+PIDS+=($!)
+
+# --- the haproxy.cfg both HAProxy and fulcrum run ---------------------------------------------
+haproxy_cfg() {
+cat <<CFG
+global
+    nbthread 1
+    maxconn 8000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    http-reuse always
+    option forwardfor
+frontend fe
+    bind 127.0.0.1:$1
+    default_backend origins
+backend origins
+    balance roundrobin
+    server o1 127.0.0.1:$O1
+    server o2 127.0.0.1:$O2
+CFG
+}
+haproxy_cfg $HP > "$WORK/haproxy.cfg"
+haproxy_cfg $FP > "$WORK/fulcrum.cfg"
+
+cat > "$WORK/nginx-proxy/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $WORK/nginx-proxy/nginx.pid;
+error_log $WORK/nginx-proxy/error.log warn;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream origins { server 127.0.0.1:$O1; server 127.0.0.1:$O2; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NP reuseport backlog=4096;
+    location / {
+      proxy_pass http://origins;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+  client_body_temp_path $WORK/nginx-proxy; proxy_temp_path $WORK/nginx-proxy;
+  fastcgi_temp_path $WORK/nginx-proxy; uwsgi_temp_path $WORK/nginx-proxy; scgi_temp_path $WORK/nginx-proxy;
+}
+NGX
+
+taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -db >/dev/null 2>&1 &
+HAPROXY_PID=$!; PIDS+=($HAPROXY_PID)
+taskset -c 0 nginx -c "$WORK/nginx-proxy/nginx.conf" -e "$WORK/nginx-proxy/error.log" &
+NGINX_PID=$!; PIDS+=($NGINX_PID)
+taskset -c 0 "$FULCRUM" run -c "$WORK/fulcrum.cfg" 2>"$WORK/fulcrum.log" &
+FULCRUM_PID=$!; PIDS+=($FULCRUM_PID)
+sleep 1.5
+for p in $HP $NP $FP; do
+  curl -sf "http://127.0.0.1:$p/" >/dev/null || { echo "bench: proxy on :$p is not answering"; cat "$WORK/fulcrum.log"; exit 1; }
+done
+
+# Total CPU ticks (user+system) of a process and its children threads.
+cpu_ticks() {
+  local pid=$1 total=0
+  # nginx: the worker is a child of the master
+  for p in $pid $(pgrep -P "$pid" || true); do
+    read -r -a f < "/proc/$p/stat"
+    total=$((total + f[13] + f[14]))
+  done
+  echo $total
+}
+HZ=$(getconf CLK_TCK)
+
+# wrk's latency percentiles in ms
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; printf "%.3f", v}'; }
+
+run_one() { # name port pid mode
+  local name=$1 port=$2 pid=$3 mode=$4 hdr=()
+  [ "$mode" = close ] && hdr=(-H "Connection: close")
+  local c0; c0=$(cpu_ticks "$pid")
+  local out; out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "${hdr[@]}" "http://127.0.0.1:$port/" 2>&1)
+  local c1; c1=$(cpu_ticks "$pid")
+  local rps p50 p99 errs
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out" | to_ms)
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out" | to_ms)
+  errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+  local cpu; cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" -v s="$SECS" 'BEGIN {printf "%.3f", (b-a)/hz/s}')
+  local per_cpu; per_cpu=$(awk -v r="$rps" -v c="$cpu" 'BEGIN {if (c>0) printf "%.0f", r/c; else print 0}')
+  echo "$mode $name $rps $p50 $p99 $cpu $per_cpu" >> "$WORK/results"
+  printf '  %-6s %-8s %10s req/s  p50 %7s ms  p99 %7s ms  proxy CPU %5s  req/s per CPU %8s %s\n' "$mode" "$name" "$rps" "$p50" "$p99" "$cpu" "$per_cpu" "$errs"
+}
+
+echo "machine: $(nproc) CPUs, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//'), kernel $(uname -r)"
+echo "versions: $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1), fulcrum $($FULCRUM --version | cut -d' ' -f2)"
+echo "wrk -t1 -c$CONNS -d${SECS}s; $RUNS interleaved runs per mode"
+for mode in keepalive close; do
+  for r in $(seq 1 "$RUNS"); do
+    echo "run $r/$RUNS ($mode)"
+    run_one haproxy $HP $HAPROXY_PID $mode
+    run_one nginx $NP $NGINX_PID $mode
+    run_one fulcrum $FP $FULCRUM_PID $mode
+  done
+done
+
+echo
+echo "| mode | proxy | req/s (median) | ratio to HAProxy | p50 ms | p99 ms | proxy CPU | req/s per CPU-second | ratio to HAProxy |"
+echo "|---|---|---|---|---|---|---|---|---|"
+python3 - "$WORK/results" <<'PY'
+import sys, statistics as st
+rows = [l.split() for l in open(sys.argv[1])]
+def med(mode, name, i):
+    return st.median(float(r[i]) for r in rows if r[0] == mode and r[1] == name)
+for mode in ("keepalive", "close"):
+    base_rps = med(mode, "haproxy", 2); base_pc = med(mode, "haproxy", 6)
+    for name in ("haproxy", "nginx", "fulcrum"):
+        rps = med(mode, name, 2); pc = med(mode, name, 6)
+        print(f"| {mode} | {name} | {rps:,.0f} | {rps/base_rps:.2f} | {med(mode,name,3):.3f} | {med(mode,name,4):.3f} | {med(mode,name,5):.2f} | {pc:,.0f} | {pc/base_pc:.2f} |")
+PY
