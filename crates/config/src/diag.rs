@@ -64,6 +64,101 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// What went wrong with one directive or value, before it is placed at a file and line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Problem {
+    /// The input is wrong: always an error.
+    Invalid { message: String, hint: Option<String> },
+    /// Valid for HAProxy (or the format) but not implemented by fulcrum: an error, or a warning
+    /// under `--lenient` (the directive is then ignored).
+    Unsupported { message: String, hint: Option<String> },
+}
+
+impl Problem {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Problem::Invalid { message: message.into(), hint: None }
+    }
+
+    pub(crate) fn unsupported(message: impl Into<String>) -> Self {
+        Problem::Unsupported { message: message.into(), hint: None }
+    }
+
+    pub(crate) fn hint(mut self, text: impl Into<String>) -> Self {
+        match &mut self {
+            Problem::Invalid { hint, .. } | Problem::Unsupported { hint, .. } => *hint = Some(text.into()),
+        }
+        self
+    }
+
+    /// "unknown WHAT 'word'" with a did-you-mean hint from `candidates`.
+    pub(crate) fn unknown<'a>(what: &str, word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Self {
+        let problem = Problem::invalid(format!("unknown {what} '{word}'"));
+        match did_you_mean(word, candidates) {
+            Some(best) => problem.hint(format!("did you mean {best}?")),
+            None => problem,
+        }
+    }
+}
+
+impl From<String> for Problem {
+    fn from(message: String) -> Self {
+        Problem::invalid(message)
+    }
+}
+
+/// Collects the diagnostics of one file, in the order they are found.
+#[derive(Debug)]
+pub(crate) struct Sink {
+    pub file: PathBuf,
+    pub lenient: bool,
+    pub diags: Vec<Diagnostic>,
+    /// Keys of notes already given, for warnings that should appear once per file.
+    once: Vec<String>,
+}
+
+impl Sink {
+    pub(crate) fn new(file: &std::path::Path, lenient: bool) -> Self {
+        Sink { file: file.to_path_buf(), lenient, diags: Vec::new(), once: Vec::new() }
+    }
+
+    fn push(&mut self, severity: Severity, line: usize, message: String, hint: Option<String>) {
+        self.diags.push(Diagnostic { severity, file: self.file.clone(), line, message, hint });
+    }
+
+    pub(crate) fn error(&mut self, line: usize, message: impl Into<String>, hint: Option<String>) {
+        self.push(Severity::Error, line, message.into(), hint);
+    }
+
+    pub(crate) fn warn(&mut self, line: usize, message: impl Into<String>, hint: Option<String>) {
+        self.push(Severity::Warning, line, message.into(), hint);
+    }
+
+    /// A warning given only the first time `key` is seen in this file.
+    pub(crate) fn warn_once(&mut self, key: &str, line: usize, message: impl Into<String>, hint: Option<String>) {
+        if !self.once.iter().any(|k| k == key) {
+            self.once.push(key.to_string());
+            self.warn(line, message, hint);
+        }
+    }
+
+    pub(crate) fn report(&mut self, line: usize, problem: Problem) {
+        match problem {
+            Problem::Invalid { message, hint } => self.error(line, message, hint),
+            Problem::Unsupported { message, hint } if self.lenient => {
+                self.warn(line, format!("{message}; ignored (lenient mode)"), hint)
+            }
+            Problem::Unsupported { message, hint } => {
+                let lenient = "or use --lenient to ignore it";
+                let hint = Some(match hint {
+                    Some(h) => format!("{h}; {lenient}"),
+                    None => lenient.trim_start_matches("or ").to_string(),
+                });
+                self.error(line, message, hint)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

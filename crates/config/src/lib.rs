@@ -1,10 +1,17 @@
-//! fulcrum's configuration: the [`Model`] and the front-ends that produce it.
+//! fulcrum's configuration: the [`Model`] and the front-ends that produce it (haproxy.cfg and
+//! fulcrum's own TOML), with diagnostics that name the file, the line and the fix.
 #![forbid(unsafe_code)]
 
+mod acl;
 mod diag;
+mod haproxy;
+mod load;
 pub mod model;
+mod partial;
+mod toml_format;
+mod validate;
+mod values;
 
 pub use diag::{did_you_mean, Diagnostic, Severity};
-pub use model::*;
-mod load;
 pub use load::{load_files, load_str, Format, LoadOptions, Loaded};
+pub use model::*;

@@ -1,7 +1,9 @@
 //! Reading configuration files: format detection and combining several files into one Model.
 use std::path::{Path, PathBuf};
 
-use crate::{Diagnostic, Model};
+use crate::diag::Severity;
+use crate::partial::{BindRef, Partial};
+use crate::{did_you_mean, Diagnostic, Model, Origin};
 
 /// A configuration file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,14 +29,218 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Load and combine several files. On failure every error found is returned (not just the first).
+/// Load and combine several files. On failure every error found is returned (not just the first),
+/// with the warnings, in file and line order.
 pub fn load_files(paths: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, Vec<Diagnostic>> {
-    let _ = (paths, opts);
-    Ok(Loaded { model: Model::default(), warnings: Vec::new() })
+    let mut diags = Vec::new();
+    let mut partials = Vec::new();
+    for path in paths {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                let text = decode(&bytes, path, &mut diags);
+                let (partial, found) = parse_one(&text, path, opts);
+                diags.extend(found);
+                partials.extend(partial);
+            }
+            Err(e) => diags.push(file_error(path, format!("cannot read configuration file: {e}"), None)),
+        }
+    }
+    let fallback = paths.first().cloned().unwrap_or_else(|| PathBuf::from("(no configuration file)"));
+    finish(partials, diags, &fallback)
 }
 
 /// Load one configuration text; `path` is used for messages and for detection by extension.
 pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<Loaded, Vec<Diagnostic>> {
-    let _ = (text, path, opts);
-    Ok(Loaded { model: Model::default(), warnings: Vec::new() })
+    let (partial, diags) = parse_one(text, path, opts);
+    finish(partial.into_iter().collect(), diags, path)
+}
+
+fn decode(bytes: &[u8], path: &Path, diags: &mut Vec<Diagnostic>) -> String {
+    match String::from_utf8(bytes.to_vec()) {
+        Ok(text) => text,
+        Err(_) => {
+            let message = "file is not valid UTF-8; invalid bytes are read as U+FFFD";
+            diags.push(Diagnostic {
+                severity: Severity::Warning,
+                file: path.to_path_buf(),
+                line: 0,
+                message: message.into(),
+                hint: None,
+            });
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+    }
+}
+
+fn parse_one(text: &str, path: &Path, opts: &LoadOptions) -> (Option<Partial>, Vec<Diagnostic>) {
+    let format = match detect(text, path, opts.format) {
+        Ok(format) => format,
+        Err(diag) => return (None, vec![diag]),
+    };
+    let (partial, sink) = match format {
+        Format::Haproxy => crate::haproxy::parse(text, path, opts.lenient),
+        Format::Toml => crate::toml_format::parse(text, path),
+    };
+    (Some(partial), sink.diags)
+}
+
+fn file_error(path: &Path, message: impl Into<String>, hint: Option<String>) -> Diagnostic {
+    Diagnostic { severity: Severity::Error, file: path.to_path_buf(), line: 0, message: message.into(), hint }
+}
+
+/// The format of a file: `--format`, else keepalived/ipvsadm content (refused with a clear
+/// message), else the extension, else the content.
+fn detect(text: &str, path: &Path, forced: Option<Format>) -> Result<Format, Diagnostic> {
+    if let Some(format) = forced {
+        return Ok(format);
+    }
+    let lines = || {
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
+    };
+    let first_word = |l: &str| l.split(|c: char| c.is_whitespace() || c == '{').next().unwrap_or_default().to_string();
+    const KEEPALIVED: [&str; 6] =
+        ["vrrp_instance", "global_defs", "vrrp_script", "vrrp_sync_group", "static_ipaddress", "static_routes"];
+    let keepalived = lines().any(|l| {
+        let word = first_word(l);
+        KEEPALIVED.contains(&word.as_str()) || (word == "virtual_server" && l.contains('{'))
+    });
+    if keepalived {
+        let hint = "for now, run keepalived beside fulcrum, or describe the frontends and backends in TOML";
+        return Err(file_error(path, "keepalived.conf is not supported yet", Some(hint.into())));
+    }
+    if lines().any(|l| l.starts_with("-A -t") || l.starts_with("-A -u") || l.starts_with("-a -t")) {
+        return Err(file_error(path, "ipvsadm rules are not supported yet", None));
+    }
+    let sniffed = sniff(lines().map(|l| (first_word(l), l)));
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => Ok(Format::Toml),
+        Some("cfg") if sniffed != Some(Format::Toml) => Ok(Format::Haproxy),
+        _ => sniffed.ok_or_else(|| {
+            let hint = "name it *.toml or *.cfg, or pass --format toml|haproxy";
+            file_error(path, "cannot tell whether this is a TOML file or a haproxy.cfg", Some(hint.into()))
+        }),
+    }
+}
+
+/// Look at the first meaningful line: a haproxy.cfg starts with a section keyword, TOML with a
+/// `[table]` or a `key = value`.
+fn sniff<'a>(mut lines: impl Iterator<Item = (String, &'a str)>) -> Option<Format> {
+    const SECTIONS: [&str; 5] = ["global", "defaults", "frontend", "backend", "listen"];
+    let (word, line) = lines.next()?;
+    if line.starts_with('[') {
+        return Some(Format::Toml);
+    }
+    let rest = line.get(word.len()..).unwrap_or_default().trim_start();
+    if rest.starts_with('=') || word.ends_with('=') {
+        return Some(Format::Toml);
+    }
+    SECTIONS.contains(&word.as_str()).then_some(Format::Haproxy)
+}
+
+/// Combine the files' parts, check what only the whole configuration can tell, and decide.
+fn finish(partials: Vec<Partial>, mut diags: Vec<Diagnostic>, fallback: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    let model = combine(partials, &mut diags);
+    crate::validate::validate(&model, fallback, &mut diags);
+    diags.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    if diags.iter().any(|d| d.severity == Severity::Error) {
+        Err(diags)
+    } else {
+        Ok(Loaded { model, warnings: diags })
+    }
+}
+
+pub(crate) fn at(origin: &Origin, severity: Severity, message: String, hint: Option<String>) -> Diagnostic {
+    Diagnostic { severity, file: origin.file.clone(), line: origin.line, message, hint }
+}
+
+pub(crate) fn place(origin: &Origin) -> String {
+    format!("{}:{}", origin.file.display(), origin.line)
+}
+
+fn combine(partials: Vec<Partial>, diags: &mut Vec<Diagnostic>) -> Model {
+    let mut model = Model::default();
+    let mut refs = Vec::new();
+    let mut binds: Vec<BindRef> = Vec::new();
+    for partial in partials {
+        partial.global.apply(&mut model.global);
+        for fe in partial.frontends {
+            match model.frontends.iter().find(|f| f.name == fe.name) {
+                Some(first) => diags.push(duplicate("frontend", &fe.name, &fe.origin, &first.origin)),
+                None => model.frontends.push(fe),
+            }
+        }
+        for be in partial.backends {
+            match model.backends.iter().find(|b| b.name == be.name) {
+                Some(first) => diags.push(duplicate("backend", &be.name, &be.origin, &first.origin)),
+                None => model.backends.push(be),
+            }
+        }
+        refs.extend(partial.backend_refs);
+        binds.extend(partial.binds);
+    }
+    for r in refs {
+        if model.backend(&r.backend).is_none() {
+            let message = format!("frontend '{}' uses backend '{}', which is not defined", r.frontend, r.backend);
+            let hint = did_you_mean(&r.backend, model.backends.iter().map(|b| b.name.as_str()))
+                .map(|best| format!("did you mean {best}?"));
+            diags.push(at(&r.origin, Severity::Error, message, hint));
+        }
+    }
+    check_binds(&binds, diags);
+    model
+}
+
+fn duplicate(what: &str, name: &str, second: &Origin, first: &Origin) -> Diagnostic {
+    let message = format!("{what} '{name}' is defined twice");
+    at(second, Severity::Error, message, Some(format!("first defined at {}", place(first))))
+}
+
+/// Two frontends cannot listen on the same address; a wildcard and a specific address on one
+/// port overlap, which is allowed but rarely meant.
+fn check_binds(binds: &[BindRef], diags: &mut Vec<Diagnostic>) {
+    for (i, bind) in binds.iter().enumerate() {
+        let earlier = binds.get(..i).unwrap_or_default();
+        if let Some(first) = earlier.iter().find(|b| b.addr == bind.addr) {
+            let message = format!("address {} is bound twice (frontend '{}' and frontend '{}')", bind.addr, first.frontend, bind.frontend);
+            diags.push(at(&bind.origin, Severity::Error, message, Some(format!("first bound at {}", place(&first.origin)))));
+            continue;
+        }
+        let overlap = earlier.iter().find(|b| {
+            b.addr.port() == bind.addr.port()
+                && b.frontend != bind.frontend
+                && b.addr.is_ipv4() == bind.addr.is_ipv4()
+                && (b.addr.ip().is_unspecified() != bind.addr.ip().is_unspecified())
+        });
+        if let Some(other) = overlap {
+            let message = format!(
+                "address {} overlaps {} of frontend '{}' (a wildcard and a specific address on one port)",
+                bind.addr, other.addr, other.frontend
+            );
+            diags.push(at(&bind.origin, Severity::Warning, message, Some(format!("see {}", place(&other.origin)))));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_formats() {
+        let p = |name: &str| PathBuf::from(name);
+        assert_eq!(detect("global\n  maxconn 10\n", &p("x.cfg"), None), Ok(Format::Haproxy));
+        assert_eq!(detect("", &p("x.cfg"), None), Ok(Format::Haproxy));
+        assert_eq!(detect("[global]\nmaxconn = 1\n", &p("x.cfg"), None), Ok(Format::Toml));
+        assert_eq!(detect("# c\n\nfrontend web\n", &p("haproxy.conf"), None), Ok(Format::Haproxy));
+        assert_eq!(detect("maxconn = 1\n", &p("fulcrum.conf"), None), Ok(Format::Toml));
+        assert_eq!(detect("[[backend]]\n", &p("whatever"), None), Ok(Format::Toml));
+        assert_eq!(detect("global\n", &p("x.toml"), None), Ok(Format::Toml));
+        assert_eq!(detect("zzz\n", &p("x"), Some(Format::Haproxy)), Ok(Format::Haproxy));
+        assert!(detect("zzz\n", &p("x"), None).is_err());
+        let keepalived = "global_defs {\n  router_id LB1\n}\nvrrp_instance VI_1 {\n}\n";
+        let err = detect(keepalived, &p("keepalived.conf"), None).expect_err("refused");
+        assert_eq!(err.message, "keepalived.conf is not supported yet");
+        let err = detect("virtual_server 10.0.0.1 80 {\n}\n", &p("x.cfg"), None).expect_err("refused");
+        assert_eq!(err.message, "keepalived.conf is not supported yet");
+    }
 }

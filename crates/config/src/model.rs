@@ -67,16 +67,19 @@ pub enum HttpReuse {
     Always,
 }
 
-/// `option forwardfor [header NAME] [if-none]`.
+/// `option forwardfor [header NAME] [if-none] [except NETWORK]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardFor {
     pub header: String,
     pub if_none: bool,
+    /// `except NETWORK`: no header for clients in this network, as `ADDR/LEN` (validated at
+    /// load time; e.g. `127.0.0.0/8`).
+    pub except: Option<String>,
 }
 
 impl Default for ForwardFor {
     fn default() -> Self {
-        ForwardFor { header: "X-Forwarded-For".into(), if_none: false }
+        ForwardFor { header: "X-Forwarded-For".into(), if_none: false, except: None }
     }
 }
 
@@ -98,7 +101,11 @@ pub struct Stats {
     pub hide_version: bool,
     /// `stats show-node [NAME]`: Some("") means the host name.
     pub show_node: Option<String>,
+    /// `stats admin if TRUE` (or a condition that always holds): admin for everyone allowed in.
     pub admin: bool,
+    /// `stats admin if|unless COND` with a real condition (on the frontend's ACLs): admin only
+    /// when it holds. `admin` stays false then, so ignoring this field fails closed.
+    pub admin_if: Option<Condition>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -325,6 +332,8 @@ pub struct Cookie {
     pub httponly: bool,
     pub secure: bool,
     pub domain: Option<String>,
+    /// `preserve`: keep a cookie the server set itself instead of overwriting it.
+    pub preserve: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,488 @@
+//! ACLs and conditions in HAProxy's syntax (`acl NAME CRITERION [-i] PATTERN...`,
+//! `if|unless [!]acl1 acl2 or { path_beg /api }`), shared by the haproxy.cfg and TOML front-ends.
+//!
+//! HAProxy ORs several `acl` lines of the same name. The Model keeps one fetch per ACL, so lines
+//! that differ in criterion become separate ACLs (`name`, `name{2}`, ...) and the conditions
+//! that use them are rewritten into the equivalent OR of ANDs.
+use crate::diag::Problem;
+use crate::model::{Acl, AclTerm, Condition, Fetch, MatchKind};
+use crate::values::{net_text, parse_net};
+
+/// Criteria fulcrum evaluates; `hdr` and friends take a header name in parentheses.
+const SUPPORTED_CRITERIA: &[&str] = &[
+    "path", "path_beg", "path_end", "path_sub", "path_reg", "hdr", "hdr_beg", "hdr_end", "hdr_sub", "hdr_reg",
+    "req.hdr", "method", "src", "always_true", "always_false",
+];
+
+/// Common HAProxy fetches fulcrum does not evaluate yet: known, so reported as unsupported
+/// rather than misspelt.
+const UNSUPPORTED_CRITERIA: &[&str] = &[
+    "path_dir", "path_dom", "path_len", "url", "url_beg", "url_end", "url_sub", "url_reg", "url_dir", "url_dom",
+    "url_param", "urlp", "urlp_val", "url_ip", "url_port", "base", "base_beg", "base_end", "base_sub", "base_reg",
+    "base_dir", "base_dom", "query", "hdr_dom", "hdr_dir", "hdr_len", "hdr_cnt", "hdr_val", "hdr_ip", "hdr_found",
+    "req.fhdr", "req.hdr_cnt", "req.hdr_ip", "req.hdr_val", "req.cook", "cook", "cook_beg", "cook_sub", "cook_cnt",
+    "cook_val", "req.cook_cnt", "req.ssl_sni", "req_ssl_sni", "req.ssl_ver", "ssl_fc", "ssl_fc_sni", "ssl_c_used",
+    "ssl_c_verify", "ssl_fc_alpn", "dst", "dst_port", "src_port", "nbsrv", "srv_is_up", "be_id", "fe_id", "be_name",
+    "fe_name", "status", "res.hdr", "http_auth", "http_auth_group", "req.len", "req.payload", "req.proto_http",
+    "req.body", "req.ver", "req_ver", "env", "var", "stopping", "connslots", "queue", "avg_queue", "be_conn",
+    "fe_conn", "src_conn_rate", "src_conn_cur", "src_http_req_rate", "src_http_err_rate", "sc_http_req_rate",
+    "sc0_http_req_rate", "sc1_http_req_rate", "sc2_http_req_rate", "src_get_gpc0", "sc0_get_gpc0", "capture.req.hdr",
+    "http_first_req", "wait_end", "rdp_cookie", "payload", "payload_lv", "src_is_local", "dst_is_local",
+];
+
+/// Predefined ACL names fulcrum knows how to evaluate.
+fn predefined(name: &str) -> Option<Acl> {
+    let acl = |fetch: Fetch, kind: MatchKind, patterns: &[&str]| Acl {
+        name: name.to_string(),
+        fetch,
+        kind,
+        patterns: patterns.iter().map(|p| p.to_string()).collect(),
+        ignore_case: false,
+    };
+    let method = |patterns: &[&str]| acl(Fetch::Method, MatchKind::Exact, patterns);
+    Some(match name {
+        "TRUE" | "HTTP" => acl(Fetch::Src, MatchKind::Ip, &["0.0.0.0/0", "::/0"]),
+        "FALSE" => acl(Fetch::Src, MatchKind::Ip, &[]),
+        "LOCALHOST" => acl(Fetch::Src, MatchKind::Ip, &["127.0.0.0/8", "::1/128"]),
+        "METH_CONNECT" => method(&["CONNECT"]),
+        "METH_DELETE" => method(&["DELETE"]),
+        "METH_GET" => method(&["GET", "HEAD"]),
+        "METH_HEAD" => method(&["HEAD"]),
+        "METH_OPTIONS" => method(&["OPTIONS"]),
+        "METH_POST" => method(&["POST"]),
+        "METH_PUT" => method(&["PUT"]),
+        "METH_TRACE" => method(&["TRACE"]),
+        _ => return None,
+    })
+}
+
+const UNSUPPORTED_PREDEFINED: &[&str] = &[
+    "HTTP_1.0", "HTTP_1.1", "HTTP_2.0", "HTTP_3.0", "HTTP_CONTENT", "HTTP_URL_ABS", "HTTP_URL_SLASH", "HTTP_URL_STAR",
+    "REQ_CONTENT", "RDP_COOKIE", "WAIT_END",
+];
+
+/// Parse the part of an `acl` line after its name: `CRITERION [-i] [-m METHOD] [--] PATTERN...`.
+pub(crate) fn parse_acl_body(name: &str, words: &[String]) -> Result<Acl, Problem> {
+    let Some((criterion, rest)) = words.split_first() else {
+        return Err(Problem::invalid(format!("acl '{name}' needs a criterion and patterns"))
+            .hint("e.g. acl is_api path_beg /api"));
+    };
+    let (fetch, mut kind) = parse_criterion(criterion)?;
+    let mut ignore_case = false;
+    let mut index = 0;
+    while let Some(flag) = rest.get(index) {
+        match flag.as_str() {
+            "-i" => ignore_case = true,
+            "-n" => {}
+            "--" => {
+                index += 1;
+                break;
+            }
+            "-u" => index += 1,
+            "-m" => {
+                index += 1;
+                let method = rest.get(index).ok_or_else(|| Problem::invalid("'-m' needs a match method"))?;
+                kind = match_method(&fetch, method)?;
+            }
+            "-f" | "-M" => {
+                return Err(Problem::unsupported(format!("acl flag '{flag}' (pattern files and maps) is not supported yet"))
+                    .hint("list the patterns on the acl line"))
+            }
+            f if f.starts_with('-') && f.len() > 1 => {
+                return Err(Problem::unknown("acl flag", f, ["-i", "-m", "-n", "-u", "--"]))
+            }
+            _ => break,
+        }
+        index += 1;
+    }
+    let patterns: Vec<String> = rest.get(index..).unwrap_or_default().to_vec();
+    let (fetch, kind, patterns) = match criterion.as_str() {
+        "always_true" => (Fetch::Src, MatchKind::Ip, vec!["0.0.0.0/0".to_string(), "::/0".to_string()]),
+        "always_false" => (Fetch::Src, MatchKind::Ip, Vec::new()),
+        _ if patterns.is_empty() => {
+            return Err(Problem::invalid(format!("acl '{name}' has no pattern to match"))
+                .hint(format!("e.g. acl {name} {criterion} VALUE")))
+        }
+        _ => (fetch, kind, patterns),
+    };
+    let patterns = validate_patterns(kind, patterns, ignore_case)?;
+    Ok(Acl { name: name.to_string(), fetch, kind, patterns, ignore_case })
+}
+
+fn parse_criterion(word: &str) -> Result<(Fetch, MatchKind), Problem> {
+    let converters = match word.find(')') {
+        Some(close) => word.get(close + 1..).unwrap_or_default(),
+        None => word.find(',').and_then(|c| word.get(c..)).unwrap_or_default(),
+    };
+    if !converters.is_empty() {
+        return Err(Problem::unsupported(format!("converters ('{converters}' in '{word}') are not supported yet"))
+            .hint("use -i for case-insensitive matching instead of ',lower'"));
+    }
+    let (base, arg) = match word.split_once('(') {
+        Some((base, rest)) => match rest.strip_suffix(')') {
+            Some(arg) => (base, Some(arg)),
+            None => return Err(Problem::invalid(format!("criterion '{word}' misses its closing parenthesis"))),
+        },
+        None => (word, None),
+    };
+    let header = || -> Result<Fetch, Problem> {
+        match arg {
+            Some(a) if a.contains(',') => Err(Problem::unsupported(format!(
+                "header occurrence in '{word}' is not supported yet (fulcrum matches any occurrence)"
+            ))),
+            Some(a) if !a.is_empty() => Ok(Fetch::Header(a.to_ascii_lowercase())),
+            _ => Err(Problem::unsupported(format!("'{base}' without a header name is not supported yet"))
+                .hint(format!("name the header: {base}(host)"))),
+        }
+    };
+    let no_arg = |fetch: Fetch| -> Result<Fetch, Problem> {
+        match arg {
+            None => Ok(fetch),
+            Some(_) => Err(Problem::invalid(format!("criterion '{base}' takes no argument"))),
+        }
+    };
+    Ok(match base {
+        "path" => (no_arg(Fetch::Path)?, MatchKind::Exact),
+        "path_beg" => (no_arg(Fetch::Path)?, MatchKind::Prefix),
+        "path_end" => (no_arg(Fetch::Path)?, MatchKind::Suffix),
+        "path_sub" => (no_arg(Fetch::Path)?, MatchKind::Substring),
+        "path_reg" => (no_arg(Fetch::Path)?, MatchKind::Regex),
+        "hdr" | "req.hdr" => (header()?, MatchKind::Exact),
+        "hdr_beg" => (header()?, MatchKind::Prefix),
+        "hdr_end" => (header()?, MatchKind::Suffix),
+        "hdr_sub" => (header()?, MatchKind::Substring),
+        "hdr_reg" => (header()?, MatchKind::Regex),
+        "method" => (no_arg(Fetch::Method)?, MatchKind::Exact),
+        "src" => (no_arg(Fetch::Src)?, MatchKind::Ip),
+        "always_true" | "always_false" => (no_arg(Fetch::Src)?, MatchKind::Ip),
+        _ if UNSUPPORTED_CRITERIA.contains(&base) || base.starts_with("sc") || base.starts_with("ssl_") => {
+            return Err(Problem::unsupported(format!("acl criterion '{base}' is not supported yet"))
+                .hint(format!("supported: {}", SUPPORTED_CRITERIA.join(", "))))
+        }
+        _ => return Err(Problem::unknown("acl criterion", base, SUPPORTED_CRITERIA.iter().copied())),
+    })
+}
+
+fn match_method(fetch: &Fetch, method: &str) -> Result<MatchKind, Problem> {
+    let kind = match method {
+        "str" => MatchKind::Exact,
+        "beg" => MatchKind::Prefix,
+        "end" => MatchKind::Suffix,
+        "sub" => MatchKind::Substring,
+        "reg" => MatchKind::Regex,
+        "ip" => MatchKind::Ip,
+        "found" | "bool" | "int" | "len" | "bin" | "dom" | "dir" => {
+            return Err(Problem::unsupported(format!("match method '-m {method}' is not supported yet")))
+        }
+        _ => return Err(Problem::unknown("match method", method, ["str", "beg", "end", "sub", "reg", "ip"])),
+    };
+    match (fetch, kind) {
+        (Fetch::Src, MatchKind::Ip) => Ok(kind),
+        (Fetch::Src, _) | (_, MatchKind::Ip) => {
+            Err(Problem::unsupported(format!("match method '-m {method}' with this criterion is not supported yet")))
+        }
+        _ => Ok(kind),
+    }
+}
+
+fn validate_patterns(kind: MatchKind, patterns: Vec<String>, ignore_case: bool) -> Result<Vec<String>, Problem> {
+    match kind {
+        MatchKind::Ip => patterns
+            .iter()
+            .map(|p| parse_net(p).map(net_text).map_err(|e| Problem::invalid(e).hint("src patterns are addresses or networks")))
+            .collect(),
+        MatchKind::Regex => {
+            for p in &patterns {
+                regex::RegexBuilder::new(p)
+                    .case_insensitive(ignore_case)
+                    .build()
+                    .map_err(|e| Problem::invalid(format!("invalid regular expression '{p}': {}", regex_error(&e))))?;
+            }
+            Ok(patterns)
+        }
+        _ => Ok(patterns),
+    }
+}
+
+/// The last line of the regex crate's message ("unclosed group"), without its "error:" label.
+pub(crate) fn regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let last = text.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(&text).trim();
+    last.strip_prefix("error:").unwrap_or(last).trim().to_string()
+}
+
+/// Whether a word is a valid ACL name (HAProxy: letters, digits, `-`, `_`, `.`, `:`).
+pub(crate) fn valid_acl_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+/// The ACLs of one frontend while it is being read.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AclSet {
+    defs: Vec<Acl>,
+    /// Names whose definition was dropped (unsupported criterion under `--lenient`).
+    dropped: Vec<String>,
+}
+
+/// At most this many alternatives after rewriting a condition (keeps hostile input bounded).
+const MAX_ALTERNATIVES: usize = 256;
+
+impl AclSet {
+    /// `acl NAME BODY...`
+    pub(crate) fn define(&mut self, name: &str, body: &[String]) -> Result<(), Problem> {
+        if !valid_acl_name(name) {
+            return Err(Problem::invalid(format!("invalid acl name '{name}'"))
+                .hint("acl names use letters, digits, '-', '_', '.' and ':'"));
+        }
+        match parse_acl_body(name, body) {
+            Ok(acl) => {
+                self.defs.push(acl);
+                Ok(())
+            }
+            Err(problem) => {
+                self.dropped.push(name.to_string());
+                Err(problem)
+            }
+        }
+    }
+
+    fn is_defined(&self, name: &str) -> bool {
+        self.defs.iter().any(|a| a.name == name)
+    }
+
+    /// `if|unless TERMS` (the first word must be `if` or `unless`).
+    pub(crate) fn parse_condition(&mut self, words: &[String]) -> Result<Condition, Problem> {
+        match words.split_first() {
+            Some((kw, terms)) if kw == "if" => self.parse_terms(false, terms),
+            Some((kw, terms)) if kw == "unless" => self.parse_terms(true, terms),
+            Some((kw, _)) => Err(Problem::unknown("condition keyword", kw, ["if", "unless"])),
+            None => Err(Problem::invalid("missing condition").hint("add 'if ACL' or 'unless ACL'")),
+        }
+    }
+
+    /// Terms of a condition: `[!]NAME`, `{ CRITERION PATTERN... }`, `or`/`||` between
+    /// alternatives; terms side by side are ANDed.
+    pub(crate) fn parse_terms(&mut self, unless: bool, words: &[String]) -> Result<Condition, Problem> {
+        let keyword = if unless { "unless" } else { "if" };
+        if words.is_empty() {
+            return Err(Problem::invalid(format!("missing condition after '{keyword}'")));
+        }
+        let mut alternatives: Vec<Vec<AclTerm>> = vec![Vec::new()];
+        let mut negate = false;
+        let mut index = 0;
+        while let Some(word) = words.get(index) {
+            index += 1;
+            let mut word = word.as_str();
+            if word == "or" || word == "||" {
+                if negate || alternatives.last().is_some_and(Vec::is_empty) {
+                    return Err(Problem::invalid(format!("'{word}' without an acl before it")));
+                }
+                alternatives.push(Vec::new());
+                continue;
+            }
+            if word == "!" {
+                negate = !negate;
+                continue;
+            }
+            if let Some(rest) = word.strip_prefix('!') {
+                negate = !negate;
+                word = rest;
+            }
+            let name = if word == "{" {
+                let close = words
+                    .get(index..)
+                    .and_then(|rest| rest.iter().position(|w| w == "}"))
+                    .ok_or_else(|| Problem::invalid("anonymous acl '{' is not closed by '}'"))?;
+                let body = words.get(index..index + close).unwrap_or_default();
+                index += close + 1;
+                self.anonymous(body)?
+            } else {
+                self.reference(word)?
+            };
+            if let Some(alt) = alternatives.last_mut() {
+                alt.push(AclTerm { negate, acl: name });
+            }
+            negate = false;
+        }
+        if negate || alternatives.last().is_some_and(Vec::is_empty) {
+            return Err(Problem::invalid(format!("condition after '{keyword}' ends without an acl")));
+        }
+        Ok(Condition { unless, alternatives })
+    }
+
+    fn anonymous(&mut self, body: &[String]) -> Result<String, Problem> {
+        let name = format!("{{{}}}", body.join(" "));
+        if !self.is_defined(&name) {
+            let acl = parse_acl_body(&name, body)?;
+            self.defs.push(acl);
+        }
+        Ok(name)
+    }
+
+    fn reference(&self, name: &str) -> Result<String, Problem> {
+        if self.is_defined(name) || predefined(name).is_some() {
+            return Ok(name.to_string());
+        }
+        if self.dropped.iter().any(|d| d == name) {
+            return Err(Problem::unsupported(format!("this rule uses acl '{name}', whose definition was not kept")));
+        }
+        if UNSUPPORTED_PREDEFINED.contains(&name) {
+            return Err(Problem::unsupported(format!("predefined acl '{name}' is not supported yet")));
+        }
+        let known: Vec<&str> = self.defs.iter().map(|a| a.name.as_str()).filter(|n| !n.starts_with('{')).collect();
+        let problem = Problem::invalid(format!("unknown acl '{name}' in condition"));
+        Err(match crate::did_you_mean(name, known) {
+            Some(best) => problem.hint(format!("did you mean {best}?")),
+            None => problem.hint(format!("declare it first: acl {name} CRITERION PATTERN")),
+        })
+    }
+
+    /// The Model's ACLs, with the conditions that use them rewritten where several `acl` lines
+    /// of one name had to become separate ACLs.
+    pub(crate) fn finish(self, conditions: &mut [&mut Condition]) -> Result<Vec<Acl>, Problem> {
+        let mut names: Vec<&str> = Vec::new();
+        for acl in &self.defs {
+            if !names.contains(&acl.name.as_str()) {
+                names.push(&acl.name);
+            }
+        }
+        let mut out: Vec<Acl> = Vec::new();
+        let mut split: Vec<(String, Vec<String>)> = Vec::new();
+        for name in names {
+            let group: Vec<&Acl> = self.defs.iter().filter(|a| a.name == name).collect();
+            let Some(first) = group.first() else { continue };
+            let same = group
+                .iter()
+                .all(|a| a.fetch == first.fetch && a.kind == first.kind && a.ignore_case == first.ignore_case);
+            if same {
+                let mut merged = (*first).clone();
+                merged.patterns = group.iter().flat_map(|a| a.patterns.iter().cloned()).collect();
+                out.push(merged);
+            } else {
+                let mut variants = Vec::new();
+                for (i, acl) in group.iter().enumerate() {
+                    let mut acl = (*acl).clone();
+                    if i > 0 {
+                        acl.name = format!("{name}{{{}}}", i + 1);
+                    }
+                    variants.push(acl.name.clone());
+                    out.push(acl);
+                }
+                split.push((name.to_string(), variants));
+            }
+        }
+        for cond in conditions.iter_mut() {
+            if !split.is_empty() {
+                **cond = expand(cond, &split)?;
+            }
+            for term in cond.alternatives.iter().flatten() {
+                if !out.iter().any(|a| a.name == term.acl) {
+                    if let Some(acl) = predefined(&term.acl) {
+                        out.push(acl);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Rewrite a condition whose terms name ACLs that are ORs of several ACLs:
+/// `a X` with X = X1|X2 becomes `a X1 or a X2`; `!X` becomes `!X1 !X2`.
+fn expand(cond: &Condition, split: &[(String, Vec<String>)]) -> Result<Condition, Problem> {
+    let mut alternatives: Vec<Vec<AclTerm>> = Vec::new();
+    for alt in &cond.alternatives {
+        let mut partial: Vec<Vec<AclTerm>> = vec![Vec::new()];
+        for term in alt {
+            let variants = split.iter().find(|(n, _)| *n == term.acl).map(|(_, v)| v);
+            match variants {
+                None => partial.iter_mut().for_each(|p| p.push(term.clone())),
+                Some(vs) if term.negate => partial
+                    .iter_mut()
+                    .for_each(|p| p.extend(vs.iter().map(|v| AclTerm { negate: true, acl: v.clone() }))),
+                Some(vs) => {
+                    partial = partial
+                        .iter()
+                        .flat_map(|p| {
+                            vs.iter().map(move |v| {
+                                let mut next = p.clone();
+                                next.push(AclTerm { negate: false, acl: v.clone() });
+                                next
+                            })
+                        })
+                        .collect();
+                }
+            }
+            if partial.len() + alternatives.len() > MAX_ALTERNATIVES {
+                return Err(Problem::unsupported("condition is too complex once its acls are expanded")
+                    .hint("give acls with different criteria different names"));
+            }
+        }
+        alternatives.extend(partial);
+    }
+    Ok(Condition { unless: cond.unless, alternatives })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn parses_criteria() {
+        let acl = parse_acl_body("api", &w("path_beg -i /api /v1")).expect("valid");
+        assert_eq!((acl.fetch, acl.kind, acl.ignore_case), (Fetch::Path, MatchKind::Prefix, true));
+        assert_eq!(acl.patterns, ["/api", "/v1"]);
+        let acl = parse_acl_body("h", &w("hdr(Host) -m end .example.com")).expect("valid");
+        assert_eq!((acl.fetch, acl.kind), (Fetch::Header("host".into()), MatchKind::Suffix));
+        let acl = parse_acl_body("net", &w("src 10.0.0.0/255.0.0.0 192.0.2.1")).expect("valid");
+        assert_eq!(acl.patterns, ["10.0.0.0/8", "192.0.2.1/32"]);
+        assert!(matches!(parse_acl_body("x", &w("src example.com")), Err(Problem::Invalid { .. })));
+        assert!(matches!(parse_acl_body("x", &w("path_reg (")), Err(Problem::Invalid { .. })));
+        assert!(matches!(parse_acl_body("x", &w("url_beg /a")), Err(Problem::Unsupported { .. })));
+        let Err(Problem::Invalid { hint, .. }) = parse_acl_body("x", &w("path_bgn /a")) else { panic!("invalid") };
+        assert_eq!(hint.as_deref(), Some("did you mean path_beg?"));
+        assert!(parse_acl_body("x", &w("path")).is_err());
+    }
+
+    #[test]
+    fn conditions_and_anonymous_acls() {
+        let mut set = AclSet::default();
+        set.define("is_api", &w("path_beg /api")).expect("valid");
+        let cond = set.parse_condition(&w("if is_api !{ src 10.0.0.0/8 } or METH_POST")).expect("valid");
+        assert!(!cond.unless);
+        assert_eq!(cond.alternatives.len(), 2);
+        assert_eq!(cond.alternatives[0][1], AclTerm { negate: true, acl: "{src 10.0.0.0/8}".into() });
+        assert!(set.parse_condition(&w("if nope")).is_err());
+        assert!(set.parse_condition(&w("if")).is_err());
+        assert!(set.parse_condition(&w("if is_api or")).is_err());
+        assert!(set.parse_condition(&w("if { path_beg /x")).is_err());
+        let mut conds = [cond];
+        let acls = set.finish(&mut conds.iter_mut().collect::<Vec<_>>()).expect("finishes");
+        let names: Vec<&str> = acls.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["is_api", "{src 10.0.0.0/8}", "METH_POST"]);
+    }
+
+    #[test]
+    fn same_name_lines_are_ored() {
+        let mut set = AclSet::default();
+        set.define("static", &w("path_beg /static")).expect("valid");
+        set.define("static", &w("path_beg /img")).expect("valid");
+        set.define("other", &w("path_end .css")).expect("valid");
+        set.define("other", &w("hdr(host) static.example.com")).expect("valid");
+        let mut a = set.parse_condition(&w("if static other")).expect("valid");
+        let mut b = set.parse_condition(&w("unless !other")).expect("valid");
+        let acls = set.finish(&mut [&mut a, &mut b]).expect("finishes");
+        assert_eq!(acls[0].patterns, ["/static", "/img"]);
+        assert_eq!(acls.len(), 3);
+        assert_eq!(a.alternatives.len(), 2);
+        assert_eq!(a.alternatives[1][1].acl, "other{2}");
+        assert_eq!(b.alternatives, vec![vec![
+            AclTerm { negate: true, acl: "other".into() },
+            AclTerm { negate: true, acl: "other{2}".into() }
+        ]]);
+    }
+}

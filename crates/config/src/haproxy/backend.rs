@@ -1,0 +1,811 @@
+//! Backend-side keywords: `balance`, `hash-type`, `server`/`default-server`, health checks
+//! (`option httpchk`, `http-check`), `cookie`, `stick-table`/`stick on`, retries and reuse.
+//! The value parsers are shared with the TOML front-end, which uses the same words.
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::proxy::{Kind, ProxyState};
+use super::Parser;
+use crate::diag::Problem;
+use crate::model::*;
+use crate::values::{parse_duration, parse_host_port, parse_number, parse_size, resolve, Host, HostPort};
+
+/// `default-server` settings, applied to the `server` lines that follow.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerDefaults {
+    /// Every field but name, address and origin.
+    pub server: Server,
+    /// `port N`: health checks go to this port.
+    pub check_port: Option<u16>,
+    /// `addr HOST`: health checks go to this address.
+    pub check_host: Option<Host>,
+}
+
+impl Default for ServerDefaults {
+    fn default() -> Self {
+        ServerDefaults {
+            server: Server::new("", SocketAddr::from(([0, 0, 0, 0], 0))),
+            check_port: None,
+            check_host: None,
+        }
+    }
+}
+
+/// `http-check send meth M uri U ver V hdr NAME VALUE`
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CheckSend {
+    pub method: Option<String>,
+    pub uri: Option<String>,
+    pub version: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+const BALANCE_WORDS: &[&str] =
+    &["roundrobin", "static-rr", "leastconn", "first", "source", "uri", "url_param", "hdr", "random"];
+
+/// Server keywords fulcrum does not implement yet, with how many values each takes (so the rest
+/// of the line can still be read).
+const SERVER_UNSUPPORTED: &[(&str, usize)] = &[
+    ("ssl", 0), ("check-ssl", 0), ("no-ssl", 0), ("send-proxy", 0), ("send-proxy-v2", 0), ("send-proxy-v2-ssl", 0),
+    ("send-proxy-v2-ssl-cn", 0), ("check-send-proxy", 0), ("agent-check", 0), ("no-agent-check", 0),
+    ("non-stick", 0), ("stick", 0), ("tfo", 0), ("allow-0rtt", 0), ("no-tls-tickets", 0), ("tls-tickets", 0),
+    ("force-sslv3", 0), ("force-tlsv10", 0), ("force-tlsv11", 0), ("force-tlsv12", 0), ("force-tlsv13", 0),
+    ("no-sslv3", 0), ("no-tlsv10", 0), ("no-tlsv11", 0), ("no-tlsv12", 0), ("no-tlsv13", 0), ("no-verifyhost", 0),
+    ("check-via-socks4", 0), ("no-send-proxy", 0), ("verify", 1), ("ca-file", 1), ("crt", 1), ("crl-file", 1),
+    ("ciphers", 1), ("ciphersuites", 1), ("sni", 1), ("alpn", 1), ("npn", 1), ("check-alpn", 1), ("check-sni", 1),
+    ("verifyhost", 1), ("ssl-min-ver", 1), ("ssl-max-ver", 1), ("agent-port", 1), ("agent-inter", 1),
+    ("agent-addr", 1), ("agent-send", 1), ("minconn", 1), ("resolvers", 1), ("resolve-prefer", 1),
+    ("resolve-opts", 1), ("resolve-net", 1), ("init-addr", 1), ("source", 1), ("namespace", 1), ("proto", 1),
+    ("pool-max-conn", 1), ("pool-purge-delay", 1), ("pool-low-conn", 1), ("max-reuse", 1), ("redir", 1),
+    ("track", 1), ("socks4", 1), ("tcp-ut", 1), ("ws", 1), ("proxy-v2-options", 1), ("curves", 1), ("sigalgs", 1),
+    ("client-sigalgs", 1), ("check-proto", 1), ("log-proto", 1), ("shard", 1), ("hash-key", 1), ("guid", 1),
+    ("idle-ping", 1), ("set-proxy-v2-tlv-fmt", 1), ("usesrc", 1),
+];
+
+const SERVER_SUPPORTED: &[&str] = &[
+    "check", "no-check", "inter", "fastinter", "downinter", "rise", "fall", "weight", "backup", "no-backup",
+    "maxconn", "maxqueue", "disabled", "enabled", "slowstart", "observe", "error-limit", "on-error", "cookie",
+    "port", "addr", "id",
+];
+
+impl Parser {
+    pub(super) fn backend_keyword(
+        &mut self,
+        st: &mut ProxyState,
+        line: usize,
+        keyword: &str,
+        args: &[String],
+    ) -> Result<(), Problem> {
+        if matches!(keyword, "server" | "stick-table" | "stick") {
+            Self::not_in_defaults(st, keyword)?;
+            if keyword == "server" && !st.kind.has_backend() {
+                return Err(Problem::invalid(format!("'server' is not allowed in frontend '{}'", st.name))
+                    .hint("servers belong in a backend or listen section"));
+            }
+        }
+        if !self.need_backend(st, line, keyword) {
+            return Ok(());
+        }
+        match keyword {
+            "balance" => st.be.algorithm = parse_balance(args)?,
+            "hash-type" => {
+                let (hash_type, function) = parse_hash_type(args)?;
+                st.be.hash_type = hash_type;
+                if let Some(function) = function {
+                    let message = format!("hash function '{function}' is accepted, but fulcrum uses its own hash");
+                    self.sink.warn(line, message, Some("keys map to other servers than with HAProxy".into()));
+                }
+            }
+            "server" => self.server(st, line, args)?,
+            "default-server" => self.server_params(&mut st.server_defaults, line, args),
+            "http-check" => self.http_check(st, line, args)?,
+            "http-reuse" => {
+                let [mode] = args else { return Err(Problem::invalid("'http-reuse' needs one value")) };
+                st.be.http_reuse = parse_http_reuse(mode)?;
+            }
+            "retries" => {
+                let [n] = args else { return Err(Problem::invalid("'retries' needs one number")) };
+                st.be.retries = parse_number(n, "retries")?;
+            }
+            "cookie" => st.be.cookie = Some(parse_cookie(args)?),
+            "stick-table" => st.stick_table = Some((parse_stick_table(args)?, line)),
+            "stick" => self.stick(st, line, args)?,
+            // `redispatch` and `redisp`: HAProxy 1.x spellings.
+            _ => {
+                let message = format!("'{keyword}' is the old spelling of 'option redispatch'");
+                self.sink.warn(line, message, Some("write 'option redispatch'".into()));
+                st.be.redispatch = true;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn backend_option(
+        &mut self,
+        st: &mut ProxyState,
+        name: &str,
+        rest: &[String],
+        negated: bool,
+    ) -> Result<(), Problem> {
+        match name {
+            "httpchk" if negated => st.be.http_check = None,
+            "httpchk" => st.be.http_check = Some(parse_httpchk(rest)?),
+            _ if !rest.is_empty() => {
+                return Err(Problem::unsupported(format!("arguments to 'option {name}' are not supported yet")))
+            }
+            "redispatch" => st.be.redispatch = !negated,
+            _ => st.be.allbackups = !negated,
+        }
+        Ok(())
+    }
+
+    fn http_check(&mut self, st: &mut ProxyState, line: usize, args: &[String]) -> Result<(), Problem> {
+        let Some((sub, rest)) = args.split_first() else {
+            return Err(Problem::invalid("'http-check' needs a keyword").hint("e.g. http-check expect status 200"));
+        };
+        let here = |previous: &Option<(_, usize)>| previous.as_ref().is_some_and(|(_, l)| *l > st.line);
+        match sub.as_str() {
+            "expect" if here(&st.expect) => {
+                Err(Problem::unsupported("several 'http-check expect' rules in one backend are not supported yet"))
+            }
+            "expect" => {
+                st.expect = Some((parse_expect(rest)?, line));
+                Ok(())
+            }
+            "send" => {
+                st.check_send = Some((parse_check_send(rest)?, line));
+                Ok(())
+            }
+            s @ ("disable-on-404" | "send-state" | "connect" | "comment" | "set-var" | "unset-var") => {
+                Err(Problem::unsupported(format!("'http-check {s}' is not supported yet")))
+            }
+            other => Err(Problem::unknown("http-check keyword", other, ["expect", "send"])),
+        }
+    }
+
+    fn stick(&mut self, st: &mut ProxyState, line: usize, args: &[String]) -> Result<(), Problem> {
+        let words: Vec<&str> = args.iter().map(String::as_str).collect();
+        match words.as_slice() {
+            ["on", "src"] => {
+                st.stick_on_src = Some(line);
+                Ok(())
+            }
+            ["on", "src", ..] => Err(Problem::unsupported("'stick on src' with a table or condition is not supported yet")),
+            ["on", key, ..] => Err(Problem::unsupported(format!("'stick on {key}' is not supported yet"))
+                .hint("fulcrum sticks on the client address only: 'stick on src'")),
+            [kind @ ("match" | "store-request" | "store-response"), ..] => {
+                Err(Problem::unsupported(format!("'stick {kind}' is not supported yet")).hint("use 'stick on src'"))
+            }
+            [other, ..] => Err(Problem::unknown("stick rule", other, ["on", "match", "store-request", "store-response"])),
+            [] => Err(Problem::invalid("'stick' needs a rule").hint("e.g. stick on src")),
+        }
+    }
+
+    fn server(&mut self, st: &mut ProxyState, line: usize, args: &[String]) -> Result<(), Problem> {
+        let [name, addr, params @ ..] = args else {
+            return Err(Problem::invalid("'server' needs a name and an address").hint("e.g. server web1 192.0.2.10:80 check"));
+        };
+        if !crate::acl::valid_acl_name(name) {
+            return Err(Problem::invalid(format!("invalid server name '{name}'"))
+                .hint("names use letters, digits, '-', '_', '.' and ':'"));
+        }
+        if let Some(other) = st.be.servers.iter().find(|s| s.name == *name) {
+            return Err(Problem::invalid(format!(
+                "server '{name}' is already defined in backend '{}' (line {})",
+                st.name, other.origin.line
+            )));
+        }
+        let hp = parse_host_port(addr)?;
+        if hp.port.is_none() {
+            return Err(Problem::invalid(format!("server '{name}' needs a port")).hint(format!("e.g. {addr}:80")));
+        }
+        let addr = resolve(&hp, "server address")?;
+        let mut defaults = st.server_defaults.clone();
+        self.server_params(&mut defaults, line, params);
+        let mut server = defaults.server.clone();
+        server.name = name.clone();
+        server.origin = Origin { file: self.sink.file.clone(), line };
+        server.addr = addr;
+        server.check_addr = check_address(&defaults, addr)?;
+        st.be.servers.push(server);
+        Ok(())
+    }
+
+    /// The keywords after `server NAME ADDR` or `default-server`; every problem is reported
+    /// and reading goes on, so one line can give several messages.
+    pub(super) fn server_params(&mut self, defaults: &mut ServerDefaults, line: usize, params: &[String]) {
+        let mut index = 0;
+        while let Some(keyword) = params.get(index) {
+            index += 1;
+            let keyword = keyword.as_str();
+            if let Some((_, arity)) = SERVER_UNSUPPORTED.iter().find(|(k, _)| *k == keyword) {
+                index += arity;
+                let problem = Problem::unsupported(format!("server keyword '{keyword}' is not supported yet"));
+                self.sink.report(line, problem);
+                continue;
+            }
+            let takes_value = !matches!(
+                keyword,
+                "check" | "no-check" | "backup" | "no-backup" | "disabled" | "enabled"
+            );
+            let value = if takes_value && SERVER_SUPPORTED.contains(&keyword) {
+                let Some(value) = params.get(index) else {
+                    self.sink.error(line, format!("server keyword '{keyword}' needs a value"), None);
+                    return;
+                };
+                index += 1;
+                value.as_str()
+            } else {
+                ""
+            };
+            match apply_server_param(defaults, keyword, value) {
+                Ok(None) => {}
+                Ok(Some(note)) => self.sink.warn(line, note, None),
+                Err(problem) => {
+                    let unknown = !SERVER_SUPPORTED.contains(&keyword);
+                    self.sink.report(line, problem);
+                    if unknown {
+                        // Its number of values is unknown: the rest of the line cannot be read.
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn build_backend(&mut self, st: &ProxyState) -> Backend {
+        let mut be = st.be.clone();
+        be.name = st.name.clone();
+        be.origin = Origin { file: self.sink.file.clone(), line: st.line };
+        match be.http_check.as_mut() {
+            Some(check) => {
+                if let Some((send, _)) = &st.check_send {
+                    apply_check_send(check, send);
+                }
+                if let Some((expect, _)) = &st.expect {
+                    check.expect = Some(expect.clone());
+                }
+            }
+            None => {
+                let lines = [st.check_send.as_ref().map(|(_, l)| *l), st.expect.as_ref().map(|(_, l)| *l)];
+                if let Some(line) = lines.into_iter().flatten().filter(|l| *l > st.line).min() {
+                    let message = format!("'http-check' rules in backend '{}' have no effect without 'option httpchk'", st.name);
+                    self.sink.warn(line, message, Some("add 'option httpchk'".into()));
+                }
+            }
+        }
+        match (&st.stick_table, st.stick_on_src) {
+            (Some((table, _)), Some(_)) => be.stick_src = Some(table.clone()),
+            (None, Some(line)) => {
+                let hint = Some("add e.g. 'stick-table type ip size 1m expire 1h' to this backend".to_string());
+                self.sink.error(line, "'stick on src' needs a stick-table in the same backend", hint);
+            }
+            (Some((_, line)), None) => {
+                let message = "stick-table without 'stick on src' is ignored: fulcrum only sticks on src";
+                self.sink.warn(*line, message, None);
+            }
+            (None, None) => {}
+        }
+        if be.servers.is_empty() && st.kind == Kind::Backend {
+            let message = format!("backend '{}' has no server: its requests get 503", st.name);
+            self.sink.warn(st.line, message, None);
+        }
+        be
+    }
+}
+
+/// One server keyword and its value. Returns a note for keywords accepted without effect.
+pub(crate) fn apply_server_param(d: &mut ServerDefaults, keyword: &str, value: &str) -> Result<Option<String>, Problem> {
+    let s = &mut d.server;
+    let duration = |v: &str| -> Result<Duration, Problem> {
+        let d = parse_duration(v)?;
+        if d.is_zero() {
+            return Err(Problem::invalid(format!("'{keyword}' must be greater than 0")));
+        }
+        Ok(d)
+    };
+    match keyword {
+        "check" => s.check = true,
+        "no-check" => s.check = false,
+        "backup" => s.backup = true,
+        "no-backup" => s.backup = false,
+        "disabled" => s.disabled = true,
+        "enabled" => s.disabled = false,
+        "inter" => s.inter = duration(value)?,
+        "fastinter" => s.fastinter = Some(duration(value)?),
+        "downinter" => s.downinter = Some(duration(value)?),
+        "slowstart" => s.slowstart = Some(parse_duration(value)?),
+        "rise" => s.rise = parse_number(value, "rise")?,
+        "fall" => s.fall = parse_number(value, "fall")?,
+        "weight" => s.weight = parse_number(value, "weight")?,
+        "maxconn" => s.maxconn = parse_number(value, "maxconn")?,
+        "maxqueue" => s.maxqueue = parse_number(value, "maxqueue")?,
+        "error-limit" => s.error_limit = parse_number(value, "error-limit")?,
+        "observe" => s.observe = Some(parse_observe(value)?),
+        "on-error" => s.on_error = parse_on_error(value)?,
+        "cookie" => s.cookie = Some(value.to_string()),
+        "port" => d.check_port = Some(parse_number(value, "port")?),
+        "addr" => {
+            let hp = parse_host_port(value)?;
+            if hp.port.is_some() || hp.host == Host::Any {
+                return Err(Problem::invalid(format!("'addr' takes an address without a port, not '{value}'"))
+                    .hint("set the port with 'port N'"));
+            }
+            d.check_host = Some(hp.host);
+        }
+        "id" => return Ok(Some("server 'id' is ignored: fulcrum identifies servers by name".into())),
+        other => return Err(Problem::unknown("server keyword", other, SERVER_SUPPORTED.iter().copied())),
+    }
+    Ok(None)
+}
+
+/// Where health checks go when `addr`/`port` differ from the traffic address.
+pub(crate) fn check_address(d: &ServerDefaults, addr: SocketAddr) -> Result<Option<SocketAddr>, Problem> {
+    if d.check_host.is_none() && d.check_port.is_none() {
+        return Ok(None);
+    }
+    let port = d.check_port.unwrap_or(addr.port());
+    let ip = match &d.check_host {
+        None => addr.ip(),
+        Some(host) => resolve(&HostPort { host: host.clone(), port: Some(port) }, "check address")?.ip(),
+    };
+    Ok(Some(SocketAddr::new(ip, port)))
+}
+
+pub(crate) fn parse_observe(value: &str) -> Result<Observe, Problem> {
+    match value {
+        "layer4" => Ok(Observe::Layer4),
+        "layer7" => Ok(Observe::Layer7),
+        other => Err(Problem::unknown("observe mode", other, ["layer4", "layer7"])),
+    }
+}
+
+pub(crate) fn parse_on_error(value: &str) -> Result<OnError, Problem> {
+    match value {
+        "fastinter" => Ok(OnError::FastInter),
+        "fail-check" => Ok(OnError::FailCheck),
+        "sudden-death" => Ok(OnError::SuddenDeath),
+        "mark-down" => Ok(OnError::MarkDown),
+        other => Err(Problem::unknown("on-error action", other, ["fastinter", "fail-check", "sudden-death", "mark-down"])),
+    }
+}
+
+pub(crate) fn parse_http_reuse(value: &str) -> Result<HttpReuse, Problem> {
+    match value {
+        "never" => Ok(HttpReuse::Never),
+        "safe" => Ok(HttpReuse::Safe),
+        "aggressive" => Ok(HttpReuse::Aggressive),
+        "always" => Ok(HttpReuse::Always),
+        other => Err(Problem::unknown("http-reuse mode", other, ["never", "safe", "aggressive", "always"])),
+    }
+}
+
+/// `balance ALGORITHM [OPTIONS]` in HAProxy's words.
+pub(crate) fn parse_balance(args: &[String]) -> Result<Algorithm, Problem> {
+    let Some((algo, opts)) = args.split_first() else {
+        return Err(Problem::invalid("'balance' needs an algorithm").hint("e.g. balance roundrobin"));
+    };
+    let word = algo.as_str();
+    let no_options = |algo: Algorithm| match opts.first() {
+        None => Ok(algo),
+        Some(extra) => Err(Problem::invalid(format!("unexpected '{extra}' after 'balance {word}'"))),
+    };
+    let (base, arg) = match algo.split_once('(') {
+        Some((base, rest)) => match rest.strip_suffix(')') {
+            Some(arg) => (base, Some(arg)),
+            None => return Err(Problem::invalid(format!("'{algo}' misses its closing parenthesis"))),
+        },
+        None => (algo.as_str(), None),
+    };
+    match (base, arg) {
+        ("roundrobin", None) => no_options(Algorithm::RoundRobin),
+        ("static-rr", None) => no_options(Algorithm::StaticRr),
+        ("leastconn", None) => no_options(Algorithm::LeastConn),
+        ("first", None) => no_options(Algorithm::First),
+        ("source", None) => no_options(Algorithm::Source),
+        ("uri", None) => parse_balance_uri(opts),
+        ("url_param", None) => match opts {
+            [name] => Ok(Algorithm::UrlParam { name: name.clone() }),
+            [_, extra, ..] if extra == "check_post" => {
+                Err(Problem::unsupported("'balance url_param ... check_post' is not supported yet"))
+            }
+            [] => Err(Problem::invalid("'balance url_param' needs a parameter name")),
+            [_, extra, ..] => Err(Problem::invalid(format!("unexpected '{extra}' after 'balance url_param'"))),
+        },
+        ("hdr", Some(name)) if !name.is_empty() => {
+            let use_domain_only = match opts {
+                [] => false,
+                [o] if o == "use_domain_only" => true,
+                [o, ..] => return Err(Problem::unknown("balance hdr option", o, ["use_domain_only"])),
+            };
+            Ok(Algorithm::Hdr { name: name.to_ascii_lowercase(), use_domain_only })
+        }
+        ("hdr", _) => Err(Problem::invalid("'balance hdr' needs a header name").hint("e.g. balance hdr(host)")),
+        ("random", arg) => {
+            let draws = match arg {
+                None => 2,
+                Some(n) => parse_number::<u32>(n, "random draws")?,
+            };
+            if draws == 0 {
+                return Err(Problem::invalid("'random' needs at least 1 draw"));
+            }
+            no_options(Algorithm::Random { draws })
+        }
+        ("rdp-cookie" | "hash" | "sticky" | "log-hash", _) => {
+            Err(Problem::unsupported(format!("balance algorithm '{base}' is not supported yet")))
+        }
+        (other, _) => Err(Problem::unknown("balance algorithm", other, BALANCE_WORDS.iter().copied())),
+    }
+}
+
+fn parse_balance_uri(opts: &[String]) -> Result<Algorithm, Problem> {
+    let (mut whole, mut len, mut depth) = (false, None, None);
+    let mut words = opts.iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "whole" => whole = true,
+            "len" | "depth" => {
+                let value = words.next().ok_or_else(|| Problem::invalid(format!("'{word}' needs a number")))?;
+                let n: usize = parse_number(value, word)?;
+                if word == "len" {
+                    len = Some(n);
+                } else {
+                    depth = Some(n);
+                }
+            }
+            "path-only" => return Err(Problem::unsupported("'balance uri path-only' is not supported yet")),
+            other => return Err(Problem::unknown("balance uri option", other, ["whole", "len", "depth"])),
+        }
+    }
+    Ok(Algorithm::Uri { whole, len, depth })
+}
+
+/// `hash-type map-based|consistent [FUNCTION] [avalanche]`; returns the function named, if any,
+/// since fulcrum hashes its own way.
+pub(crate) fn parse_hash_type(args: &[String]) -> Result<(HashType, Option<String>), Problem> {
+    let Some((method, rest)) = args.split_first() else {
+        return Err(Problem::invalid("'hash-type' needs map-based or consistent"));
+    };
+    let hash_type = match method.as_str() {
+        "map-based" => HashType::MapBased,
+        "consistent" => HashType::Consistent,
+        other => return Err(Problem::unknown("hash-type", other, ["map-based", "consistent"])),
+    };
+    let mut named = Vec::new();
+    for word in rest {
+        match word.as_str() {
+            "sdbm" | "djb2" | "wt6" | "crc32" | "none" | "avalanche" => named.push(word.as_str()),
+            other => {
+                return Err(Problem::unknown("hash function", other, ["sdbm", "djb2", "wt6", "crc32", "avalanche"]))
+            }
+        }
+    }
+    Ok((hash_type, (!named.is_empty()).then(|| named.join(" "))))
+}
+
+/// `option httpchk [[METHOD] URI [VERSION]]`; header lines smuggled in the version
+/// (`HTTP/1.1\r\nHost:\ www`) become headers.
+pub(crate) fn parse_httpchk(args: &[String]) -> Result<HttpCheck, Problem> {
+    let mut check = HttpCheck::default();
+    let (method, uri, version) = match args {
+        [] => (None, None, None),
+        [uri] => (None, Some(uri), None),
+        [method, uri] => (Some(method), Some(uri), None),
+        [method, uri, version] => (Some(method), Some(uri), Some(version)),
+        [_, _, _, extra, ..] => {
+            return Err(Problem::invalid(format!("unexpected '{extra}' after the HTTP version"))
+                .hint("escape blanks inside headers with '\\ ', e.g. HTTP/1.1\\r\\nHost:\\ www.example.com"))
+        }
+    };
+    if let Some(method) = method {
+        check.method = check_method(method)?;
+    }
+    if let Some(uri) = uri {
+        check.uri = check_uri(uri)?;
+    }
+    if let Some(version) = version {
+        let mut lines = version.split('\n').map(|l| l.trim_end_matches('\r'));
+        check.version = check_version(lines.next().unwrap_or_default())?;
+        for header in lines.filter(|l| !l.is_empty()) {
+            let (name, value) = header
+                .split_once(':')
+                .ok_or_else(|| Problem::invalid(format!("header line '{header}' in 'option httpchk' has no ':'")))?;
+            check.headers.push((check_header_name(name.trim())?, value.trim().to_string()));
+        }
+    }
+    Ok(check)
+}
+
+fn check_method(method: &str) -> Result<String, Problem> {
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_') {
+        return Err(Problem::invalid(format!("invalid HTTP method '{method}'")));
+    }
+    Ok(method.to_string())
+}
+
+fn check_uri(uri: &str) -> Result<String, Problem> {
+    if uri.is_empty() || uri.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        return Err(Problem::invalid(format!("invalid check URI '{uri}'")));
+    }
+    Ok(uri.to_string())
+}
+
+fn check_version(version: &str) -> Result<String, Problem> {
+    match version {
+        "HTTP/1.0" | "HTTP/1.1" => Ok(version.to_string()),
+        other => Err(Problem::invalid(format!("invalid HTTP version '{other}'")).hint("use HTTP/1.0 or HTTP/1.1")),
+    }
+}
+
+fn check_header_name(name: &str) -> Result<String, Problem> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
+        return Err(Problem::invalid(format!("invalid header name '{name}'")));
+    }
+    Ok(name.to_string())
+}
+
+/// `http-check send [meth M] [uri U] [ver V] [hdr NAME VALUE]...`
+pub(crate) fn parse_check_send(args: &[String]) -> Result<CheckSend, Problem> {
+    let mut send = CheckSend::default();
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        let mut value = || {
+            words.next().map(String::as_str).ok_or_else(|| Problem::invalid(format!("'{word}' needs a value")))
+        };
+        match word.as_str() {
+            "meth" => send.method = Some(check_method(value()?)?),
+            "uri" => send.uri = Some(check_uri(value()?)?),
+            "ver" => send.version = Some(check_version(value()?)?),
+            "hdr" => {
+                let name = check_header_name(value()?)?;
+                send.headers.push((name, value()?.to_string()));
+            }
+            w @ ("uri-lf" | "body" | "body-lf" | "comment") => {
+                return Err(Problem::unsupported(format!("'http-check send {w}' is not supported yet")))
+            }
+            other => return Err(Problem::unknown("http-check send option", other, ["meth", "uri", "ver", "hdr"])),
+        }
+    }
+    Ok(send)
+}
+
+pub(crate) fn apply_check_send(check: &mut HttpCheck, send: &CheckSend) {
+    if let Some(m) = &send.method {
+        check.method = m.clone();
+    }
+    if let Some(u) = &send.uri {
+        check.uri = u.clone();
+    }
+    if let Some(v) = &send.version {
+        check.version = v.clone();
+    }
+    check.headers.extend(send.headers.iter().cloned());
+}
+
+/// `http-check expect [!] status|rstatus|string|rstring PATTERN`
+pub(crate) fn parse_expect(args: &[String]) -> Result<Expect, Problem> {
+    let (negate, args) = match args.split_first() {
+        Some((bang, rest)) if bang == "!" => (true, rest),
+        _ => (false, args),
+    };
+    let Some((kind, rest)) = args.split_first() else {
+        return Err(Problem::invalid("'http-check expect' needs a rule").hint("e.g. http-check expect status 200"));
+    };
+    let kind = kind.as_str();
+    const KINDS: [&str; 4] = ["status", "rstatus", "string", "rstring"];
+    const UNSUPPORTED: [&str; 12] = [
+        "hdr", "fhdr", "custom", "min-recv", "comment", "ok-status", "error-status", "tout-status", "on-success",
+        "on-error", "status-code", "!",
+    ];
+    if UNSUPPORTED.contains(&kind) {
+        return Err(Problem::unsupported(format!("'http-check expect {kind}' is not supported yet")));
+    }
+    if !KINDS.contains(&kind) {
+        return Err(Problem::unknown("http-check expect rule", kind, KINDS));
+    }
+    let pattern = match rest {
+        [pattern] => pattern.clone(),
+        [] => return Err(Problem::invalid(format!("'expect {kind}' needs a pattern"))),
+        [_, extra, ..] => {
+            return Err(Problem::invalid(format!("unexpected '{extra}' after the pattern"))
+                .hint("escape blanks in the pattern with '\\ ' or quote it"))
+        }
+    };
+    let rule = match kind {
+        "status" => ExpectRule::Status(parse_status_list(&pattern)?),
+        "rstatus" => ExpectRule::StatusRegex(check_regex(&pattern)?),
+        "string" => ExpectRule::String(pattern),
+        _ => ExpectRule::BodyRegex(check_regex(&pattern)?),
+    };
+    Ok(Expect { negate, rule })
+}
+
+/// `200`, `200,301`, `200-399`, `200-299,304`.
+pub(crate) fn parse_status_list(text: &str) -> Result<Vec<(u16, u16)>, Problem> {
+    let code = |s: &str| -> Result<u16, Problem> {
+        let n: u16 = parse_number(s, "status code")?;
+        if !(100..=599).contains(&n) {
+            return Err(Problem::invalid(format!("status code {n} is not between 100 and 599")));
+        }
+        Ok(n)
+    };
+    text.split(',')
+        .map(|part| match part.split_once('-') {
+            Some((lo, hi)) => {
+                let (lo, hi) = (code(lo)?, code(hi)?);
+                if lo > hi {
+                    return Err(Problem::invalid(format!("status range '{part}' is reversed")));
+                }
+                Ok((lo, hi))
+            }
+            None => code(part).map(|c| (c, c)),
+        })
+        .collect()
+}
+
+fn check_regex(pattern: &str) -> Result<String, Problem> {
+    regex::Regex::new(pattern)
+        .map(|_| pattern.to_string())
+        .map_err(|e| Problem::invalid(format!("invalid regular expression '{pattern}': {}", crate::acl::regex_error(&e))))
+}
+
+/// `cookie NAME insert|prefix|rewrite [indirect] [nocache] [httponly] [secure] [domain D] [preserve]`
+pub(crate) fn parse_cookie(args: &[String]) -> Result<Cookie, Problem> {
+    let Some((name, opts)) = args.split_first() else {
+        return Err(Problem::invalid("'cookie' needs a cookie name").hint("e.g. cookie SERVERID insert indirect nocache"));
+    };
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)) {
+        return Err(Problem::invalid(format!("invalid cookie name '{name}'")));
+    }
+    let mut mode = None;
+    let mut cookie = Cookie {
+        name: name.clone(),
+        mode: CookieMode::Insert,
+        indirect: false,
+        nocache: false,
+        httponly: false,
+        secure: false,
+        domain: None,
+        preserve: false,
+    };
+    let mut words = opts.iter();
+    while let Some(word) = words.next() {
+        let chosen = match word.as_str() {
+            "insert" => Some(CookieMode::Insert),
+            "prefix" => Some(CookieMode::Prefix),
+            "rewrite" => Some(CookieMode::Rewrite),
+            "indirect" => {
+                cookie.indirect = true;
+                None
+            }
+            "nocache" => {
+                cookie.nocache = true;
+                None
+            }
+            "httponly" => {
+                cookie.httponly = true;
+                None
+            }
+            "secure" => {
+                cookie.secure = true;
+                None
+            }
+            "preserve" => {
+                cookie.preserve = true;
+                None
+            }
+            "domain" => {
+                let domain = words.next().ok_or_else(|| Problem::invalid("'domain' needs a value"))?;
+                if cookie.domain.is_some() {
+                    return Err(Problem::unsupported("several cookie domains are not supported yet"));
+                }
+                cookie.domain = Some(domain.clone());
+                None
+            }
+            w @ ("postonly" | "dynamic" | "maxidle" | "maxlife" | "attr") => {
+                return Err(Problem::unsupported(format!("cookie option '{w}' is not supported yet")))
+            }
+            other => {
+                let known = ["insert", "prefix", "rewrite", "indirect", "nocache", "httponly", "secure", "domain", "preserve"];
+                return Err(Problem::unknown("cookie option", other, known));
+            }
+        };
+        if let Some(chosen) = chosen {
+            if mode.is_some_and(|m| m != chosen) {
+                return Err(Problem::invalid("choose one of insert, prefix and rewrite"));
+            }
+            mode = Some(chosen);
+        }
+    }
+    cookie.mode = mode.ok_or_else(|| {
+        Problem::unsupported("a cookie without insert, prefix or rewrite (passive mode) is not supported yet")
+            .hint("add 'insert indirect nocache' to let fulcrum set the cookie")
+    })?;
+    Ok(cookie)
+}
+
+/// `stick-table type ip|ipv6 size N [expire T]`
+pub(crate) fn parse_stick_table(args: &[String]) -> Result<StickTable, Problem> {
+    let (mut size, mut expire, mut kind) = (None, None, None);
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        let mut value = || words.next().ok_or_else(|| Problem::invalid(format!("'{word}' needs a value")));
+        match word.as_str() {
+            "type" => kind = Some(value()?.clone()),
+            "size" => {
+                let n = parse_size(value()?)?;
+                size = Some(usize::try_from(n).map_err(|_| Problem::invalid("stick-table size is too large"))?);
+            }
+            "expire" => expire = Some(parse_duration(value()?)?),
+            w @ ("nopurge" | "peers" | "store" | "srvkey" | "write-to" | "len" | "recv-only") => {
+                return Err(Problem::unsupported(format!("stick-table option '{w}' is not supported yet")))
+            }
+            other => return Err(Problem::unknown("stick-table option", other, ["type", "size", "expire"])),
+        }
+    }
+    match kind.as_deref() {
+        Some("ip" | "ipv6") => {}
+        Some(t @ ("integer" | "string" | "binary")) => {
+            return Err(Problem::unsupported(format!("stick-table type '{t}' is not supported yet"))
+                .hint("fulcrum sticks on the client address: type ip"))
+        }
+        Some(other) => return Err(Problem::unknown("stick-table type", other, ["ip", "ipv6", "integer", "string", "binary"])),
+        None => return Err(Problem::invalid("stick-table needs a type").hint("e.g. stick-table type ip size 1m expire 1h")),
+    }
+    let size = size.ok_or_else(|| Problem::invalid("stick-table needs a size").hint("e.g. size 1m"))?;
+    // No expire: entries live until the table is full, as in HAProxy.
+    Ok(StickTable { size, expire: expire.unwrap_or(Duration::MAX) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn balance_words() {
+        assert_eq!(parse_balance(&w("roundrobin")), Ok(Algorithm::RoundRobin));
+        assert_eq!(parse_balance(&w("uri whole len 10 depth 2")), Ok(Algorithm::Uri { whole: true, len: Some(10), depth: Some(2) }));
+        assert_eq!(parse_balance(&w("hdr(Host) use_domain_only")), Ok(Algorithm::Hdr { name: "host".into(), use_domain_only: true }));
+        assert_eq!(parse_balance(&w("random")), Ok(Algorithm::Random { draws: 2 }));
+        assert_eq!(parse_balance(&w("random(3)")), Ok(Algorithm::Random { draws: 3 }));
+        assert_eq!(parse_balance(&w("url_param user")), Ok(Algorithm::UrlParam { name: "user".into() }));
+        let Err(Problem::Invalid { message, hint }) = parse_balance(&w("roundrobbin")) else { panic!("invalid") };
+        assert_eq!(message, "unknown balance algorithm 'roundrobbin'");
+        assert_eq!(hint.as_deref(), Some("did you mean roundrobin?"));
+        assert!(matches!(parse_balance(&w("rdp-cookie")), Err(Problem::Unsupported { .. })));
+        assert!(parse_balance(&w("roundrobin extra")).is_err());
+        assert!(parse_balance(&w("random(0)")).is_err());
+    }
+
+    #[test]
+    fn httpchk_and_expect() {
+        let check = parse_httpchk(&["GET".into(), "/health".into(), "HTTP/1.1\r\nHost: www.example.com".into()]).expect("valid");
+        assert_eq!((check.method.as_str(), check.uri.as_str(), check.version.as_str()), ("GET", "/health", "HTTP/1.1"));
+        assert_eq!(check.headers, [("Host".to_string(), "www.example.com".to_string())]);
+        assert_eq!(parse_httpchk(&w("/ping")).expect("valid").uri, "/ping");
+        assert_eq!(parse_httpchk(&[]).expect("valid"), HttpCheck::default());
+        let e = parse_expect(&w("! status 200,301-302")).expect("valid");
+        assert!(e.negate);
+        assert_eq!(e.rule, ExpectRule::Status(vec![(200, 200), (301, 302)]));
+        assert_eq!(parse_expect(&w("rstring ^OK")).expect("valid").rule, ExpectRule::BodyRegex("^OK".into()));
+        assert!(parse_expect(&w("status 999")).is_err());
+        assert!(parse_expect(&w("rstatus (")).is_err());
+        assert!(parse_expect(&w("stauts 200")).is_err());
+    }
+
+    #[test]
+    fn cookie_and_stick_table() {
+        let c = parse_cookie(&w("SRV insert indirect nocache domain .example.com")).expect("valid");
+        assert_eq!((c.mode, c.indirect, c.nocache, c.domain.as_deref()), (CookieMode::Insert, true, true, Some(".example.com")));
+        assert!(matches!(parse_cookie(&w("SRV")), Err(Problem::Unsupported { .. })));
+        assert!(parse_cookie(&w("SRV insert prefix")).is_err());
+        let t = parse_stick_table(&w("type ip size 1m expire 1h")).expect("valid");
+        assert_eq!((t.size, t.expire), (1 << 20, Duration::from_secs(3600)));
+        assert!(matches!(parse_stick_table(&w("type string size 1k")), Err(Problem::Unsupported { .. })));
+        assert!(parse_stick_table(&w("type ip")).is_err());
+    }
+}

@@ -1,0 +1,341 @@
+//! The haproxy.cfg front-end: reads HAProxy's configuration language with HAProxy's semantics
+//! (sections, `defaults` inheritance, keywords, units) into a [`Partial`] Model, and says with
+//! file:line what fulcrum does not support.
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Problem, Sink};
+use crate::partial::Partial;
+use crate::values::{parse_duration, parse_number};
+
+pub(crate) mod backend;
+mod keywords;
+mod proxy;
+pub(crate) mod tokenize;
+
+use keywords::*;
+pub(crate) use proxy::parse_forwardfor;
+use proxy::{Kind, ProxyState};
+
+/// How relative file names (errorfiles) are resolved: HAProxy's `default-path`. fulcrum's
+/// default is `config` (next to the configuration file), since a service's working directory
+/// is usually `/`.
+#[derive(Debug, Clone)]
+enum DefaultPath {
+    Current,
+    Config,
+    Parent,
+    Origin(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    /// Before the first section.
+    None,
+    Global,
+    /// `defaults`, `frontend`, `backend` or `listen`: the state is in `Parser::current`.
+    Proxy,
+    /// A section fulcrum does not read (`peers`, `userlist`, ...): its lines are skipped.
+    Skipped,
+}
+
+struct Parser {
+    sink: Sink,
+    config_dir: PathBuf,
+    default_path: DefaultPath,
+    section: Section,
+    /// The defaults that apply to the proxies that follow (the last `defaults` section read).
+    defaults: ProxyState,
+    named_defaults: Vec<(String, ProxyState)>,
+    current: Option<ProxyState>,
+    out: Partial,
+    /// Lines already reported for `mode`, so a `mode tcp` in defaults is reported once.
+    mode_lines: Vec<usize>,
+    errorfiles: Vec<(PathBuf, Result<Vec<u8>, String>)>,
+}
+
+/// Parse one haproxy.cfg. The Sink holds every error and warning, in line order.
+pub(crate) fn parse(text: &str, file: &Path, lenient: bool) -> (Partial, Sink) {
+    let mut parser = Parser {
+        sink: Sink::new(file, lenient),
+        config_dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
+        default_path: DefaultPath::Config,
+        section: Section::None,
+        defaults: ProxyState::defaults(String::new(), 0),
+        named_defaults: Vec::new(),
+        current: None,
+        out: Partial::default(),
+        mode_lines: Vec::new(),
+        errorfiles: Vec::new(),
+    };
+    for (index, raw) in text.lines().enumerate() {
+        parser.line(index + 1, raw);
+    }
+    parser.finish_section();
+    let Parser { mut sink, out, .. } = parser;
+    sink.diags.sort_by_key(|d| d.line);
+    (out, sink)
+}
+
+impl Parser {
+    fn line(&mut self, line: usize, raw: &str) {
+        let tokens = match tokenize::tokenize(raw) {
+            Ok(t) => t,
+            Err(e) => return self.sink.error(line, e, None),
+        };
+        for note in tokens.notes {
+            self.sink.warn(line, note, None);
+        }
+        let words = tokens.words;
+        let Some(keyword) = words.first().map(String::as_str) else { return };
+        if keyword.starts_with('.') {
+            let problem = Problem::invalid(format!("conditional block and diagnostic directives ('{keyword}') are not supported yet"));
+            return self.sink.report(line, problem.hint("remove the .if/.endif lines and keep the branch you need"));
+        }
+        if SECTIONS.contains(&keyword) || UNSUPPORTED_SECTIONS.contains(&keyword) {
+            return self.start_section(line, &words);
+        }
+        if !raw.starts_with(char::is_whitespace) && self.misspelt_section(line, keyword) {
+            return;
+        }
+        match self.section {
+            Section::None => {
+                let problem = Problem::invalid(format!("'{keyword}' appears before any section"));
+                let problem = match crate::did_you_mean(keyword, SECTIONS.iter().copied()) {
+                    Some(best) => problem.hint(format!("did you mean {best}?")),
+                    None => problem.hint("start with 'global', 'defaults', 'frontend', 'backend' or 'listen'"),
+                };
+                self.sink.report(line, problem);
+            }
+            Section::Global => self.global_line(line, &words),
+            Section::Proxy => {
+                if let Some(mut state) = self.current.take() {
+                    self.proxy_line(&mut state, line, &words);
+                    self.current = Some(state);
+                }
+            }
+            Section::Skipped => {}
+        }
+    }
+
+    /// An unindented word that is no keyword but looks like a section name (`fronted web`):
+    /// report it and skip the section, rather than read its lines into the previous one.
+    fn misspelt_section(&mut self, line: usize, keyword: &str) -> bool {
+        let known = [GLOBAL_SUPPORTED, GLOBAL_UNSUPPORTED, PROXY_SUPPORTED, PROXY_UNSUPPORTED]
+            .iter()
+            .any(|list| list.contains(&keyword));
+        if known || global_ignored(keyword).is_some() {
+            return false;
+        }
+        let Some(best) = crate::did_you_mean(keyword, SECTIONS.iter().copied()) else { return false };
+        self.finish_section();
+        let hint = Some(format!("did you mean {best}? the lines up to the next section are skipped"));
+        self.sink.error(line, format!("unknown section '{keyword}'"), hint);
+        self.section = Section::Skipped;
+        true
+    }
+
+    fn start_section(&mut self, line: usize, words: &[String]) {
+        self.finish_section();
+        let keyword = words.first().map(String::as_str).unwrap_or_default();
+        let args = words.get(1..).unwrap_or_default();
+        self.section = match keyword {
+            "global" => {
+                if !args.is_empty() {
+                    self.sink.warn(line, "'global' takes no argument; the rest of the line is ignored", None);
+                }
+                Section::Global
+            }
+            "defaults" | "frontend" | "backend" | "listen" => match self.proxy_header(line, keyword, args) {
+                Some(state) => {
+                    self.current = Some(state);
+                    Section::Proxy
+                }
+                None => Section::Skipped,
+            },
+            _ => {
+                let problem = Problem::unsupported(format!("'{keyword}' sections are not supported yet"));
+                self.sink.report(line, problem.hint("its lines are skipped"));
+                Section::Skipped
+            }
+        };
+    }
+
+    /// `defaults [NAME] [from DEFAULTS]`, `frontend|backend|listen NAME [ADDR] [from DEFAULTS]`.
+    fn proxy_header(&mut self, line: usize, keyword: &str, args: &[String]) -> Option<ProxyState> {
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let from = match args.iter().position(|a| *a == "from") {
+            Some(at) => {
+                let name = args.get(at + 1).map(|s| s.to_string());
+                args.truncate(at);
+                match name {
+                    Some(name) => Some(name),
+                    None => {
+                        self.sink.error(line, "'from' needs the name of a defaults section", None);
+                        return None;
+                    }
+                }
+            }
+            None => None,
+        };
+        let base = match &from {
+            Some(name) => match self.named_defaults.iter().rev().find(|(n, _)| n == name) {
+                Some((_, state)) => state.clone(),
+                None => {
+                    let known = self.named_defaults.iter().map(|(n, _)| n.as_str());
+                    let problem = Problem::unknown("defaults section", name, known);
+                    self.sink.report(line, problem);
+                    return None;
+                }
+            },
+            None if keyword == "defaults" => ProxyState::defaults(String::new(), line),
+            None => self.defaults.clone(),
+        };
+        let mut args = args.into_iter();
+        let name = args.next().unwrap_or_default();
+        if keyword != "defaults" && name.is_empty() {
+            self.sink.error(line, format!("'{keyword}' needs a name"), Some(format!("e.g. {keyword} web")));
+            return None;
+        }
+        if !name.is_empty() && !crate::acl::valid_acl_name(name) {
+            let hint = "names use letters, digits, '-', '_', '.' and ':'".to_string();
+            self.sink.error(line, format!("invalid {keyword} name '{name}'"), Some(hint));
+            return None;
+        }
+        let kind = match keyword {
+            "defaults" => Kind::Defaults,
+            "frontend" => Kind::Frontend,
+            "backend" => Kind::Backend,
+            _ => Kind::Listen,
+        };
+        let mut state = base.inherit(kind, name.to_string(), line);
+        if let Some(addr) = args.next() {
+            if matches!(kind, Kind::Listen | Kind::Frontend) {
+                self.sink.warn(
+                    line,
+                    format!("an address on the '{keyword}' line is the old syntax"),
+                    Some(format!("write it as '{keyword} {name}' followed by 'bind {addr}'")),
+                );
+                self.bind_addresses(&mut state, line, addr);
+            } else {
+                self.sink.error(line, format!("unexpected '{addr}' after the {keyword} name"), None);
+            }
+        }
+        if let Some(extra) = args.next() {
+            self.sink.error(line, format!("unexpected '{extra}' on the {keyword} line"), None);
+        }
+        Some(state)
+    }
+
+    fn finish_section(&mut self) {
+        if let Some(state) = self.current.take() {
+            self.finish_proxy(state);
+        }
+        self.section = Section::None;
+    }
+
+    fn global_line(&mut self, line: usize, words: &[String]) {
+        let keyword = words.first().map(String::as_str).unwrap_or_default();
+        let args = words.get(1..).unwrap_or_default();
+        let value = args.first().map(String::as_str);
+        let result: Result<(), Problem> = match (keyword, value) {
+            ("maxconn", Some(v)) => parse_number(v, "maxconn").map(|n| self.out.global.maxconn = Some(n)).map_err(Problem::from),
+            ("nbthread", Some(v)) => match parse_number::<usize>(v, "nbthread") {
+                Ok(0) => Err(Problem::invalid("nbthread must be at least 1")),
+                Ok(n) => {
+                    self.out.global.nbthread = Some(n);
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            },
+            ("hard-stop-after", Some(v)) => {
+                parse_duration(v).map(|d| self.out.global.hard_stop_after = Some(d)).map_err(Problem::from)
+            }
+            ("log", Some(_)) => {
+                self.log_target(line, args);
+                Ok(())
+            }
+            ("default-path", Some(v)) => self.default_path(v, args.get(1)),
+            ("stats", Some(sub)) => match sub {
+                "socket" | "timeout" | "maxconn" | "bind-process" => {
+                    let why = "fulcrum does not serve HAProxy's runtime socket (its admin API is separate)";
+                    self.sink.warn(line, format!("'stats {sub}' is ignored: {why}"), None);
+                    Ok(())
+                }
+                _ => Err(Problem::unknown("global stats keyword", sub, ["socket", "timeout", "maxconn"])),
+            },
+            (k, _) if global_ignored(k).is_some() => {
+                let why = global_ignored(k).unwrap_or_default();
+                self.sink.warn(line, format!("'{k}' is ignored: {why}"), None);
+                Ok(())
+            }
+            (k, _) if GLOBAL_UNSUPPORTED.contains(&k) || k.starts_with("tune.") => {
+                Err(Problem::unsupported(format!("global '{k}' is not supported yet")))
+            }
+            (k, None) if GLOBAL_SUPPORTED.contains(&k) => Err(Problem::invalid(format!("'{k}' needs a value"))),
+            (k, _) => {
+                let candidates = GLOBAL_SUPPORTED.iter().chain(GLOBAL_UNSUPPORTED).chain(SECTIONS);
+                let known = ["daemon", "user", "group", "chroot", "pidfile", "ulimit-n", "nbproc", "ca-base", "crt-base"];
+                Err(Problem::unknown("global keyword", k, candidates.copied().chain(known)))
+            }
+        };
+        if let Err(problem) = result {
+            self.sink.report(line, problem);
+        }
+    }
+
+    /// `log TARGET ...` in global or a proxy: fulcrum writes access logs itself.
+    fn log_target(&mut self, line: usize, args: &[String]) {
+        match args.first().map(String::as_str) {
+            Some("stdout") => self.out.global.access_log = Some(PathBuf::from("/dev/stdout")),
+            Some("stderr") | Some("global") => {}
+            _ => self.sink.warn_once(
+                "syslog",
+                line,
+                "syslog targets are not used: fulcrum writes access logs to standard error",
+                Some("or to the file given by --access-log / global.access_log in TOML".to_string()),
+            ),
+        }
+    }
+
+    fn default_path(&mut self, kind: &str, path: Option<&String>) -> Result<(), Problem> {
+        self.default_path = match (kind, path) {
+            ("current", None) => DefaultPath::Current,
+            ("config", None) => DefaultPath::Config,
+            ("parent", None) => DefaultPath::Parent,
+            ("origin", Some(p)) => DefaultPath::Origin(PathBuf::from(p)),
+            ("origin", None) => return Err(Problem::invalid("'default-path origin' needs a directory")),
+            (_, Some(extra)) if kind != "origin" => {
+                return Err(Problem::invalid(format!("unexpected '{extra}' after 'default-path {kind}'")))
+            }
+            _ => return Err(Problem::unknown("default-path", kind, ["current", "config", "parent", "origin"])),
+        };
+        Ok(())
+    }
+
+    /// A file name from the configuration, resolved as `default-path` says.
+    fn resolve_path(&self, name: &str) -> PathBuf {
+        let path = Path::new(name);
+        if path.is_absolute() {
+            return path.to_path_buf();
+        }
+        match &self.default_path {
+            DefaultPath::Current => path.to_path_buf(),
+            DefaultPath::Config => self.config_dir.join(path),
+            DefaultPath::Parent => self.config_dir.parent().unwrap_or(Path::new("")).join(path),
+            DefaultPath::Origin(dir) => dir.join(path),
+        }
+    }
+
+    /// Read a file once per parse, however many proxies inherit it.
+    fn read_file(&mut self, path: &Path) -> Result<Vec<u8>, String> {
+        if let Some((_, cached)) = self.errorfiles.iter().find(|(p, _)| p == path) {
+            return cached.clone();
+        }
+        let read = std::fs::read(path).map_err(|e| format!("cannot read '{}': {e}", path.display()));
+        self.errorfiles.push((path.to_path_buf(), read.clone()));
+        read
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,655 @@
+//! Proxy sections (`defaults`, `frontend`, `backend`, `listen`): their state while read, the
+//! keywords that concern both sides or the frontend side, and turning a section into Model
+//! objects once it ends.
+use std::net::SocketAddr;
+
+use super::backend::{CheckSend, ServerDefaults};
+use super::keywords::*;
+use super::Parser;
+use crate::acl::AclSet;
+use crate::diag::Problem;
+use crate::model::*;
+use crate::partial::{BackendRef, BindRef};
+use crate::values::{parse_duration, parse_host_port, parse_net, parse_number, resolve};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Defaults,
+    Frontend,
+    Backend,
+    Listen,
+}
+
+impl Kind {
+    fn word(self) -> &'static str {
+        match self {
+            Kind::Defaults => "defaults",
+            Kind::Frontend => "frontend",
+            Kind::Backend => "backend",
+            Kind::Listen => "listen",
+        }
+    }
+
+    pub(super) fn has_frontend(self) -> bool {
+        matches!(self, Kind::Defaults | Kind::Frontend | Kind::Listen)
+    }
+
+    pub(super) fn has_backend(self) -> bool {
+        matches!(self, Kind::Defaults | Kind::Backend | Kind::Listen)
+    }
+}
+
+/// One proxy section while it is read. A `defaults` section is the same state, used as the
+/// starting point of the proxies that follow it; each side (`fe`, `be`) is kept even where the
+/// section lacks it, and only the sides the section has become Model objects.
+#[derive(Debug, Clone)]
+pub(super) struct ProxyState {
+    pub kind: Kind,
+    pub name: String,
+    pub line: usize,
+    pub fe: Frontend,
+    pub be: Backend,
+    pub server_defaults: ServerDefaults,
+    pub acls: AclSet,
+    pub mode: Option<(String, usize)>,
+    /// `log ...` (true) or `no log` (false) in effect.
+    pub log: Option<bool>,
+    pub option_httplog: bool,
+    pub default_backend: Option<(String, usize)>,
+    /// Whether `default_backend` was set in this section (a listen otherwise uses itself).
+    pub default_backend_here: bool,
+    pub use_backends: Vec<(UseBackend, usize)>,
+    pub stats_admin: Option<(Condition, usize)>,
+    pub binds: Vec<(SocketAddr, usize)>,
+    pub expect: Option<(Expect, usize)>,
+    pub check_send: Option<(CheckSend, usize)>,
+    pub stick_table: Option<(StickTable, usize)>,
+    pub stick_on_src: Option<usize>,
+}
+
+impl ProxyState {
+    pub(super) fn defaults(name: String, line: usize) -> Self {
+        ProxyState {
+            kind: Kind::Defaults,
+            name: name.clone(),
+            line,
+            fe: Frontend::new(name.clone()),
+            be: Backend::new(name),
+            server_defaults: ServerDefaults::default(),
+            acls: AclSet::default(),
+            mode: None,
+            log: None,
+            option_httplog: false,
+            default_backend: None,
+            default_backend_here: false,
+            use_backends: Vec::new(),
+            stats_admin: None,
+            binds: Vec::new(),
+            expect: None,
+            check_send: None,
+            stick_table: None,
+            stick_on_src: None,
+        }
+    }
+
+    /// A new section starting from these defaults.
+    pub(super) fn inherit(&self, kind: Kind, name: String, line: usize) -> Self {
+        let mut state = self.clone();
+        state.kind = kind;
+        state.name = name;
+        state.line = line;
+        state.acls = AclSet::default();
+        state.default_backend_here = false;
+        state.use_backends.clear();
+        state.binds.clear();
+        state.be.servers.clear();
+        state
+    }
+
+    fn title(&self) -> String {
+        match (self.kind, self.name.is_empty()) {
+            (Kind::Defaults, true) => "the defaults section".to_string(),
+            _ => format!("{} '{}'", self.kind.word(), self.name),
+        }
+    }
+}
+
+impl Parser {
+    pub(super) fn proxy_line(&mut self, st: &mut ProxyState, line: usize, words: &[String]) {
+        let keyword = words.first().map(String::as_str).unwrap_or_default();
+        let args = words.get(1..).unwrap_or_default();
+        let result = match keyword {
+            "mode" => self.mode(st, line, args),
+            "bind" => self.bind(st, line, args),
+            "default_backend" => self.default_backend(st, line, args),
+            "use_backend" => self.use_backend(st, line, args),
+            "acl" => self.acl(st, args),
+            "option" => self.option(st, line, args, false),
+            "no" => match args.split_first() {
+                Some((what, rest)) if what == "option" => self.option(st, line, rest, true),
+                Some((what, rest)) if what == "log" && rest.is_empty() => {
+                    st.log = Some(false);
+                    Ok(())
+                }
+                _ => Err(Problem::invalid("'no' must be followed by 'option NAME' or 'log'")),
+            },
+            "timeout" => self.timeout(st, line, args),
+            "contimeout" | "clitimeout" | "srvtimeout" => self.legacy_timeout(st, line, keyword, args),
+            "errorfile" => self.errorfile(st, line, args),
+            "maxconn" => self.frontend_maxconn(st, line, args),
+            "stats" => self.stats(st, line, args),
+            "log" => {
+                match args.first().map(String::as_str) {
+                    Some(_) => self.log_target(line, args),
+                    None => return self.sink.error(line, "'log' needs a target, or 'global'", None),
+                }
+                st.log = Some(true);
+                Ok(())
+            }
+            "description" | "id" => {
+                self.sink.warn(line, format!("'{keyword}' is ignored: fulcrum does not show it yet"), None);
+                Ok(())
+            }
+            _ => self.backend_line(st, line, keyword, args),
+        };
+        if let Err(problem) = result {
+            self.sink.report(line, problem);
+        }
+    }
+
+    /// Keywords of the backend side, and unknown ones.
+    fn backend_line(&mut self, st: &mut ProxyState, line: usize, keyword: &str, args: &[String]) -> Result<(), Problem> {
+        match keyword {
+            "balance" | "hash-type" | "server" | "default-server" | "http-check" | "http-reuse" | "retries"
+            | "redispatch" | "redisp" | "cookie" | "stick-table" | "stick" => self.backend_keyword(st, line, keyword, args),
+            k if PROXY_UNSUPPORTED.contains(&k) => Err(Problem::unsupported(format!("'{k}' is not supported yet"))),
+            k => {
+                let candidates = PROXY_SUPPORTED.iter().chain(SECTIONS).copied();
+                let problem = Problem::invalid(format!("unknown keyword '{k}' in {}", st.title()));
+                Err(match crate::did_you_mean(k, candidates) {
+                    Some(best) => problem.hint(format!("did you mean {best}?")),
+                    None => problem,
+                })
+            }
+        }
+    }
+
+    /// Whether the section has a frontend side; warns (as HAProxy does) when it has not.
+    pub(super) fn need_frontend(&mut self, st: &ProxyState, line: usize, keyword: &str) -> bool {
+        if st.kind.has_frontend() {
+            return true;
+        }
+        let message = format!("'{keyword}' is ignored in {}: it only applies to frontends", st.title());
+        self.sink.warn(line, message, Some("move it to a frontend or listen section".into()));
+        false
+    }
+
+    pub(super) fn need_backend(&mut self, st: &ProxyState, line: usize, keyword: &str) -> bool {
+        if st.kind.has_backend() {
+            return true;
+        }
+        let message = format!("'{keyword}' is ignored in {}: it only applies to backends", st.title());
+        self.sink.warn(line, message, Some("move it to a backend or listen section".into()));
+        false
+    }
+
+    pub(super) fn not_in_defaults(st: &ProxyState, keyword: &str) -> Result<(), Problem> {
+        match st.kind {
+            Kind::Defaults => Err(Problem::invalid(format!("'{keyword}' is not allowed in a defaults section"))),
+            _ => Ok(()),
+        }
+    }
+
+    fn mode(&mut self, st: &mut ProxyState, line: usize, args: &[String]) -> Result<(), Problem> {
+        let [mode] = args else { return Err(Problem::invalid("'mode' needs one value: http")) };
+        match mode.as_str() {
+            "http" | "tcp" | "health" | "log" | "spop" => {
+                st.mode = Some((mode.clone(), line));
+                Ok(())
+            }
+            other => Err(Problem::unknown("mode", other, ["http", "tcp"])),
+        }
+    }
+
+    fn bind(&mut self, st: &mut ProxyState, line: usize, args: &[String]) -> Result<(), Problem> {
+        Self::not_in_defaults(st, "bind")?;
+        if !self.need_frontend(st, line, "bind") {
+            return Ok(());
+        }
+        let Some((addrs, options)) = args.split_first() else {
+            return Err(Problem::invalid("'bind' needs an address").hint("e.g. bind *:80"));
+        };
+        self.bind_addresses(st, line, addrs);
+        let mut unsupported: Vec<&str> = Vec::new();
+        let mut index = 0;
+        while let Some(option) = options.get(index) {
+            match option.as_str() {
+                "name" | "id" => index += 1,
+                "ssl" | "crt" | "crt-list" | "quic" => {
+                    // Serving plain HTTP where clients expect TLS would break them: not ignorable.
+                    let message = "TLS on bind lines (ssl, crt) is not supported yet in haproxy.cfg";
+                    let hint = "terminate TLS in front of fulcrum for now; --lenient cannot ignore this".to_string();
+                    self.sink.error(line, message, Some(hint));
+                    return Ok(());
+                }
+                other => unsupported.push(other),
+            }
+            index += 1;
+        }
+        if unsupported.is_empty() {
+            Ok(())
+        } else {
+            Err(Problem::unsupported(format!("bind options '{}' are not supported yet", unsupported.join(" "))))
+        }
+    }
+
+    /// `ADDR:PORT[,ADDR:PORT...]`
+    pub(super) fn bind_addresses(&mut self, st: &mut ProxyState, line: usize, list: &str) {
+        for text in list.split(',') {
+            let addr = parse_host_port(text).and_then(|hp| resolve(&hp, "bind address"));
+            match addr {
+                Ok(addr) if st.binds.iter().any(|(a, _)| *a == addr) => {
+                    self.sink.error(line, format!("{} already binds {addr}", st.title()), None)
+                }
+                Ok(addr) => st.binds.push((addr, line)),
+                Err(e) => self.sink.report(line, Problem::invalid(e).hint("e.g. bind *:80, bind 192.0.2.1:80, bind [::]:80")),
+            }
+        }
+    }
+
+    fn default_backend(&mut self, st: &mut ProxyState, line: usize, args: &[String]) -> Result<(), Problem> {
+        if !self.need_frontend(st, line, "default_backend") {
+            return Ok(());
+        }
+        let [name] = args else { return Err(Problem::invalid("'default_backend' needs one backend name")) };
+        if name.contains("%[") {
+            return Err(Problem::unsupported("dynamic backend names (%[...]) are not supported yet"));
+        }
+        st.fe.default_backend = Some(name.clone());
+        st.default_backend = Some((name.clone(), line));
+        st.default_backend_here = st.kind != Kind::Defaults;
+        Ok(())
+    }
+
+    fn use_backend(&mut self, st: &mut ProxyState, line: usize, args: &[String]) -> Result<(), Problem> {
+        Self::not_in_defaults(st, "use_backend")?;
+        if !self.need_frontend(st, line, "use_backend") {
+            return Ok(());
+        }
+        let Some((name, cond)) = args.split_first() else {
+            return Err(Problem::invalid("'use_backend' needs a backend name").hint("e.g. use_backend api if is_api"));
+        };
+        if name.contains("%[") {
+            return Err(Problem::unsupported("dynamic backend names (%[...]) are not supported yet"));
+        }
+        let condition = if cond.is_empty() {
+            Condition { unless: false, alternatives: vec![Vec::new()] }
+        } else {
+            st.acls.parse_condition(cond)?
+        };
+        st.use_backends.push((UseBackend { backend: name.clone(), condition }, line));
+        Ok(())
+    }
+
+    fn acl(&mut self, st: &mut ProxyState, args: &[String]) -> Result<(), Problem> {
+        Self::not_in_defaults(st, "acl")?;
+        let Some((name, body)) = args.split_first() else {
+            return Err(Problem::invalid("'acl' needs a name, a criterion and patterns").hint("e.g. acl is_api path_beg /api"));
+        };
+        st.acls.define(name, body)
+    }
+
+    fn option(&mut self, st: &mut ProxyState, line: usize, args: &[String], negated: bool) -> Result<(), Problem> {
+        let Some((name, rest)) = args.split_first() else { return Err(Problem::invalid("'option' needs a name")) };
+        let name = name.as_str();
+        let flag = |rest: &[String]| -> Result<(), Problem> {
+            match rest.first() {
+                None => Ok(()),
+                Some(extra) => Err(Problem::invalid(format!("unexpected '{extra}' after 'option {name}'"))),
+            }
+        };
+        match name {
+            "httpchk" | "redispatch" | "allbackups" => {
+                if !self.need_backend(st, line, &format!("option {name}")) {
+                    return Ok(());
+                }
+                self.backend_option(st, name, rest, negated)
+            }
+            "forwardfor" if negated => {
+                st.fe.forwardfor = None;
+                st.be.forwardfor = None;
+                Ok(())
+            }
+            "forwardfor" => {
+                let ff = parse_forwardfor(rest)?;
+                st.fe.forwardfor = Some(ff.clone());
+                st.be.forwardfor = Some(ff);
+                Ok(())
+            }
+            "http-server-close" | "httpclose" | "forceclose" | "http-keep-alive" => {
+                flag(rest)?;
+                if name == "forceclose" {
+                    let hint = Some("write 'option httpclose'".to_string());
+                    self.sink.warn(line, "'option forceclose' is the old spelling of 'option httpclose'", hint);
+                }
+                let mode = match (name, negated) {
+                    (_, true) | ("http-keep-alive", _) => ConnMode::KeepAlive,
+                    ("http-server-close", _) => ConnMode::ServerClose,
+                    _ => ConnMode::Close,
+                };
+                st.fe.conn_mode = mode;
+                st.be.conn_mode = mode;
+                Ok(())
+            }
+            "httplog" => {
+                if rest.first().is_some_and(|r| r != "clf") || rest.len() > 1 {
+                    return Err(Problem::invalid("'option httplog' takes only 'clf'"));
+                }
+                if self.need_frontend(st, line, "option httplog") {
+                    st.option_httplog = !negated;
+                }
+                Ok(())
+            }
+            "dontlognull" => {
+                flag(rest)?;
+                if self.need_frontend(st, line, "option dontlognull") {
+                    st.fe.dontlognull = !negated;
+                }
+                Ok(())
+            }
+            n if option_ignored(n).is_some() => {
+                let why = option_ignored(n).unwrap_or_default();
+                self.sink.warn(line, format!("'option {n}' is ignored: {why}"), None);
+                Ok(())
+            }
+            n if OPTIONS_UNSUPPORTED.contains(&n) => Err(Problem::unsupported(format!("'option {n}' is not supported yet"))),
+            n => Err(Problem::unknown("option", n, OPTIONS_SUPPORTED.iter().chain(OPTIONS_UNSUPPORTED).copied())),
+        }
+    }
+
+    fn timeout(&mut self, st: &mut ProxyState, line: usize, args: &[String]) -> Result<(), Problem> {
+        let [name, value] = args else {
+            return Err(Problem::invalid("'timeout' needs a name and a duration").hint("e.g. timeout connect 5s"));
+        };
+        let name = name.as_str();
+        if TIMEOUTS_UNSUPPORTED.contains(&name) {
+            return Err(Problem::unsupported(format!("'timeout {name}' is not supported yet")));
+        }
+        if !TIMEOUTS_SUPPORTED.contains(&name) {
+            return Err(Problem::unknown("timeout", name, TIMEOUTS_SUPPORTED.iter().copied()));
+        }
+        let d = parse_duration(value)?;
+        let keyword = format!("timeout {name}");
+        match name {
+            "client" | "http-request" | "http-keep-alive" => {
+                let in_backend = st.kind == Kind::Backend;
+                if in_backend && name != "client" {
+                    let message = format!("'{keyword}' in {} has no effect in fulcrum", st.title());
+                    self.sink.warn(line, message, Some("set it in the frontend or listen section".into()));
+                    return Ok(());
+                }
+                if !self.need_frontend(st, line, &keyword) {
+                    return Ok(());
+                }
+                match name {
+                    "client" => st.fe.timeout_client = d,
+                    "http-request" => st.fe.timeout_http_request = d,
+                    _ => st.fe.timeout_http_keep_alive = d,
+                }
+            }
+            _ => {
+                if !self.need_backend(st, line, &keyword) {
+                    return Ok(());
+                }
+                match name {
+                    "connect" => st.be.timeout_connect = d,
+                    "server" => st.be.timeout_server = d,
+                    "queue" => st.be.timeout_queue = d,
+                    "check" => st.be.timeout_check = Some(d),
+                    _ => st.be.timeout_tunnel = d,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `contimeout`, `clitimeout`, `srvtimeout`: HAProxy 1.4 names, still common in old guides.
+    fn legacy_timeout(&mut self, st: &mut ProxyState, line: usize, keyword: &str, args: &[String]) -> Result<(), Problem> {
+        let modern = match keyword {
+            "contimeout" => "connect",
+            "clitimeout" => "client",
+            _ => "server",
+        };
+        let value = args.first().map(String::as_str).unwrap_or("VALUE");
+        let message = format!("'{keyword}' is the old spelling of 'timeout {modern}'");
+        self.sink.warn(line, message, Some(format!("write 'timeout {modern} {value}'")));
+        let mut modern_args = vec![modern.to_string()];
+        modern_args.extend(args.iter().cloned());
+        self.timeout(st, line, &modern_args)
+    }
+
+    fn errorfile(&mut self, st: &mut ProxyState, line: usize, args: &[String]) -> Result<(), Problem> {
+        let [code, file] = args else {
+            return Err(Problem::invalid("'errorfile' needs a status code and a file").hint("e.g. errorfile 503 /etc/haproxy/errors/503.http"));
+        };
+        let code: u16 = parse_number(code, "status code")?;
+        if !ERRORFILE_CODES.contains(&code) {
+            let codes: Vec<String> = ERRORFILE_CODES.iter().map(u16::to_string).collect();
+            return Err(Problem::invalid(format!("errorfile for status {code} is not possible"))
+                .hint(format!("HAProxy and fulcrum accept {}", codes.join(", "))));
+        }
+        let path = self.resolve_path(file);
+        let content = self.read_file(&path)?;
+        if let Some(status) = check_errorfile(&content)?.filter(|s| *s != code) {
+            let message = format!("errorfile for {code} holds a {status} response; it is sent as is");
+            self.sink.warn(line, message, None);
+        }
+        let errorfile = ErrorFile { path, content };
+        st.fe.errorfiles.insert(code, errorfile.clone());
+        st.be.errorfiles.insert(code, errorfile);
+        Ok(())
+    }
+
+    fn frontend_maxconn(&mut self, st: &mut ProxyState, line: usize, args: &[String]) -> Result<(), Problem> {
+        let [value] = args else { return Err(Problem::invalid("'maxconn' needs one number")) };
+        let n = parse_number(value, "maxconn")?;
+        if self.need_frontend(st, line, "maxconn") {
+            st.fe.maxconn = Some(n);
+        }
+        Ok(())
+    }
+
+    fn stats(&mut self, st: &mut ProxyState, line: usize, args: &[String]) -> Result<(), Problem> {
+        let Some((sub, rest)) = args.split_first() else {
+            return Err(Problem::invalid("'stats' needs a keyword").hint("e.g. stats enable, stats uri /stats"));
+        };
+        let sub = sub.as_str();
+        if STATS_UNSUPPORTED.contains(&sub) {
+            return Err(Problem::unsupported(format!("'stats {sub}' is not supported yet")));
+        }
+        if !STATS_SUPPORTED.contains(&sub) {
+            return Err(Problem::unknown("stats keyword", sub, STATS_SUPPORTED.iter().copied()));
+        }
+        if st.kind == Kind::Backend {
+            return Err(Problem::unsupported(format!("'stats' in {} is not supported yet", st.title()))
+                .hint("put the stats lines in the frontend or listen section that serves them"));
+        }
+        let one = |rest: &[String]| -> Result<String, Problem> {
+            match rest {
+                [value] => Ok(value.clone()),
+                _ => Err(Problem::invalid(format!("'stats {sub}' needs one value"))),
+            }
+        };
+        let mut stats = st.fe.stats.clone().unwrap_or_else(|| Stats { uri: "/haproxy?stats".into(), ..Stats::default() });
+        match sub {
+            "enable" => {}
+            "uri" => stats.uri = one(rest)?,
+            "realm" => stats.realm = Some(one(rest)?),
+            "refresh" => stats.refresh = Some(parse_duration(&one(rest)?)?),
+            "hide-version" => stats.hide_version = true,
+            "show-node" => stats.show_node = Some(rest.first().cloned().unwrap_or_default()),
+            "show-legends" => {
+                self.sink.warn(line, "'stats show-legends' is ignored: fulcrum's stats page has no legends yet", None);
+            }
+            "auth" => {
+                let value = one(rest)?;
+                let (user, pass) = value
+                    .split_once(':')
+                    .ok_or_else(|| Problem::invalid("'stats auth' needs USER:PASSWORD"))?;
+                stats.auth.push((user.to_string(), pass.to_string()));
+            }
+            _ => self.stats_admin(st, &mut stats, line, rest)?,
+        }
+        st.fe.stats = Some(stats);
+        Ok(())
+    }
+
+    /// `stats admin if|unless COND`: always-true conditions grant admin outright; others are
+    /// kept as a condition for the stats page to evaluate.
+    fn stats_admin(&mut self, st: &mut ProxyState, stats: &mut Stats, line: usize, rest: &[String]) -> Result<(), Problem> {
+        if rest.is_empty() {
+            return Err(Problem::invalid("'stats admin' needs a condition").hint("e.g. stats admin if LOCALHOST"));
+        }
+        let condition = st.acls.parse_condition(rest)?;
+        let always = |c: &Condition| {
+            !c.unless
+                && c.alternatives.iter().any(|alt| alt.iter().all(|t| !t.negate && t.acl == "TRUE"))
+        };
+        if always(&condition) {
+            stats.admin = true;
+            stats.admin_if = None;
+            st.stats_admin = None;
+        } else {
+            stats.admin = false;
+            st.stats_admin = Some((condition, line));
+        }
+        Ok(())
+    }
+
+    /// Close a section: defaults become the base of what follows; proxies become Model objects.
+    pub(super) fn finish_proxy(&mut self, st: ProxyState) {
+        if st.kind == Kind::Defaults {
+            if !st.name.is_empty() {
+                self.named_defaults.push((st.name.clone(), st.clone()));
+            }
+            self.defaults = st;
+            return;
+        }
+        self.check_mode(&st);
+        if st.kind.has_backend() {
+            let backend = self.build_backend(&st);
+            self.out.backends.push(backend);
+        }
+        if st.kind.has_frontend() {
+            let frontend = self.build_frontend(st);
+            self.out.frontends.push(frontend);
+        }
+    }
+
+    fn check_mode(&mut self, st: &ProxyState) {
+        match &st.mode {
+            Some((mode, _)) if mode == "http" => {}
+            Some((mode, line)) => {
+                if !self.mode_lines.contains(line) {
+                    self.mode_lines.push(*line);
+                    let what = if mode == "tcp" { "mode tcp (L4)".to_string() } else { format!("mode {mode}") };
+                    let hint = "fulcrum balances HTTP (mode http) for now".to_string();
+                    self.sink.error(*line, format!("{what} is not supported yet"), Some(hint));
+                }
+            }
+            None => {
+                let message = format!("{} sets no 'mode': HAProxy would run it in mode tcp, which fulcrum does not support yet", st.title());
+                let problem = Problem::unsupported(message).hint("add 'mode http' here or in defaults if it carries HTTP");
+                self.sink.report(st.line, problem);
+            }
+        }
+    }
+
+    fn build_frontend(&mut self, mut st: ProxyState) -> Frontend {
+        let origin = Origin { file: self.sink.file.clone(), line: st.line };
+        let mut fe = std::mem::replace(&mut st.fe, Frontend::new(""));
+        fe.name = st.name.clone();
+        fe.origin = origin.clone();
+        fe.binds = st.binds.iter().map(|(a, _)| *a).collect();
+        if st.binds.is_empty() {
+            let message = format!("{} has no 'bind': it receives no traffic", st.title());
+            self.sink.warn(st.line, message, Some("add e.g. 'bind *:80'".into()));
+        }
+        for (addr, line) in &st.binds {
+            let origin = Origin { file: self.sink.file.clone(), line: *line };
+            self.out.binds.push(BindRef { frontend: st.name.clone(), addr: *addr, origin });
+        }
+        if st.kind == Kind::Listen && !st.default_backend_here {
+            fe.default_backend = Some(st.name.clone());
+        } else if let Some((backend, line)) = &st.default_backend {
+            self.backend_ref(&st.name, backend, *line);
+        }
+        for (rule, line) in &st.use_backends {
+            self.backend_ref(&st.name, &rule.backend, *line);
+        }
+        let mut rules: Vec<UseBackend> = st.use_backends.drain(..).map(|(rule, _)| rule).collect();
+        let mut admin = st.stats_admin.take().map(|(cond, _)| cond);
+        let mut conditions: Vec<&mut Condition> = rules.iter_mut().map(|r| &mut r.condition).collect();
+        conditions.extend(admin.as_mut());
+        match std::mem::take(&mut st.acls).finish(&mut conditions) {
+            Ok(acls) => fe.acls = acls,
+            Err(problem) => self.sink.report(st.line, problem),
+        }
+        fe.use_backends = rules;
+        if let Some(stats) = fe.stats.as_mut() {
+            stats.admin_if = admin;
+        }
+        fe.httplog = match st.log {
+            Some(enabled) => enabled,
+            None => st.option_httplog,
+        };
+        fe
+    }
+
+    fn backend_ref(&mut self, frontend: &str, backend: &str, line: usize) {
+        let origin = Origin { file: self.sink.file.clone(), line };
+        self.out.backend_refs.push(BackendRef { frontend: frontend.to_string(), backend: backend.to_string(), origin });
+    }
+}
+
+/// `option forwardfor [except NETWORK] [header NAME] [if-none]`
+pub(crate) fn parse_forwardfor(args: &[String]) -> Result<ForwardFor, Problem> {
+    let mut ff = ForwardFor::default();
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "if-none" => ff.if_none = true,
+            "header" => {
+                let name = words.next().ok_or_else(|| Problem::invalid("'header' needs a header name"))?;
+                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
+                    return Err(Problem::invalid(format!("invalid header name '{name}'")));
+                }
+                ff.header = name.clone();
+            }
+            "except" => {
+                let net = words.next().ok_or_else(|| Problem::invalid("'except' needs a network"))?;
+                ff.except = Some(crate::values::net_text(parse_net(net)?));
+            }
+            other => return Err(Problem::unknown("forwardfor option", other, ["header", "if-none", "except"])),
+        }
+    }
+    Ok(ff)
+}
+
+/// An errorfile is sent as is: it must be a whole HTTP response. Returns its status code.
+fn check_errorfile(content: &[u8]) -> Result<Option<u16>, Problem> {
+    let text = String::from_utf8_lossy(content.get(..content.len().min(8192)).unwrap_or_default());
+    let status_line = text.lines().next().unwrap_or_default();
+    let mut parts = status_line.split_whitespace();
+    let version_ok = parts.next().is_some_and(|v| v.starts_with("HTTP/1."));
+    let status = parts.next().and_then(|s| s.parse::<u16>().ok());
+    if !version_ok || status.is_none() {
+        return Err(Problem::invalid(
+            "errorfile is not an HTTP response: it must start with a status line like 'HTTP/1.0 503 Service Unavailable'",
+        ));
+    }
+    if !text.contains("\r\n\r\n") && !text.contains("\n\n") {
+        return Err(Problem::invalid("errorfile has no empty line after its headers"));
+    }
+    Ok(status)
+}

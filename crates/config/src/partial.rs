@@ -1,0 +1,59 @@
+//! What one configuration file contributes before files are combined and validated: its
+//! frontends and backends, the global settings it states explicitly, and the places where it
+//! names backends and binds addresses (so messages can point at those lines).
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::model::{Backend, Frontend, Global, Origin};
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Partial {
+    pub frontends: Vec<Frontend>,
+    pub backends: Vec<Backend>,
+    pub global: GlobalPatch,
+    pub backend_refs: Vec<BackendRef>,
+    pub binds: Vec<BindRef>,
+}
+
+/// Global settings a file states explicitly; a later file's settings override earlier ones.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct GlobalPatch {
+    pub maxconn: Option<u32>,
+    pub nbthread: Option<usize>,
+    pub access_log: Option<PathBuf>,
+    pub hard_stop_after: Option<Duration>,
+}
+
+impl GlobalPatch {
+    pub(crate) fn apply(&self, global: &mut Global) {
+        if let Some(v) = self.maxconn {
+            global.maxconn = v;
+        }
+        if let Some(v) = self.nbthread {
+            global.nbthread = Some(v);
+        }
+        if let Some(v) = &self.access_log {
+            global.access_log = Some(v.clone());
+        }
+        if let Some(v) = self.hard_stop_after {
+            global.hard_stop_after = v;
+        }
+    }
+}
+
+/// A `default_backend` or `use_backend` line, checked once every file is read.
+#[derive(Debug, Clone)]
+pub(crate) struct BackendRef {
+    pub frontend: String,
+    pub backend: String,
+    pub origin: Origin,
+}
+
+/// A listening address and the line that asked for it.
+#[derive(Debug, Clone)]
+pub(crate) struct BindRef {
+    pub frontend: String,
+    pub addr: SocketAddr,
+    pub origin: Origin,
+}

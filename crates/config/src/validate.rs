@@ -1,0 +1,90 @@
+//! Checks on the combined Model that no single line can make: something must listen, every
+//! frontend must lead somewhere, values must be in range whichever format wrote them.
+use std::path::Path;
+
+use crate::diag::Severity;
+use crate::load::{at, place};
+use crate::model::*;
+use crate::Diagnostic;
+
+pub(crate) fn validate(model: &Model, fallback: &Path, diags: &mut Vec<Diagnostic>) {
+    if !model.frontends.iter().any(|f| !f.binds.is_empty()) {
+        let file = model.frontends.first().map(|f| f.origin.file.clone()).unwrap_or_else(|| fallback.to_path_buf());
+        let hint = "add a frontend (or listen section) with e.g. 'bind *:80'";
+        diags.push(Diagnostic {
+            severity: Severity::Error,
+            file,
+            line: 0,
+            message: "no frontend binds anything".into(),
+            hint: Some(hint.into()),
+        });
+    }
+    for fe in &model.frontends {
+        frontend(fe, diags);
+    }
+    for be in &model.backends {
+        backend(be, diags);
+    }
+}
+
+fn frontend(fe: &Frontend, diags: &mut Vec<Diagnostic>) {
+    let mut error = |message: String, hint: &str| diags.push(at(&fe.origin, Severity::Error, message, Some(hint.into())));
+    // A frontend that only serves the stats page needs no backend.
+    if fe.default_backend.is_none() && fe.use_backends.is_empty() && fe.stats.is_none() {
+        error(format!("frontend '{}' has no default_backend and no use_backend", fe.name), "add 'default_backend NAME'");
+    }
+    if let Some(stats) = &fe.stats {
+        if !stats.uri.starts_with('/') {
+            error(format!("stats uri '{}' of frontend '{}' must start with '/'", stats.uri, fe.name), "e.g. stats uri /stats");
+        }
+    }
+    if fe.timeout_client.is_zero() {
+        let hint = "HAProxy reads 0 as no timeout; fulcrum needs a limit, e.g. timeout client 50s";
+        error(format!("timeout client of frontend '{}' must be greater than 0", fe.name), hint);
+    }
+}
+
+fn backend(be: &Backend, diags: &mut Vec<Diagnostic>) {
+    for (i, server) in be.servers.iter().enumerate() {
+        let mut error = |message: String, hint: Option<String>| diags.push(at(&server.origin, Severity::Error, message, hint));
+        let name = format!("server '{}' of backend '{}'", server.name, be.name);
+        if let Some(first) = be.servers.get(..i).unwrap_or_default().iter().find(|s| s.name == server.name) {
+            error(format!("{name} is defined twice"), Some(format!("first defined at {}", place(&first.origin))));
+        }
+        if server.weight > 256 {
+            error(format!("weight {} of {name} is out of range", server.weight), Some("weights go from 0 to 256".into()));
+        }
+        if server.rise == 0 || server.fall == 0 {
+            error(format!("rise and fall of {name} must be at least 1"), None);
+        }
+        if server.inter.is_zero() {
+            error(format!("inter of {name} must be greater than 0"), None);
+        }
+        if server.addr.port() == 0 {
+            error(format!("{name} has port 0"), Some("give the port the server listens on".into()));
+        }
+        if server.cookie.is_some() && be.cookie.is_none() {
+            let message = format!("cookie value of {name} has no effect: backend '{}' sets no 'cookie'", be.name);
+            diags.push(at(&server.origin, Severity::Warning, message, Some("add e.g. 'cookie SERVERID insert indirect nocache'".into())));
+        }
+    }
+    if be.cookie.is_some() {
+        for (i, server) in be.servers.iter().enumerate() {
+            let Some(value) = &server.cookie else { continue };
+            let earlier = be.servers.get(..i).unwrap_or_default();
+            if let Some(first) = earlier.iter().find(|s| s.cookie.as_ref() == Some(value)) {
+                let message = format!("servers '{}' and '{}' share cookie value '{value}'", first.name, server.name);
+                diags.push(at(&server.origin, Severity::Warning, message, Some("give each server its own value".into())));
+            }
+        }
+    }
+    if be.timeout_connect.is_zero() || be.timeout_server.is_zero() {
+        let message = format!("timeouts connect and server of backend '{}' must be greater than 0", be.name);
+        let hint = "HAProxy reads 0 as no timeout; fulcrum needs a limit, e.g. timeout connect 5s";
+        diags.push(at(&be.origin, Severity::Error, message, Some(hint.into())));
+    }
+    if matches!(be.algorithm, Algorithm::First) && be.servers.iter().any(|s| s.maxconn == 0) {
+        let message = format!("'balance first' in backend '{}' needs maxconn on its servers to move on to the next", be.name);
+        diags.push(at(&be.origin, Severity::Warning, message, Some("add e.g. 'maxconn 100' to each server".into())));
+    }
+}

@@ -1,0 +1,424 @@
+//! haproxy.cfg: HAProxy's semantics, and messages that name the line and the fix.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fulcrum_config::*;
+
+fn load(text: &str) -> Result<Loaded, Vec<Diagnostic>> {
+    load_str(text, Path::new("test.cfg"), &LoadOptions::default())
+}
+
+fn lenient(text: &str) -> Result<Loaded, Vec<Diagnostic>> {
+    load_str(text, Path::new("test.cfg"), &LoadOptions { lenient: true, ..LoadOptions::default() })
+}
+
+fn ok(text: &str) -> Loaded {
+    load(text).unwrap_or_else(|errors| panic!("does not load:\n{}", show(&errors)))
+}
+
+fn errors(text: &str) -> Vec<Diagnostic> {
+    match load(text) {
+        Ok(loaded) => panic!("loads, but should not (warnings:\n{})", show(&loaded.warnings)),
+        Err(diags) => diags.into_iter().filter(|d| d.severity == Severity::Error).collect(),
+    }
+}
+
+fn show(diags: &[Diagnostic]) -> String {
+    diags.iter().map(|d| format!("  {d}\n")).collect()
+}
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().expect("socket address")
+}
+
+/// A fresh directory for files a test needs (errorfiles).
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("fulcrum-config-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+const HEAD: &str = "defaults\n    mode http\n";
+
+#[test]
+fn every_error_of_a_file_with_line_and_hint() {
+    let text = "\
+global
+    maxconn 10x
+    daemonn
+defaults
+    mode http
+    timeout conect 5s
+    optoin httpchk
+frontend web
+    bind *:80
+    acl is_api path_beg /api
+    use_backend api if is_apii
+    use_backend nope if is_api
+    default_backend app
+backend app
+    balance roundrobbin
+    server a 127.0.0.1:9001 weight 300
+backend api
+    server b 127.0.0.1
+";
+    let found = errors(text);
+    let got: Vec<String> = found.iter().map(ToString::to_string).collect();
+    let want = [
+        "test.cfg:2: invalid maxconn '10x' (expected a whole number)",
+        "test.cfg:3: unknown global keyword 'daemonn' (did you mean daemon?)",
+        "test.cfg:6: unknown timeout 'conect' (did you mean connect?)",
+        "test.cfg:7: unknown keyword 'optoin' in the defaults section (did you mean option?)",
+        "test.cfg:11: unknown acl 'is_apii' in condition (did you mean is_api?)",
+        "test.cfg:12: frontend 'web' uses backend 'nope', which is not defined",
+        "test.cfg:15: unknown balance algorithm 'roundrobbin' (did you mean roundrobin?)",
+        "test.cfg:16: weight 300 of server 'a' of backend 'app' is out of range (weights go from 0 to 256)",
+        "test.cfg:18: server 'b' needs a port (e.g. 127.0.0.1:80)",
+    ];
+    assert_eq!(got, want);
+}
+
+#[test]
+fn unsupported_directives_are_errors_or_lenient_warnings() {
+    let text = format!(
+        "{HEAD}frontend web\n    bind :80\n    http-request deny if {{ src 10.0.0.0/8 }}\n    option abortonclose\n    \
+         acl c req.cook(x) -m found\n    use_backend app if c\n    default_backend app\n\
+         backend app\n    server a 127.0.0.1:80 check agent-check agent-port 9999 weight 5\n"
+    );
+    let strict = errors(&text);
+    assert_eq!(strict.iter().map(|e| e.line).collect::<Vec<_>>(), [5, 6, 7, 8, 11, 11]);
+    assert_eq!(strict[0].message, "'http-request' is not supported yet");
+    assert_eq!(strict[0].hint.as_deref(), Some("use --lenient to ignore it"));
+
+    let loaded = lenient(&text).unwrap_or_else(|e| panic!("{}", show(&e)));
+    assert_eq!(loaded.warnings.len(), 6, "{}", show(&loaded.warnings));
+    assert!(loaded.warnings.iter().all(|w| w.message.ends_with("ignored (lenient mode)")));
+    let fe = &loaded.model.frontends[0];
+    assert!(fe.use_backends.is_empty(), "the rule on an unsupported acl is dropped");
+    let server = &loaded.model.backends[0].servers[0];
+    assert_eq!(server.weight, 5, "keywords after unsupported ones are still read");
+}
+
+#[test]
+fn lenient_keeps_invalid_values_as_errors() {
+    let text = format!(
+        "{HEAD}frontend web\n    bind :80\n    default_backend app\nbackend app\n    balance roundrobbin\n    retries x\n    server a 127.0.0.1:80\n"
+    );
+    let diags = lenient(&text).expect_err("invalid values stay errors");
+    assert_eq!(diags.iter().filter(|d| d.severity == Severity::Error).count(), 2);
+    let tls = format!("{HEAD}frontend web\n    bind :443 ssl crt /x.pem\n    default_backend app\nbackend app\n    server a 127.0.0.1:80\n");
+    assert!(lenient(&tls).is_err(), "TLS binds are never ignored");
+    let tcp = "defaults\n    mode tcp\nfrontend web\n    bind :80\n    default_backend app\nbackend app\n    server a 127.0.0.1:80\n";
+    let diags = lenient(tcp).expect_err("mode tcp is never ignored");
+    assert_eq!(diags.len(), 1, "reported once, on the defaults line: {}", show(&diags));
+    assert_eq!((diags[0].line, diags[0].message.as_str()), (2, "mode tcp (L4) is not supported yet"));
+}
+
+#[test]
+fn missing_mode_is_tcp_in_haproxy() {
+    let text = "frontend web\n    bind :80\n    default_backend app\nbackend app\n    server a 127.0.0.1:80\n";
+    let found = errors(text);
+    assert_eq!(found.iter().map(|e| e.line).collect::<Vec<_>>(), [1, 4]);
+    assert!(found[0].message.contains("sets no 'mode'"), "{}", found[0]);
+    let loaded = lenient(text).expect("lenient treats it as http");
+    assert_eq!(loaded.warnings.len(), 2);
+}
+
+#[test]
+fn defaults_apply_to_the_sections_that_follow() {
+    let loaded = ok("\
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 11s
+    option forwardfor
+    default-server inter 3s fall 5
+frontend one
+    bind :8001
+    default_backend a
+backend a
+    server s 127.0.0.1:9000 check
+defaults
+    mode http
+    timeout connect 2s
+frontend two
+    bind :8002
+    default_backend b
+backend b
+    server s 127.0.0.1:9000 check
+defaults base
+    mode http
+    timeout server 7s
+defaults
+    mode http
+backend c from base
+    server s 127.0.0.1:9000
+");
+    let m = &loaded.model;
+    let (a, b, c) = (m.backend("a").expect("a"), m.backend("b").expect("b"), m.backend("c").expect("c"));
+    assert_eq!(a.timeout_connect, Duration::from_secs(1));
+    assert_eq!(m.frontends[0].timeout_client, Duration::from_secs(11));
+    assert_eq!(a.forwardfor, Some(ForwardFor::default()));
+    assert_eq!((a.servers[0].inter, a.servers[0].fall), (Duration::from_secs(3), 5));
+    // A new defaults section starts from scratch.
+    assert_eq!(b.timeout_connect, Duration::from_secs(2));
+    assert_eq!(m.frontends[1].timeout_client, Duration::from_secs(50));
+    assert_eq!(b.forwardfor, None);
+    assert_eq!((b.servers[0].inter, b.servers[0].fall), (Duration::from_secs(2), 3));
+    // `from` picks a named defaults section.
+    assert_eq!(c.timeout_server, Duration::from_secs(7));
+    let err = errors(&format!("{HEAD}backend x from nosuch\n    server s 127.0.0.1:1\n"));
+    assert!(err[0].message.contains("unknown defaults section 'nosuch'"), "{}", err[0]);
+}
+
+#[test]
+fn listen_is_a_frontend_and_a_backend() {
+    let loaded = ok("defaults\n    mode http\nlisten web\n    bind 127.0.0.1:8080,[::1]:8080\n    bind :::8081\n    bind ipv6@:8082\n    balance leastconn\n    server a 127.0.0.1:9000\n");
+    let m = &loaded.model;
+    assert_eq!(m.frontends[0].default_backend.as_deref(), Some("web"));
+    assert_eq!(
+        m.frontends[0].binds,
+        [addr("127.0.0.1:8080"), addr("[::1]:8080"), addr("[::]:8081"), addr("[::]:8082")]
+    );
+    assert_eq!(m.backend("web").expect("backend").algorithm, Algorithm::LeastConn);
+}
+
+#[test]
+fn server_parameters() {
+    let loaded = ok(&format!(
+        "{HEAD}frontend f\n    bind 0.0.0.0:80\n    default_backend b\nbackend b\n    cookie SRV insert\n    \
+         default-server maxconn 50 slowstart 10s\n    \
+         server a 127.0.0.1:9001 check inter 1s fastinter 500ms downinter 5s rise 4 fall 6 weight 20 backup maxconn 10 maxqueue 7 \
+         disabled observe layer7 error-limit 3 on-error mark-down cookie A port 9101 addr 127.0.0.2\n    \
+         server b localhost:9002 no-check enabled\n"
+    ));
+    let b = loaded.model.backend("b").expect("backend");
+    let a = &b.servers[0];
+    assert!(a.check && a.backup && a.disabled);
+    assert_eq!((a.inter, a.fastinter, a.downinter), (Duration::from_secs(1), Some(Duration::from_millis(500)), Some(Duration::from_secs(5))));
+    assert_eq!((a.rise, a.fall, a.weight, a.maxconn, a.maxqueue, a.error_limit), (4, 6, 20, 10, 7, 3));
+    assert_eq!((a.observe, a.on_error, a.cookie.as_deref()), (Some(Observe::Layer7), OnError::MarkDown, Some("A")));
+    assert_eq!(a.check_addr, Some(addr("127.0.0.2:9101")));
+    assert_eq!(a.slowstart, Some(Duration::from_secs(10)));
+    let s = &b.servers[1];
+    assert_eq!(s.addr, addr("127.0.0.1:9002"), "host names resolve at load time");
+    assert_eq!((s.maxconn, s.check, s.disabled), (50, false, false));
+}
+
+#[test]
+fn acls_conditions_and_anonymous_acls() {
+    let loaded = ok(&format!(
+        "{HEAD}frontend f\n    bind :80\n    acl api path_beg -i /api\n    acl api hdr(host) -i api.example.com\n    \
+         acl local src 127.0.0.0/8 ::1\n    use_backend b if api !local or {{ path_end .php }}\n    \
+         use_backend b unless METH_GET\n    use_backend b\n    default_backend b\nbackend b\n    server s 127.0.0.1:80\n"
+    ));
+    let fe = &loaded.model.frontends[0];
+    let names: Vec<&str> = fe.acls.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["api", "api{2}", "local", "{path_end .php}", "METH_GET"]);
+    assert_eq!(fe.acls[1].fetch, Fetch::Header("host".into()));
+    assert_eq!(fe.acls[2].patterns, ["127.0.0.0/8", "::1/128"]);
+    let first = &fe.use_backends[0].condition;
+    let terms = |alt: &Vec<AclTerm>| alt.iter().map(|t| format!("{}{}", if t.negate { "!" } else { "" }, t.acl)).collect::<Vec<_>>().join(" ");
+    let alts: Vec<String> = first.alternatives.iter().map(terms).collect();
+    assert_eq!(alts, ["api !local", "api{2} !local", "{path_end .php}"]);
+    assert!(fe.use_backends[1].condition.unless);
+    assert_eq!(fe.use_backends[2].condition.alternatives, vec![Vec::<AclTerm>::new()]);
+}
+
+#[test]
+fn health_checks() {
+    let loaded = ok(&format!(
+        "{HEAD}frontend f\n    bind :80\n    default_backend b\nbackend b\n    \
+         option httpchk GET /check HTTP/1.1\\r\\nHost:\\ www.example.com\n    http-check expect ! rstatus ^5\n    \
+         timeout check 3s\n    server s 127.0.0.1:80 check\nbackend c\n    option httpchk HEAD /\n    \
+         http-check send meth GET uri /health ver HTTP/1.1 hdr Host example.org\n    http-check expect status 200-299,304\n    server s 127.0.0.1:80 check\n"
+    ));
+    let b = loaded.model.backend("b").expect("b");
+    let check = b.http_check.as_ref().expect("httpchk");
+    assert_eq!((check.method.as_str(), check.uri.as_str(), check.version.as_str()), ("GET", "/check", "HTTP/1.1"));
+    assert_eq!(check.headers, [("Host".to_string(), "www.example.com".to_string())]);
+    assert_eq!(check.expect, Some(Expect { negate: true, rule: ExpectRule::StatusRegex("^5".into()) }));
+    assert_eq!(b.timeout_check, Some(Duration::from_secs(3)));
+    let c = loaded.model.backend("c").expect("c").http_check.clone().expect("httpchk");
+    assert_eq!((c.method.as_str(), c.uri.as_str(), c.version.as_str()), ("GET", "/health", "HTTP/1.1"));
+    assert_eq!(c.headers, [("Host".to_string(), "example.org".to_string())]);
+    assert_eq!(c.expect.map(|e| e.rule), Some(ExpectRule::Status(vec![(200, 299), (304, 304)])));
+    let no_check = ok(&format!("{HEAD}frontend f\n    bind :80\n    default_backend b\nbackend b\n    http-check expect status 200\n    server s 127.0.0.1:80\n"));
+    assert!(no_check.warnings.iter().any(|w| w.line == 7 && w.message.contains("without 'option httpchk'")));
+}
+
+#[test]
+fn timeouts_go_to_their_side() {
+    let loaded = ok(&format!(
+        "{HEAD}    timeout http-request 4s\n    timeout queue 9s\nfrontend f\n    bind :80\n    timeout client 1m\n    \
+         timeout http-keep-alive 2s\n    default_backend b\nbackend b\n    timeout tunnel 2h\n    timeout server 30s\n    \
+         timeout client 5s\n    server s 127.0.0.1:80\n"
+    ));
+    let (fe, be) = (&loaded.model.frontends[0], &loaded.model.backends[0]);
+    assert_eq!((fe.timeout_client, fe.timeout_http_request, fe.timeout_http_keep_alive), (Duration::from_secs(60), Duration::from_secs(4), Duration::from_secs(2)));
+    assert_eq!((be.timeout_queue, be.timeout_tunnel, be.timeout_server), (Duration::from_secs(9), Duration::from_secs(7200), Duration::from_secs(30)));
+    let w = loaded.warnings.iter().find(|w| w.line == 14).expect("warning for timeout client in a backend");
+    assert_eq!(w.message, "'timeout client' is ignored in backend 'b': it only applies to frontends");
+}
+
+#[test]
+fn options_and_legacy_spellings() {
+    let loaded = ok(&format!(
+        "{HEAD}    option httpclose\nfrontend f\n    bind :80\n    no option httpclose\n    option forwardfor except 127.0.0.0/8 header X-Real-IP if-none\n    \
+         default_backend b\n    maxconn 500\n    option httplog\n    no log\nbackend b\n    option forceclose\n    redispatch\n    \
+         option allbackups\n    retries 5\n    http-reuse always\n    server s 127.0.0.1:80\n"
+    ));
+    let (fe, be) = (&loaded.model.frontends[0], &loaded.model.backends[0]);
+    assert_eq!(fe.conn_mode, ConnMode::KeepAlive);
+    assert_eq!(fe.forwardfor, Some(ForwardFor { header: "X-Real-IP".into(), if_none: true, except: Some("127.0.0.0/8".into()) }));
+    assert_eq!(fe.maxconn, Some(500));
+    assert!(!fe.httplog, "'no log' wins over 'option httplog'");
+    assert_eq!(be.conn_mode, ConnMode::Close);
+    assert!(be.redispatch && be.allbackups);
+    assert_eq!((be.retries, be.http_reuse), (5, HttpReuse::Always));
+    let lines: Vec<usize> = loaded.warnings.iter().map(|w| w.line).collect();
+    assert_eq!(lines, [13, 14], "{}", show(&loaded.warnings));
+    assert_eq!(loaded.warnings[1].hint.as_deref(), Some("write 'option redispatch'"));
+}
+
+#[test]
+fn stats_settings() {
+    let loaded = ok(&format!(
+        "{HEAD}frontend f\n    bind :80\n    default_backend b\n    stats uri /haproxy\n    stats realm \"Haproxy Statistics\"\n    \
+         stats auth admin:s3cr3t\n    stats auth 'ops:a b'\n    stats show-node lb1\n    stats admin if LOCALHOST\n\
+         listen s\n    bind :81\n    stats enable\n    stats admin if TRUE\nbackend b\n    server s 127.0.0.1:80\n"
+    ));
+    let stats = loaded.model.frontends[0].stats.clone().expect("stats");
+    assert_eq!(stats.uri, "/haproxy");
+    assert_eq!(stats.realm.as_deref(), Some("Haproxy Statistics"));
+    assert_eq!(stats.auth, [("admin".into(), "s3cr3t".into()), ("ops".into(), "a b".into())]);
+    assert_eq!(stats.show_node.as_deref(), Some("lb1"));
+    assert!(!stats.admin);
+    let cond = stats.admin_if.expect("admin condition");
+    assert_eq!(cond.alternatives[0][0].acl, "LOCALHOST");
+    assert!(loaded.model.frontends[0].acls.iter().any(|a| a.name == "LOCALHOST" && a.fetch == Fetch::Src));
+    let plain = loaded.model.frontends[1].stats.clone().expect("stats");
+    assert_eq!(plain.uri, "/haproxy?stats");
+    assert!(plain.admin && plain.admin_if.is_none());
+}
+
+#[test]
+fn errorfiles_are_read_at_load_time() {
+    let dir = temp_dir("errorfiles");
+    std::fs::write(dir.join("503.http"), "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/html\r\n\r\nsorry\n").expect("write");
+    std::fs::write(dir.join("bad.http"), "<html>not a response</html>").expect("write");
+    let cfg = dir.join("haproxy.cfg");
+    let text = format!(
+        "{HEAD}    errorfile 503 503.http\nfrontend f\n    bind :80\n    default_backend b\nbackend b\n    server s 127.0.0.1:80\n"
+    );
+    std::fs::write(&cfg, &text).expect("write");
+    let loaded = load_files(&[cfg.clone()], &LoadOptions::default()).expect("loads");
+    let page = &loaded.model.frontends[0].errorfiles[&503];
+    assert_eq!(page.path, dir.join("503.http"));
+    assert!(page.content.ends_with(b"sorry\n"));
+    assert_eq!(loaded.model.backends[0].errorfiles[&503], *page);
+
+    let broken = text.replace("errorfile 503 503.http", "errorfile 503 missing.http\n    errorfile 502 bad.http\n    errorfile 999 bad.http");
+    std::fs::write(&cfg, broken).expect("write");
+    let errors = load_files(&[cfg], &LoadOptions::default()).expect_err("missing file");
+    assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [3, 4, 5]);
+    assert!(errors[0].message.starts_with("cannot read '") && errors[0].message.contains("missing.http"), "{}", errors[0]);
+    assert!(errors[1].message.contains("not an HTTP response"));
+    assert!(errors[2].message.contains("999"));
+}
+
+#[test]
+fn bind_checks_and_references() {
+    let found = errors(&format!(
+        "{HEAD}frontend a\n    bind :80\n    default_backend appp\nfrontend b\n    bind 0.0.0.0:80\n    default_backend app\n\
+         frontend c\n    bind :81\nbackend app\n    server s 127.0.0.1:80\n"
+    ));
+    let got: Vec<String> = found.iter().map(ToString::to_string).collect();
+    assert_eq!(got, [
+        "test.cfg:5: frontend 'a' uses backend 'appp', which is not defined (did you mean app?)",
+        "test.cfg:7: address 0.0.0.0:80 is bound twice (frontend 'a' and frontend 'b') (first bound at test.cfg:4)",
+        "test.cfg:9: frontend 'c' has no default_backend and no use_backend (add 'default_backend NAME')",
+    ]);
+    let none = errors("defaults\n    mode http\nbackend app\n    server s 127.0.0.1:80\n");
+    assert_eq!(none[0].to_string(), "test.cfg: no frontend binds anything (add a frontend (or listen section) with e.g. 'bind *:80')");
+}
+
+#[test]
+fn misspelt_section_is_reported_once() {
+    let found = errors(&format!("{HEAD}fronted web\n    bind :80\n    default_backend b\nbackend b\n    server s 127.0.0.1:80\n"));
+    assert_eq!(found[0].to_string(), "test.cfg:3: unknown section 'fronted' (did you mean frontend? the lines up to the next section are skipped)");
+    assert!(found.iter().all(|e| e.line != 4 && e.line != 5));
+}
+
+#[test]
+fn stick_tables_and_cookies() {
+    let text = format!(
+        "{HEAD}frontend f\n    bind :80\n    default_backend b\nbackend b\n    stick-table type ip size 200k expire 30m\n    \
+         stick on src\n    server s 127.0.0.1:80\nbackend c\n    stick on hdr(x-user)\n    cookie JSESSIONID prefix nocache\n    server s 127.0.0.1:80\n"
+    );
+    let found = errors(&text);
+    assert_eq!(found.len(), 1, "{}", show(&found));
+    assert_eq!(found[0].line, 12);
+    assert_eq!(found[0].hint.as_deref(), Some("fulcrum sticks on the client address only: 'stick on src'; or use --lenient to ignore it"));
+    let loaded = lenient(&text).expect("lenient");
+    let b = loaded.model.backend("b").expect("b");
+    assert_eq!(b.stick_src, Some(StickTable { size: 200 * 1024, expire: Duration::from_secs(1800) }));
+    let c = loaded.model.backend("c").expect("c");
+    assert_eq!(c.cookie.as_ref().map(|c| (c.name.as_str(), c.mode, c.nocache)), Some(("JSESSIONID", CookieMode::Prefix, true)));
+    let missing = errors(&format!("{HEAD}listen l\n    bind :80\n    stick on src\n    server s 127.0.0.1:80\n"));
+    assert_eq!(missing[0].message, "'stick on src' needs a stick-table in the same backend");
+}
+
+#[test]
+fn keepalived_and_unknown_formats_are_refused() {
+    let keepalived = "global_defs {\n   router_id LVS_1\n}\nvrrp_instance VI_1 {\n    state MASTER\n}\n";
+    let found = load_str(keepalived, Path::new("keepalived.conf"), &LoadOptions::default()).expect_err("refused");
+    assert_eq!(found[0].to_string(), "keepalived.conf: keepalived.conf is not supported yet (for now, run keepalived beside fulcrum, or describe the frontends and backends in TOML)");
+    let unknown = load_str("hello world\n", Path::new("x.conf"), &LoadOptions::default()).expect_err("refused");
+    assert!(unknown[0].message.contains("cannot tell"));
+    let unreadable = load_files(&[PathBuf::from("/nonexistent/fulcrum.cfg")], &LoadOptions::default()).expect_err("refused");
+    assert!(unreadable[0].to_string().starts_with("/nonexistent/fulcrum.cfg: cannot read configuration file:"));
+}
+
+#[test]
+fn quoting_errors_and_environment() {
+    let found = errors(&format!("{HEAD}frontend f\n    bind \":80\n    default_backend b\nbackend b\n    server s 127.0.0.1:80\n"));
+    assert!(found.iter().any(|e| e.line == 4 && e.message.starts_with("unmatched quote")));
+}
+
+#[test]
+fn never_panics_on_garbage() {
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let words = [
+        "global", "defaults", "frontend", "backend", "listen", "bind", "server", "acl", "use_backend", "if", "{", "}",
+        "!", "or", "balance", "option", "httpchk", "timeout", "stats", "cookie", "stick", "on", "src", "\"", "'", "\\",
+        "*:80", ":", "[::]:1", "path_beg", "hdr(", "random(", "http-check", "expect", "status", "999-1", "mode",
+        "http", "tcp", "default-server", "errorfile", "503", "default_backend", "x", "-i", "-m", "=", "[", "]",
+    ];
+    for round in 0..300 {
+        let mut text = String::new();
+        for _ in 0..(next() % 40) {
+            for _ in 0..(next() % 8) {
+                let w = words[(next() % words.len() as u64) as usize];
+                text.push_str(w);
+                text.push(if next() % 5 == 0 { '\t' } else { ' ' });
+            }
+            text.push('\n');
+        }
+        let _ = load(&text);
+        let _ = lenient(&text);
+        let _ = load_str(&text, Path::new("x.toml"), &LoadOptions::default());
+        let bytes: Vec<u8> = (0..(next() % 300)).map(|_| (next() % 256) as u8).collect();
+        let raw = String::from_utf8_lossy(&bytes);
+        let _ = load(&raw);
+        let _ = load_str(&raw, Path::new("x.toml"), &LoadOptions::default());
+        let _ = load_str(&raw, Path::new(&format!("x{round}")), &LoadOptions::default());
+    }
+}
