@@ -37,10 +37,27 @@ pub struct Shared {
     pub access_log: AccessLog,
     /// `global maxconn`.
     conn_limit: Arc<Semaphore>,
+    /// Frontend `maxconn`, by frontend name, shared by all workers; resized on reload.
+    frontend_limits: std::sync::Mutex<HashMap<String, (u32, Arc<Semaphore>)>>,
     shutdown: watch::Sender<bool>,
 }
 
 impl Shared {
+    /// The connection limit of the frontend listening on `bind`, if it has one.
+    fn frontend_limit(&self, bind: &SocketAddr) -> Option<Arc<Semaphore>> {
+        let snap = self.snapshot.load();
+        let fe = snap.frontend_for(bind)?;
+        let max = fe.cfg.maxconn?;
+        let mut limits = live::lock(&self.frontend_limits);
+        let entry = limits
+            .entry(fe.cfg.name.clone())
+            .or_insert_with(|| (max, Arc::new(Semaphore::new(max as usize))));
+        if entry.0 != max {
+            *entry = (max, Arc::new(Semaphore::new(max as usize)));
+        }
+        Some(entry.1.clone())
+    }
+
     fn log_enabled(&self, fe: &snapshot::FrontendRt) -> bool {
         fe.cfg.httplog
     }
@@ -65,6 +82,7 @@ impl Proxy {
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             conn_limit: Arc::new(Semaphore::new(snapshot.model.global.maxconn.max(1) as usize)),
+            frontend_limits: std::sync::Mutex::new(HashMap::new()),
             snapshot: ArcSwap::from_pointee(snapshot),
             live,
             access_log,

@@ -108,22 +108,10 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>, shared: Arc<Shared>) {
 }
 
 async fn accept_loop(listener: TcpListener, bind: SocketAddr, shared: Arc<Shared>, conns: Arc<ConnCount>) {
-    let mut fe_limit: Option<(u32, Arc<tokio::sync::Semaphore>)> = None;
     loop {
         let Ok(permit) = shared.conn_limit.clone().acquire_owned().await else { return };
-        // Frontend `maxconn`: one semaphore per listener and worker share of it is not exact,
-        // so it is kept per frontend in the snapshot's terms: sized on first use.
-        let fe_max = shared.snapshot.load().frontend_for(&bind).and_then(|f| f.cfg.maxconn);
-        let fe_permit = match fe_max {
-            Some(max) => {
-                if fe_limit.as_ref().map(|(m, _)| *m) != Some(max) {
-                    fe_limit = Some((max, Arc::new(tokio::sync::Semaphore::new(max as usize))));
-                }
-                match &fe_limit {
-                    Some((_, sem)) => sem.clone().acquire_owned().await.ok(),
-                    None => None,
-                }
-            }
+        let fe_permit = match shared.frontend_limit(&bind) {
+            Some(sem) => sem.acquire_owned().await.ok(),
             None => None,
         };
         let (stream, peer) = match listener.accept().await {

@@ -78,8 +78,11 @@
 //!   (after startup, or since entering BACKUP, or since it last heard a priority ≥ its own,
 //!   which cancels the delay). Until it ends, lower-priority adverts are accepted; afterwards they
 //!   are discarded, so the backup takes over one Master_Down_Interval after the last advert it
-//!   accepted. Observed with keepalived: preempt_delay 2, advert_int 1, priority 150 against
-//!   100: takeover 2 s + one interval + 3.414 s after the first advert heard.
+//!   accepted. Observed with keepalived (preempt_delay 2, advert_int 1, priority 150 against
+//!   100): adverts accepted at +0 s and +1 s after the first one heard, discarded from +2 s,
+//!   takeover at +1 s + 3.414 s. keepalived's man page ("delay until preemption ... when seeing
+//!   a lower priority master", "approximately" advert timeout + preempt_delay) describes the
+//!   same thing loosely; its code, reproduced here, counts from the first lower advert heard.
 //! - **Master.** A priority-0 advert makes it advertise at once (and restart its Adver timer). A
 //!   lower priority (or equal priority from a lower address) is answered with an immediate
 //!   advert, unless `lower_prio_no_advert`. A higher priority (or equal from a higher address)

@@ -124,7 +124,7 @@ fn round_trips() {
         ),
         (v3_advert(vec![]), ctx4(), DecodeExpect::new(Version::V3)),
         (
-            v3_advert((0..=254).map(|d| ip4(d)).collect()),
+            v3_advert((0..=254).map(ip4).collect()),
             AddrContext {
                 src: ip4(1),
                 dst: ip4(2),

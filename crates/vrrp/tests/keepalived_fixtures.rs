@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use fulcrum_vrrp::{
     check_ttl, decode, encode, parse_ipv4_packet, AddrContext, Advert, Auth, Config, DecodeError,
-    DecodeExpect, Instance, InitialState, Version, VersionFields,
+    DecodeExpect, InitialState, Instance, Version, VersionFields,
 };
 
 struct Fixture {
@@ -37,12 +37,8 @@ fn load(name: &'static str) -> Fixture {
             .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')))
             .map(str::trim)
     };
-    let addr = |key: &str| -> IpAddr {
-        field(key)
-            .expect("address field")
-            .parse()
-            .expect("address")
-    };
+    let addr =
+        |key: &str| -> IpAddr { field(key).expect("address field").parse().expect("address") };
     Fixture {
         name,
         ctx: AddrContext {
@@ -101,7 +97,11 @@ fn keepalived_config(name: &str) -> Config {
                 "fe80::53:1".parse().expect("addr"),
                 "2001:db8:99::53".parse().expect("addr"),
             ];
-            with(Config::new(Version::V3, 53, 200, ll, vips), 1000, Auth::None)
+            with(
+                Config::new(Version::V3, 53, 200, ll, vips),
+                1000,
+                Auth::None,
+            )
         }
         "v2_owner_noauth" | "v2_owner_prio0" => with(
             Config::new(Version::V2, 54, 255, me, vec![v4(54)]),
@@ -185,10 +185,14 @@ fn keepalived_adverts_decode_with_the_expected_fields() {
 fn encoding_the_decoded_advert_reproduces_keepalived_bytes() {
     for name in ALL {
         let fx = load(name);
-        let advert = decode(&fx.payload, &fx.ctx, &DecodeExpect {
-            auth: keepalived_config(name).auth,
-            ..DecodeExpect::new(keepalived_config(name).version)
-        })
+        let advert = decode(
+            &fx.payload,
+            &fx.ctx,
+            &DecodeExpect {
+                auth: keepalived_config(name).auth,
+                ..DecodeExpect::new(keepalived_config(name).version)
+            },
+        )
         .expect("keepalived advert");
         let bytes = encode(&advert, &fx.ctx).expect("encodable");
         assert_eq!(bytes, fx.payload, "{}", fx.name);
@@ -303,7 +307,10 @@ fn every_truncation_and_extension_of_keepalived_adverts_is_rejected() {
         let fx = load(name);
         let expect = keepalived_config(name).decode_expect();
         for len in 0..fx.payload.len() {
-            assert!(decode(&fx.payload[..len], &fx.ctx, &expect).is_err(), "{name} {len}");
+            assert!(
+                decode(&fx.payload[..len], &fx.ctx, &expect).is_err(),
+                "{name} {len}"
+            );
         }
         let mut longer = fx.payload.clone();
         longer.push(0);
@@ -329,7 +336,10 @@ fn every_single_bit_flip_of_keepalived_adverts_is_rejected() {
             // whole message, auth data included; v3: message and pseudo-header) catches it, if a
             // header check does not first.
             let result = decode(&bytes, &fx.ctx, &expect);
-            assert!(result.is_err(), "{name} bit {bit}: {result:?} vs {original:?}");
+            assert!(
+                result.is_err(),
+                "{name} bit {bit}: {result:?} vs {original:?}"
+            );
         }
     }
 }
