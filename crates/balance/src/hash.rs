@@ -75,9 +75,7 @@ mod tests {
     use std::collections::HashSet;
 
     fn page_keys(count: usize) -> Vec<Vec<u8>> {
-        (1..=count)
-            .map(|i| format!("/page{i}").into_bytes())
-            .collect()
+        (1..=count).map(|i| format!("/page{i}").into_bytes()).collect()
     }
 
     #[test]
@@ -108,10 +106,7 @@ mod tests {
             }
             for (bucket, &count) in buckets.iter().enumerate() {
                 let deviation = (f64::from(count) - fair).abs() / fair;
-                assert!(
-                    deviation < 0.12,
-                    "shift {shift} bucket {bucket}: {count} vs {fair}"
-                );
+                assert!(deviation < 0.12, "shift {shift} bucket {bucket}: {count} vs {fair}");
             }
         }
     }
@@ -139,10 +134,7 @@ mod tests {
         for key in page_keys(8000) {
             buckets[(hash_key32(&key) % 8) as usize] += 1;
         }
-        assert!(
-            buckets.iter().all(|&c| (900..1100).contains(&c)),
-            "{buckets:?}"
-        );
+        assert!(buckets.iter().all(|&c| (900..1100).contains(&c)), "{buckets:?}");
     }
 
     #[test]
@@ -162,9 +154,6 @@ mod tests {
             assert!(v < 3);
             counts[v as usize] += 1;
         }
-        assert!(
-            counts.iter().all(|&c| (900..1100).contains(&c)),
-            "{counts:?}"
-        );
+        assert!(counts.iter().all(|&c| (900..1100).contains(&c)), "{counts:?}");
     }
 }

@@ -36,11 +36,7 @@ pub enum Algorithm {
     /// Hash of the client address.
     Source,
     /// Hash of the path (`whole`: path and query). `len`/`depth` limit the hashed part.
-    Uri {
-        whole: bool,
-        len: Option<usize>,
-        depth: Option<usize>,
-    },
+    Uri { whole: bool, len: Option<usize>, depth: Option<usize> },
     /// Hash of a query-string parameter's value; round robin when absent.
     UrlParam { name: String },
     /// Hash of a request header's value; round robin when absent.
@@ -52,13 +48,7 @@ pub enum Algorithm {
 impl Algorithm {
     /// Whether the algorithm picks from a hash of a request key.
     pub fn is_hash(&self) -> bool {
-        matches!(
-            self,
-            Algorithm::Source
-                | Algorithm::Uri { .. }
-                | Algorithm::UrlParam { .. }
-                | Algorithm::Hdr { .. }
-        )
+        matches!(self, Algorithm::Source | Algorithm::Uri { .. } | Algorithm::UrlParam { .. } | Algorithm::Hdr { .. })
     }
 }
 

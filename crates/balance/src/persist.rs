@@ -121,13 +121,7 @@ impl<K: Eq + Hash + Clone> PersistTable<K> {
         if self.index.len() >= self.capacity {
             self.release(self.oldest);
         }
-        let entry = Entry {
-            key: Some(key.clone()),
-            server,
-            expires_at,
-            newer: NIL,
-            older: NIL,
-        };
+        let entry = Entry { key: Some(key.clone()), server, expires_at, newer: NIL, older: NIL };
         let slot = match self.free.pop() {
             Some(slot) if slot < self.entries.len() => {
                 self.entries[slot] = entry;
@@ -186,9 +180,7 @@ impl<K: Eq + Hash + Clone> PersistTable<K> {
     }
 
     fn is_expired(&self, slot: usize, now: Instant) -> bool {
-        self.entries
-            .get(slot)
-            .map_or(true, |entry| expired(entry, now))
+        self.entries.get(slot).map_or(true, |entry| expired(entry, now))
     }
 
     /// Unlinks and frees `slot`, removing its key from the index.
@@ -425,30 +417,15 @@ mod tests {
     #[test]
     fn mask_ip_applies_prefixes() {
         let v4: IpAddr = "192.168.17.201".parse().expect("valid literal");
-        assert_eq!(
-            mask_ip(v4, 24, 64),
-            "192.168.17.0".parse::<IpAddr>().expect("valid")
-        );
-        assert_eq!(
-            mask_ip(v4, 20, 64),
-            "192.168.16.0".parse::<IpAddr>().expect("valid")
-        );
+        assert_eq!(mask_ip(v4, 24, 64), "192.168.17.0".parse::<IpAddr>().expect("valid"));
+        assert_eq!(mask_ip(v4, 20, 64), "192.168.16.0".parse::<IpAddr>().expect("valid"));
         assert_eq!(mask_ip(v4, 32, 64), v4);
         assert_eq!(mask_ip(v4, 200, 0), v4);
-        assert_eq!(
-            mask_ip(v4, 0, 128),
-            "0.0.0.0".parse::<IpAddr>().expect("valid")
-        );
+        assert_eq!(mask_ip(v4, 0, 128), "0.0.0.0".parse::<IpAddr>().expect("valid"));
 
         let v6: IpAddr = "2001:db8:aa:bb:1:2:3:4".parse().expect("valid literal");
-        assert_eq!(
-            mask_ip(v6, 24, 64),
-            "2001:db8:aa:bb::".parse::<IpAddr>().expect("valid")
-        );
-        assert_eq!(
-            mask_ip(v6, 24, 36),
-            "2001:db8::".parse::<IpAddr>().expect("valid")
-        );
+        assert_eq!(mask_ip(v6, 24, 64), "2001:db8:aa:bb::".parse::<IpAddr>().expect("valid"));
+        assert_eq!(mask_ip(v6, 24, 36), "2001:db8::".parse::<IpAddr>().expect("valid"));
         assert_eq!(mask_ip(v6, 0, 128), v6);
         assert_eq!(mask_ip(v6, 0, 255), v6);
         assert_eq!(mask_ip(v6, 32, 0), "::".parse::<IpAddr>().expect("valid"));

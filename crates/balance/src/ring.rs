@@ -37,17 +37,11 @@ impl Ring {
         by_rank.sort_by_key(|&index| slots.get(index).map(|slot| slot.id));
         by_rank.truncate(u32::MAX as usize);
 
-        let wanted: u128 = slots
-            .iter()
-            .map(|slot| u128::from(slot.weight) * u128::from(POINTS_PER_WEIGHT))
-            .sum();
+        let wanted: u128 = slots.iter().map(|slot| u128::from(slot.weight) * u128::from(POINTS_PER_WEIGHT)).sum();
         let points_of = |weight: u32| -> u64 {
             let natural = u128::from(weight) * u128::from(POINTS_PER_WEIGHT);
-            let scaled = if wanted > u128::from(MAX_POINTS) {
-                natural * u128::from(MAX_POINTS) / wanted
-            } else {
-                natural
-            };
+            let scaled =
+                if wanted > u128::from(MAX_POINTS) { natural * u128::from(MAX_POINTS) / wanted } else { natural };
             u64::try_from(scaled).unwrap_or(MAX_POINTS).max(1)
         };
         let mut points = Vec::new();
@@ -128,23 +122,11 @@ mod tests {
 
     #[test]
     fn points_are_proportional_to_weight_and_sorted() {
-        let slots = [
-            Slot { id: 5, weight: 1 },
-            Slot { id: 1, weight: 3 },
-            Slot { id: 2, weight: 0 },
-        ];
+        let slots = [Slot { id: 5, weight: 1 }, Slot { id: 1, weight: 3 }, Slot { id: 2, weight: 0 }];
         let ring = Ring::build(&slots);
         assert_eq!(ring.len() as u64, 4 * POINTS_PER_WEIGHT);
-        let of = |slot| {
-            ring.points
-                .iter()
-                .filter(|&&p| ring.slot_of(p) == slot)
-                .count() as u64
-        };
-        assert_eq!(
-            (of(0), of(1), of(2)),
-            (POINTS_PER_WEIGHT, 3 * POINTS_PER_WEIGHT, 0)
-        );
+        let of = |slot| ring.points.iter().filter(|&&p| ring.slot_of(p) == slot).count() as u64;
+        assert_eq!((of(0), of(1), of(2)), (POINTS_PER_WEIGHT, 3 * POINTS_PER_WEIGHT, 0));
         assert!(ring.points.windows(2).all(|w| w[0] <= w[1]));
         // Ranks follow ids: id 1 (slot 1) ranks before id 5 (slot 0).
         assert_eq!(ring.by_rank, vec![1, 0]);
@@ -155,11 +137,7 @@ mod tests {
         let alone = Ring::build(&[Slot { id: 3, weight: 2 }]);
         let together = Ring::build(&[Slot { id: 0, weight: 7 }, Slot { id: 3, weight: 2 }]);
         let positions = |ring: &Ring, slot: usize| -> Vec<u64> {
-            ring.points
-                .iter()
-                .filter(|&&p| ring.slot_of(p) == slot)
-                .map(|p| p >> 32)
-                .collect()
+            ring.points.iter().filter(|&&p| ring.slot_of(p) == slot).map(|p| p >> 32).collect()
         };
         assert_eq!(positions(&alone, 0), positions(&together, 1));
     }
@@ -182,13 +160,7 @@ mod tests {
 
     #[test]
     fn huge_weights_are_capped_but_every_server_keeps_a_point() {
-        let slots = [
-            Slot {
-                id: 0,
-                weight: u32::MAX,
-            },
-            Slot { id: 1, weight: 1 },
-        ];
+        let slots = [Slot { id: 0, weight: u32::MAX }, Slot { id: 1, weight: 1 }];
         let ring = Ring::build(&slots);
         assert!(ring.len() as u64 <= MAX_POINTS + 1);
         assert!(ring.points.iter().any(|&p| ring.slot_of(p) == 1));
@@ -207,11 +179,7 @@ mod tests {
         assert_eq!(ring.clockwise(past_first).next().map(|(p, _)| p), expected);
         let after_last: Vec<usize> = ring.clockwise(u64::MAX).map(|(p, _)| p).collect();
         let last = ring.points[ring.len() - 1];
-        let expected_start = if last >> 32 == u64::from(u32::MAX) {
-            ring.len() - 1
-        } else {
-            0
-        };
+        let expected_start = if last >> 32 == u64::from(u32::MAX) { ring.len() - 1 } else { 0 };
         assert_eq!(after_last[0], expected_start);
         assert_eq!(Ring::default().clockwise(5).count(), 0);
     }

@@ -81,20 +81,16 @@ impl Policy {
             Algorithm::StaticRr => Policy::StaticSequence,
             Algorithm::LeastConn => Policy::LeastConn,
             Algorithm::First => Policy::First,
-            Algorithm::Source
-            | Algorithm::Uri { .. }
-            | Algorithm::UrlParam { .. }
-            | Algorithm::Hdr { .. } => Policy::Hash,
+            Algorithm::Source | Algorithm::Uri { .. } | Algorithm::UrlParam { .. } | Algorithm::Hdr { .. } => {
+                Policy::Hash
+            }
             Algorithm::Random { draws } => Policy::Random { draws: *draws },
         }
     }
 
     /// Whether the online smooth round robin is used (directly, for ties, or as a fallback).
     fn uses_smooth(self) -> bool {
-        matches!(
-            self,
-            Policy::SmoothRoundRobin | Policy::LeastConn | Policy::Hash
-        )
+        matches!(self, Policy::SmoothRoundRobin | Policy::LeastConn | Policy::Hash)
     }
 }
 
@@ -112,10 +108,7 @@ enum Index {
     /// Consistent hashing.
     Ring(Ring),
     /// `random`: running weight sums of the weighted slots, for weighted draws.
-    Draw {
-        cumulative: Vec<(u64, usize)>,
-        total: u64,
-    },
+    Draw { cumulative: Vec<(u64, usize)>, total: u64 },
 }
 
 impl Index {
@@ -156,11 +149,7 @@ impl Index {
 }
 
 fn weighted_indices(slots: &[Slot]) -> impl Iterator<Item = usize> + '_ {
-    slots
-        .iter()
-        .enumerate()
-        .filter(|(_, slot)| slot.weight > 0)
-        .map(|(index, _)| index)
+    slots.iter().enumerate().filter(|(_, slot)| slot.weight > 0).map(|(index, _)| index)
 }
 
 /// Whether `active/weight` is strictly below `than_active/than_weight` (weights non-zero).
@@ -240,11 +229,7 @@ impl Scheduler {
     /// Choose a server. `key` is the hash key for hash algorithms (None: fall back to round
     /// robin). `load(id)` returns the server's active connections, or None when it cannot take
     /// this request (full, or already tried by this request).
-    pub fn pick(
-        &mut self,
-        key: Option<&[u8]>,
-        load: &dyn Fn(ServerId) -> Option<u32>,
-    ) -> Option<ServerId> {
+    pub fn pick(&mut self, key: Option<&[u8]>, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<ServerId> {
         let slot = match self.policy {
             Policy::SmoothRoundRobin => self.pick_smooth(load),
             Policy::StaticSequence => self.pick_sequence(load),
@@ -260,23 +245,16 @@ impl Scheduler {
     }
 
     fn pick_smooth(&mut self, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<usize> {
-        self.smooth
-            .pick(&self.slots, |_, slot| load(slot.id).is_some())
+        self.smooth.pick(&self.slots, |_, slot| load(slot.id).is_some())
     }
 
     fn pick_sequence(&mut self, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<usize> {
         let Index::Sequence { table, next } = &mut self.index else {
             return None;
         };
-        let candidates = cycle_from(*next, table.len())
-            .filter_map(|position| table.get(position).map(|&slot| (position, slot)));
-        let (position, slot) = first_accepted(
-            &self.slots,
-            self.weighted,
-            &mut self.rejected,
-            candidates,
-            load,
-        )?;
+        let candidates =
+            cycle_from(*next, table.len()).filter_map(|position| table.get(position).map(|&slot| (position, slot)));
+        let (position, slot) = first_accepted(&self.slots, self.weighted, &mut self.rejected, candidates, load)?;
         *next = (position + 1) % table.len().max(1);
         Some(slot)
     }
@@ -286,14 +264,7 @@ impl Scheduler {
             return None;
         };
         let candidates = order.iter().copied().enumerate();
-        first_accepted(
-            &self.slots,
-            self.weighted,
-            &mut self.rejected,
-            candidates,
-            load,
-        )
-        .map(|(_, slot)| slot)
+        first_accepted(&self.slots, self.weighted, &mut self.rejected, candidates, load).map(|(_, slot)| slot)
     }
 
     fn pick_hashed(&mut self, hash: u64, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<usize> {
@@ -306,9 +277,7 @@ impl Scheduler {
                     .filter_map(|position| table.get(position).map(|&slot| (position, slot)));
                 first_accepted(slots, weighted, rejected, candidates, load)
             }
-            Index::Ring(ring) => {
-                first_accepted(slots, weighted, rejected, ring.clockwise(hash), load)
-            }
+            Index::Ring(ring) => first_accepted(slots, weighted, rejected, ring.clockwise(hash), load),
             _ => None,
         };
         accepted.map(|(_, slot)| slot)
@@ -318,11 +287,7 @@ impl Scheduler {
         self.loads.clear();
         let mut lightest: Option<(u32, u32)> = None;
         for slot in &self.slots {
-            let active = if slot.weight == 0 {
-                None
-            } else {
-                load(slot.id)
-            };
+            let active = if slot.weight == 0 { None } else { load(slot.id) };
             self.loads.push(active);
             if let Some(active) = active {
                 if lightest.map_or(true, |(a, w)| lighter(active, slot.weight, a, w)) {
@@ -332,14 +297,12 @@ impl Scheduler {
         }
         let (best_active, best_weight) = lightest?;
         let loads = &self.loads;
-        self.smooth
-            .pick(&self.slots, |index, slot| match loads.get(index) {
-                Some(Some(active)) => {
-                    u64::from(*active) * u64::from(best_weight)
-                        == u64::from(best_active) * u64::from(slot.weight)
-                }
-                _ => false,
-            })
+        self.smooth.pick(&self.slots, |index, slot| match loads.get(index) {
+            Some(Some(active)) => {
+                u64::from(*active) * u64::from(best_weight) == u64::from(best_active) * u64::from(slot.weight)
+            }
+            _ => false,
+        })
     }
 
     fn pick_random(&mut self, draws: u32, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<usize> {

@@ -28,29 +28,17 @@ impl SmoothRr {
         let credits = if same_ids && self.credits.len() == new.len() {
             std::mem::take(&mut self.credits)
         } else {
-            let previous: HashMap<ServerId, i64> = old
-                .iter()
-                .map(|slot| slot.id)
-                .zip(self.credits.iter().copied())
-                .collect();
-            new.iter()
-                .map(|slot| previous.get(&slot.id).copied().unwrap_or(0))
-                .collect()
+            let previous: HashMap<ServerId, i64> =
+                old.iter().map(|slot| slot.id).zip(self.credits.iter().copied()).collect();
+            new.iter().map(|slot| previous.get(&slot.id).copied().unwrap_or(0)).collect()
         };
-        self.credits = credits
-            .into_iter()
-            .map(|credit| credit.clamp(-total, total))
-            .collect();
+        self.credits = credits.into_iter().map(|credit| credit.clamp(-total, total)).collect();
     }
 
     /// One smooth round-robin step among the weighted slots for which `eligible` holds.
     /// Ineligible slots neither earn nor pay, so the others keep their exact proportions and a
     /// skipped server does not bank credit for a burst when it comes back.
-    pub(crate) fn pick(
-        &mut self,
-        slots: &[Slot],
-        mut eligible: impl FnMut(usize, &Slot) -> bool,
-    ) -> Option<usize> {
+    pub(crate) fn pick(&mut self, slots: &[Slot], mut eligible: impl FnMut(usize, &Slot) -> bool) -> Option<usize> {
         let mut total: i64 = 0;
         let mut best: Option<(usize, i64)> = None;
         for (index, (slot, credit)) in slots.iter().zip(self.credits.iter_mut()).enumerate() {
@@ -73,9 +61,7 @@ impl SmoothRr {
 }
 
 fn total_weight(slots: &[Slot]) -> i64 {
-    slots
-        .iter()
-        .fold(0i64, |sum, slot| sum.saturating_add(i64::from(slot.weight)))
+    slots.iter().fold(0i64, |sum, slot| sum.saturating_add(i64::from(slot.weight)))
 }
 
 /// Above this `servers × table length`, tables are built in due order instead of with credits.
@@ -123,10 +109,7 @@ pub(crate) fn smooth_sequence(slots: &[Slot]) -> Vec<usize> {
     }
     // Bounded by max_length (≤ 2^16) plus one per server, so i64 arithmetic cannot overflow.
     let total = i64::try_from(length).unwrap_or(i64::MAX);
-    let weights: Vec<i64> = weights
-        .iter()
-        .map(|&w| i64::try_from(w).unwrap_or(i64::MAX))
-        .collect();
+    let weights: Vec<i64> = weights.iter().map(|&w| i64::try_from(w).unwrap_or(i64::MAX)).collect();
     let mut credits = vec![0i64; weights.len()];
     let mut sequence = Vec::with_capacity(usize::try_from(length).unwrap_or(0));
     for _ in 0..length {
@@ -169,9 +152,7 @@ impl Ord for Turn {
     fn cmp(&self, other: &Self) -> Ordering {
         let due = self.numerator() * u128::from(other.weight);
         let other_due = other.numerator() * u128::from(self.weight);
-        other_due
-            .cmp(&due)
-            .then_with(|| other.position.cmp(&self.position))
+        other_due.cmp(&due).then_with(|| other.position.cmp(&self.position))
     }
 }
 
@@ -188,26 +169,16 @@ fn due_order_sequence(weighted: &[(usize, u64)], weights: &[u64]) -> Vec<usize> 
     let mut due: BinaryHeap<Turn> = (0u64..)
         .zip(weights)
         .filter(|&(_, &weight)| weight > 0)
-        .map(|(position, &weight)| Turn {
-            turn: 0,
-            weight,
-            position,
-            servers,
-        })
+        .map(|(position, &weight)| Turn { turn: 0, weight, position, servers })
         .collect();
     let mut sequence = Vec::new();
     while let Some(turn) = due.pop() {
-        let index = usize::try_from(turn.position)
-            .ok()
-            .and_then(|p| weighted.get(p));
+        let index = usize::try_from(turn.position).ok().and_then(|p| weighted.get(p));
         if let Some(&(index, _)) = index {
             sequence.push(index);
         }
         if turn.turn + 1 < turn.weight {
-            due.push(Turn {
-                turn: turn.turn + 1,
-                ..turn
-            });
+            due.push(Turn { turn: turn.turn + 1, ..turn });
         }
     }
     sequence
@@ -225,29 +196,19 @@ mod tests {
     use super::*;
 
     fn slots(weights: &[u32]) -> Vec<Slot> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(id, &weight)| Slot { id, weight })
-            .collect()
+        weights.iter().enumerate().map(|(id, &weight)| Slot { id, weight }).collect()
     }
 
     #[test]
     fn sequence_interleaves_by_weight() {
-        assert_eq!(
-            smooth_sequence(&slots(&[5, 1, 1])),
-            vec![0, 0, 1, 0, 2, 0, 0]
-        );
+        assert_eq!(smooth_sequence(&slots(&[5, 1, 1])), vec![0, 0, 1, 0, 2, 0, 0]);
         assert_eq!(smooth_sequence(&slots(&[3, 2])), vec![0, 1, 0, 1, 0]);
         assert_eq!(smooth_sequence(&slots(&[2, 0, 1])), vec![0, 2, 0]);
     }
 
     #[test]
     fn sequence_reduces_by_gcd() {
-        assert_eq!(
-            smooth_sequence(&slots(&[50, 10, 10])),
-            vec![0, 0, 1, 0, 2, 0, 0]
-        );
+        assert_eq!(smooth_sequence(&slots(&[50, 10, 10])), vec![0, 0, 1, 0, 2, 0, 0]);
         assert_eq!(smooth_sequence(&slots(&[7, 7, 7])), vec![0, 1, 2]);
     }
 
@@ -267,10 +228,7 @@ mod tests {
             // Turns of a weight-w server are about total/w apart.
             let spacing = total as usize / positions.len();
             for gap in positions.windows(2).map(|w| w[1] - w[0]) {
-                assert!(
-                    gap.abs_diff(spacing) <= spacing / 10 + 2,
-                    "server {index}: {positions:?}"
-                );
+                assert!(gap.abs_diff(spacing) <= spacing / 10 + 2, "server {index}: {positions:?}");
             }
         }
     }

@@ -6,11 +6,7 @@ use std::collections::HashMap;
 use crate::{Algorithm, HashType, Scheduler, ServerId, Slot};
 
 fn slots(weights: &[u32]) -> Vec<Slot> {
-    weights
-        .iter()
-        .enumerate()
-        .map(|(id, &weight)| Slot { id, weight })
-        .collect()
+    weights.iter().enumerate().map(|(id, &weight)| Slot { id, weight }).collect()
 }
 
 fn scheduler(algorithm: Algorithm, weights: &[u32]) -> Scheduler {
@@ -23,14 +19,8 @@ fn idle(_: ServerId) -> Option<u32> {
     Some(0)
 }
 
-fn picks(
-    scheduler: &mut Scheduler,
-    count: usize,
-    load: &dyn Fn(ServerId) -> Option<u32>,
-) -> Vec<ServerId> {
-    (0..count)
-        .filter_map(|_| scheduler.pick(None, load))
-        .collect()
+fn picks(scheduler: &mut Scheduler, count: usize, load: &dyn Fn(ServerId) -> Option<u32>) -> Vec<ServerId> {
+    (0..count).filter_map(|_| scheduler.pick(None, load)).collect()
 }
 
 fn counts(picked: &[ServerId], servers: usize) -> Vec<usize> {
@@ -44,11 +34,7 @@ fn counts(picked: &[ServerId], servers: usize) -> Vec<usize> {
 /// Longest run of one server, reading the sequence as a cycle.
 fn longest_run(sequence: &[ServerId], server: ServerId) -> usize {
     let doubled: Vec<ServerId> = sequence.iter().chain(sequence).copied().collect();
-    doubled
-        .split(|&id| id != server)
-        .map(<[ServerId]>::len)
-        .max()
-        .unwrap_or(0)
+    doubled.split(|&id| id != server).map(<[ServerId]>::len).max().unwrap_or(0)
 }
 
 fn every_algorithm() -> Vec<(Algorithm, HashType)> {
@@ -64,18 +50,9 @@ fn every_algorithm() -> Vec<(Algorithm, HashType)> {
     ];
     let hashes = [
         Algorithm::Source,
-        Algorithm::Uri {
-            whole: false,
-            len: None,
-            depth: None,
-        },
-        Algorithm::UrlParam {
-            name: "user".into(),
-        },
-        Algorithm::Hdr {
-            name: "host".into(),
-            use_domain_only: false,
-        },
+        Algorithm::Uri { whole: false, len: None, depth: None },
+        Algorithm::UrlParam { name: "user".into() },
+        Algorithm::Hdr { name: "host".into(), use_domain_only: false },
     ];
     for algorithm in hashes {
         all.push((algorithm.clone(), HashType::MapBased));
@@ -90,9 +67,7 @@ fn page_key(i: usize) -> Vec<u8> {
 
 /// Which server each of `keys` hashes to, everything idle.
 fn assignment(scheduler: &mut Scheduler, keys: &[Vec<u8>]) -> Vec<Option<ServerId>> {
-    keys.iter()
-        .map(|key| scheduler.pick(Some(key), &idle))
-        .collect()
+    keys.iter().map(|key| scheduler.pick(Some(key), &idle)).collect()
 }
 
 // ---- roundrobin ---------------------------------------------------------------------------
@@ -101,21 +76,14 @@ fn assignment(scheduler: &mut Scheduler, keys: &[Vec<u8>]) -> Vec<Option<ServerI
 fn roundrobin_5_1_1_exact_sequence_and_counts() {
     let mut rr = scheduler(Algorithm::RoundRobin, &[5, 1, 1]);
     assert_eq!(picks(&mut rr, 7, &idle), vec![0, 0, 1, 0, 2, 0, 0]);
-    assert_eq!(
-        picks(&mut rr, 7, &idle),
-        vec![0, 0, 1, 0, 2, 0, 0],
-        "the cycle repeats"
-    );
+    assert_eq!(picks(&mut rr, 7, &idle), vec![0, 0, 1, 0, 2, 0, 0], "the cycle repeats");
     assert_eq!(counts(&picks(&mut rr, 700, &idle), 3), vec![500, 100, 100]);
 }
 
 #[test]
 fn roundrobin_3_2_and_equal_weights() {
     let mut rr = scheduler(Algorithm::RoundRobin, &[3, 2]);
-    assert_eq!(
-        picks(&mut rr, 10, &idle),
-        vec![0, 1, 0, 1, 0, 0, 1, 0, 1, 0]
-    );
+    assert_eq!(picks(&mut rr, 10, &idle), vec![0, 1, 0, 1, 0, 0, 1, 0, 1, 0]);
     assert_eq!(counts(&picks(&mut rr, 500, &idle), 2), vec![300, 200]);
     let mut equal = scheduler(Algorithm::RoundRobin, &[4, 4, 4]);
     assert_eq!(picks(&mut equal, 6, &idle), vec![0, 1, 2, 0, 1, 2]);
@@ -188,20 +156,13 @@ fn roundrobin_skipped_server_leaves_others_proportional() {
 #[test]
 fn static_rr_exact_sequences() {
     let mut srr = scheduler(Algorithm::StaticRr, &[5, 1, 1]);
-    assert_eq!(
-        picks(&mut srr, 14, &idle),
-        vec![0, 0, 1, 0, 2, 0, 0, 0, 0, 1, 0, 2, 0, 0]
-    );
+    assert_eq!(picks(&mut srr, 14, &idle), vec![0, 0, 1, 0, 2, 0, 0, 0, 0, 1, 0, 2, 0, 0]);
     assert_eq!(counts(&picks(&mut srr, 700, &idle), 3), vec![500, 100, 100]);
     let mut srr = scheduler(Algorithm::StaticRr, &[3, 2]);
     assert_eq!(picks(&mut srr, 5, &idle), vec![0, 1, 0, 1, 0]);
     assert_eq!(counts(&picks(&mut srr, 500, &idle), 2), vec![300, 200]);
     let mut srr = scheduler(Algorithm::StaticRr, &[30, 20]);
-    assert_eq!(
-        picks(&mut srr, 5, &idle),
-        vec![0, 1, 0, 1, 0],
-        "weights reduced by gcd"
-    );
+    assert_eq!(picks(&mut srr, 5, &idle), vec![0, 1, 0, 1, 0], "weights reduced by gcd");
 }
 
 #[test]
@@ -233,11 +194,7 @@ fn static_rr_huge_weights_keep_proportions() {
 // ---- leastconn ----------------------------------------------------------------------------
 
 /// Runs `count` picks where every pick opens a connection that stays open.
-fn leastconn_run(
-    scheduler: &mut Scheduler,
-    active: &RefCell<Vec<u32>>,
-    count: usize,
-) -> Vec<ServerId> {
+fn leastconn_run(scheduler: &mut Scheduler, active: &RefCell<Vec<u32>>, count: usize) -> Vec<ServerId> {
     let mut picked = Vec::new();
     for _ in 0..count {
         let load = |id: ServerId| active.borrow().get(id).copied();
@@ -258,10 +215,7 @@ fn leastconn_busy_server_waits_until_others_catch_up() {
     assert_eq!(counts(&first, 3), vec![0, 10, 10]);
     for prefix in 1..=first.len() {
         let so_far = counts(&first[..prefix], 3);
-        assert!(
-            so_far[1].abs_diff(so_far[2]) <= 1,
-            "equal servers take turns: {first:?}"
-        );
+        assert!(so_far[1].abs_diff(so_far[2]) <= 1, "equal servers take turns: {first:?}");
     }
     let next = leastconn_run(&mut lc, &active, 30);
     assert_eq!(counts(&next, 3), vec![10, 10, 10]);
@@ -296,11 +250,7 @@ fn leastconn_idle_servers_share_by_weight() {
 fn first_fills_servers_in_declaration_order() {
     // Given out of order: `first` follows ids, not slot order.
     let mut first = Scheduler::new(Algorithm::First, HashType::MapBased);
-    first.rebuild(&[
-        Slot { id: 2, weight: 1 },
-        Slot { id: 0, weight: 1 },
-        Slot { id: 1, weight: 1 },
-    ]);
+    first.rebuild(&[Slot { id: 2, weight: 1 }, Slot { id: 0, weight: 1 }, Slot { id: 1, weight: 1 }]);
     let maxconn = 2;
     let active = RefCell::new(vec![0u32; 3]);
     let mut picked = Vec::new();
@@ -314,10 +264,7 @@ fn first_fills_servers_in_declaration_order() {
             None => picked.push(None),
         }
     }
-    assert_eq!(
-        picked,
-        vec![Some(0), Some(0), Some(1), Some(1), Some(2), Some(2), None]
-    );
+    assert_eq!(picked, vec![Some(0), Some(0), Some(1), Some(1), Some(2), Some(2), None]);
     // A connection on server 0 closes: the next request goes back to server 0.
     active.borrow_mut()[0] -= 1;
     let load = |id: ServerId| active.borrow().get(id).copied().filter(|&a| a < maxconn);
@@ -329,30 +276,15 @@ fn first_fills_servers_in_declaration_order() {
 #[test]
 fn map_based_spreads_consecutive_keys_evenly() {
     let keys: Vec<Vec<u8>> = (1..=10_000).map(page_key).collect();
-    for weights in [
-        &[1u32, 1, 1, 1][..],
-        &[1, 1, 1, 1, 1, 1, 1],
-        &[2, 1, 1],
-        &[256, 100, 30],
-    ] {
-        let mut map = scheduler(
-            Algorithm::Uri {
-                whole: false,
-                len: None,
-                depth: None,
-            },
-            weights,
-        );
+    for weights in [&[1u32, 1, 1, 1][..], &[1, 1, 1, 1, 1, 1, 1], &[2, 1, 1], &[256, 100, 30]] {
+        let mut map = scheduler(Algorithm::Uri { whole: false, len: None, depth: None }, weights);
         let assigned: Vec<ServerId> = assignment(&mut map, &keys).into_iter().flatten().collect();
         assert_eq!(assigned.len(), keys.len());
         let total: u32 = weights.iter().sum();
         for (server, &count) in counts(&assigned, weights.len()).iter().enumerate() {
             let fair = keys.len() as f64 * f64::from(weights[server]) / f64::from(total);
             let deviation = (count as f64 - fair).abs() / fair;
-            assert!(
-                deviation <= 0.10,
-                "weights {weights:?} server {server}: {count} vs {fair}"
-            );
+            assert!(deviation <= 0.10, "weights {weights:?} server {server}: {count} vs {fair}");
         }
     }
 }
@@ -393,10 +325,7 @@ fn consistent_removal_moves_only_the_removed_servers_keys() {
     }
     let share = f64::from(moved) / keys.len() as f64;
     assert!((0.15..=0.35).contains(&share), "moved {share}");
-    assert_eq!(
-        before.iter().filter(|&&s| s == Some(3)).count(),
-        moved as usize
-    );
+    assert_eq!(before.iter().filter(|&&s| s == Some(3)).count(), moved as usize);
 }
 
 #[test]
@@ -427,10 +356,7 @@ fn consistent_spread_follows_weights() {
         for (server, &count) in counts(&assigned, weights.len()).iter().enumerate() {
             let fair = keys.len() as f64 * f64::from(weights[server]) / f64::from(total);
             let deviation = (count as f64 - fair).abs() / fair;
-            assert!(
-                deviation <= 0.25,
-                "weights {weights:?} server {server}: {count} vs {fair}"
-            );
+            assert!(deviation <= 0.25, "weights {weights:?} server {server}: {count} vs {fair}");
         }
     }
 }
@@ -456,9 +382,7 @@ fn hash_skip_walks_to_a_fixed_next_candidate() {
         hashed.rebuild(&slots(&[1, 1, 1, 1]));
         for i in 0..200 {
             let key = page_key(i);
-            let Some(home) = hashed.pick(Some(&key), &idle) else {
-                panic!("no server")
-            };
+            let Some(home) = hashed.pick(Some(&key), &idle) else { panic!("no server") };
             let not_home = |id: ServerId| (id != home).then_some(0);
             let second = hashed.pick(Some(&key), &not_home);
             assert!(second.is_some() && second != Some(home));
@@ -466,11 +390,7 @@ fn hash_skip_walks_to_a_fixed_next_candidate() {
             let neither = |id: ServerId| (id != home && Some(id) != second).then_some(0);
             let third = hashed.pick(Some(&key), &neither);
             assert!(third.is_some() && third != Some(home) && third != second);
-            assert_eq!(
-                hashed.pick(Some(&key), &idle),
-                Some(home),
-                "home again once free"
-            );
+            assert_eq!(hashed.pick(Some(&key), &idle), Some(home), "home again once free");
         }
     }
 }
@@ -478,12 +398,7 @@ fn hash_skip_walks_to_a_fixed_next_candidate() {
 #[test]
 fn hash_without_key_falls_back_to_round_robin() {
     for hash_type in [HashType::MapBased, HashType::Consistent] {
-        let mut hashed = Scheduler::new(
-            Algorithm::UrlParam {
-                name: "user".into(),
-            },
-            hash_type,
-        );
+        let mut hashed = Scheduler::new(Algorithm::UrlParam { name: "user".into() }, hash_type);
         hashed.rebuild(&slots(&[5, 1, 1]));
         assert_eq!(picks(&mut hashed, 7, &idle), vec![0, 0, 1, 0, 2, 0, 0]);
     }
@@ -491,11 +406,7 @@ fn hash_without_key_falls_back_to_round_robin() {
 
 // ---- random -------------------------------------------------------------------------------
 
-fn random_counts(
-    draws: u32,
-    weights: &[u32],
-    load: &dyn Fn(ServerId) -> Option<u32>,
-) -> Vec<usize> {
+fn random_counts(draws: u32, weights: &[u32], load: &dyn Fn(ServerId) -> Option<u32>) -> Vec<usize> {
     let mut random = Scheduler::with_seed(Algorithm::Random { draws }, HashType::MapBased, 7);
     random.rebuild(&slots(weights));
     counts(&picks(&mut random, 10_000, load), weights.len())
@@ -524,8 +435,7 @@ fn random_draws_follow_weights() {
 #[test]
 fn random_is_reproducible_per_seed() {
     let run = |seed| {
-        let mut random =
-            Scheduler::with_seed(Algorithm::Random { draws: 2 }, HashType::MapBased, seed);
+        let mut random = Scheduler::with_seed(Algorithm::Random { draws: 2 }, HashType::MapBased, seed);
         random.rebuild(&slots(&[1, 1, 1, 1]));
         picks(&mut random, 50, &idle)
     };
@@ -533,10 +443,7 @@ fn random_is_reproducible_per_seed() {
     assert_ne!(run(1), run(2));
     let mut default_a = scheduler(Algorithm::Random { draws: 2 }, &[1, 1, 1]);
     let mut default_b = scheduler(Algorithm::Random { draws: 2 }, &[1, 1, 1]);
-    assert_eq!(
-        picks(&mut default_a, 50, &idle),
-        picks(&mut default_b, 50, &idle)
-    );
+    assert_eq!(picks(&mut default_a, 50, &idle), picks(&mut default_b, 50, &idle));
 }
 
 #[test]
@@ -572,10 +479,7 @@ fn weight_zero_is_never_picked() {
             let key = page_key(i);
             let key = (i % 3 != 0).then_some(key.as_slice());
             let picked = scheduler.pick(key, &idle);
-            assert!(
-                matches!(picked, Some(1) | Some(3)),
-                "{algorithm:?}: {picked:?}"
-            );
+            assert!(matches!(picked, Some(1) | Some(3)), "{algorithm:?}: {picked:?}");
         }
         scheduler.rebuild(&slots(&[0, 0]));
         assert_eq!(scheduler.pick(Some(b"k"), &idle), None, "{algorithm:?}");
@@ -599,20 +503,11 @@ fn skipped_servers_are_never_returned() {
             let key = page_key(i);
             let key = (i % 4 != 0).then_some(key.as_slice());
             let picked = scheduler.pick(key, &load);
-            let Some(id) = picked else {
-                panic!("{algorithm:?}: a server was free")
-            };
-            assert!(
-                !skipped.contains(&id),
-                "{algorithm:?} returned skipped {id}"
-            );
+            let Some(id) = picked else { panic!("{algorithm:?}: a server was free") };
+            assert!(!skipped.contains(&id), "{algorithm:?} returned skipped {id}");
         }
         let refuse_all = |_: ServerId| None;
-        assert_eq!(
-            scheduler.pick(Some(b"k"), &refuse_all),
-            None,
-            "{algorithm:?}"
-        );
+        assert_eq!(scheduler.pick(Some(b"k"), &refuse_all), None, "{algorithm:?}");
         assert_eq!(scheduler.pick(None, &refuse_all), None, "{algorithm:?}");
     }
 }
@@ -620,65 +515,27 @@ fn skipped_servers_are_never_returned() {
 #[test]
 fn huge_weights_and_arbitrary_keys_do_not_panic() {
     let weights = [u32::MAX, u32::MAX, 1, u32::MAX / 7, 0];
-    let keys: Vec<Vec<u8>> = vec![
-        vec![],
-        vec![0],
-        vec![0xff; 4096],
-        (0..=255).collect(),
-        b"\r\n\0".to_vec(),
-    ];
+    let keys: Vec<Vec<u8>> = vec![vec![], vec![0], vec![0xff; 4096], (0..=255).collect(), b"\r\n\0".to_vec()];
     for (algorithm, hash_type) in every_algorithm() {
         let mut scheduler = Scheduler::new(algorithm.clone(), hash_type);
         scheduler.rebuild(&slots(&weights));
         let saturated = |_: ServerId| Some(u32::MAX);
         for key in &keys {
             assert!(scheduler.pick(Some(key), &idle).is_some(), "{algorithm:?}");
-            assert!(
-                scheduler.pick(Some(key), &saturated).is_some(),
-                "{algorithm:?}"
-            );
+            assert!(scheduler.pick(Some(key), &saturated).is_some(), "{algorithm:?}");
         }
         assert!(scheduler.pick(None, &saturated).is_some(), "{algorithm:?}");
         // Duplicate ids and a very sparse id space.
-        scheduler.rebuild(&[
-            Slot {
-                id: usize::MAX,
-                weight: 2,
-            },
-            Slot {
-                id: usize::MAX,
-                weight: 1,
-            },
-        ]);
-        assert_eq!(
-            scheduler.pick(Some(b"x"), &idle),
-            Some(usize::MAX),
-            "{algorithm:?}"
-        );
-        assert_eq!(
-            scheduler.pick(None, &idle),
-            Some(usize::MAX),
-            "{algorithm:?}"
-        );
+        scheduler.rebuild(&[Slot { id: usize::MAX, weight: 2 }, Slot { id: usize::MAX, weight: 1 }]);
+        assert_eq!(scheduler.pick(Some(b"x"), &idle), Some(usize::MAX), "{algorithm:?}");
+        assert_eq!(scheduler.pick(None, &idle), Some(usize::MAX), "{algorithm:?}");
     }
 }
 
 #[test]
 fn accessors_report_the_configuration() {
-    let scheduler = Scheduler::new(
-        Algorithm::Hdr {
-            name: "host".into(),
-            use_domain_only: true,
-        },
-        HashType::Consistent,
-    );
-    assert_eq!(
-        scheduler.algorithm(),
-        &Algorithm::Hdr {
-            name: "host".into(),
-            use_domain_only: true
-        }
-    );
+    let scheduler = Scheduler::new(Algorithm::Hdr { name: "host".into(), use_domain_only: true }, HashType::Consistent);
+    assert_eq!(scheduler.algorithm(), &Algorithm::Hdr { name: "host".into(), use_domain_only: true });
     assert_eq!(scheduler.hash_type(), HashType::Consistent);
 }
 

@@ -132,16 +132,10 @@ mod tests {
         };
         // A long candidate list with repeats: still only two questions.
         let candidates = (0..1000).map(|p| (p, p % 2));
-        assert_eq!(
-            first_accepted(&slots, 2, &mut rejected, candidates, &refuse_all),
-            None
-        );
+        assert_eq!(first_accepted(&slots, 2, &mut rejected, candidates, &refuse_all), None);
         assert_eq!(asked.get(), 2);
         let only_11 = |id: ServerId| (id == 11).then_some(0);
         let candidates = (0..1000).map(|p| (p, p % 2));
-        assert_eq!(
-            first_accepted(&slots, 2, &mut rejected, candidates, &only_11),
-            Some((1, 1))
-        );
+        assert_eq!(first_accepted(&slots, 2, &mut rejected, candidates, &only_11), Some((1, 1)));
     }
 }

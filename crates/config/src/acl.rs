@@ -10,24 +10,120 @@ use crate::values::{net_text, parse_net};
 
 /// Criteria fulcrum evaluates; `hdr` and friends take a header name in parentheses.
 const SUPPORTED_CRITERIA: &[&str] = &[
-    "path", "path_beg", "path_end", "path_sub", "path_reg", "hdr", "hdr_beg", "hdr_end", "hdr_sub", "hdr_reg",
-    "req.hdr", "method", "src", "always_true", "always_false",
+    "path",
+    "path_beg",
+    "path_end",
+    "path_sub",
+    "path_reg",
+    "hdr",
+    "hdr_beg",
+    "hdr_end",
+    "hdr_sub",
+    "hdr_reg",
+    "req.hdr",
+    "method",
+    "src",
+    "always_true",
+    "always_false",
 ];
 
 /// Common HAProxy fetches fulcrum does not evaluate yet: known, so reported as unsupported
 /// rather than misspelt.
 const UNSUPPORTED_CRITERIA: &[&str] = &[
-    "path_dir", "path_dom", "path_len", "url", "url_beg", "url_end", "url_sub", "url_reg", "url_dir", "url_dom",
-    "url_param", "urlp", "urlp_val", "url_ip", "url_port", "base", "base_beg", "base_end", "base_sub", "base_reg",
-    "base_dir", "base_dom", "query", "hdr_dom", "hdr_dir", "hdr_len", "hdr_cnt", "hdr_val", "hdr_ip", "hdr_found",
-    "req.fhdr", "req.hdr_cnt", "req.hdr_ip", "req.hdr_val", "req.cook", "cook", "cook_beg", "cook_sub", "cook_cnt",
-    "cook_val", "req.cook_cnt", "req.ssl_sni", "req_ssl_sni", "req.ssl_ver", "ssl_fc", "ssl_fc_sni", "ssl_c_used",
-    "ssl_c_verify", "ssl_fc_alpn", "dst", "dst_port", "src_port", "nbsrv", "srv_is_up", "be_id", "fe_id", "be_name",
-    "fe_name", "status", "res.hdr", "http_auth", "http_auth_group", "req.len", "req.payload", "req.proto_http",
-    "req.body", "req.ver", "req_ver", "env", "var", "stopping", "connslots", "queue", "avg_queue", "be_conn",
-    "fe_conn", "src_conn_rate", "src_conn_cur", "src_http_req_rate", "src_http_err_rate", "sc_http_req_rate",
-    "sc0_http_req_rate", "sc1_http_req_rate", "sc2_http_req_rate", "src_get_gpc0", "sc0_get_gpc0", "capture.req.hdr",
-    "http_first_req", "wait_end", "rdp_cookie", "payload", "payload_lv", "src_is_local", "dst_is_local",
+    "path_dir",
+    "path_dom",
+    "path_len",
+    "url",
+    "url_beg",
+    "url_end",
+    "url_sub",
+    "url_reg",
+    "url_dir",
+    "url_dom",
+    "url_param",
+    "urlp",
+    "urlp_val",
+    "url_ip",
+    "url_port",
+    "base",
+    "base_beg",
+    "base_end",
+    "base_sub",
+    "base_reg",
+    "base_dir",
+    "base_dom",
+    "query",
+    "hdr_dom",
+    "hdr_dir",
+    "hdr_len",
+    "hdr_cnt",
+    "hdr_val",
+    "hdr_ip",
+    "hdr_found",
+    "req.fhdr",
+    "req.hdr_cnt",
+    "req.hdr_ip",
+    "req.hdr_val",
+    "req.cook",
+    "cook",
+    "cook_beg",
+    "cook_sub",
+    "cook_cnt",
+    "cook_val",
+    "req.cook_cnt",
+    "req.ssl_sni",
+    "req_ssl_sni",
+    "req.ssl_ver",
+    "ssl_fc",
+    "ssl_fc_sni",
+    "ssl_c_used",
+    "ssl_c_verify",
+    "ssl_fc_alpn",
+    "dst",
+    "dst_port",
+    "src_port",
+    "nbsrv",
+    "srv_is_up",
+    "be_id",
+    "fe_id",
+    "be_name",
+    "fe_name",
+    "status",
+    "res.hdr",
+    "http_auth",
+    "http_auth_group",
+    "req.len",
+    "req.payload",
+    "req.proto_http",
+    "req.body",
+    "req.ver",
+    "req_ver",
+    "env",
+    "var",
+    "stopping",
+    "connslots",
+    "queue",
+    "avg_queue",
+    "be_conn",
+    "fe_conn",
+    "src_conn_rate",
+    "src_conn_cur",
+    "src_http_req_rate",
+    "src_http_err_rate",
+    "sc_http_req_rate",
+    "sc0_http_req_rate",
+    "sc1_http_req_rate",
+    "sc2_http_req_rate",
+    "src_get_gpc0",
+    "sc0_get_gpc0",
+    "capture.req.hdr",
+    "http_first_req",
+    "wait_end",
+    "rdp_cookie",
+    "payload",
+    "payload_lv",
+    "src_is_local",
+    "dst_is_local",
 ];
 
 /// Predefined ACL names fulcrum knows how to evaluate.
@@ -57,8 +153,17 @@ fn predefined(name: &str) -> Option<Acl> {
 }
 
 const UNSUPPORTED_PREDEFINED: &[&str] = &[
-    "HTTP_1.0", "HTTP_1.1", "HTTP_2.0", "HTTP_3.0", "HTTP_CONTENT", "HTTP_URL_ABS", "HTTP_URL_SLASH", "HTTP_URL_STAR",
-    "REQ_CONTENT", "RDP_COOKIE", "WAIT_END",
+    "HTTP_1.0",
+    "HTTP_1.1",
+    "HTTP_2.0",
+    "HTTP_3.0",
+    "HTTP_CONTENT",
+    "HTTP_URL_ABS",
+    "HTTP_URL_SLASH",
+    "HTTP_URL_STAR",
+    "REQ_CONTENT",
+    "RDP_COOKIE",
+    "WAIT_END",
 ];
 
 /// Parse the part of an `acl` line after its name: `CRITERION [-i] [-m METHOD] [--] PATTERN...`.
@@ -85,8 +190,10 @@ pub(crate) fn parse_acl_body(name: &str, words: &[String]) -> Result<Acl, Proble
                 kind = match_method(&fetch, method)?;
             }
             "-f" | "-M" => {
-                return Err(Problem::unsupported(format!("acl flag '{flag}' (pattern files and maps) is not supported yet"))
-                    .hint("list the patterns on the acl line"))
+                return Err(Problem::unsupported(format!(
+                    "acl flag '{flag}' (pattern files and maps) is not supported yet"
+                ))
+                .hint("list the patterns on the acl line"))
             }
             f if f.starts_with('-') && f.len() > 1 => {
                 return Err(Problem::unknown("acl flag", f, ["-i", "-m", "-n", "-u", "--"]))
@@ -189,7 +296,11 @@ fn validate_patterns(kind: MatchKind, patterns: Vec<String>, ignore_case: bool) 
     match kind {
         MatchKind::Ip => patterns
             .iter()
-            .map(|p| parse_net(p).map(net_text).map_err(|e| Problem::invalid(e).hint("src patterns are addresses or networks")))
+            .map(|p| {
+                parse_net(p)
+                    .map(net_text)
+                    .map_err(|e| Problem::invalid(e).hint("src patterns are addresses or networks"))
+            })
             .collect(),
         MatchKind::Regex => {
             for p in &patterns {
@@ -207,7 +318,7 @@ fn validate_patterns(kind: MatchKind, patterns: Vec<String>, ignore_case: bool) 
 /// The last line of the regex crate's message ("unclosed group"), without its "error:" label.
 pub(crate) fn regex_error(e: &regex::Error) -> String {
     let text = e.to_string();
-    let last = text.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(&text).trim();
+    let last = text.lines().rfind(|l| !l.trim().is_empty()).unwrap_or(&text).trim();
     last.strip_prefix("error:").unwrap_or(last).trim().to_string()
 }
 
@@ -387,6 +498,11 @@ impl AclSet {
     }
 }
 
+fn too_complex() -> Problem {
+    Problem::unsupported("condition is too complex once its acls are expanded")
+        .hint("give acls with different criteria different names")
+}
+
 /// Rewrite a condition whose terms name ACLs that are ORs of several ACLs:
 /// `a X` with X = X1|X2 becomes `a X1 or a X2`; `!X` becomes `!X1 !X2`.
 fn expand(cond: &Condition, split: &[(String, Vec<String>)]) -> Result<Condition, Problem> {
@@ -400,6 +516,9 @@ fn expand(cond: &Condition, split: &[(String, Vec<String>)]) -> Result<Condition
                 Some(vs) if term.negate => partial
                     .iter_mut()
                     .for_each(|p| p.extend(vs.iter().map(|v| AclTerm { negate: true, acl: v.clone() }))),
+                Some(vs) if partial.len().saturating_mul(vs.len()) + alternatives.len() > MAX_ALTERNATIVES => {
+                    return Err(too_complex());
+                }
                 Some(vs) => {
                     partial = partial
                         .iter()
@@ -414,8 +533,7 @@ fn expand(cond: &Condition, split: &[(String, Vec<String>)]) -> Result<Condition
                 }
             }
             if partial.len() + alternatives.len() > MAX_ALTERNATIVES {
-                return Err(Problem::unsupported("condition is too complex once its acls are expanded")
-                    .hint("give acls with different criteria different names"));
+                return Err(too_complex());
             }
         }
         alternatives.extend(partial);
@@ -480,9 +598,9 @@ mod tests {
         assert_eq!(acls.len(), 3);
         assert_eq!(a.alternatives.len(), 2);
         assert_eq!(a.alternatives[1][1].acl, "other{2}");
-        assert_eq!(b.alternatives, vec![vec![
-            AclTerm { negate: true, acl: "other".into() },
-            AclTerm { negate: true, acl: "other{2}".into() }
-        ]]);
+        assert_eq!(
+            b.alternatives,
+            vec![vec![AclTerm { negate: true, acl: "other".into() }, AclTerm { negate: true, acl: "other{2}".into() }]]
+        );
     }
 }

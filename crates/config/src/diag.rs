@@ -40,6 +40,10 @@ impl fmt::Display for Diagnostic {
 
 /// The closest candidate to a misspelt word, if it is close enough to be a likely slip.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // Keywords are short; a huge word is no slip, and comparing it would cost time.
+    if word.len() > 64 {
+        return None;
+    }
     let word = word.to_ascii_lowercase();
     candidates
         .into_iter()

@@ -34,11 +34,12 @@ pub struct Loaded {
 pub fn load_files(paths: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut partials = Vec::new();
+    let mut carry = crate::haproxy::Carry::default();
     for path in paths {
         match std::fs::read(path) {
             Ok(bytes) => {
                 let text = decode(&bytes, path, &mut diags);
-                let (partial, found) = parse_one(&text, path, opts);
+                let (partial, found) = parse_one(&text, path, opts, &mut carry);
                 diags.extend(found);
                 partials.extend(partial);
             }
@@ -51,7 +52,7 @@ pub fn load_files(paths: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, Vec<D
 
 /// Load one configuration text; `path` is used for messages and for detection by extension.
 pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<Loaded, Vec<Diagnostic>> {
-    let (partial, diags) = parse_one(text, path, opts);
+    let (partial, diags) = parse_one(text, path, opts, &mut crate::haproxy::Carry::default());
     finish(partial.into_iter().collect(), diags, path)
 }
 
@@ -72,13 +73,23 @@ fn decode(bytes: &[u8], path: &Path, diags: &mut Vec<Diagnostic>) -> String {
     }
 }
 
-fn parse_one(text: &str, path: &Path, opts: &LoadOptions) -> (Option<Partial>, Vec<Diagnostic>) {
+/// Parse one file; `carry` passes haproxy.cfg defaults from one file to the next.
+fn parse_one(
+    text: &str,
+    path: &Path,
+    opts: &LoadOptions,
+    carry: &mut crate::haproxy::Carry,
+) -> (Option<Partial>, Vec<Diagnostic>) {
     let format = match detect(text, path, opts.format) {
         Ok(format) => format,
         Err(diag) => return (None, vec![diag]),
     };
     let (partial, sink) = match format {
-        Format::Haproxy => crate::haproxy::parse(text, path, opts.lenient),
+        Format::Haproxy => {
+            let (partial, sink, next) = crate::haproxy::parse(text, path, opts.lenient, std::mem::take(carry));
+            *carry = next;
+            (partial, sink)
+        }
         Format::Toml => crate::toml_format::parse(text, path),
     };
     (Some(partial), sink.diags)
@@ -94,9 +105,7 @@ fn detect(text: &str, path: &Path, forced: Option<Format>) -> Result<Format, Dia
     if let Some(format) = forced {
         return Ok(format);
     }
-    let lines = || {
-        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
-    };
+    let lines = || text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'));
     let first_word = |l: &str| l.split(|c: char| c.is_whitespace() || c == '{').next().unwrap_or_default().to_string();
     const KEEPALIVED: [&str; 6] =
         ["vrrp_instance", "global_defs", "vrrp_script", "vrrp_sync_group", "static_ipaddress", "static_routes"];
@@ -139,8 +148,11 @@ fn sniff<'a>(mut lines: impl Iterator<Item = (String, &'a str)>) -> Option<Forma
 
 /// Combine the files' parts, check what only the whole configuration can tell, and decide.
 fn finish(partials: Vec<Partial>, mut diags: Vec<Diagnostic>, fallback: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    let incomplete: Vec<String> = partials.iter().flat_map(|p| p.incomplete.iter().cloned()).collect();
     let model = combine(partials, &mut diags);
-    crate::validate::validate(&model, fallback, &mut diags);
+    // "Nothing listens" is only worth saying when no other error explains it.
+    let summary = !diags.iter().any(|d| d.severity == Severity::Error);
+    crate::validate::validate(&model, fallback, &incomplete, summary, &mut diags);
     diags.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     if diags.iter().any(|d| d.severity == Severity::Error) {
         Err(diags)
@@ -201,8 +213,16 @@ fn check_binds(binds: &[BindRef], diags: &mut Vec<Diagnostic>) {
     for (i, bind) in binds.iter().enumerate() {
         let earlier = binds.get(..i).unwrap_or_default();
         if let Some(first) = earlier.iter().find(|b| b.addr == bind.addr) {
-            let message = format!("address {} is bound twice (frontend '{}' and frontend '{}')", bind.addr, first.frontend, bind.frontend);
-            diags.push(at(&bind.origin, Severity::Error, message, Some(format!("first bound at {}", place(&first.origin)))));
+            let message = format!(
+                "address {} is bound twice (frontend '{}' and frontend '{}')",
+                bind.addr, first.frontend, bind.frontend
+            );
+            diags.push(at(
+                &bind.origin,
+                Severity::Error,
+                message,
+                Some(format!("first bound at {}", place(&first.origin))),
+            ));
             continue;
         }
         let overlap = earlier.iter().find(|b| {

@@ -14,6 +14,9 @@ pub(crate) struct Partial {
     pub global: GlobalPatch,
     pub backend_refs: Vec<BackendRef>,
     pub binds: Vec<BindRef>,
+    /// Frontends with a `bind`, `default_backend` or `use_backend` line in error: checks of the
+    /// whole configuration skip them rather than repeat the problem.
+    pub incomplete: Vec<String>,
 }
 
 /// Global settings a file states explicitly; a later file's settings override earlier ones.

@@ -8,7 +8,6 @@ use std::ops::Range;
 use std::path::Path;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use toml::Spanned;
 
 use crate::acl::AclSet;
 use crate::diag::{did_you_mean, Problem, Sink};
@@ -18,6 +17,20 @@ use crate::model::*;
 use crate::partial::{BackendRef, BindRef, Partial};
 use crate::values::{parse_duration, parse_host_port, parse_size, resolve};
 
+/// A value and where it is in the text, when the TOML parser knows (implicit tables, such as
+/// `defaults` in `[defaults.backend]`, have no position).
+#[derive(Debug, Clone)]
+struct At<T> {
+    value: T,
+    span: Option<Range<usize>>,
+}
+
+impl<T> At<T> {
+    fn get_ref(&self) -> &T {
+        &self.value
+    }
+}
+
 /// A TOML value with the position of every key and value.
 #[derive(Debug, Clone)]
 enum Node {
@@ -25,8 +38,9 @@ enum Node {
     Int(i64),
     Float,
     Bool(bool),
-    Array(Vec<Spanned<Node>>),
-    Table(Vec<(Spanned<String>, Spanned<Node>)>),
+    Date,
+    Array(Vec<At<Node>>),
+    Table(Vec<(At<String>, At<Node>)>),
 }
 
 impl Node {
@@ -36,66 +50,141 @@ impl Node {
             Node::Int(_) => "an integer",
             Node::Float => "a float",
             Node::Bool(_) => "a boolean",
+            Node::Date => "a date",
             Node::Array(_) => "an array",
             Node::Table(_) => "a table",
         }
     }
 }
 
+// The toml crate hands out positions through `toml::Spanned`'s protocol: a struct with these
+// names, visited as a map of start, end and value. Asking for it and accepting plain values as
+// well means a value without a position (or a future toml that changes the names) still reads,
+// only without a line number.
+const SPANNED: &str = "$__serde_spanned_private_Spanned";
+const START: &str = "$__serde_spanned_private_start";
+const END: &str = "$__serde_spanned_private_end";
+const VALUE: &str = "$__serde_spanned_private_value";
+const SPANNED_FIELDS: &[&str] = &[START, END, VALUE];
+const DATETIME: &str = "$__toml_private_datetime";
+
+impl<'de> Deserialize<'de> for At<Node> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_struct(SPANNED, SPANNED_FIELDS, NodeVisitor)
+    }
+}
+
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NodeVisitor)
+        deserializer.deserialize_any(NodeVisitor).map(|at| at.value)
     }
+}
+
+impl<'de> Deserialize<'de> for At<String> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_struct(SPANNED, SPANNED_FIELDS, KeyVisitor)
+    }
+}
+
+/// Reads the rest of `toml::Spanned`'s protocol once its first key (START) was read.
+fn spanned_rest<'de, A: MapAccess<'de>, T: Deserialize<'de>>(map: &mut A) -> Result<At<T>, A::Error> {
+    let start: usize = map.next_value()?;
+    let (mut end, mut value) = (start, None);
+    while let Some(key) = map.next_key::<String>()? {
+        match key.as_str() {
+            END => end = map.next_value()?,
+            VALUE => value = Some(map.next_value::<T>()?),
+            _ => map.next_value::<serde::de::IgnoredAny>().map(|_| ())?,
+        }
+    }
+    let value = value.ok_or_else(|| serde::de::Error::custom("missing value"))?;
+    Ok(At { value, span: Some(start..end) })
 }
 
 struct NodeVisitor;
 
+impl NodeVisitor {
+    fn plain<E>(node: Node) -> Result<At<Node>, E> {
+        Ok(At { value: node, span: None })
+    }
+}
+
 impl<'de> Visitor<'de> for NodeVisitor {
-    type Value = Node;
+    type Value = At<Node>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a TOML value")
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
-        Ok(Node::Bool(v))
+    fn visit_bool<E>(self, v: bool) -> Result<At<Node>, E> {
+        Self::plain(Node::Bool(v))
     }
 
-    fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
-        Ok(Node::Int(v))
+    fn visit_i64<E>(self, v: i64) -> Result<At<Node>, E> {
+        Self::plain(Node::Int(v))
     }
 
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Node, E> {
-        i64::try_from(v).map(Node::Int).map_err(|_| E::custom("integer is too large"))
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<At<Node>, E> {
+        i64::try_from(v).map_err(|_| E::custom("integer is too large")).and_then(|v| Self::plain(Node::Int(v)))
     }
 
-    fn visit_f64<E>(self, _: f64) -> Result<Node, E> {
-        Ok(Node::Float)
+    fn visit_f64<E>(self, _: f64) -> Result<At<Node>, E> {
+        Self::plain(Node::Float)
     }
 
-    fn visit_str<E>(self, v: &str) -> Result<Node, E> {
-        Ok(Node::Str(v.to_string()))
+    fn visit_str<E>(self, v: &str) -> Result<At<Node>, E> {
+        Self::plain(Node::Str(v.to_string()))
     }
 
-    fn visit_string<E>(self, v: String) -> Result<Node, E> {
-        Ok(Node::Str(v))
+    fn visit_string<E>(self, v: String) -> Result<At<Node>, E> {
+        Self::plain(Node::Str(v))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<At<Node>, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Spanned<Node>>()? {
+        while let Some(item) = seq.next_element::<At<Node>>()? {
             items.push(item);
         }
-        Ok(Node::Array(items))
+        Self::plain(Node::Array(items))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<At<Node>, A::Error> {
         let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<Spanned<String>>()? {
-            let value = map.next_value::<Spanned<Node>>()?;
-            entries.push((key, value));
+        while let Some(key) = map.next_key::<At<String>>()? {
+            match key.value.as_str() {
+                START if entries.is_empty() => return spanned_rest::<A, Node>(&mut map),
+                DATETIME if entries.is_empty() => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    return Self::plain(Node::Date);
+                }
+                _ => {
+                    let value = map.next_value::<At<Node>>()?;
+                    entries.push((key, value));
+                }
+            }
         }
-        Ok(Node::Table(entries))
+        Self::plain(Node::Table(entries))
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = At<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<At<String>, E> {
+        Ok(At { value: v.to_string(), span: None })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<At<String>, A::Error> {
+        match map.next_key::<String>()? {
+            Some(key) if key == START => spanned_rest::<A, String>(&mut map),
+            _ => Err(serde::de::Error::custom("expected a key")),
+        }
     }
 }
 
@@ -108,11 +197,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> (Partial, Sink) {
         Err(e) => {
             let line = e.span().map(|s| doc.line(&s)).unwrap_or(0);
             let message = e.message().trim().to_string();
-            let message = if message.contains("spanned") {
-                "dates and times are not used in fulcrum's configuration".to_string()
-            } else {
-                format!("invalid TOML: {message}")
-            };
+            let message = format!("invalid TOML: {}", message.replace('\n', "; "));
             doc.sink.error(line, message, None);
         }
     }
@@ -121,7 +206,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> (Partial, Sink) {
     (out, sink)
 }
 
-type Entries = [(Spanned<String>, Spanned<Node>)];
+type Entries = [(At<String>, At<Node>)];
 
 /// The keys of one table, as they are taken by the schema; what is left is unknown.
 struct Table<'n> {
@@ -133,8 +218,8 @@ struct Table<'n> {
 }
 
 impl<'n> Table<'n> {
-    fn get(&mut self, key: &str) -> Option<&'n Spanned<Node>> {
-        let index = self.entries.iter().position(|(k, _)| k.get_ref() == key)?;
+    fn get(&mut self, key: &str) -> Option<&'n At<Node>> {
+        let index = self.entries.iter().position(|(k, _)| k.value == key)?;
         if let Some(used) = self.used.get_mut(index) {
             *used = true;
         }
@@ -169,20 +254,64 @@ impl Default for BackendBase {
 const ROOT_KEYS: &[&str] = &["global", "defaults", "frontend", "backend"];
 const GLOBAL_KEYS: &[&str] = &["maxconn", "threads", "access_log", "hard_stop_after"];
 const FRONTEND_KEYS: &[&str] = &[
-    "name", "bind", "maxconn", "default_backend", "acl", "use_backend", "timeouts", "forwardfor", "connection", "log",
-    "dontlognull", "errorfiles", "stats",
+    "name",
+    "bind",
+    "maxconn",
+    "default_backend",
+    "acl",
+    "use_backend",
+    "timeouts",
+    "forwardfor",
+    "connection",
+    "log",
+    "dontlognull",
+    "errorfiles",
+    "stats",
 ];
 const FRONTEND_TIMEOUTS: &[&str] = &["client", "http_request", "http_keep_alive"];
 const BACKEND_KEYS: &[&str] = &[
-    "name", "balance", "hash_type", "retries", "redispatch", "allbackups", "forwardfor", "connection", "http_reuse",
-    "timeouts", "health", "default_server", "cookie", "stick_src", "errorfiles", "server",
+    "name",
+    "balance",
+    "hash_type",
+    "retries",
+    "redispatch",
+    "allbackups",
+    "forwardfor",
+    "connection",
+    "http_reuse",
+    "timeouts",
+    "health",
+    "default_server",
+    "cookie",
+    "stick_src",
+    "errorfiles",
+    "server",
 ];
 const BACKEND_TIMEOUTS: &[&str] = &["connect", "server", "queue", "check", "tunnel"];
-const HEALTH_KEYS: &[&str] = &["http", "check", "inter", "fastinter", "downinter", "rise", "fall", "check_port", "check_address"];
+const HEALTH_KEYS: &[&str] =
+    &["http", "check", "inter", "fastinter", "downinter", "rise", "fall", "check_port", "check_address"];
 const HTTP_CHECK_KEYS: &[&str] = &["method", "uri", "version", "headers", "expect"];
 const SERVER_KEYS: &[&str] = &[
-    "name", "address", "check", "weight", "backup", "disabled", "maxconn", "maxqueue", "inter", "fastinter", "downinter",
-    "rise", "fall", "slowstart", "observe", "on_error", "error_limit", "cookie", "check_port", "check_address",
+    "name",
+    "address",
+    "check",
+    "weight",
+    "backup",
+    "disabled",
+    "maxconn",
+    "maxqueue",
+    "inter",
+    "fastinter",
+    "downinter",
+    "rise",
+    "fall",
+    "slowstart",
+    "observe",
+    "on_error",
+    "error_limit",
+    "cookie",
+    "check_port",
+    "check_address",
 ];
 const STATS_KEYS: &[&str] = &["uri", "auth", "realm", "refresh", "hide_version", "show_node", "admin", "admin_if"];
 const COOKIE_KEYS: &[&str] = &["name", "mode", "indirect", "nocache", "httponly", "secure", "domain", "preserve"];
@@ -210,15 +339,16 @@ impl<'t> Doc<'t> {
         self.text.get(..end).map(|t| t.matches('\n').count() + 1).unwrap_or(1)
     }
 
-    fn line_of<T>(&self, node: &Spanned<T>) -> usize {
-        self.line(&node.span())
+    /// The line of a key or value; 0 (no line) when the parser gave no position.
+    fn line_of<T>(&self, node: &At<T>) -> usize {
+        node.span.as_ref().map(|s| self.line(s)).unwrap_or(0)
     }
 
     fn report(&mut self, line: usize, problem: Problem) {
         self.sink.report(line, problem);
     }
 
-    fn table<'n>(&mut self, node: &'n Spanned<Node>, context: String) -> Option<Table<'n>> {
+    fn table<'n>(&mut self, node: &'n At<Node>, context: String) -> Option<Table<'n>> {
         match node.get_ref() {
             Node::Table(entries) => {
                 Some(Table { entries, used: vec![false; entries.len()], context, line: self.line_of(node) })
@@ -239,14 +369,15 @@ impl<'t> Doc<'t> {
             }
             let word = key.get_ref();
             let alias = ALIASES.iter().find(|(a, _)| a == word).map(|(_, k)| *k).filter(|k| known.contains(k));
-            let hint = alias.or_else(|| did_you_mean(word, known.iter().copied())).map(|k| format!("did you mean {k}?"));
+            let hint =
+                alias.or_else(|| did_you_mean(word, known.iter().copied())).map(|k| format!("did you mean {k}?"));
             let hint = hint.or_else(|| Some(format!("known keys: {}", known.join(", "))));
             let line = self.line_of(key);
             self.sink.error(line, format!("unknown key '{word}' in {}", table.context), hint);
         }
     }
 
-    fn wrong_type(&mut self, node: &Spanned<Node>, key: &str, expected: &str) {
+    fn wrong_type(&mut self, node: &At<Node>, key: &str, expected: &str) {
         let line = self.line_of(node);
         let found = node.get_ref().kind();
         self.sink.error(line, format!("'{key}' must be {expected}, not {found}"), None);
@@ -315,7 +446,13 @@ impl<'t> Doc<'t> {
 
     /// A string or an array of strings, with the line of each.
     fn strings(&mut self, t: &mut Table<'_>, key: &str) -> Vec<(String, usize)> {
-        let Some(node) = t.get(key) else { return Vec::new() };
+        match t.get(key) {
+            Some(node) => self.strings_of(node, key),
+            None => Vec::new(),
+        }
+    }
+
+    fn strings_of(&mut self, node: &At<Node>, key: &str) -> Vec<(String, usize)> {
         match node.get_ref() {
             Node::Str(s) => vec![(s.clone(), self.line_of(node))],
             Node::Array(items) => {
@@ -336,7 +473,7 @@ impl<'t> Doc<'t> {
     }
 
     /// The elements of an array of tables (`[[frontend]]`); a single table is accepted too.
-    fn tables<'n>(&mut self, node: &'n Spanned<Node>, key: &str) -> Vec<&'n Spanned<Node>> {
+    fn tables<'n>(&mut self, node: &'n At<Node>, key: &str) -> Vec<&'n At<Node>> {
         match node.get_ref() {
             Node::Array(items) => items.iter().collect(),
             Node::Table(_) => vec![node],
@@ -396,7 +533,7 @@ impl<'t> Doc<'t> {
         self.out.global.hard_stop_after = self.duration(t, "hard_stop_after");
     }
 
-    fn defaults(&mut self, node: &Spanned<Node>) -> (Frontend, BackendBase) {
+    fn defaults(&mut self, node: &At<Node>) -> (Frontend, BackendBase) {
         let mut fe = Frontend::new("");
         let mut be = BackendBase::default();
         let Some(mut t) = self.table(node, "[defaults]".into()) else { return (fe, be) };
@@ -411,7 +548,8 @@ impl<'t> Doc<'t> {
         if let Some(node) = t.get("backend") {
             if let Some(mut bt) = self.table(node, "[defaults.backend]".into()) {
                 self.backend_settings(&mut bt, &mut be);
-                let known: Vec<&str> = BACKEND_KEYS.iter().copied().filter(|k| !["name", "server"].contains(k)).collect();
+                let known: Vec<&str> =
+                    BACKEND_KEYS.iter().copied().filter(|k| !["name", "server"].contains(k)).collect();
                 self.finish(bt, &known);
             }
         }
@@ -428,7 +566,11 @@ impl<'t> Doc<'t> {
                 None
             }
             None => {
-                self.sink.error(t.line, format!("{what} without a name"), Some(format!("add name = \"...\" to this [[{what}]]")));
+                self.sink.error(
+                    t.line,
+                    format!("{what} without a name"),
+                    Some(format!("add name = \"...\" to this [[{what}]]")),
+                );
                 None
             }
         }
@@ -438,7 +580,7 @@ impl<'t> Doc<'t> {
         Origin { file: self.sink.file.clone(), line }
     }
 
-    fn frontend(&mut self, node: &Spanned<Node>, base: &Frontend) {
+    fn frontend(&mut self, node: &At<Node>, base: &Frontend) {
         let Some(mut t) = self.table(node, "[[frontend]]".into()) else { return };
         let Some((name, line)) = self.name(&mut t, "frontend") else {
             // Keys are still checked, so every mistake shows at once.
@@ -449,6 +591,7 @@ impl<'t> Doc<'t> {
         let mut fe = base.clone();
         fe.name = name.clone();
         fe.origin = self.origin(line);
+        let mut incomplete = false;
         for (text, line) in self.strings(&mut t, "bind") {
             for part in text.split(',') {
                 match parse_host_port(part.trim()).and_then(|hp| resolve(&hp, "bind address")) {
@@ -457,7 +600,10 @@ impl<'t> Doc<'t> {
                         let origin = self.origin(line);
                         self.out.binds.push(BindRef { frontend: name.clone(), addr, origin });
                     }
-                    Err(e) => self.sink.error(line, e, Some("e.g. bind = [\"0.0.0.0:80\", \"[::]:80\"]".into())),
+                    Err(e) => {
+                        incomplete = true;
+                        self.sink.error(line, e, Some("e.g. bind = [\"0.0.0.0:80\", \"[::]:80\"]".into()));
+                    }
                 }
             }
         }
@@ -466,7 +612,7 @@ impl<'t> Doc<'t> {
             fe.default_backend = Some(backend);
         }
         let mut acls = self.acls(&mut t);
-        let mut rules = self.use_backends(&mut t, &name, &mut acls);
+        let mut rules = self.use_backends(&mut t, &name, &mut acls, &mut incomplete);
         self.frontend_settings(&mut t, &mut fe, false);
         let mut admin = self.admin_condition(&mut acls);
         let mut conditions: Vec<&mut Condition> = rules.iter_mut().map(|r| &mut r.condition).collect();
@@ -480,6 +626,9 @@ impl<'t> Doc<'t> {
             stats.admin_if = Some(cond);
         }
         self.finish(t, FRONTEND_KEYS);
+        if incomplete {
+            self.out.incomplete.push(name);
+        }
         self.out.frontends.push(fe);
     }
 
@@ -492,25 +641,26 @@ impl<'t> Doc<'t> {
     fn acls(&mut self, t: &mut Table<'_>) -> AclSet {
         let mut acls = AclSet::default();
         let Some(node) = t.get("acl") else { return acls };
-        let Some(mut table) = self.table(node, "acl".into()) else { return acls };
-        let entries = table.entries;
-        table.used.iter_mut().for_each(|u| *u = true);
-        for (key, value) in entries {
-            let mut holder = Table { entries, used: vec![false; entries.len()], context: String::new(), line: 0 };
-            for (text, line) in self.strings(&mut holder, key.get_ref()) {
-                if let Some(words) = self.words(&text, line) {
-                    if let Err(problem) = acls.define(key.get_ref(), &words) {
-                        self.report(line, problem);
-                    }
+        let Some(table) = self.table(node, "acl".into()) else { return acls };
+        for (name, value) in table.entries {
+            for (text, line) in self.strings_of(value, name.get_ref()) {
+                let Some(words) = self.words(&text, line) else { continue };
+                if let Err(problem) = acls.define(name.get_ref(), &words) {
+                    self.report(line, problem);
                 }
             }
-            let _ = value;
         }
         acls
     }
 
     /// `[[frontend.use_backend]] backend = "api"; if = "is_api"` (or `unless`; neither: always).
-    fn use_backends(&mut self, t: &mut Table<'_>, frontend: &str, acls: &mut AclSet) -> Vec<UseBackend> {
+    fn use_backends(
+        &mut self,
+        t: &mut Table<'_>,
+        frontend: &str,
+        acls: &mut AclSet,
+        incomplete: &mut bool,
+    ) -> Vec<UseBackend> {
         let mut rules = Vec::new();
         let Some(node) = t.get("use_backend") else { return rules };
         for item in self.tables(node, "frontend.use_backend") {
@@ -520,21 +670,29 @@ impl<'t> Doc<'t> {
             let unless = self.string(&mut rt, "unless");
             self.finish(rt, &["backend", "if", "unless"]);
             let Some((backend, line)) = backend else {
-                self.sink.error(self.line_of(item), "use_backend without 'backend'", Some("add backend = \"NAME\"".into()));
+                self.sink.error(
+                    self.line_of(item),
+                    "use_backend without 'backend'",
+                    Some("add backend = \"NAME\"".into()),
+                );
+                *incomplete = true;
                 continue;
             };
             let condition = match (when, unless) {
                 (Some(_), Some((_, l))) => {
                     self.sink.error(l, "a use_backend takes 'if' or 'unless', not both", None);
-                    continue;
+                    None
                 }
                 (Some((text, l)), None) => self.condition(acls, false, &text, l),
                 (None, Some((text, l))) => self.condition(acls, true, &text, l),
                 (None, None) => Some(Condition { unless: false, alternatives: vec![Vec::new()] }),
             };
-            if let Some(condition) = condition {
-                self.backend_ref(frontend, &backend, line);
-                rules.push(UseBackend { backend, condition });
+            match condition {
+                Some(condition) => {
+                    self.backend_ref(frontend, &backend, line);
+                    rules.push(UseBackend { backend, condition });
+                }
+                None => *incomplete = true,
             }
         }
         rules
@@ -644,7 +802,11 @@ impl<'t> Doc<'t> {
             let code = match key.get_ref().parse::<u16>() {
                 Ok(code) if (200..=599).contains(&code) => code,
                 _ => {
-                    self.sink.error(line, format!("errorfiles key '{}' is not an HTTP status code", key.get_ref()), None);
+                    self.sink.error(
+                        line,
+                        format!("errorfiles key '{}' is not an HTTP status code", key.get_ref()),
+                        None,
+                    );
                     continue;
                 }
             };
@@ -657,7 +819,11 @@ impl<'t> Doc<'t> {
                 Ok(content) if content.starts_with(b"HTTP/1.") => {
                     files.insert(code, ErrorFile { path, content });
                 }
-                Ok(_) => self.sink.error(line, format!("'{}' is not an HTTP response (it must start with a status line)", path.display()), None),
+                Ok(_) => self.sink.error(
+                    line,
+                    format!("'{}' is not an HTTP response (it must start with a status line)", path.display()),
+                    None,
+                ),
                 Err(e) => self.sink.error(line, format!("cannot read '{}': {e}", path.display()), None),
             }
         }
@@ -706,7 +872,7 @@ impl<'t> Doc<'t> {
         self.condition(acls, false, &text, line).map(|c| (c, line))
     }
 
-    fn backend(&mut self, node: &Spanned<Node>, base: &BackendBase) {
+    fn backend(&mut self, node: &At<Node>, base: &BackendBase) {
         let Some(mut t) = self.table(node, "[[backend]]".into()) else { return };
         let Some((name, line)) = self.name(&mut t, "backend") else {
             t.used.iter_mut().for_each(|u| *u = true);
@@ -754,7 +920,11 @@ impl<'t> Doc<'t> {
                     Ok((hash_type, function)) => {
                         be.hash_type = hash_type;
                         if let Some(f) = function {
-                            self.sink.warn(line, format!("hash function '{f}' is accepted, but fulcrum uses its own hash"), None);
+                            self.sink.warn(
+                                line,
+                                format!("hash function '{f}' is accepted, but fulcrum uses its own hash"),
+                                None,
+                            );
                         }
                     }
                     Err(problem) => self.report(line, problem),
@@ -789,8 +959,9 @@ impl<'t> Doc<'t> {
         self.health(t, base);
         if let Some(node) = t.get("default_server") {
             if let Some(mut dt) = self.table(node, format!("default_server of {}", t.context)) {
-                let known: Vec<&str> = SERVER_KEYS.iter().copied().filter(|k| !["name", "address"].contains(k)).collect();
-                self.server_params(&mut dt, &mut base.servers, &mut base.check);
+                let known: Vec<&str> =
+                    SERVER_KEYS.iter().copied().filter(|k| !["name", "address"].contains(k)).collect();
+                self.server_params(&mut dt, &mut base.servers, &mut base.check, &known);
                 self.finish(dt, &known);
             }
         }
@@ -831,7 +1002,11 @@ impl<'t> Doc<'t> {
                 let mut words = Vec::new();
                 match self.string(&mut ct, "name") {
                     Some((name, _)) => words.push(name),
-                    None => self.sink.error(line, "cookie needs a name", Some("e.g. cookie = { name = \"SERVERID\", mode = \"insert\" }".into())),
+                    None => self.sink.error(
+                        line,
+                        "cookie needs a name",
+                        Some("e.g. cookie = { name = \"SERVERID\", mode = \"insert\" }".into()),
+                    ),
                 }
                 match self.string(&mut ct, "mode") {
                     Some((mode, _)) => words.push(mode),
@@ -893,11 +1068,11 @@ impl<'t> Doc<'t> {
                 _ => self.wrong_type(http, "http", "true, false or a table"),
             }
         }
-        self.server_params(&mut ht, &mut base.servers, &mut base.check);
+        self.server_params(&mut ht, &mut base.servers, &mut base.check, HEALTH_KEYS);
         self.finish(ht, HEALTH_KEYS);
     }
 
-    fn http_check(&mut self, node: &Spanned<Node>) -> Option<HttpCheck> {
+    fn http_check(&mut self, node: &At<Node>) -> Option<HttpCheck> {
         let mut ht = self.table(node, "health.http".into())?;
         let mut send = hb::CheckSend::default();
         let mut check = HttpCheck::default();
@@ -939,7 +1114,7 @@ impl<'t> Doc<'t> {
         Some(check)
     }
 
-    fn server(&mut self, node: &Spanned<Node>, base: &BackendBase, backend: &str) -> Option<Server> {
+    fn server(&mut self, node: &At<Node>, base: &BackendBase, backend: &str) -> Option<Server> {
         let mut t = self.table(node, format!("a server of backend '{backend}'"))?;
         let name = self.name(&mut t, "backend.server");
         let address = self.string(&mut t, "address");
@@ -948,7 +1123,7 @@ impl<'t> Doc<'t> {
         if let Some((name, _)) = &name {
             t.context = format!("server '{name}' of backend '{backend}'");
         }
-        self.server_params(&mut t, &mut defaults, &mut check);
+        self.server_params(&mut t, &mut defaults, &mut check, SERVER_KEYS);
         let line = t.line;
         self.finish(t, SERVER_KEYS);
         let (name, name_line) = name?;
@@ -977,23 +1152,37 @@ impl<'t> Doc<'t> {
     }
 
     /// Server settings, by HAProxy's keyword parser: `weight = 10` is `weight 10`.
-    fn server_params(&mut self, t: &mut Table<'_>, defaults: &mut ServerDefaults, check: &mut bool) {
-        if let Some(b) = self.boolean(t, "check") {
+    fn server_params(&mut self, t: &mut Table<'_>, defaults: &mut ServerDefaults, check: &mut bool, keys: &[&str]) {
+        if let Some(b) = keys.contains(&"check").then(|| self.boolean(t, "check")).flatten() {
             *check = b;
         }
-        for (key, keyword) in [("backup", "backup"), ("disabled", "disabled")] {
+        // TOML key, HAProxy keyword when true, when false.
+        const FLAGS: [(&str, &str, &str); 2] = [("backup", "backup", "no-backup"), ("disabled", "disabled", "enabled")];
+        for (key, on, off) in FLAGS.into_iter().filter(|(k, _, _)| keys.contains(k)) {
             if let Some(b) = self.boolean(t, key) {
-                let word = if b { keyword.to_string() } else if key == "backup" { "no-backup".into() } else { "enabled".into() };
-                let _ = apply_server_param(defaults, &word, "");
+                // Flags take no value and cannot fail.
+                let _ = apply_server_param(defaults, if b { on } else { off }, "");
             }
         }
-        const VALUED: [(&str, &str); 14] = [
-            ("weight", "weight"), ("maxconn", "maxconn"), ("maxqueue", "maxqueue"), ("inter", "inter"),
-            ("fastinter", "fastinter"), ("downinter", "downinter"), ("rise", "rise"), ("fall", "fall"),
-            ("slowstart", "slowstart"), ("observe", "observe"), ("on_error", "on-error"),
-            ("error_limit", "error-limit"), ("cookie", "cookie"), ("check_port", "port"),
+        // TOML key and HAProxy keyword, for settings with a value.
+        const VALUED: [(&str, &str); 15] = [
+            ("weight", "weight"),
+            ("maxconn", "maxconn"),
+            ("maxqueue", "maxqueue"),
+            ("inter", "inter"),
+            ("fastinter", "fastinter"),
+            ("downinter", "downinter"),
+            ("rise", "rise"),
+            ("fall", "fall"),
+            ("slowstart", "slowstart"),
+            ("observe", "observe"),
+            ("on_error", "on-error"),
+            ("error_limit", "error-limit"),
+            ("cookie", "cookie"),
+            ("check_port", "port"),
+            ("check_address", "addr"),
         ];
-        for (key, keyword) in VALUED.into_iter().chain([("check_address", "addr")]) {
+        for (key, keyword) in VALUED.into_iter().filter(|(k, _)| keys.contains(k)) {
             let Some(node) = t.get(key) else { continue };
             let line = self.line_of(node);
             let value = match node.get_ref() {

@@ -7,8 +7,16 @@ use crate::load::{at, place};
 use crate::model::*;
 use crate::Diagnostic;
 
-pub(crate) fn validate(model: &Model, fallback: &Path, diags: &mut Vec<Diagnostic>) {
-    if !model.frontends.iter().any(|f| !f.binds.is_empty()) {
+/// `incomplete`: frontends whose routing lines were already reported; `summary`: whether to
+/// report that nothing listens (not when other errors explain it).
+pub(crate) fn validate(
+    model: &Model,
+    fallback: &Path,
+    incomplete: &[String],
+    summary: bool,
+    diags: &mut Vec<Diagnostic>,
+) {
+    if summary && !model.frontends.iter().any(|f| !f.binds.is_empty()) {
         let file = model.frontends.first().map(|f| f.origin.file.clone()).unwrap_or_else(|| fallback.to_path_buf());
         let hint = "add a frontend (or listen section) with e.g. 'bind *:80'";
         diags.push(Diagnostic {
@@ -19,7 +27,12 @@ pub(crate) fn validate(model: &Model, fallback: &Path, diags: &mut Vec<Diagnosti
             hint: Some(hint.into()),
         });
     }
-    for fe in &model.frontends {
+    let some_bind = model.frontends.iter().any(|f| !f.binds.is_empty());
+    for fe in model.frontends.iter().filter(|f| !incomplete.contains(&f.name)) {
+        if some_bind && fe.binds.is_empty() {
+            let message = format!("frontend '{}' binds no address: it receives no traffic", fe.name);
+            diags.push(at(&fe.origin, Severity::Warning, message, Some("add e.g. 'bind *:80'".into())));
+        }
         frontend(fe, diags);
     }
     for be in &model.backends {
@@ -28,14 +41,21 @@ pub(crate) fn validate(model: &Model, fallback: &Path, diags: &mut Vec<Diagnosti
 }
 
 fn frontend(fe: &Frontend, diags: &mut Vec<Diagnostic>) {
-    let mut error = |message: String, hint: &str| diags.push(at(&fe.origin, Severity::Error, message, Some(hint.into())));
+    let mut error =
+        |message: String, hint: &str| diags.push(at(&fe.origin, Severity::Error, message, Some(hint.into())));
     // A frontend that only serves the stats page needs no backend.
     if fe.default_backend.is_none() && fe.use_backends.is_empty() && fe.stats.is_none() {
-        error(format!("frontend '{}' has no default_backend and no use_backend", fe.name), "add 'default_backend NAME'");
+        error(
+            format!("frontend '{}' has no default_backend and no use_backend", fe.name),
+            "add 'default_backend NAME'",
+        );
     }
     if let Some(stats) = &fe.stats {
         if !stats.uri.starts_with('/') {
-            error(format!("stats uri '{}' of frontend '{}' must start with '/'", stats.uri, fe.name), "e.g. stats uri /stats");
+            error(
+                format!("stats uri '{}' of frontend '{}' must start with '/'", stats.uri, fe.name),
+                "e.g. stats uri /stats",
+            );
         }
     }
     if fe.timeout_client.is_zero() {
@@ -46,13 +66,17 @@ fn frontend(fe: &Frontend, diags: &mut Vec<Diagnostic>) {
 
 fn backend(be: &Backend, diags: &mut Vec<Diagnostic>) {
     for (i, server) in be.servers.iter().enumerate() {
-        let mut error = |message: String, hint: Option<String>| diags.push(at(&server.origin, Severity::Error, message, hint));
+        let mut error =
+            |message: String, hint: Option<String>| diags.push(at(&server.origin, Severity::Error, message, hint));
         let name = format!("server '{}' of backend '{}'", server.name, be.name);
         if let Some(first) = be.servers.get(..i).unwrap_or_default().iter().find(|s| s.name == server.name) {
             error(format!("{name} is defined twice"), Some(format!("first defined at {}", place(&first.origin))));
         }
         if server.weight > 256 {
-            error(format!("weight {} of {name} is out of range", server.weight), Some("weights go from 0 to 256".into()));
+            error(
+                format!("weight {} of {name} is out of range", server.weight),
+                Some("weights go from 0 to 256".into()),
+            );
         }
         if server.rise == 0 || server.fall == 0 {
             error(format!("rise and fall of {name} must be at least 1"), None);
@@ -60,12 +84,20 @@ fn backend(be: &Backend, diags: &mut Vec<Diagnostic>) {
         if server.inter.is_zero() {
             error(format!("inter of {name} must be greater than 0"), None);
         }
+        if server.addr.ip().is_unspecified() {
+            error(format!("{name} has no destination address ({})", server.addr), None);
+        }
         if server.addr.port() == 0 {
             error(format!("{name} has port 0"), Some("give the port the server listens on".into()));
         }
         if server.cookie.is_some() && be.cookie.is_none() {
             let message = format!("cookie value of {name} has no effect: backend '{}' sets no 'cookie'", be.name);
-            diags.push(at(&server.origin, Severity::Warning, message, Some("add e.g. 'cookie SERVERID insert indirect nocache'".into())));
+            diags.push(at(
+                &server.origin,
+                Severity::Warning,
+                message,
+                Some("add e.g. 'cookie SERVERID insert indirect nocache'".into()),
+            ));
         }
     }
     if be.cookie.is_some() {
@@ -74,7 +106,12 @@ fn backend(be: &Backend, diags: &mut Vec<Diagnostic>) {
             let earlier = be.servers.get(..i).unwrap_or_default();
             if let Some(first) = earlier.iter().find(|s| s.cookie.as_ref() == Some(value)) {
                 let message = format!("servers '{}' and '{}' share cookie value '{value}'", first.name, server.name);
-                diags.push(at(&server.origin, Severity::Warning, message, Some("give each server its own value".into())));
+                diags.push(at(
+                    &server.origin,
+                    Severity::Warning,
+                    message,
+                    Some("give each server its own value".into()),
+                ));
             }
         }
     }
@@ -84,7 +121,8 @@ fn backend(be: &Backend, diags: &mut Vec<Diagnostic>) {
         diags.push(at(&be.origin, Severity::Error, message, Some(hint.into())));
     }
     if matches!(be.algorithm, Algorithm::First) && be.servers.iter().any(|s| s.maxconn == 0) {
-        let message = format!("'balance first' in backend '{}' needs maxconn on its servers to move on to the next", be.name);
+        let message =
+            format!("'balance first' in backend '{}' needs maxconn on its servers to move on to the next", be.name);
         diags.push(at(&be.origin, Severity::Warning, message, Some("add e.g. 'maxconn 100' to each server".into())));
     }
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let (number, unit) = text.split_at(digits);
-    let bad = || format!("invalid duration '{text}' (expected a number with an optional unit: 500ms, 5s, 2m, 1h, 1d; a bare number is milliseconds)");
+    let bad = || {
+        format!("invalid duration '{text}' (expected a number with an optional unit: 500ms, 5s, 2m, 1h, 1d; a bare number is milliseconds)")
+    };
     if number.is_empty() {
         return Err(bad());
     }
@@ -75,7 +77,9 @@ pub(crate) fn parse_host_port(text: &str) -> Result<HostPort, String> {
         Some(("ipv4", rest)) => (Some(4), rest),
         Some(("ipv6", rest)) => (Some(6), rest),
         Some((prefix, _)) => {
-            return Err(format!("address family '{prefix}@' in '{text}' is not supported yet (only IPv4 and IPv6 addresses)"))
+            return Err(format!(
+                "address family '{prefix}@' in '{text}' is not supported yet (only IPv4 and IPv6 addresses)"
+            ))
         }
         None if text.starts_with('/') => {
             return Err(format!("UNIX socket address '{text}' is not supported yet (only IPv4 and IPv6 addresses)"))
@@ -116,7 +120,9 @@ fn split_host_port(text: &str) -> (&str, Option<&str>) {
     }
     match text.rsplit_once(':') {
         // `::1:80`: HAProxy takes the last colon as the port separator.
-        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'+') => {
+        Some((host, port))
+            if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit() || b == b'-' || b == b'+') =>
+        {
             (host, Some(port))
         }
         Some((host, "")) => (host, Some("")),
@@ -137,15 +143,20 @@ fn is_host_name(text: &str) -> bool {
 /// Turn a parsed address into a socket address, resolving a host name now (as HAProxy does at
 /// start-up). IPv4 results are preferred, as most back ends listen on IPv4.
 pub(crate) fn resolve(hp: &HostPort, what: &str) -> Result<SocketAddr, String> {
-    let port = hp.port.ok_or_else(|| format!("{what} needs a port (HOST:PORT)"))?;
+    let Some(port) = hp.port else {
+        let host = match &hp.host {
+            Host::Any => "*".to_string(),
+            Host::Ip(ip) => ip.to_string(),
+            Host::Name(name) => name.clone(),
+        };
+        return Err(format!("{what} '{host}' needs a port (HOST:PORT)"));
+    };
     match &hp.host {
         Host::Any => Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
         Host::Ip(ip) => Ok(SocketAddr::new(*ip, port)),
         Host::Name(name) => {
-            let found: Vec<SocketAddr> = (name.as_str(), port)
-                .to_socket_addrs()
-                .map_err(|e| format!("cannot resolve '{name}': {e}"))?
-                .collect();
+            let found: Vec<SocketAddr> =
+                (name.as_str(), port).to_socket_addrs().map_err(|e| format!("cannot resolve '{name}': {e}"))?.collect();
             found
                 .iter()
                 .find(|a| a.is_ipv4())

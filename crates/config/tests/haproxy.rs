@@ -169,7 +169,11 @@ backend c from base
     // `from` picks a named defaults section.
     assert_eq!(c.timeout_server, Duration::from_secs(7));
     let err = errors(&format!("{HEAD}backend x from nosuch\n    server s 127.0.0.1:1\n"));
-    assert!(err[0].message.contains("unknown defaults section 'nosuch'"), "{}", err[0]);
+    assert!(
+        err.iter().any(|e| e.line == 3 && e.message.contains("unknown defaults section 'nosuch'")),
+        "{}",
+        show(&err)
+    );
 }
 
 #[test]
@@ -196,7 +200,10 @@ fn server_parameters() {
     let b = loaded.model.backend("b").expect("backend");
     let a = &b.servers[0];
     assert!(a.check && a.backup && a.disabled);
-    assert_eq!((a.inter, a.fastinter, a.downinter), (Duration::from_secs(1), Some(Duration::from_millis(500)), Some(Duration::from_secs(5))));
+    assert_eq!(
+        (a.inter, a.fastinter, a.downinter),
+        (Duration::from_secs(1), Some(Duration::from_millis(500)), Some(Duration::from_secs(5)))
+    );
     assert_eq!((a.rise, a.fall, a.weight, a.maxconn, a.maxqueue, a.error_limit), (4, 6, 20, 10, 7, 3));
     assert_eq!((a.observe, a.on_error, a.cookie.as_deref()), (Some(Observe::Layer7), OnError::MarkDown, Some("A")));
     assert_eq!(a.check_addr, Some(addr("127.0.0.2:9101")));
@@ -219,7 +226,9 @@ fn acls_conditions_and_anonymous_acls() {
     assert_eq!(fe.acls[1].fetch, Fetch::Header("host".into()));
     assert_eq!(fe.acls[2].patterns, ["127.0.0.0/8", "::1/128"]);
     let first = &fe.use_backends[0].condition;
-    let terms = |alt: &Vec<AclTerm>| alt.iter().map(|t| format!("{}{}", if t.negate { "!" } else { "" }, t.acl)).collect::<Vec<_>>().join(" ");
+    let terms = |alt: &Vec<AclTerm>| {
+        alt.iter().map(|t| format!("{}{}", if t.negate { "!" } else { "" }, t.acl)).collect::<Vec<_>>().join(" ")
+    };
     let alts: Vec<String> = first.alternatives.iter().map(terms).collect();
     assert_eq!(alts, ["api !local", "api{2} !local", "{path_end .php}"]);
     assert!(fe.use_backends[1].condition.unless);
@@ -256,9 +265,15 @@ fn timeouts_go_to_their_side() {
          timeout client 5s\n    server s 127.0.0.1:80\n"
     ));
     let (fe, be) = (&loaded.model.frontends[0], &loaded.model.backends[0]);
-    assert_eq!((fe.timeout_client, fe.timeout_http_request, fe.timeout_http_keep_alive), (Duration::from_secs(60), Duration::from_secs(4), Duration::from_secs(2)));
-    assert_eq!((be.timeout_queue, be.timeout_tunnel, be.timeout_server), (Duration::from_secs(9), Duration::from_secs(7200), Duration::from_secs(30)));
-    let w = loaded.warnings.iter().find(|w| w.line == 14).expect("warning for timeout client in a backend");
+    assert_eq!(
+        (fe.timeout_client, fe.timeout_http_request, fe.timeout_http_keep_alive),
+        (Duration::from_secs(60), Duration::from_secs(4), Duration::from_secs(2))
+    );
+    assert_eq!(
+        (be.timeout_queue, be.timeout_tunnel, be.timeout_server),
+        (Duration::from_secs(9), Duration::from_secs(7200), Duration::from_secs(30))
+    );
+    let w = loaded.warnings.iter().find(|w| w.line == 13).expect("warning for timeout client in a backend");
     assert_eq!(w.message, "'timeout client' is ignored in backend 'b': it only applies to frontends");
 }
 
@@ -271,7 +286,10 @@ fn options_and_legacy_spellings() {
     ));
     let (fe, be) = (&loaded.model.frontends[0], &loaded.model.backends[0]);
     assert_eq!(fe.conn_mode, ConnMode::KeepAlive);
-    assert_eq!(fe.forwardfor, Some(ForwardFor { header: "X-Real-IP".into(), if_none: true, except: Some("127.0.0.0/8".into()) }));
+    assert_eq!(
+        fe.forwardfor,
+        Some(ForwardFor { header: "X-Real-IP".into(), if_none: true, except: Some("127.0.0.0/8".into()) })
+    );
     assert_eq!(fe.maxconn, Some(500));
     assert!(!fe.httplog, "'no log' wins over 'option httplog'");
     assert_eq!(be.conn_mode, ConnMode::Close);
@@ -306,24 +324,32 @@ fn stats_settings() {
 #[test]
 fn errorfiles_are_read_at_load_time() {
     let dir = temp_dir("errorfiles");
-    std::fs::write(dir.join("503.http"), "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/html\r\n\r\nsorry\n").expect("write");
+    std::fs::write(dir.join("503.http"), "HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/html\r\n\r\nsorry\n")
+        .expect("write");
     std::fs::write(dir.join("bad.http"), "<html>not a response</html>").expect("write");
     let cfg = dir.join("haproxy.cfg");
     let text = format!(
         "{HEAD}    errorfile 503 503.http\nfrontend f\n    bind :80\n    default_backend b\nbackend b\n    server s 127.0.0.1:80\n"
     );
     std::fs::write(&cfg, &text).expect("write");
-    let loaded = load_files(&[cfg.clone()], &LoadOptions::default()).expect("loads");
+    let loaded = load_files(std::slice::from_ref(&cfg), &LoadOptions::default()).expect("loads");
     let page = &loaded.model.frontends[0].errorfiles[&503];
     assert_eq!(page.path, dir.join("503.http"));
     assert!(page.content.ends_with(b"sorry\n"));
     assert_eq!(loaded.model.backends[0].errorfiles[&503], *page);
 
-    let broken = text.replace("errorfile 503 503.http", "errorfile 503 missing.http\n    errorfile 502 bad.http\n    errorfile 999 bad.http");
+    let broken = text.replace(
+        "errorfile 503 503.http",
+        "errorfile 503 missing.http\n    errorfile 502 bad.http\n    errorfile 999 bad.http",
+    );
     std::fs::write(&cfg, broken).expect("write");
     let errors = load_files(&[cfg], &LoadOptions::default()).expect_err("missing file");
     assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [3, 4, 5]);
-    assert!(errors[0].message.starts_with("cannot read '") && errors[0].message.contains("missing.http"), "{}", errors[0]);
+    assert!(
+        errors[0].message.starts_with("cannot read '") && errors[0].message.contains("missing.http"),
+        "{}",
+        errors[0]
+    );
     assert!(errors[1].message.contains("not an HTTP response"));
     assert!(errors[2].message.contains("999"));
 }
@@ -335,19 +361,29 @@ fn bind_checks_and_references() {
          frontend c\n    bind :81\nbackend app\n    server s 127.0.0.1:80\n"
     ));
     let got: Vec<String> = found.iter().map(ToString::to_string).collect();
-    assert_eq!(got, [
-        "test.cfg:5: frontend 'a' uses backend 'appp', which is not defined (did you mean app?)",
-        "test.cfg:7: address 0.0.0.0:80 is bound twice (frontend 'a' and frontend 'b') (first bound at test.cfg:4)",
-        "test.cfg:9: frontend 'c' has no default_backend and no use_backend (add 'default_backend NAME')",
-    ]);
+    assert_eq!(
+        got,
+        [
+            "test.cfg:5: frontend 'a' uses backend 'appp', which is not defined (did you mean app?)",
+            "test.cfg:7: address 0.0.0.0:80 is bound twice (frontend 'a' and frontend 'b') (first bound at test.cfg:4)",
+            "test.cfg:9: frontend 'c' has no default_backend and no use_backend (add 'default_backend NAME')",
+        ]
+    );
     let none = errors("defaults\n    mode http\nbackend app\n    server s 127.0.0.1:80\n");
-    assert_eq!(none[0].to_string(), "test.cfg: no frontend binds anything (add a frontend (or listen section) with e.g. 'bind *:80')");
+    assert_eq!(
+        none[0].to_string(),
+        "test.cfg: no frontend binds anything (add a frontend (or listen section) with e.g. 'bind *:80')"
+    );
 }
 
 #[test]
 fn misspelt_section_is_reported_once() {
-    let found = errors(&format!("{HEAD}fronted web\n    bind :80\n    default_backend b\nbackend b\n    server s 127.0.0.1:80\n"));
-    assert_eq!(found[0].to_string(), "test.cfg:3: unknown section 'fronted' (did you mean frontend? the lines up to the next section are skipped)");
+    let found = errors(&format!(
+        "{HEAD}fronted web\n    bind :80\n    default_backend b\nbackend b\n    server s 127.0.0.1:80\n"
+    ));
+    let want =
+        "test.cfg:3: unknown section 'fronted' (did you mean frontend? the lines up to the next section are skipped)";
+    assert!(found.iter().any(|e| e.to_string() == want), "{}", show(&found));
     assert!(found.iter().all(|e| e.line != 4 && e.line != 5));
 }
 
@@ -359,13 +395,19 @@ fn stick_tables_and_cookies() {
     );
     let found = errors(&text);
     assert_eq!(found.len(), 1, "{}", show(&found));
-    assert_eq!(found[0].line, 12);
-    assert_eq!(found[0].hint.as_deref(), Some("fulcrum sticks on the client address only: 'stick on src'; or use --lenient to ignore it"));
+    assert_eq!(found[0].line, 11);
+    assert_eq!(
+        found[0].hint.as_deref(),
+        Some("fulcrum sticks on the client address only: 'stick on src'; or use --lenient to ignore it")
+    );
     let loaded = lenient(&text).expect("lenient");
     let b = loaded.model.backend("b").expect("b");
     assert_eq!(b.stick_src, Some(StickTable { size: 200 * 1024, expire: Duration::from_secs(1800) }));
     let c = loaded.model.backend("c").expect("c");
-    assert_eq!(c.cookie.as_ref().map(|c| (c.name.as_str(), c.mode, c.nocache)), Some(("JSESSIONID", CookieMode::Prefix, true)));
+    assert_eq!(
+        c.cookie.as_ref().map(|c| (c.name.as_str(), c.mode, c.nocache)),
+        Some(("JSESSIONID", CookieMode::Prefix, true))
+    );
     let missing = errors(&format!("{HEAD}listen l\n    bind :80\n    stick on src\n    server s 127.0.0.1:80\n"));
     assert_eq!(missing[0].message, "'stick on src' needs a stick-table in the same backend");
 }
@@ -377,13 +419,16 @@ fn keepalived_and_unknown_formats_are_refused() {
     assert_eq!(found[0].to_string(), "keepalived.conf: keepalived.conf is not supported yet (for now, run keepalived beside fulcrum, or describe the frontends and backends in TOML)");
     let unknown = load_str("hello world\n", Path::new("x.conf"), &LoadOptions::default()).expect_err("refused");
     assert!(unknown[0].message.contains("cannot tell"));
-    let unreadable = load_files(&[PathBuf::from("/nonexistent/fulcrum.cfg")], &LoadOptions::default()).expect_err("refused");
+    let unreadable =
+        load_files(&[PathBuf::from("/nonexistent/fulcrum.cfg")], &LoadOptions::default()).expect_err("refused");
     assert!(unreadable[0].to_string().starts_with("/nonexistent/fulcrum.cfg: cannot read configuration file:"));
 }
 
 #[test]
 fn quoting_errors_and_environment() {
-    let found = errors(&format!("{HEAD}frontend f\n    bind \":80\n    default_backend b\nbackend b\n    server s 127.0.0.1:80\n"));
+    let found = errors(&format!(
+        "{HEAD}frontend f\n    bind \":80\n    default_backend b\nbackend b\n    server s 127.0.0.1:80\n"
+    ));
     assert!(found.iter().any(|e| e.line == 4 && e.message.starts_with("unmatched quote")));
 }
 
@@ -397,10 +442,55 @@ fn never_panics_on_garbage() {
         seed
     };
     let words = [
-        "global", "defaults", "frontend", "backend", "listen", "bind", "server", "acl", "use_backend", "if", "{", "}",
-        "!", "or", "balance", "option", "httpchk", "timeout", "stats", "cookie", "stick", "on", "src", "\"", "'", "\\",
-        "*:80", ":", "[::]:1", "path_beg", "hdr(", "random(", "http-check", "expect", "status", "999-1", "mode",
-        "http", "tcp", "default-server", "errorfile", "503", "default_backend", "x", "-i", "-m", "=", "[", "]",
+        "global",
+        "defaults",
+        "frontend",
+        "backend",
+        "listen",
+        "bind",
+        "server",
+        "acl",
+        "use_backend",
+        "if",
+        "{",
+        "}",
+        "!",
+        "or",
+        "balance",
+        "option",
+        "httpchk",
+        "timeout",
+        "stats",
+        "cookie",
+        "stick",
+        "on",
+        "src",
+        "\"",
+        "'",
+        "\\",
+        "*:80",
+        ":",
+        "[::]:1",
+        "path_beg",
+        "hdr(",
+        "random(",
+        "http-check",
+        "expect",
+        "status",
+        "999-1",
+        "mode",
+        "http",
+        "tcp",
+        "default-server",
+        "errorfile",
+        "503",
+        "default_backend",
+        "x",
+        "-i",
+        "-m",
+        "=",
+        "[",
+        "]",
     ];
     for round in 0..300 {
         let mut text = String::new();
@@ -421,4 +511,79 @@ fn never_panics_on_garbage() {
         let _ = load_str(&raw, Path::new("x.toml"), &LoadOptions::default());
         let _ = load_str(&raw, Path::new(&format!("x{round}")), &LoadOptions::default());
     }
+    let long = format!(
+        "{HEAD}frontend f\n    {} {}\n    acl a path {}\n",
+        "k".repeat(1_000_000),
+        "v".repeat(100_000),
+        "{ ".repeat(50_000)
+    );
+    assert!(load(&long).is_err());
+    let deep = format!(
+        "{HEAD}frontend f\n    bind :80\n    use_backend b if {}\nbackend b\n    server s 127.0.0.1:1\n",
+        "x or ".repeat(20_000)
+    );
+    assert!(load(&deep).is_err());
+}
+
+#[test]
+fn defaults_carry_over_to_the_next_file() {
+    let dir = temp_dir("confd");
+    let defaults = dir.join("00-defaults.cfg");
+    let web = dir.join("10-web.cfg");
+    std::fs::write(
+        &defaults,
+        "global\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 3s\n    default_backend app\n",
+    )
+    .expect("write");
+    std::fs::write(&web, "frontend web\n    bind :80\nbackend app\n    server s 127.0.0.1:80\n").expect("write");
+    let loaded = load_files(&[defaults.clone(), web.clone()], &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{}", show(&e)));
+    assert_eq!(loaded.model.backends[0].timeout_connect, Duration::from_secs(3));
+    assert_eq!(loaded.model.frontends[0].default_backend.as_deref(), Some("app"));
+    // A mode tcp in the first file is reported there, once.
+    std::fs::write(&defaults, "defaults\n    mode tcp\n    default_backend nope\n").expect("write");
+    let errors = load_files(&[defaults.clone(), web], &LoadOptions::default()).expect_err("mode tcp");
+    let got: Vec<(PathBuf, usize)> = errors.iter().map(|e| (e.file.clone(), e.line)).collect();
+    assert_eq!(got, [(defaults.clone(), 2), (defaults, 3)], "{}", show(&errors));
+}
+
+#[test]
+fn debian_default_global_and_defaults_load() {
+    let text = "global
+\tlog /dev/log\tlocal0
+\tlog /dev/log\tlocal1 notice
+\tchroot /var/lib/haproxy
+\tstats socket /run/haproxy/admin.sock mode 660 level admin expose-fd listeners
+\tstats timeout 30s
+\tuser haproxy
+\tgroup haproxy
+\tdaemon
+
+\t# Default SSL material locations
+\tca-base /etc/ssl/certs
+\tcrt-base /etc/ssl/private
+
+\tssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256
+\tssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384
+\tssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets
+
+defaults
+\tlog\tglobal
+\tmode\thttp
+\toption\thttplog
+\toption\tdontlognull
+        timeout connect 5000
+        timeout client  50000
+        timeout server  50000
+
+frontend main
+\tbind *:80
+\tdefault_backend app
+backend app
+\tserver app1 127.0.0.1:8080 check
+";
+    let loaded = ok(text);
+    assert!(loaded.warnings.iter().all(|w| w.severity == Severity::Warning));
+    assert_eq!(loaded.warnings.len(), 12, "{}", show(&loaded.warnings));
+    assert!(loaded.model.frontends[0].httplog);
 }

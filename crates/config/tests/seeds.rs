@@ -69,7 +69,8 @@ fn cloudstack_haproxy_cfg() {
     assert_eq!(loaded.warnings.iter().filter(|w| w.message.contains("syslog")).count(), 1);
     assert_eq!(loaded.warnings.len(), 7, "{}", lines(&loaded.warnings));
     assert!(loaded.warnings.iter().all(|w| w.severity == Severity::Warning));
-    let first = format!("cloudstack-haproxy.cfg:{}: warning: syslog targets are not used", line_of(cfg, "log /dev/log local0"));
+    let first =
+        format!("cloudstack-haproxy.cfg:{}: warning: syslog targets are not used", line_of(cfg, "log /dev/log local0"));
     assert!(loaded.warnings[0].to_string().contains(&first), "{}", loaded.warnings[0]);
 }
 
@@ -101,7 +102,9 @@ fn cluster_web(name: &str, auth: (&str, &str)) -> (Loaded, Frontend, Backend) {
     assert!(stats.hide_version);
     assert_eq!(stats.show_node.as_deref(), Some(""));
     assert!(!stats.admin);
-    for (legacy, modern) in [("contimeout", "timeout connect"), ("clitimeout", "timeout client"), ("srvtimeout", "timeout server")] {
+    for (legacy, modern) in
+        [("contimeout", "timeout connect"), ("clitimeout", "timeout client"), ("srvtimeout", "timeout server")]
+    {
         let line = line_of(name, legacy);
         let w = loaded.warnings.iter().find(|w| w.line == line).expect("legacy timeout warning");
         assert!(w.message.contains(modern), "{w}");

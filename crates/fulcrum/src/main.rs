@@ -14,7 +14,11 @@ mod run;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "fulcrum", version, about = "A high-availability load balancer: haproxy.cfg and TOML, health checks, live reload")]
+#[command(
+    name = "fulcrum",
+    version,
+    about = "A high-availability load balancer: haproxy.cfg and TOML, health checks, live reload"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -93,7 +97,13 @@ fn main() -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FULCRUM_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .init();
 }
 
 fn check(config: &ConfigArgs) -> ExitCode {
@@ -115,7 +125,10 @@ fn check(config: &ConfigArgs) -> ExitCode {
             for e in &errors {
                 eprintln!("{e}");
             }
-            eprintln!("{} error(s): configuration is not valid.", errors.iter().filter(|d| d.severity == fulcrum_config::Severity::Error).count());
+            eprintln!(
+                "{} error(s): configuration is not valid.",
+                errors.iter().filter(|d| d.severity == fulcrum_config::Severity::Error).count()
+            );
             ExitCode::from(1)
         }
     }

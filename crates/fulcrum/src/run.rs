@@ -60,7 +60,12 @@ pub fn run(files: &[PathBuf], opts: &LoadOptions, threads: Option<usize>, access
     })
 }
 
-async fn serve_signals(proxy: &mut Proxy, files: &[PathBuf], opts: &LoadOptions, access_log: Option<PathBuf>) -> ExitCode {
+async fn serve_signals(
+    proxy: &mut Proxy,
+    files: &[PathBuf],
+    opts: &LoadOptions,
+    access_log: Option<PathBuf>,
+) -> ExitCode {
     let (Ok(mut hup), Ok(mut term), Ok(mut int)) =
         (signal(SignalKind::hangup()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
     else {

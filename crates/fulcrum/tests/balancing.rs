@@ -38,7 +38,11 @@ fn config(bind: SocketAddr, backend: &str, servers: &str) -> String {
 fn roundrobin_follows_weights_exactly() {
     let farm = Farm::new(3);
     let bind = free_addr();
-    let _f = Fulcrum::start("rr.cfg", &config(bind, "    balance roundrobin", &farm.servers(&["weight 1", "weight 2", "weight 3"])), bind);
+    let _f = Fulcrum::start(
+        "rr.cfg",
+        &config(bind, "    balance roundrobin", &farm.servers(&["weight 1", "weight 2", "weight 3"])),
+        bind,
+    );
     let counts = runtime().block_on(tally(bind, "/", 60));
     assert_eq!(counts.get("s1"), Some(&10), "{counts:?}");
     assert_eq!(counts.get("s2"), Some(&20), "{counts:?}");
@@ -49,7 +53,11 @@ fn roundrobin_follows_weights_exactly() {
 fn static_rr_follows_weights_exactly() {
     let farm = Farm::new(2);
     let bind = free_addr();
-    let _f = Fulcrum::start("srr.cfg", &config(bind, "    balance static-rr", &farm.servers(&["weight 3", "weight 1"])), bind);
+    let _f = Fulcrum::start(
+        "srr.cfg",
+        &config(bind, "    balance static-rr", &farm.servers(&["weight 3", "weight 1"])),
+        bind,
+    );
     let counts = runtime().block_on(tally(bind, "/", 40));
     assert_eq!(counts.get("s1"), Some(&30), "{counts:?}");
     assert_eq!(counts.get("s2"), Some(&10), "{counts:?}");
@@ -64,7 +72,11 @@ fn source_and_uri_hashing_are_sticky_and_spread() {
     assert_eq!(counts.len(), 1, "one client address must always reach one server: {counts:?}");
 
     let bind2 = free_addr();
-    let _g = Fulcrum::start("uri.cfg", &config(bind2, "    balance uri\n    hash-type consistent", &farm.servers(&[])), bind2);
+    let _g = Fulcrum::start(
+        "uri.cfg",
+        &config(bind2, "    balance uri\n    hash-type consistent", &farm.servers(&[])),
+        bind2,
+    );
     runtime().block_on(async {
         let mut c = Client::connect(bind2).await.expect("connect");
         let mut seen = std::collections::BTreeSet::new();
@@ -154,7 +166,11 @@ fn leastconn_avoids_the_busy_server() {
 fn first_fills_servers_in_order() {
     let farm = Farm::new(2);
     let bind = free_addr();
-    let _f = Fulcrum::start("first.cfg", &config(bind, "    balance first", &farm.servers(&["maxconn 2", "maxconn 2"])), bind);
+    let _f = Fulcrum::start(
+        "first.cfg",
+        &config(bind, "    balance first", &farm.servers(&["maxconn 2", "maxconn 2"])),
+        bind,
+    );
     runtime().block_on(async {
         let counts = tally(bind, "/", 10).await;
         assert_eq!(counts.get("s1"), Some(&10), "{counts:?}");

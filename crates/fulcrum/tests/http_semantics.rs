@@ -41,12 +41,21 @@ fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
 fn forwards_host_appends_xff_and_strips_hop_by_hop() {
     let a = Origin::spawn("a", any()).expect("origin");
     let bind = free_addr();
-    let _f = Fulcrum::start("xff.cfg", &simple(bind, "", &format!("    option forwardfor\n    server a {}\n", a.addr)), bind);
+    let _f = Fulcrum::start(
+        "xff.cfg",
+        &simple(bind, "", &format!("    option forwardfor\n    server a {}\n", a.addr)),
+        bind,
+    );
     let r = runtime()
         .block_on(get_with(
             bind,
             "/headers",
-            &[("x-forwarded-for", "203.0.113.9"), ("connection", "keep-alive, x-secret"), ("x-secret", "1"), ("keep-alive", "timeout=5")],
+            &[
+                ("x-forwarded-for", "203.0.113.9"),
+                ("connection", "keep-alive, x-secret"),
+                ("x-secret", "1"),
+                ("keep-alive", "timeout=5"),
+            ],
         ))
         .expect("get");
     assert_eq!(r.status, 200);
@@ -81,7 +90,11 @@ fn expect_100_continue_and_streamed_upload() {
     s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n").expect("write");
     let mut buf = [0u8; 1024];
     let n = s.read(&mut buf).expect("read 100");
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     s.write_all(b"hello").expect("body");
     let n = s.read(&mut buf).expect("read reply");
     let reply = String::from_utf8_lossy(&buf[..n]);
@@ -204,7 +217,11 @@ fn cookie_insert_and_stick_on_src_persist() {
 fn stats_page_with_auth() {
     let a = Origin::spawn("a", any()).expect("origin");
     let bind = free_addr();
-    let cfg = simple(bind, "    stats enable\n    stats uri /stats\n    stats auth admin:secret\n", &format!("    server a {}\n", a.addr));
+    let cfg = simple(
+        bind,
+        "    stats enable\n    stats uri /stats\n    stats auth admin:secret\n",
+        &format!("    server a {}\n", a.addr),
+    );
     let _f = Fulcrum::start("stats.cfg", &cfg, bind);
     runtime().block_on(async {
         assert_eq!(get(bind, "/stats").await.expect("get").status, 401);

@@ -14,7 +14,11 @@ fn any() -> SocketAddr {
 
 /// GETs in a loop on a few keep-alive connections until `stop`, bounded by `limit` requests
 /// and 60 s. Returns (ok, failed, failures' text).
-fn load_loop(addr: SocketAddr, stop: Arc<AtomicBool>, limit: usize) -> std::thread::JoinHandle<(usize, usize, Vec<String>)> {
+fn load_loop(
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    limit: usize,
+) -> std::thread::JoinHandle<(usize, usize, Vec<String>)> {
     std::thread::spawn(move || {
         runtime().block_on(async move {
             let ok = Arc::new(AtomicUsize::new(0));
@@ -25,7 +29,10 @@ fn load_loop(addr: SocketAddr, stop: Arc<AtomicBool>, limit: usize) -> std::thre
                 let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
                 tasks.push(tokio::spawn(async move {
                     let mut client: Option<Client> = None;
-                    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline && ok.load(Ordering::Relaxed) < limit {
+                    while !stop.load(Ordering::Relaxed)
+                        && Instant::now() < deadline
+                        && ok.load(Ordering::Relaxed) < limit
+                    {
                         if client.is_none() {
                             client = Client::connect(addr).await.ok();
                         }
@@ -137,7 +144,9 @@ fn backups_take_over_only_when_all_primaries_are_down() {
     assert_eq!(rt.block_on(tally(bind, "/", 10)).keys().cloned().collect::<Vec<_>>(), vec!["p2"]);
 
     let bind2 = free_addr();
-    let all = servers.replace("backup\n    server k2", "backup\n    server k2").replace("option httpchk", "option allbackups\n    option httpchk");
+    let all = servers
+        .replace("backup\n    server k2", "backup\n    server k2")
+        .replace("option httpchk", "option allbackups\n    option httpchk");
     let g = Fulcrum::start("allbackups.cfg", &base(bind2, &all), bind2);
     g.wait_log("Server be/p1 is DOWN", Duration::from_secs(5));
     p2.set_healthy(false);
@@ -156,7 +165,8 @@ fn backups_take_over_only_when_all_primaries_are_down() {
 fn keep_alive_reuses_upstream_connections() {
     let a = Origin::spawn("a", any()).expect("origin");
     let bind = free_addr();
-    let cfg = base(bind, &format!("    http-reuse always\n    server a {}\n", a.addr)).replace("nbthread 2", "nbthread 1");
+    let cfg =
+        base(bind, &format!("    http-reuse always\n    server a {}\n", a.addr)).replace("nbthread 2", "nbthread 1");
     let _f = Fulcrum::start("reuse.cfg", &cfg, bind);
     runtime().block_on(async {
         // 200 requests on 4 keep-alive client connections.
@@ -186,7 +196,13 @@ fn sighup_reload_under_load_drops_nothing_and_applies() {
     let stop = Arc::new(AtomicBool::new(false));
     let load = load_loop(bind, stop.clone(), 1_000_000);
     std::thread::sleep(Duration::from_millis(300));
-    let two = base(bind, &format!("    option httpchk GET /health\n    server a {} check inter 200ms\n    server b {} check inter 200ms\n", a.addr, b.addr));
+    let two = base(
+        bind,
+        &format!(
+            "    option httpchk GET /health\n    server a {} check inter 200ms\n    server b {} check inter 200ms\n",
+            a.addr, b.addr
+        ),
+    );
     for round in 0..4 {
         let text = if round % 2 == 0 { &two } else { &one };
         std::fs::write(&f.config, text).expect("write");

@@ -86,13 +86,7 @@ fn http_date(t: SystemTime) -> String {
     let rem = secs % 86_400;
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let month = MONTHS.get((m as usize).saturating_sub(1)).copied().unwrap_or("???");
-    format!(
-        "{day:02}/{month}/{y}:{:02}:{:02}:{:02}.{:03}",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    format!("{day:02}/{month}/{y}:{:02}:{:02}:{:02}.{:03}", rem / 3600, (rem / 60) % 60, rem % 60, d.subsec_millis())
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.

@@ -151,9 +151,7 @@ impl CompiledCondition {
 
     pub fn eval(&self, acls: &[CompiledAcl], req: &Parts, client: IpAddr) -> bool {
         let hit = self.alternatives.iter().any(|terms| {
-            terms
-                .iter()
-                .all(|(negate, i)| acls.get(*i).map(|a| a.matches(req, client)).unwrap_or(false) != *negate)
+            terms.iter().all(|(negate, i)| acls.get(*i).map(|a| a.matches(req, client)).unwrap_or(false) != *negate)
         });
         hit != self.unless
     }

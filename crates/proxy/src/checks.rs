@@ -15,8 +15,9 @@ use crate::Shared;
 pub fn spawn_checks(snap: &Snapshot, shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     for backend in &snap.backends {
-        let checked: Vec<ServerId> =
-            (0..backend.servers.len()).filter(|i| backend.servers[*i].cfg.check && !backend.servers[*i].cfg.disabled).collect();
+        let checked: Vec<ServerId> = (0..backend.servers.len())
+            .filter(|i| backend.servers[*i].cfg.check && !backend.servers[*i].cfg.disabled)
+            .collect();
         let count = checked.len().max(1) as u32;
         for (n, id) in checked.into_iter().enumerate() {
             let server = &backend.servers[id].cfg;

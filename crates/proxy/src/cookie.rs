@@ -8,7 +8,11 @@ use crate::snapshot::BackendRt;
 
 /// The server a request's cookie names, and the `Cookie` header to forward instead of the
 /// original when it must change (insert+indirect drops ours; prefix strips `SRV~`).
-pub fn find_server(backend: &BackendRt, cookie: &Cookie, headers: &HeaderMap) -> Option<(ServerId, Option<HeaderValue>)> {
+pub fn find_server(
+    backend: &BackendRt,
+    cookie: &Cookie,
+    headers: &HeaderMap,
+) -> Option<(ServerId, Option<HeaderValue>)> {
     for value in headers.get_all(header::COOKIE) {
         let Ok(text) = value.to_str() else { continue };
         let mut found = None;

@@ -22,8 +22,8 @@ impl ErrorPages {
     pub fn new(files: &BTreeMap<u16, ErrorFile>) -> Result<Self, String> {
         let mut custom = BTreeMap::new();
         for (code, file) in files {
-            let page = parse_errorfile(&file.content)
-                .map_err(|e| format!("errorfile {code} {}: {e}", file.path.display()))?;
+            let page =
+                parse_errorfile(&file.content).map_err(|e| format!("errorfile {code} {}: {e}", file.path.display()))?;
             custom.insert(*code, page);
         }
         Ok(ErrorPages { custom })
@@ -70,10 +70,8 @@ fn parse_errorfile(raw: &[u8]) -> Result<ErrorPage, String> {
         }
         Err(e) => return Err(format!("not an HTTP response: {e}")),
     };
-    let status = response
-        .code
-        .and_then(|c| StatusCode::from_u16(c).ok())
-        .ok_or_else(|| "missing status code".to_string())?;
+    let status =
+        response.code.and_then(|c| StatusCode::from_u16(c).ok()).ok_or_else(|| "missing status code".to_string())?;
     let mut map = HeaderMap::new();
     for h in response.headers.iter() {
         // Framing is ours to set: the body is sent with its real length.

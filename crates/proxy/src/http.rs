@@ -310,7 +310,11 @@ pub(crate) fn release(backend: &BackendRt, id: ServerId) {
 }
 
 /// A pooled connection when reuse allows it, else a new one.
-async fn get_connection(addr: SocketAddr, backend: &BackendRt, replayable: bool) -> Result<Upstream, upstream::ConnectError> {
+async fn get_connection(
+    addr: SocketAddr,
+    backend: &BackendRt,
+    replayable: bool,
+) -> Result<Upstream, upstream::ConnectError> {
     let reuse = backend.cfg.http_reuse != HttpReuse::Never && backend.cfg.conn_mode == ConnMode::KeepAlive;
     if reuse {
         while let Some(mut up) = upstream::take_idle(addr) {
@@ -336,11 +340,8 @@ fn hash_key(algo: &Algorithm, parts: &http::request::Parts, client: IpAddr) -> O
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(|v4| v4.octets().to_vec()).unwrap_or(v6.octets().to_vec()),
         }),
         Algorithm::Uri { whole, len, depth } => {
-            let mut s = if *whole {
-                parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
-            } else {
-                parts.uri.path()
-            };
+            let mut s =
+                if *whole { parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/") } else { parts.uri.path() };
             if let Some(depth) = depth {
                 if let Some((i, _)) = s.match_indices('/').nth(*depth) {
                     s = &s[..i];
@@ -397,7 +398,12 @@ fn persistence(backend: &BackendRt, parts: &mut http::request::Parts, client: Ip
 }
 
 /// `Set-Cookie` for insert mode; for prefix mode, rewrite the server's own cookie in place.
-fn cookie_to_set(backend: &BackendRt, id: ServerId, client_had_it: bool, headers: &mut HeaderMap) -> Option<HeaderValue> {
+fn cookie_to_set(
+    backend: &BackendRt,
+    id: ServerId,
+    client_had_it: bool,
+    headers: &mut HeaderMap,
+) -> Option<HeaderValue> {
     let cookie = backend.cfg.cookie.as_ref()?;
     let server = backend.servers.get(id)?;
     match cookie.mode {
@@ -533,7 +539,13 @@ pub struct Done {
 }
 
 impl Done {
-    fn new(backend: &Arc<BackendRt>, server: ServerId, sender: Option<Sender>, entry: Option<LogEntry>, shared: &Arc<Shared>) -> Done {
+    fn new(
+        backend: &Arc<BackendRt>,
+        server: ServerId,
+        sender: Option<Sender>,
+        entry: Option<LogEntry>,
+        shared: &Arc<Shared>,
+    ) -> Done {
         Done { backend: backend.clone(), server, sender, entry, shared: shared.clone(), bytes: 0, complete: false }
     }
 }

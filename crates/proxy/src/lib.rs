@@ -49,9 +49,7 @@ impl Shared {
         let fe = snap.frontend_for(bind)?;
         let max = fe.cfg.maxconn?;
         let mut limits = live::lock(&self.frontend_limits);
-        let entry = limits
-            .entry(fe.cfg.name.clone())
-            .or_insert_with(|| (max, Arc::new(Semaphore::new(max as usize))));
+        let entry = limits.entry(fe.cfg.name.clone()).or_insert_with(|| (max, Arc::new(Semaphore::new(max as usize))));
         if entry.0 != max {
             *entry = (max, Arc::new(Semaphore::new(max as usize)));
         }
@@ -77,8 +75,8 @@ impl Proxy {
     pub fn start(model: Model, threads: usize) -> Result<Proxy, String> {
         let live = LiveRegistry::default();
         let snapshot = Snapshot::build(model, &live)?;
-        let access_log = AccessLog::open(snapshot.model.global.access_log.as_deref())
-            .map_err(|e| format!("access log: {e}"))?;
+        let access_log =
+            AccessLog::open(snapshot.model.global.access_log.as_deref()).map_err(|e| format!("access log: {e}"))?;
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             conn_limit: Arc::new(Semaphore::new(snapshot.model.global.maxconn.max(1) as usize)),
@@ -88,7 +86,8 @@ impl Proxy {
             access_log,
             shutdown,
         });
-        let workers = (0..threads.max(1)).map(|i| worker::Worker::spawn(i, shared.clone())).collect::<Result<_, _>>()?;
+        let workers =
+            (0..threads.max(1)).map(|i| worker::Worker::spawn(i, shared.clone())).collect::<Result<_, _>>()?;
         let mut proxy = Proxy { shared, workers, listening: HashMap::new(), checks: Vec::new() };
         proxy.sync_listeners()?;
         proxy.checks = checks::spawn_checks(&proxy.shared.snapshot.load(), &proxy.shared);

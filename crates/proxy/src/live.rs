@@ -60,9 +60,7 @@ impl ServerLive {
     /// Reserve a connection slot under `maxconn` (0 = unlimited).
     pub fn try_reserve(&self, maxconn: u32) -> bool {
         self.active
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |a| {
-                (maxconn == 0 || a < maxconn).then_some(a + 1)
-            })
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |a| (maxconn == 0 || a < maxconn).then_some(a + 1))
             .is_ok()
     }
 
@@ -89,10 +87,7 @@ impl LiveRegistry {
     pub fn server(&self, backend: &str, name: &str, addr: SocketAddr, rise: u32, fall: u32) -> Arc<ServerLive> {
         let mut map = lock(&self.servers);
         let key = (backend.to_string(), name.to_string());
-        let live = map
-            .entry(key)
-            .or_insert_with(|| Arc::new(ServerLive::new(backend, name, addr, rise, fall)))
-            .clone();
+        let live = map.entry(key).or_insert_with(|| Arc::new(ServerLive::new(backend, name, addr, rise, fall))).clone();
         let mut current = lock(&live.addr);
         if *current != addr {
             *current = addr;

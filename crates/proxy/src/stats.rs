@@ -91,7 +91,13 @@ fn render_html(stats: &Stats, snap: &Snapshot) -> String {
                 escape(&lock(&s.live.last_check))
             );
         }
-        let _ = write!(h, "<tr><td><b>BACKEND</b></td><td>{}</td><td colspan=6>{} servers up, {} queued</td></tr></table>", if b.live_servers() > 0 { "UP" } else { "DOWN" }, b.live_servers(), b.queued());
+        let _ = write!(
+            h,
+            "<tr><td><b>BACKEND</b></td><td>{}</td><td colspan=6>{} servers up, {} queued</td></tr></table>",
+            if b.live_servers() > 0 { "UP" } else { "DOWN" },
+            b.live_servers(),
+            b.queued()
+        );
     }
     h.push_str("</body></html>\n");
     h
@@ -129,7 +135,13 @@ fn render_csv(snap: &Snapshot) -> String {
                 u8::from(s.cfg.backup)
             );
         }
-        let _ = writeln!(c, "{},BACKEND,{},,,,,,,,,,,,,,,{},,,", b.cfg.name, b.queued(), if b.live_servers() > 0 { "UP" } else { "DOWN" });
+        let _ = writeln!(
+            c,
+            "{},BACKEND,{},,,,,,,,,,,,,,,{},,,",
+            b.cfg.name,
+            b.queued(),
+            if b.live_servers() > 0 { "UP" } else { "DOWN" }
+        );
     }
     c
 }

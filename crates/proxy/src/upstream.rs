@@ -96,11 +96,8 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Upstream, Co
     let _ = stream.set_nodelay(true);
     // One contiguous write per request: cheaper than writev for the small heads and bodies
     // a proxy mostly moves.
-    let (sender, conn) = http1::Builder::new()
-        .writev(false)
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(ConnectError::Handshake)?;
+    let (sender, conn) =
+        http1::Builder::new().writev(false).handshake(TokioIo::new(stream)).await.map_err(ConnectError::Handshake)?;
     tokio::spawn(async move {
         if let Err(e) = conn.with_upgrades().await {
             tracing::debug!(%addr, "upstream connection ended: {e}");

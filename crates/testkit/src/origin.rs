@@ -89,7 +89,12 @@ impl Drop for Origin {
     }
 }
 
-async fn serve(listener: std::net::TcpListener, name: String, counters: Arc<Counters>, mut stop: watch::Receiver<bool>) {
+async fn serve(
+    listener: std::net::TcpListener,
+    name: String,
+    counters: Arc<Counters>,
+    mut stop: watch::Receiver<bool>,
+) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
     let name: Arc<str> = name.into();
     let mut tasks = tokio::task::JoinSet::new();
@@ -113,7 +118,11 @@ async fn serve(listener: std::net::TcpListener, name: String, counters: Arc<Coun
     tasks.abort_all();
 }
 
-async fn answer(req: Request<Incoming>, name: Arc<str>, counters: Arc<Counters>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(
+    req: Request<Incoming>,
+    name: Arc<str>,
+    counters: Arc<Counters>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     counters.requests.fetch_add(1, Ordering::Relaxed);
     let path = req.uri().path().to_string();
     let text = |status: StatusCode, body: String| {
@@ -139,12 +148,8 @@ async fn answer(req: Request<Incoming>, name: Arc<str>, counters: Arc<Counters>)
             text(StatusCode::OK, out)
         }
         "/slow" => {
-            let ms = req
-                .uri()
-                .query()
-                .and_then(|q| q.strip_prefix("ms="))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(100u64);
+            let ms =
+                req.uri().query().and_then(|q| q.strip_prefix("ms=")).and_then(|v| v.parse().ok()).unwrap_or(100u64);
             tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
             text(StatusCode::OK, format!("served by {name} after {ms}ms\n"))
         }

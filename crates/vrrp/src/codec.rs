@@ -161,12 +161,8 @@ impl Advert {
     /// The advertisement interval it carries.
     pub fn interval(&self) -> Duration {
         match self.fields {
-            VersionFields::V2 {
-                advert_int_secs, ..
-            } => Duration::from_secs(u64::from(advert_int_secs)),
-            VersionFields::V3 { max_advert_int_cs } => {
-                Duration::from_millis(u64::from(max_advert_int_cs) * 10)
-            }
+            VersionFields::V2 { advert_int_secs, .. } => Duration::from_secs(u64::from(advert_int_secs)),
+            VersionFields::V3 { max_advert_int_cs } => Duration::from_millis(u64::from(max_advert_int_cs) * 10),
         }
     }
 
@@ -408,9 +404,7 @@ impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EncodeError::InvalidVrid => f.write_str("VRID 0 is invalid"),
-            EncodeError::ContextFamilyMismatch => {
-                f.write_str("source and destination are of different families")
-            }
+            EncodeError::ContextFamilyMismatch => f.write_str("source and destination are of different families"),
             EncodeError::AddressFamilyMismatch { addr } => {
                 write!(f, "address {addr} is not of the family of the IP header")
             }
@@ -418,10 +412,9 @@ impl fmt::Display for EncodeError {
                 write!(f, "{count} addresses, at most 255 fit in an advert")
             }
             EncodeError::V2OverIpv6 => f.write_str("VRRPv2 is IPv4 only"),
-            EncodeError::IntervalTooLarge { cs } => write!(
-                f,
-                "VRRPv3 interval {cs} cs exceeds {V3_MAX_INTERVAL_CS} cs (40.95 s)"
-            ),
+            EncodeError::IntervalTooLarge { cs } => {
+                write!(f, "VRRPv3 interval {cs} cs exceeds {V3_MAX_INTERVAL_CS} cs (40.95 s)")
+            }
         }
     }
 }
@@ -477,18 +470,13 @@ pub fn encode(advert: &Advert, ctx: &AddrContext) -> Result<Vec<u8>, EncodeError
     if advert.vrid == 0 {
         return Err(EncodeError::InvalidVrid);
     }
-    let count =
-        u8::try_from(advert.addresses.len()).map_err(|_| EncodeError::TooManyAddresses {
-            count: advert.addresses.len(),
-        })?;
+    let count = u8::try_from(advert.addresses.len())
+        .map_err(|_| EncodeError::TooManyAddresses { count: advert.addresses.len() })?;
     if let Some(addr) = advert.addresses.iter().find(|a| Family::of(**a) != family) {
         return Err(EncodeError::AddressFamilyMismatch { addr: *addr });
     }
     let (byte4, byte5) = match &advert.fields {
-        VersionFields::V2 {
-            advert_int_secs,
-            auth,
-        } => {
+        VersionFields::V2 { advert_int_secs, auth } => {
             if family == Family::V6 {
                 return Err(EncodeError::V2OverIpv6);
             }
@@ -496,9 +484,7 @@ pub fn encode(advert: &Advert, ctx: &AddrContext) -> Result<Vec<u8>, EncodeError
         }
         VersionFields::V3 { max_advert_int_cs } => {
             if *max_advert_int_cs > V3_MAX_INTERVAL_CS {
-                return Err(EncodeError::IntervalTooLarge {
-                    cs: *max_advert_int_cs,
-                });
+                return Err(EncodeError::IntervalTooLarge { cs: *max_advert_int_cs });
             }
             let [hi, lo] = max_advert_int_cs.to_be_bytes();
             (hi, lo)
@@ -538,97 +524,57 @@ pub fn encode(advert: &Advert, ctx: &AddrContext) -> Result<Vec<u8>, EncodeError
 /// length against the address count, checksum, VRID, (v2) authentication and interval, and a
 /// non-zero interval. The TTL is checked separately with [`check_ttl`] since only the I/O layer
 /// sees it.
-pub fn decode(
-    bytes: &[u8],
-    ctx: &AddrContext,
-    expect: &DecodeExpect,
-) -> Result<Advert, DecodeError> {
+pub fn decode(bytes: &[u8], ctx: &AddrContext, expect: &DecodeExpect) -> Result<Advert, DecodeError> {
     let family = context_family(ctx).ok_or(DecodeError::AddressFamilyMismatch)?;
     if let IpAddr::V6(src) = ctx.src {
         if expect.require_link_local_source && !is_ipv6_link_local(&src) {
             return Err(DecodeError::SourceNotLinkLocal { src });
         }
     }
-    let Some(&[vers_type, vrid, priority, count, byte4, byte5, sum_hi, sum_lo]) =
-        bytes.first_chunk::<HEADER_LEN>()
+    let Some(&[vers_type, vrid, priority, count, byte4, byte5, sum_hi, sum_lo]) = bytes.first_chunk::<HEADER_LEN>()
     else {
         return Err(DecodeError::TooShort { len: bytes.len() });
     };
     let version_nibble = vers_type >> 4;
     if version_nibble != expect.version.number() {
-        return Err(DecodeError::BadVersion {
-            expected: expect.version,
-            got: version_nibble,
-        });
+        return Err(DecodeError::BadVersion { expected: expect.version, got: version_nibble });
     }
     if expect.version == Version::V2 && family == Family::V6 {
         return Err(DecodeError::V2OverIpv6);
     }
     if vers_type & 0x0f != TYPE_ADVERT {
-        return Err(DecodeError::BadType {
-            got: vers_type & 0x0f,
-        });
+        return Err(DecodeError::BadType { got: vers_type & 0x0f });
     }
     let expected_len = message_len(expect.version, family, count);
     if bytes.len() != expected_len {
-        return Err(DecodeError::LengthMismatch {
-            count,
-            expected: expected_len,
-            got: bytes.len(),
-        });
+        return Err(DecodeError::LengthMismatch { count, expected: expected_len, got: bytes.len() });
     }
-    verify_checksum(
-        expect.version,
-        ctx,
-        bytes,
-        u16::from_be_bytes([sum_hi, sum_lo]),
-    )?;
+    verify_checksum(expect.version, ctx, bytes, u16::from_be_bytes([sum_hi, sum_lo]))?;
     if vrid == 0 {
         return Err(DecodeError::InvalidVrid);
     }
     if let Some(expected) = expect.vrid {
         if vrid != expected {
-            return Err(DecodeError::VridMismatch {
-                expected,
-                got: vrid,
-            });
+            return Err(DecodeError::VridMismatch { expected, got: vrid });
         }
     }
-    let addr_bytes = bytes
-        .get(HEADER_LEN..HEADER_LEN + usize::from(count) * family.addr_len())
-        .unwrap_or_default();
+    let addr_bytes = bytes.get(HEADER_LEN..HEADER_LEN + usize::from(count) * family.addr_len()).unwrap_or_default();
     let addresses = parse_addresses(family, addr_bytes);
     let fields = match expect.version {
         Version::V2 => {
-            let auth_data = bytes
-                .last_chunk::<V2_AUTH_DATA_LEN>()
-                .copied()
-                .unwrap_or_default();
+            let auth_data = bytes.last_chunk::<V2_AUTH_DATA_LEN>().copied().unwrap_or_default();
             let auth = check_v2_auth(byte4, auth_data, &expect.auth)?;
             if let Some(expected_secs) = expect.v2_advert_int_secs {
                 if byte5 != expected_secs {
-                    return Err(DecodeError::IntervalMismatch {
-                        expected_secs,
-                        got_secs: byte5,
-                    });
+                    return Err(DecodeError::IntervalMismatch { expected_secs, got_secs: byte5 });
                 }
             }
-            VersionFields::V2 {
-                advert_int_secs: byte5,
-                auth,
-            }
+            VersionFields::V2 { advert_int_secs: byte5, auth }
         }
         // The 4 reserved bits are ignored on receipt (RFC 5798 §5.2.4), as keepalived does.
-        Version::V3 => VersionFields::V3 {
-            max_advert_int_cs: u16::from_be_bytes([byte4, byte5]) & V3_MAX_INTERVAL_CS,
-        },
+        Version::V3 => VersionFields::V3 { max_advert_int_cs: u16::from_be_bytes([byte4, byte5]) & V3_MAX_INTERVAL_CS },
     };
-    let advert = Advert {
-        vrid,
-        priority,
-        fields,
-        addresses,
-    };
+    let advert = Advert { vrid, priority, fields, addresses };
     if advert.interval().is_zero() {
         return Err(DecodeError::ZeroInterval);
     }
@@ -636,11 +582,7 @@ pub fn decode(
 }
 
 fn message_len(version: Version, family: Family, count: u8) -> usize {
-    let auth = if version == Version::V2 {
-        V2_AUTH_DATA_LEN
-    } else {
-        0
-    };
+    let auth = if version == Version::V2 { V2_AUTH_DATA_LEN } else { 0 };
     HEADER_LEN + usize::from(count) * family.addr_len() + auth
 }
 
@@ -659,11 +601,7 @@ fn parse_addresses(family: Family, bytes: &[u8]) -> Vec<IpAddr> {
     }
 }
 
-fn check_v2_auth(
-    auth_type: u8,
-    data: [u8; V2_AUTH_DATA_LEN],
-    expected: &Auth,
-) -> Result<Auth, DecodeError> {
+fn check_v2_auth(auth_type: u8, data: [u8; V2_AUTH_DATA_LEN], expected: &Auth) -> Result<Auth, DecodeError> {
     let received = match auth_type {
         AUTH_TYPE_NONE => Auth::None,
         AUTH_TYPE_PASS => Auth::Pass(data),
@@ -679,10 +617,7 @@ fn check_v2_auth(
                 Err(DecodeError::AuthFailure)
             }
         }
-        _ => Err(DecodeError::AuthTypeMismatch {
-            expected: expected.type_code(),
-            got: auth_type,
-        }),
+        _ => Err(DecodeError::AuthTypeMismatch { expected: expected.type_code(), got: auth_type }),
     }
 }
 
@@ -701,12 +636,7 @@ fn checksum(version: Version, ctx: &AddrContext, message: &[u8]) -> u16 {
     !fold(sum)
 }
 
-fn verify_checksum(
-    version: Version,
-    ctx: &AddrContext,
-    message: &[u8],
-    got: u16,
-) -> Result<(), DecodeError> {
+fn verify_checksum(version: Version, ctx: &AddrContext, message: &[u8], got: u16) -> Result<(), DecodeError> {
     let expected = checksum(version, ctx, message);
     // 0x0000 and 0xffff are the same number in ones' complement; accept either spelling.
     if got == expected || (got == 0xffff && expected == 0) || (got == 0 && expected == 0xffff) {
@@ -781,10 +711,7 @@ pub struct Ipv4Packet<'a> {
 impl Ipv4Packet<'_> {
     /// The addresses [`decode`] needs.
     pub fn addr_context(&self) -> AddrContext {
-        AddrContext {
-            src: IpAddr::V4(self.src),
-            dst: IpAddr::V4(self.dst),
-        }
+        AddrContext { src: IpAddr::V4(self.src), dst: IpAddr::V4(self.dst) }
     }
 }
 
@@ -805,10 +732,7 @@ pub fn parse_ipv4_packet(bytes: &[u8]) -> Result<Ipv4Packet<'_>, DecodeError> {
     }
     let total_len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
     if total_len != bytes.len() {
-        return Err(DecodeError::Ipv4LengthMismatch {
-            total_len,
-            received: bytes.len(),
-        });
+        return Err(DecodeError::Ipv4LengthMismatch { total_len, received: bytes.len() });
     }
     // More-fragments flag or a non-zero offset.
     if u16::from_be_bytes([frag_hi, frag_lo]) & 0x3fff != 0 {
@@ -818,12 +742,7 @@ pub fn parse_ipv4_packet(bytes: &[u8]) -> Result<Ipv4Packet<'_>, DecodeError> {
         return Err(DecodeError::NotVrrp { protocol });
     }
     let payload = bytes.get(header_len..).unwrap_or_default();
-    Ok(Ipv4Packet {
-        src: Ipv4Addr::new(s0, s1, s2, s3),
-        dst: Ipv4Addr::new(d0, d1, d2, d3),
-        ttl,
-        payload,
-    })
+    Ok(Ipv4Packet { src: Ipv4Addr::new(s0, s1, s2, s3), dst: Ipv4Addr::new(d0, d1, d2, d3), ttl, payload })
 }
 
 #[cfg(test)]

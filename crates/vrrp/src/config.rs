@@ -56,13 +56,7 @@ pub struct Config {
 impl Config {
     /// A configuration with keepalived's defaults: 1 s interval, no auth, `state BACKUP`,
     /// preemption on, no preempt delay, 3 down-timer adverts.
-    pub fn new(
-        version: Version,
-        vrid: u8,
-        priority: u8,
-        primary_address: IpAddr,
-        vips: Vec<IpAddr>,
-    ) -> Config {
+    pub fn new(version: Version, vrid: u8, priority: u8, primary_address: IpAddr, vips: Vec<IpAddr>) -> Config {
         Config {
             version,
             vrid,
@@ -118,10 +112,7 @@ impl Config {
     /// The interval in wire units: whole seconds (v2) or centiseconds (v3).
     pub(crate) fn interval_units(&self) -> Result<u16, ConfigError> {
         let micros = self.advert_interval.as_micros();
-        let bad = ConfigError::AdvertInterval {
-            version: self.version,
-            interval: self.advert_interval,
-        };
+        let bad = ConfigError::AdvertInterval { version: self.version, interval: self.advert_interval };
         let (unit, max) = match self.version {
             Version::V2 => (1_000_000, 255),
             Version::V3 => (10_000, 4095),
@@ -155,10 +146,7 @@ impl Config {
 
     /// `preempt_delay` as it takes effect.
     pub(crate) fn effective_preempt_delay(&self) -> Duration {
-        if self
-            .ignored_options()
-            .contains(&IgnoredOption::PreemptDelay)
-        {
+        if self.ignored_options().contains(&IgnoredOption::PreemptDelay) {
             Duration::ZERO
         } else {
             self.preempt_delay

@@ -175,11 +175,7 @@ impl Instance {
 
     /// Skew_Time for our effective priority and the current Master_Adver_Interval.
     pub fn skew_time(&self) -> Duration {
-        skew_time(
-            self.config.version,
-            self.effective_priority,
-            self.master_adver_interval,
-        )
+        skew_time(self.config.version, self.effective_priority, self.master_adver_interval)
     }
 
     /// Master_Down_Interval for our effective priority and the current Master_Adver_Interval.
@@ -205,16 +201,9 @@ impl Instance {
                 advert_int_secs: u8::try_from(units).unwrap_or(u8::MAX),
                 auth: self.config.auth.clone(),
             },
-            Version::V3 => VersionFields::V3 {
-                max_advert_int_cs: units,
-            },
+            Version::V3 => VersionFields::V3 { max_advert_int_cs: units },
         };
-        Advert {
-            vrid: self.config.vrid,
-            priority,
-            fields,
-            addresses: self.config.vips.clone(),
-        }
+        Advert { vrid: self.config.vrid, priority, fields, addresses: self.config.vips.clone() }
     }
 
     /// When [`Instance::handle_timeout`] must next be called, if ever.
@@ -262,9 +251,7 @@ impl Instance {
             return;
         }
         if self.state == State::Master {
-            self.actions.push_back(Action::SendAdvert {
-                priority: PRIORITY_STOP,
-            });
+            self.actions.push_back(Action::SendAdvert { priority: PRIORITY_STOP });
         }
         self.enter(State::Initialize, Action::Stopped);
         self.deadline = None;
@@ -278,9 +265,7 @@ impl Instance {
         match (fault, self.state) {
             (true, State::Backup | State::Master) => {
                 if self.state == State::Master {
-                    self.actions.push_back(Action::SendAdvert {
-                        priority: PRIORITY_STOP,
-                    });
+                    self.actions.push_back(Action::SendAdvert { priority: PRIORITY_STOP });
                 }
                 self.deadline = None;
                 self.master = None;
@@ -341,11 +326,7 @@ impl Instance {
             return Err(DiscardReason::IntervalMismatch);
         }
         let same_set = advert.addresses.len() == self.config.vips.len()
-            && self
-                .config
-                .vips
-                .iter()
-                .all(|v| advert.addresses.contains(v));
+            && self.config.vips.iter().all(|v| advert.addresses.contains(v));
         if !same_set {
             return Err(DiscardReason::AddressListMismatch);
         }
@@ -360,8 +341,7 @@ impl Instance {
             return AdvertOutcome::Processed;
         }
         let outranks_us = advert.priority >= self.effective_priority;
-        let in_preempt_delay = !self.preempt_delay.is_zero()
-            && self.preempt_deadline.map_or(true, |until| until > now);
+        let in_preempt_delay = !self.preempt_delay.is_zero() && self.preempt_deadline.map_or(true, |until| until > now);
         if !(self.nopreempt || outranks_us || in_preempt_delay) {
             // Preempting: let the Master_Down timer run out.
             return AdvertOutcome::Discarded(DiscardReason::LowerPriority);
@@ -370,10 +350,7 @@ impl Instance {
             self.master_adver_interval = advert.interval();
         }
         self.deadline = now.checked_add(self.master_down_interval());
-        self.master = Some(MasterInfo {
-            address: src,
-            priority: advert.priority,
-        });
+        self.master = Some(MasterInfo { address: src, priority: advert.priority });
         if !self.preempt_delay.is_zero() {
             if outranks_us {
                 self.preempt_deadline = None;
@@ -388,8 +365,7 @@ impl Instance {
     fn master_receive(&mut self, advert: &Advert, src: IpAddr, now: Instant) -> AdvertOutcome {
         let ours = self.effective_priority;
         let address_order = compare_same_family(src, self.config.primary_address);
-        let theirs_wins = advert.priority > ours
-            || (advert.priority == ours && address_order == Ordering::Greater);
+        let theirs_wins = advert.priority > ours || (advert.priority == ours && address_order == Ordering::Greater);
         if advert.priority == PRIORITY_STOP {
             // Another master stopped: assert ourselves at once.
             self.send_advert(now);
@@ -413,16 +389,12 @@ impl Instance {
             return AdvertOutcome::Processed;
         }
         if self.config.higher_prio_send_advert {
-            self.actions
-                .push_back(Action::SendAdvert { priority: ours });
+            self.actions.push_back(Action::SendAdvert { priority: ours });
         }
         if self.config.version == Version::V3 {
             self.master_adver_interval = advert.interval();
         }
-        self.master = Some(MasterInfo {
-            address: src,
-            priority: advert.priority,
-        });
+        self.master = Some(MasterInfo { address: src, priority: advert.priority });
         self.become_backup(now);
         AdvertOutcome::Processed
     }
@@ -443,9 +415,7 @@ impl Instance {
         self.master = None;
         self.preempt_deadline = None;
         // Advert first, so that the old master drops the addresses before our gratuitous ARPs.
-        self.actions.push_back(Action::SendAdvert {
-            priority: self.effective_priority,
-        });
+        self.actions.push_back(Action::SendAdvert { priority: self.effective_priority });
         self.enter(State::Master, Action::BecomeMaster);
         self.deadline = now.checked_add(self.interval);
     }
@@ -457,9 +427,7 @@ impl Instance {
     }
 
     fn send_advert(&mut self, now: Instant) {
-        self.actions.push_back(Action::SendAdvert {
-            priority: self.effective_priority,
-        });
+        self.actions.push_back(Action::SendAdvert { priority: self.effective_priority });
         self.deadline = now.checked_add(self.interval);
     }
 

@@ -107,11 +107,10 @@ mod instance;
 mod timers;
 
 pub use codec::{
-    check_ttl, decode, encode, is_ipv6_link_local, parse_ipv4_packet, AddrContext, Advert, Auth,
-    DecodeError, DecodeExpect, EncodeError, Ipv4Packet, Version, VersionFields, AUTH_TYPE_AH,
-    AUTH_TYPE_NONE, AUTH_TYPE_PASS, HEADER_LEN, IPPROTO_AH, IPPROTO_VRRP, MULTICAST_V4,
-    MULTICAST_V6, PRIORITY_OWNER, PRIORITY_STOP, TYPE_ADVERT, V2_AUTH_DATA_LEN, V3_MAX_INTERVAL_CS,
-    VRRP_TTL,
+    check_ttl, decode, encode, is_ipv6_link_local, parse_ipv4_packet, AddrContext, Advert, Auth, DecodeError,
+    DecodeExpect, EncodeError, Ipv4Packet, Version, VersionFields, AUTH_TYPE_AH, AUTH_TYPE_NONE, AUTH_TYPE_PASS,
+    HEADER_LEN, IPPROTO_AH, IPPROTO_VRRP, MULTICAST_V4, MULTICAST_V6, PRIORITY_OWNER, PRIORITY_STOP, TYPE_ADVERT,
+    V2_AUTH_DATA_LEN, V3_MAX_INTERVAL_CS, VRRP_TTL,
 };
 pub use config::{Config, ConfigError, IgnoredOption, InitialState};
 pub use instance::{Action, AdvertOutcome, DiscardReason, Instance, MasterInfo, State};

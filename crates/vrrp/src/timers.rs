@@ -34,9 +34,11 @@ pub fn master_down_interval(
     master_adver_interval: Duration,
     down_timer_adverts: u8,
 ) -> Duration {
-    master_adver_interval
-        .saturating_mul(u32::from(down_timer_adverts))
-        .saturating_add(skew_time(version, priority, master_adver_interval))
+    master_adver_interval.saturating_mul(u32::from(down_timer_adverts)).saturating_add(skew_time(
+        version,
+        priority,
+        master_adver_interval,
+    ))
 }
 
 #[cfg(test)]
@@ -49,26 +51,14 @@ mod tests {
 
     #[test]
     fn v2_skew_ignores_interval() {
-        assert_eq!(
-            skew_time(Version::V2, 100, ms(1000)),
-            Duration::from_micros(609_375)
-        );
-        assert_eq!(
-            skew_time(Version::V2, 100, ms(5000)),
-            Duration::from_micros(609_375)
-        );
+        assert_eq!(skew_time(Version::V2, 100, ms(1000)), Duration::from_micros(609_375));
+        assert_eq!(skew_time(Version::V2, 100, ms(5000)), Duration::from_micros(609_375));
     }
 
     #[test]
     fn v3_skew_scales_with_interval() {
-        assert_eq!(
-            skew_time(Version::V3, 100, ms(1000)),
-            Duration::from_micros(609_375)
-        );
+        assert_eq!(skew_time(Version::V3, 100, ms(1000)), Duration::from_micros(609_375));
         // 156 * 10 cs / 256 = 6.09375 cs = 60.9375 ms, truncated to µs.
-        assert_eq!(
-            skew_time(Version::V3, 100, ms(100)),
-            Duration::from_micros(60_937)
-        );
+        assert_eq!(skew_time(Version::V3, 100, ms(100)), Duration::from_micros(60_937));
     }
 }

@@ -4,8 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use fulcrum_vrrp::{
-    check_ttl, decode, encode, parse_ipv4_packet, AddrContext, Advert, Auth, DecodeError,
-    DecodeExpect, EncodeError, Version, VersionFields, IPPROTO_AH, MULTICAST_V4, MULTICAST_V6,
+    check_ttl, decode, encode, parse_ipv4_packet, AddrContext, Advert, Auth, DecodeError, DecodeExpect, EncodeError,
+    Version, VersionFields, IPPROTO_AH, MULTICAST_V4, MULTICAST_V6,
 };
 
 fn ip4(d: u8) -> IpAddr {
@@ -28,31 +28,17 @@ fn v2_advert(auth: Auth) -> Advert {
     Advert {
         vrid: 7,
         priority: 100,
-        fields: VersionFields::V2 {
-            advert_int_secs: 1,
-            auth,
-        },
+        fields: VersionFields::V2 { advert_int_secs: 1, auth },
         addresses: vec![ip4(10), ip4(11)],
     }
 }
 
 fn v3_advert(addresses: Vec<IpAddr>) -> Advert {
-    Advert {
-        vrid: 9,
-        priority: 200,
-        fields: VersionFields::V3 {
-            max_advert_int_cs: 100,
-        },
-        addresses,
-    }
+    Advert { vrid: 9, priority: 200, fields: VersionFields::V3 { max_advert_int_cs: 100 }, addresses }
 }
 
 fn expect_v2(auth: Auth) -> DecodeExpect {
-    DecodeExpect {
-        auth,
-        v2_advert_int_secs: Some(1),
-        ..DecodeExpect::new(Version::V2)
-    }
+    DecodeExpect { auth, v2_advert_int_secs: Some(1), ..DecodeExpect::new(Version::V2) }
 }
 
 /// Independent checksum, to patch fields of crafted packets.
@@ -76,20 +62,12 @@ fn fix_checksum(bytes: &mut [u8], version: Version, ctx: &AddrContext) {
     let len = bytes.len() as u16;
     let sum = match (version, ctx.src, ctx.dst) {
         (Version::V2, _, _) => internet_checksum(&[bytes]),
-        (Version::V3, IpAddr::V4(s), IpAddr::V4(d)) => internet_checksum(&[
-            &s.octets(),
-            &d.octets(),
-            &[0, 112],
-            &len.to_be_bytes(),
-            bytes,
-        ]),
-        (Version::V3, IpAddr::V6(s), IpAddr::V6(d)) => internet_checksum(&[
-            &s.octets(),
-            &d.octets(),
-            &u32::from(len).to_be_bytes(),
-            &[0, 0, 0, 112],
-            bytes,
-        ]),
+        (Version::V3, IpAddr::V4(s), IpAddr::V4(d)) => {
+            internet_checksum(&[&s.octets(), &d.octets(), &[0, 112], &len.to_be_bytes(), bytes])
+        }
+        (Version::V3, IpAddr::V6(s), IpAddr::V6(d)) => {
+            internet_checksum(&[&s.octets(), &d.octets(), &u32::from(len).to_be_bytes(), &[0, 0, 0, 112], bytes])
+        }
         _ => panic!("mixed families"),
     };
     bytes[6..8].copy_from_slice(&sum.to_be_bytes());
@@ -107,38 +85,19 @@ fn crafted(advert: &Advert, ctx: &AddrContext, patch: impl FnOnce(&mut Vec<u8>))
 fn round_trips() {
     let cases = [
         (v2_advert(Auth::None), ctx4(), expect_v2(Auth::None)),
-        (
-            v2_advert(Auth::pass(b"s3cret")),
-            ctx4(),
-            expect_v2(Auth::pass(b"s3cret")),
-        ),
-        (
-            v3_advert(vec![ip4(10)]),
-            ctx4(),
-            DecodeExpect::new(Version::V3),
-        ),
-        (
-            v3_advert(vec![ll(0x99), "2001:db8::99".parse().expect("addr")]),
-            ctx6(),
-            DecodeExpect::new(Version::V3),
-        ),
+        (v2_advert(Auth::pass(b"s3cret")), ctx4(), expect_v2(Auth::pass(b"s3cret"))),
+        (v3_advert(vec![ip4(10)]), ctx4(), DecodeExpect::new(Version::V3)),
+        (v3_advert(vec![ll(0x99), "2001:db8::99".parse().expect("addr")]), ctx6(), DecodeExpect::new(Version::V3)),
         (v3_advert(vec![]), ctx4(), DecodeExpect::new(Version::V3)),
         (
             v3_advert((0..=254).map(ip4).collect()),
-            AddrContext {
-                src: ip4(1),
-                dst: ip4(2),
-            },
+            AddrContext { src: ip4(1), dst: ip4(2) },
             DecodeExpect::new(Version::V3),
         ),
     ];
     for (advert, ctx, expect) in cases {
         let bytes = encode(&advert, &ctx).expect("encodable");
-        assert_eq!(
-            decode(&bytes, &ctx, &expect).as_ref(),
-            Ok(&advert),
-            "{advert:?}"
-        );
+        assert_eq!(decode(&bytes, &ctx, &expect).as_ref(), Ok(&advert), "{advert:?}");
         // The checksum we send is the one an independent implementation computes.
         let mut again = bytes.clone();
         fix_checksum(&mut again, advert.version(), &ctx);
@@ -153,10 +112,7 @@ fn known_vectors() {
     let advert = Advert {
         vrid: 1,
         priority: 100,
-        fields: VersionFields::V2 {
-            advert_int_secs: 1,
-            auth: Auth::None,
-        },
+        fields: VersionFields::V2 { advert_int_secs: 1, auth: Auth::None },
         addresses: vec![IpAddr::V4(Ipv4Addr::new(192, 168, 1, 1))],
     };
     let bytes = encode(&advert, &AddrContext::multicast(ip4(1))).expect("encodable");
@@ -190,41 +146,22 @@ fn every_decode_error() {
     let good3 = encode(&v3, &ctx4()).expect("encodable");
 
     let cases: Vec<(&str, Result<Advert, DecodeError>, DecodeError)> = vec![
-        (
-            "too short",
-            decode(&good2[..7], &ctx4(), &e2),
-            DecodeError::TooShort { len: 7 },
-        ),
+        ("too short", decode(&good2[..7], &ctx4(), &e2), DecodeError::TooShort { len: 7 }),
         (
             "v3 packet to a v2 instance",
             decode(&good3, &ctx4(), &e2),
-            DecodeError::BadVersion {
-                expected: Version::V2,
-                got: 3,
-            },
+            DecodeError::BadVersion { expected: Version::V2, got: 3 },
         ),
-        (
-            "bad type",
-            decode(&crafted(&v2, &ctx4(), |b| b[0] = 0x22), &ctx4(), &e2),
-            DecodeError::BadType { got: 2 },
-        ),
+        ("bad type", decode(&crafted(&v2, &ctx4(), |b| b[0] = 0x22), &ctx4(), &e2), DecodeError::BadType { got: 2 }),
         (
             "count larger than the packet",
             decode(&crafted(&v2, &ctx4(), |b| b[3] = 3), &ctx4(), &e2),
-            DecodeError::LengthMismatch {
-                count: 3,
-                expected: 28,
-                got: 24,
-            },
+            DecodeError::LengthMismatch { count: 3, expected: 28, got: 24 },
         ),
         (
             "trailing bytes",
             decode(&[&good3[..], &[0]].concat(), &ctx4(), &e3),
-            DecodeError::LengthMismatch {
-                count: 1,
-                expected: 12,
-                got: 13,
-            },
+            DecodeError::LengthMismatch { count: 1, expected: 12, got: 13 },
         ),
         (
             "bad checksum",
@@ -242,31 +179,13 @@ fn every_decode_error() {
                 expected: u16::from_be_bytes([good2[6], good2[7]]),
             },
         ),
-        (
-            "vrid 0",
-            decode(&crafted(&v2, &ctx4(), |b| b[1] = 0), &ctx4(), &e2),
-            DecodeError::InvalidVrid,
-        ),
+        ("vrid 0", decode(&crafted(&v2, &ctx4(), |b| b[1] = 0), &ctx4(), &e2), DecodeError::InvalidVrid),
         (
             "other vrid",
-            decode(
-                &good2,
-                &ctx4(),
-                &DecodeExpect {
-                    vrid: Some(8),
-                    ..e2.clone()
-                },
-            ),
-            DecodeError::VridMismatch {
-                expected: 8,
-                got: 7,
-            },
+            decode(&good2, &ctx4(), &DecodeExpect { vrid: Some(8), ..e2.clone() }),
+            DecodeError::VridMismatch { expected: 8, got: 7 },
         ),
-        (
-            "AH",
-            decode(&crafted(&v2, &ctx4(), |b| b[4] = 2), &ctx4(), &e2),
-            DecodeError::AuthTypeAh,
-        ),
+        ("AH", decode(&crafted(&v2, &ctx4(), |b| b[4] = 2), &ctx4(), &e2), DecodeError::AuthTypeAh),
         (
             "unknown auth type",
             decode(&crafted(&v2, &ctx4(), |b| b[4] = 9), &ctx4(), &e2),
@@ -274,23 +193,13 @@ fn every_decode_error() {
         ),
         (
             "PASS packet, no auth configured",
-            decode(
-                &encode(&v2_advert(Auth::pass(b"x")), &ctx4()).expect("encodable"),
-                &ctx4(),
-                &e2,
-            ),
-            DecodeError::AuthTypeMismatch {
-                expected: 0,
-                got: 1,
-            },
+            decode(&encode(&v2_advert(Auth::pass(b"x")), &ctx4()).expect("encodable"), &ctx4(), &e2),
+            DecodeError::AuthTypeMismatch { expected: 0, got: 1 },
         ),
         (
             "no-auth packet, PASS configured",
             decode(&good2, &ctx4(), &expect_v2(Auth::pass(b"x"))),
-            DecodeError::AuthTypeMismatch {
-                expected: 1,
-                got: 0,
-            },
+            DecodeError::AuthTypeMismatch { expected: 1, got: 0 },
         ),
         (
             "wrong password",
@@ -304,10 +213,7 @@ fn every_decode_error() {
         (
             "v2 interval mismatch",
             decode(&crafted(&v2, &ctx4(), |b| b[5] = 3), &ctx4(), &e2),
-            DecodeError::IntervalMismatch {
-                expected_secs: 1,
-                got_secs: 3,
-            },
+            DecodeError::IntervalMismatch { expected_secs: 1, got_secs: 3 },
         ),
         (
             "v3 zero interval",
@@ -326,40 +232,20 @@ fn every_decode_error() {
             decode(
                 &crafted(&v2, &ctx4(), |b| b[5] = 0),
                 &ctx4(),
-                &DecodeExpect {
-                    v2_advert_int_secs: None,
-                    ..e2.clone()
-                },
+                &DecodeExpect { v2_advert_int_secs: None, ..e2.clone() },
             ),
             DecodeError::ZeroInterval,
         ),
         (
             "mixed families",
-            decode(
-                &good3,
-                &AddrContext {
-                    src: ip4(1),
-                    dst: IpAddr::V6(MULTICAST_V6),
-                },
-                &e3,
-            ),
+            decode(&good3, &AddrContext { src: ip4(1), dst: IpAddr::V6(MULTICAST_V6) }, &e3),
             DecodeError::AddressFamilyMismatch,
         ),
-        (
-            "v2 over IPv6",
-            decode(&[0x21, 1, 100, 0, 0, 1, 0, 0], &ctx6(), &e2),
-            DecodeError::V2OverIpv6,
-        ),
+        ("v2 over IPv6", decode(&[0x21, 1, 100, 0, 0, 1, 0, 0], &ctx6(), &e2), DecodeError::V2OverIpv6),
         (
             "global IPv6 source",
-            decode(
-                &good3,
-                &AddrContext::multicast("2001:db8::1".parse().expect("addr")),
-                &e3,
-            ),
-            DecodeError::SourceNotLinkLocal {
-                src: "2001:db8::1".parse().expect("addr"),
-            },
+            decode(&good3, &AddrContext::multicast("2001:db8::1".parse().expect("addr")), &e3),
+            DecodeError::SourceNotLinkLocal { src: "2001:db8::1".parse().expect("addr") },
         ),
     ];
     for (what, got, want) in cases {
@@ -369,15 +255,9 @@ fn every_decode_error() {
     assert_eq!(check_ttl(254), Err(DecodeError::BadTtl { got: 254 }));
     assert_eq!(check_ttl(255), Ok(()));
     // A global IPv6 source passes when the check is turned off (unicast peers).
-    let global = AddrContext {
-        src: "2001:db8::1".parse().expect("addr"),
-        dst: "2001:db8::2".parse().expect("addr"),
-    };
+    let global = AddrContext { src: "2001:db8::1".parse().expect("addr"), dst: "2001:db8::2".parse().expect("addr") };
     let bytes = encode(&v3_advert(vec![ll(5)]), &global).expect("encodable");
-    let lenient = DecodeExpect {
-        require_link_local_source: false,
-        ..e3
-    };
+    let lenient = DecodeExpect { require_link_local_source: false, ..e3 };
     assert!(decode(&bytes, &global, &lenient).is_ok());
 }
 
@@ -407,10 +287,7 @@ fn ipv4_header_parsing() {
     with_options.splice(20..20, [1, 1, 1, 0]);
     let total = with_options.len() as u16;
     with_options[2..4].copy_from_slice(&total.to_be_bytes());
-    assert_eq!(
-        parse_ipv4_packet(&with_options).expect("valid").payload,
-        &payload[..]
-    );
+    assert_eq!(parse_ipv4_packet(&with_options).expect("valid").payload, &payload[..]);
 
     let mut v6 = good.clone();
     v6[0] = 0x65;
@@ -430,97 +307,36 @@ fn ipv4_header_parsing() {
     let ah = ipv4_packet(&payload, IPPROTO_AH);
     let udp = ipv4_packet(&payload, 17);
     let cases = [
-        (
-            parse_ipv4_packet(&good[..19]),
-            DecodeError::Ipv4TooShort { len: 19 },
-        ),
+        (parse_ipv4_packet(&good[..19]), DecodeError::Ipv4TooShort { len: 19 }),
         (parse_ipv4_packet(&v6), DecodeError::NotIpv4 { got: 6 }),
-        (
-            parse_ipv4_packet(&short_ihl),
-            DecodeError::BadIhl { header_len: 16 },
-        ),
-        (
-            parse_ipv4_packet(&long_ihl),
-            DecodeError::BadIhl { header_len: 60 },
-        ),
+        (parse_ipv4_packet(&short_ihl), DecodeError::BadIhl { header_len: 16 }),
+        (parse_ipv4_packet(&long_ihl), DecodeError::BadIhl { header_len: 60 }),
         (
             parse_ipv4_packet(&good[..good.len() - 1]),
-            DecodeError::Ipv4LengthMismatch {
-                total_len: good.len(),
-                received: good.len() - 1,
-            },
+            DecodeError::Ipv4LengthMismatch { total_len: good.len(), received: good.len() - 1 },
         ),
         (parse_ipv4_packet(&fragment), DecodeError::Fragmented),
         (parse_ipv4_packet(&offset), DecodeError::Fragmented),
-        (
-            parse_ipv4_packet(&ah),
-            DecodeError::NotVrrp { protocol: 51 },
-        ),
-        (
-            parse_ipv4_packet(&udp),
-            DecodeError::NotVrrp { protocol: 17 },
-        ),
+        (parse_ipv4_packet(&ah), DecodeError::NotVrrp { protocol: 51 }),
+        (parse_ipv4_packet(&udp), DecodeError::NotVrrp { protocol: 17 }),
     ];
     for (got, want) in cases {
         assert_eq!(got.map(|p| p.payload.to_vec()), Err(want));
     }
-    assert!(DecodeError::NotVrrp { protocol: 51 }
-        .to_string()
-        .contains("AH"));
+    assert!(DecodeError::NotVrrp { protocol: 51 }.to_string().contains("AH"));
 }
 
 #[test]
 fn every_encode_error() {
     let too_many: Vec<IpAddr> = (0..256u16).map(|i| ip4((i % 250) as u8)).collect();
     let cases = [
+        (encode(&Advert { vrid: 0, ..v3_advert(vec![]) }, &ctx4()), EncodeError::InvalidVrid),
+        (encode(&v3_advert(vec![]), &AddrContext { src: ip4(1), dst: ll(1) }), EncodeError::ContextFamilyMismatch),
+        (encode(&v3_advert(vec![ll(9)]), &ctx4()), EncodeError::AddressFamilyMismatch { addr: ll(9) }),
+        (encode(&v3_advert(too_many), &ctx4()), EncodeError::TooManyAddresses { count: 256 }),
+        (encode(&Advert { addresses: vec![], ..v2_advert(Auth::None) }, &ctx6()), EncodeError::V2OverIpv6),
         (
-            encode(
-                &Advert {
-                    vrid: 0,
-                    ..v3_advert(vec![])
-                },
-                &ctx4(),
-            ),
-            EncodeError::InvalidVrid,
-        ),
-        (
-            encode(
-                &v3_advert(vec![]),
-                &AddrContext {
-                    src: ip4(1),
-                    dst: ll(1),
-                },
-            ),
-            EncodeError::ContextFamilyMismatch,
-        ),
-        (
-            encode(&v3_advert(vec![ll(9)]), &ctx4()),
-            EncodeError::AddressFamilyMismatch { addr: ll(9) },
-        ),
-        (
-            encode(&v3_advert(too_many), &ctx4()),
-            EncodeError::TooManyAddresses { count: 256 },
-        ),
-        (
-            encode(
-                &Advert {
-                    addresses: vec![],
-                    ..v2_advert(Auth::None)
-                },
-                &ctx6(),
-            ),
-            EncodeError::V2OverIpv6,
-        ),
-        (
-            encode(
-                &Advert {
-                    fields: VersionFields::V3 {
-                        max_advert_int_cs: 4096,
-                    },
-                    ..v3_advert(vec![])
-                },
-                &ctx4(),
-            ),
+            encode(&Advert { fields: VersionFields::V3 { max_advert_int_cs: 4096 }, ..v3_advert(vec![]) }, &ctx4()),
             EncodeError::IntervalTooLarge { cs: 4096 },
         ),
     ];
@@ -551,11 +367,7 @@ impl Rng {
 fn random_bytes_never_panic() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let contexts = [ctx4(), ctx6()];
-    let expects = [
-        expect_v2(Auth::None),
-        expect_v2(Auth::pass(b"secret12")),
-        DecodeExpect::new(Version::V3),
-    ];
+    let expects = [expect_v2(Auth::None), expect_v2(Auth::pass(b"secret12")), DecodeExpect::new(Version::V3)];
     let mut accepted = 0;
     for round in 0..50_000 {
         let mut bytes = rng.bytes(80);
@@ -589,16 +401,8 @@ fn random_bytes_never_panic() {
 fn random_corruption_of_valid_packets_never_panics() {
     let mut rng = Rng(42);
     let packets = [
-        (
-            encode(&v2_advert(Auth::pass(b"pw")), &ctx4()).expect("encodable"),
-            ctx4(),
-            expect_v2(Auth::pass(b"pw")),
-        ),
-        (
-            encode(&v3_advert(vec![ll(3), ll(4)]), &ctx6()).expect("encodable"),
-            ctx6(),
-            DecodeExpect::new(Version::V3),
-        ),
+        (encode(&v2_advert(Auth::pass(b"pw")), &ctx4()).expect("encodable"), ctx4(), expect_v2(Auth::pass(b"pw"))),
+        (encode(&v3_advert(vec![ll(3), ll(4)]), &ctx6()).expect("encodable"), ctx6(), DecodeExpect::new(Version::V3)),
     ];
     for (good, ctx, expect) in &packets {
         for _ in 0..20_000 {

@@ -6,9 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use fulcrum_vrrp::{
-    check_ttl, decode, encode, master_down_interval, skew_time, Action, AddrContext, AdvertOutcome,
-    Auth, Config, ConfigError, DecodeError, DiscardReason, IgnoredOption, InitialState, Instance,
-    State, Version, VersionFields, VRRP_TTL,
+    check_ttl, decode, encode, master_down_interval, skew_time, Action, AddrContext, AdvertOutcome, Auth, Config,
+    ConfigError, DecodeError, DiscardReason, IgnoredOption, InitialState, Instance, State, Version, VersionFields,
+    VRRP_TTL,
 };
 
 fn us(n: u64) -> Duration {
@@ -106,13 +106,7 @@ struct Link {
 impl Link {
     fn new(delay: Duration) -> Link {
         let t0 = Instant::now();
-        Link {
-            t0,
-            now: t0,
-            delay,
-            nodes: Vec::new(),
-            wire: Vec::new(),
-        }
+        Link { t0, now: t0, delay, nodes: Vec::new(), wire: Vec::new() }
     }
 
     fn at(&self, offset: Duration) -> Instant {
@@ -146,12 +140,7 @@ impl Link {
                 let bytes = encode(&node.instance.advert(priority), &node.ctx).expect("encodable");
                 for to in 0..self.nodes.len() {
                     if to != id {
-                        self.wire.push(InFlight {
-                            at: self.now + self.delay,
-                            to,
-                            ctx: node.ctx,
-                            bytes: bytes.clone(),
-                        });
+                        self.wire.push(InFlight { at: self.now + self.delay, to, ctx: node.ctx, bytes: bytes.clone() });
                     }
                 }
             }
@@ -165,14 +154,11 @@ impl Link {
             return;
         }
         let expect = node.instance.config().decode_expect();
-        let decoded =
-            check_ttl(VRRP_TTL).and_then(|()| decode(&packet.bytes, &packet.ctx, &expect));
+        let decoded = check_ttl(VRRP_TTL).and_then(|()| decode(&packet.bytes, &packet.ctx, &expect));
         match decoded {
             Err(e) => node.rejected.push((offset, e)),
             Ok(advert) => {
-                let outcome = node
-                    .instance
-                    .handle_advert(&advert, packet.ctx.src, self.now);
+                let outcome = node.instance.handle_advert(&advert, packet.ctx.src, self.now);
                 if let AdvertOutcome::Discarded(reason) = outcome {
                     node.discarded.push((offset, reason));
                 }
@@ -187,12 +173,7 @@ impl Link {
         let end = self.at(offset);
         for _ in 0..1_000_000 {
             let next_packet = self.wire.iter().map(|p| p.at).min();
-            let next_timer = self
-                .nodes
-                .iter()
-                .filter(|n| !n.crashed)
-                .filter_map(|n| n.instance.poll_timeout())
-                .min();
+            let next_timer = self.nodes.iter().filter(|n| !n.crashed).filter_map(|n| n.instance.poll_timeout()).min();
             let next = match (next_packet, next_timer) {
                 (Some(a), Some(b)) => a.min(b),
                 (a, b) => match a.or(b) {
@@ -242,9 +223,7 @@ impl Link {
 
     fn adjust_priority(&mut self, id: usize, adjustment: i32) {
         let now = self.now;
-        self.nodes[id]
-            .instance
-            .set_priority_adjustment(adjustment, now);
+        self.nodes[id].instance.set_priority_adjustment(adjustment, now);
         self.drain(id);
     }
 
@@ -262,11 +241,7 @@ impl Link {
 
     /// When node `id` last became master.
     fn became_master_at(&self, id: usize) -> Option<Duration> {
-        self.transitions(id)
-            .into_iter()
-            .filter(|(_, _, to)| *to == State::Master)
-            .map(|(t, _, _)| t)
-            .next_back()
+        self.transitions(id).into_iter().filter(|(_, _, to)| *to == State::Master).map(|(t, _, _)| t).next_back()
     }
 
     /// (time, priority) of the adverts node `id` sent.
@@ -304,16 +279,8 @@ fn skew_and_master_down_values() {
     ];
     for (version, priority, interval, skew, down) in table {
         let interval = us(interval);
-        assert_eq!(
-            skew_time(version, priority, interval),
-            us(skew),
-            "{version} {priority} {interval:?}"
-        );
-        assert_eq!(
-            master_down_interval(version, priority, interval, 3),
-            us(down),
-            "{version} {priority} {interval:?}"
-        );
+        assert_eq!(skew_time(version, priority, interval), us(skew), "{version} {priority} {interval:?}");
+        assert_eq!(master_down_interval(version, priority, interval, 3), us(down), "{version} {priority} {interval:?}");
     }
 }
 
@@ -323,32 +290,14 @@ fn backup_takes_over_exactly_at_master_down_interval() {
         (v2(100, 1), 3_609_375),
         (v2(150, 1), 3_414_062),
         (v2(1, 1), 3_996_093),
-        (
-            Config {
-                advert_interval: ms(100),
-                ..v3(120, 1)
-            },
-            353_125,
-        ),
+        (Config { advert_interval: ms(100), ..v3(120, 1) }, 353_125),
         (v3_ipv6(200, 1), 3_218_750),
-        (
-            Config {
-                advert_interval: ms(10),
-                ..v3(254, 1)
-            },
-            30_078,
-        ),
+        (Config { advert_interval: ms(10), ..v3(254, 1) }, 30_078),
     ];
     for (config, down) in cases {
         let t0 = Instant::now();
         let mut vr = Instance::new(config, t0).expect("valid");
-        assert_eq!(
-            drain(&mut vr),
-            vec![
-                Action::BecomeBackup,
-                changed(State::Initialize, State::Backup)
-            ]
-        );
+        assert_eq!(drain(&mut vr), vec![Action::BecomeBackup, changed(State::Initialize, State::Backup)]);
         assert_eq!(vr.poll_timeout(), Some(t0 + us(down)));
         vr.handle_timeout(t0 + us(down - 1));
         assert_eq!(vr.state(), State::Backup);
@@ -357,11 +306,7 @@ fn backup_takes_over_exactly_at_master_down_interval() {
         let priority = vr.effective_priority();
         assert_eq!(
             drain(&mut vr),
-            vec![
-                Action::SendAdvert { priority },
-                Action::BecomeMaster,
-                changed(State::Backup, State::Master)
-            ]
+            vec![Action::SendAdvert { priority }, Action::BecomeMaster, changed(State::Backup, State::Master)]
         );
         // As master, it advertises every interval.
         let interval = vr.config().advert_interval;
@@ -381,11 +326,7 @@ fn address_owner_becomes_master_at_startup() {
     assert_eq!(vr.state(), State::Master);
     assert_eq!(
         drain(&mut vr),
-        vec![
-            Action::SendAdvert { priority: 255 },
-            Action::BecomeMaster,
-            changed(State::Initialize, State::Master)
-        ]
+        vec![Action::SendAdvert { priority: 255 }, Action::BecomeMaster, changed(State::Initialize, State::Master)]
     );
     assert_eq!(vr.poll_timeout(), Some(t0 + secs(1)));
     // Adjustments never apply to an owner.
@@ -398,40 +339,22 @@ fn state_master_waits_like_a_backup_and_ignores_nopreempt() {
     // keepalived 2.2.7: a non-owner `state MASTER` instance enters BACKUP and waits a full
     // Master_Down_Interval (observed: 3.414 s for priority 150, 1 s interval).
     let t0 = Instant::now();
-    let config = Config {
-        initial_state: InitialState::Master,
-        nopreempt: true,
-        preempt_delay: secs(5),
-        ..v2(150, 1)
-    };
-    assert_eq!(
-        config.ignored_options(),
-        vec![IgnoredOption::NoPreempt, IgnoredOption::PreemptDelay]
-    );
+    let config = Config { initial_state: InitialState::Master, nopreempt: true, preempt_delay: secs(5), ..v2(150, 1) };
+    assert_eq!(config.ignored_options(), vec![IgnoredOption::NoPreempt, IgnoredOption::PreemptDelay]);
     let mut vr = Instance::new(config, t0).expect("valid");
     assert_eq!(vr.state(), State::Backup);
     assert_eq!(vr.poll_timeout(), Some(t0 + us(3_414_062)));
     // nopreempt is ignored: a lower-priority master is not accepted.
     let lower = vr.advert(100);
-    assert_eq!(
-        vr.handle_advert(&lower, addr(2), t0 + secs(1)),
-        AdvertOutcome::Discarded(DiscardReason::LowerPriority)
-    );
+    assert_eq!(vr.handle_advert(&lower, addr(2), t0 + secs(1)), AdvertOutcome::Discarded(DiscardReason::LowerPriority));
     assert_eq!(vr.poll_timeout(), Some(t0 + us(3_414_062)));
 }
 
 #[test]
 fn ignored_option_combinations() {
-    let owner = Config {
-        nopreempt: true,
-        ..v2(255, 1)
-    };
+    let owner = Config { nopreempt: true, ..v2(255, 1) };
     assert_eq!(owner.ignored_options(), vec![IgnoredOption::NoPreempt]);
-    let both = Config {
-        nopreempt: true,
-        preempt_delay: secs(1),
-        ..v2(100, 1)
-    };
+    let both = Config { nopreempt: true, preempt_delay: secs(1), ..v2(100, 1) };
     assert_eq!(both.ignored_options(), vec![IgnoredOption::PreemptDelay]);
     assert!(v2(100, 1).ignored_options().is_empty());
     assert!(!IgnoredOption::NoPreempt.to_string().is_empty());
@@ -448,18 +371,9 @@ fn backup_stays_backup_while_adverts_arrive() {
     link.run_until(secs(60));
     assert_eq!(link.state(a), State::Master);
     assert_eq!(link.state(b), State::Backup);
-    assert_eq!(
-        link.transitions(b),
-        vec![(Duration::ZERO, State::Initialize, State::Backup)]
-    );
+    assert_eq!(link.transitions(b), vec![(Duration::ZERO, State::Initialize, State::Backup)]);
     assert_eq!(link.became_master_at(a), Some(us(3_218_750)));
-    assert_eq!(
-        link.nodes[b]
-            .instance
-            .current_master()
-            .map(|m| (m.address, m.priority)),
-        Some((addr(1), 200))
-    );
+    assert_eq!(link.nodes[b].instance.current_master().map(|m| (m.address, m.priority)), Some((addr(1), 200)));
     assert!(link.nodes[b].rejected.is_empty());
     assert!(link.nodes[b].discarded.is_empty());
 }
@@ -474,20 +388,10 @@ fn higher_priority_backup_preempts() {
     link.run_until(secs(20));
     // B discards A's lower adverts and takes over when its own Master_Down timer expires.
     assert_eq!(link.became_master_at(b), Some(secs(5) + us(3_218_750)));
-    assert!(link.nodes[b]
-        .discarded
-        .iter()
-        .all(|(_, r)| *r == DiscardReason::LowerPriority));
+    assert!(link.nodes[b].discarded.iter().all(|(_, r)| *r == DiscardReason::LowerPriority));
     // A hears B's first advert one link delay later and steps down.
     assert_eq!(link.state(a), State::Backup);
-    assert_eq!(
-        link.transitions(a).last(),
-        Some(&(
-            secs(5) + us(3_218_750) + ms(1),
-            State::Master,
-            State::Backup
-        ))
-    );
+    assert_eq!(link.transitions(a).last(), Some(&(secs(5) + us(3_218_750) + ms(1), State::Master, State::Backup)));
     assert_eq!(link.state(b), State::Master);
 }
 
@@ -496,10 +400,7 @@ fn nopreempt_backup_does_not_take_over_from_a_live_master() {
     let mut link = Link::new(ms(1));
     let a = link.start(v2(100, 1));
     link.run_until(secs(5));
-    let b = link.start(Config {
-        nopreempt: true,
-        ..v2(200, 2)
-    });
+    let b = link.start(Config { nopreempt: true, ..v2(200, 2) });
     link.run_until(secs(60));
     assert_eq!(link.state(a), State::Master);
     assert_eq!(link.state(b), State::Backup);
@@ -508,10 +409,7 @@ fn nopreempt_backup_does_not_take_over_from_a_live_master() {
     let last_advert = link.adverts(a).last().expect("adverts").0;
     link.run_until(secs(80));
     assert_eq!(link.state(b), State::Master);
-    assert_eq!(
-        link.became_master_at(b),
-        Some(last_advert + ms(1) + us(3_218_750))
-    );
+    assert_eq!(link.became_master_at(b), Some(last_advert + ms(1) + us(3_218_750)));
 }
 
 #[test]
@@ -519,23 +417,14 @@ fn preempt_delay_counts_from_the_first_lower_advert_heard() {
     let mut link = Link::new(ms(1));
     let a = link.start(v2(100, 1));
     link.run_until(secs(5));
-    let b = link.start(Config {
-        preempt_delay: secs(2),
-        ..v2(150, 2)
-    });
+    let b = link.start(Config { preempt_delay: secs(2), ..v2(150, 2) });
     link.run_until(secs(30));
     // A advertises at 3.609375 s + k s; B first hears one at 5.610375 s, accepts A's adverts
     // until 7.610375 s (exclusive), then discards them and takes over Master_Down_Interval
     // (3.414062 s) after the last one it accepted (6.610375 s).
     let first_heard = us(5_610_375);
-    assert_eq!(
-        link.became_master_at(b),
-        Some(first_heard + secs(1) + us(3_414_062))
-    );
-    assert_eq!(
-        link.nodes[b].discarded.first(),
-        Some(&(first_heard + secs(2), DiscardReason::LowerPriority))
-    );
+    assert_eq!(link.became_master_at(b), Some(first_heard + secs(1) + us(3_414_062)));
+    assert_eq!(link.nodes[b].discarded.first(), Some(&(first_heard + secs(2), DiscardReason::LowerPriority)));
     assert_eq!(link.state(a), State::Backup);
 
     // Without the delay, B would have taken over 3.414062 s after starting.
@@ -550,14 +439,7 @@ fn preempt_delay_counts_from_the_first_lower_advert_heard() {
 #[test]
 fn preempt_delay_is_cancelled_by_a_higher_advert() {
     let t0 = Instant::now();
-    let mut vr = Instance::new(
-        Config {
-            preempt_delay: secs(2),
-            ..v2(150, 2)
-        },
-        t0,
-    )
-    .expect("valid");
+    let mut vr = Instance::new(Config { preempt_delay: secs(2), ..v2(150, 2) }, t0).expect("valid");
     let lower = vr.advert(100);
     let higher = vr.advert(200);
     let accept = AdvertOutcome::Processed;
@@ -565,10 +447,7 @@ fn preempt_delay_is_cancelled_by_a_higher_advert() {
     assert_eq!(vr.handle_advert(&higher, addr(3), t0 + secs(2)), accept); // cancels it
     assert_eq!(vr.handle_advert(&lower, addr(1), t0 + secs(4)), accept); // restarts: until 6 s
     assert_eq!(vr.handle_advert(&lower, addr(1), t0 + ms(5_999)), accept);
-    assert_eq!(
-        vr.handle_advert(&lower, addr(1), t0 + secs(6)),
-        AdvertOutcome::Discarded(DiscardReason::LowerPriority)
-    );
+    assert_eq!(vr.handle_advert(&lower, addr(1), t0 + secs(6)), AdvertOutcome::Discarded(DiscardReason::LowerPriority));
     assert_eq!(vr.poll_timeout(), Some(t0 + ms(5_999) + us(3_414_062)));
 }
 
@@ -583,10 +462,7 @@ fn equal_priorities_the_higher_address_wins() {
     assert_eq!(link.became_master_at(high), Some(us(3_609_375)));
     assert_eq!(link.state(high), State::Master);
     assert_eq!(link.state(low), State::Backup);
-    assert_eq!(
-        link.transitions(low).last(),
-        Some(&(us(3_610_375), State::Master, State::Backup))
-    );
+    assert_eq!(link.transitions(low).last(), Some(&(us(3_610_375), State::Master, State::Backup)));
     // The winner answered the loser's advert at once (keepalived "forcing new election").
     assert!(link.adverts(high).contains(&(us(3_610_375), 100)));
 
@@ -609,32 +485,18 @@ fn master_steps_down_for_a_higher_advert() {
     // Lower priority, and equal priority from a lower address: we stay master and answer.
     for (priority, from) in [(100, addr(9)), (150, addr(4))] {
         let advert = vr.advert(priority);
-        assert_eq!(
-            vr.handle_advert(&advert, from, now),
-            AdvertOutcome::Processed
-        );
+        assert_eq!(vr.handle_advert(&advert, from, now), AdvertOutcome::Processed);
         assert_eq!(drain(&mut vr), vec![Action::SendAdvert { priority: 150 }]);
         assert_eq!(vr.poll_timeout(), Some(now + secs(1)));
     }
     // Equal priority from our own address: a loop, ignored.
     let same = vr.advert(150);
-    assert_eq!(
-        vr.handle_advert(&same, addr(5), now),
-        AdvertOutcome::Discarded(DiscardReason::OwnAddress)
-    );
+    assert_eq!(vr.handle_advert(&same, addr(5), now), AdvertOutcome::Discarded(DiscardReason::OwnAddress));
     // Equal priority from a higher address: we yield.
     let mut higher = vr.advert(150);
-    higher.fields = VersionFields::V3 {
-        max_advert_int_cs: 50,
-    };
-    assert_eq!(
-        vr.handle_advert(&higher, addr(6), now),
-        AdvertOutcome::Processed
-    );
-    assert_eq!(
-        drain(&mut vr),
-        vec![Action::BecomeBackup, changed(State::Master, State::Backup)]
-    );
+    higher.fields = VersionFields::V3 { max_advert_int_cs: 50 };
+    assert_eq!(vr.handle_advert(&higher, addr(6), now), AdvertOutcome::Processed);
+    assert_eq!(drain(&mut vr), vec![Action::BecomeBackup, changed(State::Master, State::Backup)]);
     // v3: the new master's interval is adopted at once.
     assert_eq!(vr.master_adver_interval(), ms(500));
     assert_eq!(vr.poll_timeout(), Some(now + ms(1500) + us(207_031)));
@@ -643,29 +505,18 @@ fn master_steps_down_for_a_higher_advert() {
 #[test]
 fn lower_prio_no_advert_and_higher_prio_send_advert() {
     let t0 = Instant::now();
-    let config = Config {
-        lower_prio_no_advert: true,
-        higher_prio_send_advert: true,
-        ..v2(150, 5)
-    };
+    let config = Config { lower_prio_no_advert: true, higher_prio_send_advert: true, ..v2(150, 5) };
     let mut vr = timed_out_to_master(config, t0);
     let deadline = vr.poll_timeout();
     let lower = vr.advert(100);
-    assert_eq!(
-        vr.handle_advert(&lower, addr(9), t0 + ms(4500)),
-        AdvertOutcome::Processed
-    );
+    assert_eq!(vr.handle_advert(&lower, addr(9), t0 + ms(4500)), AdvertOutcome::Processed);
     assert_eq!(drain(&mut vr), vec![]);
     assert_eq!(vr.poll_timeout(), deadline);
     let higher = vr.advert(200);
     vr.handle_advert(&higher, addr(9), t0 + ms(4600));
     assert_eq!(
         drain(&mut vr),
-        vec![
-            Action::SendAdvert { priority: 150 },
-            Action::BecomeBackup,
-            changed(State::Master, State::Backup)
-        ]
+        vec![Action::SendAdvert { priority: 150 }, Action::BecomeBackup, changed(State::Master, State::Backup)]
     );
 }
 
@@ -692,10 +543,7 @@ fn priority_zero_gives_fast_failover() {
     assert_eq!(link.adverts(a).last(), Some(&(secs(10), 0)));
     link.run_until(secs(20));
     // B takes over Skew_Time (0.609375 s) after hearing priority 0, not 3.6 s.
-    assert_eq!(
-        link.became_master_at(b),
-        Some(secs(10) + ms(1) + us(609_375))
-    );
+    assert_eq!(link.became_master_at(b), Some(secs(10) + ms(1) + us(609_375)));
 
     // Compare: a crash (no priority 0) costs the whole Master_Down_Interval.
     let mut link = Link::new(ms(1));
@@ -715,19 +563,12 @@ fn shutdown_sends_priority_zero_and_releases_addresses() {
     vr.shutdown(t0 + secs(2));
     assert_eq!(
         drain(&mut vr),
-        vec![
-            Action::SendAdvert { priority: 0 },
-            Action::Stopped,
-            changed(State::Master, State::Initialize)
-        ]
+        vec![Action::SendAdvert { priority: 0 }, Action::Stopped, changed(State::Master, State::Initialize)]
     );
     assert_eq!(vr.poll_timeout(), None);
     let advert = vr.advert(100);
     let peer = vr.config().primary_address;
-    assert_eq!(
-        vr.handle_advert(&advert, peer, t0 + secs(3)),
-        AdvertOutcome::Discarded(DiscardReason::NotActive)
-    );
+    assert_eq!(vr.handle_advert(&advert, peer, t0 + secs(3)), AdvertOutcome::Discarded(DiscardReason::NotActive));
     vr.set_fault(false, t0 + secs(3));
     vr.shutdown(t0 + secs(3));
     assert_eq!(drain(&mut vr), vec![]);
@@ -735,10 +576,7 @@ fn shutdown_sends_priority_zero_and_releases_addresses() {
     // A backup stops without advertising.
     let mut backup = started(v2(100, 1), t0);
     backup.shutdown(t0 + secs(1));
-    assert_eq!(
-        drain(&mut backup),
-        vec![Action::Stopped, changed(State::Backup, State::Initialize)]
-    );
+    assert_eq!(drain(&mut backup), vec![Action::Stopped, changed(State::Backup, State::Initialize)]);
 }
 
 #[test]
@@ -747,10 +585,7 @@ fn master_answers_priority_zero_at_once() {
     let mut vr = started(v2(255, 1), t0);
     let stop = vr.advert(0);
     let now = t0 + ms(700);
-    assert_eq!(
-        vr.handle_advert(&stop, addr(2), now),
-        AdvertOutcome::Processed
-    );
+    assert_eq!(vr.handle_advert(&stop, addr(2), now), AdvertOutcome::Processed);
     assert_eq!(drain(&mut vr), vec![Action::SendAdvert { priority: 255 }]);
     assert_eq!(vr.poll_timeout(), Some(now + secs(1)));
 }
@@ -768,49 +603,29 @@ fn fault_enter_and_leave() {
 
     // The master's interface goes down: priority 0, addresses released, backup takes over fast.
     link.set_fault(a, true);
-    let a_actions: Vec<Action> = link.nodes[a]
-        .actions
-        .iter()
-        .filter(|(t, _)| *t == secs(10))
-        .map(|(_, a)| *a)
-        .collect();
+    let a_actions: Vec<Action> =
+        link.nodes[a].actions.iter().filter(|(t, _)| *t == secs(10)).map(|(_, a)| *a).collect();
     assert_eq!(
         a_actions,
-        vec![
-            Action::SendAdvert { priority: 0 },
-            Action::BecomeFault,
-            changed(State::Master, State::Fault)
-        ]
+        vec![Action::SendAdvert { priority: 0 }, Action::BecomeFault, changed(State::Master, State::Fault)]
     );
     assert_eq!(link.nodes[a].instance.poll_timeout(), None);
     link.run_until(secs(20));
     assert_eq!(link.state(a), State::Fault);
-    assert_eq!(
-        link.became_master_at(b),
-        Some(secs(10) + ms(1) + us(609_375))
-    );
-    assert!(link.nodes[a]
-        .discarded
-        .iter()
-        .all(|(_, r)| *r == DiscardReason::NotActive));
+    assert_eq!(link.became_master_at(b), Some(secs(10) + ms(1) + us(609_375)));
+    assert!(link.nodes[a].discarded.iter().all(|(_, r)| *r == DiscardReason::NotActive));
     assert!(!link.nodes[a].discarded.is_empty());
 
     // The interface comes back: BACKUP with a full Master_Down_Interval, then it preempts.
     link.set_fault(a, false);
-    assert_eq!(
-        link.transitions(a).last(),
-        Some(&(secs(20), State::Fault, State::Backup))
-    );
+    assert_eq!(link.transitions(a).last(), Some(&(secs(20), State::Fault, State::Backup)));
     link.run_until(secs(40));
     assert_eq!(link.became_master_at(a), Some(secs(20) + us(3_218_750)));
     assert_eq!(link.state(b), State::Backup);
 
     // A backup entering FAULT says nothing on the wire.
     link.set_fault(b, true);
-    assert_eq!(
-        link.nodes[b].actions.last(),
-        Some(&(secs(40), changed(State::Backup, State::Fault)))
-    );
+    assert_eq!(link.nodes[b].actions.last(), Some(&(secs(40), changed(State::Backup, State::Fault))));
     assert_ne!(link.adverts(b).last().map(|(t, _)| *t), Some(secs(40)));
 }
 
@@ -824,11 +639,7 @@ fn owner_leaving_fault_becomes_master_at_once() {
     vr.set_fault(false, t0 + secs(2));
     assert_eq!(
         drain(&mut vr),
-        vec![
-            Action::SendAdvert { priority: 255 },
-            Action::BecomeMaster,
-            changed(State::Fault, State::Master)
-        ]
+        vec![Action::SendAdvert { priority: 255 }, Action::BecomeMaster, changed(State::Fault, State::Master)]
     );
 }
 
@@ -867,16 +678,8 @@ fn lowering_the_master_priority_lets_the_backup_preempt() {
     // A tracked script with weight -60 fails on A: 150 - 60 = 90 < 100.
     link.adjust_priority(a, -60);
     link.run_until(secs(30));
-    let last_150 = link
-        .adverts(a)
-        .iter()
-        .rfind(|(_, p)| *p == 150)
-        .expect("adverts")
-        .0;
-    assert_eq!(
-        link.became_master_at(b),
-        Some(last_150 + ms(1) + us(3_609_375))
-    );
+    let last_150 = link.adverts(a).iter().rfind(|(_, p)| *p == 150).expect("adverts").0;
+    assert_eq!(link.became_master_at(b), Some(last_150 + ms(1) + us(3_609_375)));
     assert_eq!(link.state(a), State::Backup);
     assert!(link.adverts(a).iter().any(|(_, p)| *p == 90));
 }
@@ -900,14 +703,8 @@ fn raising_a_backup_priority_lets_it_preempt() {
 #[test]
 fn v3_backup_adopts_the_master_interval() {
     let mut link = Link::new(ms(1));
-    let a = link.start(Config {
-        advert_interval: ms(500),
-        ..v3(200, 1)
-    });
-    let b = link.start(Config {
-        advert_interval: secs(2),
-        ..v3(100, 2)
-    });
+    let a = link.start(Config { advert_interval: ms(500), ..v3(200, 1) });
+    let b = link.start(Config { advert_interval: secs(2), ..v3(100, 2) });
     link.run_until(secs(5));
     assert_eq!(link.became_master_at(a), Some(us(1_609_375)));
     let backup = &link.nodes[b].instance;
@@ -923,12 +720,7 @@ fn v3_backup_adopts_the_master_interval() {
     // As master it advertises its own interval again.
     let master = &link.nodes[b].instance;
     assert_eq!(master.master_adver_interval(), secs(2));
-    assert_eq!(
-        master.advert(100).fields,
-        VersionFields::V3 {
-            max_advert_int_cs: 200
-        }
-    );
+    assert_eq!(master.advert(100).fields, VersionFields::V3 { max_advert_int_cs: 200 });
 }
 
 #[test]
@@ -937,18 +729,14 @@ fn v2_interval_mismatch_is_rejected() {
     // logging the mismatch. This is why operators must keep advert_int equal on v2.
     let mut link = Link::new(ms(1));
     let a = link.start(v2(200, 1));
-    let b = link.start(Config {
-        advert_interval: secs(2),
-        ..v2(100, 2)
-    });
+    let b = link.start(Config { advert_interval: secs(2), ..v2(100, 2) });
     link.run_until(secs(20));
     assert_eq!(link.state(a), State::Master);
     assert_eq!(link.state(b), State::Master);
-    assert!(link.nodes[b].rejected.iter().all(|(_, e)| *e
-        == DecodeError::IntervalMismatch {
-            expected_secs: 2,
-            got_secs: 1
-        }));
+    assert!(link.nodes[b]
+        .rejected
+        .iter()
+        .all(|(_, e)| *e == DecodeError::IntervalMismatch { expected_secs: 2, got_secs: 1 }));
     assert!(!link.nodes[b].rejected.is_empty());
     assert!(!link.nodes[a].rejected.is_empty());
 
@@ -956,14 +744,8 @@ fn v2_interval_mismatch_is_rejected() {
     let t0 = Instant::now();
     let mut vr = Instance::new(v2(100, 2), t0).expect("valid");
     let mut other = vr.advert(200);
-    other.fields = VersionFields::V2 {
-        advert_int_secs: 2,
-        auth: Auth::pass(b"secret12"),
-    };
-    assert_eq!(
-        vr.handle_advert(&other, addr(1), t0),
-        AdvertOutcome::Discarded(DiscardReason::IntervalMismatch)
-    );
+    other.fields = VersionFields::V2 { advert_int_secs: 2, auth: Auth::pass(b"secret12") };
+    assert_eq!(vr.handle_advert(&other, addr(1), t0), AdvertOutcome::Discarded(DiscardReason::IntervalMismatch));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -976,60 +758,25 @@ fn adverts_that_are_not_for_us_are_discarded() {
     let deadline = vr.poll_timeout();
     let good = vr.advert(200);
     let cases = [
+        (fulcrum_vrrp::Advert { vrid: 99, ..good.clone() }, DiscardReason::OtherVrid),
         (
-            fulcrum_vrrp::Advert {
-                vrid: 99,
-                ..good.clone()
-            },
-            DiscardReason::OtherVrid,
-        ),
-        (
-            fulcrum_vrrp::Advert {
-                fields: VersionFields::V2 {
-                    advert_int_secs: 1,
-                    auth: Auth::None,
-                },
-                ..good.clone()
-            },
+            fulcrum_vrrp::Advert { fields: VersionFields::V2 { advert_int_secs: 1, auth: Auth::None }, ..good.clone() },
             DiscardReason::WrongVersion,
         ),
         (
-            fulcrum_vrrp::Advert {
-                fields: VersionFields::V3 {
-                    max_advert_int_cs: 0,
-                },
-                ..good.clone()
-            },
+            fulcrum_vrrp::Advert { fields: VersionFields::V3 { max_advert_int_cs: 0 }, ..good.clone() },
             DiscardReason::ZeroInterval,
         ),
-        (
-            fulcrum_vrrp::Advert {
-                addresses: vec![addr(99)],
-                ..good.clone()
-            },
-            DiscardReason::AddressListMismatch,
-        ),
-        (
-            fulcrum_vrrp::Advert {
-                addresses: vec![vip(), addr(99)],
-                ..good.clone()
-            },
-            DiscardReason::AddressListMismatch,
-        ),
+        (fulcrum_vrrp::Advert { addresses: vec![addr(99)], ..good.clone() }, DiscardReason::AddressListMismatch),
+        (fulcrum_vrrp::Advert { addresses: vec![vip(), addr(99)], ..good.clone() }, DiscardReason::AddressListMismatch),
     ];
     for (advert, reason) in cases {
-        assert_eq!(
-            vr.handle_advert(&advert, addr(1), t0 + secs(1)),
-            AdvertOutcome::Discarded(reason)
-        );
+        assert_eq!(vr.handle_advert(&advert, addr(1), t0 + secs(1)), AdvertOutcome::Discarded(reason));
     }
     assert_eq!(vr.poll_timeout(), deadline);
     // Backups hearing priority 0 shorten their timer to Skew_Time.
     let stop = vr.advert(0);
-    assert_eq!(
-        vr.handle_advert(&stop, addr(1), t0 + secs(1)),
-        AdvertOutcome::Processed
-    );
+    assert_eq!(vr.handle_advert(&stop, addr(1), t0 + secs(1)), AdvertOutcome::Processed);
     assert_eq!(vr.poll_timeout(), Some(t0 + secs(1) + us(609_375)));
 }
 
@@ -1037,141 +784,50 @@ fn adverts_that_are_not_for_us_are_discarded() {
 fn config_validation() {
     let v6 = v3_ipv6(100, 1);
     let cases = [
-        (
-            Config {
-                vrid: 0,
-                ..v2(100, 1)
-            },
-            ConfigError::Vrid,
-        ),
+        (Config { vrid: 0, ..v2(100, 1) }, ConfigError::Vrid),
         (v2(0, 1), ConfigError::Priority),
         (
-            Config {
-                advert_interval: ms(1500),
-                ..v2(100, 1)
-            },
-            ConfigError::AdvertInterval {
-                version: Version::V2,
-                interval: ms(1500),
-            },
+            Config { advert_interval: ms(1500), ..v2(100, 1) },
+            ConfigError::AdvertInterval { version: Version::V2, interval: ms(1500) },
         ),
         (
-            Config {
-                advert_interval: secs(256),
-                ..v2(100, 1)
-            },
-            ConfigError::AdvertInterval {
-                version: Version::V2,
-                interval: secs(256),
-            },
+            Config { advert_interval: secs(256), ..v2(100, 1) },
+            ConfigError::AdvertInterval { version: Version::V2, interval: secs(256) },
         ),
         (
-            Config {
-                advert_interval: ms(40_960),
-                ..v3(100, 1)
-            },
-            ConfigError::AdvertInterval {
-                version: Version::V3,
-                interval: ms(40_960),
-            },
+            Config { advert_interval: ms(40_960), ..v3(100, 1) },
+            ConfigError::AdvertInterval { version: Version::V3, interval: ms(40_960) },
         ),
         (
-            Config {
-                advert_interval: ms(15),
-                ..v3(100, 1)
-            },
-            ConfigError::AdvertInterval {
-                version: Version::V3,
-                interval: ms(15),
-            },
+            Config { advert_interval: ms(15), ..v3(100, 1) },
+            ConfigError::AdvertInterval { version: Version::V3, interval: ms(15) },
         ),
         (
-            Config {
-                advert_interval: Duration::ZERO,
-                ..v3(100, 1)
-            },
-            ConfigError::AdvertInterval {
-                version: Version::V3,
-                interval: Duration::ZERO,
-            },
+            Config { advert_interval: Duration::ZERO, ..v3(100, 1) },
+            ConfigError::AdvertInterval { version: Version::V3, interval: Duration::ZERO },
         ),
+        (Config { down_timer_adverts: 0, ..v3(100, 1) }, ConfigError::DownTimerAdverts(0)),
+        (Config { version: Version::V2, auth: Auth::None, ..v6.clone() }, ConfigError::V2Ipv6),
         (
-            Config {
-                down_timer_adverts: 0,
-                ..v3(100, 1)
-            },
-            ConfigError::DownTimerAdverts(0),
-        ),
-        (
-            Config {
-                version: Version::V2,
-                auth: Auth::None,
-                ..v6.clone()
-            },
-            ConfigError::V2Ipv6,
-        ),
-        (
-            Config {
-                primary_address: "2001:db8::1".parse().expect("addr"),
-                ..v6.clone()
-            },
+            Config { primary_address: "2001:db8::1".parse().expect("addr"), ..v6.clone() },
             ConfigError::Ipv6PrimaryNotLinkLocal("2001:db8::1".parse().expect("addr")),
         ),
-        (
-            Config {
-                auth: Auth::pass(b"x"),
-                ..v3(100, 1)
-            },
-            ConfigError::V3Auth,
-        ),
-        (
-            Config {
-                vips: vec![],
-                ..v3(100, 1)
-            },
-            ConfigError::NoVips,
-        ),
-        (
-            Config {
-                vips: vec![vip(); 256],
-                ..v3(100, 1)
-            },
-            ConfigError::TooManyVips(256),
-        ),
-        (
-            Config {
-                vips: vec![vip(), v6.primary_address],
-                ..v3(100, 1)
-            },
-            ConfigError::VipFamily(v6.primary_address),
-        ),
+        (Config { auth: Auth::pass(b"x"), ..v3(100, 1) }, ConfigError::V3Auth),
+        (Config { vips: vec![], ..v3(100, 1) }, ConfigError::NoVips),
+        (Config { vips: vec![vip(); 256], ..v3(100, 1) }, ConfigError::TooManyVips(256)),
+        (Config { vips: vec![vip(), v6.primary_address], ..v3(100, 1) }, ConfigError::VipFamily(v6.primary_address)),
     ];
     for (config, error) in cases {
         assert!(!error.to_string().is_empty());
         assert_eq!(config.validate(), Err(error.clone()));
-        assert_eq!(
-            Instance::new(config, Instant::now()).map(|_| ()),
-            Err(error)
-        );
+        assert_eq!(Instance::new(config, Instant::now()).map(|_| ()), Err(error));
     }
     // Boundaries that are valid.
     for config in [
-        Config {
-            advert_interval: secs(255),
-            ..v2(1, 1)
-        },
-        Config {
-            advert_interval: ms(40_950),
-            ..v3(255, 1)
-        },
-        Config {
-            advert_interval: ms(10),
-            ..v3(254, 1)
-        },
-        Config {
-            vips: vec![],
-            ..v2(100, 1)
-        },
+        Config { advert_interval: secs(255), ..v2(1, 1) },
+        Config { advert_interval: ms(40_950), ..v3(255, 1) },
+        Config { advert_interval: ms(10), ..v3(254, 1) },
+        Config { vips: vec![], ..v2(100, 1) },
     ] {
         assert_eq!(config.validate(), Ok(()));
     }

@@ -46,26 +46,108 @@ const BALANCE_WORDS: &[&str] =
 /// Server keywords fulcrum does not implement yet, with how many values each takes (so the rest
 /// of the line can still be read).
 const SERVER_UNSUPPORTED: &[(&str, usize)] = &[
-    ("ssl", 0), ("check-ssl", 0), ("no-ssl", 0), ("send-proxy", 0), ("send-proxy-v2", 0), ("send-proxy-v2-ssl", 0),
-    ("send-proxy-v2-ssl-cn", 0), ("check-send-proxy", 0), ("agent-check", 0), ("no-agent-check", 0),
-    ("non-stick", 0), ("stick", 0), ("tfo", 0), ("allow-0rtt", 0), ("no-tls-tickets", 0), ("tls-tickets", 0),
-    ("force-sslv3", 0), ("force-tlsv10", 0), ("force-tlsv11", 0), ("force-tlsv12", 0), ("force-tlsv13", 0),
-    ("no-sslv3", 0), ("no-tlsv10", 0), ("no-tlsv11", 0), ("no-tlsv12", 0), ("no-tlsv13", 0), ("no-verifyhost", 0),
-    ("check-via-socks4", 0), ("no-send-proxy", 0), ("verify", 1), ("ca-file", 1), ("crt", 1), ("crl-file", 1),
-    ("ciphers", 1), ("ciphersuites", 1), ("sni", 1), ("alpn", 1), ("npn", 1), ("check-alpn", 1), ("check-sni", 1),
-    ("verifyhost", 1), ("ssl-min-ver", 1), ("ssl-max-ver", 1), ("agent-port", 1), ("agent-inter", 1),
-    ("agent-addr", 1), ("agent-send", 1), ("minconn", 1), ("resolvers", 1), ("resolve-prefer", 1),
-    ("resolve-opts", 1), ("resolve-net", 1), ("init-addr", 1), ("source", 1), ("namespace", 1), ("proto", 1),
-    ("pool-max-conn", 1), ("pool-purge-delay", 1), ("pool-low-conn", 1), ("max-reuse", 1), ("redir", 1),
-    ("track", 1), ("socks4", 1), ("tcp-ut", 1), ("ws", 1), ("proxy-v2-options", 1), ("curves", 1), ("sigalgs", 1),
-    ("client-sigalgs", 1), ("check-proto", 1), ("log-proto", 1), ("shard", 1), ("hash-key", 1), ("guid", 1),
-    ("idle-ping", 1), ("set-proxy-v2-tlv-fmt", 1), ("usesrc", 1),
+    ("ssl", 0),
+    ("check-ssl", 0),
+    ("no-ssl", 0),
+    ("send-proxy", 0),
+    ("send-proxy-v2", 0),
+    ("send-proxy-v2-ssl", 0),
+    ("send-proxy-v2-ssl-cn", 0),
+    ("check-send-proxy", 0),
+    ("agent-check", 0),
+    ("no-agent-check", 0),
+    ("non-stick", 0),
+    ("stick", 0),
+    ("tfo", 0),
+    ("allow-0rtt", 0),
+    ("no-tls-tickets", 0),
+    ("tls-tickets", 0),
+    ("force-sslv3", 0),
+    ("force-tlsv10", 0),
+    ("force-tlsv11", 0),
+    ("force-tlsv12", 0),
+    ("force-tlsv13", 0),
+    ("no-sslv3", 0),
+    ("no-tlsv10", 0),
+    ("no-tlsv11", 0),
+    ("no-tlsv12", 0),
+    ("no-tlsv13", 0),
+    ("no-verifyhost", 0),
+    ("check-via-socks4", 0),
+    ("no-send-proxy", 0),
+    ("verify", 1),
+    ("ca-file", 1),
+    ("crt", 1),
+    ("crl-file", 1),
+    ("ciphers", 1),
+    ("ciphersuites", 1),
+    ("sni", 1),
+    ("alpn", 1),
+    ("npn", 1),
+    ("check-alpn", 1),
+    ("check-sni", 1),
+    ("verifyhost", 1),
+    ("ssl-min-ver", 1),
+    ("ssl-max-ver", 1),
+    ("agent-port", 1),
+    ("agent-inter", 1),
+    ("agent-addr", 1),
+    ("agent-send", 1),
+    ("minconn", 1),
+    ("resolvers", 1),
+    ("resolve-prefer", 1),
+    ("resolve-opts", 1),
+    ("resolve-net", 1),
+    ("init-addr", 1),
+    ("source", 1),
+    ("namespace", 1),
+    ("proto", 1),
+    ("pool-max-conn", 1),
+    ("pool-purge-delay", 1),
+    ("pool-low-conn", 1),
+    ("max-reuse", 1),
+    ("redir", 1),
+    ("track", 1),
+    ("socks4", 1),
+    ("tcp-ut", 1),
+    ("ws", 1),
+    ("proxy-v2-options", 1),
+    ("curves", 1),
+    ("sigalgs", 1),
+    ("client-sigalgs", 1),
+    ("check-proto", 1),
+    ("log-proto", 1),
+    ("shard", 1),
+    ("hash-key", 1),
+    ("guid", 1),
+    ("idle-ping", 1),
+    ("set-proxy-v2-tlv-fmt", 1),
+    ("usesrc", 1),
 ];
 
 const SERVER_SUPPORTED: &[&str] = &[
-    "check", "no-check", "inter", "fastinter", "downinter", "rise", "fall", "weight", "backup", "no-backup",
-    "maxconn", "maxqueue", "disabled", "enabled", "slowstart", "observe", "error-limit", "on-error", "cookie",
-    "port", "addr", "id",
+    "check",
+    "no-check",
+    "inter",
+    "fastinter",
+    "downinter",
+    "rise",
+    "fall",
+    "weight",
+    "backup",
+    "no-backup",
+    "maxconn",
+    "maxqueue",
+    "disabled",
+    "enabled",
+    "slowstart",
+    "observe",
+    "error-limit",
+    "on-error",
+    "cookie",
+    "port",
+    "addr",
+    "id",
 ];
 
 impl Parser {
@@ -143,17 +225,17 @@ impl Parser {
         let Some((sub, rest)) = args.split_first() else {
             return Err(Problem::invalid("'http-check' needs a keyword").hint("e.g. http-check expect status 200"));
         };
-        let here = |previous: &Option<(_, usize)>| previous.as_ref().is_some_and(|(_, l)| *l > st.line);
+        let here = |previous: &Option<(_, Option<usize>)>| previous.as_ref().is_some_and(|(_, l)| l.is_some());
         match sub.as_str() {
             "expect" if here(&st.expect) => {
                 Err(Problem::unsupported("several 'http-check expect' rules in one backend are not supported yet"))
             }
             "expect" => {
-                st.expect = Some((parse_expect(rest)?, line));
+                st.expect = Some((parse_expect(rest)?, Some(line)));
                 Ok(())
             }
             "send" => {
-                st.check_send = Some((parse_check_send(rest)?, line));
+                st.check_send = Some((parse_check_send(rest)?, Some(line)));
                 Ok(())
             }
             s @ ("disable-on-404" | "send-state" | "connect" | "comment" | "set-var" | "unset-var") => {
@@ -170,20 +252,26 @@ impl Parser {
                 st.stick_on_src = Some(line);
                 Ok(())
             }
-            ["on", "src", ..] => Err(Problem::unsupported("'stick on src' with a table or condition is not supported yet")),
+            ["on", "src", ..] => {
+                Err(Problem::unsupported("'stick on src' with a table or condition is not supported yet"))
+            }
             ["on", key, ..] => Err(Problem::unsupported(format!("'stick on {key}' is not supported yet"))
                 .hint("fulcrum sticks on the client address only: 'stick on src'")),
             [kind @ ("match" | "store-request" | "store-response"), ..] => {
                 Err(Problem::unsupported(format!("'stick {kind}' is not supported yet")).hint("use 'stick on src'"))
             }
-            [other, ..] => Err(Problem::unknown("stick rule", other, ["on", "match", "store-request", "store-response"])),
+            [other, ..] => {
+                Err(Problem::unknown("stick rule", other, ["on", "match", "store-request", "store-response"]))
+            }
             [] => Err(Problem::invalid("'stick' needs a rule").hint("e.g. stick on src")),
         }
     }
 
     fn server(&mut self, st: &mut ProxyState, line: usize, args: &[String]) -> Result<(), Problem> {
         let [name, addr, params @ ..] = args else {
-            return Err(Problem::invalid("'server' needs a name and an address").hint("e.g. server web1 192.0.2.10:80 check"));
+            return Err(
+                Problem::invalid("'server' needs a name and an address").hint("e.g. server web1 192.0.2.10:80 check")
+            );
         };
         if !crate::acl::valid_acl_name(name) {
             return Err(Problem::invalid(format!("invalid server name '{name}'"))
@@ -224,10 +312,8 @@ impl Parser {
                 self.sink.report(line, problem);
                 continue;
             }
-            let takes_value = !matches!(
-                keyword,
-                "check" | "no-check" | "backup" | "no-backup" | "disabled" | "enabled"
-            );
+            let takes_value =
+                !matches!(keyword, "check" | "no-check" | "backup" | "no-backup" | "disabled" | "enabled");
             let value = if takes_value && SERVER_SUPPORTED.contains(&keyword) {
                 let Some(value) = params.get(index) else {
                     self.sink.error(line, format!("server keyword '{keyword}' needs a value"), None);
@@ -267,9 +353,10 @@ impl Parser {
                 }
             }
             None => {
-                let lines = [st.check_send.as_ref().map(|(_, l)| *l), st.expect.as_ref().map(|(_, l)| *l)];
-                if let Some(line) = lines.into_iter().flatten().filter(|l| *l > st.line).min() {
-                    let message = format!("'http-check' rules in backend '{}' have no effect without 'option httpchk'", st.name);
+                let lines = [st.check_send.as_ref().and_then(|(_, l)| *l), st.expect.as_ref().and_then(|(_, l)| *l)];
+                if let Some(line) = lines.into_iter().flatten().min() {
+                    let message =
+                        format!("'http-check' rules in backend '{}' have no effect without 'option httpchk'", st.name);
                     self.sink.warn(line, message, Some("add 'option httpchk'".into()));
                 }
             }
@@ -295,7 +382,11 @@ impl Parser {
 }
 
 /// One server keyword and its value. Returns a note for keywords accepted without effect.
-pub(crate) fn apply_server_param(d: &mut ServerDefaults, keyword: &str, value: &str) -> Result<Option<String>, Problem> {
+pub(crate) fn apply_server_param(
+    d: &mut ServerDefaults,
+    keyword: &str,
+    value: &str,
+) -> Result<Option<String>, Problem> {
     let s = &mut d.server;
     let duration = |v: &str| -> Result<Duration, Problem> {
         let d = parse_duration(v)?;
@@ -366,7 +457,9 @@ pub(crate) fn parse_on_error(value: &str) -> Result<OnError, Problem> {
         "fail-check" => Ok(OnError::FailCheck),
         "sudden-death" => Ok(OnError::SuddenDeath),
         "mark-down" => Ok(OnError::MarkDown),
-        other => Err(Problem::unknown("on-error action", other, ["fastinter", "fail-check", "sudden-death", "mark-down"])),
+        other => {
+            Err(Problem::unknown("on-error action", other, ["fastinter", "fail-check", "sudden-death", "mark-down"]))
+        }
     }
 }
 
@@ -549,9 +642,8 @@ pub(crate) fn parse_check_send(args: &[String]) -> Result<CheckSend, Problem> {
     let mut send = CheckSend::default();
     let mut words = args.iter();
     while let Some(word) = words.next() {
-        let mut value = || {
-            words.next().map(String::as_str).ok_or_else(|| Problem::invalid(format!("'{word}' needs a value")))
-        };
+        let mut value =
+            || words.next().map(String::as_str).ok_or_else(|| Problem::invalid(format!("'{word}' needs a value")));
         match word.as_str() {
             "meth" => send.method = Some(check_method(value()?)?),
             "uri" => send.uri = Some(check_uri(value()?)?),
@@ -594,8 +686,18 @@ pub(crate) fn parse_expect(args: &[String]) -> Result<Expect, Problem> {
     let kind = kind.as_str();
     const KINDS: [&str; 4] = ["status", "rstatus", "string", "rstring"];
     const UNSUPPORTED: [&str; 12] = [
-        "hdr", "fhdr", "custom", "min-recv", "comment", "ok-status", "error-status", "tout-status", "on-success",
-        "on-error", "status-code", "!",
+        "hdr",
+        "fhdr",
+        "custom",
+        "min-recv",
+        "comment",
+        "ok-status",
+        "error-status",
+        "tout-status",
+        "on-success",
+        "on-error",
+        "status-code",
+        "!",
     ];
     if UNSUPPORTED.contains(&kind) {
         return Err(Problem::unsupported(format!("'http-check expect {kind}' is not supported yet")));
@@ -644,15 +746,17 @@ pub(crate) fn parse_status_list(text: &str) -> Result<Vec<(u16, u16)>, Problem> 
 }
 
 fn check_regex(pattern: &str) -> Result<String, Problem> {
-    regex::Regex::new(pattern)
-        .map(|_| pattern.to_string())
-        .map_err(|e| Problem::invalid(format!("invalid regular expression '{pattern}': {}", crate::acl::regex_error(&e))))
+    regex::Regex::new(pattern).map(|_| pattern.to_string()).map_err(|e| {
+        Problem::invalid(format!("invalid regular expression '{pattern}': {}", crate::acl::regex_error(&e)))
+    })
 }
 
 /// `cookie NAME insert|prefix|rewrite [indirect] [nocache] [httponly] [secure] [domain D] [preserve]`
 pub(crate) fn parse_cookie(args: &[String]) -> Result<Cookie, Problem> {
     let Some((name, opts)) = args.split_first() else {
-        return Err(Problem::invalid("'cookie' needs a cookie name").hint("e.g. cookie SERVERID insert indirect nocache"));
+        return Err(
+            Problem::invalid("'cookie' needs a cookie name").hint("e.g. cookie SERVERID insert indirect nocache")
+        );
     };
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)) {
         return Err(Problem::invalid(format!("invalid cookie name '{name}'")));
@@ -706,7 +810,8 @@ pub(crate) fn parse_cookie(args: &[String]) -> Result<Cookie, Problem> {
                 return Err(Problem::unsupported(format!("cookie option '{w}' is not supported yet")))
             }
             other => {
-                let known = ["insert", "prefix", "rewrite", "indirect", "nocache", "httponly", "secure", "domain", "preserve"];
+                let known =
+                    ["insert", "prefix", "rewrite", "indirect", "nocache", "httponly", "secure", "domain", "preserve"];
                 return Err(Problem::unknown("cookie option", other, known));
             }
         };
@@ -749,8 +854,12 @@ pub(crate) fn parse_stick_table(args: &[String]) -> Result<StickTable, Problem> 
             return Err(Problem::unsupported(format!("stick-table type '{t}' is not supported yet"))
                 .hint("fulcrum sticks on the client address: type ip"))
         }
-        Some(other) => return Err(Problem::unknown("stick-table type", other, ["ip", "ipv6", "integer", "string", "binary"])),
-        None => return Err(Problem::invalid("stick-table needs a type").hint("e.g. stick-table type ip size 1m expire 1h")),
+        Some(other) => {
+            return Err(Problem::unknown("stick-table type", other, ["ip", "ipv6", "integer", "string", "binary"]))
+        }
+        None => {
+            return Err(Problem::invalid("stick-table needs a type").hint("e.g. stick-table type ip size 1m expire 1h"))
+        }
     }
     let size = size.ok_or_else(|| Problem::invalid("stick-table needs a size").hint("e.g. size 1m"))?;
     // No expire: entries live until the table is full, as in HAProxy.
@@ -768,8 +877,14 @@ mod tests {
     #[test]
     fn balance_words() {
         assert_eq!(parse_balance(&w("roundrobin")), Ok(Algorithm::RoundRobin));
-        assert_eq!(parse_balance(&w("uri whole len 10 depth 2")), Ok(Algorithm::Uri { whole: true, len: Some(10), depth: Some(2) }));
-        assert_eq!(parse_balance(&w("hdr(Host) use_domain_only")), Ok(Algorithm::Hdr { name: "host".into(), use_domain_only: true }));
+        assert_eq!(
+            parse_balance(&w("uri whole len 10 depth 2")),
+            Ok(Algorithm::Uri { whole: true, len: Some(10), depth: Some(2) })
+        );
+        assert_eq!(
+            parse_balance(&w("hdr(Host) use_domain_only")),
+            Ok(Algorithm::Hdr { name: "host".into(), use_domain_only: true })
+        );
         assert_eq!(parse_balance(&w("random")), Ok(Algorithm::Random { draws: 2 }));
         assert_eq!(parse_balance(&w("random(3)")), Ok(Algorithm::Random { draws: 3 }));
         assert_eq!(parse_balance(&w("url_param user")), Ok(Algorithm::UrlParam { name: "user".into() }));
@@ -783,7 +898,8 @@ mod tests {
 
     #[test]
     fn httpchk_and_expect() {
-        let check = parse_httpchk(&["GET".into(), "/health".into(), "HTTP/1.1\r\nHost: www.example.com".into()]).expect("valid");
+        let check = parse_httpchk(&["GET".into(), "/health".into(), "HTTP/1.1\r\nHost: www.example.com".into()])
+            .expect("valid");
         assert_eq!((check.method.as_str(), check.uri.as_str(), check.version.as_str()), ("GET", "/health", "HTTP/1.1"));
         assert_eq!(check.headers, [("Host".to_string(), "www.example.com".to_string())]);
         assert_eq!(parse_httpchk(&w("/ping")).expect("valid").uri, "/ping");
@@ -800,7 +916,10 @@ mod tests {
     #[test]
     fn cookie_and_stick_table() {
         let c = parse_cookie(&w("SRV insert indirect nocache domain .example.com")).expect("valid");
-        assert_eq!((c.mode, c.indirect, c.nocache, c.domain.as_deref()), (CookieMode::Insert, true, true, Some(".example.com")));
+        assert_eq!(
+            (c.mode, c.indirect, c.nocache, c.domain.as_deref()),
+            (CookieMode::Insert, true, true, Some(".example.com"))
+        );
         assert!(matches!(parse_cookie(&w("SRV")), Err(Problem::Unsupported { .. })));
         assert!(parse_cookie(&w("SRV insert prefix")).is_err());
         let t = parse_stick_table(&w("type ip size 1m expire 1h")).expect("valid");

@@ -38,6 +38,28 @@ enum Section {
     Skipped,
 }
 
+/// What one haproxy.cfg leaves to the next one read after it: as with `haproxy -f a -f b`,
+/// the defaults in effect at the end of a file apply to the proxies of the next.
+#[derive(Debug, Clone)]
+pub(crate) struct Carry {
+    default_path: DefaultPath,
+    /// The defaults that apply to the proxies that follow (the last `defaults` section read).
+    defaults: ProxyState,
+    named_defaults: Vec<(String, ProxyState)>,
+    mode_lines: Vec<crate::model::Origin>,
+}
+
+impl Default for Carry {
+    fn default() -> Self {
+        Carry {
+            default_path: DefaultPath::Config,
+            defaults: ProxyState::defaults(String::new(), 0),
+            named_defaults: Vec::new(),
+            mode_lines: Vec::new(),
+        }
+    }
+}
+
 struct Parser {
     sink: Sink,
     config_dir: PathBuf,
@@ -48,32 +70,33 @@ struct Parser {
     named_defaults: Vec<(String, ProxyState)>,
     current: Option<ProxyState>,
     out: Partial,
-    /// Lines already reported for `mode`, so a `mode tcp` in defaults is reported once.
-    mode_lines: Vec<usize>,
+    /// `mode` lines already reported, so a `mode tcp` in defaults is reported once.
+    mode_lines: Vec<crate::model::Origin>,
     errorfiles: Vec<(PathBuf, Result<Vec<u8>, String>)>,
 }
 
-/// Parse one haproxy.cfg. The Sink holds every error and warning, in line order.
-pub(crate) fn parse(text: &str, file: &Path, lenient: bool) -> (Partial, Sink) {
+/// Parse one haproxy.cfg, starting from what earlier files left. The Sink holds every error
+/// and warning, in line order.
+pub(crate) fn parse(text: &str, file: &Path, lenient: bool, carry: Carry) -> (Partial, Sink, Carry) {
     let mut parser = Parser {
         sink: Sink::new(file, lenient),
         config_dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
-        default_path: DefaultPath::Config,
+        default_path: carry.default_path,
         section: Section::None,
-        defaults: ProxyState::defaults(String::new(), 0),
-        named_defaults: Vec::new(),
+        defaults: carry.defaults,
+        named_defaults: carry.named_defaults,
         current: None,
         out: Partial::default(),
-        mode_lines: Vec::new(),
+        mode_lines: carry.mode_lines,
         errorfiles: Vec::new(),
     };
     for (index, raw) in text.lines().enumerate() {
         parser.line(index + 1, raw);
     }
     parser.finish_section();
-    let Parser { mut sink, out, .. } = parser;
+    let Parser { mut sink, out, default_path, defaults, named_defaults, mode_lines, .. } = parser;
     sink.diags.sort_by_key(|d| d.line);
-    (out, sink)
+    (out, sink, Carry { default_path, defaults, named_defaults, mode_lines })
 }
 
 impl Parser {
@@ -88,7 +111,9 @@ impl Parser {
         let words = tokens.words;
         let Some(keyword) = words.first().map(String::as_str) else { return };
         if keyword.starts_with('.') {
-            let problem = Problem::invalid(format!("conditional block and diagnostic directives ('{keyword}') are not supported yet"));
+            let problem = Problem::invalid(format!(
+                "conditional block and diagnostic directives ('{keyword}') are not supported yet"
+            ));
             return self.sink.report(line, problem.hint("remove the .if/.endif lines and keep the branch you need"));
         }
         if SECTIONS.contains(&keyword) || UNSUPPORTED_SECTIONS.contains(&keyword) {
@@ -238,7 +263,9 @@ impl Parser {
         let args = words.get(1..).unwrap_or_default();
         let value = args.first().map(String::as_str);
         let result: Result<(), Problem> = match (keyword, value) {
-            ("maxconn", Some(v)) => parse_number(v, "maxconn").map(|n| self.out.global.maxconn = Some(n)).map_err(Problem::from),
+            ("maxconn", Some(v)) => {
+                parse_number(v, "maxconn").map(|n| self.out.global.maxconn = Some(n)).map_err(Problem::from)
+            }
             ("nbthread", Some(v)) => match parse_number::<usize>(v, "nbthread") {
                 Ok(0) => Err(Problem::invalid("nbthread must be at least 1")),
                 Ok(n) => {
@@ -274,7 +301,8 @@ impl Parser {
             (k, None) if GLOBAL_SUPPORTED.contains(&k) => Err(Problem::invalid(format!("'{k}' needs a value"))),
             (k, _) => {
                 let candidates = GLOBAL_SUPPORTED.iter().chain(GLOBAL_UNSUPPORTED).chain(SECTIONS);
-                let known = ["daemon", "user", "group", "chroot", "pidfile", "ulimit-n", "nbproc", "ca-base", "crt-base"];
+                let known =
+                    ["daemon", "user", "group", "chroot", "pidfile", "ulimit-n", "nbproc", "ca-base", "crt-base"];
                 Err(Problem::unknown("global keyword", k, candidates.copied().chain(known)))
             }
         };
@@ -336,6 +364,3 @@ impl Parser {
         read
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -7,7 +7,8 @@ use super::backend::{CheckSend, ServerDefaults};
 use super::keywords::*;
 use super::Parser;
 use crate::acl::AclSet;
-use crate::diag::Problem;
+use crate::diag::{Problem, Severity};
+use crate::load::at;
 use crate::model::*;
 use crate::partial::{BackendRef, BindRef};
 use crate::values::{parse_duration, parse_host_port, parse_net, parse_number, resolve};
@@ -51,20 +52,24 @@ pub(super) struct ProxyState {
     pub be: Backend,
     pub server_defaults: ServerDefaults,
     pub acls: AclSet,
-    pub mode: Option<(String, usize)>,
+    /// The mode and where it was set (maybe in a defaults section of an earlier file).
+    pub mode: Option<(String, Origin)>,
     /// `log ...` (true) or `no log` (false) in effect.
     pub log: Option<bool>,
     pub option_httplog: bool,
-    pub default_backend: Option<(String, usize)>,
+    pub default_backend: Option<(String, Origin)>,
     /// Whether `default_backend` was set in this section (a listen otherwise uses itself).
     pub default_backend_here: bool,
     pub use_backends: Vec<(UseBackend, usize)>,
     pub stats_admin: Option<(Condition, usize)>,
     pub binds: Vec<(SocketAddr, usize)>,
-    pub expect: Option<(Expect, usize)>,
-    pub check_send: Option<(CheckSend, usize)>,
+    /// With the line when set in this section, None when inherited from defaults.
+    pub expect: Option<(Expect, Option<usize>)>,
+    pub check_send: Option<(CheckSend, Option<usize>)>,
     pub stick_table: Option<(StickTable, usize)>,
     pub stick_on_src: Option<usize>,
+    /// A routing or bind line of this section was in error.
+    pub incomplete: bool,
 }
 
 impl ProxyState {
@@ -89,6 +94,7 @@ impl ProxyState {
             check_send: None,
             stick_table: None,
             stick_on_src: None,
+            incomplete: false,
         }
     }
 
@@ -103,6 +109,13 @@ impl ProxyState {
         state.use_backends.clear();
         state.binds.clear();
         state.be.servers.clear();
+        state.incomplete = false;
+        if let Some((_, line)) = state.expect.as_mut() {
+            *line = None;
+        }
+        if let Some((_, line)) = state.check_send.as_mut() {
+            *line = None;
+        }
         state
     }
 
@@ -153,15 +166,26 @@ impl Parser {
             _ => self.backend_line(st, line, keyword, args),
         };
         if let Err(problem) = result {
+            if matches!(keyword, "bind" | "default_backend" | "use_backend") {
+                st.incomplete = true;
+            }
             self.sink.report(line, problem);
         }
     }
 
     /// Keywords of the backend side, and unknown ones.
-    fn backend_line(&mut self, st: &mut ProxyState, line: usize, keyword: &str, args: &[String]) -> Result<(), Problem> {
+    fn backend_line(
+        &mut self,
+        st: &mut ProxyState,
+        line: usize,
+        keyword: &str,
+        args: &[String],
+    ) -> Result<(), Problem> {
         match keyword {
             "balance" | "hash-type" | "server" | "default-server" | "http-check" | "http-reuse" | "retries"
-            | "redispatch" | "redisp" | "cookie" | "stick-table" | "stick" => self.backend_keyword(st, line, keyword, args),
+            | "redispatch" | "redisp" | "cookie" | "stick-table" | "stick" => {
+                self.backend_keyword(st, line, keyword, args)
+            }
             k if PROXY_UNSUPPORTED.contains(&k) => Err(Problem::unsupported(format!("'{k}' is not supported yet"))),
             k => {
                 let candidates = PROXY_SUPPORTED.iter().chain(SECTIONS).copied();
@@ -204,7 +228,7 @@ impl Parser {
         let [mode] = args else { return Err(Problem::invalid("'mode' needs one value: http")) };
         match mode.as_str() {
             "http" | "tcp" | "health" | "log" | "spop" => {
-                st.mode = Some((mode.clone(), line));
+                st.mode = Some((mode.clone(), self.origin(line)));
                 Ok(())
             }
             other => Err(Problem::unknown("mode", other, ["http", "tcp"])),
@@ -252,7 +276,10 @@ impl Parser {
                     self.sink.error(line, format!("{} already binds {addr}", st.title()), None)
                 }
                 Ok(addr) => st.binds.push((addr, line)),
-                Err(e) => self.sink.report(line, Problem::invalid(e).hint("e.g. bind *:80, bind 192.0.2.1:80, bind [::]:80")),
+                Err(e) => {
+                    st.incomplete = true;
+                    self.sink.report(line, Problem::invalid(e).hint("e.g. bind *:80, bind 192.0.2.1:80, bind [::]:80"));
+                }
             }
         }
     }
@@ -266,7 +293,7 @@ impl Parser {
             return Err(Problem::unsupported("dynamic backend names (%[...]) are not supported yet"));
         }
         st.fe.default_backend = Some(name.clone());
-        st.default_backend = Some((name.clone(), line));
+        st.default_backend = Some((name.clone(), self.origin(line)));
         st.default_backend_here = st.kind != Kind::Defaults;
         Ok(())
     }
@@ -294,7 +321,9 @@ impl Parser {
     fn acl(&mut self, st: &mut ProxyState, args: &[String]) -> Result<(), Problem> {
         Self::not_in_defaults(st, "acl")?;
         let Some((name, body)) = args.split_first() else {
-            return Err(Problem::invalid("'acl' needs a name, a criterion and patterns").hint("e.g. acl is_api path_beg /api"));
+            return Err(
+                Problem::invalid("'acl' needs a name, a criterion and patterns").hint("e.g. acl is_api path_beg /api")
+            );
         };
         st.acls.define(name, body)
     }
@@ -347,6 +376,9 @@ impl Parser {
                 }
                 if self.need_frontend(st, line, "option httplog") {
                     st.option_httplog = !negated;
+                    if !rest.is_empty() {
+                        self.sink.warn(line, "'option httplog clf' logs in fulcrum's usual format, not CLF", None);
+                    }
                 }
                 Ok(())
             }
@@ -362,7 +394,9 @@ impl Parser {
                 self.sink.warn(line, format!("'option {n}' is ignored: {why}"), None);
                 Ok(())
             }
-            n if OPTIONS_UNSUPPORTED.contains(&n) => Err(Problem::unsupported(format!("'option {n}' is not supported yet"))),
+            n if OPTIONS_UNSUPPORTED.contains(&n) => {
+                Err(Problem::unsupported(format!("'option {n}' is not supported yet")))
+            }
             n => Err(Problem::unknown("option", n, OPTIONS_SUPPORTED.iter().chain(OPTIONS_UNSUPPORTED).copied())),
         }
     }
@@ -372,12 +406,7 @@ impl Parser {
             return Err(Problem::invalid("'timeout' needs a name and a duration").hint("e.g. timeout connect 5s"));
         };
         let name = name.as_str();
-        if TIMEOUTS_UNSUPPORTED.contains(&name) {
-            return Err(Problem::unsupported(format!("'timeout {name}' is not supported yet")));
-        }
-        if !TIMEOUTS_SUPPORTED.contains(&name) {
-            return Err(Problem::unknown("timeout", name, TIMEOUTS_SUPPORTED.iter().copied()));
-        }
+        known_word(("timeout", "timeout"), name, TIMEOUTS_SUPPORTED, TIMEOUTS_UNSUPPORTED)?;
         let d = parse_duration(value)?;
         let keyword = format!("timeout {name}");
         match name {
@@ -414,7 +443,13 @@ impl Parser {
     }
 
     /// `contimeout`, `clitimeout`, `srvtimeout`: HAProxy 1.4 names, still common in old guides.
-    fn legacy_timeout(&mut self, st: &mut ProxyState, line: usize, keyword: &str, args: &[String]) -> Result<(), Problem> {
+    fn legacy_timeout(
+        &mut self,
+        st: &mut ProxyState,
+        line: usize,
+        keyword: &str,
+        args: &[String],
+    ) -> Result<(), Problem> {
         let modern = match keyword {
             "contimeout" => "connect",
             "clitimeout" => "client",
@@ -430,7 +465,8 @@ impl Parser {
 
     fn errorfile(&mut self, st: &mut ProxyState, line: usize, args: &[String]) -> Result<(), Problem> {
         let [code, file] = args else {
-            return Err(Problem::invalid("'errorfile' needs a status code and a file").hint("e.g. errorfile 503 /etc/haproxy/errors/503.http"));
+            return Err(Problem::invalid("'errorfile' needs a status code and a file")
+                .hint("e.g. errorfile 503 /etc/haproxy/errors/503.http"));
         };
         let code: u16 = parse_number(code, "status code")?;
         if !ERRORFILE_CODES.contains(&code) {
@@ -464,12 +500,7 @@ impl Parser {
             return Err(Problem::invalid("'stats' needs a keyword").hint("e.g. stats enable, stats uri /stats"));
         };
         let sub = sub.as_str();
-        if STATS_UNSUPPORTED.contains(&sub) {
-            return Err(Problem::unsupported(format!("'stats {sub}' is not supported yet")));
-        }
-        if !STATS_SUPPORTED.contains(&sub) {
-            return Err(Problem::unknown("stats keyword", sub, STATS_SUPPORTED.iter().copied()));
-        }
+        known_word(("stats", "stats keyword"), sub, STATS_SUPPORTED, STATS_UNSUPPORTED)?;
         if st.kind == Kind::Backend {
             return Err(Problem::unsupported(format!("'stats' in {} is not supported yet", st.title()))
                 .hint("put the stats lines in the frontend or listen section that serves them"));
@@ -480,7 +511,8 @@ impl Parser {
                 _ => Err(Problem::invalid(format!("'stats {sub}' needs one value"))),
             }
         };
-        let mut stats = st.fe.stats.clone().unwrap_or_else(|| Stats { uri: "/haproxy?stats".into(), ..Stats::default() });
+        let mut stats =
+            st.fe.stats.clone().unwrap_or_else(|| Stats { uri: "/haproxy?stats".into(), ..Stats::default() });
         match sub {
             "enable" => {}
             "uri" => stats.uri = one(rest)?,
@@ -493,9 +525,8 @@ impl Parser {
             }
             "auth" => {
                 let value = one(rest)?;
-                let (user, pass) = value
-                    .split_once(':')
-                    .ok_or_else(|| Problem::invalid("'stats auth' needs USER:PASSWORD"))?;
+                let (user, pass) =
+                    value.split_once(':').ok_or_else(|| Problem::invalid("'stats auth' needs USER:PASSWORD"))?;
                 stats.auth.push((user.to_string(), pass.to_string()));
             }
             _ => self.stats_admin(st, &mut stats, line, rest)?,
@@ -506,14 +537,19 @@ impl Parser {
 
     /// `stats admin if|unless COND`: always-true conditions grant admin outright; others are
     /// kept as a condition for the stats page to evaluate.
-    fn stats_admin(&mut self, st: &mut ProxyState, stats: &mut Stats, line: usize, rest: &[String]) -> Result<(), Problem> {
+    fn stats_admin(
+        &mut self,
+        st: &mut ProxyState,
+        stats: &mut Stats,
+        line: usize,
+        rest: &[String],
+    ) -> Result<(), Problem> {
         if rest.is_empty() {
             return Err(Problem::invalid("'stats admin' needs a condition").hint("e.g. stats admin if LOCALHOST"));
         }
         let condition = st.acls.parse_condition(rest)?;
         let always = |c: &Condition| {
-            !c.unless
-                && c.alternatives.iter().any(|alt| alt.iter().all(|t| !t.negate && t.acl == "TRUE"))
+            !c.unless && c.alternatives.iter().any(|alt| alt.iter().all(|t| !t.negate && t.acl == "TRUE"))
         };
         if always(&condition) {
             stats.admin = true;
@@ -549,17 +585,21 @@ impl Parser {
     fn check_mode(&mut self, st: &ProxyState) {
         match &st.mode {
             Some((mode, _)) if mode == "http" => {}
-            Some((mode, line)) => {
-                if !self.mode_lines.contains(line) {
-                    self.mode_lines.push(*line);
+            Some((mode, origin)) => {
+                if !self.mode_lines.contains(origin) {
+                    self.mode_lines.push(origin.clone());
                     let what = if mode == "tcp" { "mode tcp (L4)".to_string() } else { format!("mode {mode}") };
-                    let hint = "fulcrum balances HTTP (mode http) for now".to_string();
-                    self.sink.error(*line, format!("{what} is not supported yet"), Some(hint));
+                    let hint = Some("fulcrum balances HTTP (mode http) for now".to_string());
+                    self.sink.diags.push(at(origin, Severity::Error, format!("{what} is not supported yet"), hint));
                 }
             }
             None => {
-                let message = format!("{} sets no 'mode': HAProxy would run it in mode tcp, which fulcrum does not support yet", st.title());
-                let problem = Problem::unsupported(message).hint("add 'mode http' here or in defaults if it carries HTTP");
+                let message = format!(
+                    "{} sets no 'mode': HAProxy would run it in mode tcp, which fulcrum does not support yet",
+                    st.title()
+                );
+                let problem =
+                    Problem::unsupported(message).hint("add 'mode http' here or in defaults if it carries HTTP");
                 self.sink.report(st.line, problem);
             }
         }
@@ -571,21 +611,17 @@ impl Parser {
         fe.name = st.name.clone();
         fe.origin = origin.clone();
         fe.binds = st.binds.iter().map(|(a, _)| *a).collect();
-        if st.binds.is_empty() {
-            let message = format!("{} has no 'bind': it receives no traffic", st.title());
-            self.sink.warn(st.line, message, Some("add e.g. 'bind *:80'".into()));
-        }
         for (addr, line) in &st.binds {
             let origin = Origin { file: self.sink.file.clone(), line: *line };
             self.out.binds.push(BindRef { frontend: st.name.clone(), addr: *addr, origin });
         }
         if st.kind == Kind::Listen && !st.default_backend_here {
             fe.default_backend = Some(st.name.clone());
-        } else if let Some((backend, line)) = &st.default_backend {
-            self.backend_ref(&st.name, backend, *line);
+        } else if let Some((backend, origin)) = &st.default_backend {
+            self.backend_ref(&st.name, backend, origin.clone());
         }
         for (rule, line) in &st.use_backends {
-            self.backend_ref(&st.name, &rule.backend, *line);
+            self.backend_ref(&st.name, &rule.backend, self.origin(*line));
         }
         let mut rules: Vec<UseBackend> = st.use_backends.drain(..).map(|(rule, _)| rule).collect();
         let mut admin = st.stats_admin.take().map(|(cond, _)| cond);
@@ -599,6 +635,9 @@ impl Parser {
         if let Some(stats) = fe.stats.as_mut() {
             stats.admin_if = admin;
         }
+        if st.incomplete {
+            self.out.incomplete.push(st.name.clone());
+        }
         fe.httplog = match st.log {
             Some(enabled) => enabled,
             None => st.option_httplog,
@@ -606,8 +645,11 @@ impl Parser {
         fe
     }
 
-    fn backend_ref(&mut self, frontend: &str, backend: &str, line: usize) {
-        let origin = Origin { file: self.sink.file.clone(), line };
+    pub(super) fn origin(&self, line: usize) -> Origin {
+        Origin { file: self.sink.file.clone(), line }
+    }
+
+    fn backend_ref(&mut self, frontend: &str, backend: &str, origin: Origin) {
         self.out.backend_refs.push(BackendRef { frontend: frontend.to_string(), backend: backend.to_string(), origin });
     }
 }
