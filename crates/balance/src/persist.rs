@@ -180,7 +180,7 @@ impl<K: Eq + Hash + Clone> PersistTable<K> {
     }
 
     fn is_expired(&self, slot: usize, now: Instant) -> bool {
-        self.entries.get(slot).map_or(true, |entry| expired(entry, now))
+        self.entries.get(slot).is_none_or(|entry| expired(entry, now))
     }
 
     /// Unlinks and frees `slot`, removing its key from the index.

@@ -290,7 +290,7 @@ impl Scheduler {
             let active = if slot.weight == 0 { None } else { load(slot.id) };
             self.loads.push(active);
             if let Some(active) = active {
-                if lightest.map_or(true, |(a, w)| lighter(active, slot.weight, a, w)) {
+                if lightest.is_none_or(|(a, w)| lighter(active, slot.weight, a, w)) {
                     lightest = Some((active, slot.weight));
                 }
             }
@@ -334,7 +334,7 @@ impl Scheduler {
             match load(slot.id) {
                 Some(active) => {
                     drawn += 1;
-                    if best.map_or(true, |(_, a, w)| lighter(active, slot.weight, a, w)) {
+                    if best.is_none_or(|(_, a, w)| lighter(active, slot.weight, a, w)) {
                         best = Some((index, active, slot.weight));
                     }
                 }
@@ -361,7 +361,7 @@ impl Scheduler {
                 continue;
             }
             if let Some(active) = load(slot.id) {
-                if lightest.map_or(true, |(_, a, w)| lighter(active, slot.weight, a, w)) {
+                if lightest.is_none_or(|(_, a, w)| lighter(active, slot.weight, a, w)) {
                     lightest = Some((index, active, slot.weight));
                 }
             }

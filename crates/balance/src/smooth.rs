@@ -48,7 +48,7 @@ impl SmoothRr {
             let weight = i64::from(slot.weight);
             *credit = credit.saturating_add(weight);
             total = total.saturating_add(weight);
-            if best.map_or(true, |(_, best_credit)| *credit > best_credit) {
+            if best.is_none_or(|(_, best_credit)| *credit > best_credit) {
                 best = Some((index, *credit));
             }
         }
@@ -116,7 +116,7 @@ pub(crate) fn smooth_sequence(slots: &[Slot]) -> Vec<usize> {
         let mut best: Option<(usize, i64)> = None;
         for (position, (credit, &weight)) in credits.iter_mut().zip(&weights).enumerate() {
             *credit += weight;
-            if best.map_or(true, |(_, best_credit)| *credit > best_credit) {
+            if best.is_none_or(|(_, best_credit)| *credit > best_credit) {
                 best = Some((position, *credit));
             }
         }

@@ -64,6 +64,13 @@ fn forwards_host_appends_xff_and_strips_hop_by_hop() {
     assert_eq!(xff, vec!["x-forwarded-for: 203.0.113.9", "x-forwarded-for: 127.0.0.1"], "{}", r.body);
     assert!(!r.body.contains("x-secret"), "{}", r.body);
     assert!(!r.body.contains("keep-alive: timeout"), "{}", r.body);
+
+    // `except`: no header for clients of that network (we are 127.0.0.1).
+    let bind2 = free_addr();
+    let cfg = simple(bind2, "", &format!("    option forwardfor except 127.0.0.0/8\n    server a {}\n", a.addr));
+    let _g = Fulcrum::start("xff-except.cfg", &cfg, bind2);
+    let r = runtime().block_on(get(bind2, "/headers")).expect("get");
+    assert!(!r.body.contains("x-forwarded-for"), "{}", r.body);
 }
 
 #[test]

@@ -144,9 +144,7 @@ fn backups_take_over_only_when_all_primaries_are_down() {
     assert_eq!(rt.block_on(tally(bind, "/", 10)).keys().cloned().collect::<Vec<_>>(), vec!["p2"]);
 
     let bind2 = free_addr();
-    let all = servers
-        .replace("backup\n    server k2", "backup\n    server k2")
-        .replace("option httpchk", "option allbackups\n    option httpchk");
+    let all = servers.replace("option httpchk", "option allbackups\n    option httpchk");
     let g = Fulcrum::start("allbackups.cfg", &base(bind2, &all), bind2);
     g.wait_log("Server be/p1 is DOWN", Duration::from_secs(5));
     p2.set_healthy(false);

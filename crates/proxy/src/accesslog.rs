@@ -57,9 +57,9 @@ impl LogEntry {
     pub fn format(&self, bytes: u64) -> String {
         let tt = self.start.elapsed().as_millis();
         let mut line = String::with_capacity(160);
-        let _ = write!(
+        let _ = writeln!(
             line,
-            "{} [{}] {} {}/{} 0/{}/{}/{}/{} {} {} - - ---- {} \"{}\"\n",
+            "{} [{}] {} {}/{} 0/{}/{}/{}/{} {} {} - - ---- {} \"{}\"",
             self.client,
             http_date(self.accepted),
             self.frontend,

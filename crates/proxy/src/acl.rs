@@ -104,7 +104,7 @@ pub fn parse_net(s: &str) -> Option<(IpAddr, u8)> {
     (len <= max).then_some((addr, len))
 }
 
-fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+pub fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     let ip = match (ip, net) {
         (IpAddr::V6(v6), IpAddr::V4(_)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
         _ => ip,

@@ -46,6 +46,14 @@ pub fn find_server(
     None
 }
 
+/// Whether the response already sets the cookie `name`.
+pub fn sets_cookie(headers: &HeaderMap, name: &str) -> bool {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|t| t.split_once('=').is_some_and(|(n, _)| n.trim() == name)))
+}
+
 /// Prefix mode: `Set-Cookie: NAME=v` from the server becomes `NAME=SRV~v`.
 pub fn prefix_set_cookie(headers: &mut HeaderMap, name: &str, server: &str) {
     edit_set_cookie(headers, name, |v| format!("{server}~{v}"));

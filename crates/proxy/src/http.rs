@@ -62,7 +62,7 @@ pub async fn handle(
         return Ok(plain_error(StatusCode::SERVICE_UNAVAILABLE, &snap, None, None));
     };
     if let Some(stats) = &fe.cfg.stats {
-        if req.uri().path().starts_with(stats.uri.as_str()) {
+        if req.uri().path_and_query().is_some_and(|pq| pq.as_str().starts_with(stats.uri.as_str())) {
             return Ok(crate::stats::serve(&req, stats, &snap, &shared).map(Either::Right));
         }
     }
@@ -89,7 +89,7 @@ pub async fn handle(
 
     let key = hash_key(&backend.cfg.algorithm, &parts, client_ip);
     let (preferred, cookie_ok) = persistence(&backend, &mut parts, client_ip);
-    prepare_request_headers(&mut parts, fe, &backend, &conn.forwarded_for, client_upgrade.is_some());
+    prepare_request_headers(&mut parts, fe, &backend, &conn, client_upgrade.is_some());
     // A bodiless GET/HEAD/OPTIONS may be sent again if a server fails under it; keep what it
     // takes to rebuild it.
     let replay = (body.is_end_stream() && matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS))
@@ -408,6 +408,10 @@ fn cookie_to_set(
     let server = backend.servers.get(id)?;
     match cookie.mode {
         CookieMode::Insert => {
+            // `preserve`: the application set the cookie itself; leave it alone.
+            if cookie.preserve && crate::cookie::sets_cookie(headers, &cookie.name) {
+                return None;
+            }
             // A client that already holds a valid cookie keeps it.
             (!client_had_it).then(|| server.set_cookie.clone()).flatten()
         }
@@ -463,7 +467,7 @@ fn prepare_request_headers(
     parts: &mut http::request::Parts,
     fe: &FrontendRt,
     backend: &BackendRt,
-    forwarded_for: &HeaderValue,
+    client: &ClientConn,
     upgrade: bool,
 ) {
     let upgrade_to = upgrade.then(|| parts.headers.get(header::UPGRADE).cloned()).flatten();
@@ -479,9 +483,9 @@ fn prepare_request_headers(
     {
         parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    if let Some((name, if_none)) = backend.forwardfor.as_ref().or(fe.forwardfor.as_ref()) {
-        if !(*if_none && parts.headers.contains_key(name)) {
-            parts.headers.append(name.clone(), forwarded_for.clone());
+    if let Some(xff) = backend.forwardfor.as_ref().or(fe.forwardfor.as_ref()) {
+        if xff.applies_to(client.peer.ip()) && !(xff.if_none && parts.headers.contains_key(&xff.name)) {
+            parts.headers.append(xff.name.clone(), client.forwarded_for.clone());
         }
     }
 }

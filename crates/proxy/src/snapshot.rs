@@ -55,8 +55,8 @@ pub struct FrontendRt {
     pub rules: Vec<(CompiledCondition, Arc<BackendRt>)>,
     pub default_backend: Option<Arc<BackendRt>>,
     pub errors: ErrorPages,
-    /// `option forwardfor`: header name (parsed once) and `if-none`.
-    pub forwardfor: Option<(http::HeaderName, bool)>,
+    /// `option forwardfor`, prepared once.
+    pub forwardfor: Option<ForwardForRule>,
 }
 
 impl FrontendRt {
@@ -115,7 +115,7 @@ pub struct BackendRt {
     pub stick: Option<Mutex<PersistTable<IpAddr>>>,
     /// Upper bound of the queue (sum of `maxqueue`; 0: unbounded).
     pub max_queue: usize,
-    pub forwardfor: Option<(http::HeaderName, bool)>,
+    pub forwardfor: Option<ForwardForRule>,
 }
 
 impl BackendRt {
@@ -207,13 +207,32 @@ fn effective_weight(s: &ServerRt, now: Instant) -> (u32, bool) {
     (u32::try_from(scaled).unwrap_or(s.cfg.weight).max(1), true)
 }
 
-fn forwardfor(ff: Option<&fulcrum_config::ForwardFor>) -> Result<Option<(http::HeaderName, bool)>, String> {
-    ff.map(|ff| {
-        http::HeaderName::from_bytes(ff.header.as_bytes())
-            .map(|name| (name, ff.if_none))
-            .map_err(|_| format!("option forwardfor: invalid header name {:?}", ff.header))
-    })
-    .transpose()
+/// `option forwardfor [header NAME] [if-none] [except NET]`, prepared once.
+#[derive(Debug)]
+pub struct ForwardForRule {
+    pub name: http::HeaderName,
+    pub if_none: bool,
+    except: Option<(IpAddr, u8)>,
+}
+
+impl ForwardForRule {
+    /// Whether the header is added for this client (`except` exempts a network).
+    pub fn applies_to(&self, client: IpAddr) -> bool {
+        self.except.is_none_or(|(net, len)| !crate::acl::in_net(client, net, len))
+    }
+}
+
+fn forwardfor(ff: Option<&fulcrum_config::ForwardFor>) -> Result<Option<ForwardForRule>, String> {
+    let Some(ff) = ff else { return Ok(None) };
+    let name = http::HeaderName::from_bytes(ff.header.as_bytes())
+        .map_err(|_| format!("option forwardfor: invalid header name {:?}", ff.header))?;
+    let except = match &ff.except {
+        Some(net) => {
+            Some(crate::acl::parse_net(net).ok_or_else(|| format!("option forwardfor except: bad network {net:?}"))?)
+        }
+        None => None,
+    };
+    Ok(Some(ForwardForRule { name, if_none: ff.if_none, except }))
 }
 
 fn cookie_header(c: &fulcrum_config::Cookie, value: &str) -> Result<http::HeaderValue, String> {

@@ -341,7 +341,7 @@ impl Instance {
             return AdvertOutcome::Processed;
         }
         let outranks_us = advert.priority >= self.effective_priority;
-        let in_preempt_delay = !self.preempt_delay.is_zero() && self.preempt_deadline.map_or(true, |until| until > now);
+        let in_preempt_delay = !self.preempt_delay.is_zero() && self.preempt_deadline.is_none_or(|until| until > now);
         if !(self.nopreempt || outranks_us || in_preempt_delay) {
             // Preempting: let the Master_Down timer run out.
             return AdvertOutcome::Discarded(DiscardReason::LowerPriority);
