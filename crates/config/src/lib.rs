@@ -11,7 +11,9 @@ mod partial;
 mod toml_format;
 mod validate;
 mod values;
+pub mod vrrp;
 
 pub use diag::{did_you_mean, Diagnostic, Severity};
 pub use load::{load_files, load_str, Format, LoadOptions, Loaded};
 pub use model::*;
+pub use vrrp::{Tracked, Vip, Vrrp, VrrpInstance, VrrpScript, VrrpState, VrrpSyncGroup};

@@ -19,6 +19,8 @@ pub struct Model {
     pub global: Global,
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
+    /// VRRP instances, scripts and sync groups (keepalived.conf, or `[vrrp]` in TOML).
+    pub vrrp: crate::vrrp::Vrrp,
 }
 
 impl Model {
