@@ -59,14 +59,13 @@ pub fn demo(port: u16, origin_port: u16) -> ExitCode {
             }
         });
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        // Without a terminal (stdin closed) the demo keeps serving until a signal.
+        let mut stdin_open = true;
         loop {
             tokio::select! {
-                line = rx.recv() => match line {
+                line = rx.recv(), if stdin_open => match line {
                     Some(line) => command(line.trim(), &mut origins, &addrs),
-                    None => {
-                        // No terminal: keep serving until a signal.
-                        std::future::pending::<()>().await;
-                    }
+                    None => stdin_open = false,
                 },
                 _ = tokio::signal::ctrl_c() => break,
                 _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => break,

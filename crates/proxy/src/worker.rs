@@ -112,11 +112,6 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>, shared: Arc<Shared>) {
 
 async fn accept_loop(listener: TcpListener, bind: SocketAddr, shared: Arc<Shared>, conns: Arc<ConnCount>) {
     loop {
-        let Ok(permit) = shared.conn_limit.clone().acquire_owned().await else { return };
-        let fe_permit = match shared.frontend_limit(&bind) {
-            Some(sem) => sem.acquire_owned().await.ok(),
-            None => None,
-        };
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
@@ -129,8 +124,23 @@ async fn accept_loop(listener: TcpListener, bind: SocketAddr, shared: Arc<Shared
         // TCP_NODELAY is set on the listener; Linux hands it down to accepted sockets, which
         // saves a setsockopt per connection.
         conns.open.fetch_add(1, Ordering::AcqRel);
-        tokio::spawn(serve(stream, peer, bind, shared.clone(), conns.clone(), (permit, fe_permit)));
+        tokio::spawn(serve(stream, peer, bind, shared.clone(), conns.clone()));
     }
+}
+
+/// Wait for a slot under `global maxconn` and the frontend's `maxconn`. The connection is
+/// accepted first and waits here unread: holding a slot while idle in accept() would starve
+/// the other workers' SO_REUSEPORT sockets.
+async fn connection_slots(
+    shared: &Shared,
+    bind: &SocketAddr,
+) -> Option<(OwnedSemaphorePermit, Option<OwnedSemaphorePermit>)> {
+    let global = shared.conn_limit.clone().acquire_owned().await.ok()?;
+    let frontend = match shared.frontend_limit(bind) {
+        Some(sem) => Some(sem.acquire_owned().await.ok()?),
+        None => None,
+    };
+    Some((global, frontend))
 }
 
 async fn serve(
@@ -139,8 +149,8 @@ async fn serve(
     bind: SocketAddr,
     shared: Arc<Shared>,
     conns: Arc<ConnCount>,
-    _permits: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
 ) {
+    let _slots = connection_slots(&shared, &bind).await;
     let request_timeout = shared
         .snapshot
         .load()
