@@ -15,6 +15,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 
+#[allow(unused_imports)]
 pub use fulcrum_testkit::{free_addr, Origin};
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
