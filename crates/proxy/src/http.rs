@@ -98,7 +98,7 @@ pub async fn handle(
 
     let mut tried: Vec<ServerId> = Vec::new();
     let mut attempt: u32 = 0;
-    let queue_deadline = Instant::now() + backend.cfg.timeout_queue;
+    let mut queue_deadline: Option<Instant> = None;
     loop {
         let preferred = if attempt == 0 { preferred } else { None };
         // Without `option redispatch`, a retry goes back to the same server.
@@ -111,7 +111,7 @@ pub async fn handle(
         let id = match picked {
             Pick::Server(id) => id,
             Pick::NoServer => return Ok(fail(StatusCode::SERVICE_UNAVAILABLE, &snap, fe, &backend, entry, &shared)),
-            Pick::Full => match wait_in_queue(&backend, queue_deadline).await {
+            Pick::Full => match wait_in_queue(&backend, *queue_deadline.get_or_insert_with(|| start + backend.cfg.timeout_queue)).await {
                 true => continue,
                 false => return Ok(fail(StatusCode::SERVICE_UNAVAILABLE, &snap, fe, &backend, entry, &shared)),
             },
@@ -122,7 +122,8 @@ pub async fn handle(
             e.tw = ms(start.elapsed());
         }
         server.live.total.fetch_add(1, Ordering::Relaxed);
-        let t_connect = Instant::now();
+        // Phase timestamps are only taken when a log line will use them.
+        let t_connect = entry.is_some().then(Instant::now);
         let addr = server.cfg.addr;
         let mut up = match get_connection(addr, &backend, replay.is_some()).await {
             Ok(up) => up,
@@ -144,13 +145,13 @@ pub async fn handle(
             }
         };
         if let Some(e) = entry.as_mut() {
-            e.tc = ms(t_connect.elapsed());
+            e.tc = t_connect.map_or(0, |t| ms(t.elapsed()));
         }
         let Some(req) = request.take() else {
             release(&backend, id);
             return Ok(fail(StatusCode::BAD_GATEWAY, &snap, fe, &backend, entry, &shared));
         };
-        let t_send = Instant::now();
+        let t_send = entry.is_some().then(Instant::now);
         let sent = tokio::time::timeout(backend.cfg.timeout_server, up.sender.try_send_request(req)).await;
         let mut resp = match sent {
             Ok(Ok(resp)) => resp,
@@ -202,7 +203,7 @@ pub async fn handle(
         };
         observe_result(&backend, id, Observation::Status(resp.status().as_u16()), &shared);
         if let Some(e) = entry.as_mut() {
-            e.tr = ms(t_send.elapsed());
+            e.tr = t_send.map_or(0, |t| ms(t.elapsed()));
             e.status = resp.status().as_u16();
         }
         if let Some(stick) = &backend.stick {
@@ -445,6 +446,11 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// RFC 9110 §7.6.1: drop `Connection` and every header it names, and the fixed hop-by-hop set.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names (cheap comparisons of standard
+    // headers) saves the hashed look-ups.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     if let Some(conn) = headers.get(header::CONNECTION) {
         let named: Vec<HeaderName> = conn
             .to_str()
