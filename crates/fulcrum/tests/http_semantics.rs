@@ -279,3 +279,21 @@ fn check_reports_file_and_line_with_hints() {
     let out = Command::new(bin()).args(["check", "-c"]).arg(&path).output().expect("run check");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn http10_clients_still_reuse_upstream_connections() {
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let _f = Fulcrum::start(
+        "http10.cfg",
+        &simple(bind, "", &format!("    http-reuse always\n    server a {}\n", a.addr)),
+        bind,
+    );
+    for _ in 0..20 {
+        let reply = raw(bind, b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+        assert!(reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"), "{reply}");
+        assert!(reply.contains("served by a"), "{reply}");
+    }
+    assert_eq!(a.requests(), 20);
+    assert!(a.connections() <= 2, "20 HTTP/1.0 requests used {} upstream connections", a.connections());
+}

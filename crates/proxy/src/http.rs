@@ -111,10 +111,14 @@ pub async fn handle(
         let id = match picked {
             Pick::Server(id) => id,
             Pick::NoServer => return Ok(fail(StatusCode::SERVICE_UNAVAILABLE, &snap, fe, &backend, entry, &shared)),
-            Pick::Full => match wait_in_queue(&backend, *queue_deadline.get_or_insert_with(|| start + backend.cfg.timeout_queue)).await {
-                true => continue,
-                false => return Ok(fail(StatusCode::SERVICE_UNAVAILABLE, &snap, fe, &backend, entry, &shared)),
-            },
+            Pick::Full => {
+                match wait_in_queue(&backend, *queue_deadline.get_or_insert_with(|| start + backend.cfg.timeout_queue))
+                    .await
+                {
+                    true => continue,
+                    false => return Ok(fail(StatusCode::SERVICE_UNAVAILABLE, &snap, fe, &backend, entry, &shared)),
+                }
+            }
         };
         let server = &backend.servers[id];
         if let Some(e) = entry.as_mut() {
@@ -480,6 +484,9 @@ fn prepare_request_headers(
     strip_hop_by_hop(&mut parts.headers);
     // We answer `Expect: 100-continue` ourselves when we start reading the body.
     parts.headers.remove(header::EXPECT);
+    // Servers are always spoken to in HTTP/1.1, whatever the client speaks, so that an
+    // HTTP/1.0 client (ab, old monitors) does not cost an upstream connection per request.
+    parts.version = http::Version::HTTP_11;
     if let Some(proto) = upgrade_to {
         parts.headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         parts.headers.insert(header::UPGRADE, proto);
