@@ -1,6 +1,6 @@
 //! Diagnostics: every message names the file and line, and the fix where there is one.
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -146,10 +146,27 @@ impl Sink {
     }
 
     pub(crate) fn report(&mut self, line: usize, problem: Problem) {
+        let file = self.file.clone();
+        self.report_in(&file, line, problem);
+    }
+
+    /// A diagnostic about another file than the Sink's own (an included file).
+    pub(crate) fn push_in(
+        &mut self,
+        file: &Path,
+        severity: Severity,
+        line: usize,
+        message: String,
+        hint: Option<String>,
+    ) {
+        self.diags.push(Diagnostic { severity, file: file.to_path_buf(), line, message, hint });
+    }
+
+    pub(crate) fn report_in(&mut self, file: &Path, line: usize, problem: Problem) {
         match problem {
-            Problem::Invalid { message, hint } => self.error(line, message, hint),
+            Problem::Invalid { message, hint } => self.push_in(file, Severity::Error, line, message, hint),
             Problem::Unsupported { message, hint } if self.lenient => {
-                self.warn(line, format!("{message}; ignored (lenient mode)"), hint)
+                self.push_in(file, Severity::Warning, line, format!("{message}; ignored (lenient mode)"), hint)
             }
             Problem::Unsupported { message, hint } => {
                 let lenient = "or use --lenient to ignore it";
@@ -157,7 +174,7 @@ impl Sink {
                     Some(h) => format!("{h}; {lenient}"),
                     None => lenient.trim_start_matches("or ").to_string(),
                 });
-                self.error(line, message, hint)
+                self.push_in(file, Severity::Error, line, message, hint)
             }
         }
     }

@@ -12,6 +12,8 @@ pub enum Format {
     Toml,
     /// haproxy.cfg.
     Haproxy,
+    /// keepalived.conf (its VRRP part).
+    Keepalived,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -91,6 +93,7 @@ fn parse_one(
             (partial, sink)
         }
         Format::Toml => crate::toml_format::parse(text, path),
+        Format::Keepalived => crate::keepalived::parse(text, path, opts.lenient),
     };
     (Some(partial), sink.diags)
 }
@@ -99,8 +102,8 @@ fn file_error(path: &Path, message: impl Into<String>, hint: Option<String>) -> 
     Diagnostic { severity: Severity::Error, file: path.to_path_buf(), line: 0, message: message.into(), hint }
 }
 
-/// The format of a file: `--format`, else keepalived/ipvsadm content (refused with a clear
-/// message), else the extension, else the content.
+/// The format of a file: `--format`, else keepalived.conf content (whatever the file's name),
+/// else ipvsadm rules (refused with a clear message), else the extension, else the content.
 fn detect(text: &str, path: &Path, forced: Option<Format>) -> Result<Format, Diagnostic> {
     if let Some(format) = forced {
         return Ok(format);
@@ -111,11 +114,11 @@ fn detect(text: &str, path: &Path, forced: Option<Format>) -> Result<Format, Dia
         ["vrrp_instance", "global_defs", "vrrp_script", "vrrp_sync_group", "static_ipaddress", "static_routes"];
     let keepalived = lines().any(|l| {
         let word = first_word(l);
-        KEEPALIVED.contains(&word.as_str()) || (word == "virtual_server" && l.contains('{'))
+        KEEPALIVED.contains(&word.as_str())
+            || (matches!(word.as_str(), "virtual_server" | "virtual_server_group") && l.contains('{'))
     });
     if keepalived {
-        let hint = "for now, run keepalived beside fulcrum, or describe the frontends and backends in TOML";
-        return Err(file_error(path, "keepalived.conf is not supported yet", Some(hint.into())));
+        return Ok(Format::Keepalived);
     }
     if lines().any(|l| l.starts_with("-A -t") || l.starts_with("-A -u") || l.starts_with("-a -t")) {
         return Err(file_error(path, "ipvsadm rules are not supported yet", None));
@@ -125,7 +128,7 @@ fn detect(text: &str, path: &Path, forced: Option<Format>) -> Result<Format, Dia
         Some("toml") => Ok(Format::Toml),
         Some("cfg") if sniffed != Some(Format::Toml) => Ok(Format::Haproxy),
         _ => sniffed.ok_or_else(|| {
-            let hint = "name it *.toml or *.cfg, or pass --format toml|haproxy";
+            let hint = "name it *.toml or *.cfg, or pass --format toml|haproxy|keepalived";
             file_error(path, "cannot tell whether this is a TOML file or a haproxy.cfg", Some(hint.into()))
         }),
     }
@@ -149,10 +152,12 @@ fn sniff<'a>(mut lines: impl Iterator<Item = (String, &'a str)>) -> Option<Forma
 /// Combine the files' parts, check what only the whole configuration can tell, and decide.
 fn finish(partials: Vec<Partial>, mut diags: Vec<Diagnostic>, fallback: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     let incomplete: Vec<String> = partials.iter().flat_map(|p| p.incomplete.iter().cloned()).collect();
+    let spots: Vec<crate::partial::Spots> = partials.iter().flat_map(|p| p.vrrp_spots.iter().cloned()).collect();
     let model = combine(partials, &mut diags);
     // "Nothing listens" is only worth saying when no other error explains it.
     let summary = !diags.iter().any(|d| d.severity == Severity::Error);
     crate::validate::validate(&model, fallback, &incomplete, summary, &mut diags);
+    crate::vrrp_checks::check(&model, &spots, &mut diags);
     diags.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     if diags.iter().any(|d| d.severity == Severity::Error) {
         Err(diags)
@@ -189,6 +194,7 @@ fn combine(partials: Vec<Partial>, diags: &mut Vec<Diagnostic>) -> Model {
         }
         refs.extend(partial.backend_refs);
         binds.extend(partial.binds);
+        combine_vrrp(&mut model.vrrp, partial.vrrp, diags);
     }
     for r in refs {
         if model.backend(&r.backend).is_none() {
@@ -200,6 +206,31 @@ fn combine(partials: Vec<Partial>, diags: &mut Vec<Diagnostic>) -> Model {
     }
     check_binds(&binds, diags);
     model
+}
+
+/// VRRP objects of all files; names are unique across files, a later router_id wins.
+fn combine_vrrp(vrrp: &mut crate::vrrp::Vrrp, part: crate::vrrp::Vrrp, diags: &mut Vec<Diagnostic>) {
+    if part.router_id.is_some() {
+        vrrp.router_id = part.router_id;
+    }
+    for inst in part.instances {
+        match vrrp.instances.iter().find(|i| i.name == inst.name) {
+            Some(first) => diags.push(duplicate("vrrp_instance", &inst.name, &inst.origin, &first.origin)),
+            None => vrrp.instances.push(inst),
+        }
+    }
+    for script in part.scripts {
+        match vrrp.scripts.iter().find(|s| s.name == script.name) {
+            Some(first) => diags.push(duplicate("vrrp_script", &script.name, &script.origin, &first.origin)),
+            None => vrrp.scripts.push(script),
+        }
+    }
+    for group in part.sync_groups {
+        match vrrp.sync_groups.iter().find(|g| g.name == group.name) {
+            Some(first) => diags.push(duplicate("vrrp_sync_group", &group.name, &group.origin, &first.origin)),
+            None => vrrp.sync_groups.push(group),
+        }
+    }
 }
 
 fn duplicate(what: &str, name: &str, second: &Origin, first: &Origin) -> Diagnostic {
@@ -258,9 +289,12 @@ mod tests {
         assert_eq!(detect("zzz\n", &p("x"), Some(Format::Haproxy)), Ok(Format::Haproxy));
         assert!(detect("zzz\n", &p("x"), None).is_err());
         let keepalived = "global_defs {\n  router_id LB1\n}\nvrrp_instance VI_1 {\n}\n";
-        let err = detect(keepalived, &p("keepalived.conf"), None).expect_err("refused");
-        assert_eq!(err.message, "keepalived.conf is not supported yet");
-        let err = detect("virtual_server 10.0.0.1 80 {\n}\n", &p("x.cfg"), None).expect_err("refused");
-        assert_eq!(err.message, "keepalived.conf is not supported yet");
+        assert_eq!(detect(keepalived, &p("keepalived.conf"), None), Ok(Format::Keepalived));
+        assert_eq!(detect(keepalived, &p("lb.cfg"), None), Ok(Format::Keepalived));
+        assert_eq!(detect(keepalived, &p("lb.toml"), None), Ok(Format::Keepalived));
+        assert_eq!(detect("virtual_server 10.0.0.1 80 {\n}\n", &p("x.cfg"), None), Ok(Format::Keepalived));
+        assert_eq!(detect("vrrp_script chk {\n}\n", &p("x"), None), Ok(Format::Keepalived));
+        assert_eq!(detect("vrrp_sync_group G {\n}\n", &p("x"), None), Ok(Format::Keepalived));
+        assert_eq!(detect("! c\nvrrp_instance VI_1 {\n}\n", &p("x"), None), Ok(Format::Keepalived));
     }
 }

@@ -1,5 +1,5 @@
 //! The Model: one typed, validated description of what fulcrum runs. Every front-end (TOML,
-//! haproxy.cfg, later keepalived.conf and the API) produces one of these.
+//! haproxy.cfg, keepalived.conf, later the API) produces one of these.
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;

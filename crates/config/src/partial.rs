@@ -17,6 +17,10 @@ pub(crate) struct Partial {
     /// Frontends with a `bind`, `default_backend` or `use_backend` line in error: checks of the
     /// whole configuration skip them rather than repeat the problem.
     pub incomplete: Vec<String>,
+    /// VRRP instances, scripts and sync groups (keepalived.conf or `[vrrp]` in TOML).
+    pub vrrp: crate::vrrp::Vrrp,
+    /// Where the keywords of each VRRP object were written.
+    pub vrrp_spots: Vec<Spots>,
 }
 
 /// Global settings a file states explicitly; a later file's settings override earlier ones.
@@ -59,4 +63,37 @@ pub(crate) struct BindRef {
     pub frontend: String,
     pub addr: SocketAddr,
     pub origin: Origin,
+}
+
+/// Where the keywords of one VRRP object (instance, script, sync group) were written, so the
+/// checks of the whole configuration point at the line that needs the fix. Objects are told
+/// apart by their origin.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Spots {
+    pub origin: Origin,
+    /// Keyword and line; list keywords (`vip`, `track_script`, ...) once per item, in order.
+    pub keys: Vec<(&'static str, usize)>,
+    /// Keywords whose value was already reported as wrong: the checks of the whole
+    /// configuration do not report them again (e.g. as missing).
+    pub reported: Vec<&'static str>,
+}
+
+impl Spots {
+    pub(crate) fn new(origin: Origin) -> Self {
+        Spots { origin, keys: Vec::new(), reported: Vec::new() }
+    }
+
+    pub(crate) fn add(&mut self, key: &'static str, line: usize) {
+        self.keys.push((key, line));
+    }
+
+    /// Where the `nth` `key` was written, else the object's own line.
+    pub(crate) fn at(&self, key: &str, nth: usize) -> Origin {
+        let line = self.keys.iter().filter(|(k, _)| *k == key).nth(nth).map(|(_, l)| *l);
+        Origin { file: self.origin.file.clone(), line: line.unwrap_or(self.origin.line) }
+    }
+
+    pub(crate) fn was_reported(&self, key: &str) -> bool {
+        self.reported.contains(&key)
+    }
 }

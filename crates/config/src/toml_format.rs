@@ -1,4 +1,5 @@
-//! fulcrum's native TOML format (documented in docs/configuration.md). Values use HAProxy's
+//! fulcrum's native TOML format (documented in docs/configuration.md), with `[vrrp]` in
+//! `toml_format/vrrp.rs`. Values use HAProxy's
 //! words where HAProxy has them (`balance = "roundrobin"`, `expect = "status 200"`, ACLs and
 //! conditions), and the same parsers, so both front-ends accept and reject the same things.
 //!
@@ -16,6 +17,8 @@ use crate::haproxy::tokenize::tokenize;
 use crate::model::*;
 use crate::partial::{BackendRef, BindRef, Partial};
 use crate::values::{parse_duration, parse_host_port, parse_size, resolve};
+
+mod vrrp;
 
 /// A value and where it is in the text, when the TOML parser knows (implicit tables, such as
 /// `defaults` in `[defaults.backend]`, have no position).
@@ -251,7 +254,7 @@ impl Default for BackendBase {
     }
 }
 
-const ROOT_KEYS: &[&str] = &["global", "defaults", "frontend", "backend"];
+const ROOT_KEYS: &[&str] = &["global", "defaults", "frontend", "backend", "vrrp"];
 const GLOBAL_KEYS: &[&str] = &["maxconn", "threads", "access_log", "hard_stop_after"];
 const FRONTEND_KEYS: &[&str] = &[
     "name",
@@ -368,7 +371,12 @@ impl<'t> Doc<'t> {
                 continue;
             }
             let word = key.get_ref();
-            let alias = ALIASES.iter().find(|(a, _)| a == word).map(|(_, k)| *k).filter(|k| known.contains(k));
+            let alias = ALIASES
+                .iter()
+                .chain(vrrp::VRRP_ALIASES)
+                .find(|(a, _)| a == word)
+                .map(|(_, k)| *k)
+                .filter(|k| known.contains(k));
             let hint =
                 alias.or_else(|| did_you_mean(word, known.iter().copied())).map(|k| format!("did you mean {k}?"));
             let hint = hint.or_else(|| Some(format!("known keys: {}", known.join(", "))));
@@ -516,6 +524,9 @@ impl<'t> Doc<'t> {
             for item in self.tables(node, "frontend") {
                 self.frontend(item, &fe_base);
             }
+        }
+        if let Some(node) = root.get("vrrp") {
+            self.vrrp(node);
         }
         self.finish(root, ROOT_KEYS);
     }

@@ -16,7 +16,8 @@ pub(crate) fn validate(
     summary: bool,
     diags: &mut Vec<Diagnostic>,
 ) {
-    if summary && !model.frontends.iter().any(|f| !f.binds.is_empty()) {
+    // A keepalived.conf alone holds only VRRP instances: a node may just hold the address.
+    if summary && model.vrrp.instances.is_empty() && !model.frontends.iter().any(|f| !f.binds.is_empty()) {
         let file = model.frontends.first().map(|f| f.origin.file.clone()).unwrap_or_else(|| fallback.to_path_buf());
         let hint = "add a frontend (or listen section) with e.g. 'bind *:80'";
         diags.push(Diagnostic {

@@ -137,5 +137,6 @@ pub struct VrrpSyncGroup {
     pub notify_master: Option<String>,
     pub notify_backup: Option<String>,
     pub notify_fault: Option<String>,
+    pub notify_stop: Option<String>,
     pub notify: Option<String>,
 }

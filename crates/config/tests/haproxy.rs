@@ -413,10 +413,11 @@ fn stick_tables_and_cookies() {
 }
 
 #[test]
-fn keepalived_and_unknown_formats_are_refused() {
+fn keepalived_is_read_and_unknown_formats_are_refused() {
+    // A keepalived.conf is read as such whatever its name (its own tests are in keepalived.rs).
     let keepalived = "global_defs {\n   router_id LVS_1\n}\nvrrp_instance VI_1 {\n    state MASTER\n}\n";
-    let found = load_str(keepalived, Path::new("keepalived.conf"), &LoadOptions::default()).expect_err("refused");
-    assert_eq!(found[0].to_string(), "keepalived.conf: keepalived.conf is not supported yet (for now, run keepalived beside fulcrum, or describe the frontends and backends in TOML)");
+    let found = load_str(keepalived, Path::new("haproxy.cfg"), &LoadOptions::default()).expect_err("incomplete");
+    assert_eq!(found[0].to_string(), "haproxy.cfg:4: vrrp_instance 'VI_1' has no virtual_router_id (add e.g. virtual_router_id 51 (1 to 255, the same on every node of the pair))");
     let unknown = load_str("hello world\n", Path::new("x.conf"), &LoadOptions::default()).expect_err("refused");
     assert!(unknown[0].message.contains("cannot tell"));
     let unreadable =

@@ -28,6 +28,7 @@ struct Cli {
 enum FormatArg {
     Toml,
     Haproxy,
+    Keepalived,
 }
 
 #[derive(clap::Args, Clone)]
@@ -49,6 +50,7 @@ impl ConfigArgs {
             format: self.format.map(|f| match f {
                 FormatArg::Toml => Format::Toml,
                 FormatArg::Haproxy => Format::Haproxy,
+                FormatArg::Keepalived => Format::Keepalived,
             }),
             lenient: self.lenient,
         }
@@ -82,6 +84,10 @@ enum Command {
         #[arg(long, default_value_t = 9001)]
         origin_port: u16,
     },
+    /// Internal: the VRRP crash guard started by `run` (releases the virtual addresses if the
+    /// main process dies without a clean shutdown).
+    #[command(hide = true)]
+    VrrpGuard,
 }
 
 fn main() -> ExitCode {
@@ -91,6 +97,7 @@ fn main() -> ExitCode {
         Command::Run { config, threads, access_log } => run::run(&config.files, &config.options(), threads, access_log),
         Command::Check { config } => check(&config),
         Command::Demo { port, origin_port } => demo::demo(port, origin_port),
+        Command::VrrpGuard => fulcrum_vrrp_io::guard_main(),
     }
 }
 

@@ -2,8 +2,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fulcrum_config::{LoadOptions, Loaded, Model};
-use fulcrum_proxy::Proxy;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fulcrum_config::{LoadOptions, Loaded, Model, Vrrp};
+use fulcrum_proxy::{Proxy, Shared};
+use fulcrum_vrrp_io::{BackendStatus, Runtime, RuntimeOptions};
 use tokio::signal::unix::{signal, SignalKind};
 
 pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, String> {
@@ -44,24 +48,89 @@ pub fn run(files: &[PathBuf], opts: &LoadOptions, threads: Option<usize>, access
     };
     runtime.block_on(async move {
         let threads = threads_for(&loaded.model, threads);
-        let mut proxy = match Proxy::start(loaded.model, threads) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("fulcrum: {e}");
-                return ExitCode::from(1);
+        let vrrp = loaded.model.vrrp.clone();
+        let mut proxy = if loaded.model.frontends.is_empty() && !vrrp.instances.is_empty() {
+            None
+        } else {
+            match Proxy::start(loaded.model, threads) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    eprintln!("fulcrum: {e}");
+                    return ExitCode::from(1);
+                }
             }
         };
+        let mut vrrp_rt = None;
+        if !vrrp.instances.is_empty() {
+            match start_vrrp(&vrrp, proxy.as_ref()) {
+                Ok(rt) => vrrp_rt = Some(rt),
+                Err(e) => {
+                    eprintln!("fulcrum: {e}");
+                    if let Some(p) = proxy {
+                        p.shutdown(Duration::ZERO).await;
+                    }
+                    return ExitCode::from(1);
+                }
+            }
+        }
         tracing::info!(threads, "fulcrum {} started", env!("CARGO_PKG_VERSION"));
-        let outcome = serve_signals(&mut proxy, files, opts, access_log).await;
-        let grace = proxy.shared().snapshot.load().model.global.hard_stop_after;
-        proxy.shutdown(grace).await;
+        let outcome = serve_signals(&mut proxy, &mut vrrp_rt, files, opts, access_log).await;
+        // Give the addresses away first (priority 0: the backup takes over in Skew_Time), then
+        // drain the connections that are still here.
+        if let Some(rt) = vrrp_rt {
+            rt.shutdown().await;
+        }
+        if let Some(proxy) = proxy {
+            let grace = proxy.shared().snapshot.load().model.global.hard_stop_after;
+            proxy.shutdown(grace).await;
+        }
         tracing::info!("stopped");
         outcome
     })
 }
 
+/// `track_backend` answers from the proxy's live state.
+struct ProxyBackends(Arc<Shared>);
+
+impl BackendStatus for ProxyBackends {
+    fn backend_usable(&self, name: &str) -> bool {
+        self.0.backend_usable(name)
+    }
+}
+
+fn start_vrrp(vrrp: &Vrrp, proxy: Option<&Proxy>) -> Result<Runtime, String> {
+    let guard_program = std::env::current_exe().map_err(|e| format!("cannot find the fulcrum binary: {e}"))?;
+    let backends = proxy.map(|p| Arc::new(ProxyBackends(p.shared().clone())) as Arc<dyn BackendStatus>);
+    Runtime::start(vrrp, RuntimeOptions { guard_program: Some(guard_program), backends })
+}
+
+async fn reload(
+    proxy: &mut Option<Proxy>,
+    vrrp_rt: &mut Option<Runtime>,
+    model: Model,
+    threads: usize,
+) -> Result<(), String> {
+    let vrrp = model.vrrp.clone();
+    match proxy {
+        Some(p) => p.reload(model)?,
+        None if !model.frontends.is_empty() || vrrp.instances.is_empty() => {
+            *proxy = Some(Proxy::start(model, threads)?);
+        }
+        None => {}
+    }
+    match vrrp_rt {
+        Some(rt) => rt.reload(&vrrp).await,
+        None if !vrrp.instances.is_empty() => {
+            *vrrp_rt = Some(start_vrrp(&vrrp, proxy.as_ref())?);
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
 async fn serve_signals(
-    proxy: &mut Proxy,
+    proxy: &mut Option<Proxy>,
+    vrrp_rt: &mut Option<Runtime>,
     files: &[PathBuf],
     opts: &LoadOptions,
     access_log: Option<PathBuf>,
@@ -81,7 +150,8 @@ async fn serve_signals(
                         if access_log.is_some() {
                             loaded.model.global.access_log = access_log.clone();
                         }
-                        match proxy.reload(loaded.model) {
+                        let threads = threads_for(&loaded.model, None);
+                        match reload(proxy, vrrp_rt, loaded.model, threads).await {
                             Ok(()) => tracing::info!("reload applied"),
                             Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
                         }

@@ -56,6 +56,13 @@ impl Shared {
         Some(entry.1.clone())
     }
 
+    /// Whether backend `name` has a server that may take traffic now (health and admin state):
+    /// what `track_backend` of a VRRP instance watches. An unknown backend is not usable.
+    pub fn backend_usable(&self, name: &str) -> bool {
+        let snap = self.snapshot.load();
+        snap.backends.iter().find(|b| b.cfg.name == name).is_some_and(|b| (0..b.servers.len()).any(|id| b.usable(id)))
+    }
+
     fn log_enabled(&self, fe: &snapshot::FrontendRt) -> bool {
         fe.cfg.httplog
     }

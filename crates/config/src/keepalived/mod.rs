@@ -1,0 +1,942 @@
+//! The keepalived.conf front-end (VRRP part): `global_defs`, `vrrp_script`, `vrrp_instance`
+//! and `vrrp_sync_group` with keepalived's semantics, into the Model's [`crate::vrrp::Vrrp`].
+//! `virtual_server` (LVS) is not read yet: it is reported at its line (a warning and skipped
+//! with `--lenient`). Everything else unknown is an error with the closest keyword.
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::diag::{Problem, Severity, Sink};
+use crate::model::Origin;
+use crate::partial::{Partial, Spots};
+use crate::values::parse_number;
+use crate::vrrp::{Tracked, Vip, VrrpInstance, VrrpScript, VrrpState, VrrpSyncGroup};
+
+mod keywords;
+pub(crate) mod tokenize;
+
+use keywords::*;
+use tokenize::Stmt;
+
+/// `global_defs` settings that are defaults for the file's instances.
+#[derive(Debug, Clone, Default)]
+struct Defaults {
+    version: Option<u8>,
+    strict: bool,
+    garp_master_delay: Option<Duration>,
+    garp_master_repeat: Option<u32>,
+    garp_master_refresh: Option<Option<Duration>>,
+}
+
+struct Parser {
+    sink: Sink,
+    out: Partial,
+    defaults: Defaults,
+}
+
+/// One instance while its block is read.
+struct Draft {
+    inst: VrrpInstance,
+    spots: Spots,
+    version_set: bool,
+}
+
+/// Parse one keepalived.conf (and the files it includes).
+pub(crate) fn parse(text: &str, file: &Path, lenient: bool) -> (Partial, Sink) {
+    let mut sink = Sink::new(file, lenient);
+    let stmts = tokenize::read(text, file, &mut sink);
+    let mut parser = Parser { sink, out: Partial::default(), defaults: Defaults::default() };
+    // keepalived applies global_defs wherever it is written.
+    for stmt in stmts.iter().filter(|s| keyword(s) == "global_defs") {
+        parser.global_defs(stmt);
+    }
+    for stmt in stmts.iter().filter(|s| keyword(s) != "global_defs") {
+        parser.top(stmt);
+    }
+    let Parser { mut sink, out, .. } = parser;
+    sink.diags.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    (out, sink)
+}
+
+fn keyword(stmt: &Stmt) -> &str {
+    stmt.words.first().map(String::as_str).unwrap_or_default()
+}
+
+fn hint_for(word: &str, candidates: &[&[&str]]) -> Option<String> {
+    crate::did_you_mean(word, candidates.iter().flat_map(|c| c.iter().copied())).map(|b| format!("did you mean {b}?"))
+}
+
+/// Whole seconds or a decimal fraction (`1`, `0.5`, `0.01`), as keepalived writes times.
+pub(crate) fn parse_seconds(text: &str, what: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid {what} '{text}' (expected seconds, e.g. 1 or 0.5)");
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) || frac.len() > 6 {
+        return Err(bad());
+    }
+    let secs: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    let micros: u64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().map_err(|_| bad())? };
+    if secs > 86_400 * 365 {
+        return Err(format!("{what} '{text}' is too large"));
+    }
+    Ok(Duration::from_secs(secs) + Duration::from_micros(micros))
+}
+
+/// A tracking weight: `-254..=254`.
+pub(crate) fn parse_weight(text: &str) -> Result<i32, String> {
+    let n: i32 = text.parse().map_err(|_| format!("invalid weight '{text}' (expected a number from -254 to 254)"))?;
+    if !(-254..=254).contains(&n) {
+        return Err(format!("weight {n} is out of range (-254 to 254)"));
+    }
+    Ok(n)
+}
+
+/// `ADDR[/PREFIX]` of a virtual address.
+pub(crate) fn parse_vip_addr(text: &str) -> Result<(IpAddr, u8), String> {
+    let bad = || format!("invalid virtual address '{text}' (expected e.g. 192.168.200.16 or 192.168.200.16/24)");
+    let (addr, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => max,
+        Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+    };
+    Ok((addr, prefix))
+}
+
+/// The statements of a line: keywords of `known` inside a line start a new statement
+/// (`auth_type PASS auth_pass 1111`); `arity` says how many words a keyword takes for sure.
+fn segments<'s>(words: &'s [String], known: &[&str], arity: fn(&str) -> Option<usize>) -> Vec<&'s [String]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < words.len() {
+        let kw = words.get(start).map(String::as_str).unwrap_or_default();
+        let mut end = start + 1 + if known.contains(&kw) { arity(kw).unwrap_or(0) } else { 0 };
+        end = end.min(words.len());
+        while words.get(end).is_some_and(|w| !known.contains(&w.as_str())) {
+            end += 1;
+        }
+        out.extend(words.get(start..end));
+        start = end;
+    }
+    out
+}
+
+fn instance_arity(kw: &str) -> Option<usize> {
+    match kw {
+        "nopreempt" | "vrrp_strict" | "accept" | "no_accept" | "use_vmac" => Some(0),
+        k if k.starts_with("notify") => Some(0),
+        "authentication" | "virtual_ipaddress" | "virtual_ipaddress_excluded" | "unicast_peer" => Some(0),
+        k if k.starts_with("track_") => Some(0),
+        _ => Some(1),
+    }
+}
+
+impl Parser {
+    fn report(&mut self, at: &Origin, problem: Problem) {
+        self.sink.report_in(&at.file, at.line, problem);
+    }
+
+    fn error(&mut self, at: &Origin, message: impl Into<String>, hint: Option<String>) {
+        self.sink.push_in(&at.file, Severity::Error, at.line, message.into(), hint);
+    }
+
+    fn warn(&mut self, at: &Origin, message: impl Into<String>, hint: Option<String>) {
+        self.sink.push_in(&at.file, Severity::Warning, at.line, message.into(), hint);
+    }
+
+    /// Words after what a keyword takes.
+    fn extra(&mut self, at: &Origin, kw: &str, args: &[String], takes: usize) {
+        if let Some(extra) = args.get(takes) {
+            self.error(at, format!("unexpected '{extra}' after '{kw}'"), None);
+        }
+    }
+
+    fn one<'a>(&mut self, at: &Origin, kw: &str, args: &'a [String]) -> Option<&'a str> {
+        self.extra(at, kw, args, 1);
+        match args.first() {
+            Some(v) => Some(v.as_str()),
+            None => {
+                self.error(at, format!("'{kw}' needs a value"), None);
+                None
+            }
+        }
+    }
+
+    fn no_block(&mut self, stmt_at: &Origin, kw: &str, block: Option<&[Stmt]>) {
+        if block.is_some() {
+            self.error(stmt_at, format!("'{kw}' takes no block"), None);
+        }
+    }
+
+    fn top(&mut self, stmt: &Stmt) {
+        let kw = keyword(stmt);
+        let args = stmt.words.get(1..).unwrap_or_default();
+        let block = stmt.block.as_deref();
+        match kw {
+            "vrrp_script" | "vrrp_instance" | "vrrp_sync_group" => {
+                let Some(name) = args.first() else {
+                    let hint = Some(format!("e.g. {kw} {}", if kw == "vrrp_script" { "chk_haproxy" } else { "VI_1" }));
+                    return self.error(&stmt.at, format!("'{kw}' needs a name"), hint);
+                };
+                self.extra(&stmt.at, kw, args, 1);
+                let Some(body) = block else {
+                    return self.error(
+                        &stmt.at,
+                        format!("{kw} '{name}' has no block"),
+                        Some(format!("write {kw} {name} {{ ... }}")),
+                    );
+                };
+                match kw {
+                    "vrrp_script" => self.script(&stmt.at, name, body),
+                    "vrrp_instance" => self.instance(&stmt.at, name, body),
+                    _ => self.sync_group(&stmt.at, name, body),
+                }
+            }
+            "virtual_server" | "virtual_server_group" | "real_server" => {
+                let hint = "keep keepalived for LVS meanwhile, or describe the service as a TOML frontend and backend";
+                self.report(&stmt.at, Problem::unsupported(format!("{kw} (LVS) is not supported yet")).hint(hint));
+                if kw != "virtual_server_group" {
+                    self.lvs_words(block.unwrap_or_default());
+                }
+            }
+            k if TOP_UNSUPPORTED.contains(&k) => {
+                self.report(
+                    &stmt.at,
+                    Problem::unsupported(format!("'{k}' is not supported yet")).hint("its block is skipped"),
+                );
+            }
+            k if k.starts_with('$') || k.starts_with('@') => {
+                let problem = Problem::unsupported(
+                    "keepalived configuration variables and conditional lines ($NAME, @host) are not supported yet",
+                );
+                self.report(&stmt.at, problem.hint("write the values out"));
+            }
+            k if INSTANCE.contains(&k) || GLOBAL.contains(&k) || SCRIPT.contains(&k) => {
+                let block = if GLOBAL.contains(&k) {
+                    "global_defs"
+                } else if INSTANCE.contains(&k) {
+                    "vrrp_instance"
+                } else {
+                    "vrrp_script"
+                };
+                let hint = Some("is a '}' misplaced above it?".to_string());
+                self.error(&stmt.at, format!("'{k}' is outside any {block} block"), hint);
+            }
+            k => {
+                let problem = Problem::invalid(format!("unknown keyword '{k}'"));
+                let hint = hint_for(k, &[TOP, GLOBAL, INSTANCE, SCRIPT]);
+                let problem = match hint {
+                    Some(h) => problem.hint(h),
+                    None => problem.hint(
+                        "a keepalived.conf holds global_defs, vrrp_script, vrrp_instance and vrrp_sync_group blocks",
+                    ),
+                };
+                self.report(&stmt.at, problem);
+            }
+        }
+    }
+
+    /// Words in a skipped LVS block: slips are still named (a warning in lenient mode).
+    fn lvs_words(&mut self, body: &[Stmt]) {
+        for stmt in body {
+            let kw = keyword(stmt);
+            let is_addr = kw.parse::<IpAddr>().is_ok() || kw.contains(['.', ':', '/']);
+            if !is_addr && !LVS.contains(&kw) {
+                let message = format!("unknown keyword '{kw}' in an LVS block");
+                let problem = Problem::unsupported(message);
+                let problem = match hint_for(kw, &[LVS]) {
+                    Some(h) => problem.hint(h),
+                    None => problem,
+                };
+                self.report(&stmt.at, problem);
+            }
+            self.lvs_words(stmt.block.as_deref().unwrap_or_default());
+        }
+    }
+
+    fn global_defs(&mut self, stmt: &Stmt) {
+        if let Some(extra) = stmt.words.get(1) {
+            self.error(&stmt.at, format!("unexpected '{extra}' after 'global_defs'"), None);
+        }
+        let Some(body) = stmt.block.as_deref() else {
+            return self.error(&stmt.at, "'global_defs' has no block", Some("write global_defs { ... }".into()));
+        };
+        let known: Vec<&str> = GLOBAL.iter().chain(GLOBAL_UNSUPPORTED).copied().collect();
+        for item in body {
+            let arity = |kw: &str| if kw == "vrrp_strict" || global_ignored(kw).is_some() { Some(0) } else { Some(1) };
+            let segments = segments(&item.words, &known, arity);
+            let count = segments.len();
+            for (i, words) in segments.into_iter().enumerate() {
+                let block = if i + 1 == count { item.block.as_deref() } else { None };
+                self.global_line(&item.at, words, block);
+            }
+        }
+    }
+
+    fn global_line(&mut self, at: &Origin, words: &[String], block: Option<&[Stmt]>) {
+        let kw = words.first().map(String::as_str).unwrap_or_default();
+        let args = words.get(1..).unwrap_or_default();
+        if let Some(why) = global_ignored(kw) {
+            return self.warn(at, format!("'{kw}' is ignored: {why}"), None);
+        }
+        if GLOBAL_UNSUPPORTED.contains(&kw) {
+            return self.report(at, Problem::unsupported(format!("global_defs '{kw}' is not supported yet")));
+        }
+        if !GLOBAL.contains(&kw) {
+            let problem = Problem::invalid(format!("unknown global_defs keyword '{kw}'"));
+            let all: Vec<&str> =
+                GLOBAL.iter().chain(GLOBAL_UNSUPPORTED).copied().chain(IGNORED_GLOBAL_WORDS.iter().copied()).collect();
+            let problem = match hint_for(kw, &[&all]) {
+                Some(h) => problem.hint(h),
+                None => problem,
+            };
+            return self.report(at, problem);
+        }
+        self.no_block(at, kw, block);
+        if kw == "vrrp_strict" {
+            self.extra(at, kw, args, 0);
+            self.defaults.strict = true;
+            return;
+        }
+        let Some(value) = self.one(at, kw, args) else { return };
+        let result: Result<(), String> = match kw {
+            "router_id" => {
+                self.out.vrrp.router_id = Some(value.to_string());
+                Ok(())
+            }
+            "vrrp_version" => match value {
+                "2" | "3" => {
+                    self.defaults.version = Some(if value == "2" { 2 } else { 3 });
+                    Ok(())
+                }
+                _ => Err(format!("vrrp_version must be 2 or 3, not '{value}'")),
+            },
+            "vrrp_garp_master_delay" => {
+                parse_seconds(value, "vrrp_garp_master_delay").map(|d| self.defaults.garp_master_delay = Some(d))
+            }
+            "vrrp_garp_master_repeat" => {
+                parse_number(value, "vrrp_garp_master_repeat").map(|n| self.defaults.garp_master_repeat = Some(n))
+            }
+            _ => parse_seconds(value, "vrrp_garp_master_refresh")
+                .map(|d| self.defaults.garp_master_refresh = Some((!d.is_zero()).then_some(d))),
+        };
+        if let Err(message) = result {
+            self.error(at, message, None);
+        }
+    }
+
+    fn script(&mut self, at: &Origin, name: &str, body: &[Stmt]) {
+        let mut script = VrrpScript {
+            name: name.to_string(),
+            origin: at.clone(),
+            script: String::new(),
+            interval: Duration::from_secs(1),
+            timeout: None,
+            weight: 0,
+            rise: 1,
+            fall: 1,
+        };
+        for item in body {
+            let arity = |kw: &str| match kw {
+                "script" | "weight" | "user" => None,
+                "init_fail" => Some(0),
+                _ => Some(1),
+            };
+            for words in segments(&item.words, SCRIPT, arity) {
+                self.no_block(&item.at, words.first().map(String::as_str).unwrap_or_default(), item.block.as_deref());
+                self.script_line(&item.at, &mut script, words);
+            }
+        }
+        if script.script.is_empty() {
+            let hint = Some("add e.g. script \"/usr/bin/killall -0 haproxy\"".to_string());
+            self.error(at, format!("vrrp_script '{name}' has no 'script'"), hint);
+        }
+        if let Some(first) = self.out.vrrp.scripts.iter().find(|s| s.name == name) {
+            let hint = Some(format!("first defined at {}", crate::load::place(&first.origin)));
+            return self.error(at, format!("vrrp_script '{name}' is defined twice"), hint);
+        }
+        self.out.vrrp_spots.push(Spots::new(at.clone()));
+        self.out.vrrp.scripts.push(script);
+    }
+
+    fn script_line(&mut self, at: &Origin, script: &mut VrrpScript, words: &[String]) {
+        let kw = words.first().map(String::as_str).unwrap_or_default();
+        let args = words.get(1..).unwrap_or_default();
+        let result: Result<(), Problem> = match kw {
+            "script" if args.is_empty() => Err(Problem::invalid("'script' needs a command")),
+            "script" => {
+                script.script = args.join(" ");
+                Ok(())
+            }
+            "weight" => {
+                if let Some(flag) = args.get(1) {
+                    if flag == "reverse" {
+                        self.report(at, Problem::unsupported("'weight ... reverse' is not supported yet"));
+                    } else {
+                        self.extra(at, kw, args, 1);
+                    }
+                }
+                match args.first() {
+                    Some(w) => parse_weight(w).map(|w| script.weight = w).map_err(Problem::from),
+                    None => Err(Problem::invalid("'weight' needs a value")),
+                }
+            }
+            "user" => {
+                let why = "fulcrum runs scripts as its own user; choose it with User= in the systemd unit";
+                self.warn(at, format!("'user' is ignored: {why}"), None);
+                Ok(())
+            }
+            "init_fail" => {
+                let problem = Problem::unsupported("'init_fail' is not supported yet");
+                Err(problem.hint("scripts start as failed until they succeed 'rise' times"))
+            }
+            "interval" | "timeout" => match self.one(at, kw, args) {
+                Some(v) => match parse_seconds(v, kw) {
+                    Ok(d) if d.is_zero() => Err(Problem::invalid(format!("{kw} must be greater than 0"))),
+                    Ok(d) => {
+                        if kw == "interval" {
+                            script.interval = d;
+                        } else {
+                            script.timeout = Some(d);
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(e.into()),
+                },
+                None => Ok(()),
+            },
+            "rise" | "fall" => match self.one(at, kw, args) {
+                Some(v) => match parse_number::<u32>(v, kw) {
+                    Ok(0) => Err(Problem::invalid(format!("{kw} must be at least 1"))),
+                    Ok(n) => {
+                        *(if kw == "rise" { &mut script.rise } else { &mut script.fall }) = n;
+                        Ok(())
+                    }
+                    Err(e) => Err(e.into()),
+                },
+                None => Ok(()),
+            },
+            k => Err(Problem::unknown("vrrp_script keyword", k, SCRIPT.iter().copied())),
+        };
+        if let Err(problem) = result {
+            self.report(at, problem);
+        }
+    }
+
+    fn sync_group(&mut self, at: &Origin, name: &str, body: &[Stmt]) {
+        let mut group = VrrpSyncGroup {
+            name: name.to_string(),
+            origin: at.clone(),
+            instances: Vec::new(),
+            notify_master: None,
+            notify_backup: None,
+            notify_fault: None,
+            notify_stop: None,
+            notify: None,
+        };
+        let mut spots = Spots::new(at.clone());
+        for item in body {
+            let arity = |kw: &str| if kw == "group" || kw == "smtp_alert" { Some(0) } else { None };
+            for words in segments(&item.words, SYNC_GROUP, arity) {
+                let kw = words.first().map(String::as_str).unwrap_or_default();
+                let args = words.get(1..).unwrap_or_default();
+                match kw {
+                    "group" => {
+                        self.extra(&item.at, kw, args, 0);
+                        for member in item.block.as_deref().unwrap_or_default() {
+                            for word in &member.words {
+                                spots.add("group", member.at.line);
+                                group.instances.push(word.clone());
+                            }
+                        }
+                        if item.block.is_none() {
+                            self.error(
+                                &item.at,
+                                "'group' needs a block of instance names",
+                                Some("e.g. group { VI_1 VI_2 }".into()),
+                            );
+                        }
+                    }
+                    "smtp_alert" => self.warn(
+                        &item.at,
+                        "'smtp_alert' is ignored: fulcrum does not send mail; run a notify script to alert",
+                        None,
+                    ),
+                    k if k.starts_with("notify") && SYNC_GROUP.contains(&k) => {
+                        let Some(command) = self.command(&item.at, k, args) else { continue };
+                        let slot = match k {
+                            "notify_master" => &mut group.notify_master,
+                            "notify_backup" => &mut group.notify_backup,
+                            "notify_fault" => &mut group.notify_fault,
+                            "notify_stop" => &mut group.notify_stop,
+                            _ => &mut group.notify,
+                        };
+                        *slot = Some(command);
+                    }
+                    k if SYNC_GROUP_UNSUPPORTED.contains(&k) => {
+                        self.report(
+                            &item.at,
+                            Problem::unsupported(format!("'{k}' in a vrrp_sync_group is not supported yet"))
+                                .hint("track in each vrrp_instance instead"),
+                        );
+                    }
+                    k => self
+                        .report(&item.at, Problem::unknown("vrrp_sync_group keyword", k, SYNC_GROUP.iter().copied())),
+                }
+            }
+        }
+        if let Some(first) = self.out.vrrp.sync_groups.iter().find(|g| g.name == name) {
+            let hint = Some(format!("first defined at {}", crate::load::place(&first.origin)));
+            return self.error(at, format!("vrrp_sync_group '{name}' is defined twice"), hint);
+        }
+        self.out.vrrp_spots.push(spots);
+        self.out.vrrp.sync_groups.push(group);
+    }
+
+    /// A notify command: one quoted word, or the rest of the line as keepalived reads it.
+    fn command(&mut self, at: &Origin, kw: &str, args: &[String]) -> Option<String> {
+        if args.is_empty() {
+            let hint = Some(format!("e.g. {kw} \"/etc/keepalived/notify.sh\""));
+            self.error(at, format!("'{kw}' needs a script"), hint);
+            return None;
+        }
+        Some(args.join(" "))
+    }
+
+    fn instance(&mut self, at: &Origin, name: &str, body: &[Stmt]) {
+        let mut inst = VrrpInstance::new(name);
+        inst.origin = at.clone();
+        inst.version = self.defaults.version.unwrap_or(2);
+        inst.strict = self.defaults.strict;
+        if let Some(d) = self.defaults.garp_master_delay {
+            inst.garp_master_delay = d;
+        }
+        if let Some(n) = self.defaults.garp_master_repeat {
+            inst.garp_master_repeat = n;
+        }
+        if let Some(r) = self.defaults.garp_master_refresh {
+            inst.garp_master_refresh = r;
+        }
+        let mut draft = Draft { inst, spots: Spots::new(at.clone()), version_set: false };
+        let known: Vec<&str> = INSTANCE.iter().copied().chain(INSTANCE_UNSUPPORTED.iter().copied()).collect();
+        let mut mcast_src: Option<(IpAddr, Origin)> = None;
+        for item in body {
+            let segments = segments(&item.words, &known, instance_arity);
+            let count = segments.len();
+            for (i, words) in segments.into_iter().enumerate() {
+                let block = if i + 1 == count { item.block.as_deref() } else { None };
+                self.instance_line(&item.at, &mut draft, words, block, &mut mcast_src);
+            }
+        }
+        if let Some((addr, origin)) = mcast_src {
+            if draft.inst.unicast_src_ip.is_none() {
+                draft.inst.unicast_src_ip = Some(addr);
+                draft.spots.add("unicast_src_ip", origin.line);
+            }
+            let why = "fulcrum sends adverts from this address (as unicast_src_ip does) and to the VRRP multicast group unless unicast_peer is given";
+            self.warn(&origin, format!("'mcast_src_ip' is read as the source address of adverts: {why}"), None);
+        }
+        let Draft { mut inst, spots, version_set } = draft;
+        crate::vrrp_checks::settle(&mut inst, &spots, version_set, &mut self.sink.diags);
+        if let Some(first) = self.out.vrrp.instances.iter().find(|i| i.name == name) {
+            let hint = Some(format!("first defined at {}", crate::load::place(&first.origin)));
+            return self.error(at, format!("vrrp_instance '{name}' is defined twice"), hint);
+        }
+        self.out.vrrp_spots.push(spots);
+        self.out.vrrp.instances.push(inst);
+    }
+
+    fn instance_line(
+        &mut self,
+        at: &Origin,
+        draft: &mut Draft,
+        words: &[String],
+        block: Option<&[Stmt]>,
+        mcast_src: &mut Option<(IpAddr, Origin)>,
+    ) {
+        let kw = words.first().map(String::as_str).unwrap_or_default();
+        let args = words.get(1..).unwrap_or_default();
+        let block_keyword = matches!(
+            kw,
+            "authentication"
+                | "virtual_ipaddress"
+                | "virtual_ipaddress_excluded"
+                | "unicast_peer"
+                | "track_interface"
+                | "track_script"
+                | "track_backend"
+        );
+        if block_keyword {
+            self.extra(at, kw, args, 0);
+            let Some(body) = block else {
+                return self.error(at, format!("'{kw}' needs a block"), Some(format!("write {kw} {{ ... }}")));
+            };
+            return self.instance_block(at, draft, kw, body);
+        }
+        if let Some(why) = instance_ignored(kw) {
+            return self.warn(at, format!("'{kw}' is ignored: {why}"), None);
+        }
+        if INSTANCE_UNSUPPORTED.contains(&kw) {
+            return self.report(at, Problem::unsupported(format!("vrrp_instance '{kw}' is not supported yet")));
+        }
+        self.no_block(at, kw, block);
+        let inst = &mut draft.inst;
+        let key: &'static str = match INSTANCE.iter().find(|k| **k == kw) {
+            Some(k) => k,
+            None => {
+                let all: Vec<&str> = INSTANCE
+                    .iter()
+                    .chain(INSTANCE_UNSUPPORTED)
+                    .copied()
+                    .chain(IGNORED_INSTANCE_WORDS.iter().copied())
+                    .collect();
+                let problem = Problem::invalid(format!("unknown vrrp_instance keyword '{kw}'"));
+                let problem = match hint_for(kw, &[&all]) {
+                    Some(h) => problem.hint(h),
+                    None => problem,
+                };
+                return self.report(at, problem);
+            }
+        };
+        draft.spots.add(key, at.line);
+        if matches!(key, "nopreempt" | "vrrp_strict" | "accept" | "no_accept") {
+            self.extra(at, kw, args, 0);
+            match key {
+                "nopreempt" => inst.nopreempt = true,
+                "vrrp_strict" => inst.strict = true,
+                _ => inst.accept = Some(key == "accept"),
+            }
+            return;
+        }
+        let result: Result<(), Problem> = match key {
+            "use_vmac" => {
+                self.extra(at, kw, args, 1);
+                // The default name needs the VRID, which may come later: settled at the end.
+                inst.use_vmac = Some(args.first().cloned().unwrap_or_default());
+                Ok(())
+            }
+            "notify_master" | "notify_backup" | "notify_fault" | "notify_stop" | "notify" => {
+                if let Some(command) = self.command(at, kw, args) {
+                    let slot = match key {
+                        "notify_master" => &mut inst.notify_master,
+                        "notify_backup" => &mut inst.notify_backup,
+                        "notify_fault" => &mut inst.notify_fault,
+                        "notify_stop" => &mut inst.notify_stop,
+                        _ => &mut inst.notify,
+                    };
+                    *slot = Some(command);
+                }
+                Ok(())
+            }
+            _ => match self.one(at, kw, args) {
+                Some(value) => instance_value(inst, key, value, &mut draft.version_set, mcast_src, at),
+                None => Ok(()),
+            },
+        };
+        if let Err(problem) = result {
+            draft.spots.reported.push(key);
+            self.report(at, problem);
+        }
+    }
+
+    fn instance_block(&mut self, at: &Origin, draft: &mut Draft, kw: &str, body: &[Stmt]) {
+        match kw {
+            "authentication" => self.authentication(at, draft, body),
+            "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
+                let excluded = kw.ends_with("excluded");
+                for item in body {
+                    self.vip_line(item, draft, excluded);
+                }
+            }
+            "unicast_peer" => {
+                for item in body {
+                    let mut words = item.words.iter();
+                    while let Some(word) = words.next() {
+                        if word == "min_ttl" || word == "max_ttl" {
+                            words.next();
+                            self.report(
+                                &item.at,
+                                Problem::unsupported(format!("unicast_peer option '{word}' is not supported yet")),
+                            );
+                            continue;
+                        }
+                        match word.parse::<IpAddr>() {
+                            Ok(addr) => {
+                                draft.spots.add("unicast_peer", item.at.line);
+                                draft.inst.unicast_peers.push(addr);
+                            }
+                            Err(_) => {
+                                draft.spots.reported.push("unicast_peer");
+                                self.error(
+                                    &item.at,
+                                    format!("invalid unicast peer '{word}' (expected an IP address)"),
+                                    None,
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {
+                let key: &'static str = match kw {
+                    "track_interface" => "track_interface",
+                    "track_script" => "track_script",
+                    _ => "track_backend",
+                };
+                for item in body {
+                    self.track_line(item, draft, key);
+                }
+            }
+        }
+    }
+
+    fn authentication(&mut self, at: &Origin, draft: &mut Draft, body: &[Stmt]) {
+        draft.spots.add("authentication", at.line);
+        let mut auth_type: Option<(String, Origin)> = None;
+        let mut pass: Option<(String, Origin)> = None;
+        for item in body {
+            for words in segments(&item.words, &["auth_type", "auth_pass"], |_| Some(1)) {
+                let kw = words.first().map(String::as_str).unwrap_or_default();
+                let args = words.get(1..).unwrap_or_default();
+                match kw {
+                    "auth_type" | "auth_pass" => {
+                        let Some(value) = self.one(&item.at, kw, args) else { continue };
+                        let slot = if kw == "auth_type" { &mut auth_type } else { &mut pass };
+                        *slot = Some((value.to_string(), item.at.clone()));
+                    }
+                    k => {
+                        self.report(&item.at, Problem::unknown("authentication keyword", k, ["auth_type", "auth_pass"]))
+                    }
+                }
+            }
+        }
+        match auth_type.as_ref().map(|(t, o)| (t.as_str(), o)) {
+            Some(("PASS", _)) | None => {}
+            Some(("AH", o)) => {
+                let o = o.clone();
+                draft.spots.reported.push("authentication");
+                let hint = Some("use PASS, or no authentication block".to_string());
+                return self.error(
+                    &o,
+                    "AH authentication is not supported (deprecated by RFC 3768 errata); use PASS or none",
+                    hint,
+                );
+            }
+            Some((other, o)) => {
+                let o = o.clone();
+                draft.spots.reported.push("authentication");
+                return self.report(&o, Problem::unknown("auth_type", other, ["PASS", "AH"]));
+            }
+        }
+        match (auth_type, pass) {
+            (Some(_), Some((p, o))) => {
+                if p.len() > 8 {
+                    let kept: String = p.chars().take(8).collect();
+                    let message =
+                        format!("auth_pass is longer than 8 characters: keepalived (and fulcrum) use only '{kept}'");
+                    self.warn(&o, message, Some("shorten it to 8 characters".into()));
+                }
+                let truncated: String = p.chars().take(8).collect();
+                draft.inst.auth_pass = Some(truncated);
+            }
+            (Some((_, o)), None) => {
+                draft.spots.reported.push("authentication");
+                self.error(
+                    &o,
+                    "authentication with auth_type PASS needs auth_pass",
+                    Some("add e.g. auth_pass 1111".into()),
+                );
+            }
+            (None, Some((_, o))) => {
+                draft.spots.reported.push("authentication");
+                self.error(&o, "auth_pass without auth_type", Some("add auth_type PASS".into()));
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// `ADDR[/PREFIX] [dev IF] [label L] [brd B] [scope S]`, several on one line if need be.
+    fn vip_line(&mut self, item: &Stmt, draft: &mut Draft, excluded: bool) {
+        const OPTIONS: &[&str] = &["dev", "label", "brd", "broadcast", "scope"];
+        let key = if excluded { "vip_excluded" } else { "vip" };
+        let mut words = item.words.iter().peekable();
+        let mut current: Option<Vip> = None;
+        let flush = |current: &mut Option<Vip>, draft: &mut Draft| {
+            if let Some(vip) = current.take() {
+                draft.spots.add(key, item.at.line);
+                if excluded {
+                    draft.inst.vips_excluded.push(vip);
+                } else {
+                    draft.inst.vips.push(vip);
+                }
+            }
+        };
+        while let Some(word) = words.next() {
+            let w = word.as_str();
+            if current.is_some() && (OPTIONS.contains(&w) || VIP_UNSUPPORTED.contains(&w)) {
+                let takes_value = !matches!(w, "home" | "-nodad" | "nodad" | "noprefixroute" | "autojoin" | "no_track");
+                let value = if takes_value { words.next().cloned() } else { None };
+                if takes_value && value.is_none() {
+                    self.error(&item.at, format!("'{w}' needs a value"), None);
+                    break;
+                }
+                let value = value.unwrap_or_default();
+                let Some(vip) = current.as_mut() else { break };
+                match w {
+                    "dev" => vip.dev = Some(value),
+                    "label" => vip.label = Some(value),
+                    "brd" | "broadcast" => self.warn(&item.at, format!("'{w} {value}' is ignored: fulcrum adds virtual addresses without a broadcast address, as keepalived does by default"), None),
+                    "scope" => self.warn(&item.at, format!("'scope {value}' is ignored: fulcrum adds virtual addresses with scope global"), None),
+                    _ => self.report(&item.at, Problem::unsupported(format!("virtual address option '{w}' is not supported yet"))),
+                }
+                continue;
+            }
+            match parse_vip_addr(w) {
+                Ok((addr, prefix)) => {
+                    flush(&mut current, draft);
+                    current = Some(Vip { addr, prefix, dev: None, label: None });
+                }
+                Err(e) => {
+                    draft.spots.reported.push("vip");
+                    if current.is_some() {
+                        let problem = Problem::unknown("virtual address option", w, OPTIONS.iter().copied());
+                        self.report(&item.at, problem);
+                    } else {
+                        self.error(&item.at, e, None);
+                    }
+                    break;
+                }
+            }
+        }
+        flush(&mut current, draft);
+        if item.block.is_some() {
+            self.error(&item.at, "a virtual address takes no block", None);
+        }
+    }
+
+    /// `NAME [weight N]` in track_interface, track_script or track_backend.
+    fn track_line(&mut self, item: &Stmt, draft: &mut Draft, key: &'static str) {
+        let mut words = item.words.iter().peekable();
+        while let Some(name) = words.next() {
+            let mut tracked = Tracked { name: name.clone(), weight: None };
+            if words.peek().is_some_and(|w| *w == "weight") {
+                words.next();
+                match words.next().map(|w| parse_weight(w)) {
+                    Some(Ok(w)) => tracked.weight = Some(w),
+                    Some(Err(e)) => self.error(&item.at, e, None),
+                    None => self.error(&item.at, "'weight' needs a value", None),
+                }
+                if words.peek().is_some_and(|w| *w == "reverse") {
+                    words.next();
+                    self.report(&item.at, Problem::unsupported("'weight ... reverse' is not supported yet"));
+                }
+            }
+            draft.spots.add(key, item.at.line);
+            let list = match key {
+                "track_interface" => &mut draft.inst.track_interfaces,
+                "track_script" => &mut draft.inst.track_scripts,
+                _ => &mut draft.inst.track_backends,
+            };
+            list.push(tracked);
+        }
+        if item.block.is_some() {
+            self.error(&item.at, format!("an entry of {key} takes no block"), None);
+        }
+    }
+}
+
+/// Words keepalived users write that fulcrum ignores, for hints.
+const IGNORED_GLOBAL_WORDS: &[&str] = &[
+    "notification_email",
+    "notification_email_from",
+    "smtp_server",
+    "smtp_connect_timeout",
+    "vrrp_skip_check_adv_addr",
+    "vrrp_garp_interval",
+    "vrrp_gna_interval",
+    "enable_script_security",
+    "script_user",
+    "max_auto_priority",
+    "lvs_id",
+];
+
+const IGNORED_INSTANCE_WORDS: &[&str] =
+    &["dont_track_primary", "smtp_alert", "lvs_sync_daemon_interface", "debug", "native_ipv6", "skip_check_adv_addr"];
+
+/// A single-valued vrrp_instance keyword.
+fn instance_value(
+    inst: &mut VrrpInstance,
+    key: &str,
+    value: &str,
+    version_set: &mut bool,
+    mcast_src: &mut Option<(IpAddr, Origin)>,
+    at: &Origin,
+) -> Result<(), Problem> {
+    match key {
+        "state" => {
+            inst.state = match value.to_ascii_uppercase().as_str() {
+                "MASTER" => VrrpState::Master,
+                "BACKUP" => VrrpState::Backup,
+                _ => return Err(Problem::unknown("state", value, ["MASTER", "BACKUP"])),
+            }
+        }
+        "interface" => inst.interface = value.to_string(),
+        "virtual_router_id" => {
+            inst.vrid = match parse_number::<u32>(value, "virtual_router_id")? {
+                n @ 1..=255 => n as u8,
+                n => return Err(Problem::invalid(format!("virtual_router_id {n} is out of range (1 to 255)"))),
+            }
+        }
+        "priority" => {
+            inst.priority = match parse_number::<u32>(value, "priority")? {
+                n @ 1..=255 => n as u8,
+                n => return Err(Problem::invalid(format!("priority {n} is out of range (1 to 255)"))),
+            }
+        }
+        "advert_int" => inst.advert_int = parse_seconds(value, "advert_int")?,
+        "version" => {
+            *version_set = true;
+            inst.version = match value {
+                "2" => 2,
+                "3" => 3,
+                _ => return Err(Problem::invalid(format!("version must be 2 or 3, not '{value}'"))),
+            }
+        }
+        "preempt_delay" => {
+            let d = parse_seconds(value, "preempt_delay")?;
+            if d > Duration::from_secs(1000) {
+                return Err(Problem::invalid(format!("preempt_delay {value} is out of range (0 to 1000 seconds)")));
+            }
+            inst.preempt_delay = d;
+        }
+        "unicast_src_ip" | "mcast_src_ip" => {
+            let addr: IpAddr = value
+                .parse()
+                .map_err(|_| Problem::invalid(format!("invalid {key} '{value}' (expected an IP address)")))?;
+            if key == "mcast_src_ip" {
+                *mcast_src = Some((addr, at.clone()));
+            } else {
+                inst.unicast_src_ip = Some(addr);
+            }
+        }
+        "garp_master_delay" => inst.garp_master_delay = parse_seconds(value, key)?,
+        "garp_master_repeat" => inst.garp_master_repeat = parse_number(value, key)?,
+        "garp_master_refresh" => {
+            let d = parse_seconds(value, key)?;
+            inst.garp_master_refresh = (!d.is_zero()).then_some(d);
+        }
+        "strict_mode" => {
+            inst.strict = match value {
+                "on" | "true" | "yes" => true,
+                "off" | "false" | "no" => false,
+                _ => return Err(Problem::unknown("strict_mode value", value, ["on", "off"])),
+            }
+        }
+        _ => return Err(Problem::invalid(format!("'{key}' cannot be read here"))),
+    }
+    Ok(())
+}

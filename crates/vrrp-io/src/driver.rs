@@ -1,0 +1,312 @@
+//! One task per VRRP instance: it feeds received adverts and timer expiries to the sans-IO
+//! [`fulcrum_vrrp::Instance`] and carries out its actions (send, add/remove addresses, gratuitous
+//! ARP, notify scripts), and applies tracking (interfaces, scripts, backends, sync group).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fulcrum_config::VrrpInstance;
+use fulcrum_vrrp::{decode, encode, Action, Config, Instance, State};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::socket::AsyncVrrpSocket;
+use crate::{GuardLink, InstanceStatus, Shared};
+
+/// What the runtime tells a driver.
+#[derive(Debug)]
+pub enum DriverCommand {
+    /// Give up (priority-0 advert, remove addresses) and stop; answer when done.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A prepared instance: the model, the core's configuration and the I/O parameters.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub model: VrrpInstance,
+    pub config: Config,
+    pub guard: crate::guard::GuardInstance,
+    pub mac: [u8; 6],
+    /// Sync group name, if the instance is in one, and the other members.
+    pub group: Option<(String, Vec<String>)>,
+}
+
+pub fn state_name(state: State) -> &'static str {
+    match state {
+        State::Initialize => "INIT",
+        State::Backup => "BACKUP",
+        State::Master => "MASTER",
+        State::Fault => "FAULT",
+    }
+}
+
+struct Driver {
+    p: Prepared,
+    vr: Instance,
+    socket: AsyncVrrpSocket,
+    shared: Arc<Shared>,
+    guard: GuardLink,
+    /// Gratuitous ARP rounds still due: (when, rounds left at that time).
+    garp_due: Option<(Instant, u32)>,
+    garp_refresh_due: Option<Instant>,
+    own_fault: bool,
+}
+
+/// Runs one instance until told to shut down.
+pub async fn run(
+    p: Prepared,
+    shared: Arc<Shared>,
+    guard: GuardLink,
+    mut commands: mpsc::Receiver<DriverCommand>,
+) -> Result<(), String> {
+    let now = Instant::now();
+    let name = p.model.name.clone();
+    let vr = Instance::new(p.config.clone(), now).map_err(|e| format!("VRRP_Instance({name}): {e}"))?;
+    let socket = AsyncVrrpSocket::open(&p.guard.spec)
+        .map_err(|e| format!("VRRP_Instance({name}): cannot open the VRRP socket on {}: {e}", p.model.interface))?;
+    let mut d = Driver { p, vr, socket, shared, guard, garp_due: None, garp_refresh_due: None, own_fault: false };
+    d.publish();
+    let mut states = d.shared.status.subscribe();
+    let track_every = d.p.config.advert_interval.clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let mut track = tokio::time::interval(track_every);
+    track.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    d.run_actions();
+    loop {
+        let deadline = [d.vr.poll_timeout(), d.garp_due.map(|g| g.0), d.garp_refresh_due]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            received = d.socket.recv() => match received {
+                Ok(r) => d.on_packet(&r),
+                Err(e) => {
+                    tracing::warn!("VRRP_Instance({}): receive error: {e}", d.p.model.name);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => d.on_timer(),
+            _ = track.tick() => d.track().await,
+            changed = states.changed() => if changed.is_ok() { d.sync_group() },
+            command = commands.recv() => {
+                d.vr.shutdown(Instant::now());
+                d.run_actions();
+                if let Some(DriverCommand::Shutdown(done)) = command {
+                    let _ = done.send(());
+                }
+                return Ok(());
+            }
+        }
+        d.run_actions();
+    }
+}
+
+impl Driver {
+    fn on_packet(&mut self, r: &crate::socket::Received) {
+        match decode(&r.payload, &r.ctx, &self.p.config.decode_expect()) {
+            Ok(advert) => {
+                let outcome = self.vr.handle_advert(&advert, r.ctx.src, Instant::now());
+                tracing::trace!(name = %self.p.model.name, ?outcome, "advert from {}", r.ctx.src);
+            }
+            Err(e) => tracing::debug!("VRRP_Instance({}): bad advert from {}: {e}", self.p.model.name, r.ctx.src),
+        }
+    }
+
+    fn on_timer(&mut self) {
+        let now = Instant::now();
+        if self.vr.poll_timeout().is_some_and(|t| t <= now) {
+            self.vr.handle_timeout(now);
+        }
+        if let Some((when, left)) = self.garp_due {
+            if when <= now {
+                self.announce();
+                self.garp_due = None;
+                let _ = left;
+            }
+        }
+        if let Some(when) = self.garp_refresh_due {
+            if when <= now {
+                self.announce();
+                self.garp_refresh_due = self.p.model.garp_master_refresh.map(|r| now + r);
+            }
+        }
+    }
+
+    fn announce(&self) {
+        let vips: Vec<IpAddr> = self.p.model.vips.iter().map(|v| v.addr).collect();
+        let rounds = self.p.model.garp_master_repeat.max(1);
+        for _ in 0..rounds {
+            if let Err(e) =
+                crate::announce::announce(&self.p.model.interface, self.p.guard.spec.ifindex, self.p.mac, &vips)
+            {
+                tracing::warn!("VRRP_Instance({}): gratuitous ARP/NA failed: {e}", self.p.model.name);
+                return;
+            }
+        }
+    }
+
+    fn send_advert(&self, priority: u8) {
+        let advert = self.vr.advert(priority);
+        for ctx in self.socket.send_contexts() {
+            match encode(&advert, &ctx) {
+                Ok(bytes) => {
+                    if let Err(e) = self.socket.send_to(&bytes, &ctx) {
+                        tracing::warn!(
+                            "VRRP_Instance({}): cannot send an advert to {}: {e}",
+                            self.p.model.name,
+                            ctx.dst
+                        );
+                    }
+                }
+                Err(e) => tracing::error!("VRRP_Instance({}): cannot encode an advert: {e:?}", self.p.model.name),
+            }
+        }
+    }
+
+    fn add_vips(&self) {
+        for vip in &self.p.model.vips {
+            let index = self.p.guard.spec.ifindex;
+            if let Err(e) = crate::netlink::add_address(index, vip.addr, vip.prefix, vip.label.as_deref()) {
+                tracing::error!("VRRP_Instance({}): cannot add {}/{}: {e}", self.p.model.name, vip.addr, vip.prefix);
+            }
+        }
+    }
+
+    fn remove_vips(&self) {
+        for vip in &self.p.model.vips {
+            if let Err(e) = crate::netlink::remove_address(self.p.guard.spec.ifindex, vip.addr, vip.prefix) {
+                tracing::error!("VRRP_Instance({}): cannot remove {}/{}: {e}", self.p.model.name, vip.addr, vip.prefix);
+            }
+        }
+    }
+
+    fn run_actions(&mut self) {
+        while let Some(action) = self.vr.poll_action() {
+            match action {
+                Action::SendAdvert { priority } => self.send_advert(priority),
+                Action::BecomeMaster => {
+                    // The guard learns first, so a crash right after adding still releases.
+                    self.guard.send(&format!("state\t{}\tMASTER\n", self.p.model.name));
+                    self.add_vips();
+                    self.announce();
+                    let now = Instant::now();
+                    if !self.p.model.garp_master_delay.is_zero() {
+                        self.garp_due = Some((now + self.p.model.garp_master_delay, 1));
+                    }
+                    self.garp_refresh_due = self.p.model.garp_master_refresh.map(|r| now + r);
+                }
+                Action::BecomeBackup | Action::BecomeFault | Action::Stopped => {
+                    self.remove_vips();
+                    self.garp_due = None;
+                    self.garp_refresh_due = None;
+                    self.guard.send(&format!("state\t{}\tOTHER\n", self.p.model.name));
+                }
+                Action::StateChanged { from, to } => self.state_changed(from, to),
+            }
+        }
+        self.publish();
+    }
+
+    fn state_changed(&self, from: State, to: State) {
+        let name = &self.p.model.name;
+        tracing::info!("VRRP_Instance({name}) Entering {} STATE (was {})", state_name(to), state_name(from));
+        let m = &self.p.model;
+        let specific = match to {
+            State::Master => m.notify_master.as_deref(),
+            State::Backup => m.notify_backup.as_deref(),
+            State::Fault => m.notify_fault.as_deref(),
+            State::Initialize => m.notify_stop.as_deref(),
+        };
+        let state = if to == State::Initialize { "STOP" } else { state_name(to) };
+        if let Some(script) = specific {
+            crate::scripts::notify(script, &[]);
+        }
+        if let Some(script) = m.notify.as_deref() {
+            let prio = self.vr.effective_priority().to_string();
+            crate::scripts::notify(script, &["INSTANCE", name, state, &prio]);
+        }
+        if let Some((group, _)) = &self.p.group {
+            let g = self.shared.groups.iter().find(|g| &g.name == group);
+            if let Some(g) = g {
+                let script = match to {
+                    State::Master => g.notify_master.as_deref(),
+                    State::Backup => g.notify_backup.as_deref(),
+                    State::Fault => g.notify_fault.as_deref(),
+                    State::Initialize => None,
+                };
+                if let Some(script) = script {
+                    crate::scripts::notify(script, &[]);
+                }
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let status = InstanceStatus {
+            state: self.vr.state(),
+            priority: self.vr.effective_priority(),
+            own_fault: self.own_fault,
+            master: self.vr.current_master().map(|m| m.address),
+        };
+        self.shared.status.send_if_modified(|all| {
+            if all.get(&self.p.model.name) == Some(&status) {
+                false
+            } else {
+                all.insert(self.p.model.name.clone(), status);
+                true
+            }
+        });
+    }
+
+    /// Tracked interfaces, scripts and backends → fault or priority adjustment.
+    async fn track(&mut self) {
+        let m = &self.p.model;
+        let mut fault = false;
+        let mut adjust = 0i32;
+        let mut apply = |up: bool, weight: Option<i32>| match weight {
+            None | Some(0) => fault |= !up,
+            Some(w) if w > 0 => adjust += if up { w } else { 0 },
+            Some(w) => adjust += if up { 0 } else { w },
+        };
+        let own = crate::netlink::link(&m.interface).map(|l| l.up).unwrap_or(false);
+        apply(own, None);
+        for t in &m.track_interfaces {
+            apply(crate::netlink::link(&t.name).map(|l| l.up).unwrap_or(false), t.weight);
+        }
+        for t in &m.track_scripts {
+            let (up, script_weight) = self.shared.scripts.status(&t.name);
+            apply(up, t.weight.or(script_weight));
+        }
+        if let Some(backends) = &self.shared.backends {
+            for t in &m.track_backends {
+                apply(backends.backend_usable(&t.name), t.weight);
+            }
+        }
+        let now = Instant::now();
+        self.vr.set_priority_adjustment(adjust, now);
+        if fault != self.own_fault {
+            self.own_fault = fault;
+            if fault {
+                tracing::warn!("VRRP_Instance({}): a tracked object is down: entering FAULT", m.name);
+            }
+            self.sync_group();
+        }
+    }
+
+    /// The basic sync-group rule: while any member is at fault itself, every member is FAULT.
+    fn sync_group(&mut self) {
+        let group_fault = match &self.p.group {
+            Some((_, members)) => {
+                let all = self.shared.status.borrow();
+                members.iter().any(|m| all.get(m).is_some_and(|s| s.own_fault))
+            }
+            None => false,
+        };
+        let fault = self.own_fault || group_fault;
+        let in_fault = self.vr.state() == State::Fault;
+        if fault != in_fault {
+            self.vr.set_fault(fault, Instant::now());
+        }
+        self.publish();
+    }
+}

@@ -1,0 +1,304 @@
+//! The VRRP runtime of fulcrum: real sockets, netlink and processes around the sans-IO core of
+//! [`fulcrum_vrrp`].
+//!
+//! - [`socket`]: raw `IPPROTO_VRRP` sockets bound to the interface (multicast or unicast peers),
+//!   TTL/hop limit 255, received packets checked (IPv4 header, TTL 255, peers, own packets).
+//! - [`netlink`]: a small hand-written rtnetlink client (link, addresses, add/remove one address).
+//! - [`announce`]: gratuitous ARP (AF_PACKET) and unsolicited neighbour advertisements.
+//! - a driver task per instance (tracking, notify scripts, sync groups), and
+//! - [`guard`]: a helper process that releases the addresses if the main process dies without a
+//!   clean shutdown.
+//!
+//! [`Runtime::start`] clears the configured VIPs left on the interfaces by an earlier run that
+//! crashed (keepalived leaves them: a split-brain cause), only those exact addresses.
+#![deny(unsafe_code)]
+
+pub mod announce;
+mod driver;
+pub mod guard;
+pub mod netlink;
+mod packet_addr;
+mod scripts;
+pub mod socket;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::net::IpAddr;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use fulcrum_config::{Vrrp, VrrpInstance, VrrpState, VrrpSyncGroup};
+use fulcrum_vrrp::{Auth, Config, InitialState, State, Version};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+pub use driver::state_name;
+pub use fulcrum_vrrp::State as VrrpRunState;
+
+/// What the binary tells the runtime about backends (`track_backend`): polled once per advert
+/// interval.
+pub trait BackendStatus: Send + Sync {
+    /// Whether backend `name` has at least one usable server.
+    fn backend_usable(&self, name: &str) -> bool;
+}
+
+/// One instance as the stats page and metrics see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceStatus {
+    /// Current state.
+    pub state: State,
+    /// Effective priority (base plus tracking weights).
+    pub priority: u8,
+    /// A tracked object of this instance itself is down.
+    pub own_fault: bool,
+    /// The master it follows (backup), if known.
+    pub master: Option<IpAddr>,
+}
+
+/// Options of [`Runtime::start`].
+#[derive(Clone, Default)]
+pub struct RuntimeOptions {
+    /// The program to run as `PROGRAM vrrp-guard` (normally the fulcrum binary itself); None:
+    /// no crash guard.
+    pub guard_program: Option<PathBuf>,
+    /// `track_backend` answers.
+    pub backends: Option<Arc<dyn BackendStatus>>,
+}
+
+/// State the instance tasks share.
+pub(crate) struct Shared {
+    pub status: watch::Sender<BTreeMap<String, InstanceStatus>>,
+    pub scripts: scripts::ScriptChecks,
+    pub backends: Option<Arc<dyn BackendStatus>>,
+    pub groups: Vec<VrrpSyncGroup>,
+}
+
+/// The write end of the guard's pipe (shared by the instance tasks).
+#[derive(Clone, Default)]
+pub(crate) struct GuardLink(Arc<Mutex<Option<ChildStdin>>>);
+
+impl GuardLink {
+    pub fn send(&self, line: &str) {
+        let mut pipe = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = pipe.as_mut() {
+            if let Err(e) = p.write_all(line.as_bytes()).and_then(|()| p.flush()) {
+                tracing::error!("VRRP crash guard is gone ({e}): addresses will not be released on a crash");
+                *pipe = None;
+            }
+        }
+    }
+}
+
+struct Running {
+    /// The model instance plus the definitions of the scripts it tracks (to detect changes).
+    fingerprint: (VrrpInstance, Vec<fulcrum_config::VrrpScript>, Option<VrrpSyncGroup>),
+    commands: mpsc::Sender<driver::DriverCommand>,
+    task: JoinHandle<()>,
+}
+
+/// The running VRRP instances.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    guard: GuardLink,
+    guard_child: Option<Child>,
+    running: HashMap<String, Running>,
+}
+
+fn fingerprint(
+    vrrp: &Vrrp,
+    i: &VrrpInstance,
+) -> (VrrpInstance, Vec<fulcrum_config::VrrpScript>, Option<VrrpSyncGroup>) {
+    let scripts = vrrp.scripts.iter().filter(|s| i.track_scripts.iter().any(|t| t.name == s.name)).cloned().collect();
+    let group = vrrp.sync_groups.iter().find(|g| g.instances.contains(&i.name)).cloned();
+    (i.clone(), scripts, group)
+}
+
+/// Builds the core configuration and I/O parameters of one instance (reads the interface).
+fn prepare(vrrp: &Vrrp, i: &VrrpInstance) -> Result<driver::Prepared, String> {
+    let name = &i.name;
+    let link =
+        netlink::link(&i.interface).map_err(|e| format!("VRRP_Instance({name}): interface {:?}: {e}", i.interface))?;
+    let v6 = i.vips.first().is_some_and(|v| v.addr.is_ipv6());
+    let version = if i.version == 3 { Version::V3 } else { Version::V2 };
+    let src = match i.unicast_src_ip {
+        Some(src) => src,
+        None => socket::primary_address(link.index, v6).map_err(|e| format!("VRRP_Instance({name}): {e}"))?,
+    };
+    let vips: Vec<IpAddr> = i.vips.iter().map(|v| v.addr).collect();
+    let mut config = Config::new(version, i.vrid, i.priority, src, vips);
+    config.advert_interval = i.advert_int;
+    config.auth = i.auth_pass.as_deref().map(|p| Auth::pass(p.as_bytes())).unwrap_or(Auth::None);
+    config.initial_state = if i.state == VrrpState::Master { InitialState::Master } else { InitialState::Backup };
+    config.nopreempt = i.nopreempt;
+    config.preempt_delay = i.preempt_delay;
+    config.validate().map_err(|e| format!("VRRP_Instance({name}): {e}"))?;
+    let destinations = if i.unicast_peers.is_empty() {
+        socket::Destinations::Multicast
+    } else {
+        socket::Destinations::Unicast(i.unicast_peers.clone())
+    };
+    let guard = guard::GuardInstance {
+        name: name.clone(),
+        spec: socket::SocketSpec { interface: i.interface.clone(), ifindex: link.index, src, destinations },
+        version,
+        vrid: i.vrid,
+        interval: i.advert_int,
+        auth: config.auth.clone(),
+        vips: i.vips.iter().map(|v| (v.addr, v.prefix)).collect(),
+    };
+    let group = vrrp
+        .sync_groups
+        .iter()
+        .find(|g| g.instances.contains(name))
+        .map(|g| (g.name.clone(), g.instances.iter().filter(|m| *m != name).cloned().collect::<Vec<_>>()));
+    Ok(driver::Prepared { model: i.clone(), config, guard, mac: link.mac, group })
+}
+
+impl Runtime {
+    /// Starts every instance of `vrrp` (and the crash guard). Must run inside a Tokio runtime.
+    pub fn start(vrrp: &Vrrp, options: RuntimeOptions) -> Result<Runtime, String> {
+        let (guard, guard_child) = match &options.guard_program {
+            Some(program) => {
+                let mut child = Command::new(program)
+                    .arg("vrrp-guard")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .process_group(0)
+                    .spawn()
+                    .map_err(|e| format!("cannot start the VRRP crash guard {}: {e}", program.display()))?;
+                (GuardLink(Arc::new(Mutex::new(child.stdin.take()))), Some(child))
+            }
+            None => (GuardLink::default(), None),
+        };
+        let shared = Arc::new(Shared {
+            status: watch::channel(BTreeMap::new()).0,
+            scripts: scripts::ScriptChecks::default(),
+            backends: options.backends,
+            groups: vrrp.sync_groups.clone(),
+        });
+        let mut runtime = Runtime { shared, guard, guard_child, running: HashMap::new() };
+        if let Err(e) = runtime.apply(vrrp) {
+            runtime.guard.send("clean\n");
+            return Err(e);
+        }
+        Ok(runtime)
+    }
+
+    /// Per-instance state and priority, for the stats page and metrics.
+    pub fn status(&self) -> watch::Receiver<BTreeMap<String, InstanceStatus>> {
+        self.shared.status.subscribe()
+    }
+
+    /// Applies a new configuration: unchanged instances keep running, changed ones restart,
+    /// removed ones stop (releasing their addresses), new ones start.
+    pub async fn reload(&mut self, vrrp: &Vrrp) -> Result<(), String> {
+        let wanted: HashMap<&str, _> = vrrp.instances.iter().map(|i| (i.name.as_str(), fingerprint(vrrp, i))).collect();
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(name, r)| wanted.get(name.as_str()) != Some(&r.fingerprint))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some(r) = self.running.remove(&name) {
+                stop(r).await;
+                if !vrrp.instances.iter().any(|i| i.name == name) {
+                    self.guard.send(&format!("forget\t{name}\n"));
+                }
+                self.shared.status.send_modify(|all| {
+                    all.remove(&name);
+                });
+            }
+        }
+        self.apply(vrrp)
+    }
+
+    /// Starts the instances of `vrrp` that are not running.
+    fn apply(&mut self, vrrp: &Vrrp) -> Result<(), String> {
+        self.shared.scripts.sync(&vrrp.scripts);
+        let mut errors = Vec::new();
+        for i in &vrrp.instances {
+            if self.running.contains_key(&i.name) {
+                continue;
+            }
+            let prepared = match prepare(vrrp, i) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            // Addresses of this instance left by an earlier run that died: a backup must not
+            // hold them (split brain). Only the exact configured VIPs are touched.
+            for (addr, prefix) in &prepared.guard.vips {
+                if let Ok(true) = netlink::remove_address(prepared.guard.spec.ifindex, *addr, *prefix) {
+                    tracing::warn!("VRRP_Instance({}): removed {addr}/{prefix} left by an earlier run", i.name);
+                }
+            }
+            self.guard.send(&prepared.guard.to_line());
+            let (tx, rx) = mpsc::channel(1);
+            let name = i.name.clone();
+            let (shared, guard) = (self.shared.clone(), self.guard.clone());
+            let task = tokio::spawn(async move {
+                if let Err(e) = driver::run(prepared, shared, guard, rx).await {
+                    tracing::error!("{e}");
+                }
+            });
+            tracing::info!("VRRP_Instance({name}) started");
+            self.running.insert(name, Running { fingerprint: fingerprint(vrrp, i), commands: tx, task });
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("\n"))
+        }
+    }
+
+    /// Clean shutdown: every master sends a priority-0 advert and releases its addresses; then
+    /// the guard is told to exit quietly.
+    pub async fn shutdown(mut self) {
+        for (_, r) in self.running.drain() {
+            stop(r).await;
+        }
+        self.shared.scripts.stop();
+        self.guard.send("clean\n");
+        *self.guard.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if let Some(mut child) = self.guard_child.take() {
+            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+        }
+    }
+
+    /// For tests: stop every task and close the guard pipe without a clean shutdown and without
+    /// releasing anything, exactly as a SIGKILL of the process would look to the guard. Returns
+    /// the guard process so the caller can wait for it.
+    pub fn abandon(mut self) -> Option<Child> {
+        for (_, r) in self.running.drain() {
+            r.task.abort();
+        }
+        self.shared.scripts.stop();
+        *self.guard.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.guard_child.take()
+    }
+}
+
+async fn stop(r: Running) {
+    let (done, wait) = oneshot::channel();
+    if r.commands.send(driver::DriverCommand::Shutdown(done)).await.is_ok() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), wait).await;
+    }
+    r.task.abort();
+}
+
+/// `fulcrum vrrp-guard`: reads standard input until a clean shutdown or end of file.
+pub fn guard_main() -> std::process::ExitCode {
+    let stdin = std::io::stdin().lock();
+    match guard::run_guard(stdin) {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fulcrum vrrp-guard: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! A small, synchronous rtnetlink client: the link (index, carrier, MAC) and its addresses, and
+//! adding/removing one address. Messages are built and parsed by hand (a few fixed layouts), so
+//! no unsafe code and no extra dependency is needed; each call opens its own socket, as these
+//! calls are rare (startup, state changes, tracking once per advert interval).
+
+use std::io::{self, Read};
+use std::net::IpAddr;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+const NETLINK_ROUTE: i32 = 0;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
+const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
+const RTM_GETADDR: u16 = 22;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_DUMP: u16 = 0x300;
+const NLM_F_EXCL: u16 = 0x200;
+const NLM_F_CREATE: u16 = 0x400;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const IFA_LABEL: u16 = 3;
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_IFNAME: u16 = 3;
+const IFF_UP: u32 = 0x1;
+const IFF_RUNNING: u32 = 0x40;
+const IFF_LOWER_UP: u32 = 0x10000;
+const RT_SCOPE_UNIVERSE: u8 = 0;
+const NLMSG_HDR_LEN: usize = 16;
+
+/// An interface as netlink describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// Interface index.
+    pub index: u32,
+    /// Administratively up, running and with carrier: usable for VRRP.
+    pub up: bool,
+    /// Hardware address (zeros when the link has none of 6 bytes).
+    pub mac: [u8; 6],
+}
+
+/// One address of an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkAddr {
+    /// The address.
+    pub addr: IpAddr,
+    /// Its prefix length.
+    pub prefix: u8,
+}
+
+fn open() -> io::Result<Socket> {
+    Socket::new(Domain::from(libc::AF_NETLINK), Type::RAW, Some(Protocol::from(NETLINK_ROUTE)))
+}
+
+fn push_attr(buf: &mut Vec<u8>, kind: u16, data: &[u8]) {
+    let len = 4 + data.len();
+    buf.extend_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_ne_bytes());
+    buf.extend_from_slice(&kind.to_ne_bytes());
+    buf.extend_from_slice(data);
+    buf.resize(buf.len() + (4 - len % 4) % 4, 0);
+}
+
+fn message(kind: u16, flags: u16, body: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(NLMSG_HDR_LEN + body.len()).unwrap_or(u32::MAX);
+    let mut buf = Vec::with_capacity(NLMSG_HDR_LEN + body.len());
+    buf.extend_from_slice(&len.to_ne_bytes());
+    buf.extend_from_slice(&kind.to_ne_bytes());
+    buf.extend_from_slice(&(flags | NLM_F_REQUEST).to_ne_bytes());
+    buf.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+    buf.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
+    buf.extend_from_slice(body);
+    buf
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    b.get(at..at + 2).map(|s| u16::from_ne_bytes([s[0], s[1]]))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4).map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// Splits a buffer into netlink messages: (type, payload).
+fn messages(buf: &[u8]) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let (Some(len), Some(kind)) = (u32_at(buf, at), u16_at(buf, at + 4)) {
+        let len = len as usize;
+        if len < NLMSG_HDR_LEN || at + len > buf.len() {
+            break;
+        }
+        out.push((kind, &buf[at + NLMSG_HDR_LEN..at + len]));
+        at += (len + 3) & !3;
+    }
+    out
+}
+
+/// Route attributes: (type, data).
+fn attrs(mut b: &[u8]) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    while let (Some(len), Some(kind)) = (u16_at(b, 0), u16_at(b, 2)) {
+        let len = usize::from(len);
+        if len < 4 || len > b.len() {
+            break;
+        }
+        out.push((kind & 0x3fff, &b[4..len]));
+        b = b.get((len + 3) & !3..).unwrap_or_default();
+    }
+    out
+}
+
+/// Sends one request and reads until its ACK (or NLMSG_DONE for a dump); returns the data
+/// messages of the given type.
+fn request(req: &[u8], want: u16) -> io::Result<Vec<Vec<u8>>> {
+    let sock = open()?;
+    sock.send(req)?;
+    let mut found = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    // A dump of one interface's addresses or all links fits in a few reads; bound the loop.
+    for _ in 0..1000 {
+        let n = (&sock).read(&mut buf)?;
+        for (kind, payload) in messages(&buf[..n]) {
+            match kind {
+                NLMSG_ERROR => {
+                    let code = u32_at(payload, 0).map(|c| c as i32).unwrap_or(-libc::EIO);
+                    return if code == 0 { Ok(found) } else { Err(io::Error::from_raw_os_error(-code)) };
+                }
+                NLMSG_DONE => return Ok(found),
+                k if k == want => found.push(payload.to_vec()),
+                _ => {}
+            }
+        }
+    }
+    Err(io::Error::other("netlink: no end of reply"))
+}
+
+/// The link named `name`, or NotFound.
+pub fn link(name: &str) -> io::Result<Link> {
+    let mut body = vec![0u8; 16]; // struct ifinfomsg: family, pad, type, index, flags, change
+    let mut ifname = name.as_bytes().to_vec();
+    ifname.push(0);
+    push_attr(&mut body, IFLA_IFNAME, &ifname);
+    let replies = request(&message(RTM_GETLINK, 0, &body), RTM_NEWLINK).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENODEV) => io::Error::new(io::ErrorKind::NotFound, format!("no interface named {name}")),
+        _ => e,
+    })?;
+    let reply = replies.first().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, name.to_string()))?;
+    let index = u32_at(reply, 4).unwrap_or(0);
+    let flags = u32_at(reply, 8).unwrap_or(0);
+    let mut mac = [0u8; 6];
+    for (kind, data) in attrs(reply.get(16..).unwrap_or_default()) {
+        if kind == IFLA_ADDRESS && data.len() == 6 {
+            mac.copy_from_slice(data);
+        }
+    }
+    let up = flags & IFF_UP != 0 && flags & IFF_RUNNING != 0 && flags & IFF_LOWER_UP != 0;
+    Ok(Link { index, up, mac })
+}
+
+fn family(addr: &IpAddr) -> u8 {
+    match addr {
+        IpAddr::V4(_) => libc::AF_INET as u8,
+        IpAddr::V6(_) => libc::AF_INET6 as u8,
+    }
+}
+
+fn addr_bytes(addr: &IpAddr) -> Vec<u8> {
+    match addr {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+fn ifaddrmsg(addr: &IpAddr, prefix: u8, index: u32) -> Vec<u8> {
+    let mut body = vec![family(addr), prefix, 0, RT_SCOPE_UNIVERSE];
+    body.extend_from_slice(&index.to_ne_bytes());
+    body
+}
+
+/// Every address of interface `index` (both families), primary addresses first as the kernel
+/// lists them.
+pub fn addresses(index: u32) -> io::Result<Vec<LinkAddr>> {
+    let body = [0u8; 8];
+    let replies = request(&message(RTM_GETADDR, NLM_F_DUMP, &body), RTM_NEWADDR)?;
+    let mut out = Vec::new();
+    for reply in replies {
+        let (Some(&fam), Some(&prefix), Some(ifindex)) = (reply.first(), reply.get(1), u32_at(&reply, 4)) else {
+            continue;
+        };
+        if ifindex != index {
+            continue;
+        }
+        let mut local = None;
+        let mut address = None;
+        for (kind, data) in attrs(reply.get(8..).unwrap_or_default()) {
+            let ip = match (fam as i32, data.len()) {
+                (libc::AF_INET, 4) => IpAddr::from([data[0], data[1], data[2], data[3]]),
+                (libc::AF_INET6, 16) => {
+                    let mut o = [0u8; 16];
+                    o.copy_from_slice(data);
+                    IpAddr::from(o)
+                }
+                _ => continue,
+            };
+            match kind {
+                IFA_LOCAL => local = Some(ip),
+                IFA_ADDRESS => address = Some(ip),
+                _ => {}
+            }
+        }
+        if let Some(addr) = local.or(address) {
+            out.push(LinkAddr { addr, prefix });
+        }
+    }
+    Ok(out)
+}
+
+/// Adds `addr/prefix` to interface `index` with an optional label (IPv4 only, as the kernel
+/// wants; it must start with the interface name). An address already present is not an error.
+pub fn add_address(index: u32, addr: IpAddr, prefix: u8, label: Option<&str>) -> io::Result<()> {
+    let mut body = ifaddrmsg(&addr, prefix, index);
+    push_attr(&mut body, IFA_LOCAL, &addr_bytes(&addr));
+    push_attr(&mut body, IFA_ADDRESS, &addr_bytes(&addr));
+    if let (Some(label), IpAddr::V4(_)) = (label, addr) {
+        let mut l = label.as_bytes().to_vec();
+        l.push(0);
+        push_attr(&mut body, IFA_LABEL, &l);
+    }
+    match request(&message(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, &body), 0) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// Removes `addr/prefix` from interface `index`. Returns whether it was there: an absent
+/// address is not an error (this is how leftovers are cleared).
+pub fn remove_address(index: u32, addr: IpAddr, prefix: u8) -> io::Result<bool> {
+    let mut body = ifaddrmsg(&addr, prefix, index);
+    push_attr(&mut body, IFA_LOCAL, &addr_bytes(&addr));
+    push_attr(&mut body, IFA_ADDRESS, &addr_bytes(&addr));
+    match request(&message(RTM_DELADDR, NLM_F_ACK, &body), 0) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) || e.raw_os_error() == Some(libc::ENODEV) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_round_trip() {
+        let mut b = Vec::new();
+        push_attr(&mut b, IFA_LABEL, b"vr0:1\0");
+        push_attr(&mut b, IFA_LOCAL, &[10, 0, 0, 1]);
+        assert_eq!(b.len() % 4, 0);
+        let parsed = attrs(&b);
+        assert_eq!(parsed, vec![(IFA_LABEL, &b"vr0:1\0"[..]), (IFA_LOCAL, &[10u8, 0, 0, 1][..])]);
+    }
+
+    #[test]
+    fn truncated_messages_are_ignored() {
+        let m = message(RTM_GETLINK, 0, &[1, 2, 3, 4]);
+        assert_eq!(messages(&m).len(), 1);
+        assert!(messages(&m[..10]).is_empty());
+        assert!(attrs(&[8, 0, 1]).is_empty());
+    }
+
+    #[test]
+    fn loopback_exists() {
+        // Every network namespace has `lo`; reading it is harmless.
+        let lo = link("lo").expect("lo");
+        assert!(lo.index > 0);
+        assert!(link("fulcrum-no-such-if0").is_err());
+    }
+}
