@@ -114,7 +114,9 @@ fn detect(text: &str, path: &Path, forced: Option<Format>) -> Result<Format, Dia
         ["vrrp_instance", "global_defs", "vrrp_script", "vrrp_sync_group", "static_ipaddress", "static_routes"];
     let keepalived = lines().any(|l| {
         let word = first_word(l);
-        KEEPALIVED.contains(&word.as_str())
+        // `vrrp_script = ...` is a (misspelt) TOML key, not a keepalived block.
+        let assignment = l.get(word.len()..).unwrap_or_default().trim_start().starts_with('=');
+        !assignment && KEEPALIVED.contains(&word.as_str())
             || (matches!(word.as_str(), "virtual_server" | "virtual_server_group") && l.contains('{'))
     });
     if keepalived {
@@ -296,5 +298,6 @@ mod tests {
         assert_eq!(detect("vrrp_script chk {\n}\n", &p("x"), None), Ok(Format::Keepalived));
         assert_eq!(detect("vrrp_sync_group G {\n}\n", &p("x"), None), Ok(Format::Keepalived));
         assert_eq!(detect("! c\nvrrp_instance VI_1 {\n}\n", &p("x"), None), Ok(Format::Keepalived));
+        assert_eq!(detect("vrrp_script = 1\n", &p("x.toml"), None), Ok(Format::Toml));
     }
 }

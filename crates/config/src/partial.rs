@@ -65,11 +65,13 @@ pub(crate) struct BindRef {
     pub origin: Origin,
 }
 
-/// Where the keywords of one VRRP object (instance, script, sync group) were written, so the
+/// Where the keywords of one VRRP object (instance, sync group) were written, so the
 /// checks of the whole configuration point at the line that needs the fix. Objects are told
-/// apart by their origin.
+/// apart by their kind and origin.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Spots {
+    /// "vrrp_instance" or "vrrp_sync_group": a one-line file may start both on one line.
+    pub kind: &'static str,
     pub origin: Origin,
     /// Keyword and line; list keywords (`vip`, `track_script`, ...) once per item, in order.
     pub keys: Vec<(&'static str, usize)>,
@@ -79,8 +81,8 @@ pub(crate) struct Spots {
 }
 
 impl Spots {
-    pub(crate) fn new(origin: Origin) -> Self {
-        Spots { origin, keys: Vec::new(), reported: Vec::new() }
+    pub(crate) fn new(kind: &'static str, origin: Origin) -> Self {
+        Spots { kind, origin, keys: Vec::new(), reported: Vec::new() }
     }
 
     pub(crate) fn add(&mut self, key: &'static str, line: usize) {

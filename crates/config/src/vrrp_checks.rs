@@ -43,11 +43,15 @@ fn family(addr: &IpAddr) -> &'static str {
 
 /// Checks of the VRRP part of a combined Model.
 pub(crate) fn check(model: &Model, spots: &[Spots], diags: &mut Vec<Diagnostic>) {
-    let spots_of = |origin: &Origin| {
-        spots.iter().find(|s| s.origin == *origin).cloned().unwrap_or_else(|| Spots::new(origin.clone()))
+    let spots_of = |kind: &'static str, origin: &Origin| {
+        spots
+            .iter()
+            .find(|s| s.kind == kind && s.origin == *origin)
+            .cloned()
+            .unwrap_or_else(|| Spots::new(kind, origin.clone()))
     };
     for (i, inst) in model.vrrp.instances.iter().enumerate() {
-        let sp = spots_of(&inst.origin);
+        let sp = spots_of("vrrp_instance", &inst.origin);
         instance(inst, &sp, diags);
         references(model, inst, &sp, diags);
         let earlier = model.vrrp.instances.get(..i).unwrap_or_default();
@@ -227,10 +231,10 @@ fn references(model: &Model, inst: &VrrpInstance, sp: &Spots, diags: &mut Vec<Di
     }
 }
 
-fn sync_groups(model: &Model, spots_of: &dyn Fn(&Origin) -> Spots, diags: &mut Vec<Diagnostic>) {
+fn sync_groups(model: &Model, spots_of: &dyn Fn(&'static str, &Origin) -> Spots, diags: &mut Vec<Diagnostic>) {
     let mut member_of: Vec<(&str, &str, Origin)> = Vec::new();
     for group in &model.vrrp.sync_groups {
-        let sp = spots_of(&group.origin);
+        let sp = spots_of("vrrp_sync_group", &group.origin);
         if group.instances.is_empty() {
             let message = format!("vrrp_sync_group '{}' has no instance", group.name);
             diags.push(at(&group.origin, Severity::Error, message, Some("add e.g. group { VI_1 VI_2 }".into())));

@@ -243,6 +243,8 @@ fn one_line_blocks_and_statements() {
         (24, Some("eth1"), Some("eth1:0"))
     );
     assert_eq!(vi.unicast_peers, [ip("10.0.0.5"), ip("10.0.0.6")]);
+    let one = "vrrp_instance WEB { interface eth0 virtual_router_id 1 virtual_ipaddress { 10.0.0.1 } } vrrp_sync_group G { group { WEB DATABASE } }\n";
+    assert_eq!(errors(one), ["k.conf:1: vrrp_sync_group 'G' names instance 'DATABASE', which is not defined"]);
 }
 
 #[test]

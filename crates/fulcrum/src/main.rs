@@ -33,7 +33,7 @@ enum FormatArg {
 
 #[derive(clap::Args, Clone)]
 struct ConfigArgs {
-    /// Configuration file (TOML or haproxy.cfg); repeat to combine several.
+    /// Configuration file (TOML, haproxy.cfg or keepalived.conf); repeat to combine several.
     #[arg(short = 'c', long = "config", required = true)]
     files: Vec<PathBuf>,
     /// Force the format instead of detecting it from the extension and content.

@@ -28,6 +28,7 @@ pub(super) const TOP_UNSUPPORTED: &[&str] = &[
     "namespace_with_ipsets",
     "use_pid_dir",
     "instance",
+    "SSL",
 ];
 
 /// The LVS side: read later; its blocks are skipped, but words in them are still checked
@@ -175,8 +176,6 @@ pub(super) fn global_ignored(keyword: &str) -> Option<&'static str> {
         | "vrrp_netlink_monitor_rcv_bufs_force"
         | "vrrp_rx_bufs_policy"
         | "vrrp_rx_bufs_multiplier" => "it tunes keepalived's own netlink and socket buffers",
-        "vrrp_check_unicast_src" => "fulcrum always checks that unicast adverts come from a configured peer",
-        "script_security" | "vrrp_startup_delay" | "startup_delay" => "fulcrum starts its instances at once",
         _ => return None,
     })
 }
@@ -203,6 +202,8 @@ pub(super) const GLOBAL_UNSUPPORTED: &[&str] = &[
     "vrrp_min_garp",
     "vrrp_down_timer_adverts",
     "vrrp_version_3_strict",
+    "vrrp_check_unicast_src",
+    "vrrp_startup_delay",
 ];
 
 pub(super) const INSTANCE: &[&str] = &[

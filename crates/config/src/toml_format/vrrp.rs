@@ -208,7 +208,6 @@ impl Doc<'_> {
             let hint = Some(format!("first defined on line {}", first.origin.line));
             return self.sink.error(line, format!("vrrp script '{name}' is defined twice"), hint);
         }
-        self.out.vrrp_spots.push(Spots::new(script.origin.clone()));
         self.out.vrrp.scripts.push(script);
     }
 
@@ -242,7 +241,7 @@ impl Doc<'_> {
         inst.garp_master_delay = defaults.garp_master_delay.unwrap_or(inst.garp_master_delay);
         inst.garp_master_repeat = defaults.garp_master_repeat.unwrap_or(inst.garp_master_repeat);
         inst.garp_master_refresh = defaults.garp_master_refresh.filter(|d| !d.is_zero());
-        let mut spots = Spots::new(inst.origin.clone());
+        let mut spots = Spots::new("vrrp_instance", inst.origin.clone());
         self.instance_scalars(&mut t, &mut inst, &mut spots);
         let version_at = t.entries.iter().find(|(k, _)| k.value == "version").map(|(k, _)| self.line_of(k));
         if let Some(line) = version_at {
@@ -505,7 +504,7 @@ impl Doc<'_> {
         };
         t.context = format!("vrrp sync group '{name}'");
         let origin = self.origin(line);
-        let mut spots = Spots::new(origin.clone());
+        let mut spots = Spots::new("vrrp_sync_group", origin.clone());
         let mut instances = Vec::new();
         for (member, line) in self.strings(&mut t, "group") {
             spots.add("group", line);
