@@ -2,6 +2,7 @@
 //! the fulcrum binary.
 #![forbid(unsafe_code)]
 
+pub mod netns;
 mod origin;
 
 pub use origin::Origin;

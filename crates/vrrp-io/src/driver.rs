@@ -46,8 +46,8 @@ struct Driver {
     socket: AsyncVrrpSocket,
     shared: Arc<Shared>,
     guard: GuardLink,
-    /// Gratuitous ARP rounds still due: (when, rounds left at that time).
-    garp_due: Option<(Instant, u32)>,
+    /// The second gratuitous ARP round (`garp_master_delay` after becoming master).
+    garp_due: Option<Instant>,
     garp_refresh_due: Option<Instant>,
     own_fault: bool,
 }
@@ -72,7 +72,7 @@ pub async fn run(
     track.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     d.run_actions();
     loop {
-        let deadline = [d.vr.poll_timeout(), d.garp_due.map(|g| g.0), d.garp_refresh_due]
+        let deadline = [d.vr.poll_timeout(), d.garp_due, d.garp_refresh_due]
             .into_iter()
             .flatten()
             .min()
@@ -117,12 +117,9 @@ impl Driver {
         if self.vr.poll_timeout().is_some_and(|t| t <= now) {
             self.vr.handle_timeout(now);
         }
-        if let Some((when, left)) = self.garp_due {
-            if when <= now {
-                self.announce();
-                self.garp_due = None;
-                let _ = left;
-            }
+        if self.garp_due.is_some_and(|when| when <= now) {
+            self.announce();
+            self.garp_due = None;
         }
         if let Some(when) = self.garp_refresh_due {
             if when <= now {
@@ -191,7 +188,7 @@ impl Driver {
                     self.announce();
                     let now = Instant::now();
                     if !self.p.model.garp_master_delay.is_zero() {
-                        self.garp_due = Some((now + self.p.model.garp_master_delay, 1));
+                        self.garp_due = Some(now + self.p.model.garp_master_delay);
                     }
                     self.garp_refresh_due = self.p.model.garp_master_refresh.map(|r| now + r);
                 }

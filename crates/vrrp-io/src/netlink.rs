@@ -117,6 +117,8 @@ fn attrs(mut b: &[u8]) -> Vec<(u16, &[u8])> {
 /// messages of the given type.
 fn request(req: &[u8], want: u16) -> io::Result<Vec<Vec<u8>>> {
     let sock = open()?;
+    // Never hang on a reply that does not come (every request asks for an ACK or is a dump).
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
     sock.send(req)?;
     let mut found = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -144,10 +146,11 @@ pub fn link(name: &str) -> io::Result<Link> {
     let mut ifname = name.as_bytes().to_vec();
     ifname.push(0);
     push_attr(&mut body, IFLA_IFNAME, &ifname);
-    let replies = request(&message(RTM_GETLINK, 0, &body), RTM_NEWLINK).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENODEV) => io::Error::new(io::ErrorKind::NotFound, format!("no interface named {name}")),
-        _ => e,
-    })?;
+    let replies =
+        request(&message(RTM_GETLINK, NLM_F_ACK, &body), RTM_NEWLINK).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENODEV) => io::Error::new(io::ErrorKind::NotFound, format!("no interface named {name}")),
+            _ => e,
+        })?;
     let reply = replies.first().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, name.to_string()))?;
     let index = u32_at(reply, 4).unwrap_or(0);
     let flags = u32_at(reply, 8).unwrap_or(0);

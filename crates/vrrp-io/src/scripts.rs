@@ -34,8 +34,11 @@ pub fn notify(script: &str, args: &[&str]) {
 /// The `vrrp_script` checks, by name: each runs in its own task and publishes up/down.
 #[derive(Debug, Default)]
 pub struct ScriptChecks {
-    running: Mutex<HashMap<String, (VrrpScript, watch::Receiver<bool>, JoinHandle<()>)>>,
+    running: Mutex<HashMap<String, RunningCheck>>,
 }
+
+/// A running check: its definition, its up/down state, its task.
+type RunningCheck = (VrrpScript, watch::Receiver<bool>, JoinHandle<()>);
 
 impl ScriptChecks {
     /// Starts checks for `scripts`, keeping those whose definition did not change, stopping

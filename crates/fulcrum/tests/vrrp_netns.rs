@@ -1,0 +1,283 @@
+//! VRRP in network namespaces: fulcrum pairs, and fulcrum beside keepalived 2.2.7 on the wire.
+//!
+//! Each test builds its own lab (testkit::netns: a bridge in a switch namespace, nodes with
+//! `vr0`, addresses 10.213.X.0/24 only inside the namespaces) and tears it down on drop. They
+//! need root and `ip netns`; without them they print SKIPPED and pass. They run one at a time
+//! (VRRP timers of 0.1 s on a 2-core machine).
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use fulcrum_testkit::netns::{keepalived_conf, netns_available, Daemon, Lab};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+const KEEPALIVED: &str = "/usr/sbin/keepalived";
+const PORT: u16 = 8000;
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lab(test: &str, subnet: u8, nodes: usize) -> Option<Lab> {
+    if !netns_available(test) {
+        return None;
+    }
+    Some(Lab::new(test, subnet, nodes).expect("lab"))
+}
+
+fn fulcrum(lab: &Lab, i: usize, conf: &str) -> Daemon {
+    let path = lab.path(&format!("node{i}.conf"));
+    std::fs::write(&path, conf).expect("write config");
+    let mut c = match std::env::var("FULCRUM_TEST_STRACE") {
+        Ok(out) => {
+            let mut c = lab.nodes[i].command("strace");
+            c.args(["-f", "-tt", "-o", &format!("{out}.{i}"), env!("CARGO_BIN_EXE_fulcrum")]);
+            c
+        }
+        Err(_) => lab.nodes[i].command(env!("CARGO_BIN_EXE_fulcrum")),
+    };
+    c.args(["run", "-c"])
+        .arg(&path)
+        .env("FULCRUM_LOG", std::env::var("FULCRUM_TEST_LOG").unwrap_or_else(|_| "info".into()));
+    Daemon::spawn(c, &log_path(lab, i), Vec::new()).expect("spawn fulcrum")
+}
+
+fn keepalived_available(test: &str) -> bool {
+    let ok = std::path::Path::new(KEEPALIVED).exists();
+    if !ok {
+        eprintln!("SKIPPED: {test} needs {KEEPALIVED} (Debian keepalived 2.2.7)");
+    }
+    ok
+}
+
+fn keepalived(lab: &Lab, i: usize, conf: &str) -> Daemon {
+    let path = lab.path(&format!("node{i}.conf"));
+    std::fs::write(&path, conf).expect("write config");
+    // Fresh pid files per start: a SIGKILLed keepalived leaves them behind (and its child may
+    // linger as a zombie), and keepalived refuses to start over a live-looking one.
+    let log = log_path(lab, i);
+    let pid: PathBuf = log.with_extension("pid");
+    let vrrp_pid: PathBuf = log.with_extension("vrrp.pid");
+    let mut c = lab.nodes[i].command(KEEPALIVED);
+    c.args(["-n", "-l", "-D", "-f"]).arg(&path).arg("-p").arg(&pid).arg("-r").arg(&vrrp_pid).arg("--vrrp");
+    Daemon::spawn(c, &log, vec![vrrp_pid]).expect("spawn keepalived")
+}
+
+/// Fails with the logs of every daemon.
+fn check<T>(r: Result<T, String>, daemons: &[&Daemon]) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            let logs: Vec<String> = daemons.iter().map(|d| format!("--- {}\n{}", d.log.display(), d.log())).collect();
+            panic!("{e}\n{}", logs.join("\n"));
+        }
+    }
+}
+
+/// Over `span`, the VIP is never on two nodes (sampled every 20 ms).
+fn never_two_masters(lab: &Lab, vip: &str, span: Duration, daemons: &[&Daemon]) {
+    let start = Instant::now();
+    while start.elapsed() < span {
+        let holders = lab.holders(vip);
+        if holders.len() > 1 {
+            check::<()>(Err(format!("two masters: {vip} on nodes {holders:?}")), daemons);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_held_by(lab: &Lab, vip: &str, node: usize, limit: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if lab.holders(vip).contains(&node) {
+            return Ok(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err(format!("after {limit:?}, {vip} is held by nodes {:?}, not by node {node}", lab.holders(vip)))
+}
+
+/// A fresh log file name for each daemon started (a restarted node keeps the earlier log).
+fn log_path(lab: &Lab, i: usize) -> PathBuf {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    lab.path(&format!("node{i}-run{}.log", RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
+}
+
+#[test]
+fn fulcrum_pair_election_preemption_and_sigterm_failover() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_pair", 31, 2) else { return };
+    let vip = lab.addr(100);
+    let _www0 = lab.serve(0, PORT, "node0").expect("serve");
+    let _www1 = lab.serve(1, PORT, "node1").expect("serve");
+    let n1 = fulcrum(&lab, 1, &keepalived_conf("n1", 31, 100, 3, "0.1", &vip, ""));
+    let mut n0 = fulcrum(&lab, 0, &keepalived_conf("n0", 31, 150, 3, "0.1", &vip, ""));
+    // Higher priority wins the election.
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    check(lab.wait_client_get(&vip, PORT, "node0", Duration::from_secs(5)), &[&n0, &n1]);
+    never_two_masters(&lab, &vip, Duration::from_millis(500), &[&n0, &n1]);
+    check(n0.wait_log("VRRP_Instance(VI_1) Entering MASTER STATE", Duration::from_secs(1)), &[&n0]);
+    // SIGTERM: priority 0, the backup takes over in about Skew_Time.
+    n0.signal("TERM");
+    check(lab.wait_holders(&vip, &[1], Duration::from_secs(2)), &[&n0, &n1]);
+    assert!(n0.wait_exit(Duration::from_secs(10)).is_some(), "node0 did not exit on SIGTERM");
+    check(lab.wait_client_get(&vip, PORT, "node1", Duration::from_secs(5)), &[&n0, &n1]);
+    // node0 comes back with the higher priority and preempts.
+    let n0 = fulcrum(&lab, 0, &keepalived_conf("n0", 31, 150, 3, "0.1", &vip, ""));
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    check(lab.wait_client_get(&vip, PORT, "node0", Duration::from_secs(5)), &[&n0, &n1]);
+}
+
+#[test]
+fn fulcrum_nopreempt_keeps_the_running_master() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_nopreempt", 32, 2) else { return };
+    let vip = lab.addr(100);
+    let n0 = fulcrum(&lab, 0, &keepalived_conf("n0", 32, 100, 3, "0.1", &vip, ""));
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0]);
+    let n1 = fulcrum(&lab, 1, &keepalived_conf("n1", 32, 150, 3, "0.1", &vip, "    nopreempt\n"));
+    check(n1.wait_log("VRRP_Instance(VI_1) started", Duration::from_secs(5)), &[&n1]);
+    // Well past Master_Down_Interval (about 0.3 s): still node0.
+    never_two_masters(&lab, &vip, Duration::from_secs(2), &[&n0, &n1]);
+    assert_eq!(lab.holders(&vip), vec![0], "nopreempt backup took over:\n{}", n1.log());
+}
+
+#[test]
+fn fulcrum_sigkill_guard_releases_the_vip() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_sigkill", 33, 2) else { return };
+    let vip = lab.addr(100);
+    let _www1 = lab.serve(1, PORT, "node1").expect("serve");
+    let n1 = fulcrum(&lab, 1, &keepalived_conf("n1", 33, 100, 3, "0.1", &vip, ""));
+    let mut n0 = fulcrum(&lab, 0, &keepalived_conf("n0", 33, 150, 3, "0.1", &vip, ""));
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    n0.kill9_all();
+    // The guard removes the VIP from the dead node and sends priority 0: the backup takes over
+    // in about Skew_Time instead of Master_Down_Interval.
+    check(lab.wait_holders(&vip, &[1], Duration::from_secs(2)), &[&n0, &n1]);
+    check(
+        n0.wait_log(
+            "vrrp-guard: the main process exited without a clean shutdown; released VI_1",
+            Duration::from_secs(2),
+        ),
+        &[&n0],
+    );
+    check(lab.wait_client_get(&vip, PORT, "node1", Duration::from_secs(5)), &[&n0, &n1]);
+}
+
+/// fulcrum on node 0, keepalived on node 1, each side winning in turn, failover both ways.
+fn interop(test: &str, subnet: u8, version: u8, advert_int: &str, extra: [&str; 2], failover: Duration) {
+    let _serial = serial();
+    if !keepalived_available(test) {
+        return;
+    }
+    let Some(lab) = lab(test, subnet, 2) else { return };
+    let vip = lab.addr(100);
+    let _www0 = lab.serve(0, PORT, "fulcrum").expect("serve");
+    let _www1 = lab.serve(1, PORT, "keepalived").expect("serve");
+    let startup = Duration::from_secs(10);
+    // 1. fulcrum has the higher priority.
+    let mut ka = keepalived(&lab, 1, &keepalived_conf("ka", subnet, 100, version, advert_int, &vip, extra[1]));
+    let mut fu = fulcrum(&lab, 0, &keepalived_conf("fu", subnet, 150, version, advert_int, &vip, extra[0]));
+    check(lab.wait_holders(&vip, &[0], startup), &[&fu, &ka]);
+    check(lab.wait_client_get(&vip, PORT, "fulcrum", Duration::from_secs(5)), &[&fu, &ka]);
+    never_two_masters(&lab, &vip, failover, &[&fu, &ka]);
+    check(ka.wait_log("Entering BACKUP STATE", Duration::from_secs(1)), &[&ka]);
+    // Failover fulcrum → keepalived (graceful: priority 0).
+    fu.signal("TERM");
+    check(lab.wait_holders(&vip, &[1], failover), &[&fu, &ka]);
+    assert!(fu.wait_exit(Duration::from_secs(10)).is_some(), "fulcrum did not exit");
+    check(lab.wait_client_get(&vip, PORT, "keepalived", Duration::from_secs(5)), &[&fu, &ka]);
+    // 2. keepalived has the higher priority: fulcrum (lower) stays backup.
+    let fu = fulcrum(&lab, 0, &keepalived_conf("fu", subnet, 50, version, advert_int, &vip, extra[0]));
+    check(fu.wait_log("VRRP_Instance(VI_1) started", Duration::from_secs(5)), &[&fu]);
+    never_two_masters(&lab, &vip, failover, &[&fu, &ka]);
+    assert_eq!(lab.holders(&vip), vec![1]);
+    // Failover keepalived → fulcrum: kill -9 both keepalived processes (no priority 0). The
+    // dead keepalived leaves the VIP on its interface (what fulcrum's guard avoids); gratuitous
+    // ARP moves the client to fulcrum all the same.
+    ka.kill9_all();
+    check(wait_held_by(&lab, &vip, 0, failover * 2), &[&fu, &ka]);
+    check(lab.wait_client_get(&vip, PORT, "fulcrum", Duration::from_secs(5)), &[&fu, &ka]);
+    // keepalived comes back: it clears its leftover and preempts (100 > 50).
+    let ka = keepalived(&lab, 1, &keepalived_conf("ka", subnet, 100, version, advert_int, &vip, extra[1]));
+    check(lab.wait_holders(&vip, &[1], startup), &[&fu, &ka]);
+    never_two_masters(&lab, &vip, failover, &[&fu, &ka]);
+}
+
+#[test]
+fn keepalived_interop_v3_fast_timers() {
+    interop("keepalived_interop_v3", 34, 3, "0.1", ["", ""], Duration::from_secs(2));
+}
+
+#[test]
+fn keepalived_interop_v2_pass_auth() {
+    interop("keepalived_interop_v2", 35, 2, "1", ["", ""], Duration::from_secs(5));
+}
+
+#[test]
+fn keepalived_interop_unicast_peers() {
+    let peers = |src: u8, peer: u8| {
+        format!("    unicast_src_ip 10.213.36.{src}\n    unicast_peer {{\n        10.213.36.{peer}\n    }}\n")
+    };
+    let (fu, ka) = (peers(1, 2), peers(2, 1));
+    interop("keepalived_interop_unicast", 36, 3, "0.1", [&fu, &ka], Duration::from_secs(2));
+}
+
+#[test]
+fn fulcrum_track_script_weight_and_notify() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_track_script", 37, 2) else { return };
+    let vip = lab.addr(100);
+    let flag = lab.path("healthy");
+    let notes = lab.path("notify.log");
+    std::fs::write(&flag, "").expect("flag");
+    let script = format!(
+        "vrrp_script chk {{\n    script \"test -f {}\"\n    interval 1\n    rise 1\n    fall 1\n}}\n\n",
+        flag.display()
+    );
+    let extra = format!(
+        "    track_script {{\n        chk weight -100\n    }}\n    notify \"echo >> {} \"\n",
+        notes.display()
+    );
+    let conf0 = format!("{script}{}", keepalived_conf("n0", 37, 150, 3, "0.1", &vip, &extra));
+    let n1 = fulcrum(&lab, 1, &keepalived_conf("n1", 37, 100, 3, "0.1", &vip, ""));
+    let n0 = fulcrum(&lab, 0, &conf0);
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    // The check fails: priority 150 - 100 = 50 < 100, node1 preempts.
+    std::fs::remove_file(&flag).expect("remove flag");
+    check(lab.wait_holders(&vip, &[1], Duration::from_secs(5)), &[&n0, &n1]);
+    // And comes back: 150 again, node0 preempts.
+    std::fs::write(&flag, "").expect("flag");
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    let start = Instant::now();
+    let mut text = String::new();
+    while start.elapsed() < Duration::from_secs(2) && !text.contains("INSTANCE VI_1 BACKUP") {
+        text = std::fs::read_to_string(&notes).unwrap_or_default();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(text.contains("INSTANCE VI_1 MASTER 150"), "notify lines:\n{text}\n{}", n0.log());
+    assert!(text.contains("INSTANCE VI_1 BACKUP"), "notify lines:\n{text}\n{}", n0.log());
+}
+
+#[test]
+fn fulcrum_sighup_restarts_only_changed_instances() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_reload", 38, 2) else { return };
+    let vip = lab.addr(100);
+    let n0 = fulcrum(&lab, 0, &keepalived_conf("n0", 38, 150, 3, "0.1", &vip, ""));
+    let n1 = fulcrum(&lab, 1, &keepalived_conf("n1", 38, 100, 3, "0.1", &vip, ""));
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    // Same file again: nothing restarts, node0 stays master.
+    n0.signal("HUP");
+    check(n0.wait_log("reload applied", Duration::from_secs(5)), &[&n0]);
+    never_two_masters(&lab, &vip, Duration::from_millis(500), &[&n0, &n1]);
+    assert_eq!(n0.log().matches("VRRP_Instance(VI_1) started").count(), 1, "{}", n0.log());
+    assert_eq!(lab.holders(&vip), vec![0]);
+    // node1 gets priority 200: its instance restarts and preempts.
+    std::fs::write(lab.path("node1.conf"), keepalived_conf("n1", 38, 200, 3, "0.1", &vip, "")).expect("write");
+    n1.signal("HUP");
+    check(lab.wait_holders(&vip, &[1], Duration::from_secs(5)), &[&n0, &n1]);
+    assert_eq!(n1.log().matches("VRRP_Instance(VI_1) started").count(), 2, "{}", n1.log());
+}
