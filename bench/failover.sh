@@ -7,12 +7,14 @@
 # Each run builds its own lab: a bridge in a "switch" namespace, two nodes (vr0: 10.213.60.1/.2)
 # and a client (10.213.60.200), all inside namespaces created here and deleted afterwards; nothing
 # touches the host's interfaces. Both nodes serve HTTP on :8000. The client connects to
-# VIP:8000 every 10 ms (100 ms connect timeout, bounded run time); the outage is the longest gap
+# VIP:8000 every 10 ms (20 ms connect timeout, bounded run time); the outage is the longest gap
 # between two successful requests. The master's service is stopped together with its VRRP
 # daemon (as a crashed or stopped balancer node), so only a working failover restores service. Node 0 (priority 150) is master, node 1 (100) takes over.
 set -euo pipefail
 
 RUNS=${1:-5}
+IMPLS=${IMPLS:-fulcrum keepalived}   # e.g. IMPLS=keepalived STOPS=KILL to rerun one cell
+STOPS=${STOPS:-KILL TERM}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FULCRUM=${FULCRUM:-$ROOT/target/release/fulcrum}  # VRRP is not CPU-bound: FULCRUM=target/debug/fulcrum is fine
 KEEPALIVED=${KEEPALIVED:-/usr/sbin/keepalived}
@@ -100,8 +102,9 @@ start_node() { # impl node priority version advert_int
 stop_master() { # impl signal
     local pids
     pids=$(cat "$WORK/$1-0.pid")
-    # keepalived: the parent and its VRRP child.
-    [ "$1" = keepalived ] && [ -f "$WORK/vrrp-0.pid" ] && pids="$pids $(cat "$WORK/vrrp-0.pid")"
+    # keepalived: its VRRP child first, then the parent (the child has a parent-death signal,
+    # SIGTERM: killed second, it sometimes shuts down gracefully before its SIGKILL lands).
+    [ "$1" = keepalived ] && [ -f "$WORK/vrrp-0.pid" ] && pids="$(cat "$WORK/vrrp-0.pid") $pids"
     [ "$2" = TERM ] && [ "$1" = keepalived ] && pids=$(cat "$WORK/$1-0.pid")
     # The service on node 0 stops with its balancer (fulcrum is the proxy; a keepalived node's
     # haproxy dies with it), so the client cannot be served by a dead node that kept the VIP.
@@ -126,8 +129,8 @@ start = time.monotonic(); last_ok = None; gap = 0.0
 while time.monotonic() - start < duration:
     t = time.monotonic()
     try:
-        s = socket.create_connection((vip, port), timeout=0.1)
-        s.settimeout(0.1); s.sendall(b"GET / HTTP/1.0\r\n\r\n"); ok = bool(s.recv(64)); s.close()
+        s = socket.create_connection((vip, port), timeout=0.02)
+        s.settimeout(0.05); s.sendall(b"GET / HTTP/1.0\r\n\r\n"); ok = bool(s.recv(64)); s.close()
     except OSError:
         ok = False
     if ok:
@@ -159,8 +162,8 @@ printf '%-10s %-14s %-9s %10s   %s\n' impl timers stop "median ms" "runs (ms)"
 for timers in "3 0.1 6" "2 1 10"; do
     set -- $timers
     version=$1 advert=$2 duration=$3
-    for sig in KILL TERM; do
-        for impl in fulcrum keepalived; do
+    for sig in $STOPS; do
+        for impl in $IMPLS; do
             results=()
             for _ in $(seq 1 "$RUNS"); do
                 results+=("$(one_run "$impl" "$version" "$advert" "$sig" "$duration")")

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs fulcrum's whole test suite. Installs what the tests need when it is missing
-# (haproxy, nginx, keepalived, wrk from Debian) - needs root or sudo for that step only.
+# (haproxy, nginx, keepalived, wrk, curl and python3 for the VRRP namespace tests, from Debian) - needs root or sudo for that step only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for cmd in haproxy nginx keepalived; do
+for cmd in haproxy nginx keepalived curl python3; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
 done
 if ((${#need[@]})); then

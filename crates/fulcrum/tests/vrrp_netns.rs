@@ -237,10 +237,8 @@ fn fulcrum_track_script_weight_and_notify() {
         "vrrp_script chk {{\n    script \"test -f {}\"\n    interval 1\n    rise 1\n    fall 1\n}}\n\n",
         flag.display()
     );
-    let extra = format!(
-        "    track_script {{\n        chk weight -100\n    }}\n    notify \"echo >> {} \"\n",
-        notes.display()
-    );
+    let extra =
+        format!("    track_script {{\n        chk weight -100\n    }}\n    notify \"echo >> {} \"\n", notes.display());
     let conf0 = format!("{script}{}", keepalived_conf("n0", 37, 150, 3, "0.1", &vip, &extra));
     let n1 = fulcrum(&lab, 1, &keepalived_conf("n1", 37, 100, 3, "0.1", &vip, ""));
     let n0 = fulcrum(&lab, 0, &conf0);
@@ -280,4 +278,33 @@ fn fulcrum_sighup_restarts_only_changed_instances() {
     n1.signal("HUP");
     check(lab.wait_holders(&vip, &[1], Duration::from_secs(5)), &[&n0, &n1]);
     assert_eq!(n1.log().matches("VRRP_Instance(VI_1) started").count(), 2, "{}", n1.log());
+}
+
+/// Waits until no address of `vr0` is tentative (IPv6 duplicate address detection), bounded.
+fn wait_ipv6_ready(lab: &Lab) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        let tentative = lab.nodes.iter().any(|n| {
+            n.ip(&["-6", "-o", "addr", "show", "dev", "vr0", "tentative"]).map(|o| !o.stdout.is_empty()).unwrap_or(true)
+        });
+        if !tentative {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn fulcrum_pair_ipv6_vip() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_ipv6", 39, 2) else { return };
+    wait_ipv6_ready(&lab);
+    let vip = "fd00:213:39::100";
+    let n1 = fulcrum(&lab, 1, &keepalived_conf("n1", 39, 100, 3, "0.1", vip, "").replace("/24", "/64"));
+    let mut n0 = fulcrum(&lab, 0, &keepalived_conf("n0", 39, 150, 3, "0.1", vip, "").replace("/24", "/64"));
+    check(lab.wait_holders(vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    never_two_masters(&lab, vip, Duration::from_millis(500), &[&n0, &n1]);
+    n0.signal("TERM");
+    check(lab.wait_holders(vip, &[1], Duration::from_secs(2)), &[&n0, &n1]);
+    assert!(n0.wait_exit(Duration::from_secs(10)).is_some(), "node0 did not exit on SIGTERM");
 }

@@ -2,12 +2,16 @@
 //! [`fulcrum_vrrp`].
 //!
 //! - [`socket`]: raw `IPPROTO_VRRP` sockets bound to the interface (multicast or unicast peers),
-//!   TTL/hop limit 255, received packets checked (IPv4 header, TTL 255, peers, own packets).
+//!   TTL/hop limit 255, received packets checked (IPv4 header and TTL 255, IPv6 hop limit 255
+//!   via `IPV6_RECVHOPLIMIT`, peers, own packets).
 //! - [`netlink`]: a small hand-written rtnetlink client (link, addresses, add/remove one address).
 //! - [`announce`]: gratuitous ARP (AF_PACKET) and unsolicited neighbour advertisements.
 //! - a driver task per instance (tracking, notify scripts, sync groups), and
 //! - [`guard`]: a helper process that releases the addresses if the main process dies without a
 //!   clean shutdown.
+//!
+//! The crate denies unsafe code except in one private module (`packet_addr`): a `sockaddr_ll`
+//! for AF_PACKET and `recvmsg` into initialised buffers, which socket2 offers no safe API for.
 //!
 //! [`Runtime::start`] clears the configured VIPs left on the interfaces by an earlier run that
 //! crashed (keepalived leaves them: a split-brain cause), only those exact addresses.

@@ -83,6 +83,7 @@ fn configure(spec: &SocketSpec) -> io::Result<Socket> {
             socket.set_multicast_hops_v6(255)?;
             socket.set_multicast_loop_v6(false)?;
             socket.set_multicast_if_v6(spec.ifindex)?;
+            socket.set_recv_hoplimit_v6(true)?;
             if spec.destinations == Destinations::Multicast {
                 socket.join_multicast_v6(&MULTICAST_V6, spec.ifindex)?;
             }
@@ -109,7 +110,7 @@ fn destination(spec: &SocketSpec, ctx: &AddrContext) -> SocketAddr {
 }
 
 /// IP-level checks of one received datagram.
-fn check(spec: &SocketSpec, bytes: &[u8], from: SocketAddr) -> Result<Received, RecvError> {
+fn check(spec: &SocketSpec, bytes: &[u8], from: SocketAddr, hop_limit: Option<u8>) -> Result<Received, RecvError> {
     let received = match spec.src {
         IpAddr::V4(_) => {
             let packet = parse_ipv4_packet(bytes).map_err(RecvError::Invalid)?;
@@ -120,8 +121,11 @@ fn check(spec: &SocketSpec, bytes: &[u8], from: SocketAddr) -> Result<Received, 
             Received { ctx: packet.addr_context(), payload: packet.payload.to_vec() }
         }
         IpAddr::V6(_) => {
-            // The link-local source rule is enforced by the codec (DecodeExpect). The hop limit
-            // is not visible without IPV6_RECVHOPLIMIT control messages (not checked yet).
+            // The link-local source rule is enforced by the codec (DecodeExpect); the hop limit
+            // comes from the IPV6_HOPLIMIT control message (missing: rejected).
+            if spec.destinations == Destinations::Multicast || hop_limit.is_some() {
+                check_ttl(hop_limit.unwrap_or(0)).map_err(RecvError::Invalid)?;
+            }
             let dst = match &spec.destinations {
                 Destinations::Multicast => IpAddr::V6(MULTICAST_V6),
                 Destinations::Unicast(_) => spec.src,
@@ -138,6 +142,28 @@ fn check(spec: &SocketSpec, bytes: &[u8], from: SocketAddr) -> Result<Received, 
         }
     }
     Ok(received)
+}
+
+/// One datagram: IPv4 with `recv_from` (the TTL is in the header), IPv6 with `recvmsg` for the
+/// hop limit.
+fn recv_one(
+    socket: &impl std::os::fd::AsFd,
+    spec: &SocketSpec,
+    buf: &mut [u8],
+) -> io::Result<(usize, SocketAddr, Option<u8>)> {
+    let socket = socket2::SockRef::from(socket);
+    match spec.src {
+        // The IPv4 header carries source and TTL.
+        IpAddr::V4(_) => {
+            let n = std::io::Read::read(&mut &*socket, buf)?;
+            Ok((n, SocketAddr::from(([0, 0, 0, 0], 0)), None))
+        }
+        IpAddr::V6(_) => {
+            let (n, from, hops) = crate::packet_addr::recv_with_hop_limit(socket, buf)?;
+            let from = from.as_socket().ok_or_else(|| io::Error::other("datagram from a non-IP address"))?;
+            Ok((n, from, hops))
+        }
+    }
 }
 
 impl VrrpSocket {
@@ -160,8 +186,8 @@ impl VrrpSocket {
     /// Receives one packet (non-blocking: WouldBlock when none is queued).
     pub fn recv(&self) -> Result<Received, RecvError> {
         let mut buf = [0u8; 2048];
-        let (n, from) = self.socket.recv_from(&mut buf).map_err(RecvError::Io)?;
-        check(&self.spec, &buf[..n], from)
+        let (n, from, hops) = recv_one(&self.socket, &self.spec, &mut buf).map_err(RecvError::Io)?;
+        check(&self.spec, &buf[..n], from, hops)
     }
 }
 
@@ -195,8 +221,14 @@ impl AsyncVrrpSocket {
     pub async fn recv(&self) -> io::Result<Received> {
         let mut buf = [0u8; 2048];
         loop {
-            let (n, from) = self.socket.recv_from(&mut buf).await?;
-            match check(&self.spec, &buf[..n], from) {
+            let (n, from, hops) = match self.spec.src {
+                IpAddr::V4(_) => self.socket.recv_from(&mut buf).await.map(|(n, from)| (n, from, None))?,
+                IpAddr::V6(_) => {
+                    let socket = &self.socket;
+                    socket.async_io(tokio::io::Interest::READABLE, || recv_one(socket, &self.spec, &mut buf)).await?
+                }
+            };
+            match check(&self.spec, &buf[..n], from, hops) {
                 Ok(received) => return Ok(received),
                 Err(RecvError::Own) => {}
                 Err(dropped) => tracing::debug!(?dropped, "VRRP packet dropped"),
