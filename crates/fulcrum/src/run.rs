@@ -101,7 +101,34 @@ impl BackendStatus for ProxyBackends {
 fn start_vrrp(vrrp: &Vrrp, proxy: Option<&Proxy>) -> Result<Runtime, String> {
     let guard_program = std::env::current_exe().map_err(|e| format!("cannot find the fulcrum binary: {e}"))?;
     let backends = proxy.map(|p| Arc::new(ProxyBackends(p.shared().clone())) as Arc<dyn BackendStatus>);
-    Runtime::start(vrrp, RuntimeOptions { guard_program: Some(guard_program), backends })
+    let rt = Runtime::start(vrrp, RuntimeOptions { guard_program: Some(guard_program), backends })?;
+    if let Some(p) = proxy {
+        tokio::spawn(show_vrrp_on_stats(rt.status(), p.shared().clone()));
+    }
+    Ok(rt)
+}
+
+/// Mirror the VRRP instances' state into the stats page, for as long as the runtime lives.
+async fn show_vrrp_on_stats(
+    mut status: tokio::sync::watch::Receiver<std::collections::BTreeMap<String, fulcrum_vrrp_io::InstanceStatus>>,
+    shared: Arc<Shared>,
+) {
+    loop {
+        let rows = status
+            .borrow_and_update()
+            .iter()
+            .map(|(name, s)| fulcrum_proxy::VrrpRow {
+                instance: name.clone(),
+                state: format!("{:?}", s.state).to_uppercase(),
+                priority: s.priority,
+                master: s.master.map(|m| m.to_string()),
+            })
+            .collect();
+        shared.set_vrrp_rows(rows);
+        if status.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 async fn reload(

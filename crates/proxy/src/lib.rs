@@ -29,6 +29,15 @@ pub use accesslog::AccessLog;
 pub use live::LiveRegistry;
 pub use snapshot::Snapshot;
 
+/// One VRRP instance as the stats page shows it (filled by the binary from the VRRP runtime).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpRow {
+    pub instance: String,
+    pub state: String,
+    pub priority: u8,
+    pub master: Option<String>,
+}
+
 /// State every worker reads.
 #[derive(Debug)]
 pub struct Shared {
@@ -40,9 +49,19 @@ pub struct Shared {
     /// Frontend `maxconn`, by frontend name, shared by all workers; resized on reload.
     frontend_limits: std::sync::Mutex<HashMap<String, (u32, Arc<Semaphore>)>>,
     shutdown: watch::Sender<bool>,
+    /// VRRP instances, for the stats page.
+    vrrp_rows: std::sync::Mutex<Vec<VrrpRow>>,
 }
 
 impl Shared {
+    pub fn set_vrrp_rows(&self, rows: Vec<VrrpRow>) {
+        *live::lock(&self.vrrp_rows) = rows;
+    }
+
+    pub fn vrrp_rows(&self) -> Vec<VrrpRow> {
+        live::lock(&self.vrrp_rows).clone()
+    }
+
     /// The connection limit of the frontend listening on `bind`, if it has one.
     fn frontend_limit(&self, bind: &SocketAddr) -> Option<Arc<Semaphore>> {
         let snap = self.snapshot.load();
@@ -88,6 +107,7 @@ impl Proxy {
         let shared = Arc::new(Shared {
             conn_limit: Arc::new(Semaphore::new(snapshot.model.global.maxconn.max(1) as usize)),
             frontend_limits: std::sync::Mutex::new(HashMap::new()),
+            vrrp_rows: std::sync::Mutex::new(Vec::new()),
             snapshot: ArcSwap::from_pointee(snapshot),
             live,
             access_log,

@@ -12,7 +12,7 @@ use crate::live::lock;
 use crate::snapshot::Snapshot;
 use crate::Shared;
 
-pub fn serve<B>(req: &Request<B>, stats: &Stats, snap: &Snapshot, _shared: &Shared) -> Response<Full<Bytes>> {
+pub fn serve<B>(req: &Request<B>, stats: &Stats, snap: &Snapshot, shared: &Shared) -> Response<Full<Bytes>> {
     if !stats.auth.is_empty() && !authorized(req, stats) {
         let realm = stats.realm.as_deref().unwrap_or("HAProxy Statistics");
         let mut resp = Response::new(Full::new(Bytes::from_static(b"401 Unauthorized\n")));
@@ -23,7 +23,11 @@ pub fn serve<B>(req: &Request<B>, stats: &Stats, snap: &Snapshot, _shared: &Shar
         return resp;
     }
     let csv = req.uri().path().ends_with(";csv") || req.uri().query().is_some_and(|q| q.contains("csv"));
-    let (body, ctype) = if csv { (render_csv(snap), "text/plain") } else { (render_html(stats, snap), "text/html") };
+    let (body, ctype) = if csv {
+        (render_csv(snap), "text/plain")
+    } else {
+        (render_html(stats, snap, &shared.vrrp_rows()), "text/html")
+    };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -61,7 +65,7 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
-fn render_html(stats: &Stats, snap: &Snapshot) -> String {
+fn render_html(stats: &Stats, snap: &Snapshot, vrrp: &[crate::VrrpRow]) -> String {
     let mut h = String::from("<!DOCTYPE html><html><head><title>Statistics Report</title>");
     h.push_str("<style>body{font-family:sans-serif}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #999;padding:2px 6px}.UP{background:#c0ffc0}.DOWN{background:#ffc0c0}.MAINT{background:#c0c0ff}</style></head><body>");
     h.push_str("<h1>fulcrum statistics report</h1>");
@@ -98,6 +102,21 @@ fn render_html(stats: &Stats, snap: &Snapshot) -> String {
             b.live_servers(),
             b.queued()
         );
+    }
+    if !vrrp.is_empty() {
+        h.push_str("<table><tr><th colspan=4>VRRP</th></tr><tr><th>instance</th><th>state</th><th>priority</th><th>master</th></tr>");
+        for row in vrrp {
+            let _ = write!(
+                h,
+                "<tr class={}><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                if row.state == "MASTER" { "UP" } else { "MAINT" },
+                escape(&row.instance),
+                escape(&row.state),
+                row.priority,
+                escape(row.master.as_deref().unwrap_or("-"))
+            );
+        }
+        h.push_str("</table>");
     }
     h.push_str("</body></html>\n");
     h
@@ -152,7 +171,19 @@ fn escape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::base64;
+    use super::{base64, render_html};
+    use crate::{LiveRegistry, Snapshot, VrrpRow};
+
+    #[test]
+    fn vrrp_instances_show_on_the_html_page() {
+        let snap = Snapshot::build(fulcrum_config::Model::default(), &LiveRegistry::default()).expect("empty model");
+        let stats = fulcrum_config::Stats::default();
+        assert!(!render_html(&stats, &snap, &[]).contains("VRRP"));
+        let row =
+            VrrpRow { instance: "VI_1".into(), state: "BACKUP".into(), priority: 100, master: Some("10.0.0.1".into()) };
+        let html = render_html(&stats, &snap, &[row]);
+        assert!(html.contains("<td>VI_1</td><td>BACKUP</td><td>100</td><td>10.0.0.1</td>"), "{html}");
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
