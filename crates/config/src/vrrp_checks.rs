@@ -33,6 +33,29 @@ pub(crate) fn settle(inst: &mut VrrpInstance, spots: &Spots, version_set: bool, 
     }
 }
 
+/// Settings the VRRP runtime does not act on yet: said out loud, never silently dropped.
+fn not_yet_enforced(inst: &VrrpInstance, sp: &Spots, diags: &mut Vec<Diagnostic>) {
+    let name = &inst.name;
+    let mut warn = |origin: Origin, message: String, hint: &str| {
+        diags.push(at(&origin, Severity::Warning, message, Some(hint.to_string())));
+    };
+    if inst.use_vmac.is_some() {
+        warn(
+            sp.at("use_vmac", 0),
+            format!("vrrp_instance '{name}': use_vmac is not implemented yet; the virtual addresses go on the interface itself, with its own MAC address"),
+            "remove use_vmac, or keep keepalived for this instance",
+        );
+    }
+    let no_accept = inst.accept == Some(false) || (inst.strict && inst.accept.is_none());
+    if no_accept {
+        warn(
+            sp.at(if inst.accept == Some(false) { "no_accept" } else { "vrrp_strict" }, 0),
+            format!("vrrp_instance '{name}': no_accept (implied by vrrp_strict) is not enforced yet; the master accepts traffic to its virtual addresses"),
+            "add accept to say so explicitly",
+        );
+    }
+}
+
 fn family(addr: &IpAddr) -> &'static str {
     if addr.is_ipv4() {
         "IPv4"
@@ -103,6 +126,10 @@ fn instance(inst: &VrrpInstance, sp: &Spots, diags: &mut Vec<Diagnostic>) {
         );
     }
     advert_int(inst, sp, &mut error);
+    not_yet_enforced(inst, sp, diags);
+    let mut error = |origin: Origin, message: String, hint: &str| {
+        diags.push(at(&origin, Severity::Error, message, (!hint.is_empty()).then(|| hint.to_string())))
+    };
     if inst.version == 3 && inst.auth_pass.is_some() {
         error(
             sp.at("authentication", 0),

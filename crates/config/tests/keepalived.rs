@@ -80,7 +80,12 @@ fn example_keepalived_conf_seed_004() {
     }
     let strict = line("authentication {");
     assert!(warned.iter().any(|(l, m)| *l == strict && m.contains("dropped in strict mode")), "{warned:?}");
-    assert_eq!(loaded.warnings.len(), 8, "{}", show(&loaded.warnings));
+    // vrrp_strict implies no_accept, which the runtime does not enforce yet: said, not dropped.
+    assert!(
+        warned.iter().any(|(_, m)| m.contains("no_accept (implied by vrrp_strict) is not enforced yet")),
+        "{warned:?}"
+    );
+    assert_eq!(loaded.warnings.len(), 9, "{}", show(&loaded.warnings));
 
     let m = &loaded.model;
     assert!(m.frontends.is_empty() && m.backends.is_empty());
@@ -647,9 +652,13 @@ fn toml_vrrp_defaults_and_tracking_a_backend() {
     let vi = &loaded.model.vrrp.instances[0];
     assert!(vi.strict);
     assert_eq!(vi.auth_pass, None, "dropped in strict mode");
-    assert_eq!(warnings(&loaded).len(), 1);
-    assert!(warnings(&loaded)[0]
-        .starts_with("t.toml:19: warning: vrrp_instance 'VI_1': authentication is dropped in strict mode"));
+    let warned = warnings(&loaded);
+    assert_eq!(warned.len(), 3, "{warned:?}");
+    assert!(warned
+        .iter()
+        .any(|w| w.starts_with("t.toml:19: warning: vrrp_instance 'VI_1': authentication is dropped in strict mode")));
+    assert!(warned.iter().any(|w| w.contains("use_vmac is not implemented yet")), "{warned:?}");
+    assert!(warned.iter().any(|w| w.contains("no_accept (implied by vrrp_strict) is not enforced yet")), "{warned:?}");
     assert_eq!((vi.use_vmac.as_deref(), vi.garp_master_refresh), (Some("vrrp.51"), Some(Duration::from_secs(60))));
     assert_eq!(vi.track_backends, [Tracked { name: "app".into(), weight: Some(-50) }]);
 }
