@@ -90,6 +90,11 @@ impl Spots {
     }
 
     /// Where the `nth` `key` was written, else the object's own line.
+    /// Whether the file set `key` for this object.
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.keys.iter().any(|(k, _)| *k == key)
+    }
+
     pub(crate) fn at(&self, key: &str, nth: usize) -> Origin {
         let line = self.keys.iter().filter(|(k, _)| *k == key).nth(nth).map(|(_, l)| *l);
         Origin { file: self.origin.file.clone(), line: line.unwrap_or(self.origin.line) }

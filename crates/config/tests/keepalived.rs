@@ -638,14 +638,14 @@ fn toml_vrrp_defaults_and_tracking_a_backend() {
     let text = "[[frontend]]\nname = \"web\"\nbind = \"127.0.0.1:8080\"\ndefault_backend = \"app\"\n\
                 [[backend]]\nname = \"app\"\n[[backend.server]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n\
                 [vrrp]\nstrict = true\ngarp_master_refresh = \"1m\"\n\
-                [[vrrp.instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 51\n\
+                [[vrrp.instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 51\nversion = 2\n\
                 vips = [\"10.0.0.10\", \"2001:db8::1\"]\nuse_vmac = true\nauth_pass = \"1111\"\n\
                 track_backend = [{ name = \"app\", weight = -50 }]\n";
     let found = toml_errors(text);
     assert_eq!(
         found,
         [
-            "t.toml:17: virtual address 2001:db8::1 of vrrp_instance 'VI_1' is IPv6, the instance is IPv4 (put addresses of the other family in virtual_ipaddress_excluded, or in another instance)",
+            "t.toml:18: virtual address 2001:db8::1 of vrrp_instance 'VI_1' is IPv6, the instance is IPv4 (put addresses of the other family in virtual_ipaddress_excluded, or in another instance)",
         ]
     );
     let loaded = toml(&text.replace(", \"2001:db8::1\"", "")).unwrap_or_else(|e| panic!("{}", show(&e)));
@@ -656,11 +656,18 @@ fn toml_vrrp_defaults_and_tracking_a_backend() {
     assert_eq!(warned.len(), 3, "{warned:?}");
     assert!(warned
         .iter()
-        .any(|w| w.starts_with("t.toml:19: warning: vrrp_instance 'VI_1': authentication is dropped in strict mode")));
+        .any(|w| w.starts_with("t.toml:20: warning: vrrp_instance 'VI_1': authentication is dropped in strict mode")));
     assert!(warned.iter().any(|w| w.contains("use_vmac is not implemented yet")), "{warned:?}");
     assert!(warned.iter().any(|w| w.contains("no_accept (implied by vrrp_strict) is not enforced yet")), "{warned:?}");
     assert_eq!((vi.use_vmac.as_deref(), vi.garp_master_refresh), (Some("vrrp.51"), Some(Duration::from_secs(60))));
     assert_eq!(vi.track_backends, [Tracked { name: "app".into(), weight: Some(-50) }]);
+    assert_eq!((vi.version, vi.advert_int), (2, Duration::from_secs(1)), "v2 keeps keepalived's 1 s");
+
+    // fulcrum's own defaults are the fast ones: VRRPv3, 100 ms adverts.
+    let fast = "[vrrp]\n[[vrrp.instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvirtual_router_id = 52\nvips = [\"10.0.0.20\"]\n";
+    let loaded = toml(fast).unwrap_or_else(|e| panic!("{}", show(&e)));
+    let vi = &loaded.model.vrrp.instances[0];
+    assert_eq!((vi.version, vi.advert_int), (3, Duration::from_millis(100)));
 }
 
 #[test]

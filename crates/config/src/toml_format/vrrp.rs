@@ -236,7 +236,10 @@ impl Doc<'_> {
         t.context = format!("vrrp instance '{name}'");
         let mut inst = VrrpInstance::new(name.clone());
         inst.origin = self.origin(line);
-        inst.version = defaults.version.unwrap_or(2);
+        // fulcrum's own defaults are the fast ones: VRRPv3 with 100 ms adverts, so a pair fails
+        // over in a few hundred milliseconds (keepalived.conf keeps keepalived's v2 / 1 s).
+        inst.version = defaults.version.unwrap_or(3);
+        inst.advert_int = std::time::Duration::from_millis(100);
         inst.strict = defaults.strict;
         inst.garp_master_delay = defaults.garp_master_delay.unwrap_or(inst.garp_master_delay);
         inst.garp_master_repeat = defaults.garp_master_repeat.unwrap_or(inst.garp_master_repeat);
@@ -249,6 +252,10 @@ impl Doc<'_> {
         }
         if let Some(v) = self.vrrp_version(&mut t) {
             inst.version = v;
+        }
+        // VRRPv2 counts whole seconds: its default interval is keepalived's 1 s.
+        if inst.version == 2 && !spots.has("advert_int") {
+            inst.advert_int = std::time::Duration::from_secs(1);
         }
         self.instance_lists(&mut t, &mut inst, &mut spots);
         self.finish(t, INSTANCE_KEYS);
