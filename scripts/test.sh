@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs fulcrum's whole test suite. Installs what the tests need when it is missing
-# (haproxy, nginx, keepalived, wrk, curl and python3 for the VRRP namespace tests, from Debian) - needs root or sudo for that step only.
+# (haproxy, nginx, keepalived; curl, python3 and iproute2 for the VRRP namespace tests; all from
+# Debian) - needs root or sudo for that step only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for cmd in haproxy nginx keepalived curl python3; do
-  command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
+for pair in haproxy:haproxy nginx:nginx keepalived:keepalived curl:curl python3:python3 ip:iproute2; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if ((${#need[@]})); then
   echo "test.sh: installing ${need[*]}" >&2
