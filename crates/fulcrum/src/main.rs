@@ -121,10 +121,11 @@ fn check(config: &ConfigArgs) -> ExitCode {
             }
             let m = &loaded.model;
             println!(
-                "Configuration is valid: {} frontend(s), {} backend(s), {} server(s).",
+                "Configuration is valid: {} frontend(s), {} backend(s), {} server(s), {} VRRP instance(s).",
                 m.frontends.len(),
                 m.backends.len(),
-                m.backends.iter().map(|b| b.servers.len()).sum::<usize>()
+                m.backends.iter().map(|b| b.servers.len()).sum::<usize>(),
+                m.vrrp.instances.len()
             );
             ExitCode::SUCCESS
         }
