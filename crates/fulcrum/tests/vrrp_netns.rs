@@ -27,8 +27,12 @@ fn lab(test: &str, subnet: u8, nodes: usize) -> Option<Lab> {
 }
 
 fn fulcrum(lab: &Lab, i: usize, conf: &str) -> Daemon {
-    let path = lab.path(&format!("node{i}.conf"));
-    std::fs::write(&path, conf).expect("write config");
+    fulcrum_files(lab, i, &[("conf", conf)])
+}
+
+/// fulcrum on node `i` with several configuration files (`node{i}.EXT` each, in order: e.g. a
+/// haproxy.cfg as `cfg` and a keepalived.conf as `conf`).
+fn fulcrum_files(lab: &Lab, i: usize, files: &[(&str, &str)]) -> Daemon {
     let mut c = match std::env::var("FULCRUM_TEST_STRACE") {
         Ok(out) => {
             let mut c = lab.nodes[i].command("strace");
@@ -37,9 +41,13 @@ fn fulcrum(lab: &Lab, i: usize, conf: &str) -> Daemon {
         }
         Err(_) => lab.nodes[i].command(env!("CARGO_BIN_EXE_fulcrum")),
     };
-    c.args(["run", "-c"])
-        .arg(&path)
-        .env("FULCRUM_LOG", std::env::var("FULCRUM_TEST_LOG").unwrap_or_else(|_| "info".into()));
+    c.arg("run");
+    for (ext, text) in files {
+        let path = lab.path(&format!("node{i}.{ext}"));
+        std::fs::write(&path, text).expect("write config");
+        c.arg("-c").arg(&path);
+    }
+    c.env("FULCRUM_LOG", std::env::var("FULCRUM_TEST_LOG").unwrap_or_else(|_| "info".into()));
     Daemon::spawn(c, &log_path(lab, i), Vec::new()).expect("spawn fulcrum")
 }
 
@@ -307,4 +315,141 @@ fn fulcrum_pair_ipv6_vip() {
     n0.signal("TERM");
     check(lab.wait_holders(vip, &[1], Duration::from_secs(2)), &[&n0, &n1]);
     assert!(n0.wait_exit(Duration::from_secs(10)).is_some(), "node0 did not exit on SIGTERM");
+}
+
+/// A haproxy.cfg: frontend `web` on `*:FRONT` (inside the node's namespace), backend `app`
+/// with one server `server` checked every 200 ms, rise 1 fall 1.
+fn haproxy_cfg(front: u16, server: &str) -> String {
+    format!(
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\n\
+         frontend web\n    bind *:{front}\n    default_backend app\n\n\
+         backend app\n    server s1 {server} check inter 200ms rise 1 fall 1\n"
+    )
+}
+
+#[test]
+fn fulcrum_track_backend_moves_the_vip() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_track_backend", 40, 2) else { return };
+    let vip = lab.addr(100);
+    let front = 8080;
+    let mut www0 = lab.serve(0, PORT, "node0").expect("serve");
+    let _www1 = lab.serve(1, PORT, "node1").expect("serve");
+    let track = "    track_backend {\n        app weight -100\n    }\n";
+    let cfg0 = haproxy_cfg(front, &format!("{}:{PORT}", lab.addr(1)));
+    let cfg1 = haproxy_cfg(front, &format!("{}:{PORT}", lab.addr(2)));
+    let ka0 = keepalived_conf("n0", 40, 150, 3, "0.1", &vip, track);
+    let ka1 = keepalived_conf("n1", 40, 100, 3, "0.1", &vip, "");
+    let n1 = fulcrum_files(&lab, 1, &[("cfg", &cfg1), ("conf", &ka1)]);
+    let n0 = fulcrum_files(&lab, 0, &[("cfg", &cfg0), ("conf", &ka0)]);
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    check(lab.wait_client_get(&vip, front, "node0", Duration::from_secs(5)), &[&n0, &n1]);
+    // node0's only server dies: backend `app` has no usable server, 150 - 100 = 50 < 100.
+    www0.kill9_all();
+    check(lab.wait_holders(&vip, &[1], Duration::from_secs(5)), &[&n0, &n1]);
+    check(lab.wait_client_get(&vip, front, "node1", Duration::from_secs(5)), &[&n0, &n1]);
+    // It comes back: 150 again, node0 preempts.
+    let _www0 = lab.serve(0, PORT, "node0").expect("serve");
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    check(lab.wait_client_get(&vip, front, "node0", Duration::from_secs(5)), &[&n0, &n1]);
+    never_two_masters(&lab, &vip, Duration::from_millis(500), &[&n0, &n1]);
+}
+
+#[test]
+fn fulcrum_pair_unicast_peers() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_unicast", 41, 2) else { return };
+    let vip = lab.addr(100);
+    let peers = |src: u8, peer: u8| {
+        format!("    unicast_src_ip 10.213.41.{src}\n    unicast_peer {{\n        10.213.41.{peer}\n    }}\n")
+    };
+    let _www0 = lab.serve(0, PORT, "node0").expect("serve");
+    let _www1 = lab.serve(1, PORT, "node1").expect("serve");
+    let n1 = fulcrum(&lab, 1, &keepalived_conf("n1", 41, 100, 3, "0.1", &vip, &peers(2, 1)));
+    let mut n0 = fulcrum(&lab, 0, &keepalived_conf("n0", 41, 150, 3, "0.1", &vip, &peers(1, 2)));
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    check(lab.wait_client_get(&vip, PORT, "node0", Duration::from_secs(5)), &[&n0, &n1]);
+    never_two_masters(&lab, &vip, Duration::from_millis(500), &[&n0, &n1]);
+    // SIGTERM: the unicast priority-0 advert hands over in about Skew_Time.
+    n0.signal("TERM");
+    check(lab.wait_holders(&vip, &[1], Duration::from_secs(2)), &[&n0, &n1]);
+    assert!(n0.wait_exit(Duration::from_secs(10)).is_some(), "node0 did not exit on SIGTERM");
+    check(lab.wait_client_get(&vip, PORT, "node1", Duration::from_secs(5)), &[&n0, &n1]);
+    // node0 comes back and preempts over unicast.
+    let n0 = fulcrum(&lab, 0, &keepalived_conf("n0", 41, 150, 3, "0.1", &vip, &peers(1, 2)));
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    never_two_masters(&lab, &vip, Duration::from_millis(500), &[&n0, &n1]);
+}
+
+#[test]
+fn fulcrum_track_interface_fault() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_track_interface", 42, 2) else { return };
+    let vip = lab.addr(100);
+    // A second link on node0: a veth pair created inside its namespace (vr1 and its peer).
+    let ns0 = &lab.nodes[0];
+    ns0.ip(&["link", "add", "vr1", "type", "veth", "peer", "name", "vr1p"]).expect("veth");
+    ns0.ip(&["link", "set", "vr1p", "up"]).expect("vr1p up");
+    ns0.ip(&["link", "set", "vr1", "up"]).expect("vr1 up");
+    let track = "    track_interface {\n        vr1\n    }\n";
+    let n1 = fulcrum(&lab, 1, &keepalived_conf("n1", 42, 100, 3, "0.1", &vip, ""));
+    let n0 = fulcrum(&lab, 0, &keepalived_conf("n0", 42, 150, 3, "0.1", &vip, track));
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    // vr1 goes down: node0's instance is at fault, node1 takes the VIP.
+    ns0.ip(&["link", "set", "vr1", "down"]).expect("vr1 down");
+    check(n0.wait_log("VRRP_Instance(VI_1) Entering FAULT STATE", Duration::from_secs(3)), &[&n0]);
+    check(lab.wait_holders(&vip, &[1], Duration::from_secs(3)), &[&n0, &n1]);
+    never_two_masters(&lab, &vip, Duration::from_millis(500), &[&n0, &n1]);
+    assert_eq!(lab.holders(&vip), vec![1], "{}", n0.log());
+    // vr1 comes back: node0 leaves FAULT and preempts (150 > 100).
+    ns0.ip(&["link", "set", "vr1", "up"]).expect("vr1 up");
+    check(n0.wait_log("Entering BACKUP STATE (was FAULT)", Duration::from_secs(3)), &[&n0]);
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    never_two_masters(&lab, &vip, Duration::from_millis(500), &[&n0, &n1]);
+}
+
+/// A keepalived.conf with `vrrp_sync_group G` holding VI_1 (VRID `vrid`, `vips[0]`) and VI_2
+/// (VRID `vrid + 1`, `vips[1]`), both on `vr0`, version 3, advert_int 0.1.
+fn sync_group_conf(router_id: &str, vrid: u8, priorities: [u8; 2], vips: [&str; 2]) -> String {
+    let instance = |n: usize| {
+        keepalived_conf(router_id, vrid + n as u8, priorities[n], 3, "0.1", vips[n], "")
+            .split_once("vrrp_instance VI_1")
+            .map(|(_, body)| format!("vrrp_instance VI_{}{body}", n + 1))
+            .expect("instance block")
+    };
+    format!(
+        "global_defs {{\n    router_id {router_id}\n}}\n\nvrrp_sync_group G {{\n    group {{\n        VI_1\n        \
+         VI_2\n    }}\n}}\n\n{}\n{}",
+        instance(0),
+        instance(1)
+    )
+}
+
+#[test]
+fn fulcrum_sync_group_follows_to_backup() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_sync_group", 43, 2) else { return };
+    let (vip1, vip2) = (lab.addr(100), lab.addr(101));
+    let n0 = fulcrum(&lab, 0, &sync_group_conf("n0", 43, [150, 150], [&vip1, &vip2]));
+    check(lab.wait_holders(&vip1, &[0], Duration::from_secs(5)), &[&n0]);
+    check(lab.wait_holders(&vip2, &[0], Duration::from_secs(5)), &[&n0]);
+    // A better VI_1 master appears (node1 runs VI_1 alone, priority 200): node0's VI_1 goes
+    // BACKUP behind it and its VI_2 follows to BACKUP although nobody outranks it there
+    // (keepalived's sync group prefers BACKUP: it goes master only when every member can).
+    let n1 = fulcrum(&lab, 1, &keepalived_conf("n1", 43, 200, 3, "0.1", &vip1, ""));
+    check(lab.wait_holders(&vip1, &[1], Duration::from_secs(3)), &[&n0, &n1]);
+    check(lab.wait_holders(&vip2, &[], Duration::from_secs(3)), &[&n0, &n1]);
+    check(n0.wait_log("VRRP_Group(G) Syncing instances to BACKUP state", Duration::from_secs(1)), &[&n0]);
+    check(n0.wait_log("VRRP_Instance(VI_2) Entering BACKUP STATE (was MASTER)", Duration::from_secs(1)), &[&n0]);
+    // Stable: node0's VI_2 does not take its VIP back while VI_1 follows node1.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(1) {
+        assert!(lab.holders(&vip2).is_empty(), "VI_2 went master again:\n{}", n0.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(lab.holders(&vip1), vec![1], "{}", n0.log());
+    // node1 leaves: node0 takes both back.
+    n1.signal("TERM");
+    check(lab.wait_holders(&vip1, &[0], Duration::from_secs(3)), &[&n0, &n1]);
+    check(lab.wait_holders(&vip2, &[0], Duration::from_secs(3)), &[&n0, &n1]);
 }

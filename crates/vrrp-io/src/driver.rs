@@ -115,7 +115,14 @@ impl Driver {
     fn on_timer(&mut self) {
         let now = Instant::now();
         if self.vr.poll_timeout().is_some_and(|t| t <= now) {
-            self.vr.handle_timeout(now);
+            if self.vr.state() == State::Backup && self.group_outranked() {
+                // A member follows a better master: the group prefers BACKUP (keepalived only
+                // lets a sync group go master when every member wants to). Restart the
+                // Master_Down timer instead of taking over.
+                self.reset_to_backup();
+            } else {
+                self.vr.handle_timeout(now);
+            }
         }
         if self.garp_due.is_some_and(|when| when <= now) {
             self.announce();
@@ -244,6 +251,8 @@ impl Driver {
             priority: self.vr.effective_priority(),
             own_fault: self.own_fault,
             master: self.vr.current_master().map(|m| m.address),
+            outranked: self.vr.state() == State::Backup
+                && self.vr.current_master().is_some_and(|m| m.priority >= self.vr.effective_priority()),
         };
         self.shared.status.send_if_modified(|all| {
             if all.get(&self.p.model.name) == Some(&status) {
@@ -303,6 +312,46 @@ impl Driver {
         let in_fault = self.vr.state() == State::Fault;
         if fault != in_fault {
             self.vr.set_fault(fault, Instant::now());
+        }
+        if !fault && self.vr.state() == State::Master && self.group_outranked() {
+            if let Some((group, _)) = &self.p.group {
+                tracing::info!("VRRP_Group({group}) Syncing instances to BACKUP state");
+            }
+            self.reset_to_backup();
+        }
+        self.publish();
+    }
+
+    /// Whether another member of the sync group is BACKUP behind a better master.
+    fn group_outranked(&self) -> bool {
+        let Some((_, members)) = &self.p.group else { return false };
+        if self.p.config.priority == fulcrum_vrrp::PRIORITY_OWNER {
+            return false;
+        }
+        let all = self.shared.status.borrow();
+        members.iter().any(|m| all.get(m).is_some_and(|s| s.outranked))
+    }
+
+    /// Puts the instance in BACKUP with a fresh Master_Down timer (from MASTER: a priority-0
+    /// advert first, so the peer takes over after Skew_Time, and the addresses released). The
+    /// core has no direct MASTER → BACKUP input, so this passes through FAULT, which is not
+    /// shown: no FAULT log line, notify script or guard message.
+    fn reset_to_backup(&mut self) {
+        let was = self.vr.state();
+        let now = Instant::now();
+        self.vr.set_fault(true, now);
+        self.vr.set_fault(false, now);
+        while let Some(action) = self.vr.poll_action() {
+            if let Action::SendAdvert { priority } = action {
+                self.send_advert(priority);
+            }
+        }
+        if was == State::Master {
+            self.remove_vips();
+            self.garp_due = None;
+            self.garp_refresh_due = None;
+            self.guard.send(&format!("state\t{}\tOTHER\n", self.p.model.name));
+            self.state_changed(State::Master, State::Backup);
         }
         self.publish();
     }

@@ -59,6 +59,9 @@ pub struct InstanceStatus {
     pub own_fault: bool,
     /// The master it follows (backup), if known.
     pub master: Option<IpAddr>,
+    /// BACKUP because it follows a master of higher or equal priority: the other members of
+    /// its sync group follow it to BACKUP (keepalived's `vrrp_sync_backup`).
+    pub outranked: bool,
 }
 
 /// Options of [`Runtime::start`].
