@@ -128,6 +128,22 @@ pub struct VrrpScript {
     pub fall: u32,
 }
 
+impl VrrpScript {
+    /// A script with keepalived's defaults: every second, no timeout, weight 0, rise and fall 1.
+    pub fn new(name: impl Into<String>, origin: Origin) -> Self {
+        VrrpScript {
+            name: name.into(),
+            origin,
+            script: String::new(),
+            interval: Duration::from_secs(1),
+            timeout: None,
+            weight: 0,
+            rise: 1,
+            fall: 1,
+        }
+    }
+}
+
 /// `vrrp_sync_group NAME { group { INSTANCE... } notify_* }`: the instances change state together.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VrrpSyncGroup {

@@ -8,11 +8,10 @@ use tokio::task::JoinHandle;
 
 use crate::live::lock;
 use crate::snapshot::{BackendRt, Snapshot};
-use crate::Shared;
 
 /// Start the checks of a snapshot. The caller aborts them when the snapshot is replaced; the
 /// health state itself lives on in the live registry.
-pub fn spawn_checks(snap: &Snapshot, shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
+pub fn spawn_checks(snap: &Snapshot) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     for backend in &snap.backends {
         let checked: Vec<ServerId> = (0..backend.servers.len())
@@ -33,7 +32,7 @@ pub fn spawn_checks(snap: &Snapshot, shared: &Arc<Shared>) -> Vec<JoinHandle<()>
             };
             // Spread first checks over one interval, as HAProxy does, so they don't all fire at once.
             let first = server.inter / count * n as u32;
-            tasks.push(tokio::spawn(check_loop(backend.clone(), id, spec, first, shared.clone())));
+            tasks.push(tokio::spawn(check_loop(backend.clone(), id, spec, first)));
         }
         if backend.servers.iter().any(|s| s.cfg.slowstart.is_some()) {
             tasks.push(tokio::spawn(slowstart_ticker(backend.clone())));
@@ -42,7 +41,7 @@ pub fn spawn_checks(snap: &Snapshot, shared: &Arc<Shared>) -> Vec<JoinHandle<()>
     tasks
 }
 
-async fn check_loop(backend: Arc<BackendRt>, id: ServerId, spec: CheckSpec, first: Duration, shared: Arc<Shared>) {
+async fn check_loop(backend: Arc<BackendRt>, id: ServerId, spec: CheckSpec, first: Duration) {
     let Some(server) = backend.servers.get(id) else { return };
     let cfg = &server.cfg;
     let intervals = Intervals {
@@ -63,14 +62,14 @@ async fn check_loop(backend: Arc<BackendRt>, id: ServerId, spec: CheckSpec, firs
         };
         if let Some(t) = transition {
             let reason = format!("{}, check duration: {}ms", outcome.reason, outcome.duration.as_millis());
-            apply_transition(&backend, id, t, &reason, &shared);
+            apply_transition(&backend, id, t, &reason);
         }
         tokio::time::sleep(next).await;
     }
 }
 
 /// Act on a health change: flip the server, rebuild the scheduler, log it as HAProxy would.
-pub fn apply_transition(backend: &Arc<BackendRt>, id: ServerId, t: Transition, reason: &str, _shared: &Shared) {
+pub fn apply_transition(backend: &Arc<BackendRt>, id: ServerId, t: Transition, reason: &str) {
     let Some(server) = backend.servers.get(id) else { return };
     server.live.set_up(t == Transition::WentUp);
     backend.rebuild(Instant::now());

@@ -21,7 +21,7 @@ use crate::accesslog::LogEntry;
 use crate::errors::error_page;
 use crate::live::lock;
 use crate::observe::{observe_result, Observation};
-use crate::snapshot::{BackendRt, FrontendRt, Snapshot};
+use crate::snapshot::{BackendRt, FrontendRt};
 use crate::upstream::{self, Sender, Upstream};
 use crate::Shared;
 
@@ -59,7 +59,7 @@ pub async fn handle(
     let start = Instant::now();
     let snap = shared.snapshot.load_full();
     let Some(fe) = snap.frontend_for(&conn.bind) else {
-        return Ok(plain_error(StatusCode::SERVICE_UNAVAILABLE, &snap, None, None));
+        return Ok(plain_error(StatusCode::SERVICE_UNAVAILABLE, None, None));
     };
     if let Some(stats) = &fe.cfg.stats {
         if req.uri().path_and_query().is_some_and(|pq| pq.as_str().starts_with(stats.uri.as_str())) {
@@ -70,7 +70,7 @@ pub async fn handle(
     let (mut parts, body) = req.into_parts();
     let client_ip = conn.peer.ip();
     let Some(backend) = fe.route(&parts, client_ip).cloned() else {
-        return Ok(plain_error(StatusCode::SERVICE_UNAVAILABLE, &snap, Some(fe), None));
+        return Ok(plain_error(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None));
     };
     let mut entry = shared.log_enabled(fe).then(|| LogEntry {
         client: conn.peer,
@@ -110,13 +110,13 @@ pub async fn handle(
         };
         let id = match picked {
             Pick::Server(id) => id,
-            Pick::NoServer => return Ok(fail(StatusCode::SERVICE_UNAVAILABLE, &snap, fe, &backend, entry, &shared)),
+            Pick::NoServer => return Ok(fail(StatusCode::SERVICE_UNAVAILABLE, fe, &backend, entry, &shared)),
             Pick::Full => {
                 match wait_in_queue(&backend, *queue_deadline.get_or_insert_with(|| start + backend.cfg.timeout_queue))
                     .await
                 {
                     true => continue,
-                    false => return Ok(fail(StatusCode::SERVICE_UNAVAILABLE, &snap, fe, &backend, entry, &shared)),
+                    false => return Ok(fail(StatusCode::SERVICE_UNAVAILABLE, fe, &backend, entry, &shared)),
                 }
             }
         };
@@ -135,11 +135,11 @@ pub async fn handle(
                 tracing::debug!(backend = %backend.cfg.name, server = %server.cfg.name, "{err}");
                 server.live.connect_errors.fetch_add(1, Ordering::Relaxed);
                 release(&backend, id);
-                observe_result(&backend, id, Observation::ConnectFailed, &shared);
+                observe_result(&backend, id, Observation::ConnectFailed);
                 tried.push(id);
                 attempt += 1;
                 if attempt > backend.cfg.retries {
-                    return Ok(fail(StatusCode::SERVICE_UNAVAILABLE, &snap, fe, &backend, entry, &shared));
+                    return Ok(fail(StatusCode::SERVICE_UNAVAILABLE, fe, &backend, entry, &shared));
                 }
                 server.live.retries.fetch_add(1, Ordering::Relaxed);
                 if let Some(e) = entry.as_mut() {
@@ -153,7 +153,7 @@ pub async fn handle(
         }
         let Some(req) = request.take() else {
             release(&backend, id);
-            return Ok(fail(StatusCode::BAD_GATEWAY, &snap, fe, &backend, entry, &shared));
+            return Ok(fail(StatusCode::BAD_GATEWAY, fe, &backend, entry, &shared));
         };
         let t_send = entry.is_some().then(Instant::now);
         let sent = tokio::time::timeout(backend.cfg.timeout_server, up.sender.try_send_request(req)).await;
@@ -169,7 +169,7 @@ pub async fn handle(
                             tried.push(id);
                             attempt += 1;
                             if attempt > backend.cfg.retries {
-                                return Ok(fail(StatusCode::BAD_GATEWAY, &snap, fe, &backend, entry, &shared));
+                                return Ok(fail(StatusCode::BAD_GATEWAY, fe, &backend, entry, &shared));
                             }
                         }
                         continue;
@@ -177,15 +177,15 @@ pub async fn handle(
                     None => {
                         tracing::debug!(backend = %backend.cfg.name, server = %server.cfg.name, "no response: {}", err.error());
                         server.live.response_errors.fetch_add(1, Ordering::Relaxed);
-                        observe_result(&backend, id, Observation::ResponseFailed, &shared);
+                        observe_result(&backend, id, Observation::ResponseFailed);
                         // It may have reached the server: only a safe request is sent again.
                         let Some((method, uri, version, headers)) = replay.as_ref() else {
-                            return Ok(fail(StatusCode::BAD_GATEWAY, &snap, fe, &backend, entry, &shared));
+                            return Ok(fail(StatusCode::BAD_GATEWAY, fe, &backend, entry, &shared));
                         };
                         tried.push(id);
                         attempt += 1;
                         if attempt > backend.cfg.retries {
-                            return Ok(fail(StatusCode::BAD_GATEWAY, &snap, fe, &backend, entry, &shared));
+                            return Ok(fail(StatusCode::BAD_GATEWAY, fe, &backend, entry, &shared));
                         }
                         server.live.retries.fetch_add(1, Ordering::Relaxed);
                         let mut again = Request::new(Either::Right(http_body_util::Empty::new()));
@@ -201,11 +201,11 @@ pub async fn handle(
             Err(_) => {
                 release(&backend, id);
                 server.live.response_errors.fetch_add(1, Ordering::Relaxed);
-                observe_result(&backend, id, Observation::Timeout, &shared);
-                return Ok(fail(StatusCode::GATEWAY_TIMEOUT, &snap, fe, &backend, entry, &shared));
+                observe_result(&backend, id, Observation::Timeout);
+                return Ok(fail(StatusCode::GATEWAY_TIMEOUT, fe, &backend, entry, &shared));
             }
         };
-        observe_result(&backend, id, Observation::Status(resp.status().as_u16()), &shared);
+        observe_result(&backend, id, Observation::Status(resp.status().as_u16()));
         if let Some(e) = entry.as_mut() {
             e.tr = t_send.map_or(0, |t| ms(t.elapsed()));
             e.status = resp.status().as_u16();
@@ -505,13 +505,12 @@ fn prepare_request_headers(
 
 fn fail(
     status: StatusCode,
-    snap: &Snapshot,
     fe: &FrontendRt,
     backend: &Arc<BackendRt>,
     entry: Option<LogEntry>,
     shared: &Arc<Shared>,
 ) -> Response<ProxyBody> {
-    let resp = plain_error(status, snap, Some(fe), Some(backend));
+    let resp = plain_error(status, Some(fe), Some(backend));
     if let Some(mut e) = entry {
         e.status = status.as_u16();
         shared.access_log.write(&e.format(resp_len(&resp)));
@@ -525,7 +524,6 @@ fn resp_len(resp: &Response<ProxyBody>) -> u64 {
 
 pub(crate) fn plain_error(
     status: StatusCode,
-    _snap: &Snapshot,
     fe: Option<&FrontendRt>,
     backend: Option<&Arc<BackendRt>>,
 ) -> Response<ProxyBody> {

@@ -62,10 +62,8 @@ impl Shared {
         live::lock(&self.vrrp_rows).clone()
     }
 
-    /// The connection limit of the frontend listening on `bind`, if it has one.
-    fn frontend_limit(&self, bind: &SocketAddr) -> Option<Arc<Semaphore>> {
-        let snap = self.snapshot.load();
-        let fe = snap.frontend_for(bind)?;
+    /// The connection limit of a frontend, if it has one.
+    fn frontend_limit(&self, fe: &snapshot::FrontendRt) -> Option<Arc<Semaphore>> {
         let max = fe.cfg.maxconn?;
         let mut limits = live::lock(&self.frontend_limits);
         let entry = limits.entry(fe.cfg.name.clone()).or_insert_with(|| (max, Arc::new(Semaphore::new(max as usize))));
@@ -91,7 +89,7 @@ impl Shared {
 pub struct Proxy {
     shared: Arc<Shared>,
     workers: Vec<worker::Worker>,
-    listening: HashMap<SocketAddr, ()>,
+    listening: std::collections::HashSet<SocketAddr>,
     checks: Vec<JoinHandle<()>>,
 }
 
@@ -115,9 +113,10 @@ impl Proxy {
         });
         let workers =
             (0..threads.max(1)).map(|i| worker::Worker::spawn(i, shared.clone())).collect::<Result<_, _>>()?;
-        let mut proxy = Proxy { shared, workers, listening: HashMap::new(), checks: Vec::new() };
-        proxy.sync_listeners()?;
-        proxy.checks = checks::spawn_checks(&proxy.shared.snapshot.load(), &proxy.shared);
+        let mut proxy = Proxy { shared, workers, listening: Default::default(), checks: Vec::new() };
+        let binds: Vec<SocketAddr> = proxy.shared.snapshot.load().binds().collect();
+        proxy.listen_on(&binds)?;
+        proxy.checks = checks::spawn_checks(&proxy.shared.snapshot.load());
         Ok(proxy)
     }
 
@@ -129,17 +128,13 @@ impl Proxy {
     /// over, new addresses are bound and removed ones closed. On error nothing changes.
     pub fn reload(&mut self, model: Model) -> Result<(), String> {
         let snapshot = Snapshot::build(model, &self.shared.live)?;
-        let new_binds: Vec<SocketAddr> = snapshot.binds().filter(|a| !self.listening.contains_key(a)).collect();
+        let new_binds: Vec<SocketAddr> = snapshot.binds().filter(|a| !self.listening.contains(a)).collect();
+        // Bind before swapping: a port that cannot be bound fails the reload and changes nothing.
         let sockets = bind_all(&new_binds, self.workers.len())?;
         self.shared.snapshot.store(Arc::new(snapshot));
-        for (addr, per_worker) in sockets {
-            for (w, sock) in self.workers.iter().zip(per_worker) {
-                w.listen(addr, sock);
-            }
-            self.listening.insert(addr, ());
-        }
+        self.hand_out(sockets);
         let current: Vec<SocketAddr> = self.shared.snapshot.load().binds().collect();
-        let gone: Vec<SocketAddr> = self.listening.keys().filter(|a| !current.contains(a)).copied().collect();
+        let gone: Vec<SocketAddr> = self.listening.iter().filter(|a| !current.contains(a)).copied().collect();
         for addr in gone {
             for w in &self.workers {
                 w.close(addr);
@@ -149,20 +144,24 @@ impl Proxy {
         for task in self.checks.drain(..) {
             task.abort();
         }
-        self.checks = checks::spawn_checks(&self.shared.snapshot.load(), &self.shared);
+        self.checks = checks::spawn_checks(&self.shared.snapshot.load());
         Ok(())
     }
 
-    fn sync_listeners(&mut self) -> Result<(), String> {
-        let binds: Vec<SocketAddr> = self.shared.snapshot.load().binds().collect();
-        let sockets = bind_all(&binds, self.workers.len())?;
+    fn listen_on(&mut self, addrs: &[SocketAddr]) -> Result<(), String> {
+        let sockets = bind_all(addrs, self.workers.len())?;
+        self.hand_out(sockets);
+        Ok(())
+    }
+
+    /// Give each worker its own socket of every address.
+    fn hand_out(&mut self, sockets: Vec<(SocketAddr, Vec<std::net::TcpListener>)>) {
         for (addr, per_worker) in sockets {
             for (w, sock) in self.workers.iter().zip(per_worker) {
                 w.listen(addr, sock);
             }
-            self.listening.insert(addr, ());
+            self.listening.insert(addr);
         }
-        Ok(())
     }
 
     /// Stop accepting, let in-flight requests finish (up to `grace`), then stop.

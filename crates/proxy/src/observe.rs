@@ -8,7 +8,6 @@ use fulcrum_config::{Observe, OnError};
 
 use crate::live::lock;
 use crate::snapshot::BackendRt;
-use crate::Shared;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Observation {
@@ -32,7 +31,7 @@ impl Observation {
     }
 }
 
-pub fn observe_result(backend: &Arc<BackendRt>, id: ServerId, what: Observation, shared: &Shared) {
+pub fn observe_result(backend: &Arc<BackendRt>, id: ServerId, what: Observation) {
     let Some(server) = backend.servers.get(id) else { return };
     let Some(mode) = server.cfg.observe else { return };
     let Some(error) = what.is_error(mode) else { return };
@@ -64,7 +63,7 @@ pub fn observe_result(backend: &Arc<BackendRt>, id: ServerId, what: Observation,
     };
     let reason = format!("{count} consecutive errors observed on live traffic ({what:?})");
     if let Some(t) = transition {
-        crate::checks::apply_transition(backend, id, t, &reason, shared);
+        crate::checks::apply_transition(backend, id, t, &reason);
     } else {
         tracing::info!(backend = %backend.cfg.name, server = %server.cfg.name, "{reason}");
     }

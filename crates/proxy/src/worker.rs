@@ -10,7 +10,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::http::{handle, ClientConn};
@@ -133,10 +133,10 @@ async fn accept_loop(listener: TcpListener, bind: SocketAddr, shared: Arc<Shared
 /// the other workers' SO_REUSEPORT sockets.
 async fn connection_slots(
     shared: &Shared,
-    bind: &SocketAddr,
+    frontend: Option<Arc<Semaphore>>,
 ) -> Option<(OwnedSemaphorePermit, Option<OwnedSemaphorePermit>)> {
     let global = shared.conn_limit.clone().acquire_owned().await.ok()?;
-    let frontend = match shared.frontend_limit(bind) {
+    let frontend = match frontend {
         Some(sem) => Some(sem.acquire_owned().await.ok()?),
         None => None,
     };
@@ -150,13 +150,16 @@ async fn serve(
     shared: Arc<Shared>,
     conns: Arc<ConnCount>,
 ) {
-    let _slots = connection_slots(&shared, &bind).await;
-    let request_timeout = shared
-        .snapshot
-        .load()
-        .frontend_for(&bind)
-        .map(|f| f.cfg.timeout_http_request)
-        .unwrap_or(Duration::from_secs(10));
+    // One look at the frontend per connection: its limit and its request timeout.
+    let (limit, request_timeout) = {
+        let snap = shared.snapshot.load();
+        let fe = snap.frontend_for(&bind);
+        (
+            fe.and_then(|f| shared.frontend_limit(f)),
+            fe.map(|f| f.cfg.timeout_http_request).unwrap_or(Duration::from_secs(10)),
+        )
+    };
+    let _slots = connection_slots(&shared, limit).await;
     let client = Arc::new(ClientConn::new(peer, bind));
     let svc_shared = shared.clone();
     let svc = service_fn(move |req| handle(req, client.clone(), svc_shared.clone()));

@@ -314,16 +314,7 @@ impl Parser {
     }
 
     fn script(&mut self, at: &Origin, name: &str, body: &[Stmt]) {
-        let mut script = VrrpScript {
-            name: name.to_string(),
-            origin: at.clone(),
-            script: String::new(),
-            interval: Duration::from_secs(1),
-            timeout: None,
-            weight: 0,
-            rise: 1,
-            fall: 1,
-        };
+        let mut script = VrrpScript::new(name, at.clone());
         for item in body {
             let arity = |kw: &str| match kw {
                 "script" | "weight" | "user" => None,

@@ -168,16 +168,7 @@ impl Doc<'_> {
             return;
         };
         t.context = format!("vrrp script '{name}'");
-        let mut script = VrrpScript {
-            name: name.clone(),
-            origin: self.origin(line),
-            script: String::new(),
-            interval: Duration::from_secs(1),
-            timeout: None,
-            weight: 0,
-            rise: 1,
-            fall: 1,
-        };
+        let mut script = VrrpScript::new(name.clone(), self.origin(line));
         match self.string(&mut t, "script") {
             Some((s, _)) if !s.trim().is_empty() => script.script = s,
             _ => {
