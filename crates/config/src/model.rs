@@ -122,6 +122,9 @@ pub struct Frontend {
     pub timeout_client: Duration,
     pub timeout_http_request: Duration,
     pub timeout_http_keep_alive: Duration,
+    /// Largest request body accepted, in bytes (TOML `max_request_body`); larger → 413.
+    /// haproxy.cfg has no such limit, as in HAProxy.
+    pub max_request_body: Option<u64>,
     pub forwardfor: Option<ForwardFor>,
     pub conn_mode: ConnMode,
     /// Log one line per request (`option httplog` or a `log` line in effect).
@@ -144,6 +147,7 @@ impl Frontend {
             timeout_client: Duration::from_secs(50),
             timeout_http_request: Duration::from_secs(10),
             timeout_http_keep_alive: Duration::from_secs(10),
+            max_request_body: None,
             forwardfor: None,
             conn_mode: ConnMode::KeepAlive,
             httplog: false,

@@ -270,6 +270,7 @@ const FRONTEND_KEYS: &[&str] = &[
     "dontlognull",
     "errorfiles",
     "stats",
+    "max_request_body",
 ];
 const FRONTEND_TIMEOUTS: &[&str] = &["client", "http_request", "http_keep_alive"];
 const BACKEND_KEYS: &[&str] = &[
@@ -724,6 +725,9 @@ impl<'t> Doc<'t> {
     fn frontend_settings(&mut self, t: &mut Table<'_>, fe: &mut Frontend, in_defaults: bool) {
         if let Some(n) = self.integer(t, "maxconn") {
             fe.maxconn = Some(n);
+        }
+        if let Some(n) = self.integer::<u64>(t, "max_request_body") {
+            fe.max_request_body = Some(n);
         }
         if let Some(node) = t.get("timeouts") {
             if let Some(mut tt) = self.table(node, format!("timeouts of {}", t.context)) {

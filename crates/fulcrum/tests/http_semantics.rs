@@ -258,6 +258,22 @@ fn access_log_line_per_request() {
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines[0].contains(" fe be/a "), "{}", lines[0]);
     assert!(lines[0].contains(" 200 "), "{}", lines[0]);
+
+    // TR, the first timing, runs from the request's first byte to its last header.
+    let mut s = TcpStream::connect(bind).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    s.write_all(b"GET /split HTTP/1.1\r\n").expect("write");
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(b"Host: x\r\nConnection: close\r\n\r\n").expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    std::thread::sleep(Duration::from_millis(200));
+    let text = std::fs::read_to_string(&log).expect("access log");
+    let line = text.lines().find(|l| l.contains("GET /split")).expect("a line for /split");
+    let timers = line.split(' ').find(|w| w.matches('/').count() == 4).expect("TR/Tw/Tc/Tr/Tt");
+    let tr: i64 = timers.split('/').next().and_then(|t| t.parse().ok()).expect("TR");
+    assert!(tr >= 300, "TR {tr} in {line}");
 }
 
 #[test]
@@ -296,4 +312,108 @@ fn http10_clients_still_reuse_upstream_connections() {
     }
     assert_eq!(a.requests(), 20);
     assert!(a.connections() <= 2, "20 HTTP/1.0 requests used {} upstream connections", a.connections());
+}
+
+/// Reads one response off a kept-alive connection (up to its body's last byte, which the test
+/// origin's answers end with `want`).
+fn read_until(s: &mut TcpStream, want: &str) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&out).contains(want) {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn client_timeouts_keep_alive_body_and_slow_server() {
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let fe = "    timeout http-keep-alive 300ms\n    timeout client 400ms\n";
+    let _f = Fulcrum::start("client-timeouts.cfg", &simple(bind, fe, &format!("    server a {}\n", a.addr)), bind);
+
+    // Keep-alive: a second request soon after the first is served on the same connection;
+    // then, idle for `timeout http-keep-alive`, the connection is closed by the proxy.
+    let mut s = TcpStream::connect(bind).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    for _ in 0..2 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+        let r = read_until(&mut s, "served by a");
+        assert!(r.starts_with("HTTP/1.1 200") && r.contains("served by a"), "{r:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Well before `timeout http-request` (2 s), which bounded the idle wait before.
+    s.set_read_timeout(Some(Duration::from_millis(1500))).expect("timeout");
+    let mut buf = [0u8; 64];
+    assert_eq!(s.read(&mut buf).expect("closed after timeout http-keep-alive, not http-request"), 0);
+
+    // A body that stops coming: `timeout client` answers 408.
+    let stalled = raw(bind, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly ten b");
+    assert!(stalled.starts_with("HTTP/1.1 408"), "{stalled:?}");
+
+    // A server slower than `timeout client`: the client is not expected to send anything
+    // meanwhile, so no client timer runs.
+    let slow = raw(bind, b"GET /slow?ms=900 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(slow.starts_with("HTTP/1.1 200"), "{slow:?}");
+    let upload = raw(bind, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+    assert!(upload.contains("a received 5 bytes"), "{upload:?}");
+}
+
+#[test]
+fn request_body_over_max_request_body_gets_413() {
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let toml = format!(
+        "[global]\nthreads = 1\n\n[[frontend]]\nname = \"web\"\nbind = [\"{bind}\"]\ndefault_backend = \"app\"\n\
+         max_request_body = 100\n\n[[backend]]\nname = \"app\"\n\n[[backend.server]]\nname = \"a\"\naddress = \"{}\"\n",
+        a.addr
+    );
+    let _f = Fulcrum::start("limit.toml", &toml, bind);
+    let body = "x".repeat(1000);
+    let declared =
+        raw(bind, format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{body}").as_bytes());
+    assert!(declared.starts_with("HTTP/1.1 413"), "{declared:?}");
+    // Chunked: no length up front; the proxy counts and stops at the limit.
+    let chunked = raw(
+        bind,
+        format!("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n{body}\r\n0\r\n\r\n")
+            .as_bytes(),
+    );
+    assert!(chunked.starts_with("HTTP/1.1 413"), "{chunked:?}");
+    let small = raw(bind, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+    assert!(small.starts_with("HTTP/1.1 200") && small.contains("a received 5 bytes"), "{small:?}");
+}
+
+#[test]
+fn request_head_not_in_time_gets_408() {
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let fe = "    timeout http-request 500ms\n";
+    let _f = Fulcrum::start("head-timeout.cfg", &simple(bind, fe, &format!("    server a {}\n", a.addr)), bind);
+    // A head that trickles in, one header at a time, never finishing: its deadline does not
+    // move with each byte.
+    let mut s = TcpStream::connect(bind).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").expect("write");
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    for i in 0..40 {
+        if s.write_all(format!("X-Slow-{i}: y\r\n").as_bytes()).is_err() {
+            break;
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text:?}");
+    // A connection that sends nothing at all gets the same answer.
+    let silent = raw(bind, b"");
+    assert!(silent.starts_with("HTTP/1.1 408"), "{silent:?}");
+    assert_eq!(runtime().block_on(get(bind, "/")).expect("get").status, 200);
 }

@@ -44,6 +44,8 @@ pub struct LogEntry {
     pub frontend: String,
     pub backend: String,
     pub server: String,
+    /// Milliseconds from the request's first byte to its last header (HAProxy's TR).
+    pub tq: i64,
     /// Milliseconds: waiting in queue, connecting, until response headers; -1 when not reached.
     pub tw: i64,
     pub tc: i64,
@@ -59,12 +61,13 @@ impl LogEntry {
         let mut line = String::with_capacity(160);
         let _ = writeln!(
             line,
-            "{} [{}] {} {}/{} 0/{}/{}/{}/{} {} {} - - ---- {} \"{}\"",
+            "{} [{}] {} {}/{} {}/{}/{}/{}/{} {} {} - - ---- {} \"{}\"",
             self.client,
             http_date(self.accepted),
             self.frontend,
             self.backend,
             self.server,
+            self.tq,
             self.tw,
             self.tc,
             self.tr,

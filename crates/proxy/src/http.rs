@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::accesslog::LogEntry;
+use crate::clientio::{ConnState, Phase};
 use crate::errors::error_page;
 use crate::live::lock;
 use crate::observe::{observe_result, Observation};
@@ -38,54 +39,83 @@ pub struct ClientConn {
     pub bind: SocketAddr,
     /// The client address as an `X-Forwarded-For` value, formatted once per connection.
     pub forwarded_for: HeaderValue,
+    /// Shared with the socket wrapper: phase of the exchange, client timeouts.
+    pub state: Arc<ConnState>,
 }
 
 impl ClientConn {
-    pub fn new(peer: SocketAddr, bind: SocketAddr) -> ClientConn {
+    pub fn new(peer: SocketAddr, bind: SocketAddr, state: Arc<ConnState>) -> ClientConn {
         let text = match peer.ip() {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_else(|| v6.to_string()),
             IpAddr::V4(v4) => v4.to_string(),
         };
         let forwarded_for = HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        ClientConn { peer, bind, forwarded_for }
+        ClientConn { peer, bind, forwarded_for, state }
     }
 }
 
 pub async fn handle(
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
     conn: Arc<ClientConn>,
     shared: Arc<Shared>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    let state = conn.state.clone();
+    let resp = forward(req, conn, shared).await;
+    // A whole answer (error page, stats, 101) is handed to hyper now; a streamed one tells
+    // the connection when it is over (UpstreamBody).
+    if matches!(resp.body(), Either::Right(_)) && state.phase() != Phase::Tunnel {
+        state.response_done();
+    }
+    Ok(resp)
+}
+
+async fn forward(mut req: Request<Incoming>, conn: Arc<ClientConn>, shared: Arc<Shared>) -> Response<ProxyBody> {
     let start = Instant::now();
+    conn.state.set_phase(if req.body().is_end_stream() { Phase::Server } else { Phase::Body });
     let snap = shared.snapshot.load_full();
     let Some(fe) = snap.frontend_for(&conn.bind) else {
-        return Ok(plain_error(StatusCode::SERVICE_UNAVAILABLE, None, None));
+        return plain_error(StatusCode::SERVICE_UNAVAILABLE, None, None);
     };
     if let Some(stats) = &fe.cfg.stats {
         if req.uri().path_and_query().is_some_and(|pq| pq.as_str().starts_with(stats.uri.as_str())) {
-            return Ok(crate::stats::serve(&req, stats, &snap, &shared).map(Either::Right));
+            return crate::stats::serve(&req, stats, &snap, &shared).map(Either::Right);
         }
     }
     let client_upgrade = is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     let client_ip = conn.peer.ip();
     let Some(backend) = fe.route(&parts, client_ip).cloned() else {
-        return Ok(plain_error(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None));
+        return plain_error(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None);
     };
-    let mut entry = shared.log_enabled(fe).then(|| LogEntry {
-        client: conn.peer,
-        accepted: SystemTime::now(),
-        start,
-        frontend: fe.cfg.name.clone(),
-        backend: backend.cfg.name.clone(),
-        server: "<NOSRV>".into(),
-        tw: -1,
-        tc: -1,
-        tr: -1,
-        status: 0,
-        retries: 0,
-        request_line: format!("{} {} {:?}", parts.method, parts.uri, parts.version),
+    let mut entry = shared.log_enabled(fe).then(|| {
+        // TR: from the request's first byte to its last header (0 when the bytes came in
+        // with the previous request's).
+        let head = conn.state.head_started().filter(|h| *h <= start).unwrap_or(start);
+        LogEntry {
+            client: conn.peer,
+            accepted: SystemTime::now(),
+            start: head,
+            tq: ms(start - head),
+            frontend: fe.cfg.name.clone(),
+            backend: backend.cfg.name.clone(),
+            server: "<NOSRV>".into(),
+            tw: -1,
+            tc: -1,
+            tr: -1,
+            status: 0,
+            retries: 0,
+            request_line: format!("{} {} {:?}", parts.method, parts.uri, parts.version),
+        }
     });
+    if let Some(limit) = fe.cfg.max_request_body {
+        let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit) {
+            let mut resp = fail(StatusCode::PAYLOAD_TOO_LARGE, fe, &backend, entry, &shared);
+            // The body is not read: the connection cannot carry another request.
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return resp;
+        }
+    }
 
     let key = hash_key(&backend.cfg.algorithm, &parts, client_ip);
     let (preferred, cookie_ok) = persistence(&backend, &mut parts, client_ip);
@@ -94,6 +124,7 @@ pub async fn handle(
     // takes to rebuild it.
     let replay = (body.is_end_stream() && matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS))
         .then(|| (parts.method.clone(), parts.uri.clone(), parts.version, parts.headers.clone()));
+    let body = RequestBody { inner: body, state: conn.state.clone(), limit: fe.cfg.max_request_body, seen: 0 };
     let mut request = Some(Request::from_parts(parts, Either::Left(body)));
 
     let mut tried: Vec<ServerId> = Vec::new();
@@ -110,13 +141,13 @@ pub async fn handle(
         };
         let id = match picked {
             Pick::Server(id) => id,
-            Pick::NoServer => return Ok(fail(StatusCode::SERVICE_UNAVAILABLE, fe, &backend, entry, &shared)),
+            Pick::NoServer => return fail(StatusCode::SERVICE_UNAVAILABLE, fe, &backend, entry, &shared),
             Pick::Full => {
                 match wait_in_queue(&backend, *queue_deadline.get_or_insert_with(|| start + backend.cfg.timeout_queue))
                     .await
                 {
                     true => continue,
-                    false => return Ok(fail(StatusCode::SERVICE_UNAVAILABLE, fe, &backend, entry, &shared)),
+                    false => return fail(StatusCode::SERVICE_UNAVAILABLE, fe, &backend, entry, &shared),
                 }
             }
         };
@@ -139,7 +170,7 @@ pub async fn handle(
                 tried.push(id);
                 attempt += 1;
                 if attempt > backend.cfg.retries {
-                    return Ok(fail(StatusCode::SERVICE_UNAVAILABLE, fe, &backend, entry, &shared));
+                    return fail(StatusCode::SERVICE_UNAVAILABLE, fe, &backend, entry, &shared);
                 }
                 server.live.retries.fetch_add(1, Ordering::Relaxed);
                 if let Some(e) = entry.as_mut() {
@@ -153,7 +184,7 @@ pub async fn handle(
         }
         let Some(req) = request.take() else {
             release(&backend, id);
-            return Ok(fail(StatusCode::BAD_GATEWAY, fe, &backend, entry, &shared));
+            return fail(StatusCode::BAD_GATEWAY, fe, &backend, entry, &shared);
         };
         let t_send = entry.is_some().then(Instant::now);
         let sent = tokio::time::timeout(backend.cfg.timeout_server, up.sender.try_send_request(req)).await;
@@ -169,23 +200,34 @@ pub async fn handle(
                             tried.push(id);
                             attempt += 1;
                             if attempt > backend.cfg.retries {
-                                return Ok(fail(StatusCode::BAD_GATEWAY, fe, &backend, entry, &shared));
+                                return fail(StatusCode::BAD_GATEWAY, fe, &backend, entry, &shared);
                             }
                         }
                         continue;
                     }
                     None => {
+                        // The client's fault, not the server's: its body was too large or stalled.
+                        for (flag, status) in [
+                            (&conn.state.body_too_large, StatusCode::PAYLOAD_TOO_LARGE),
+                            (&conn.state.body_timed_out, StatusCode::REQUEST_TIMEOUT),
+                        ] {
+                            if flag.load(Ordering::Relaxed) {
+                                let mut resp = fail(status, fe, &backend, entry, &shared);
+                                resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                                return resp;
+                            }
+                        }
                         tracing::debug!(backend = %backend.cfg.name, server = %server.cfg.name, "no response: {}", err.error());
                         server.live.response_errors.fetch_add(1, Ordering::Relaxed);
                         observe_result(&backend, id, Observation::ResponseFailed);
                         // It may have reached the server: only a safe request is sent again.
                         let Some((method, uri, version, headers)) = replay.as_ref() else {
-                            return Ok(fail(StatusCode::BAD_GATEWAY, fe, &backend, entry, &shared));
+                            return fail(StatusCode::BAD_GATEWAY, fe, &backend, entry, &shared);
                         };
                         tried.push(id);
                         attempt += 1;
                         if attempt > backend.cfg.retries {
-                            return Ok(fail(StatusCode::BAD_GATEWAY, fe, &backend, entry, &shared));
+                            return fail(StatusCode::BAD_GATEWAY, fe, &backend, entry, &shared);
                         }
                         server.live.retries.fetch_add(1, Ordering::Relaxed);
                         let mut again = Request::new(Either::Right(http_body_util::Empty::new()));
@@ -202,7 +244,7 @@ pub async fn handle(
                 release(&backend, id);
                 server.live.response_errors.fetch_add(1, Ordering::Relaxed);
                 observe_result(&backend, id, Observation::Timeout);
-                return Ok(fail(StatusCode::GATEWAY_TIMEOUT, fe, &backend, entry, &shared));
+                return fail(StatusCode::GATEWAY_TIMEOUT, fe, &backend, entry, &shared);
             }
         };
         observe_result(&backend, id, Observation::Status(resp.status().as_u16()));
@@ -219,9 +261,10 @@ pub async fn handle(
                 let server_upgrade = hyper::upgrade::on(&mut resp);
                 let idle = backend.cfg.timeout_tunnel;
                 let done = Done::new(&backend, id, None, entry, &shared);
+                conn.state.set_phase(Phase::Tunnel);
                 tokio::spawn(tunnel(client_upgrade, server_upgrade, idle, done));
                 let (parts, _) = resp.into_parts();
-                return Ok(Response::from_parts(parts, Either::Right(Full::new(Bytes::new()))));
+                return Response::from_parts(parts, Either::Right(Full::new(Bytes::new())));
             }
         }
 
@@ -238,7 +281,7 @@ pub async fn handle(
         }
         let reusable = backend.cfg.http_reuse != HttpReuse::Never && backend.cfg.conn_mode == ConnMode::KeepAlive;
         let done = Done::new(&backend, id, reusable.then_some(up.sender), entry, &shared);
-        return Ok(Response::from_parts(parts, Either::Left(UpstreamBody::new(body, done))));
+        return Response::from_parts(parts, Either::Left(UpstreamBody::new(body, done, conn.state.clone())));
     }
 }
 
@@ -583,14 +626,16 @@ impl Drop for Done {
 pub struct UpstreamBody {
     inner: Incoming,
     done: Option<Done>,
+    client: Arc<ConnState>,
 }
 
 impl UpstreamBody {
-    fn new(inner: Incoming, mut done: Done) -> Self {
+    fn new(inner: Incoming, mut done: Done, client: Arc<ConnState>) -> Self {
         if inner.is_end_stream() {
             done.complete = true;
+            client.response_done();
         }
-        UpstreamBody { inner, done: Some(done) }
+        UpstreamBody { inner, done: Some(done), client }
     }
 }
 
@@ -629,7 +674,51 @@ impl UpstreamBody {
     fn finish(&mut self, complete: bool) {
         if let Some(mut done) = self.done.take() {
             done.complete = complete;
+            self.client.response_done();
         }
+    }
+}
+
+/// The client's request body on its way upstream: ends the client's `Body` phase when it is
+/// over, and stops at the frontend's `max_request_body`.
+pub struct RequestBody {
+    inner: Incoming,
+    state: Arc<ConnState>,
+    limit: Option<u64>,
+    seen: u64,
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(polled) => polled,
+        };
+        if let Some(Ok(frame)) = &polled {
+            if let (Some(limit), Some(data)) = (this.limit, frame.data_ref()) {
+                this.seen += data.len() as u64;
+                if this.seen > limit {
+                    this.state.body_too_large.store(true, Ordering::Relaxed);
+                    return Poll::Ready(Some(Err("request body over max_request_body".into())));
+                }
+            }
+        }
+        if (polled.is_none() || this.inner.is_end_stream()) && this.state.phase() == Phase::Body {
+            this.state.set_phase(Phase::Server);
+        }
+        Poll::Ready(polled.map(|r| r.map_err(Into::into)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -5,6 +5,7 @@
 mod accesslog;
 mod acl;
 mod checks;
+mod clientio;
 mod cookie;
 mod errors;
 mod http;
@@ -80,7 +81,7 @@ impl Shared {
         snap.backends.iter().find(|b| b.cfg.name == name).is_some_and(|b| (0..b.servers.len()).any(|id| b.usable(id)))
     }
 
-    fn log_enabled(&self, fe: &snapshot::FrontendRt) -> bool {
+    pub(crate) fn log_enabled(&self, fe: &snapshot::FrontendRt) -> bool {
         fe.cfg.httplog
     }
 }

@@ -9,13 +9,12 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 /// The body sent upstream: the client's, streamed; or nothing, for a replayed safe request.
-pub type UpBody = http_body_util::Either<Incoming, http_body_util::Empty<bytes::Bytes>>;
+pub type UpBody = http_body_util::Either<crate::http::RequestBody, http_body_util::Empty<bytes::Bytes>>;
 
 pub type Sender = SendRequest<UpBody>;
 

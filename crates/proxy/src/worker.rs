@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::clientio::{ClientIo, ClientTimeouts, ConnState};
 use crate::http::{handle, ClientConn};
 use crate::Shared;
 
@@ -150,22 +151,41 @@ async fn serve(
     shared: Arc<Shared>,
     conns: Arc<ConnCount>,
 ) {
-    // One look at the frontend per connection: its limit and its request timeout.
-    let (limit, request_timeout) = {
+    // One look at the frontend per connection: its limit and its timeouts.
+    let (limit, timeouts, timed) = {
         let snap = shared.snapshot.load();
         let fe = snap.frontend_for(&bind);
-        (
-            fe.and_then(|f| shared.frontend_limit(f)),
-            fe.map(|f| f.cfg.timeout_http_request).unwrap_or(Duration::from_secs(10)),
-        )
+        let timeouts = match fe {
+            Some(f) => ClientTimeouts {
+                client: f.cfg.timeout_client,
+                http_request: f.cfg.timeout_http_request,
+                keep_alive: f.cfg.timeout_http_keep_alive,
+            },
+            None => ClientTimeouts {
+                client: Duration::from_secs(50),
+                http_request: Duration::from_secs(10),
+                keep_alive: Duration::from_secs(10),
+            },
+        };
+        (fe.and_then(|f| shared.frontend_limit(f)), timeouts, fe.is_some_and(|f| shared.log_enabled(f)))
     };
     let _slots = connection_slots(&shared, limit).await;
-    let client = Arc::new(ClientConn::new(peer, bind));
+    let state = Arc::new(ConnState::new(timed));
+    let page_shared = shared.clone();
+    let timeout_page = Box::new(move || {
+        let snap = page_shared.snapshot.load();
+        let layers: Vec<&crate::errors::ErrorPages> = snap.frontend_for(&bind).map(|f| &f.errors).into_iter().collect();
+        crate::errors::raw_response(&crate::errors::error_page(http::StatusCode::REQUEST_TIMEOUT, &layers))
+    });
+    let io = ClientIo::new(stream, state.clone(), timeouts, timeout_page);
+    let client = Arc::new(ClientConn::new(peer, bind, state));
     let svc_shared = shared.clone();
     let svc = service_fn(move |req| handle(req, client.clone(), svc_shared.clone()));
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(request_timeout).keep_alive(true).writev(false);
-    let conn = builder.serve_connection(TokioIo::new(stream), svc).with_upgrades();
+    // The header timer is ClientIo's (it answers 408 as HAProxy does, and does not move as a
+    // head trickles in); hyper's own is off.
+    builder.header_read_timeout(None).keep_alive(true).writev(false);
+    let conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();
     tokio::pin!(conn);
     let mut shutdown = shared.shutdown.subscribe();
     tokio::select! {
