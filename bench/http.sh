@@ -14,6 +14,9 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-5}
 SECS=${2:-10}
 CONNS=${CONNS:-50}
+# PROXIES="haproxy fulcrum" skips nginx (quicker runs while working on fulcrum).
+PROXIES=${PROXIES:-haproxy nginx fulcrum}
+MODES=${MODES:-keepalive close}
 WORK=$(mktemp -d /tmp/fulcrum-bench.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.2; rm -rf "$WORK"; }
@@ -143,26 +146,45 @@ run_one() { # name port pid mode
 echo "machine: $(nproc) CPUs, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//'), kernel $(uname -r)"
 echo "versions: $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1), fulcrum $($FULCRUM --version | cut -d' ' -f2)"
 echo "wrk -t1 -c$CONNS -d${SECS}s; $RUNS interleaved runs per mode"
-for mode in keepalive close; do
+for mode in $MODES; do
   for r in $(seq 1 "$RUNS"); do
     echo "run $r/$RUNS ($mode)"
-    run_one haproxy $HP $HAPROXY_PID $mode
-    run_one nginx $NP $NGINX_PID $mode
-    run_one fulcrum $FP $FULCRUM_PID $mode
+    for p in $PROXIES; do
+      case $p in
+        haproxy) run_one haproxy $HP $HAPROXY_PID $mode ;;
+        nginx) run_one nginx $NP $NGINX_PID $mode ;;
+        fulcrum) run_one fulcrum $FP $FULCRUM_PID $mode ;;
+      esac
+    done
   done
 done
 
 echo
 echo "| mode | proxy | req/s (median) | ratio to HAProxy | p50 ms | p99 ms | proxy CPU | req/s per CPU-second | ratio to HAProxy |"
 echo "|---|---|---|---|---|---|---|---|---|"
-python3 - "$WORK/results" <<'PY'
+python3 - "$WORK/results" "$MODES" "$PROXIES" <<'PY'
 import sys, statistics as st
 rows = [l.split() for l in open(sys.argv[1])]
+modes, proxies = sys.argv[2].split(), sys.argv[3].split()
+def col(mode, name, i):
+    return [float(r[i]) for r in rows if r[0] == mode and r[1] == name]
 def med(mode, name, i):
-    return st.median(float(r[i]) for r in rows if r[0] == mode and r[1] == name)
-for mode in ("keepalive", "close"):
+    return st.median(col(mode, name, i))
+for mode in modes:
     base_rps = med(mode, "haproxy", 2); base_pc = med(mode, "haproxy", 6)
-    for name in ("haproxy", "nginx", "fulcrum"):
+    for name in proxies:
         rps = med(mode, name, 2); pc = med(mode, name, 6)
         print(f"| {mode} | {name} | {rps:,.0f} | {rps/base_rps:.2f} | {med(mode,name,3):.3f} | {med(mode,name,4):.3f} | {med(mode,name,5):.2f} | {pc:,.0f} | {pc/base_pc:.2f} |")
+# Paired: each round's runs are back to back, so the ratio within a round cancels the drift
+# of the machine between rounds. Median and spread of those per-round ratios.
+print()
+print("Per-round ratios to HAProxy (runs back to back within a round): median [min-max]")
+for mode in modes:
+    for name in proxies:
+        if name == "haproxy":
+            continue
+        for label, i in (("req/s", 2), ("p99", 4), ("req/s per CPU", 6)):
+            r = [a / b for a, b in zip(col(mode, name, i), col(mode, "haproxy", i)) if b > 0]
+            if r:
+                print(f"  {mode:9} {name:8} {label:14} {st.median(r):.3f}  [{min(r):.3f}-{max(r):.3f}]  n={len(r)}")
 PY

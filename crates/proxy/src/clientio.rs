@@ -17,7 +17,7 @@
 //!
 //! A timer costs nothing until a read or write would block, and is armed once per wait.
 use std::future::Future as _;
-use std::io;
+use std::io::{self, Read as _, Write as _};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::task::{Context, Poll};
@@ -26,6 +26,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
+
+use crate::http::ClientConn;
+use crate::Shared;
+use std::sync::Arc;
 
 /// Where a client connection stands; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +74,8 @@ pub struct ConnState {
     pub body_too_large: AtomicBool,
     /// A response has been sent: idle waits from now on are keep-alive waits.
     answered: AtomicBool,
+    /// The client closes after the current exchange: no keep-alive wait to arm.
+    closing: AtomicBool,
 }
 
 impl ConnState {
@@ -82,6 +88,7 @@ impl ConnState {
             body_timed_out: AtomicBool::new(false),
             body_too_large: AtomicBool::new(false),
             answered: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
         }
     }
 
@@ -93,11 +100,20 @@ impl ConnState {
         self.phase.store(phase as u8, Ordering::Relaxed);
     }
 
-    /// The response is over (sent, or handed to hyper whole): back to waiting for a request.
+    /// A request head is in: its body is to be read (`Body`), or the server's turn (`Server`).
+    pub fn request_started(&self, bodiless: bool, client_closes: bool) {
+        self.closing.store(client_closes, Ordering::Relaxed);
+        self.set_phase(if bodiless { Phase::Server } else { Phase::Body });
+    }
+
+    /// The response is over (sent, or handed to hyper whole): back to waiting for a request,
+    /// unless the client said this was its last.
     pub fn response_done(&self) {
         self.answered.store(true, Ordering::Relaxed);
         self.head_at.store(0, Ordering::Relaxed);
-        self.set_phase(Phase::Idle);
+        if !self.closing.load(Ordering::Relaxed) {
+            self.set_phase(Phase::Idle);
+        }
     }
 
     /// When the first byte of the current request arrived, if recorded.
@@ -153,25 +169,97 @@ impl Wait {
     }
 }
 
+/// The client socket: used directly until it would block, then registered with the reactor.
+enum Sock {
+    Plain(std::net::TcpStream),
+    Registered(TcpStream),
+    /// Only while switching from one to the other.
+    Moving,
+}
+
+impl Sock {
+    /// Registers the socket with the reactor (one `epoll_ctl`).
+    fn register(&mut self) -> io::Result<Pin<&mut TcpStream>> {
+        if let Sock::Plain(_) = self {
+            let Sock::Plain(plain) = std::mem::replace(self, Sock::Moving) else {
+                return Err(io::Error::other("socket state"));
+            };
+            *self = Sock::Registered(TcpStream::from_std(plain)?);
+        }
+        match self {
+            Sock::Registered(t) => Ok(Pin::new(t)),
+            _ => Err(io::Error::other("socket state")),
+        }
+    }
+}
+
 /// The client socket with the timers above.
 pub struct ClientIo {
-    stream: TcpStream,
-    state: std::sync::Arc<ConnState>,
+    stream: Sock,
+    conn: Arc<ClientConn>,
     timeouts: ClientTimeouts,
-    /// The 408 page (the frontend's errorfile or the built-in one), made when needed.
-    timeout_page: Box<dyn Fn() -> Vec<u8> + Send>,
+    /// For the 408 page (the frontend's errorfile or the built-in one).
+    shared: Arc<Shared>,
     read_wait: Option<Wait>,
     write_wait: Option<Wait>,
 }
 
 impl ClientIo {
     pub fn new(
-        stream: TcpStream,
-        state: std::sync::Arc<ConnState>,
+        stream: std::net::TcpStream,
+        conn: Arc<ClientConn>,
         timeouts: ClientTimeouts,
-        timeout_page: Box<dyn Fn() -> Vec<u8> + Send>,
+        shared: Arc<Shared>,
     ) -> ClientIo {
-        ClientIo { stream, state, timeouts, timeout_page, read_wait: None, write_wait: None }
+        ClientIo { stream: Sock::Plain(stream), conn, timeouts, shared, read_wait: None, write_wait: None }
+    }
+
+    /// The 408 page on the wire.
+    fn timeout_page(&self) -> Vec<u8> {
+        let snap = self.shared.snapshot.load();
+        let layers: Vec<&crate::errors::ErrorPages> =
+            snap.frontend_for(&self.conn.bind).map(|f| &f.errors).into_iter().collect();
+        crate::errors::raw_response(&crate::errors::error_page(http::StatusCode::REQUEST_TIMEOUT, &layers))
+    }
+
+    fn poll_read_sock(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if let Sock::Plain(s) = &self.stream {
+            let unfilled = buf.initialize_unfilled();
+            match (&*s).read(unfilled) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        match self.stream.register() {
+            Ok(t) => t.poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_write_sock(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        if let Sock::Plain(s) = &self.stream {
+            match (&*s).write(data) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        match self.stream.register() {
+            Ok(t) => t.poll_write(cx, data),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn try_write_now(&self, data: &[u8]) {
+        let _ = match &self.stream {
+            Sock::Plain(s) => (&*s).write(data),
+            Sock::Registered(t) => t.try_write(data),
+            Sock::Moving => Ok(0),
+        };
     }
 }
 
@@ -180,7 +268,7 @@ impl ClientIo {
     fn read_limit(&self, phase: Phase) -> Option<Duration> {
         let t = &self.timeouts;
         match phase {
-            Phase::Idle if self.state.answered.load(Ordering::Relaxed) => Some(t.keep_alive.min(t.http_request)),
+            Phase::Idle if self.conn.state.answered.load(Ordering::Relaxed) => Some(t.keep_alive.min(t.http_request)),
             Phase::Idle | Phase::Head => Some(t.http_request),
             Phase::Body => Some(t.client),
             Phase::Server | Phase::Tunnel => None,
@@ -191,7 +279,9 @@ impl ClientIo {
     /// may not read again before the client sends something (its last read was registered
     /// while the server worked), so the timer is armed from here, on the same task.
     fn start_idle_wait(&mut self, cx: &mut Context<'_>) {
-        if self.state.phase() != Phase::Idle || self.read_wait.as_ref().is_some_and(|w| w.armed == Some(Phase::Idle)) {
+        if self.conn.state.phase() != Phase::Idle
+            || self.read_wait.as_ref().is_some_and(|w| w.armed == Some(Phase::Idle))
+        {
             return;
         }
         if let Some(limit) = self.read_limit(Phase::Idle) {
@@ -205,14 +295,14 @@ impl AsyncRead for ClientIo {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         let before = buf.filled().len();
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+        match this.poll_read_sock(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     // Inactivity timers restart on progress; the head's deadline does not move.
-                    match this.state.phase() {
+                    match this.conn.state.phase() {
                         Phase::Idle => {
                             Wait::disarm(&mut this.read_wait);
-                            this.state.bytes_arrived();
+                            this.conn.state.bytes_arrived();
                         }
                         Phase::Body => Wait::disarm(&mut this.read_wait),
                         _ => {}
@@ -222,8 +312,8 @@ impl AsyncRead for ClientIo {
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                let phase = this.state.phase();
-                let answered = this.state.answered.load(Ordering::Relaxed);
+                let phase = this.conn.state.phase();
+                let answered = this.conn.state.answered.load(Ordering::Relaxed);
                 let Some(limit) = this.read_limit(phase) else {
                     Wait::disarm(&mut this.read_wait);
                     return Poll::Pending;
@@ -236,14 +326,14 @@ impl AsyncRead for ClientIo {
                     // as a quiet close between requests.
                     Phase::Idle if answered => Poll::Ready(Ok(())),
                     Phase::Body => {
-                        this.state.body_timed_out.store(true, Ordering::Relaxed);
+                        this.conn.state.body_timed_out.store(true, Ordering::Relaxed);
                         Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "timeout client")))
                     }
                     _ => {
                         // No complete request head in time: 408, written past hyper (which has
                         // written nothing on this connection since its last response), then close.
-                        let page = (this.timeout_page)();
-                        let _ = this.stream.try_write(&page);
+                        let page = this.timeout_page();
+                        this.try_write_now(&page);
                         Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "timeout http-request")))
                     }
                 }
@@ -255,9 +345,9 @@ impl AsyncRead for ClientIo {
 impl AsyncWrite for ClientIo {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match Pin::new(&mut this.stream).poll_write(cx, data) {
+        match this.poll_write_sock(cx, data) {
             Poll::Pending => {
-                if this.state.phase() == Phase::Tunnel {
+                if this.conn.state.phase() == Phase::Tunnel {
                     return Poll::Pending;
                 }
                 if Wait::expired(&mut this.write_wait, Phase::Server, this.timeouts.client, cx) {
@@ -274,10 +364,22 @@ impl AsyncWrite for ClientIo {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        match &mut self.stream {
+            Sock::Registered(t) => Pin::new(t).poll_flush(cx),
+            _ => Poll::Ready(Ok(())),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        let this_is_tunnel = self.conn.state.phase() == Phase::Tunnel;
+        match &mut self.stream {
+            Sock::Registered(t) => Pin::new(t).poll_shutdown(cx),
+            // Never registered: an exchange over before it ever waited. hyper drops the
+            // socket right after this, and close() sends the same FIN: the shutdown() call
+            // would be one more syscall for nothing. A tunnel's half-close is real.
+            Sock::Plain(s) if this_is_tunnel => Poll::Ready(s.shutdown(std::net::Shutdown::Write)),
+            Sock::Plain(_) => Poll::Ready(Ok(())),
+            Sock::Moving => Poll::Ready(Ok(())),
+        }
     }
 }

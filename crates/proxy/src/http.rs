@@ -33,18 +33,18 @@ pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 const SAFE_IDLE: Duration = Duration::from_millis(1500);
 
 /// Per-connection context of the client side.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ClientConn {
     pub peer: SocketAddr,
     pub bind: SocketAddr,
     /// The client address as an `X-Forwarded-For` value, formatted once per connection.
     pub forwarded_for: HeaderValue,
     /// Shared with the socket wrapper: phase of the exchange, client timeouts.
-    pub state: Arc<ConnState>,
+    pub state: ConnState,
 }
 
 impl ClientConn {
-    pub fn new(peer: SocketAddr, bind: SocketAddr, state: Arc<ConnState>) -> ClientConn {
+    pub fn new(peer: SocketAddr, bind: SocketAddr, state: ConnState) -> ClientConn {
         let text = match peer.ip() {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_else(|| v6.to_string()),
             IpAddr::V4(v4) => v4.to_string(),
@@ -59,19 +59,18 @@ pub async fn handle(
     conn: Arc<ClientConn>,
     shared: Arc<Shared>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let state = conn.state.clone();
-    let resp = forward(req, conn, shared).await;
+    let resp = forward(req, conn.clone(), shared).await;
     // A whole answer (error page, stats, 101) is handed to hyper now; a streamed one tells
     // the connection when it is over (UpstreamBody).
-    if matches!(resp.body(), Either::Right(_)) && state.phase() != Phase::Tunnel {
-        state.response_done();
+    if matches!(resp.body(), Either::Right(_)) && conn.state.phase() != Phase::Tunnel {
+        conn.state.response_done();
     }
     Ok(resp)
 }
 
 async fn forward(mut req: Request<Incoming>, conn: Arc<ClientConn>, shared: Arc<Shared>) -> Response<ProxyBody> {
     let start = Instant::now();
-    conn.state.set_phase(if req.body().is_end_stream() { Phase::Server } else { Phase::Body });
+    conn.state.request_started(req.body().is_end_stream(), client_closes(&req));
     let snap = shared.snapshot.load_full();
     let Some(fe) = snap.frontend_for(&conn.bind) else {
         return plain_error(StatusCode::SERVICE_UNAVAILABLE, None, None);
@@ -124,7 +123,7 @@ async fn forward(mut req: Request<Incoming>, conn: Arc<ClientConn>, shared: Arc<
     // takes to rebuild it.
     let replay = (body.is_end_stream() && matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS))
         .then(|| (parts.method.clone(), parts.uri.clone(), parts.version, parts.headers.clone()));
-    let body = RequestBody { inner: body, state: conn.state.clone(), limit: fe.cfg.max_request_body, seen: 0 };
+    let body = RequestBody { inner: body, conn: conn.clone(), limit: fe.cfg.max_request_body, seen: 0 };
     let mut request = Some(Request::from_parts(parts, Either::Left(body)));
 
     let mut tried: Vec<ServerId> = Vec::new();
@@ -281,7 +280,7 @@ async fn forward(mut req: Request<Incoming>, conn: Arc<ClientConn>, shared: Arc<
         }
         let reusable = backend.cfg.http_reuse != HttpReuse::Never && backend.cfg.conn_mode == ConnMode::KeepAlive;
         let done = Done::new(&backend, id, reusable.then_some(up.sender), entry, &shared);
-        return Response::from_parts(parts, Either::Left(UpstreamBody::new(body, done, conn.state.clone())));
+        return Response::from_parts(parts, Either::Left(UpstreamBody::new(body, done, conn.clone())));
     }
 }
 
@@ -483,6 +482,19 @@ static HOP_BY_HOP: [HeaderName; 6] = [
     header::UPGRADE,
 ];
 
+/// Whether the client will close after this exchange (`Connection: close`, or HTTP/1.0
+/// without keep-alive): then no keep-alive wait follows the response.
+fn client_closes<B>(req: &Request<B>) -> bool {
+    let tokens = req.headers().get_all(header::CONNECTION);
+    let has = |word: &str| {
+        tokens.iter().any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(word))))
+    };
+    match req.version() {
+        http::Version::HTTP_10 | http::Version::HTTP_09 => !has("keep-alive"),
+        _ => has("close"),
+    }
+}
+
 fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
         && headers
@@ -503,7 +515,10 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
             .to_str()
             .unwrap_or("")
             .split(',')
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .map(str::trim)
+            // The usual tokens are options, not header names (`keep-alive` goes below).
+            .filter(|t| !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .collect();
         for name in named {
             headers.remove(name);
@@ -626,14 +641,14 @@ impl Drop for Done {
 pub struct UpstreamBody {
     inner: Incoming,
     done: Option<Done>,
-    client: Arc<ConnState>,
+    client: Arc<ClientConn>,
 }
 
 impl UpstreamBody {
-    fn new(inner: Incoming, mut done: Done, client: Arc<ConnState>) -> Self {
+    fn new(inner: Incoming, mut done: Done, client: Arc<ClientConn>) -> Self {
         if inner.is_end_stream() {
             done.complete = true;
-            client.response_done();
+            client.state.response_done();
         }
         UpstreamBody { inner, done: Some(done), client }
     }
@@ -674,7 +689,7 @@ impl UpstreamBody {
     fn finish(&mut self, complete: bool) {
         if let Some(mut done) = self.done.take() {
             done.complete = complete;
-            self.client.response_done();
+            self.client.state.response_done();
         }
     }
 }
@@ -683,7 +698,7 @@ impl UpstreamBody {
 /// over, and stops at the frontend's `max_request_body`.
 pub struct RequestBody {
     inner: Incoming,
-    state: Arc<ConnState>,
+    conn: Arc<ClientConn>,
     limit: Option<u64>,
     seen: u64,
 }
@@ -702,13 +717,13 @@ impl Body for RequestBody {
             if let (Some(limit), Some(data)) = (this.limit, frame.data_ref()) {
                 this.seen += data.len() as u64;
                 if this.seen > limit {
-                    this.state.body_too_large.store(true, Ordering::Relaxed);
+                    this.conn.state.body_too_large.store(true, Ordering::Relaxed);
                     return Poll::Ready(Some(Err("request body over max_request_body".into())));
                 }
             }
         }
-        if (polled.is_none() || this.inner.is_end_stream()) && this.state.phase() == Phase::Body {
-            this.state.set_phase(Phase::Server);
+        if (polled.is_none() || this.inner.is_end_stream()) && this.conn.state.phase() == Phase::Body {
+            this.conn.state.set_phase(Phase::Server);
         }
         Poll::Ready(polled.map(|r| r.map_err(Into::into)))
     }

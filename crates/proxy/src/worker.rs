@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -70,9 +70,21 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>, shared: Arc<Shared>) {
     let conns = Arc::new(ConnCount::default());
     let mut accepting: HashMap<SocketAddr, JoinHandle<()>> = HashMap::new();
     let mut grace = Duration::from_secs(30);
+    // Tokio writes its wake-up eventfd whenever a timer is armed earlier than the time driver's
+    // next wake-up, even from the runtime's own thread. With no timer near, every request's
+    // `timeout server` (and every connection's header timer) would cost that write: a
+    // syscall per request. A timer that is always due within 200 ms keeps the next wake-up
+    // near, so request timers, seconds away, are armed without it.
+    let anchor = tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+        }
+    });
     while let Some(cmd) = rx.recv().await {
         match cmd {
-            Command::Listen(addr, socket) => match TcpListener::from_std(socket) {
+            Command::Listen(addr, socket) => match register_listener(socket) {
                 Ok(listener) => {
                     let task = tokio::spawn(accept_loop(listener, addr, shared.clone(), conns.clone()));
                     if let Some(old) = accepting.insert(addr, task) {
@@ -95,6 +107,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>, shared: Arc<Shared>) {
     for (_, task) in accepting.drain() {
         task.abort();
     }
+    anchor.abort();
     let deadline = Instant::now() + grace;
     while conns.open.load(Ordering::Acquire) > 0 {
         let notified = conns.closed.notified();
@@ -111,10 +124,32 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>, shared: Arc<Shared>) {
     }
 }
 
-async fn accept_loop(listener: TcpListener, bind: SocketAddr, shared: Arc<Shared>, conns: Arc<ConnCount>) {
+/// The listener under the reactor. `AsyncFd::new` is deprecated because a `T` that only
+/// borrows its descriptor could close it while registered; a `socket2::Socket` owns its
+/// descriptor, and the `AsyncFd` owns the socket and deregisters it before it is closed.
+#[allow(deprecated)]
+fn register_listener(socket: std::net::TcpListener) -> std::io::Result<AsyncFd<socket2::Socket>> {
+    AsyncFd::new(socket2::Socket::from(socket))
+}
+
+/// Accepts with `accept4(SOCK_NONBLOCK)` on the listener's readiness. The new socket is not
+/// registered with the reactor yet: ClientIo first reads and writes it directly and registers
+/// it only when it would block, which a short exchange (`Connection: close`) never does: two
+/// `epoll_ctl` calls per connection saved.
+async fn accept_loop(listener: AsyncFd<socket2::Socket>, bind: SocketAddr, shared: Arc<Shared>, conns: Arc<ConnCount>) {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
+        let accepted = match listener.readable().await {
+            Ok(mut ready) => match ready.try_io(|l| l.get_ref().accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)) {
+                Ok(result) => result,
+                Err(_would_block) => continue,
+            },
+            Err(e) => Err(e),
+        };
+        let (stream, peer) = match accepted {
+            Ok((sock, addr)) => match addr.as_socket() {
+                Some(peer) => (std::net::TcpStream::from(sock), peer),
+                None => continue,
+            },
             Err(e) => {
                 // Out of descriptors and the like: back off instead of spinning.
                 tracing::warn!(%bind, "accept: {e}");
@@ -145,7 +180,7 @@ async fn connection_slots(
 }
 
 async fn serve(
-    stream: tokio::net::TcpStream,
+    stream: std::net::TcpStream,
     peer: SocketAddr,
     bind: SocketAddr,
     shared: Arc<Shared>,
@@ -170,21 +205,14 @@ async fn serve(
         (fe.and_then(|f| shared.frontend_limit(f)), timeouts, fe.is_some_and(|f| shared.log_enabled(f)))
     };
     let _slots = connection_slots(&shared, limit).await;
-    let state = Arc::new(ConnState::new(timed));
-    let page_shared = shared.clone();
-    let timeout_page = Box::new(move || {
-        let snap = page_shared.snapshot.load();
-        let layers: Vec<&crate::errors::ErrorPages> = snap.frontend_for(&bind).map(|f| &f.errors).into_iter().collect();
-        crate::errors::raw_response(&crate::errors::error_page(http::StatusCode::REQUEST_TIMEOUT, &layers))
-    });
-    let io = ClientIo::new(stream, state.clone(), timeouts, timeout_page);
-    let client = Arc::new(ClientConn::new(peer, bind, state));
+    let client = Arc::new(ClientConn::new(peer, bind, ConnState::new(timed)));
+    let io = ClientIo::new(stream, client.clone(), timeouts, shared.clone());
     let svc_shared = shared.clone();
     let svc = service_fn(move |req| handle(req, client.clone(), svc_shared.clone()));
     let mut builder = http1::Builder::new();
     // The header timer is ClientIo's (it answers 408 as HAProxy does, and does not move as a
     // head trickles in); hyper's own is off.
-    builder.header_read_timeout(None).keep_alive(true).writev(false);
+    builder.header_read_timeout(None).keep_alive(true).writev(false).half_close(true);
     let conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();
     tokio::pin!(conn);
     let mut shutdown = shared.shutdown.subscribe();
