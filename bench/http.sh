@@ -122,6 +122,9 @@ cpu_ticks() {
   echo $total
 }
 HZ=$(getconf CLK_TCK)
+# perf counters per request when perf can read them (root, or perf_event_paranoid <= 1).
+PERF=""
+if command -v perf >/dev/null && perf stat -e instructions:u -x, -o /dev/null -- true 2>/dev/null; then PERF=1; fi
 
 # wrk's latency percentiles in ms
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v=v*1000}; printf "%.3f", v}'; }
@@ -130,7 +133,15 @@ run_one() { # name port pid mode
   local name=$1 port=$2 pid=$3 mode=$4 hdr=()
   [ "$mode" = close ] && hdr=(-H "Connection: close")
   local c0; c0=$(cpu_ticks "$pid")
-  local out; out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "${hdr[@]}" "http://127.0.0.1:$port/" 2>&1)
+  local out
+  if [ -n "$PERF" ]; then
+    # Hardware counters of the proxy process over the run: instructions do not depend on
+    # how busy the host is, so they compare the proxies' work per request without the noise.
+    out=$(perf stat -e instructions:u,instructions:k,cycles:u,cycles:k -p "$pid" -x, -o "$WORK/perf.out" -- \
+      taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "${hdr[@]}" "http://127.0.0.1:$port/" 2>&1)
+  else
+    out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "${hdr[@]}" "http://127.0.0.1:$port/" 2>&1)
+  fi
   local c1; c1=$(cpu_ticks "$pid")
   local rps p50 p99 errs
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -139,8 +150,13 @@ run_one() { # name port pid mode
   errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
   local cpu; cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" -v s="$SECS" 'BEGIN {printf "%.3f", (b-a)/hz/s}')
   local per_cpu; per_cpu=$(awk -v r="$rps" -v c="$cpu" 'BEGIN {if (c>0) printf "%.0f", r/c; else print 0}')
-  echo "$mode $name $rps $p50 $p99 $cpu $per_cpu" >> "$WORK/results"
-  printf '  %-6s %-8s %10s req/s  p50 %7s ms  p99 %7s ms  proxy CPU %5s  req/s per CPU %8s %s\n' "$mode" "$name" "$rps" "$p50" "$p99" "$cpu" "$per_cpu" "$errs"
+  local counters="0 0 0 0"
+  if [ -n "$PERF" ]; then
+    local reqs; reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+    counters=$(awk -F, -v n="$reqs" '{v[$3]=$1} END {if (n>0) printf "%.0f %.0f %.0f %.0f", v["instructions:u"]/n, v["instructions:k"]/n, v["cycles:u"]/n, v["cycles:k"]/n; else print "0 0 0 0"}' "$WORK/perf.out")
+  fi
+  echo "$mode $name $rps $p50 $p99 $cpu $per_cpu $counters" >> "$WORK/results"
+  printf '  %-6s %-8s %10s req/s  p50 %7s ms  p99 %7s ms  proxy CPU %5s  req/s per CPU %8s  inst/req u+k %s %s\n' "$mode" "$name" "$rps" "$p50" "$p99" "$cpu" "$per_cpu" "$(cut -d' ' -f1-2 <<<"$counters")" "$errs"
 }
 
 echo "machine: $(nproc) CPUs, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//'), kernel $(uname -r)"
@@ -175,6 +191,17 @@ for mode in modes:
     for name in proxies:
         rps = med(mode, name, 2); pc = med(mode, name, 6)
         print(f"| {mode} | {name} | {rps:,.0f} | {rps/base_rps:.2f} | {med(mode,name,3):.3f} | {med(mode,name,4):.3f} | {med(mode,name,5):.2f} | {pc:,.0f} | {pc/base_pc:.2f} |")
+if any(len(r) > 7 and float(r[7]) > 0 for r in rows):
+    print()
+    print("Work per request, from the proxy's hardware counters (medians; instructions do not depend on the host's load):")
+    print()
+    print("| mode | proxy | instructions/req user | kernel | total | ratio to HAProxy | cycles/req user | kernel | total | ratio to HAProxy |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for mode in modes:
+        bi = med(mode, "haproxy", 7) + med(mode, "haproxy", 8); bc = med(mode, "haproxy", 9) + med(mode, "haproxy", 10)
+        for name in proxies:
+            iu, ik, cu, ck = (med(mode, name, i) for i in (7, 8, 9, 10))
+            print(f"| {mode} | {name} | {iu:,.0f} | {ik:,.0f} | {iu+ik:,.0f} | {(iu+ik)/bi:.2f} | {cu:,.0f} | {ck:,.0f} | {cu+ck:,.0f} | {(cu+ck)/bc:.2f} |")
 # Paired: each round's runs are back to back, so the ratio within a round cancels the drift
 # of the machine between rounds. Median and spread of those per-round ratios.
 print()

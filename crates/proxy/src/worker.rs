@@ -1,9 +1,12 @@
 //! Worker threads: each runs a current-thread Tokio runtime with its own SO_REUSEPORT
 //! listeners, its own client connections and its own upstream pool.
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
@@ -15,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::clientio::{ClientIo, ClientTimeouts, ConnState};
 use crate::http::{handle, ClientConn};
+use crate::live::lock;
 use crate::Shared;
 
 enum Command {
@@ -59,11 +63,85 @@ impl Worker {
     }
 }
 
-/// Open client connections of this worker.
+/// Open client connections of this worker, and what it takes to drain them: each connection
+/// task leaves its waker here once, so a stop wakes every one of them to close gracefully.
+/// (A per-connection watch or Notify would be polled again on every wake-up of every
+/// connection: a cost per request, not per connection.)
 #[derive(Default)]
 struct ConnCount {
     open: AtomicUsize,
     closed: Notify,
+    draining: AtomicBool,
+    next_id: AtomicU64,
+    wakers: Mutex<HashMap<u64, Waker>>,
+}
+
+impl ConnCount {
+    fn drain(&self) {
+        self.draining.store(true, Ordering::Release);
+        let wakers: Vec<Waker> = lock(&self.wakers).drain().map(|(_, w)| w).collect();
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+/// A client connection that closes gracefully (after its current request) when the worker
+/// drains.
+struct Drainable<'a, C> {
+    conn: Pin<&'a mut C>,
+    count: &'a ConnCount,
+    id: u64,
+    registered: bool,
+    shutting: bool,
+}
+
+impl<C: GracefulConn> Future for Drainable<'_, C> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        if !this.registered {
+            this.registered = true;
+            lock(&this.count.wakers).insert(this.id, cx.waker().clone());
+        }
+        if !this.shutting && this.count.draining.load(Ordering::Acquire) {
+            this.shutting = true;
+            this.conn.as_mut().begin_graceful_shutdown();
+        }
+        this.conn.as_mut().poll_conn(cx)
+    }
+}
+
+impl<C> Drop for Drainable<'_, C> {
+    fn drop(&mut self) {
+        if self.registered {
+            lock(&self.count.wakers).remove(&self.id);
+        }
+    }
+}
+
+/// hyper's connection future, as Drainable needs it.
+trait GracefulConn {
+    fn begin_graceful_shutdown(self: Pin<&mut Self>);
+    fn poll_conn(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+impl<I, S> GracefulConn for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: 'static,
+    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    fn begin_graceful_shutdown(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+
+    fn poll_conn(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.poll(cx).map(|_| ())
+    }
 }
 
 async fn run(mut rx: mpsc::UnboundedReceiver<Command>, shared: Arc<Shared>) {
@@ -107,6 +185,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>, shared: Arc<Shared>) {
     for (_, task) in accepting.drain() {
         task.abort();
     }
+    conns.drain();
     anchor.abort();
     let deadline = Instant::now() + grace;
     while conns.open.load(Ordering::Acquire) > 0 {
@@ -215,14 +294,8 @@ async fn serve(
     builder.header_read_timeout(None).keep_alive(true).writev(false).half_close(true);
     let conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();
     tokio::pin!(conn);
-    let mut shutdown = shared.shutdown.subscribe();
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
-    }
+    let id = conns.next_id.fetch_add(1, Ordering::Relaxed);
+    Drainable { conn: conn.as_mut(), count: &conns, id, registered: false, shutting: false }.await;
     conns.open.fetch_sub(1, Ordering::AcqRel);
     conns.closed.notify_waiters();
 }
