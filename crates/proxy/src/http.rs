@@ -45,13 +45,43 @@ pub struct ClientConn {
 
 impl ClientConn {
     pub fn new(peer: SocketAddr, bind: SocketAddr, state: ConnState) -> ClientConn {
-        let text = match peer.ip() {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_else(|| v6.to_string()),
-            IpAddr::V4(v4) => v4.to_string(),
+        let v4 = match peer.ip() {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(v6) => v6.to_ipv4_mapped(),
         };
-        let forwarded_for = HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        let forwarded_for = match (v4, peer.ip()) {
+            (Some(v4), _) => ipv4_header(v4),
+            (None, ip) => HeaderValue::from_str(&ip.to_string()),
+        }
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
         ClientConn { peer, bind, forwarded_for, state }
     }
+}
+
+/// An IPv4 address as a header value, without the formatting machinery (once per client
+/// connection, so once per request in `Connection: close` traffic).
+fn ipv4_header(ip: std::net::Ipv4Addr) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    let mut out = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            out[len] = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        for d in &digits[skip..] {
+            out[len] = b'0' + d;
+            len += 1;
+        }
+    }
+    HeaderValue::from_bytes(&out[..len])
 }
 
 pub async fn handle(
@@ -751,6 +781,26 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, server: hyper::upgrade::OnUpg
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv4_header_values() {
+        for text in ["0.0.0.0", "127.0.0.1", "10.20.30.40", "255.255.255.255", "1.100.9.99", "192.168.0.10"] {
+            let ip: std::net::Ipv4Addr = text.parse().expect("ip");
+            assert_eq!(ipv4_header(ip).expect("value"), text);
+        }
+        let v6 = ClientConn::new(
+            "[2001:db8::1]:5".parse().expect("addr"),
+            "[::1]:80".parse().expect("addr"),
+            ConnState::new(false),
+        );
+        assert_eq!(v6.forwarded_for, "2001:db8::1");
+        let mapped = ClientConn::new(
+            "[::ffff:10.1.2.3]:5".parse().expect("addr"),
+            "[::]:80".parse().expect("addr"),
+            ConnState::new(false),
+        );
+        assert_eq!(mapped.forwarded_for, "10.1.2.3");
+    }
 
     #[test]
     fn hop_by_hop_headers_go() {

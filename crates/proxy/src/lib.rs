@@ -8,7 +8,9 @@ mod checks;
 mod clientio;
 mod cookie;
 mod errors;
+mod fasthash;
 mod http;
+mod limit;
 mod live;
 mod observe;
 mod snapshot;
@@ -23,7 +25,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use fulcrum_config::Model;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use accesslog::AccessLog;
@@ -46,9 +48,9 @@ pub struct Shared {
     pub live: LiveRegistry,
     pub access_log: AccessLog,
     /// `global maxconn`.
-    conn_limit: Arc<Semaphore>,
+    conn_limit: limit::ConnLimit,
     /// Frontend `maxconn`, by frontend name, shared by all workers; resized on reload.
-    frontend_limits: std::sync::Mutex<HashMap<String, (u32, Arc<Semaphore>)>>,
+    frontend_limits: std::sync::Mutex<HashMap<String, Arc<limit::ConnLimit>>>,
     shutdown: watch::Sender<bool>,
     /// VRRP instances, for the stats page.
     vrrp_rows: std::sync::Mutex<Vec<VrrpRow>>,
@@ -64,14 +66,15 @@ impl Shared {
     }
 
     /// The connection limit of a frontend, if it has one.
-    fn frontend_limit(&self, fe: &snapshot::FrontendRt) -> Option<Arc<Semaphore>> {
-        let max = fe.cfg.maxconn?;
+    fn frontend_limit(&self, fe: &snapshot::FrontendRt) -> Option<Arc<limit::ConnLimit>> {
+        let max = fe.cfg.maxconn? as usize;
         let mut limits = live::lock(&self.frontend_limits);
-        let entry = limits.entry(fe.cfg.name.clone()).or_insert_with(|| (max, Arc::new(Semaphore::new(max as usize))));
-        if entry.0 != max {
-            *entry = (max, Arc::new(Semaphore::new(max as usize)));
+        if let Some(l) = limits.get(&fe.cfg.name).filter(|l| l.max() == max.max(1)) {
+            return Some(l.clone());
         }
-        Some(entry.1.clone())
+        let l = Arc::new(limit::ConnLimit::new(max));
+        limits.insert(fe.cfg.name.clone(), l.clone());
+        Some(l)
     }
 
     /// Whether backend `name` has a server that may take traffic now (health and admin state):
@@ -104,7 +107,7 @@ impl Proxy {
             AccessLog::open(snapshot.model.global.access_log.as_deref()).map_err(|e| format!("access log: {e}"))?;
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
-            conn_limit: Arc::new(Semaphore::new(snapshot.model.global.maxconn.max(1) as usize)),
+            conn_limit: limit::ConnLimit::new(snapshot.model.global.maxconn.max(1) as usize),
             frontend_limits: std::sync::Mutex::new(HashMap::new()),
             vrrp_rows: std::sync::Mutex::new(Vec::new()),
             snapshot: ArcSwap::from_pointee(snapshot),

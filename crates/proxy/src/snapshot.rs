@@ -19,7 +19,7 @@ pub struct Snapshot {
     pub model: Model,
     pub frontends: Vec<FrontendRt>,
     pub backends: Vec<Arc<BackendRt>>,
-    by_bind: HashMap<SocketAddr, usize>,
+    by_bind: HashMap<SocketAddr, usize, crate::fasthash::FastBuild>,
 }
 
 impl Snapshot {
@@ -28,7 +28,7 @@ impl Snapshot {
         let backends: Vec<Arc<BackendRt>> =
             model.backends.iter().map(|b| BackendRt::build(b, live).map(Arc::new)).collect::<Result<_, _>>()?;
         let mut frontends = Vec::new();
-        let mut by_bind = HashMap::new();
+        let mut by_bind: HashMap<SocketAddr, usize, crate::fasthash::FastBuild> = HashMap::default();
         for (index, fe) in model.frontends.iter().enumerate() {
             frontends.push(FrontendRt::build(fe, &backends)?);
             for bind in &fe.binds {

@@ -5,7 +5,6 @@
 //! to the end; the client side closing has no say in it.
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -27,26 +26,7 @@ struct Idle {
 }
 
 thread_local! {
-    static POOL: RefCell<HashMap<SocketAddr, Vec<Idle>, BuildHasherDefault<AddrHasher>>> = RefCell::new(HashMap::default());
-}
-
-/// The pool's keys are a handful of server addresses on the hot path twice per request; they
-/// need no protection against crafted collisions, so a multiply-rotate hash replaces SipHash.
-#[derive(Default)]
-struct AddrHasher(u64);
-
-impl Hasher for AddrHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
+    static POOL: RefCell<HashMap<SocketAddr, Vec<Idle>, crate::fasthash::FastBuild>> = RefCell::new(HashMap::default());
 }
 
 /// A connection ready to carry a request.

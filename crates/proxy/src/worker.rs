@@ -13,7 +13,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Notify};
+
+use crate::limit::{ConnLimit, Slot};
 use tokio::task::JoinHandle;
 
 use crate::clientio::{ClientIo, ClientTimeouts, ConnState};
@@ -73,7 +75,7 @@ struct ConnCount {
     closed: Notify,
     draining: AtomicBool,
     next_id: AtomicU64,
-    wakers: Mutex<HashMap<u64, Waker>>,
+    wakers: Mutex<HashMap<u64, Waker, crate::fasthash::FastBuild>>,
 }
 
 impl ConnCount {
@@ -246,16 +248,13 @@ async fn accept_loop(listener: AsyncFd<socket2::Socket>, bind: SocketAddr, share
 /// Wait for a slot under `global maxconn` and the frontend's `maxconn`. The connection is
 /// accepted first and waits here unread: holding a slot while idle in accept() would starve
 /// the other workers' SO_REUSEPORT sockets.
-async fn connection_slots(
-    shared: &Shared,
-    frontend: Option<Arc<Semaphore>>,
-) -> Option<(OwnedSemaphorePermit, Option<OwnedSemaphorePermit>)> {
-    let global = shared.conn_limit.clone().acquire_owned().await.ok()?;
+async fn connection_slots<'a>(shared: &'a Shared, frontend: Option<&'a ConnLimit>) -> (Slot<'a>, Option<Slot<'a>>) {
+    let global = shared.conn_limit.take().await;
     let frontend = match frontend {
-        Some(sem) => Some(sem.acquire_owned().await.ok()?),
+        Some(limit) => Some(limit.take().await),
         None => None,
     };
-    Some((global, frontend))
+    (global, frontend)
 }
 
 async fn serve(
@@ -283,7 +282,7 @@ async fn serve(
         };
         (fe.and_then(|f| shared.frontend_limit(f)), timeouts, fe.is_some_and(|f| shared.log_enabled(f)))
     };
-    let _slots = connection_slots(&shared, limit).await;
+    let _slots = connection_slots(&shared, limit.as_deref()).await;
     let client = Arc::new(ClientConn::new(peer, bind, ConnState::new(timed)));
     let io = ClientIo::new(stream, client.clone(), timeouts, shared.clone());
     let svc_shared = shared.clone();
