@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs fulcrum's whole test suite. Installs what the tests need when it is missing
-# (haproxy, nginx, keepalived; curl, python3 and iproute2 for the VRRP namespace tests; all from
-# Debian) - needs root or sudo for that step only.
+# (haproxy, nginx, keepalived; curl, python3, iproute2 and nftables for the VRRP namespace
+# tests; all from Debian) - needs root or sudo for that step only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in haproxy:haproxy nginx:nginx keepalived:keepalived curl:curl python3:python3 ip:iproute2; do
+for pair in haproxy:haproxy nginx:nginx keepalived:keepalived curl:curl python3:python3 ip:iproute2 nft:nftables; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if ((${#need[@]})); then

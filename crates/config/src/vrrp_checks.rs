@@ -33,26 +33,15 @@ pub(crate) fn settle(inst: &mut VrrpInstance, spots: &Spots, version_set: bool, 
     }
 }
 
-/// Settings the VRRP runtime does not act on yet: said out loud, never silently dropped.
-fn not_yet_enforced(inst: &VrrpInstance, sp: &Spots, diags: &mut Vec<Diagnostic>) {
-    let name = &inst.name;
-    let mut warn = |origin: Origin, message: String, hint: &str| {
-        diags.push(at(&origin, Severity::Warning, message, Some(hint.to_string())));
-    };
-    if inst.use_vmac.is_some() {
-        warn(
-            sp.at("use_vmac", 0),
-            format!("vrrp_instance '{name}': use_vmac is not implemented yet; the virtual addresses go on the interface itself, with its own MAC address"),
-            "remove use_vmac, or keep keepalived for this instance",
-        );
-    }
-    let no_accept = inst.accept == Some(false) || (inst.strict && inst.accept.is_none());
-    if no_accept {
-        warn(
-            sp.at(if inst.accept == Some(false) { "no_accept" } else { "vrrp_strict" }, 0),
-            format!("vrrp_instance '{name}': no_accept (implied by vrrp_strict) is not enforced yet; the master accepts traffic to its virtual addresses"),
-            "add accept to say so explicitly",
-        );
+/// `use_vmac NAME`: an interface name the kernel takes (at most 15 bytes, no `/`, blanks or
+/// `:`).
+fn vmac_name(inst: &VrrpInstance, sp: &Spots, diags: &mut Vec<Diagnostic>) {
+    let Some(name) = &inst.use_vmac else { return };
+    let bad = name.len() > 15 || name.is_empty() || name.contains(['/', ':']) || name.contains(char::is_whitespace);
+    if bad {
+        let message = format!("use_vmac name '{name}' of vrrp_instance '{}' is not a valid interface name", inst.name);
+        let hint = "at most 15 characters, without '/', ':' or blanks; the default is vrrp.VRID";
+        diags.push(at(&sp.at("use_vmac", 0), Severity::Error, message, Some(hint.into())));
     }
 }
 
@@ -126,7 +115,7 @@ fn instance(inst: &VrrpInstance, sp: &Spots, diags: &mut Vec<Diagnostic>) {
         );
     }
     advert_int(inst, sp, &mut error);
-    not_yet_enforced(inst, sp, diags);
+    vmac_name(inst, sp, diags);
     let mut error = |origin: Origin, message: String, hint: &str| {
         diags.push(at(&origin, Severity::Error, message, (!hint.is_empty()).then(|| hint.to_string())))
     };

@@ -80,12 +80,9 @@ fn example_keepalived_conf_seed_004() {
     }
     let strict = line("authentication {");
     assert!(warned.iter().any(|(l, m)| *l == strict && m.contains("dropped in strict mode")), "{warned:?}");
-    // vrrp_strict implies no_accept, which the runtime does not enforce yet: said, not dropped.
-    assert!(
-        warned.iter().any(|(_, m)| m.contains("no_accept (implied by vrrp_strict) is not enforced yet")),
-        "{warned:?}"
-    );
-    assert_eq!(loaded.warnings.len(), 9, "{}", show(&loaded.warnings));
+    // vrrp_strict implies no_accept, which the runtime enforces: nothing to warn about.
+    assert!(!warned.iter().any(|(_, m)| m.contains("no_accept")), "{warned:?}");
+    assert_eq!(loaded.warnings.len(), 8, "{}", show(&loaded.warnings));
 
     let m = &loaded.model;
     assert!(m.frontends.is_empty() && m.backends.is_empty());
@@ -265,6 +262,7 @@ fn global_defs_set_instance_defaults() {
     assert_eq!(vi.garp_master_refresh, Some(Duration::from_secs(60)));
     assert_eq!((vi.use_vmac.as_deref(), vi.accept), (Some("vrrp.51"), Some(true)));
     let w = warnings(&loaded);
+    assert_eq!(w.len(), 2, "use_vmac and accept are enforced, not warned about: {w:?}");
     assert!(
         w[0].starts_with("k.conf:6: warning: 'lvs_id' is ignored: it is keepalived 1.x's name for router_id"),
         "{w:?}"
@@ -653,12 +651,10 @@ fn toml_vrrp_defaults_and_tracking_a_backend() {
     assert!(vi.strict);
     assert_eq!(vi.auth_pass, None, "dropped in strict mode");
     let warned = warnings(&loaded);
-    assert_eq!(warned.len(), 3, "{warned:?}");
+    assert_eq!(warned.len(), 1, "{warned:?}");
     assert!(warned
         .iter()
         .any(|w| w.starts_with("t.toml:20: warning: vrrp_instance 'VI_1': authentication is dropped in strict mode")));
-    assert!(warned.iter().any(|w| w.contains("use_vmac is not implemented yet")), "{warned:?}");
-    assert!(warned.iter().any(|w| w.contains("no_accept (implied by vrrp_strict) is not enforced yet")), "{warned:?}");
     assert_eq!((vi.use_vmac.as_deref(), vi.garp_master_refresh), (Some("vrrp.51"), Some(Duration::from_secs(60))));
     assert_eq!(vi.track_backends, [Tracked { name: "app".into(), weight: Some(-50) }]);
     assert_eq!((vi.version, vi.advert_int), (2, Duration::from_secs(1)), "v2 keeps keepalived's 1 s");
@@ -714,4 +710,17 @@ group = [\"VI_1\", \"VI_X\"]
             "t.toml:21: vrrp_sync_group 'G' names instance 'VI_X', which is not defined (did you mean VI_1?)",
         ]
     );
+}
+
+#[test]
+fn use_vmac_name_must_be_an_interface_name() {
+    let found = errors(&instance("    use_vmac vrrp.very-long-name\n"));
+    assert_eq!(
+        found,
+        ["k.conf:7: use_vmac name 'vrrp.very-long-name' of vrrp_instance 'VI_1' is not a valid interface name (at most 15 characters, without '/', ':' or blanks; the default is vrrp.VRID)"]
+    );
+    let loaded = ok(&instance("    use_vmac vmac51\n    no_accept\n"));
+    let vi = &loaded.model.vrrp.instances[0];
+    assert_eq!((vi.use_vmac.as_deref(), vi.accept), (Some("vmac51"), Some(false)));
+    assert!(loaded.warnings.is_empty(), "{}", show(&loaded.warnings));
 }

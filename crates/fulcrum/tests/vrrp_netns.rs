@@ -85,14 +85,7 @@ fn check<T>(r: Result<T, String>, daemons: &[&Daemon]) -> T {
 
 /// Over `span`, the VIP is never on two nodes (sampled every 20 ms).
 fn never_two_masters(lab: &Lab, vip: &str, span: Duration, daemons: &[&Daemon]) {
-    let start = Instant::now();
-    while start.elapsed() < span {
-        let holders = lab.holders(vip);
-        if holders.len() > 1 {
-            check::<()>(Err(format!("two masters: {vip} on nodes {holders:?}")), daemons);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    never_two_masters_on(lab, "vr0", vip, span, daemons);
 }
 
 fn wait_held_by(lab: &Lab, vip: &str, node: usize, limit: Duration) -> Result<Duration, String> {
@@ -452,4 +445,201 @@ fn fulcrum_sync_group_follows_to_backup() {
     n1.signal("TERM");
     check(lab.wait_holders(&vip1, &[0], Duration::from_secs(3)), &[&n0, &n1]);
     check(lab.wait_holders(&vip2, &[0], Duration::from_secs(3)), &[&n0, &n1]);
+}
+
+/// `ip -d link show DEV` in a namespace: None when the interface does not exist.
+fn link_details(ns: &fulcrum_testkit::netns::Netns, dev: &str) -> Option<String> {
+    ns.ip(&["-d", "link", "show", "dev", dev]).ok().map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+}
+
+/// The MAC address the client's neighbour table has for `addr` (`ip neigh show ADDR dev vr0`).
+fn client_neighbour(lab: &Lab, addr: &str) -> Option<String> {
+    let out = lab.client.ip(&["neigh", "show", addr, "dev", "vr0"]).ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == "lladdr")?;
+    words.next().map(str::to_string)
+}
+
+#[test]
+fn fulcrum_use_vmac_failover_keeps_the_client_neighbour_entry() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_use_vmac", 50, 2) else { return };
+    let vip = lab.addr(100);
+    let (vmac, mac) = ("vrrp.50", "00:00:5e:00:01:32");
+    let _www0 = lab.serve(0, PORT, "node0").expect("serve");
+    let _www1 = lab.serve(1, PORT, "node1").expect("serve");
+    // A leftover of a crashed run on node0: a macvlan of that name with another MAC and mode
+    // and the VIP on it. It is reused, with the right MAC and mode, and the VIP cleared.
+    let ns0 = &lab.nodes[0];
+    ns0.ip(&["link", "add", vmac, "link", "vr0", "address", "02:00:00:00:00:50", "type", "macvlan", "mode", "bridge"])
+        .expect("stale vmac");
+    ns0.ip(&["addr", "add", &format!("{vip}/24"), "dev", vmac]).expect("stale vip");
+    let conf = |id: &str, prio: u8| keepalived_conf(id, 50, prio, 3, "0.1", &vip, "    use_vmac\n");
+    let n1 = fulcrum(&lab, 1, &conf("n1", 100));
+    let mut n0 = fulcrum(&lab, 0, &conf("n0", 150));
+    check(n0.wait_log("VRRP_Instance(VI_1) started", Duration::from_secs(5)), &[&n0, &n1]);
+    check(lab.wait_holders_on(vmac, &vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    assert!(lab.holders(&vip).is_empty(), "the VIP must be on the VMAC, not on vr0");
+    check(n0.wait_log("reusing VMAC interface vrrp.50", Duration::from_secs(1)), &[&n0]);
+    check(n0.wait_log(&format!("removed {vip}/24 left by an earlier run"), Duration::from_secs(1)), &[&n0]);
+    // Only the VMAC answers ARP for the VIP (keepalived's settings, plus arp_announce).
+    assert_eq!(ipv4_conf(&lab, 0, "vr0", "arp_ignore"), "1");
+    assert_eq!(ipv4_conf(&lab, 0, "vr0", "arp_announce"), "2");
+    assert_eq!(ipv4_conf(&lab, 0, vmac, "arp_ignore"), "1");
+    for i in 0..2 {
+        let details = link_details(&lab.nodes[i], vmac).unwrap_or_default();
+        assert!(details.contains(&format!("link/ether {mac}")), "node{i} {vmac}:\n{details}");
+        assert!(details.contains("macvlan mode private"), "node{i} {vmac}:\n{details}");
+    }
+    // The client resolves the VIP to the virtual MAC (answered by node0's VMAC, not by vr0).
+    check(lab.wait_client_get(&vip, PORT, "node0", Duration::from_secs(5)), &[&n0, &n1]);
+    assert_eq!(client_neighbour(&lab, &vip).as_deref(), Some(mac), "client neighbour table");
+    never_two_masters_on(&lab, vmac, &vip, Duration::from_millis(500), &[&n0, &n1]);
+    assert_eq!(client_neighbour(&lab, &vip).as_deref(), Some(mac), "the entry did not change");
+    // From now on the client never asks again: the failover must work with the entry it has.
+    lab.client.ip(&["neigh", "replace", &vip, "lladdr", mac, "dev", "vr0", "nud", "permanent"]).expect("pin");
+    // Crash of node0: the guard removes the VIP and the VMAC; node1's VMAC takes the VIP with
+    // the same MAC, and its gratuitous ARP moves the switch's entry to node1's port.
+    n0.kill9_all();
+    check(lab.wait_holders_on(vmac, &vip, &[1], Duration::from_secs(3)), &[&n0, &n1]);
+    check(lab.wait_client_get(&vip, PORT, "node1", Duration::from_secs(5)), &[&n0, &n1]);
+    assert_eq!(link_details(&lab.nodes[0], vmac), None, "the guard left the VMAC on node0:\n{}", n0.log());
+    // node0 comes back, creates its VMAC again and preempts; same MAC for the client.
+    let n0 = fulcrum(&lab, 0, &conf("n0", 150));
+    check(lab.wait_holders_on(vmac, &vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    check(lab.wait_client_get(&vip, PORT, "node0", Duration::from_secs(5)), &[&n0, &n1]);
+    // A clean stop deletes the VMAC.
+    let mut n1 = n1;
+    n1.signal("TERM");
+    assert!(n1.wait_exit(Duration::from_secs(10)).is_some(), "node1 did not exit on SIGTERM");
+    assert_eq!(link_details(&lab.nodes[1], vmac), None, "node1 left its VMAC:\n{}", n1.log());
+    assert_eq!(ipv4_conf(&lab, 1, "vr0", "arp_ignore"), "0", "node1's vr0 settings are restored");
+    assert_eq!(ipv4_conf(&lab, 1, "vr0", "arp_announce"), "0", "node1's vr0 settings are restored");
+}
+
+/// `net.ipv4.conf.DEV.NAME` in node `i`'s namespace.
+fn ipv4_conf(lab: &Lab, i: usize, dev: &str, name: &str) -> String {
+    let out = lab.nodes[i].command("cat").arg(format!("/proc/sys/net/ipv4/conf/{dev}/{name}")).output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+}
+
+/// Over `span`, the VIP is never on interface `dev` of two nodes (sampled every 20 ms).
+fn never_two_masters_on(lab: &Lab, dev: &str, vip: &str, span: Duration, daemons: &[&Daemon]) {
+    let start = Instant::now();
+    while start.elapsed() < span {
+        let holders = lab.holders_on(dev, vip);
+        if holders.len() > 1 {
+            check::<()>(Err(format!("two masters: {vip} on {dev} of nodes {holders:?}")), daemons);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether nftables table `inet TABLE` exists in node `i`'s namespace.
+fn nft_table_exists(lab: &Lab, i: usize, table: &str) -> bool {
+    lab.nodes[i]
+        .command("nft")
+        .args(["list", "table", "inet", table])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The client cannot reach `vip:PORT` (two attempts of 1 s each).
+fn client_refused(lab: &Lab, vip: &str) -> bool {
+    (0..2).all(|_| lab.client_get(vip, PORT).is_none())
+}
+
+#[test]
+fn fulcrum_no_accept_drops_traffic_to_the_vip() {
+    let _serial = serial();
+    if !std::path::Path::new("/usr/sbin/nft").exists() {
+        eprintln!("SKIPPED: fulcrum_no_accept_drops_traffic_to_the_vip needs nft (apt-get install nftables)");
+        return;
+    }
+    let Some(lab) = lab("fulcrum_no_accept", 51, 2) else { return };
+    let vip = lab.addr(100);
+    let table = "fulcrum_VI_1_51";
+    let _www0 = lab.serve(0, PORT, "node0").expect("serve");
+    let _www1 = lab.serve(1, PORT, "node1").expect("serve");
+    let conf = |id: &str, prio: u8, extra: &str| keepalived_conf(id, 51, prio, 3, "0.1", &vip, extra);
+    // no_accept: node0 holds the VIP but drops what is sent to it.
+    let mut n0 = fulcrum(&lab, 0, &conf("n0", 150, "    no_accept\n"));
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0]);
+    assert!(nft_table_exists(&lab, 0, table), "no table {table}:\n{}", n0.log());
+    assert!(client_refused(&lab, &vip), "no_accept master answered on the VIP");
+    // The node's own address still answers: only the VIP is dropped.
+    check(lab.wait_client_get(&lab.addr(1), PORT, "node0", Duration::from_secs(3)), &[&n0]);
+    // A better master appears: node0 goes BACKUP and removes its rules.
+    let n1 = fulcrum(&lab, 1, &conf("n1", 200, "    no_accept\n"));
+    check(lab.wait_holders(&vip, &[1], Duration::from_secs(5)), &[&n0, &n1]);
+    assert!(!nft_table_exists(&lab, 0, table), "node0 kept {table} as BACKUP:\n{}", n0.log());
+    assert!(nft_table_exists(&lab, 1, table), "node1 has no {table}:\n{}", n1.log());
+    assert!(client_refused(&lab, &vip), "no_accept master node1 answered on the VIP");
+    // node1 crashes: its guard removes the VIP and the rules; node0 takes over.
+    let mut n1 = n1;
+    n1.kill9_all();
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(3)), &[&n0, &n1]);
+    assert!(!nft_table_exists(&lab, 1, table), "the guard left {table} on node1:\n{}", n1.log());
+    // vrrp_strict implies no_accept; a clean stop removes the rules.
+    n0.signal("TERM");
+    assert!(n0.wait_exit(Duration::from_secs(10)).is_some(), "node0 did not exit on SIGTERM");
+    assert!(!nft_table_exists(&lab, 0, table), "node0 left {table} after SIGTERM:\n{}", n0.log());
+    let mut n0 = fulcrum(&lab, 0, &conf("n0", 150, "    vrrp_strict\n"));
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0]);
+    assert!(nft_table_exists(&lab, 0, table), "vrrp_strict: no table {table}:\n{}", n0.log());
+    assert!(client_refused(&lab, &vip), "vrrp_strict master answered on the VIP");
+    n0.signal("TERM");
+    assert!(n0.wait_exit(Duration::from_secs(10)).is_some(), "node0 did not exit on SIGTERM");
+    // accept: the master answers on the VIP, and there is no table.
+    let n0 = fulcrum(&lab, 0, &conf("n0", 150, "    vrrp_strict\n    accept\n"));
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0]);
+    check(lab.wait_client_get(&vip, PORT, "node0", Duration::from_secs(5)), &[&n0]);
+    assert!(!nft_table_exists(&lab, 0, table), "accept: table {table} exists:\n{}", n0.log());
+}
+
+#[test]
+fn fulcrum_use_vmac_ipv6() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_use_vmac_ipv6", 52, 2) else { return };
+    wait_ipv6_ready(&lab);
+    let vip = "fd00:213:52::100";
+    let (vmac, mac) = ("vrrp.52", "00:00:5e:00:02:34");
+    let conf =
+        |id: &str, prio: u8| keepalived_conf(id, 52, prio, 3, "0.1", vip, "    use_vmac\n").replace("/24", "/64");
+    let n1 = fulcrum(&lab, 1, &conf("n1", 100));
+    let mut n0 = fulcrum(&lab, 0, &conf("n0", 150));
+    check(lab.wait_holders_on(vmac, vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    never_two_masters_on(&lab, vmac, vip, Duration::from_millis(500), &[&n0, &n1]);
+    let details = link_details(&lab.nodes[0], vmac).unwrap_or_default();
+    assert!(details.contains(&format!("link/ether {mac}")), "node0 {vmac}:\n{details}");
+    n0.signal("TERM");
+    check(lab.wait_holders_on(vmac, vip, &[1], Duration::from_secs(2)), &[&n0, &n1]);
+    assert!(n0.wait_exit(Duration::from_secs(10)).is_some(), "node0 did not exit on SIGTERM");
+    assert_eq!(link_details(&lab.nodes[0], vmac), None, "node0 left its VMAC:\n{}", n0.log());
+}
+
+#[test]
+fn keepalived_interop_use_vmac() {
+    let _serial = serial();
+    if !keepalived_available("keepalived_interop_use_vmac") {
+        return;
+    }
+    let Some(lab) = lab("keepalived_interop_use_vmac", 53, 2) else { return };
+    let vip = lab.addr(100);
+    let vmac = "vrrp.53";
+    let _www0 = lab.serve(0, PORT, "fulcrum").expect("serve");
+    let _www1 = lab.serve(1, PORT, "keepalived").expect("serve");
+    // Both send their adverts from the same virtual MAC: each must still hear the other.
+    let ka = keepalived(&lab, 1, &keepalived_conf("ka", 53, 100, 3, "0.1", &vip, "    use_vmac\n"));
+    let fu = fulcrum(&lab, 0, &keepalived_conf("fu", 53, 150, 3, "0.1", &vip, "    use_vmac\n"));
+    check(lab.wait_holders_on(vmac, &vip, &[0], Duration::from_secs(10)), &[&fu, &ka]);
+    check(ka.wait_log("Entering BACKUP STATE", Duration::from_secs(5)), &[&fu, &ka]);
+    never_two_masters_on(&lab, vmac, &vip, Duration::from_secs(1), &[&fu, &ka]);
+    check(lab.wait_client_get(&vip, PORT, "fulcrum", Duration::from_secs(5)), &[&fu, &ka]);
+    fu.signal("TERM");
+    check(lab.wait_holders_on(vmac, &vip, &[1], Duration::from_secs(3)), &[&fu, &ka]);
+    check(lab.wait_client_get(&vip, PORT, "keepalived", Duration::from_secs(5)), &[&fu, &ka]);
 }

@@ -162,20 +162,30 @@ impl Lab {
 
     /// Which nodes hold `addr` on `vr0`.
     pub fn holders(&self, addr: &str) -> Vec<usize> {
-        (0..self.nodes.len()).filter(|i| self.nodes[*i].has_address("vr0", addr)).collect()
+        self.holders_on("vr0", addr)
+    }
+
+    /// Which nodes hold `addr` on interface `dev` (e.g. a VMAC, `vrrp.51`).
+    pub fn holders_on(&self, dev: &str, addr: &str) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|i| self.nodes[*i].has_address(dev, addr)).collect()
     }
 
     /// Polls until `holders(addr) == want`, up to `limit`; returns the time it took.
     pub fn wait_holders(&self, addr: &str, want: &[usize], limit: Duration) -> Result<Duration, String> {
+        self.wait_holders_on("vr0", addr, want, limit)
+    }
+
+    /// Polls until `holders_on(dev, addr) == want`, up to `limit`; returns the time it took.
+    pub fn wait_holders_on(&self, dev: &str, addr: &str, want: &[usize], limit: Duration) -> Result<Duration, String> {
         let start = Instant::now();
         // Bounded: at most limit / 10 ms iterations.
         while start.elapsed() < limit {
-            if self.holders(addr) == want {
+            if self.holders_on(dev, addr) == want {
                 return Ok(start.elapsed());
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        Err(format!("after {limit:?}, {addr} is held by nodes {:?}, expected {want:?}", self.holders(addr)))
+        Err(format!("after {limit:?}, {addr} is on {dev} of nodes {:?}, expected {want:?}", self.holders_on(dev, addr)))
     }
 
     /// Starts a small HTTP service on port `port` of node `i` answering `GET /` with `body`

@@ -1,8 +1,10 @@
 //! One task per VRRP instance: it feeds received adverts and timer expiries to the sans-IO
-//! [`fulcrum_vrrp::Instance`] and carries out its actions (send, add/remove addresses, gratuitous
-//! ARP, notify scripts), and applies tracking (interfaces, scripts, backends, sync group).
+//! [`fulcrum_vrrp::Instance`] and carries out its actions (send, add/remove addresses and the
+//! `no_accept` rules, gratuitous ARP, notify scripts), applies tracking (interfaces, scripts,
+//! backends, sync group), and deletes the instance's VMAC when it stops.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,7 +28,15 @@ pub struct Prepared {
     pub model: VrrpInstance,
     pub config: Config,
     pub guard: crate::guard::GuardInstance,
+    /// The instance's interface.
+    pub base_ifindex: u32,
+    /// The interface holding the virtual addresses (the VMAC's with `use_vmac`) and its MAC:
+    /// gratuitous ARPs leave from it.
+    pub vip_interface: String,
     pub mac: [u8; 6],
+    pub vmac: Option<crate::vmac::Vmac>,
+    /// `no_accept`: the `nft` program and the rules to install while MASTER.
+    pub firewall: Option<(PathBuf, crate::firewall::NoAccept)>,
     /// Sync group name, if the instance is in one, and the other members.
     pub group: Option<(String, Vec<String>)>,
 }
@@ -61,9 +71,22 @@ pub async fn run(
 ) -> Result<(), String> {
     let now = Instant::now();
     let name = p.model.name.clone();
-    let vr = Instance::new(p.config.clone(), now).map_err(|e| format!("VRRP_Instance({name}): {e}"))?;
-    let socket = AsyncVrrpSocket::open(&p.guard.spec)
-        .map_err(|e| format!("VRRP_Instance({name}): cannot open the VRRP socket on {}: {e}", p.model.interface))?;
+    let opened =
+        Instance::new(p.config.clone(), now).map_err(|e| format!("VRRP_Instance({name}): {e}")).and_then(|vr| {
+            let socket = AsyncVrrpSocket::open(&p.guard.spec).map_err(|e| {
+                format!("VRRP_Instance({name}): cannot open the VRRP socket on {}: {e}", p.guard.spec.interface)
+            })?;
+            Ok((vr, socket))
+        });
+    let (vr, socket) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            if let Some(vmac) = &p.vmac {
+                crate::vmac::teardown(vmac);
+            }
+            return Err(e);
+        }
+    };
     let mut d = Driver { p, vr, socket, shared, guard, garp_due: None, garp_refresh_due: None, own_fault: false };
     d.publish();
     let mut states = d.shared.status.subscribe();
@@ -91,6 +114,9 @@ pub async fn run(
             command = commands.recv() => {
                 d.vr.shutdown(Instant::now());
                 d.run_actions();
+                if let Some(vmac) = &d.p.vmac {
+                    crate::vmac::teardown(vmac);
+                }
                 if let Some(DriverCommand::Shutdown(done)) = command {
                     let _ = done.send(());
                 }
@@ -141,7 +167,7 @@ impl Driver {
         let rounds = self.p.model.garp_master_repeat.max(1);
         for _ in 0..rounds {
             if let Err(e) =
-                crate::announce::announce(&self.p.model.interface, self.p.guard.spec.ifindex, self.p.mac, &vips)
+                crate::announce::announce(&self.p.vip_interface, self.p.guard.vip_ifindex, self.p.mac, &vips)
             {
                 tracing::warn!("VRRP_Instance({}): gratuitous ARP/NA failed: {e}", self.p.model.name);
                 return;
@@ -168,8 +194,14 @@ impl Driver {
     }
 
     fn add_vips(&self) {
+        // no_accept: the drop rules come first, so the addresses never accept traffic.
+        if let Some((nft, rules)) = &self.p.firewall {
+            if let Err(e) = rules.block(nft) {
+                tracing::error!("VRRP_Instance({}): no_accept: cannot install the drop rules: {e}", self.p.model.name);
+            }
+        }
         for vip in &self.p.model.vips {
-            let index = self.p.guard.spec.ifindex;
+            let index = self.p.guard.vip_ifindex;
             if let Err(e) = crate::netlink::add_address(index, vip.addr, vip.prefix, vip.label.as_deref()) {
                 tracing::error!("VRRP_Instance({}): cannot add {}/{}: {e}", self.p.model.name, vip.addr, vip.prefix);
             }
@@ -178,8 +210,13 @@ impl Driver {
 
     fn remove_vips(&self) {
         for vip in &self.p.model.vips {
-            if let Err(e) = crate::netlink::remove_address(self.p.guard.spec.ifindex, vip.addr, vip.prefix) {
+            if let Err(e) = crate::netlink::remove_address(self.p.guard.vip_ifindex, vip.addr, vip.prefix) {
                 tracing::error!("VRRP_Instance({}): cannot remove {}/{}: {e}", self.p.model.name, vip.addr, vip.prefix);
+            }
+        }
+        if let Some((nft, rules)) = &self.p.firewall {
+            if let Err(e) = crate::firewall::unblock(nft, &rules.table) {
+                tracing::error!("VRRP_Instance({}): no_accept: cannot remove the drop rules: {e}", self.p.model.name);
             }
         }
     }

@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! instance NAME IFACE IFINDEX VERSION VRID SRC INTERVAL_CS AUTH_HEX|- PEER,...|- VIP/PREFIX,...
+//!          VIP_IFINDEX VMAC|- NFT_TABLE|-
 //! state NAME MASTER|OTHER        (sent before VIPs are added, after they are removed)
 //! forget NAME                    (instance removed by a reload)
 //! clean                          (clean shutdown: exit quietly)
@@ -14,7 +15,8 @@
 //!
 //! On end of file without `clean`, the guard sends a priority-0 advert for every instance it
 //! last knew as MASTER (backups take over after Skew_Time instead of Master_Down_Interval) and
-//! removes its virtual addresses, then exits. It runs in its own process group, so a terminal's
+//! removes its virtual addresses and its `no_accept` table, then deletes the VMAC interface of
+//! every instance (`use_vmac`), and exits. It runs in its own process group, so a terminal's
 //! Ctrl-C does not kill it before the main process.
 
 use std::collections::BTreeMap;
@@ -43,6 +45,12 @@ pub struct GuardInstance {
     pub auth: Auth,
     /// Virtual addresses with their prefix.
     pub vips: Vec<(IpAddr, u8)>,
+    /// The interface holding the virtual addresses (the VMAC's with `use_vmac`).
+    pub vip_ifindex: u32,
+    /// `use_vmac`: the VMAC interface's name.
+    pub vmac: Option<String>,
+    /// `no_accept`: the nftables table (family inet) of the drop rules.
+    pub firewall: Option<String>,
 }
 
 fn list<T: ToString>(items: &[T]) -> String {
@@ -67,20 +75,27 @@ impl GuardInstance {
         let vips: Vec<String> = self.vips.iter().map(|(a, p)| format!("{a}/{p}")).collect();
         let cs = self.interval.as_millis() / 10;
         format!(
-            "instance\t{}\t{}\t{}\t{}\t{}\t{}\t{cs}\t{auth}\t{peers}\t{}\n",
+            "instance\t{}\t{}\t{}\t{}\t{}\t{}\t{cs}\t{auth}\t{peers}\t{}\t{}\t{}\t{}\n",
             self.name,
             self.spec.interface,
             self.spec.ifindex,
             self.version.number(),
             self.vrid,
             self.spec.src,
-            list(&vips)
+            list(&vips),
+            self.vip_ifindex,
+            self.vmac.as_deref().unwrap_or("-"),
+            self.firewall.as_deref().unwrap_or("-"),
         )
     }
 
     /// Parses the fields after `instance`.
     pub fn from_fields(f: &[&str]) -> Option<GuardInstance> {
-        let [name, interface, ifindex, version, vrid, src, cs, auth, peers, vips] = f else { return None };
+        let [name, interface, ifindex, version, vrid, src, cs, auth, peers, vips, vip_ifindex, vmac, firewall] = f
+        else {
+            return None;
+        };
+        let optional = |s: &str| (s != "-").then(|| s.to_string());
         let parse_list = |s: &str| -> Vec<String> {
             if s == "-" {
                 Vec::new()
@@ -117,6 +132,9 @@ impl GuardInstance {
             interval: Duration::from_millis(cs.parse::<u64>().ok()? * 10),
             auth,
             vips: vips?,
+            vip_ifindex: vip_ifindex.parse().ok()?,
+            vmac: optional(vmac),
+            firewall: optional(firewall),
         })
     }
 
@@ -154,8 +172,27 @@ pub fn release(instance: &GuardInstance) {
         Err(e) => eprintln!("fulcrum vrrp-guard: {}: cannot open the VRRP socket: {e}", instance.name),
     }
     for (addr, prefix) in &instance.vips {
-        if let Err(e) = crate::netlink::remove_address(instance.spec.ifindex, *addr, *prefix) {
+        if let Err(e) = crate::netlink::remove_address(instance.vip_ifindex, *addr, *prefix) {
             eprintln!("fulcrum vrrp-guard: {}: cannot remove {addr}/{prefix}: {e}", instance.name);
+        }
+    }
+    if let Some(table) = &instance.firewall {
+        match crate::firewall::nft_program() {
+            Some(nft) => {
+                if let Err(e) = crate::firewall::unblock(&nft, table) {
+                    eprintln!("fulcrum vrrp-guard: {}: cannot delete nftables table {table}: {e}", instance.name);
+                }
+            }
+            None => eprintln!("fulcrum vrrp-guard: {}: {}", instance.name, crate::firewall::NFT_MISSING),
+        }
+    }
+}
+
+/// Deletes the VMAC interface of an instance (whatever its state: it exists in BACKUP too).
+fn remove_vmac(instance: &GuardInstance) {
+    if let Some(name) = &instance.vmac {
+        if let Err(e) = crate::vmac::remove_by_name(name) {
+            eprintln!("fulcrum vrrp-guard: {}: cannot delete VMAC interface {name}: {e}", instance.name);
         }
     }
 }
@@ -191,6 +228,7 @@ pub fn run_guard(input: impl BufRead) -> io::Result<bool> {
     for instance in &released {
         release(instance);
     }
+    instances.values().for_each(remove_vmac);
     let names: Vec<&str> = released.iter().map(|i| i.name.as_str()).collect();
     let mut err = io::stderr().lock();
     let _ = writeln!(
@@ -219,6 +257,9 @@ mod tests {
             interval: Duration::from_secs(1),
             auth: Auth::pass(b"secret"),
             vips: vec![("10.0.0.100".parse().expect("ip"), 24)],
+            vip_ifindex: 9,
+            vmac: Some("vrrp.51".into()),
+            firewall: Some("fulcrum_VI_1_51".into()),
         }
     }
 
@@ -228,6 +269,10 @@ mod tests {
         let fields: Vec<&str> = line.trim_end().split('\t').collect();
         assert_eq!(fields[0], "instance");
         assert_eq!(GuardInstance::from_fields(&fields[1..]), Some(sample()));
+        let plain = GuardInstance { vmac: None, firewall: None, ..sample() };
+        let line = plain.to_line();
+        let fields: Vec<&str> = line.trim_end().split('\t').collect();
+        assert_eq!(GuardInstance::from_fields(&fields[1..]), Some(plain));
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //!   via `IPV6_RECVHOPLIMIT`, peers, own packets).
 //! - [`netlink`]: a small hand-written rtnetlink client (link, addresses, add/remove one address).
 //! - [`announce`]: gratuitous ARP (AF_PACKET) and unsolicited neighbour advertisements.
+//! - [`vmac`]: `use_vmac`, the macvlan interface with the virtual router MAC that holds the
+//!   virtual addresses.
+//! - [`firewall`]: `no_accept`, nftables rules dropping traffic to the virtual addresses of a
+//!   master.
 //! - a driver task per instance (tracking, notify scripts, sync groups), and
 //! - [`guard`]: a helper process that releases the addresses if the main process dies without a
 //!   clean shutdown.
@@ -14,16 +18,19 @@
 //! for AF_PACKET and `recvmsg` into initialised buffers, which socket2 offers no safe API for.
 //!
 //! [`Runtime::start`] clears the configured VIPs left on the interfaces by an earlier run that
-//! crashed (keepalived leaves them: a split-brain cause), only those exact addresses.
+//! crashed (keepalived leaves them: a split-brain cause), only those exact addresses, and the
+//! instance's `no_accept` table if one was left.
 #![deny(unsafe_code)]
 
 pub mod announce;
 mod driver;
+pub mod firewall;
 pub mod guard;
 pub mod netlink;
 mod packet_addr;
 mod scripts;
 pub mod socket;
+pub mod vmac;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -134,7 +141,7 @@ fn prepare(vrrp: &Vrrp, i: &VrrpInstance) -> Result<driver::Prepared, String> {
         None => socket::primary_address(link.index, v6).map_err(|e| format!("VRRP_Instance({name}): {e}"))?,
     };
     let vips: Vec<IpAddr> = i.vips.iter().map(|v| v.addr).collect();
-    let mut config = Config::new(version, i.vrid, i.priority, src, vips);
+    let mut config = Config::new(version, i.vrid, i.priority, src, vips.clone());
     config.advert_interval = i.advert_int;
     config.auth = i.auth_pass.as_deref().map(|p| Auth::pass(p.as_bytes())).unwrap_or(Auth::None);
     config.initial_state = if i.state == VrrpState::Master { InitialState::Master } else { InitialState::Backup };
@@ -146,21 +153,77 @@ fn prepare(vrrp: &Vrrp, i: &VrrpInstance) -> Result<driver::Prepared, String> {
     } else {
         socket::Destinations::Unicast(i.unicast_peers.clone())
     };
-    let guard = guard::GuardInstance {
-        name: name.clone(),
-        spec: socket::SocketSpec { interface: i.interface.clone(), ifindex: link.index, src, destinations },
-        version,
-        vrid: i.vrid,
-        interval: i.advert_int,
-        auth: config.auth.clone(),
-        vips: i.vips.iter().map(|v| (v.addr, v.prefix)).collect(),
-    };
+    let firewall = no_accept_rules(i, &vips);
     let group = vrrp
         .sync_groups
         .iter()
         .find(|g| g.instances.contains(name))
         .map(|g| (g.name.clone(), g.instances.iter().filter(|m| *m != name).cloned().collect::<Vec<_>>()));
-    Ok(driver::Prepared { model: i.clone(), config, guard, mac: link.mac, group })
+    // Last, as it changes the system: the VMAC (adverts go out of it with multicast; unicast
+    // adverts stay on the base interface, whose address the peers send to).
+    let multicast = destinations == socket::Destinations::Multicast;
+    let vmac = match &i.use_vmac {
+        Some(vmac_name) => {
+            let link_local = match src {
+                IpAddr::V6(ll) if multicast => Some(ll),
+                _ => None,
+            };
+            Some(
+                vmac::setup(vmac_name, &link, i.vrid, link_local)
+                    .map_err(|e| format!("VRRP_Instance({name}): use_vmac {vmac_name}: {e}"))?,
+            )
+        }
+        None => None,
+    };
+    let (socket_if, socket_index) = match &vmac {
+        Some(v) if multicast => (v.name.clone(), v.index),
+        _ => (i.interface.clone(), link.index),
+    };
+    let guard = guard::GuardInstance {
+        name: name.clone(),
+        spec: socket::SocketSpec { interface: socket_if, ifindex: socket_index, src, destinations },
+        version,
+        vrid: i.vrid,
+        interval: i.advert_int,
+        auth: config.auth.clone(),
+        vips: i.vips.iter().map(|v| (v.addr, v.prefix)).collect(),
+        vip_ifindex: vmac.as_ref().map_or(link.index, |v| v.index),
+        vmac: vmac.as_ref().map(|v| v.name.clone()),
+        firewall: firewall.as_ref().map(|(_, rules)| rules.table.clone()),
+    };
+    let (vip_interface, mac) = match &vmac {
+        Some(v) => (v.name.clone(), v.mac),
+        None => (i.interface.clone(), link.mac),
+    };
+    Ok(driver::Prepared {
+        model: i.clone(),
+        config,
+        guard,
+        base_ifindex: link.index,
+        vip_interface,
+        mac,
+        vmac,
+        firewall,
+        group,
+    })
+}
+
+/// `no_accept` (or `vrrp_strict` without `accept`), unless the instance is the address owner
+/// (priority 255), which always accepts: the rules and the `nft` program to apply them.
+fn no_accept_rules(i: &VrrpInstance, vips: &[IpAddr]) -> Option<(PathBuf, firewall::NoAccept)> {
+    let no_accept = i.accept == Some(false) || (i.strict && i.accept.is_none());
+    if !no_accept || i.priority == fulcrum_vrrp::PRIORITY_OWNER {
+        return None;
+    }
+    let Some(nft) = firewall::nft_program() else {
+        tracing::error!(
+            "VRRP_Instance({}): no_accept needs nftables: {}; until then, as MASTER it accepts traffic to its virtual addresses",
+            i.name,
+            firewall::NFT_MISSING
+        );
+        return None;
+    };
+    Some((nft, firewall::NoAccept { table: firewall::table_name(&i.name, i.vrid), vips: vips.to_vec() }))
 }
 
 impl Runtime {
@@ -237,13 +300,7 @@ impl Runtime {
                     continue;
                 }
             };
-            // Addresses of this instance left by an earlier run that died: a backup must not
-            // hold them (split brain). Only the exact configured VIPs are touched.
-            for (addr, prefix) in &prepared.guard.vips {
-                if let Ok(true) = netlink::remove_address(prepared.guard.spec.ifindex, *addr, *prefix) {
-                    tracing::warn!("VRRP_Instance({}): removed {addr}/{prefix} left by an earlier run", i.name);
-                }
-            }
+            clear_leftovers(i, &prepared);
             self.guard.send(&prepared.guard.to_line());
             let (tx, rx) = mpsc::channel(1);
             let name = i.name.clone();
@@ -287,6 +344,27 @@ impl Runtime {
         self.shared.scripts.stop();
         *self.guard.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.guard_child.take()
+    }
+}
+
+/// What an earlier run that died may have left: the instance's addresses (a backup must not
+/// hold them: split brain; only the exact configured VIPs are touched, on the base interface
+/// and the VMAC) and its `no_accept` table.
+fn clear_leftovers(i: &VrrpInstance, prepared: &driver::Prepared) {
+    let mut indexes = vec![prepared.base_ifindex, prepared.guard.vip_ifindex];
+    indexes.dedup();
+    for index in indexes {
+        for (addr, prefix) in &prepared.guard.vips {
+            if let Ok(true) = netlink::remove_address(index, *addr, *prefix) {
+                tracing::warn!("VRRP_Instance({}): removed {addr}/{prefix} left by an earlier run", i.name);
+            }
+        }
+    }
+    if let Some(nft) = firewall::nft_program() {
+        let table = firewall::table_name(&i.name, i.vrid);
+        if let Err(e) = firewall::unblock(&nft, &table) {
+            tracing::warn!("VRRP_Instance({}): cannot delete nftables table {table}: {e}", i.name);
+        }
     }
 }
 

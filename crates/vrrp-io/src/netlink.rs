@@ -1,5 +1,7 @@
-//! A small, synchronous rtnetlink client: the link (index, carrier, MAC) and its addresses, and
-//! adding/removing one address. Messages are built and parsed by hand (a few fixed layouts), so
+//! A small, synchronous rtnetlink client: the link (index, carrier, MAC, kind) and its addresses,
+//! adding/removing one address, and what `use_vmac` needs: creating, raising and deleting a
+//! macvlan link and setting per-interface IPv4 settings (`IFLA_INET_CONF`, the sysctls of
+//! `net.ipv4.conf.IF`). Messages are built and parsed by hand (a few fixed layouts), so
 //! no unsafe code and no extra dependency is needed; each call opens its own socket, as these
 //! calls are rare (startup, state changes, tracking once per advert interval).
 
@@ -12,6 +14,7 @@ const NETLINK_ROUTE: i32 = 0;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
@@ -26,6 +29,16 @@ const IFA_LOCAL: u16 = 2;
 const IFA_LABEL: u16 = 3;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
+const IFLA_LINK: u16 = 5;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_AF_SPEC: u16 = 26;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const IFLA_MACVLAN_MODE: u16 = 1;
+const IFLA_INET_CONF: u16 = 1;
+const IFLA_INET6_ADDR_GEN_MODE: u16 = 8;
+const IN6_ADDR_GEN_MODE_NONE: u8 = 1;
+const IFA_F_NODAD: u8 = 0x02;
 const IFF_UP: u32 = 0x1;
 const IFF_RUNNING: u32 = 0x40;
 const IFF_LOWER_UP: u32 = 0x10000;
@@ -41,6 +54,42 @@ pub struct Link {
     pub up: bool,
     /// Hardware address (zeros when the link has none of 6 bytes).
     pub mac: [u8; 6],
+    /// The link kind (`IFLA_INFO_KIND`: "macvlan", "veth", "bridge"…), None for physical links.
+    pub kind: Option<String>,
+    /// The lower link (`IFLA_LINK`) of a macvlan, VLAN or veth, when it has one.
+    pub parent: Option<u32>,
+    /// The mode of a macvlan (`IFLA_MACVLAN_MODE`).
+    pub macvlan_mode: Option<u32>,
+    /// The IPv4 settings of the interface (`IFLA_INET_CONF`: entry `i` is `IPV4_DEVCONF` `i + 1`),
+    /// empty when the kernel did not send them.
+    pub ipv4_conf: Vec<u32>,
+}
+
+/// macvlan mode "private" (`MACVLAN_MODE_PRIVATE`): what keepalived creates for `use_vmac`.
+pub const MACVLAN_MODE_PRIVATE: u32 = 1;
+
+/// The `net.ipv4.conf.IF` settings fulcrum changes (`IPV4_DEVCONF_*` numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Ipv4Conf {
+    /// `rp_filter`.
+    RpFilter = 8,
+    /// `arp_filter`.
+    ArpFilter = 13,
+    /// `arp_announce`.
+    ArpAnnounce = 18,
+    /// `arp_ignore`.
+    ArpIgnore = 19,
+    /// `promote_secondaries`.
+    PromoteSecondaries = 20,
+    /// `accept_local`.
+    AcceptLocal = 23,
+}
+
+impl Link {
+    /// The current value of an IPv4 setting, if the kernel reported it.
+    pub fn ipv4(&self, conf: Ipv4Conf) -> Option<u32> {
+        self.ipv4_conf.get(conf as usize - 1).copied()
+    }
 }
 
 /// One address of an interface.
@@ -154,14 +203,121 @@ pub fn link(name: &str) -> io::Result<Link> {
     let reply = replies.first().ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, name.to_string()))?;
     let index = u32_at(reply, 4).unwrap_or(0);
     let flags = u32_at(reply, 8).unwrap_or(0);
-    let mut mac = [0u8; 6];
+    let up = flags & IFF_UP != 0 && flags & IFF_RUNNING != 0 && flags & IFF_LOWER_UP != 0;
+    let mut link = Link { index, up, mac: [0; 6], kind: None, parent: None, macvlan_mode: None, ipv4_conf: Vec::new() };
     for (kind, data) in attrs(reply.get(16..).unwrap_or_default()) {
-        if kind == IFLA_ADDRESS && data.len() == 6 {
-            mac.copy_from_slice(data);
+        match kind {
+            IFLA_ADDRESS if data.len() == 6 => link.mac.copy_from_slice(data),
+            IFLA_LINK => link.parent = u32_at(data, 0),
+            IFLA_LINKINFO => {
+                for (info, value) in attrs(data) {
+                    match info {
+                        IFLA_INFO_KIND => {
+                            link.kind = Some(String::from_utf8_lossy(value).trim_end_matches('\0').to_string())
+                        }
+                        IFLA_INFO_DATA => {
+                            let mode = attrs(value).into_iter().find(|(k, _)| *k == IFLA_MACVLAN_MODE);
+                            link.macvlan_mode = mode.and_then(|(_, v)| u32_at(v, 0));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            IFLA_AF_SPEC => {
+                let inet = attrs(data).into_iter().find(|(family, _)| i32::from(*family) == libc::AF_INET);
+                let conf = inet.and_then(|(_, d)| attrs(d).into_iter().find(|(k, _)| *k == IFLA_INET_CONF));
+                if let Some((_, values)) = conf {
+                    link.ipv4_conf = values.chunks_exact(4).filter_map(|c| u32_at(c, 0)).collect();
+                }
+            }
+            _ => {}
         }
     }
-    let up = flags & IFF_UP != 0 && flags & IFF_RUNNING != 0 && flags & IFF_LOWER_UP != 0;
-    Ok(Link { index, up, mac })
+    Ok(link)
+}
+
+/// struct ifinfomsg for interface `index` (0: a new link), with `flags` changed under `change`.
+fn ifinfomsg(index: u32, flags: u32, change: u32) -> Vec<u8> {
+    let mut body = vec![0u8; 4]; // family AF_UNSPEC, pad, type
+    body.extend_from_slice(&i32::try_from(index).unwrap_or(0).to_ne_bytes());
+    body.extend_from_slice(&flags.to_ne_bytes());
+    body.extend_from_slice(&change.to_ne_bytes());
+    body
+}
+
+/// An attribute holding other attributes.
+fn nested(kind: u16, inner: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    push_attr(&mut out, kind, inner);
+    out
+}
+
+/// `IFLA_LINKINFO { IFLA_INFO_KIND "macvlan", IFLA_INFO_DATA { IFLA_MACVLAN_MODE mode } }`.
+fn macvlan_info(mode: u32) -> Vec<u8> {
+    let mut info = Vec::new();
+    push_attr(&mut info, IFLA_INFO_KIND, b"macvlan");
+    info.extend_from_slice(&nested(IFLA_INFO_DATA, &nested(IFLA_MACVLAN_MODE, &mode.to_ne_bytes())));
+    nested(IFLA_LINKINFO, &info)
+}
+
+/// Creates macvlan `name` on link `parent` with address `mac` and the given mode (down).
+pub fn create_macvlan(name: &str, parent: u32, mac: [u8; 6], mode: u32) -> io::Result<()> {
+    request(&create_macvlan_message(name, parent, mac, mode), 0).map(drop)
+}
+
+fn create_macvlan_message(name: &str, parent: u32, mac: [u8; 6], mode: u32) -> Vec<u8> {
+    let mut body = ifinfomsg(0, 0, 0);
+    let mut ifname = name.as_bytes().to_vec();
+    ifname.push(0);
+    push_attr(&mut body, IFLA_IFNAME, &ifname);
+    push_attr(&mut body, IFLA_LINK, &parent.to_ne_bytes());
+    push_attr(&mut body, IFLA_ADDRESS, &mac);
+    body.extend_from_slice(&macvlan_info(mode));
+    message(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, &body)
+}
+
+/// Sets the address and mode of existing macvlan `index`.
+pub fn update_macvlan(index: u32, mac: [u8; 6], mode: u32) -> io::Result<()> {
+    let mut body = ifinfomsg(index, 0, 0);
+    push_attr(&mut body, IFLA_ADDRESS, &mac);
+    body.extend_from_slice(&macvlan_info(mode));
+    request(&message(RTM_NEWLINK, NLM_F_ACK, &body), 0).map(drop)
+}
+
+/// Sets link `index` administratively up.
+pub fn set_up(index: u32) -> io::Result<()> {
+    request(&message(RTM_NEWLINK, NLM_F_ACK, &ifinfomsg(index, IFF_UP, IFF_UP)), 0).map(drop)
+}
+
+/// Deletes link `index`. Returns whether it was there.
+pub fn delete_link(index: u32) -> io::Result<bool> {
+    match request(&message(RTM_DELLINK, NLM_F_ACK, &ifinfomsg(index, 0, 0)), 0) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets IPv4 settings of link `index` (`net.ipv4.conf.IF.*`), as keepalived does: `IFLA_AF_SPEC
+/// { AF_INET { IFLA_INET_CONF { setting: value … } } }`.
+pub fn set_ipv4_conf(index: u32, settings: &[(Ipv4Conf, u32)]) -> io::Result<()> {
+    let mut conf = Vec::new();
+    for (setting, value) in settings {
+        push_attr(&mut conf, *setting as u16, &value.to_ne_bytes());
+    }
+    let inet = nested(libc::AF_INET as u16, &nested(IFLA_INET_CONF, &conf));
+    let mut body = ifinfomsg(index, 0, 0);
+    body.extend_from_slice(&nested(IFLA_AF_SPEC, &inet));
+    request(&message(RTM_NEWLINK, NLM_F_ACK, &body), 0).map(drop)
+}
+
+/// Stops the kernel from generating an IPv6 link-local address on link `index` (RFC 5798 7.4:
+/// a VMAC has no address derived from the virtual MAC).
+pub fn set_ipv6_addr_gen_none(index: u32) -> io::Result<()> {
+    let inet6 = nested(libc::AF_INET6 as u16, &nested(IFLA_INET6_ADDR_GEN_MODE, &[IN6_ADDR_GEN_MODE_NONE]));
+    let mut body = ifinfomsg(index, 0, 0);
+    body.extend_from_slice(&nested(IFLA_AF_SPEC, &inet6));
+    request(&message(RTM_NEWLINK, NLM_F_ACK, &body), 0).map(drop)
 }
 
 fn family(addr: &IpAddr) -> u8 {
@@ -179,7 +335,11 @@ fn addr_bytes(addr: &IpAddr) -> Vec<u8> {
 }
 
 fn ifaddrmsg(addr: &IpAddr, prefix: u8, index: u32) -> Vec<u8> {
-    let mut body = vec![family(addr), prefix, 0, RT_SCOPE_UNIVERSE];
+    ifaddrmsg_flags(addr, prefix, index, 0)
+}
+
+fn ifaddrmsg_flags(addr: &IpAddr, prefix: u8, index: u32, flags: u8) -> Vec<u8> {
+    let mut body = vec![family(addr), prefix, flags, RT_SCOPE_UNIVERSE];
     body.extend_from_slice(&index.to_ne_bytes());
     body
 }
@@ -225,7 +385,17 @@ pub fn addresses(index: u32) -> io::Result<Vec<LinkAddr>> {
 /// Adds `addr/prefix` to interface `index` with an optional label (IPv4 only, as the kernel
 /// wants; it must start with the interface name). An address already present is not an error.
 pub fn add_address(index: u32, addr: IpAddr, prefix: u8, label: Option<&str>) -> io::Result<()> {
-    let mut body = ifaddrmsg(&addr, prefix, index);
+    add_address_flags(index, addr, prefix, label, 0)
+}
+
+/// Adds an IPv6 link-local address without duplicate address detection (the VMAC of an IPv6
+/// instance carries the base interface's link-local address, the source of its adverts).
+pub fn add_link_local_nodad(index: u32, addr: std::net::Ipv6Addr) -> io::Result<()> {
+    add_address_flags(index, IpAddr::V6(addr), 64, None, IFA_F_NODAD)
+}
+
+fn add_address_flags(index: u32, addr: IpAddr, prefix: u8, label: Option<&str>, flags: u8) -> io::Result<()> {
+    let mut body = ifaddrmsg_flags(&addr, prefix, index, flags);
     push_attr(&mut body, IFA_LOCAL, &addr_bytes(&addr));
     push_attr(&mut body, IFA_ADDRESS, &addr_bytes(&addr));
     if let (Some(label), IpAddr::V4(_)) = (label, addr) {
@@ -275,10 +445,30 @@ mod tests {
     }
 
     #[test]
+    fn macvlan_creation_message() {
+        let m = create_macvlan_message("vrrp.51", 7, [0, 0, 0x5e, 0, 1, 51], MACVLAN_MODE_PRIVATE);
+        let parsed = messages(&m);
+        assert_eq!(parsed.len(), 1);
+        let (kind, payload) = parsed[0];
+        assert_eq!(kind, RTM_NEWLINK);
+        let a = attrs(&payload[16..]);
+        assert_eq!(a[0], (IFLA_IFNAME, &b"vrrp.51\0"[..]));
+        assert_eq!(a[1], (IFLA_LINK, &7u32.to_ne_bytes()[..]));
+        assert_eq!(a[2], (IFLA_ADDRESS, &[0u8, 0, 0x5e, 0, 1, 51][..]));
+        assert_eq!(a[3].0, IFLA_LINKINFO);
+        let info = attrs(a[3].1);
+        assert_eq!(info[0], (IFLA_INFO_KIND, &b"macvlan"[..]));
+        let data = attrs(info[1].1);
+        assert_eq!(data, vec![(IFLA_MACVLAN_MODE, &MACVLAN_MODE_PRIVATE.to_ne_bytes()[..])]);
+    }
+
+    #[test]
     fn loopback_exists() {
         // Every network namespace has `lo`; reading it is harmless.
         let lo = link("lo").expect("lo");
         assert!(lo.index > 0);
+        assert_eq!(lo.kind, None);
+        assert_eq!(lo.ipv4(Ipv4Conf::ArpIgnore).map(|v| v <= 8), Some(true), "IFLA_INET_CONF is read");
         assert!(link("fulcrum-no-such-if0").is_err());
     }
 }

@@ -66,11 +66,15 @@ fn configure(spec: &SocketSpec) -> io::Result<Socket> {
     let socket = match spec.src {
         IpAddr::V4(src) => {
             let socket = Socket::new(Domain::IPV4, Type::RAW, protocol)?;
+            // The multicast source address first: with `use_vmac` it belongs to the base
+            // interface, not the VMAC the socket is bound to, and the kernel refuses
+            // IP_MULTICAST_IF by address on a socket already bound to another device. Bound
+            // afterwards, the socket sends out of its device with this source.
+            socket.set_multicast_if_v4(&src)?;
             socket.bind_device(Some(spec.interface.as_bytes()))?;
             socket.set_ttl(255)?;
             socket.set_multicast_ttl_v4(255)?;
             socket.set_multicast_loop_v4(false)?;
-            socket.set_multicast_if_v4(&src)?;
             if spec.destinations == Destinations::Multicast {
                 socket.join_multicast_v4_n(&MULTICAST_V4, &InterfaceIndexOrAddress::Index(spec.ifindex))?;
             }

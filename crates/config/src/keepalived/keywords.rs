@@ -167,7 +167,7 @@ pub(super) fn global_ignored(keyword: &str) -> Option<&'static str> {
         | "enable_traps"
         | "snmp_socket" => "fulcrum exposes Prometheus /metrics instead of SNMP",
         "vrrp_iptables" | "vrrp_ipsets" | "nftables" | "nftables_priority" | "nftables_counters" => {
-            "fulcrum does not add firewall rules for strict mode"
+            "they name keepalived's own firewall table or chains; fulcrum enforces no_accept with one nftables table per instance (inet fulcrum_NAME_VRID)"
         }
         "linkbeat_use_polling"
         | "vrrp_netlink_cmd_rcv_bufs"
