@@ -30,6 +30,7 @@ const IFF_UP: u32 = 0x1;
 const IFF_RUNNING: u32 = 0x40;
 const IFF_LOWER_UP: u32 = 0x10000;
 const RT_SCOPE_UNIVERSE: u8 = 0;
+const IFA_F_NODAD: u8 = 0x02;
 const NLMSG_HDR_LEN: usize = 16;
 
 /// An interface as netlink describes it.
@@ -178,8 +179,8 @@ fn addr_bytes(addr: &IpAddr) -> Vec<u8> {
     }
 }
 
-fn ifaddrmsg(addr: &IpAddr, prefix: u8, index: u32) -> Vec<u8> {
-    let mut body = vec![family(addr), prefix, 0, RT_SCOPE_UNIVERSE];
+fn ifaddrmsg(addr: &IpAddr, prefix: u8, flags: u8, index: u32) -> Vec<u8> {
+    let mut body = vec![family(addr), prefix, flags, RT_SCOPE_UNIVERSE];
     body.extend_from_slice(&index.to_ne_bytes());
     body
 }
@@ -224,8 +225,26 @@ pub fn addresses(index: u32) -> io::Result<Vec<LinkAddr>> {
 
 /// Adds `addr/prefix` to interface `index` with an optional label (IPv4 only, as the kernel
 /// wants; it must start with the interface name). An address already present is not an error.
+///
+/// IPv6 addresses are added without duplicate address detection (`nodad`), as keepalived adds
+/// them: a VIP moves between routers, and a dead master may still hold it (keepalived leaves
+/// its VIPs behind when killed). With DAD the new master's VIP would stay tentative for a
+/// second and then fail as a duplicate, dropping every packet sent to it; the unsolicited
+/// neighbour advertisement (override flag) is what moves the neighbours instead.
 pub fn add_address(index: u32, addr: IpAddr, prefix: u8, label: Option<&str>) -> io::Result<()> {
-    let mut body = ifaddrmsg(&addr, prefix, index);
+    match request(
+        &message(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, &add_body(index, addr, prefix, label)),
+        0,
+    ) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// The RTM_NEWADDR body of [`add_address`].
+fn add_body(index: u32, addr: IpAddr, prefix: u8, label: Option<&str>) -> Vec<u8> {
+    let flags = if addr.is_ipv6() { IFA_F_NODAD } else { 0 };
+    let mut body = ifaddrmsg(&addr, prefix, flags, index);
     push_attr(&mut body, IFA_LOCAL, &addr_bytes(&addr));
     push_attr(&mut body, IFA_ADDRESS, &addr_bytes(&addr));
     if let (Some(label), IpAddr::V4(_)) = (label, addr) {
@@ -233,16 +252,13 @@ pub fn add_address(index: u32, addr: IpAddr, prefix: u8, label: Option<&str>) ->
         l.push(0);
         push_attr(&mut body, IFA_LABEL, &l);
     }
-    match request(&message(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, &body), 0) {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-        other => other.map(drop),
-    }
+    body
 }
 
 /// Removes `addr/prefix` from interface `index`. Returns whether it was there: an absent
 /// address is not an error (this is how leftovers are cleared).
 pub fn remove_address(index: u32, addr: IpAddr, prefix: u8) -> io::Result<bool> {
-    let mut body = ifaddrmsg(&addr, prefix, index);
+    let mut body = ifaddrmsg(&addr, prefix, 0, index);
     push_attr(&mut body, IFA_LOCAL, &addr_bytes(&addr));
     push_attr(&mut body, IFA_ADDRESS, &addr_bytes(&addr));
     match request(&message(RTM_DELADDR, NLM_F_ACK, &body), 0) {
@@ -272,6 +288,14 @@ mod tests {
         assert_eq!(messages(&m).len(), 1);
         assert!(messages(&m[..10]).is_empty());
         assert!(attrs(&[8, 0, 1]).is_empty());
+    }
+
+    #[test]
+    fn ipv6_addresses_are_added_without_dad() {
+        let v6 = add_body(2, "fd00::100".parse().expect("v6"), 64, None);
+        assert_eq!(&v6[..4], &[libc::AF_INET6 as u8, 64, IFA_F_NODAD, RT_SCOPE_UNIVERSE]);
+        let v4 = add_body(2, "10.0.0.100".parse().expect("v4"), 24, Some("vr0:1"));
+        assert_eq!(&v4[..4], &[libc::AF_INET as u8, 24, 0, RT_SCOPE_UNIVERSE]);
     }
 
     #[test]
