@@ -141,7 +141,12 @@ async fn reload(
     match proxy {
         Some(p) => p.reload(model)?,
         None if !model.frontends.is_empty() || vrrp.instances.is_empty() => {
-            *proxy = Some(Proxy::start(model, threads)?);
+            let started = Proxy::start(model, threads)?;
+            // VRRP ran without a proxy until now: its instances belong on the new stats page.
+            if let Some(rt) = vrrp_rt.as_ref() {
+                tokio::spawn(show_vrrp_on_stats(rt.status(), started.shared().clone()));
+            }
+            *proxy = Some(started);
         }
         None => {}
     }

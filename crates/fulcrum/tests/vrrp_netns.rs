@@ -1,7 +1,8 @@
 //! VRRP in network namespaces: fulcrum pairs, and fulcrum beside keepalived 2.2.7 on the wire.
 //!
 //! Each test builds its own lab (testkit::netns: a bridge in a switch namespace, nodes with
-//! `vr0`, addresses 10.213.X.0/24 only inside the namespaces) and tears it down on drop. They
+//! `vr0`, addresses 10.213.X.0/24, and fd00:213:X::/64 for IPv6 tests, only inside the
+//! namespaces) and tears it down on drop. They
 //! need root and `ip netns`; without them they print SKIPPED and pass. They run one at a time
 //! (VRRP timers of 0.1 s on a 2-core machine).
 
@@ -167,20 +168,35 @@ fn fulcrum_sigkill_guard_releases_the_vip() {
     check(lab.wait_client_get(&vip, PORT, "node1", Duration::from_secs(5)), &[&n0, &n1]);
 }
 
-/// fulcrum on node 0, keepalived on node 1, each side winning in turn, failover both ways.
-fn interop(test: &str, subnet: u8, version: u8, advert_int: &str, extra: [&str; 2], failover: Duration) {
+/// fulcrum on node 0, keepalived on node 1, each side winning in turn, failover both ways. With
+/// `ipv6` the lab gets IPv6 addresses and the VIP is `fd00:213:SUBNET::100/64` (VRRPv3 to
+/// ff02::12 from link-local sources).
+fn interop(test: &str, subnet: u8, version: u8, advert_int: &str, extra: [&str; 2], failover: Duration, ipv6: bool) {
     let _serial = serial();
     if !keepalived_available(test) {
         return;
     }
     let Some(lab) = lab(test, subnet, 2) else { return };
-    let vip = lab.addr(100);
+    let vip = if ipv6 {
+        check(lab.enable_ipv6(), &[]);
+        lab.addr6(100)
+    } else {
+        lab.addr(100)
+    };
+    let conf = |router_id: &str, priority: u8, extra: &str| {
+        let conf = keepalived_conf(router_id, subnet, priority, version, advert_int, &vip, extra);
+        if ipv6 {
+            conf.replace("/24", "/64")
+        } else {
+            conf
+        }
+    };
     let _www0 = lab.serve(0, PORT, "fulcrum").expect("serve");
     let _www1 = lab.serve(1, PORT, "keepalived").expect("serve");
     let startup = Duration::from_secs(10);
     // 1. fulcrum has the higher priority.
-    let mut ka = keepalived(&lab, 1, &keepalived_conf("ka", subnet, 100, version, advert_int, &vip, extra[1]));
-    let mut fu = fulcrum(&lab, 0, &keepalived_conf("fu", subnet, 150, version, advert_int, &vip, extra[0]));
+    let mut ka = keepalived(&lab, 1, &conf("ka", 100, extra[1]));
+    let mut fu = fulcrum(&lab, 0, &conf("fu", 150, extra[0]));
     check(lab.wait_holders(&vip, &[0], startup), &[&fu, &ka]);
     check(lab.wait_client_get(&vip, PORT, "fulcrum", Duration::from_secs(5)), &[&fu, &ka]);
     never_two_masters(&lab, &vip, failover, &[&fu, &ka]);
@@ -191,30 +207,88 @@ fn interop(test: &str, subnet: u8, version: u8, advert_int: &str, extra: [&str; 
     assert!(fu.wait_exit(Duration::from_secs(10)).is_some(), "fulcrum did not exit");
     check(lab.wait_client_get(&vip, PORT, "keepalived", Duration::from_secs(5)), &[&fu, &ka]);
     // 2. keepalived has the higher priority: fulcrum (lower) stays backup.
-    let fu = fulcrum(&lab, 0, &keepalived_conf("fu", subnet, 50, version, advert_int, &vip, extra[0]));
+    let fu = fulcrum(&lab, 0, &conf("fu", 50, extra[0]));
     check(fu.wait_log("VRRP_Instance(VI_1) started", Duration::from_secs(5)), &[&fu]);
     never_two_masters(&lab, &vip, failover, &[&fu, &ka]);
     assert_eq!(lab.holders(&vip), vec![1]);
     // Failover keepalived → fulcrum: kill -9 both keepalived processes (no priority 0). The
     // dead keepalived leaves the VIP on its interface (what fulcrum's guard avoids); gratuitous
-    // ARP moves the client to fulcrum all the same.
+    // ARP (IPv6: an unsolicited neighbour advertisement with the override flag) moves the
+    // client to fulcrum all the same.
     ka.kill9_all();
     check(wait_held_by(&lab, &vip, 0, failover * 2), &[&fu, &ka]);
     check(lab.wait_client_get(&vip, PORT, "fulcrum", Duration::from_secs(5)), &[&fu, &ka]);
     // keepalived comes back: it clears its leftover and preempts (100 > 50).
-    let ka = keepalived(&lab, 1, &keepalived_conf("ka", subnet, 100, version, advert_int, &vip, extra[1]));
+    let ka = keepalived(&lab, 1, &conf("ka", 100, extra[1]));
     check(lab.wait_holders(&vip, &[1], startup), &[&fu, &ka]);
     never_two_masters(&lab, &vip, failover, &[&fu, &ka]);
+    check(lab.wait_client_get(&vip, PORT, "keepalived", Duration::from_secs(5)), &[&fu, &ka]);
 }
 
 #[test]
 fn keepalived_interop_v3_fast_timers() {
-    interop("keepalived_interop_v3", 34, 3, "0.1", ["", ""], Duration::from_secs(2));
+    interop("keepalived_interop_v3", 34, 3, "0.1", ["", ""], Duration::from_secs(2), false);
 }
 
 #[test]
 fn keepalived_interop_v2_pass_auth() {
-    interop("keepalived_interop_v2", 35, 2, "1", ["", ""], Duration::from_secs(5));
+    interop("keepalived_interop_v2", 35, 2, "1", ["", ""], Duration::from_secs(5), false);
+}
+
+#[test]
+fn keepalived_interop_v3_ipv6() {
+    interop("keepalived_interop_v3_ipv6", 60, 3, "0.1", ["", ""], Duration::from_secs(2), true);
+}
+
+/// The other two ways out, over IPv6: fulcrum is SIGKILLed (its guard removes the VIP and
+/// sends priority 0 from the link-local source, keepalived takes over in about Skew_Time), then
+/// keepalived is stopped (SIGTERM: it sends priority 0, fulcrum takes over likewise).
+#[test]
+fn keepalived_interop_v3_ipv6_fulcrum_sigkill_keepalived_sigterm() {
+    let test = "keepalived_interop_v3_ipv6_kill";
+    let _serial = serial();
+    if !keepalived_available(test) {
+        return;
+    }
+    let Some(lab) = lab(test, 61, 2) else { return };
+    check(lab.enable_ipv6(), &[]);
+    let vip = lab.addr6(100);
+    let conf = |router_id: &str, priority: u8| {
+        keepalived_conf(router_id, 61, priority, 3, "0.1", &vip, "").replace("/24", "/64")
+    };
+    let _www0 = lab.serve(0, PORT, "fulcrum").expect("serve");
+    let _www1 = lab.serve(1, PORT, "keepalived").expect("serve");
+    let mut ka = keepalived(&lab, 1, &conf("ka", 100));
+    let mut fu = fulcrum(&lab, 0, &conf("fu", 150));
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(10)), &[&fu, &ka]);
+    check(lab.wait_client_get(&vip, PORT, "fulcrum", Duration::from_secs(5)), &[&fu, &ka]);
+    never_two_masters(&lab, &vip, Duration::from_secs(1), &[&fu, &ka]);
+    check(ka.wait_log("Entering BACKUP STATE", Duration::from_secs(1)), &[&ka]);
+    // SIGKILL fulcrum: no clean shutdown, the guard releases VI_1 (VIP removed, priority 0).
+    fu.kill9_all();
+    let took = check(lab.wait_holders(&vip, &[1], Duration::from_secs(2)), &[&fu, &ka]);
+    eprintln!("fulcrum SIGKILL → keepalived MASTER in {took:?}");
+    check(
+        fu.wait_log(
+            "vrrp-guard: the main process exited without a clean shutdown; released VI_1",
+            Duration::from_secs(2),
+        ),
+        &[&fu],
+    );
+    check(ka.wait_log("Backup received priority 0 advertisement", Duration::from_secs(1)), &[&fu, &ka]);
+    check(lab.wait_client_get(&vip, PORT, "keepalived", Duration::from_secs(5)), &[&fu, &ka]);
+    // fulcrum returns with a lower priority and stays backup.
+    let fu = fulcrum(&lab, 0, &conf("fu", 50));
+    check(fu.wait_log("VRRP_Instance(VI_1) Entering BACKUP STATE", Duration::from_secs(5)), &[&fu]);
+    never_two_masters(&lab, &vip, Duration::from_secs(1), &[&fu, &ka]);
+    assert_eq!(lab.holders(&vip), vec![1], "{}", fu.log());
+    // Stop keepalived: it sends priority 0 and removes its VIP; fulcrum takes over.
+    ka.signal("TERM");
+    let took = check(lab.wait_holders(&vip, &[0], Duration::from_secs(2)), &[&fu, &ka]);
+    eprintln!("keepalived SIGTERM → fulcrum MASTER in {took:?}");
+    assert!(ka.wait_exit(Duration::from_secs(10)).is_some(), "keepalived did not exit on SIGTERM");
+    check(lab.wait_client_get(&vip, PORT, "fulcrum", Duration::from_secs(5)), &[&fu, &ka]);
+    never_two_masters(&lab, &vip, Duration::from_millis(500), &[&fu, &ka]);
 }
 
 #[test]
@@ -223,7 +297,7 @@ fn keepalived_interop_unicast_peers() {
         format!("    unicast_src_ip 10.213.36.{src}\n    unicast_peer {{\n        10.213.36.{peer}\n    }}\n")
     };
     let (fu, ka) = (peers(1, 2), peers(2, 1));
-    interop("keepalived_interop_unicast", 36, 3, "0.1", [&fu, &ka], Duration::from_secs(2));
+    interop("keepalived_interop_unicast", 36, 3, "0.1", [&fu, &ka], Duration::from_secs(2), false);
 }
 
 #[test]
@@ -642,4 +716,94 @@ fn keepalived_interop_use_vmac() {
     fu.signal("TERM");
     check(lab.wait_holders_on(vmac, &vip, &[1], Duration::from_secs(3)), &[&fu, &ka]);
     check(lab.wait_client_get(&vip, PORT, "keepalived", Duration::from_secs(5)), &[&fu, &ka]);
+}
+
+const STATS: u16 = 8404;
+
+/// [`haproxy_cfg`] plus a `listen stats` section on `*:8404` serving `/stats`.
+fn haproxy_cfg_with_stats(front: u16, server: &str) -> String {
+    format!(
+        "{}\nlisten stats\n    bind *:{STATS}\n    stats enable\n    stats uri /stats\n",
+        haproxy_cfg(front, server)
+    )
+}
+
+/// The VRRP row of the HTML stats page for `instance`.
+fn stats_row(instance: &str, state: &str, priority: u8, master: &str) -> String {
+    format!("<td>{instance}</td><td>{state}</td><td>{priority}</td><td>{master}</td>")
+}
+
+/// Polls `http://127.0.0.1:8404/stats{suffix}` inside node `i` until the page contains every
+/// needle; returns the page.
+fn wait_stats(lab: &Lab, i: usize, suffix: &str, needles: &[&str], limit: Duration) -> Result<String, String> {
+    let url = format!("http://127.0.0.1:{STATS}/stats{suffix}");
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < limit {
+        last = lab.nodes[i].http_get(&url);
+        if last.as_deref().is_some_and(|page| needles.iter().all(|n| page.contains(n))) {
+            return last.ok_or_else(|| "no page".to_string());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("after {limit:?}, node {i}'s {url} lacks one of {needles:?}:\n{}", last.unwrap_or_default()))
+}
+
+#[test]
+fn fulcrum_stats_page_shows_vrrp_state() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_stats_vrrp", 62, 2) else { return };
+    let vip = lab.addr(100);
+    let _www0 = lab.serve(0, PORT, "node0").expect("serve");
+    let _www1 = lab.serve(1, PORT, "node1").expect("serve");
+    let cfg = |i: u8| haproxy_cfg_with_stats(8080, &format!("{}:{PORT}", lab.addr(i + 1)));
+    let ka = |router_id: &str, priority: u8| {
+        keepalived_conf(router_id, 62, priority, 3, "0.1", &vip, "").replace("VI_1", "VI_WEB")
+    };
+    let mut n1 = fulcrum_files(&lab, 1, &[("cfg", &cfg(1)), ("conf", &ka("n1", 100))]);
+    let n0 = fulcrum_files(&lab, 0, &[("cfg", &cfg(0)), ("conf", &ka("n0", 150))]);
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    let limit = Duration::from_secs(3);
+    // Each node's page: its instance, state and priority, and the master a backup follows.
+    let (addr0, addr1) = (lab.addr(1), lab.addr(2));
+    let page = check(wait_stats(&lab, 0, "", &[&stats_row("VI_WEB", "MASTER", 150, "-")], limit), &[&n0, &n1]);
+    assert!(page.contains("<th colspan=4>VRRP</th>") && page.contains("<th colspan=8>app</th>"), "{page}");
+    check(wait_stats(&lab, 1, "", &[&stats_row("VI_WEB", "BACKUP", 100, &addr0)], limit), &[&n0, &n1]);
+    // The CSV keeps HAProxy's columns (proxies and servers only, no VRRP rows): tools that parse
+    // HAProxy's CSV read it unchanged.
+    let csv = check(wait_stats(&lab, 0, ";csv", &["# pxname,svname,", "\napp,s1,", "\napp,BACKEND,"], limit), &[&n0]);
+    assert!(!csv.contains("VI_WEB"), "{csv}");
+    // The peer is raised above node0 (reload with priority 200): it preempts, and both pages
+    // follow.
+    std::fs::write(lab.path("node1.conf"), ka("n1", 200)).expect("write");
+    n1.signal("HUP");
+    check(lab.wait_holders(&vip, &[1], Duration::from_secs(5)), &[&n0, &n1]);
+    check(wait_stats(&lab, 1, "", &[&stats_row("VI_WEB", "MASTER", 200, "-")], limit), &[&n0, &n1]);
+    check(wait_stats(&lab, 0, "", &[&stats_row("VI_WEB", "BACKUP", 150, &addr1)], limit), &[&n0, &n1]);
+    // The master stops (SIGTERM, priority 0): node0 takes over and its page says so.
+    n1.signal("TERM");
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(2)), &[&n0, &n1]);
+    check(wait_stats(&lab, 0, "", &[&stats_row("VI_WEB", "MASTER", 150, "-")], limit), &[&n0, &n1]);
+    assert!(n1.wait_exit(Duration::from_secs(10)).is_some(), "node1 did not exit on SIGTERM");
+}
+
+/// A node that starts with VRRP only (its haproxy.cfg has no frontend yet) and gets its stats
+/// listener by a reload: the new page shows the instance that was already running.
+#[test]
+fn fulcrum_stats_page_added_by_reload_shows_vrrp() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_stats_reload", 63, 1) else { return };
+    let vip = lab.addr(100);
+    let ka = keepalived_conf("n0", 63, 150, 3, "0.1", &vip, "");
+    let n0 = fulcrum_files(&lab, 0, &[("cfg", "global\n    maxconn 100\n"), ("conf", &ka)]);
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0]);
+    assert!(lab.nodes[0].http_get(&format!("http://127.0.0.1:{STATS}/stats")).is_none(), "a stats page before any");
+    let cfg = haproxy_cfg_with_stats(8080, &format!("{}:{PORT}", lab.addr(1)));
+    std::fs::write(lab.path("node0.cfg"), cfg).expect("write");
+    n0.signal("HUP");
+    check(n0.wait_log("reload applied", Duration::from_secs(5)), &[&n0]);
+    let limit = Duration::from_secs(3);
+    check(wait_stats(&lab, 0, "", &[&stats_row("VI_1", "MASTER", 150, "-")], limit), &[&n0]);
+    assert_eq!(n0.log().matches("VRRP_Instance(VI_1) started").count(), 1, "{}", n0.log());
+    assert_eq!(lab.holders(&vip), vec![0]);
 }

@@ -4,8 +4,9 @@
 //! a veth pair whose node side is named `vr0` (a name that does not exist on the host). Every
 //! interface is created *inside* the switch namespace and its peer moved straight into a node
 //! namespace, so nothing is ever created on, or attached to, the host's interfaces; addresses
-//! are private (10.213.X.0/24) and exist only inside the namespaces. Dropping the lab (also
-//! while a test panics) kills every process left in its namespaces and deletes them.
+//! are private (10.213.X.0/24, and fd00:213:X::/64 after [`Lab::enable_ipv6`]) and exist only
+//! inside the namespaces. Dropping the lab (also while a test panics) kills every process left
+//! in its namespaces and deletes them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -74,6 +75,19 @@ impl Netns {
     /// Whether `addr` (without prefix) is configured on `dev`.
     pub fn has_address(&self, dev: &str, addr: &str) -> bool {
         self.addresses(dev).iter().any(|a| a.split('/').next() == Some(addr))
+    }
+
+    /// `GET url` with curl from inside the namespace: the body of the answer (whatever its
+    /// status), or None (no answer within 1 s, connection refused).
+    pub fn http_get(&self, url: &str) -> Option<String> {
+        let out = self
+            .command("curl")
+            .args(["-s", "--max-time", "1", url])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Pids of the processes in the namespace.
@@ -155,6 +169,36 @@ impl Lab {
         format!("10.213.{}.{host}", self.subnet)
     }
 
+    /// `fd00:213:SUBNET::HOST` (the digits read as hexadecimal groups), the IPv6 twin of
+    /// [`Lab::addr`] (a unique local address: it exists only inside the lab).
+    pub fn addr6(&self, host: u8) -> String {
+        format!("fd00:213:{}::{host}", self.subnet)
+    }
+
+    /// Gives every node `fd00:213:SUBNET::(i+1)/64` and the client `fd00:213:SUBNET::200/64` on
+    /// `vr0`, then waits (bounded) until no address of the lab is tentative (IPv6 duplicate
+    /// address detection, link-local ones included), so that VRRPv3 can use its link-local
+    /// source and the client can reach an IPv6 VIP.
+    pub fn enable_ipv6(&self) -> Result<(), String> {
+        for (i, ns) in self.nodes.iter().enumerate() {
+            let host = u8::try_from(i + 1).map_err(|_| "too many nodes".to_string())?;
+            ns.ip(&["-6", "addr", "add", &format!("{}/64", self.addr6(host)), "dev", "vr0"])?;
+        }
+        self.client.ip(&["-6", "addr", "add", &format!("{}/64", self.addr6(200)), "dev", "vr0"])?;
+        let start = Instant::now();
+        // Bounded: at most 10 s / 50 ms iterations.
+        while start.elapsed() < Duration::from_secs(10) {
+            let tentative = self.nodes.iter().chain([&self.client]).any(|n| {
+                n.ip(&["-6", "-o", "addr", "show", "dev", "vr0", "tentative"]).map_or(true, |o| !o.stdout.is_empty())
+            });
+            if !tentative {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err("IPv6 addresses still tentative after 10 s".into())
+    }
+
     /// A file path in the lab's directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
@@ -189,26 +233,22 @@ impl Lab {
     }
 
     /// Starts a small HTTP service on port `port` of node `i` answering `GET /` with `body`
-    /// (python3's http.server on a directory holding index.html).
+    /// (python3's http.server on a directory holding index.html), on IPv4 and IPv6 (it binds
+    /// `::` dual-stack).
     pub fn serve(&self, i: usize, port: u16, body: &str) -> Result<Daemon, String> {
         let dir = self.path(&format!("www{i}"));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         std::fs::write(dir.join("index.html"), body).map_err(|e| e.to_string())?;
         let mut command = self.nodes[i].command("python3");
-        command.args(["-m", "http.server", &port.to_string(), "--bind", "0.0.0.0", "--directory"]).arg(&dir);
+        command.args(["-m", "http.server", &port.to_string(), "--bind", "::", "--directory"]).arg(&dir);
         Daemon::spawn(command, &self.path(&format!("www{i}.log")), Vec::new())
     }
 
-    /// `GET http://ADDR:PORT/` from the client namespace; the body, or None (1 s timeout).
+    /// `GET http://ADDR:PORT/` from the client namespace (an IPv6 `addr` is bracketed); the
+    /// body, or None (1 s timeout).
     pub fn client_get(&self, addr: &str, port: u16) -> Option<String> {
-        let out = self
-            .client
-            .command("curl")
-            .args(["-s", "--max-time", "1", &format!("http://{addr}:{port}/")])
-            .stderr(Stdio::null())
-            .output()
-            .ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        let host = if addr.contains(':') { format!("[{addr}]") } else { addr.to_string() };
+        self.client.http_get(&format!("http://{host}:{port}/")).map(|body| body.trim().to_string())
     }
 
     /// Polls [`Lab::client_get`] until it returns `want`, up to `limit`.

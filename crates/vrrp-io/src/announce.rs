@@ -45,17 +45,25 @@ pub fn announce(interface: &str, ifindex: u32, mac: [u8; 6], vips: &[IpAddr]) ->
             socket.send_to(&garp_payload(mac, vip), &dst)?;
         }
     }
-    if !v6.is_empty() {
-        let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
-        socket.bind_device(Some(interface.as_bytes()))?;
-        socket.set_multicast_hops_v6(255)?;
-        socket.set_multicast_if_v6(ifindex)?;
-        let dst = SockAddr::from(SocketAddr::V6(SocketAddrV6::new(ALL_NODES, 0, 0, ifindex)));
-        for vip in v6 {
-            socket.send_to(&na_payload(mac, vip), &dst)?;
-        }
+    let dst = SockAddr::from(SocketAddr::V6(SocketAddrV6::new(ALL_NODES, 0, 0, ifindex)));
+    for vip in v6 {
+        na_socket(interface, ifindex, vip)?.send_to(&na_payload(mac, vip), &dst)?;
     }
     Ok(())
+}
+
+/// A raw ICMPv6 socket on `interface` whose packets leave from `vip` itself: keepalived and the
+/// kernel's own unsolicited advertisements use the target address as the source, not the
+/// link-local address the kernel would pick (freebind: the address need not be usable yet).
+fn na_socket(interface: &str, ifindex: u32, vip: Ipv6Addr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
+    socket.bind_device(Some(interface.as_bytes()))?;
+    socket.set_multicast_hops_v6(255)?;
+    socket.set_multicast_if_v6(ifindex)?;
+    socket.set_freebind_ipv6(true)?;
+    let scope = if fulcrum_vrrp::is_ipv6_link_local(&vip) { ifindex } else { 0 };
+    socket.bind(&SockAddr::from(SocketAddrV6::new(vip, 0, 0, scope)))?;
+    Ok(socket)
 }
 
 #[cfg(test)]

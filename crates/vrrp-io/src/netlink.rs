@@ -334,11 +334,7 @@ fn addr_bytes(addr: &IpAddr) -> Vec<u8> {
     }
 }
 
-fn ifaddrmsg(addr: &IpAddr, prefix: u8, index: u32) -> Vec<u8> {
-    ifaddrmsg_flags(addr, prefix, index, 0)
-}
-
-fn ifaddrmsg_flags(addr: &IpAddr, prefix: u8, index: u32, flags: u8) -> Vec<u8> {
+fn ifaddrmsg(addr: &IpAddr, prefix: u8, flags: u8, index: u32) -> Vec<u8> {
     let mut body = vec![family(addr), prefix, flags, RT_SCOPE_UNIVERSE];
     body.extend_from_slice(&index.to_ne_bytes());
     body
@@ -384,18 +380,44 @@ pub fn addresses(index: u32) -> io::Result<Vec<LinkAddr>> {
 
 /// Adds `addr/prefix` to interface `index` with an optional label (IPv4 only, as the kernel
 /// wants; it must start with the interface name). An address already present is not an error.
+///
+/// IPv6 addresses are added without duplicate address detection (`nodad`), as keepalived adds
+/// them: a VIP moves between routers, and a dead master may still hold it (keepalived leaves
+/// its VIPs behind when killed). With DAD the new master's VIP would stay tentative for a
+/// second and then fail as a duplicate, dropping every packet sent to it; the unsolicited
+/// neighbour advertisement (override flag) is what moves the neighbours instead.
 pub fn add_address(index: u32, addr: IpAddr, prefix: u8, label: Option<&str>) -> io::Result<()> {
-    add_address_flags(index, addr, prefix, label, 0)
+    add_with_flags(index, addr, prefix, label, vip_flags(&addr))
+}
+
+/// Address flags of a VIP: IPv6 ones without duplicate address detection.
+fn vip_flags(addr: &IpAddr) -> u8 {
+    if addr.is_ipv6() {
+        IFA_F_NODAD
+    } else {
+        0
+    }
 }
 
 /// Adds an IPv6 link-local address without duplicate address detection (the VMAC of an IPv6
 /// instance carries the base interface's link-local address, the source of its adverts).
 pub fn add_link_local_nodad(index: u32, addr: std::net::Ipv6Addr) -> io::Result<()> {
-    add_address_flags(index, IpAddr::V6(addr), 64, None, IFA_F_NODAD)
+    add_with_flags(index, IpAddr::V6(addr), 64, None, IFA_F_NODAD)
 }
 
-fn add_address_flags(index: u32, addr: IpAddr, prefix: u8, label: Option<&str>, flags: u8) -> io::Result<()> {
-    let mut body = ifaddrmsg_flags(&addr, prefix, index, flags);
+fn add_with_flags(index: u32, addr: IpAddr, prefix: u8, label: Option<&str>, flags: u8) -> io::Result<()> {
+    match request(
+        &message(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, &add_body(index, addr, prefix, label, flags)),
+        0,
+    ) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// The RTM_NEWADDR body of [`add_address`].
+fn add_body(index: u32, addr: IpAddr, prefix: u8, label: Option<&str>, flags: u8) -> Vec<u8> {
+    let mut body = ifaddrmsg(&addr, prefix, flags, index);
     push_attr(&mut body, IFA_LOCAL, &addr_bytes(&addr));
     push_attr(&mut body, IFA_ADDRESS, &addr_bytes(&addr));
     if let (Some(label), IpAddr::V4(_)) = (label, addr) {
@@ -403,16 +425,13 @@ fn add_address_flags(index: u32, addr: IpAddr, prefix: u8, label: Option<&str>, 
         l.push(0);
         push_attr(&mut body, IFA_LABEL, &l);
     }
-    match request(&message(RTM_NEWADDR, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, &body), 0) {
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-        other => other.map(drop),
-    }
+    body
 }
 
 /// Removes `addr/prefix` from interface `index`. Returns whether it was there: an absent
 /// address is not an error (this is how leftovers are cleared).
 pub fn remove_address(index: u32, addr: IpAddr, prefix: u8) -> io::Result<bool> {
-    let mut body = ifaddrmsg(&addr, prefix, index);
+    let mut body = ifaddrmsg(&addr, prefix, 0, index);
     push_attr(&mut body, IFA_LOCAL, &addr_bytes(&addr));
     push_attr(&mut body, IFA_ADDRESS, &addr_bytes(&addr));
     match request(&message(RTM_DELADDR, NLM_F_ACK, &body), 0) {
@@ -460,6 +479,16 @@ mod tests {
         assert_eq!(info[0], (IFLA_INFO_KIND, &b"macvlan"[..]));
         let data = attrs(info[1].1);
         assert_eq!(data, vec![(IFLA_MACVLAN_MODE, &MACVLAN_MODE_PRIVATE.to_ne_bytes()[..])]);
+    }
+
+    #[test]
+    fn ipv6_addresses_are_added_without_dad() {
+        let v6: IpAddr = "fd00::100".parse().expect("v6");
+        let v6 = add_body(2, v6, 64, None, vip_flags(&v6));
+        assert_eq!(&v6[..4], &[libc::AF_INET6 as u8, 64, IFA_F_NODAD, RT_SCOPE_UNIVERSE]);
+        let v4: IpAddr = "10.0.0.100".parse().expect("v4");
+        let v4 = add_body(2, v4, 24, Some("vr0:1"), vip_flags(&v4));
+        assert_eq!(&v4[..4], &[libc::AF_INET as u8, 24, 0, RT_SCOPE_UNIVERSE]);
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub struct VrrpSocket {
     spec: SocketSpec,
 }
 
+/// TOS / traffic class of adverts: precedence 6, "internetwork control" (DSCP CS6), as
+/// keepalived sends them, so that QoS policies queue them with other routing protocols.
+const TOS_INTERNETWORK_CONTROL: u32 = 0xc0;
+
 fn configure(spec: &SocketSpec) -> io::Result<Socket> {
     let protocol = Some(Protocol::from(i32::from(IPPROTO_VRRP)));
     let socket = match spec.src {
@@ -73,6 +77,7 @@ fn configure(spec: &SocketSpec) -> io::Result<Socket> {
             socket.set_multicast_if_v4(&src)?;
             socket.bind_device(Some(spec.interface.as_bytes()))?;
             socket.set_ttl(255)?;
+            socket.set_tos(TOS_INTERNETWORK_CONTROL)?;
             socket.set_multicast_ttl_v4(255)?;
             socket.set_multicast_loop_v4(false)?;
             if spec.destinations == Destinations::Multicast {
@@ -85,6 +90,7 @@ fn configure(spec: &SocketSpec) -> io::Result<Socket> {
             socket.bind_device(Some(spec.interface.as_bytes()))?;
             socket.set_unicast_hops_v6(255)?;
             socket.set_multicast_hops_v6(255)?;
+            socket.set_tclass_v6(TOS_INTERNETWORK_CONTROL)?;
             socket.set_multicast_loop_v6(false)?;
             socket.set_multicast_if_v6(spec.ifindex)?;
             socket.set_recv_hoplimit_v6(true)?;
