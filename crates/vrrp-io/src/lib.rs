@@ -24,6 +24,7 @@ pub mod netlink;
 mod packet_addr;
 mod scripts;
 pub mod socket;
+mod sync_group;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -62,6 +63,9 @@ pub struct InstanceStatus {
     /// BACKUP because it follows a master of higher or equal priority: the other members of
     /// its sync group follow it to BACKUP (keepalived's `vrrp_sync_backup`).
     pub outranked: bool,
+    /// MASTER, or BACKUP whose Master_Down timer expired while its sync group held it back
+    /// (keepalived's `wantstate` MASTER): a sync group goes MASTER when every member wants it.
+    pub wants_master: bool,
 }
 
 /// Options of [`Runtime::start`].
@@ -79,7 +83,6 @@ pub(crate) struct Shared {
     pub status: watch::Sender<BTreeMap<String, InstanceStatus>>,
     pub scripts: scripts::ScriptChecks,
     pub backends: Option<Arc<dyn BackendStatus>>,
-    pub groups: Vec<VrrpSyncGroup>,
 }
 
 /// The write end of the guard's pipe (shared by the instance tasks).
@@ -98,11 +101,59 @@ impl GuardLink {
     }
 }
 
+/// The model instance plus the definitions of the scripts it tracks and of its sync group: an
+/// instance restarts on reload when this changes.
+type Fingerprint = (VrrpInstance, Vec<fulcrum_config::VrrpScript>, Option<VrrpSyncGroup>);
+
 struct Running {
-    /// The model instance plus the definitions of the scripts it tracks (to detect changes).
-    fingerprint: (VrrpInstance, Vec<fulcrum_config::VrrpScript>, Option<VrrpSyncGroup>),
+    fingerprint: Fingerprint,
     commands: mpsc::Sender<driver::DriverCommand>,
     task: JoinHandle<()>,
+}
+
+/// A configuration checked against the running instances, with everything that can fail done:
+/// the new and changed instances are prepared (interface and source address resolved, socket
+/// open) but not started, and nothing running was touched. [`Runtime::commit`] then stops the
+/// changed and removed instances and starts the prepared ones, which cannot fail any more; a
+/// configuration that cannot be staged leaves every running instance as it is. Dropping a
+/// `Staged` closes its sockets.
+pub struct Staged {
+    vrrp: Vrrp,
+    /// Running instances to stop: changed or removed.
+    stop: Vec<String>,
+    start: Vec<(Fingerprint, driver::Ready)>,
+}
+
+impl Staged {
+    /// Prepares the instances of `vrrp` that do not run as configured in `running`; every error,
+    /// one per line.
+    fn new(vrrp: &Vrrp, running: &HashMap<String, Running>) -> Result<Staged, String> {
+        let wanted: HashMap<&str, Fingerprint> =
+            vrrp.instances.iter().map(|i| (i.name.as_str(), fingerprint(vrrp, i))).collect();
+        let mut stop: Vec<String> = running
+            .iter()
+            .filter(|(name, r)| wanted.get(name.as_str()) != Some(&r.fingerprint))
+            .map(|(name, _)| name.clone())
+            .collect();
+        stop.sort();
+        let mut start = Vec::new();
+        let mut errors = Vec::new();
+        for i in &vrrp.instances {
+            let Some(wanted) = wanted.get(i.name.as_str()) else { continue };
+            if running.get(&i.name).is_some_and(|r| r.fingerprint == *wanted) {
+                continue;
+            }
+            match prepare(vrrp, i).and_then(driver::Ready::open) {
+                Ok(ready) => start.push((wanted.clone(), ready)),
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Staged { vrrp: vrrp.clone(), stop, start })
+        } else {
+            Err(errors.join("\n"))
+        }
+    }
 }
 
 /// The running VRRP instances.
@@ -113,10 +164,7 @@ pub struct Runtime {
     running: HashMap<String, Running>,
 }
 
-fn fingerprint(
-    vrrp: &Vrrp,
-    i: &VrrpInstance,
-) -> (VrrpInstance, Vec<fulcrum_config::VrrpScript>, Option<VrrpSyncGroup>) {
+fn fingerprint(vrrp: &Vrrp, i: &VrrpInstance) -> Fingerprint {
     let scripts = vrrp.scripts.iter().filter(|s| i.track_scripts.iter().any(|t| t.name == s.name)).cloned().collect();
     let group = vrrp.sync_groups.iter().find(|g| g.instances.contains(&i.name)).cloned();
     (i.clone(), scripts, group)
@@ -155,17 +203,26 @@ fn prepare(vrrp: &Vrrp, i: &VrrpInstance) -> Result<driver::Prepared, String> {
         auth: config.auth.clone(),
         vips: i.vips.iter().map(|v| (v.addr, v.prefix)).collect(),
     };
-    let group = vrrp
-        .sync_groups
-        .iter()
-        .find(|g| g.instances.contains(name))
-        .map(|g| (g.name.clone(), g.instances.iter().filter(|m| *m != name).cloned().collect::<Vec<_>>()));
+    let group = vrrp.sync_groups.iter().find(|g| g.instances.contains(name)).cloned();
     Ok(driver::Prepared { model: i.clone(), config, guard, mac: link.mac, group })
 }
 
 impl Runtime {
-    /// Starts every instance of `vrrp` (and the crash guard). Must run inside a Tokio runtime.
+    /// Starts every instance of `vrrp` (and the crash guard): all of them, or none when one
+    /// cannot be prepared. Must run inside a Tokio runtime.
     pub fn start(vrrp: &Vrrp, options: RuntimeOptions) -> Result<Runtime, String> {
+        Runtime::start_staged(Runtime::stage_new(vrrp)?, options)
+    }
+
+    /// Prepares every instance of `vrrp` for [`Runtime::start_staged`] (sockets open, nothing
+    /// started). Must run inside a Tokio runtime.
+    pub fn stage_new(vrrp: &Vrrp) -> Result<Staged, String> {
+        Staged::new(vrrp, &HashMap::new())
+    }
+
+    /// Starts the crash guard and the instances staged by [`Runtime::stage_new`]; fails only
+    /// when the guard cannot be started.
+    pub fn start_staged(staged: Staged, options: RuntimeOptions) -> Result<Runtime, String> {
         let (guard, guard_child) = match &options.guard_program {
             Some(program) => {
                 let mut child = Command::new(program)
@@ -183,13 +240,9 @@ impl Runtime {
             status: watch::channel(BTreeMap::new()).0,
             scripts: scripts::ScriptChecks::default(),
             backends: options.backends,
-            groups: vrrp.sync_groups.clone(),
         });
         let mut runtime = Runtime { shared, guard, guard_child, running: HashMap::new() };
-        if let Err(e) = runtime.apply(vrrp) {
-            runtime.guard.send("clean\n");
-            return Err(e);
-        }
+        runtime.launch(staged);
         Ok(runtime)
     }
 
@@ -198,68 +251,62 @@ impl Runtime {
         self.shared.status.subscribe()
     }
 
-    /// Applies a new configuration: unchanged instances keep running, changed ones restart,
-    /// removed ones stop (releasing their addresses), new ones start.
+    /// Applies a new configuration, all or nothing: unchanged instances keep running, changed
+    /// ones restart, removed ones stop (releasing their addresses), new ones start. When an
+    /// instance cannot be prepared (missing interface, no address, socket), nothing changes.
     pub async fn reload(&mut self, vrrp: &Vrrp) -> Result<(), String> {
-        let wanted: HashMap<&str, _> = vrrp.instances.iter().map(|i| (i.name.as_str(), fingerprint(vrrp, i))).collect();
-        let stale: Vec<String> = self
-            .running
-            .iter()
-            .filter(|(name, r)| wanted.get(name.as_str()) != Some(&r.fingerprint))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in stale {
-            if let Some(r) = self.running.remove(&name) {
+        let staged = self.stage(vrrp)?;
+        self.commit(staged).await;
+        Ok(())
+    }
+
+    /// First half of [`Runtime::reload`]: prepares the new and changed instances of `vrrp`
+    /// without touching the running ones.
+    pub fn stage(&self, vrrp: &Vrrp) -> Result<Staged, String> {
+        Staged::new(vrrp, &self.running)
+    }
+
+    /// Second half of [`Runtime::reload`]: stops the changed and removed instances, then starts
+    /// the staged ones. `staged` must come from [`Runtime::stage`] on this runtime, with no
+    /// other reload in between.
+    pub async fn commit(&mut self, staged: Staged) {
+        for name in &staged.stop {
+            if let Some(r) = self.running.remove(name) {
                 stop(r).await;
-                if !vrrp.instances.iter().any(|i| i.name == name) {
+                if !staged.vrrp.instances.iter().any(|i| i.name == *name) {
                     self.guard.send(&format!("forget\t{name}\n"));
                 }
                 self.shared.status.send_modify(|all| {
-                    all.remove(&name);
+                    all.remove(name);
                 });
             }
         }
-        self.apply(vrrp)
+        self.launch(staged);
     }
 
-    /// Starts the instances of `vrrp` that are not running.
-    fn apply(&mut self, vrrp: &Vrrp) -> Result<(), String> {
-        self.shared.scripts.sync(&vrrp.scripts);
-        let mut errors = Vec::new();
-        for i in &vrrp.instances {
-            if self.running.contains_key(&i.name) {
-                continue;
-            }
-            let prepared = match prepare(vrrp, i) {
-                Ok(p) => p,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
-            };
+    /// Starts the staged instances (the ones they replace are stopped already).
+    fn launch(&mut self, staged: Staged) {
+        self.shared.scripts.sync(&staged.vrrp.scripts);
+        for (fingerprint, ready) in staged.start {
+            let g = &ready.prepared.guard;
             // Addresses of this instance left by an earlier run that died: a backup must not
             // hold them (split brain). Only the exact configured VIPs are touched.
-            for (addr, prefix) in &prepared.guard.vips {
-                if let Ok(true) = netlink::remove_address(prepared.guard.spec.ifindex, *addr, *prefix) {
-                    tracing::warn!("VRRP_Instance({}): removed {addr}/{prefix} left by an earlier run", i.name);
+            for (addr, prefix) in &g.vips {
+                if let Ok(true) = netlink::remove_address(g.spec.ifindex, *addr, *prefix) {
+                    tracing::warn!("VRRP_Instance({}): removed {addr}/{prefix} left by an earlier run", g.name);
                 }
             }
-            self.guard.send(&prepared.guard.to_line());
+            self.guard.send(&g.to_line());
+            let name = g.name.clone();
             let (tx, rx) = mpsc::channel(1);
-            let name = i.name.clone();
             let (shared, guard) = (self.shared.clone(), self.guard.clone());
             let task = tokio::spawn(async move {
-                if let Err(e) = driver::run(prepared, shared, guard, rx).await {
+                if let Err(e) = driver::run(ready, shared, guard, rx).await {
                     tracing::error!("{e}");
                 }
             });
             tracing::info!("VRRP_Instance({name}) started");
-            self.running.insert(name, Running { fingerprint: fingerprint(vrrp, i), commands: tx, task });
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("\n"))
+            self.running.insert(name, Running { fingerprint, commands: tx, task });
         }
     }
 
