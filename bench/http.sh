@@ -137,7 +137,9 @@ run_one() { # name port pid mode
   if [ -n "$PERF" ]; then
     # Hardware counters of the proxy process over the run: instructions do not depend on
     # how busy the host is, so they compare the proxies' work per request without the noise.
-    out=$(perf stat -e instructions:u,instructions:k,cycles:u,cycles:k -p "$pid" -x, -o "$WORK/perf.out" -- \
+    # nginx: count the worker (a child of the master) as well.
+    local pids; pids=$(echo "$pid" $(pgrep -P "$pid" || true) | tr ' ' ',')
+    out=$(perf stat -e instructions:u,instructions:k,cycles:u,cycles:k -p "$pids" -x, -o "$WORK/perf.out" -- \
       taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "${hdr[@]}" "http://127.0.0.1:$port/" 2>&1)
   else
     out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "${hdr[@]}" "http://127.0.0.1:$port/" 2>&1)

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fulcrum_config::{LoadOptions, Loaded, Model, Vrrp};
 use fulcrum_proxy::{Proxy, Shared};
-use fulcrum_vrrp_io::{BackendStatus, Runtime, RuntimeOptions};
+use fulcrum_vrrp_io::{BackendStatus, Runtime, RuntimeOptions, Staged};
 use tokio::signal::unix::{signal, SignalKind};
 
 pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, String> {
@@ -99,9 +99,13 @@ impl BackendStatus for ProxyBackends {
 }
 
 fn start_vrrp(vrrp: &Vrrp, proxy: Option<&Proxy>) -> Result<Runtime, String> {
+    start_staged_vrrp(Runtime::stage_new(vrrp)?, proxy)
+}
+
+fn start_staged_vrrp(staged: Staged, proxy: Option<&Proxy>) -> Result<Runtime, String> {
     let guard_program = std::env::current_exe().map_err(|e| format!("cannot find the fulcrum binary: {e}"))?;
     let backends = proxy.map(|p| Arc::new(ProxyBackends(p.shared().clone())) as Arc<dyn BackendStatus>);
-    let rt = Runtime::start(vrrp, RuntimeOptions { guard_program: Some(guard_program), backends })?;
+    let rt = Runtime::start_staged(staged, RuntimeOptions { guard_program: Some(guard_program), backends })?;
     if let Some(p) = proxy {
         tokio::spawn(show_vrrp_on_stats(rt.status(), p.shared().clone()));
     }
@@ -131,6 +135,10 @@ async fn show_vrrp_on_stats(
     }
 }
 
+/// Applies a reloaded model, all or nothing as far as it can: every VRRP instance to start or
+/// restart is prepared first (interface, source address, socket), then the proxy reloads (it
+/// binds new listeners before swapping), and only then are VRRP instances stopped and started.
+/// An error in either of the first two steps leaves everything running as it was.
 async fn reload(
     proxy: &mut Option<Proxy>,
     vrrp_rt: &mut Option<Runtime>,
@@ -138,6 +146,11 @@ async fn reload(
     threads: usize,
 ) -> Result<(), String> {
     let vrrp = model.vrrp.clone();
+    let staged = match vrrp_rt {
+        Some(rt) => Some(rt.stage(&vrrp)?),
+        None if !vrrp.instances.is_empty() => Some(Runtime::stage_new(&vrrp)?),
+        None => None,
+    };
     match proxy {
         Some(p) => p.reload(model)?,
         None if !model.frontends.is_empty() || vrrp.instances.is_empty() => {
@@ -150,14 +163,13 @@ async fn reload(
         }
         None => {}
     }
-    match vrrp_rt {
-        Some(rt) => rt.reload(&vrrp).await,
-        None if !vrrp.instances.is_empty() => {
-            *vrrp_rt = Some(start_vrrp(&vrrp, proxy.as_ref())?);
-            Ok(())
-        }
-        None => Ok(()),
+    match (vrrp_rt.as_mut(), staged) {
+        (Some(rt), Some(staged)) => rt.commit(staged).await,
+        // VRRP configured for the first time: only starting the crash guard can still fail.
+        (None, Some(staged)) => *vrrp_rt = Some(start_staged_vrrp(staged, proxy.as_ref())?),
+        (_, None) => {}
     }
+    Ok(())
 }
 
 async fn serve_signals(

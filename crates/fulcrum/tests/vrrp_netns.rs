@@ -807,3 +807,133 @@ fn fulcrum_stats_page_added_by_reload_shows_vrrp() {
     assert_eq!(n0.log().matches("VRRP_Instance(VI_1) started").count(), 1, "{}", n0.log());
     assert_eq!(lab.holders(&vip), vec![0]);
 }
+
+/// Samples node `i`'s addresses (one `ip` call per sample) until every one of `vips` is on it
+/// (`present`) or gone from it (`!present`), up to `limit`; returns when each first got there.
+fn first_seen(lab: &Lab, i: usize, vips: [&str; 2], present: bool, limit: Duration) -> Result<[Duration; 2], String> {
+    let start = Instant::now();
+    let mut seen = [None, None];
+    while start.elapsed() < limit {
+        let addrs = lab.nodes[i].addresses("vr0");
+        let elapsed = start.elapsed();
+        for (k, vip) in vips.iter().enumerate() {
+            let here = addrs.iter().any(|a| a.split('/').next() == Some(*vip));
+            if here == present && seen[k].is_none() {
+                seen[k] = Some(elapsed);
+            }
+        }
+        if let [Some(a), Some(b)] = seen {
+            return Ok([a, b]);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Err(format!("after {limit:?}, {vips:?} present={present} on node {i}: {seen:?}"))
+}
+
+/// The two VIPs of a sync group changed hands within one advert interval (0.1 s) of each other.
+fn moved_together(times: [Duration; 2], what: &str, daemons: &[&Daemon]) {
+    let split = times[0].abs_diff(times[1]);
+    eprintln!("{what}: VIPs moved at {times:?}, split {split:?}");
+    if split > Duration::from_millis(100) {
+        check::<()>(Err(format!("{what}: the VIPs were split for {split:?} ({times:?})")), daemons);
+    }
+}
+
+#[test]
+fn fulcrum_sync_group_pulls_members_to_master() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_sync_pull", 44, 2) else { return };
+    let (vip1, vip2) = (lab.addr(100), lab.addr(101));
+    // node1 runs VI_1 alone: priority 200, or 50 while its check fails.
+    let flag = lab.path("node1-healthy");
+    std::fs::write(&flag, "").expect("flag");
+    let script = format!(
+        "vrrp_script chk {{\n    script \"test -f {}\"\n    interval 0.2\n    rise 1\n    fall 1\n}}\n\n",
+        flag.display()
+    );
+    let track = "    track_script {\n        chk weight -150\n    }\n";
+    let n1 = fulcrum(&lab, 1, &format!("{script}{}", keepalived_conf("n1", 44, 200, 3, "0.1", &vip1, track)));
+    check(lab.wait_holders(&vip1, &[1], Duration::from_secs(5)), &[&n1]);
+    // node0 runs VI_1 and VI_2 at 150 in group G. VI_1 follows node1 (200). Nobody else runs
+    // VI_2, but the group keeps it BACKUP: each time its Master_Down timer expires it is held
+    // back, wanting MASTER.
+    let notes = lab.path("group-notify.log");
+    let conf0 = sync_group_conf("n0", 44, [150, 150], [&vip1, &vip2]).replace(
+        "vrrp_sync_group G {\n",
+        &format!("vrrp_sync_group G {{\n    notify \"echo >> {} \"\n", notes.display()),
+    );
+    let n0 = fulcrum(&lab, 0, &conf0);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(1) {
+        let taken = [&vip1, &vip2].into_iter().any(|v| lab.nodes[0].has_address("vr0", v));
+        assert!(!taken, "node0 took a VIP:\n{}", n0.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(lab.holders(&vip1), vec![1], "{}", n0.log());
+    // node1's check fails: it advertises 50 for VI_1 (and VI_2 is not involved). node0's VI_1
+    // discards the lower adverts and takes over when its own Master_Down timer expires; VI_2 is
+    // pulled to MASTER with it at once, not when its own restarted timer next expires (which
+    // would split the VIPs for up to a Master_Down_Interval, 0.34 s).
+    std::fs::remove_file(&flag).expect("remove flag");
+    let arrived = check(first_seen(&lab, 0, [&vip1, &vip2], true, Duration::from_secs(5)), &[&n0, &n1]);
+    moved_together(arrived, "to node0", &[&n0, &n1]);
+    check(n0.wait_log("VRRP_Group(G) Syncing instances to MASTER state", Duration::from_secs(1)), &[&n0]);
+    check(n0.wait_log("VRRP_Instance(VI_2) Entering MASTER STATE (was BACKUP)", Duration::from_secs(1)), &[&n0]);
+    check(lab.wait_holders(&vip1, &[0], Duration::from_secs(2)), &[&n0, &n1]);
+    never_two_masters(&lab, &vip1, Duration::from_millis(500), &[&n0, &n1]);
+    assert_eq!(lab.holders(&vip2), vec![0], "{}", n0.log());
+    // The check recovers: node1 (200) preempts VI_1 and node0's VI_2 follows to BACKUP, again
+    // together.
+    std::fs::write(&flag, "").expect("flag");
+    let left = check(first_seen(&lab, 0, [&vip1, &vip2], false, Duration::from_secs(5)), &[&n0, &n1]);
+    moved_together(left, "back from node0", &[&n0, &n1]);
+    check(lab.wait_holders(&vip1, &[1], Duration::from_secs(2)), &[&n0, &n1]);
+    check(lab.wait_holders(&vip2, &[], Duration::from_secs(2)), &[&n0, &n1]);
+    // The group's notify ran once per group transition, not once per member.
+    let want = ["GROUP G BACKUP 0", "GROUP G MASTER 0", "GROUP G BACKUP 0"];
+    let start = Instant::now();
+    let mut lines = Vec::new();
+    while start.elapsed() < Duration::from_secs(2) && lines.len() < want.len() {
+        lines = std::fs::read_to_string(&notes).unwrap_or_default().lines().map(str::to_string).collect();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    lines = std::fs::read_to_string(&notes).unwrap_or_default().lines().map(str::to_string).collect();
+    assert_eq!(lines, want, "{}", n0.log());
+}
+
+#[test]
+fn fulcrum_sighup_with_a_missing_interface_changes_nothing() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_reload_atomic", 45, 1) else { return };
+    let vip = lab.addr(100);
+    let n0 = fulcrum(&lab, 0, &keepalived_conf("n0", 45, 150, 3, "0.1", &vip, ""));
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0]);
+    // The new file changes VI_1 (priority 200) and adds VI_2 on an interface that does not
+    // exist: VI_1 is prepared first, VI_2 fails, so nothing may change.
+    let vi2 =
+        "vrrp_instance VI_2 {\n    state BACKUP\n    interface vr9\n    virtual_router_id 46\n    priority 100\n    \
+               advert_int 0.1\n    version 3\n    virtual_ipaddress {\n        10.213.45.101/24\n    }\n}\n";
+    let changed = keepalived_conf("n0", 45, 200, 3, "0.1", &vip, "");
+    std::fs::write(lab.path("node0.conf"), format!("{changed}\n{vi2}")).expect("write");
+    n0.signal("HUP");
+    check(n0.wait_log("reload failed, keeping the running configuration", Duration::from_secs(5)), &[&n0]);
+    assert!(n0.log().contains("vr9"), "the error does not name the interface:\n{}", n0.log());
+    // VI_1 keeps running as it was: never restarted, the VIP never released.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(1) {
+        assert_eq!(lab.holders(&vip), vec![0], "VI_1 released its VIP:\n{}", n0.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let log = n0.log();
+    assert_eq!(log.matches("VRRP_Instance(VI_1) started").count(), 1, "{log}");
+    assert_eq!(log.matches("VRRP_Instance(VI_1) Entering").count(), 2, "{log}");
+    assert!(!log.contains("VRRP_Instance(VI_2) started"), "{log}");
+    // Without VI_2 the same change applies: VI_1 restarts with priority 200.
+    std::fs::write(lab.path("node0.conf"), changed).expect("write");
+    n0.signal("HUP");
+    check(n0.wait_log("reload applied", Duration::from_secs(5)), &[&n0]);
+    assert_eq!(n0.log().matches("VRRP_Instance(VI_1) started").count(), 2, "{}", n0.log());
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0]);
+    check(n0.wait_log("Entering MASTER STATE", Duration::from_secs(1)), &[&n0]);
+}

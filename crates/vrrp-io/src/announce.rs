@@ -33,23 +33,69 @@ pub fn na_payload(mac: [u8; 6], vip: Ipv6Addr) -> Vec<u8> {
     p
 }
 
-/// Sends one announcement per address in `vips` out of interface `ifindex`.
-pub fn announce(interface: &str, ifindex: u32, mac: [u8; 6], vips: &[IpAddr]) -> io::Result<()> {
-    let v4: Vec<Ipv4Addr> = vips.iter().filter_map(|a| if let IpAddr::V4(a) = a { Some(*a) } else { None }).collect();
-    let v6: Vec<Ipv6Addr> = vips.iter().filter_map(|a| if let IpAddr::V6(a) = a { Some(*a) } else { None }).collect();
-    if !v4.is_empty() {
-        // Protocol 0: this socket only sends, it receives nothing.
-        let socket = Socket::new(Domain::PACKET, Type::DGRAM, Some(Protocol::from(0)))?;
-        let dst = crate::packet_addr::link_layer(ifindex, ETH_P_ARP, BROADCAST)?;
-        for vip in v4 {
-            socket.send_to(&garp_payload(mac, vip), &dst)?;
+/// The sockets that announce one instance's virtual addresses, opened once and kept: closing
+/// an AF_PACKET socket waits for an RCU grace period in the kernel (about 15 ms each time here),
+/// which a transition to MASTER must not wait for, let alone once per `garp_master_repeat`.
+#[derive(Debug)]
+pub struct Announcer {
+    mac: [u8; 6],
+    /// AF_PACKET socket, broadcast destination and the IPv4 addresses.
+    v4: Option<(Socket, SockAddr, Vec<Ipv4Addr>)>,
+    /// All-nodes destination, and per IPv6 address an ICMPv6 socket bound to it.
+    v6: Option<(SockAddr, Vec<(Socket, Ipv6Addr)>)>,
+}
+
+impl Announcer {
+    /// Opens what announcing `vips` out of interface `interface` (index `ifindex`) needs.
+    pub fn open(interface: &str, ifindex: u32, mac: [u8; 6], vips: &[IpAddr]) -> io::Result<Announcer> {
+        let v4: Vec<Ipv4Addr> =
+            vips.iter().filter_map(|a| if let IpAddr::V4(a) = a { Some(*a) } else { None }).collect();
+        let v6: Vec<Ipv6Addr> =
+            vips.iter().filter_map(|a| if let IpAddr::V6(a) = a { Some(*a) } else { None }).collect();
+        let v4 = if v4.is_empty() {
+            None
+        } else {
+            // Protocol 0: this socket only sends, it receives nothing.
+            let socket = Socket::new(Domain::PACKET, Type::DGRAM, Some(Protocol::from(0)))?;
+            socket.set_nonblocking(true)?;
+            Some((socket, crate::packet_addr::link_layer(ifindex, ETH_P_ARP, BROADCAST)?, v4))
+        };
+        let v6 = if v6.is_empty() {
+            None
+        } else {
+            let sockets = v6
+                .into_iter()
+                .map(|vip| {
+                    let socket = na_socket(interface, ifindex, vip)?;
+                    socket.set_nonblocking(true)?;
+                    Ok((socket, vip))
+                })
+                .collect::<io::Result<Vec<_>>>()?;
+            Some((SockAddr::from(SocketAddr::V6(SocketAddrV6::new(ALL_NODES, 0, 0, ifindex))), sockets))
+        };
+        Ok(Announcer { mac, v4, v6 })
+    }
+
+    /// Sends one announcement per address (a full send buffer drops it, like a lost packet).
+    pub fn announce(&self) -> io::Result<()> {
+        if let Some((socket, dst, vips)) = &self.v4 {
+            for vip in vips {
+                socket.send_to(&garp_payload(self.mac, *vip), dst)?;
+            }
         }
+        if let Some((dst, sockets)) = &self.v6 {
+            for (socket, vip) in sockets {
+                socket.send_to(&na_payload(self.mac, *vip), dst)?;
+            }
+        }
+        Ok(())
     }
-    let dst = SockAddr::from(SocketAddr::V6(SocketAddrV6::new(ALL_NODES, 0, 0, ifindex)));
-    for vip in v6 {
-        na_socket(interface, ifindex, vip)?.send_to(&na_payload(mac, vip), &dst)?;
-    }
-    Ok(())
+}
+
+/// Sends one announcement per address in `vips` out of interface `ifindex` (opening and closing
+/// the sockets: for one-off use; an instance keeps an [`Announcer`]).
+pub fn announce(interface: &str, ifindex: u32, mac: [u8; 6], vips: &[IpAddr]) -> io::Result<()> {
+    Announcer::open(interface, ifindex, mac, vips)?.announce()
 }
 
 /// A raw ICMPv6 socket on `interface` whose packets leave from `vip` itself: keepalived and the

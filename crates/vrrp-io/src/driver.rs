@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fulcrum_config::VrrpInstance;
-use fulcrum_vrrp::{decode, encode, Action, Config, Instance, State};
+use fulcrum_config::{VrrpInstance, VrrpSyncGroup};
+use fulcrum_vrrp::{decode, encode, Action, AdvertOutcome, Config, Instance, State, PRIORITY_OWNER, PRIORITY_STOP};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::announce::Announcer;
 use crate::socket::AsyncVrrpSocket;
-use crate::{GuardLink, InstanceStatus, Shared};
+use crate::{sync_group, GuardLink, InstanceStatus, Shared};
 
 /// What the runtime tells a driver.
 #[derive(Debug)]
@@ -37,8 +38,48 @@ pub struct Prepared {
     pub vmac: Option<crate::vmac::Vmac>,
     /// `no_accept`: the `nft` program and the rules to install while MASTER.
     pub firewall: Option<(PathBuf, crate::firewall::NoAccept)>,
-    /// Sync group name, if the instance is in one, and the other members.
-    pub group: Option<(String, Vec<String>)>,
+    /// The sync group the instance is in, if any.
+    pub group: Option<VrrpSyncGroup>,
+}
+
+/// A prepared instance with its sockets open: starting it cannot fail on the interface any
+/// more.
+#[derive(Debug)]
+pub struct Ready {
+    pub prepared: Prepared,
+    socket: AsyncVrrpSocket,
+    announcer: Announcer,
+}
+
+impl Ready {
+    /// Opens the instance's VRRP socket and its gratuitous ARP/NA sockets (needs a Tokio
+    /// runtime).
+    /// On failure, a VMAC created for the instance is removed again.
+    pub fn open(prepared: Prepared) -> Result<Ready, String> {
+        let opened = Ready::open_sockets(&prepared);
+        match opened {
+            Ok((socket, announcer)) => Ok(Ready { prepared, socket, announcer }),
+            Err(e) => {
+                if let Some(vmac) = &prepared.vmac {
+                    crate::vmac::teardown(vmac);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn open_sockets(prepared: &Prepared) -> Result<(AsyncVrrpSocket, Announcer), String> {
+        let name = &prepared.model.name;
+        let spec = &prepared.guard.spec;
+        let socket = AsyncVrrpSocket::open(spec)
+            .map_err(|e| format!("VRRP_Instance({name}): cannot open the VRRP socket on {}: {e}", spec.interface))?;
+        let vips: Vec<IpAddr> = prepared.model.vips.iter().map(|v| v.addr).collect();
+        let interface = &prepared.vip_interface;
+        let announcer = Announcer::open(interface, prepared.guard.vip_ifindex, prepared.mac, &vips).map_err(|e| {
+            format!("VRRP_Instance({name}): cannot open the gratuitous ARP/NA sockets on {interface}: {e}")
+        })?;
+        Ok((socket, announcer))
+    }
 }
 
 pub fn state_name(state: State) -> &'static str {
@@ -54,40 +95,48 @@ struct Driver {
     p: Prepared,
     vr: Instance,
     socket: AsyncVrrpSocket,
+    announcer: Announcer,
     shared: Arc<Shared>,
     guard: GuardLink,
     /// The second gratuitous ARP round (`garp_master_delay` after becoming master).
     garp_due: Option<Instant>,
     garp_refresh_due: Option<Instant>,
     own_fault: bool,
+    /// BACKUP although its Master_Down timer expired, because the sync group could not go
+    /// MASTER yet (keepalived's `wantstate` MASTER). Cleared by accepting a master's advert and
+    /// by any state change.
+    held_back: bool,
 }
 
 /// Runs one instance until told to shut down.
 pub async fn run(
-    p: Prepared,
+    ready: Ready,
     shared: Arc<Shared>,
     guard: GuardLink,
     mut commands: mpsc::Receiver<DriverCommand>,
 ) -> Result<(), String> {
-    let now = Instant::now();
-    let name = p.model.name.clone();
-    let opened =
-        Instance::new(p.config.clone(), now).map_err(|e| format!("VRRP_Instance({name}): {e}")).and_then(|vr| {
-            let socket = AsyncVrrpSocket::open(&p.guard.spec).map_err(|e| {
-                format!("VRRP_Instance({name}): cannot open the VRRP socket on {}: {e}", p.guard.spec.interface)
-            })?;
-            Ok((vr, socket))
-        });
-    let (vr, socket) = match opened {
-        Ok(opened) => opened,
+    let Ready { prepared: p, socket, announcer } = ready;
+    let vr = match Instance::new(p.config.clone(), Instant::now()) {
+        Ok(vr) => vr,
         Err(e) => {
             if let Some(vmac) = &p.vmac {
                 crate::vmac::teardown(vmac);
             }
-            return Err(e);
+            return Err(format!("VRRP_Instance({}): {e}", p.model.name));
         }
     };
-    let mut d = Driver { p, vr, socket, shared, guard, garp_due: None, garp_refresh_due: None, own_fault: false };
+    let mut d = Driver {
+        p,
+        vr,
+        socket,
+        announcer,
+        shared,
+        guard,
+        garp_due: None,
+        garp_refresh_due: None,
+        own_fault: false,
+        held_back: false,
+    };
     d.publish();
     let mut states = d.shared.status.subscribe();
     let track_every = d.p.config.advert_interval.clamp(Duration::from_millis(100), Duration::from_secs(1));
@@ -110,7 +159,7 @@ pub async fn run(
             },
             _ = tokio::time::sleep_until(deadline.into()) => d.on_timer(),
             _ = track.tick() => d.track().await,
-            changed = states.changed() => if changed.is_ok() { d.sync_group() },
+            changed = states.changed() => if changed.is_ok() { d.apply_group_rules() },
             command = commands.recv() => {
                 d.vr.shutdown(Instant::now());
                 d.run_actions();
@@ -131,7 +180,13 @@ impl Driver {
     fn on_packet(&mut self, r: &crate::socket::Received) {
         match decode(&r.payload, &r.ctx, &self.p.config.decode_expect()) {
             Ok(advert) => {
+                let was_backup = self.vr.state() == State::Backup;
                 let outcome = self.vr.handle_advert(&advert, r.ctx.src, Instant::now());
+                if was_backup && outcome == AdvertOutcome::Processed && advert.priority != PRIORITY_STOP {
+                    // Following a master again: no longer wants MASTER (keepalived sets
+                    // wantstate BACKUP when a backup accepts an advert).
+                    self.held_back = false;
+                }
                 tracing::trace!(name = %self.p.model.name, ?outcome, "advert from {}", r.ctx.src);
             }
             Err(e) => tracing::debug!("VRRP_Instance({}): bad advert from {}: {e}", self.p.model.name, r.ctx.src),
@@ -141,11 +196,16 @@ impl Driver {
     fn on_timer(&mut self) {
         let now = Instant::now();
         if self.vr.poll_timeout().is_some_and(|t| t <= now) {
-            if self.vr.state() == State::Backup && self.group_outranked() {
-                // A member follows a better master: the group prefers BACKUP (keepalived only
-                // lets a sync group go master when every member wants to). Restart the
-                // Master_Down timer instead of taking over.
-                self.reset_to_backup();
+            if self.vr.state() == State::Backup && !self.group_lets_me_master() {
+                // The Master_Down timer expired but the group cannot go MASTER yet: stay BACKUP
+                // with a fresh timer and want MASTER, so that the group goes MASTER as soon as
+                // every member wants it (then the others pull this one along at once).
+                if !self.held_back {
+                    tracing::debug!("VRRP_Instance({}): waiting for its sync group to go MASTER", self.p.model.name);
+                }
+                self.vr.force_backup(now);
+                self.held_back = true;
+                self.publish();
             } else {
                 self.vr.handle_timeout(now);
             }
@@ -163,12 +223,9 @@ impl Driver {
     }
 
     fn announce(&self) {
-        let vips: Vec<IpAddr> = self.p.model.vips.iter().map(|v| v.addr).collect();
         let rounds = self.p.model.garp_master_repeat.max(1);
         for _ in 0..rounds {
-            if let Err(e) =
-                crate::announce::announce(&self.p.vip_interface, self.p.guard.vip_ifindex, self.p.mac, &vips)
-            {
+            if let Err(e) = self.announcer.announce() {
                 tracing::warn!("VRRP_Instance({}): gratuitous ARP/NA failed: {e}", self.p.model.name);
                 return;
             }
@@ -242,7 +299,10 @@ impl Driver {
                     self.garp_refresh_due = None;
                     self.guard.send(&format!("state\t{}\tOTHER\n", self.p.model.name));
                 }
-                Action::StateChanged { from, to } => self.state_changed(from, to),
+                Action::StateChanged { from, to } => {
+                    self.held_back = false;
+                    self.state_changed(from, to);
+                }
             }
         }
         self.publish();
@@ -251,6 +311,7 @@ impl Driver {
     fn state_changed(&self, from: State, to: State) {
         let name = &self.p.model.name;
         tracing::info!("VRRP_Instance({name}) Entering {} STATE (was {})", state_name(to), state_name(from));
+        self.group_moved(from, to);
         let m = &self.p.model;
         let specific = match to {
             State::Master => m.notify_master.as_deref(),
@@ -266,20 +327,43 @@ impl Driver {
             let prio = self.vr.effective_priority().to_string();
             crate::scripts::notify(script, &["INSTANCE", name, state, &prio]);
         }
-        if let Some((group, _)) = &self.p.group {
-            let g = self.shared.groups.iter().find(|g| &g.name == group);
-            if let Some(g) = g {
-                let script = match to {
-                    State::Master => g.notify_master.as_deref(),
-                    State::Backup => g.notify_backup.as_deref(),
-                    State::Fault => g.notify_fault.as_deref(),
-                    State::Initialize => None,
-                };
-                if let Some(script) = script {
-                    crate::scripts::notify(script, &[]);
-                }
-            }
+    }
+
+    /// The group's own transition, once per group as keepalived's `send_group_notifies` (see
+    /// [`sync_group::moves_group`] for which member moves the group). It logs
+    /// "VRRP_Group(G) Syncing instances to ... state" (keepalived logs it for MASTER, FAULT, and
+    /// BACKUP from MASTER) and runs the group's notify scripts (`notify` gets
+    /// `GROUP NAME STATE 0`).
+    fn group_moved(&self, from: State, to: State) {
+        let Some(g) = &self.p.group else { return };
+        if !self.with_others(|others| sync_group::moves_group(others, from, to)) {
+            return;
         }
+        if matches!(to, State::Master | State::Fault) || (to == State::Backup && from == State::Master) {
+            tracing::info!("VRRP_Group({}) Syncing instances to {} state", g.name, state_name(to));
+        }
+        let (script, state) = match to {
+            State::Master => (g.notify_master.as_deref(), "MASTER"),
+            State::Backup => (g.notify_backup.as_deref(), "BACKUP"),
+            State::Fault => (g.notify_fault.as_deref(), "FAULT"),
+            State::Initialize => (g.notify_stop.as_deref(), "STOP"),
+        };
+        if let Some(script) = script {
+            crate::scripts::notify(script, &[]);
+        }
+        if let Some(script) = g.notify.as_deref() {
+            crate::scripts::notify(script, &["GROUP", &g.name, state, "0"]);
+        }
+    }
+
+    /// Runs `f` on the published status of the other members of the group (empty: no group).
+    fn with_others<T>(&self, f: impl FnOnce(&sync_group::Others<'_>) -> T) -> T {
+        let all = self.shared.status.borrow();
+        let others: Vec<Option<&InstanceStatus>> = match &self.p.group {
+            Some(g) => g.instances.iter().filter(|m| **m != self.p.model.name).map(|m| all.get(m)).collect(),
+            None => Vec::new(),
+        };
+        f(&others)
     }
 
     fn publish(&self) {
@@ -289,7 +373,13 @@ impl Driver {
             own_fault: self.own_fault,
             master: self.vr.current_master().map(|m| m.address),
             outranked: self.vr.state() == State::Backup
+                && !self.held_back
                 && self.vr.current_master().is_some_and(|m| m.priority >= self.vr.effective_priority()),
+            wants_master: match self.vr.state() {
+                State::Master => true,
+                State::Backup => self.held_back,
+                State::Fault | State::Initialize => false,
+            },
         };
         self.shared.status.send_if_modified(|all| {
             if all.get(&self.p.model.name) == Some(&status) {
@@ -332,64 +422,40 @@ impl Driver {
             if fault {
                 tracing::warn!("VRRP_Instance({}): a tracked object is down: entering FAULT", m.name);
             }
-            self.sync_group();
+            self.apply_group_rules();
         }
     }
 
-    /// The basic sync-group rule: while any member is at fault itself, every member is FAULT.
-    fn sync_group(&mut self) {
-        let group_fault = match &self.p.group {
-            Some((_, members)) => {
-                let all = self.shared.status.borrow();
-                members.iter().any(|m| all.get(m).is_some_and(|s| s.own_fault))
-            }
-            None => false,
-        };
+    /// Applies the sync-group rules (see [`crate::sync_group`]) after this member's tracking or
+    /// another member's status changed.
+    fn apply_group_rules(&mut self) {
+        let group_fault = self.with_others(sync_group::fault);
         let fault = self.own_fault || group_fault;
-        let in_fault = self.vr.state() == State::Fault;
-        if fault != in_fault {
-            self.vr.set_fault(fault, Instant::now());
-        }
-        if !fault && self.vr.state() == State::Master && self.group_outranked() {
-            if let Some((group, _)) = &self.p.group {
-                tracing::info!("VRRP_Group({group}) Syncing instances to BACKUP state");
-            }
-            self.reset_to_backup();
-        }
-        self.publish();
-    }
-
-    /// Whether another member of the sync group is BACKUP behind a better master.
-    fn group_outranked(&self) -> bool {
-        let Some((_, members)) = &self.p.group else { return false };
-        if self.p.config.priority == fulcrum_vrrp::PRIORITY_OWNER {
-            return false;
-        }
-        let all = self.shared.status.borrow();
-        members.iter().any(|m| all.get(m).is_some_and(|s| s.outranked))
-    }
-
-    /// Puts the instance in BACKUP with a fresh Master_Down timer (from MASTER: a priority-0
-    /// advert first, so the peer takes over after Skew_Time, and the addresses released). The
-    /// core has no direct MASTER → BACKUP input, so this passes through FAULT, which is not
-    /// shown: no FAULT log line, notify script or guard message.
-    fn reset_to_backup(&mut self) {
-        let was = self.vr.state();
         let now = Instant::now();
-        self.vr.set_fault(true, now);
-        self.vr.set_fault(false, now);
-        while let Some(action) = self.vr.poll_action() {
-            if let Action::SendAdvert { priority } = action {
-                self.send_advert(priority);
+        if fault != (self.vr.state() == State::Fault) {
+            self.vr.set_fault(fault, now);
+        }
+        if !fault && !self.is_owner() {
+            match self.vr.state() {
+                // Another member follows a better master: the group goes BACKUP.
+                State::Master if self.with_others(sync_group::outranked) => self.vr.force_backup(now),
+                // Held back until the group could go MASTER: it can now (another member went
+                // MASTER, or the last one that did not want MASTER does now).
+                State::Backup if self.held_back && self.with_others(sync_group::can_goto_master) => {
+                    self.vr.force_master(now)
+                }
+                _ => {}
             }
         }
-        if was == State::Master {
-            self.remove_vips();
-            self.garp_due = None;
-            self.garp_refresh_due = None;
-            self.guard.send(&format!("state\t{}\tOTHER\n", self.p.model.name));
-            self.state_changed(State::Master, State::Backup);
-        }
         self.publish();
+    }
+
+    fn is_owner(&self) -> bool {
+        self.p.config.priority == PRIORITY_OWNER
+    }
+
+    /// Whether this member may take over now that its Master_Down timer expired.
+    fn group_lets_me_master(&self) -> bool {
+        self.is_owner() || self.with_others(sync_group::can_goto_master)
     }
 }

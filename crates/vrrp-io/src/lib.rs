@@ -30,6 +30,7 @@ pub mod netlink;
 mod packet_addr;
 mod scripts;
 pub mod socket;
+mod sync_group;
 pub mod vmac;
 
 use std::collections::{BTreeMap, HashMap};
@@ -69,6 +70,9 @@ pub struct InstanceStatus {
     /// BACKUP because it follows a master of higher or equal priority: the other members of
     /// its sync group follow it to BACKUP (keepalived's `vrrp_sync_backup`).
     pub outranked: bool,
+    /// MASTER, or BACKUP whose Master_Down timer expired while its sync group held it back
+    /// (keepalived's `wantstate` MASTER): a sync group goes MASTER when every member wants it.
+    pub wants_master: bool,
 }
 
 /// Options of [`Runtime::start`].
@@ -86,7 +90,6 @@ pub(crate) struct Shared {
     pub status: watch::Sender<BTreeMap<String, InstanceStatus>>,
     pub scripts: scripts::ScriptChecks,
     pub backends: Option<Arc<dyn BackendStatus>>,
-    pub groups: Vec<VrrpSyncGroup>,
 }
 
 /// The write end of the guard's pipe (shared by the instance tasks).
@@ -105,11 +108,73 @@ impl GuardLink {
     }
 }
 
+/// The model instance plus the definitions of the scripts it tracks and of its sync group: an
+/// instance restarts on reload when this changes.
+type Fingerprint = (VrrpInstance, Vec<fulcrum_config::VrrpScript>, Option<VrrpSyncGroup>);
+
 struct Running {
-    /// The model instance plus the definitions of the scripts it tracks (to detect changes).
-    fingerprint: (VrrpInstance, Vec<fulcrum_config::VrrpScript>, Option<VrrpSyncGroup>),
+    fingerprint: Fingerprint,
     commands: mpsc::Sender<driver::DriverCommand>,
     task: JoinHandle<()>,
+}
+
+/// A configuration checked against the running instances, with everything that can fail done:
+/// the new and changed instances are prepared (interface and source address resolved, socket
+/// open) but not started, and nothing running was touched. [`Runtime::commit`] then stops the
+/// changed and removed instances and starts the prepared ones, which cannot fail any more; a
+/// configuration that cannot be staged leaves every running instance as it is. Dropping a
+/// `Staged` closes its sockets.
+pub struct Staged {
+    vrrp: Vrrp,
+    /// Running instances to stop: changed or removed.
+    stop: Vec<String>,
+    start: Vec<(Fingerprint, Launch)>,
+}
+
+/// A staged instance: ready to run, or (with `use_vmac`) checked and to be prepared at launch,
+/// because preparing creates its VMAC, which the instance it replaces still holds.
+enum Launch {
+    Ready(Box<driver::Ready>),
+    Vmac(Box<VrrpInstance>),
+}
+
+impl Staged {
+    /// Prepares the instances of `vrrp` that do not run as configured in `running`; every error,
+    /// one per line.
+    fn new(vrrp: &Vrrp, running: &HashMap<String, Running>) -> Result<Staged, String> {
+        let wanted: HashMap<&str, Fingerprint> =
+            vrrp.instances.iter().map(|i| (i.name.as_str(), fingerprint(vrrp, i))).collect();
+        let mut stop: Vec<String> = running
+            .iter()
+            .filter(|(name, r)| wanted.get(name.as_str()) != Some(&r.fingerprint))
+            .map(|(name, _)| name.clone())
+            .collect();
+        stop.sort();
+        let mut start = Vec::new();
+        let mut errors = Vec::new();
+        for i in &vrrp.instances {
+            let Some(wanted) = wanted.get(i.name.as_str()) else { continue };
+            if running.get(&i.name).is_some_and(|r| r.fingerprint == *wanted) {
+                continue;
+            }
+            if i.use_vmac.is_some() {
+                match netlink::link(&i.interface) {
+                    Ok(_) => start.push((wanted.clone(), Launch::Vmac(Box::new(i.clone())))),
+                    Err(e) => errors.push(format!("VRRP_Instance({}): interface {:?}: {e}", i.name, i.interface)),
+                }
+                continue;
+            }
+            match prepare(vrrp, i).and_then(driver::Ready::open) {
+                Ok(ready) => start.push((wanted.clone(), Launch::Ready(Box::new(ready)))),
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Staged { vrrp: vrrp.clone(), stop, start })
+        } else {
+            Err(errors.join("\n"))
+        }
+    }
 }
 
 /// The running VRRP instances.
@@ -120,10 +185,7 @@ pub struct Runtime {
     running: HashMap<String, Running>,
 }
 
-fn fingerprint(
-    vrrp: &Vrrp,
-    i: &VrrpInstance,
-) -> (VrrpInstance, Vec<fulcrum_config::VrrpScript>, Option<VrrpSyncGroup>) {
+fn fingerprint(vrrp: &Vrrp, i: &VrrpInstance) -> Fingerprint {
     let scripts = vrrp.scripts.iter().filter(|s| i.track_scripts.iter().any(|t| t.name == s.name)).cloned().collect();
     let group = vrrp.sync_groups.iter().find(|g| g.instances.contains(&i.name)).cloned();
     (i.clone(), scripts, group)
@@ -154,11 +216,7 @@ fn prepare(vrrp: &Vrrp, i: &VrrpInstance) -> Result<driver::Prepared, String> {
         socket::Destinations::Unicast(i.unicast_peers.clone())
     };
     let firewall = no_accept_rules(i, &vips);
-    let group = vrrp
-        .sync_groups
-        .iter()
-        .find(|g| g.instances.contains(name))
-        .map(|g| (g.name.clone(), g.instances.iter().filter(|m| *m != name).cloned().collect::<Vec<_>>()));
+    let group = vrrp.sync_groups.iter().find(|g| g.instances.contains(name)).cloned();
     // Last, as it changes the system: the VMAC (adverts go out of it with multicast; unicast
     // adverts stay on the base interface, whose address the peers send to).
     let multicast = destinations == socket::Destinations::Multicast;
@@ -227,8 +285,21 @@ fn no_accept_rules(i: &VrrpInstance, vips: &[IpAddr]) -> Option<(PathBuf, firewa
 }
 
 impl Runtime {
-    /// Starts every instance of `vrrp` (and the crash guard). Must run inside a Tokio runtime.
+    /// Starts every instance of `vrrp` (and the crash guard): all of them, or none when one
+    /// cannot be prepared. Must run inside a Tokio runtime.
     pub fn start(vrrp: &Vrrp, options: RuntimeOptions) -> Result<Runtime, String> {
+        Runtime::start_staged(Runtime::stage_new(vrrp)?, options)
+    }
+
+    /// Prepares every instance of `vrrp` for [`Runtime::start_staged`] (sockets open, nothing
+    /// started). Must run inside a Tokio runtime.
+    pub fn stage_new(vrrp: &Vrrp) -> Result<Staged, String> {
+        Staged::new(vrrp, &HashMap::new())
+    }
+
+    /// Starts the crash guard and the instances staged by [`Runtime::stage_new`]; fails only
+    /// when the guard cannot be started.
+    pub fn start_staged(staged: Staged, options: RuntimeOptions) -> Result<Runtime, String> {
         let (guard, guard_child) = match &options.guard_program {
             Some(program) => {
                 let mut child = Command::new(program)
@@ -246,13 +317,9 @@ impl Runtime {
             status: watch::channel(BTreeMap::new()).0,
             scripts: scripts::ScriptChecks::default(),
             backends: options.backends,
-            groups: vrrp.sync_groups.clone(),
         });
         let mut runtime = Runtime { shared, guard, guard_child, running: HashMap::new() };
-        if let Err(e) = runtime.apply(vrrp) {
-            runtime.guard.send("clean\n");
-            return Err(e);
-        }
+        runtime.launch(staged);
         Ok(runtime)
     }
 
@@ -261,62 +328,68 @@ impl Runtime {
         self.shared.status.subscribe()
     }
 
-    /// Applies a new configuration: unchanged instances keep running, changed ones restart,
-    /// removed ones stop (releasing their addresses), new ones start.
+    /// Applies a new configuration, all or nothing: unchanged instances keep running, changed
+    /// ones restart, removed ones stop (releasing their addresses), new ones start. When an
+    /// instance cannot be prepared (missing interface, no address, socket), nothing changes.
     pub async fn reload(&mut self, vrrp: &Vrrp) -> Result<(), String> {
-        let wanted: HashMap<&str, _> = vrrp.instances.iter().map(|i| (i.name.as_str(), fingerprint(vrrp, i))).collect();
-        let stale: Vec<String> = self
-            .running
-            .iter()
-            .filter(|(name, r)| wanted.get(name.as_str()) != Some(&r.fingerprint))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in stale {
-            if let Some(r) = self.running.remove(&name) {
+        let staged = self.stage(vrrp)?;
+        self.commit(staged).await;
+        Ok(())
+    }
+
+    /// First half of [`Runtime::reload`]: prepares the new and changed instances of `vrrp`
+    /// without touching the running ones.
+    pub fn stage(&self, vrrp: &Vrrp) -> Result<Staged, String> {
+        Staged::new(vrrp, &self.running)
+    }
+
+    /// Second half of [`Runtime::reload`]: stops the changed and removed instances, then starts
+    /// the staged ones. `staged` must come from [`Runtime::stage`] on this runtime, with no
+    /// other reload in between.
+    pub async fn commit(&mut self, staged: Staged) {
+        for name in &staged.stop {
+            if let Some(r) = self.running.remove(name) {
                 stop(r).await;
-                if !vrrp.instances.iter().any(|i| i.name == name) {
+                if !staged.vrrp.instances.iter().any(|i| i.name == *name) {
                     self.guard.send(&format!("forget\t{name}\n"));
                 }
                 self.shared.status.send_modify(|all| {
-                    all.remove(&name);
+                    all.remove(name);
                 });
             }
         }
-        self.apply(vrrp)
+        self.launch(staged);
     }
 
-    /// Starts the instances of `vrrp` that are not running.
-    fn apply(&mut self, vrrp: &Vrrp) -> Result<(), String> {
-        self.shared.scripts.sync(&vrrp.scripts);
-        let mut errors = Vec::new();
-        for i in &vrrp.instances {
-            if self.running.contains_key(&i.name) {
-                continue;
-            }
-            let prepared = match prepare(vrrp, i) {
-                Ok(p) => p,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
+    /// Starts the staged instances (the ones they replace are stopped already). An instance
+    /// with `use_vmac` is prepared only now, once the instance it replaces has deleted its
+    /// VMAC (of the same name); if that fails, it is reported and the others start.
+    fn launch(&mut self, staged: Staged) {
+        self.shared.scripts.sync(&staged.vrrp.scripts);
+        for (fingerprint, launch) in staged.start {
+            let ready = match launch {
+                Launch::Ready(ready) => *ready,
+                Launch::Vmac(i) => match prepare(&staged.vrrp, &i).and_then(driver::Ready::open) {
+                    Ok(ready) => ready,
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        continue;
+                    }
+                },
             };
-            clear_leftovers(i, &prepared);
-            self.guard.send(&prepared.guard.to_line());
+            clear_leftovers(&ready.prepared.model, &ready.prepared);
+            let g = &ready.prepared.guard;
+            self.guard.send(&g.to_line());
+            let name = g.name.clone();
             let (tx, rx) = mpsc::channel(1);
-            let name = i.name.clone();
             let (shared, guard) = (self.shared.clone(), self.guard.clone());
             let task = tokio::spawn(async move {
-                if let Err(e) = driver::run(prepared, shared, guard, rx).await {
+                if let Err(e) = driver::run(ready, shared, guard, rx).await {
                     tracing::error!("{e}");
                 }
             });
             tracing::info!("VRRP_Instance({name}) started");
-            self.running.insert(name, Running { fingerprint: fingerprint(vrrp, i), commands: tx, task });
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("\n"))
+            self.running.insert(name, Running { fingerprint, commands: tx, task });
         }
     }
 

@@ -276,6 +276,40 @@ impl Instance {
         }
     }
 
+    /// Forces BACKUP: the input a sync group uses to drag a member along (keepalived's
+    /// `vrrp_sync_backup`), or to hold a member back whose Master_Down timer expired while the
+    /// group cannot go MASTER (keepalived's `vrrp_sync_can_goto_master`).
+    ///
+    /// - MASTER: sends a priority-0 advert (so a backup of this VRID takes over after Skew_Time,
+    ///   not Master_Down_Interval; keepalived sends none here), releases the addresses
+    ///   ([`Action::BecomeBackup`], then `StateChanged` MASTER → BACKUP) and starts the
+    ///   Master_Down timer.
+    /// - BACKUP: restarts the Master_Down timer for a full Master_Down_Interval from `now`; no
+    ///   action. The master last heard is kept.
+    /// - FAULT, INIT: nothing. FAULT is left only by `set_fault(false)`; INIT is inert.
+    pub fn force_backup(&mut self, now: Instant) {
+        match self.state {
+            State::Master => {
+                self.actions.push_back(Action::SendAdvert { priority: PRIORITY_STOP });
+                self.master = None;
+                self.become_backup(now);
+            }
+            State::Backup => self.deadline = now.checked_add(self.master_down_interval()),
+            State::Initialize | State::Fault => {}
+        }
+    }
+
+    /// Forces MASTER now, as if the Master_Down timer had expired: the input a sync group uses
+    /// to pull a held-back member to MASTER with the others (keepalived's `vrrp_sync_master`).
+    /// From BACKUP: [`Action::SendAdvert`], [`Action::BecomeMaster`], `StateChanged` BACKUP →
+    /// MASTER, Adver timer. In MASTER, FAULT and INIT: nothing (a group never overrides a
+    /// fault). A better master on the link still wins: it answers our advert and we step down.
+    pub fn force_master(&mut self, now: Instant) {
+        if self.state == State::Backup {
+            self.become_master(now);
+        }
+    }
+
     /// Sets the sum of the weights of failed/succeeded tracked scripts and interfaces
     /// (`track_script`, `track_interface` with `weight`). The effective priority is
     /// `priority + adjustment` clamped to 1..=254; an owner (255) is never adjusted. A backup's

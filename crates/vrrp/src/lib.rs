@@ -96,8 +96,13 @@
 //!   Master_Down timer moves by the change in Skew_Time; a master advertises the new priority
 //!   from its next advert on.
 //! - **Shutdown.** A master sends a priority-0 advert; addresses are released; state INIT.
+//! - **Forced transitions** (for sync groups, whose rules live in the I/O layer because they
+//!   span instances): [`Instance::force_backup`] (a master gives up with a priority-0 advert and
+//!   waits a full Master_Down_Interval; a backup restarts its Master_Down timer) and
+//!   [`Instance::force_master`] (a backup takes over as if its Master_Down timer had expired).
+//!   Neither acts in FAULT or INIT.
 //!
-//! Not modelled here: sync groups, IPsec AH (rejected), VMAC, accept mode, garp timing, unicast
+//! Not modelled here: sync-group policy (which member moves when), IPsec AH (rejected), VMAC, accept mode, garp timing, unicast
 //! peer lists (the codec and machine work for unicast; peer filtering belongs to the I/O layer).
 #![forbid(unsafe_code)]
 

@@ -227,6 +227,18 @@ impl Link {
         self.drain(id);
     }
 
+    fn force_backup(&mut self, id: usize) {
+        let now = self.now;
+        self.nodes[id].instance.force_backup(now);
+        self.drain(id);
+    }
+
+    fn force_master(&mut self, id: usize) {
+        let now = self.now;
+        self.nodes[id].instance.force_master(now);
+        self.drain(id);
+    }
+
     /// (time, from, to) of every state change of node `id`.
     fn transitions(&self, id: usize) -> Vec<(Duration, State, State)> {
         self.nodes[id]
@@ -842,4 +854,134 @@ fn decode_expect_follows_the_config() {
     assert_eq!(expect.auth, Auth::pass(b"secret12"));
     assert_eq!(expect.v2_advert_int_secs, Some(1));
     assert_eq!(v3(100, 1).decode_expect().v2_advert_int_secs, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forced transitions (the inputs sync groups use).
+
+#[test]
+fn force_backup_from_master_gives_up_with_priority_zero() {
+    let t0 = Instant::now();
+    let mut vr = timed_out_to_master(v3(150, 5), t0);
+    let now = t0 + ms(5_250);
+    vr.force_backup(now);
+    assert_eq!(
+        drain(&mut vr),
+        vec![Action::SendAdvert { priority: 0 }, Action::BecomeBackup, changed(State::Master, State::Backup)]
+    );
+    assert_eq!(vr.state(), State::Backup);
+    assert_eq!(vr.current_master(), None);
+    // A full Master_Down_Interval (3 s + 0.414062 s for priority 150) from now.
+    assert_eq!(vr.poll_timeout(), Some(now + us(3_414_062)));
+    // Nobody else advertises: it takes over again when that timer expires.
+    vr.handle_timeout(now + us(3_414_061));
+    assert_eq!(drain(&mut vr), vec![]);
+    vr.handle_timeout(now + us(3_414_062));
+    assert_eq!(
+        drain(&mut vr),
+        vec![Action::SendAdvert { priority: 150 }, Action::BecomeMaster, changed(State::Backup, State::Master)]
+    );
+}
+
+#[test]
+fn force_backup_from_backup_restarts_the_master_down_timer() {
+    let t0 = Instant::now();
+    let mut vr = started(v2(100, 2), t0);
+    let master = vr.advert(150);
+    assert_eq!(vr.handle_advert(&master, addr(1), t0 + secs(1)), AdvertOutcome::Processed);
+    assert_eq!(vr.poll_timeout(), Some(t0 + secs(1) + us(3_609_375)));
+    // The timer expired, the group holds the member back: a fresh full interval, no action.
+    let expired = t0 + secs(1) + us(3_609_375);
+    vr.force_backup(expired);
+    assert_eq!(drain(&mut vr), vec![]);
+    assert_eq!(vr.state(), State::Backup);
+    assert_eq!(vr.poll_timeout(), Some(expired + us(3_609_375)));
+    assert_eq!(vr.current_master().map(|m| m.priority), Some(150));
+    // Earlier than the deadline works the same (a plain restart).
+    vr.force_backup(t0 + secs(6));
+    assert_eq!(vr.poll_timeout(), Some(t0 + secs(6) + us(3_609_375)));
+}
+
+#[test]
+fn forced_transitions_do_nothing_in_fault_and_init() {
+    let t0 = Instant::now();
+    let mut vr = timed_out_to_master(v2(100, 1), t0);
+    vr.set_fault(true, t0 + secs(5));
+    drain(&mut vr);
+    for now in [t0 + secs(6), t0 + secs(7)] {
+        vr.force_backup(now);
+        vr.force_master(now);
+        assert_eq!(drain(&mut vr), vec![]);
+        assert_eq!(vr.state(), State::Fault);
+        assert_eq!(vr.poll_timeout(), None);
+    }
+    vr.shutdown(t0 + secs(8));
+    drain(&mut vr);
+    vr.force_backup(t0 + secs(9));
+    vr.force_master(t0 + secs(9));
+    assert_eq!(drain(&mut vr), vec![]);
+    assert_eq!(vr.state(), State::Initialize);
+    assert_eq!(vr.poll_timeout(), None);
+}
+
+#[test]
+fn force_master_from_backup_takes_over_at_once() {
+    let t0 = Instant::now();
+    // A v3 backup that adopted its master's 0.5 s interval.
+    let mut vr = started(v3(100, 2), t0);
+    let mut master = vr.advert(100);
+    master.fields = VersionFields::V3 { max_advert_int_cs: 50 };
+    vr.handle_advert(&master, addr(1), t0 + secs(1));
+    assert_eq!(vr.master_adver_interval(), ms(500));
+    let now = t0 + ms(1_200);
+    vr.force_master(now);
+    assert_eq!(
+        drain(&mut vr),
+        vec![Action::SendAdvert { priority: 100 }, Action::BecomeMaster, changed(State::Backup, State::Master)]
+    );
+    // As a master it advertises its own interval again, from now.
+    assert_eq!(vr.master_adver_interval(), secs(1));
+    assert_eq!(vr.poll_timeout(), Some(now + secs(1)));
+    assert_eq!(vr.current_master(), None);
+    // Already master: nothing, the Adver timer keeps its deadline.
+    vr.force_master(now + ms(300));
+    assert_eq!(drain(&mut vr), vec![]);
+    assert_eq!(vr.poll_timeout(), Some(now + secs(1)));
+}
+
+#[test]
+fn force_master_does_not_beat_a_better_master() {
+    let mut link = Link::new(ms(1));
+    let a = link.start(v3(200, 1));
+    let b = link.start(v3(100, 2));
+    link.run_until(secs(10));
+    assert_eq!(link.state(a), State::Master);
+    // A sync group pulls B to MASTER: B advertises 100, A answers at once with 200 (a lower
+    // master forces a new election) and B steps down when it hears it.
+    link.force_master(b);
+    assert_eq!(link.transitions(b).last(), Some(&(secs(10), State::Backup, State::Master)));
+    link.run_until(secs(11));
+    assert_eq!(link.state(a), State::Master);
+    assert_eq!(link.state(b), State::Backup);
+    assert!(link.adverts(a).contains(&(secs(10) + ms(1), 200)));
+    assert_eq!(link.transitions(b).last(), Some(&(secs(10) + ms(2), State::Master, State::Backup)));
+}
+
+#[test]
+fn forced_backup_master_hands_over_in_skew_time_then_preempts_back() {
+    let mut link = Link::new(ms(1));
+    let a = link.start(v3(200, 1));
+    let b = link.start(v3(100, 2));
+    link.run_until(secs(10));
+    assert_eq!(link.state(a), State::Master);
+    // A's sync group drags it to BACKUP: priority 0, so B takes over after Skew_Time.
+    link.force_backup(a);
+    assert_eq!(link.adverts(a).last(), Some(&(secs(10), 0)));
+    link.run_until(secs(11));
+    assert_eq!(link.became_master_at(b), Some(secs(10) + ms(1) + us(609_375)));
+    // Nothing holds A back any more: it discards B's lower adverts and preempts when its own
+    // Master_Down timer (started when it was forced) expires.
+    link.run_until(secs(20));
+    assert_eq!(link.became_master_at(a), Some(secs(10) + us(3_218_750)));
+    assert_eq!(link.state(b), State::Backup);
 }
