@@ -937,3 +937,22 @@ fn fulcrum_sighup_with_a_missing_interface_changes_nothing() {
     check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0]);
     check(n0.wait_log("Entering MASTER STATE", Duration::from_secs(1)), &[&n0]);
 }
+
+/// A reload that changes a `use_vmac` instance: the old instance deletes its VMAC as it stops,
+/// the new one creates it again (same name) and takes the VIP back on it.
+#[test]
+fn fulcrum_sighup_restarts_a_use_vmac_instance() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_reload_vmac", 54, 1) else { return };
+    let vip = lab.addr(100);
+    let vmac = "vrrp.54";
+    let n0 = fulcrum(&lab, 0, &keepalived_conf("n0", 54, 150, 3, "0.1", &vip, "    use_vmac\n"));
+    check(lab.wait_holders_on(vmac, &vip, &[0], Duration::from_secs(5)), &[&n0]);
+    std::fs::write(lab.path("node0.conf"), keepalived_conf("n0", 54, 160, 3, "0.1", &vip, "    use_vmac\n"))
+        .expect("write");
+    n0.signal("HUP");
+    check(n0.wait_log("reload applied", Duration::from_secs(5)), &[&n0]);
+    check(lab.wait_holders_on(vmac, &vip, &[0], Duration::from_secs(5)), &[&n0]);
+    assert_eq!(n0.log().matches("VRRP_Instance(VI_1) started").count(), 2, "{}", n0.log());
+    assert!(!n0.log().contains("use_vmac vrrp.54:"), "{}", n0.log());
+}
