@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use fulcrum_config::Model;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use accesslog::AccessLog;
@@ -51,7 +50,6 @@ pub struct Shared {
     conn_limit: limit::ConnLimit,
     /// Frontend `maxconn`, by frontend name, shared by all workers; resized on reload.
     frontend_limits: std::sync::Mutex<HashMap<String, Arc<limit::ConnLimit>>>,
-    shutdown: watch::Sender<bool>,
     /// VRRP instances, for the stats page.
     vrrp_rows: std::sync::Mutex<Vec<VrrpRow>>,
 }
@@ -105,7 +103,6 @@ impl Proxy {
         let snapshot = Snapshot::build(model, &live)?;
         let access_log =
             AccessLog::open(snapshot.model.global.access_log.as_deref()).map_err(|e| format!("access log: {e}"))?;
-        let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             conn_limit: limit::ConnLimit::new(snapshot.model.global.maxconn.max(1) as usize),
             frontend_limits: std::sync::Mutex::new(HashMap::new()),
@@ -113,7 +110,6 @@ impl Proxy {
             snapshot: ArcSwap::from_pointee(snapshot),
             live,
             access_log,
-            shutdown,
         });
         let workers =
             (0..threads.max(1)).map(|i| worker::Worker::spawn(i, shared.clone())).collect::<Result<_, _>>()?;
@@ -173,7 +169,6 @@ impl Proxy {
         for task in self.checks.drain(..) {
             task.abort();
         }
-        let _ = self.shared.shutdown.send(true);
         let workers = std::mem::take(&mut self.workers);
         let _ = tokio::task::spawn_blocking(move || {
             for w in workers {
