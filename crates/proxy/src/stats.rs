@@ -98,7 +98,7 @@ fn render_html(stats: &Stats, snap: &Snapshot, vrrp: &[crate::VrrpRow]) -> Strin
         let _ = write!(
             h,
             "<tr><td><b>BACKEND</b></td><td>{}</td><td colspan=6>{} servers up, {} queued</td></tr></table>",
-            if b.live_servers() > 0 { "UP" } else { "DOWN" },
+            backend_status(b),
             b.live_servers(),
             b.queued()
         );
@@ -120,6 +120,16 @@ fn render_html(stats: &Stats, snap: &Snapshot, vrrp: &[crate::VrrpRow]) -> Strin
     }
     h.push_str("</body></html>\n");
     h
+}
+
+/// A backend is UP with a usable server, DOWN without; one with no servers at all (the backend
+/// of a `listen stats` section) is UP, as HAProxy shows it.
+fn backend_status(b: &crate::snapshot::BackendRt) -> &'static str {
+    if b.servers.is_empty() || b.live_servers() > 0 {
+        "UP"
+    } else {
+        "DOWN"
+    }
 }
 
 fn status_of(disabled: bool, up: bool) -> &'static str {
@@ -154,13 +164,7 @@ fn render_csv(snap: &Snapshot) -> String {
                 u8::from(s.cfg.backup)
             );
         }
-        let _ = writeln!(
-            c,
-            "{},BACKEND,{},,,,,,,,,,,,,,,{},,,",
-            b.cfg.name,
-            b.queued(),
-            if b.live_servers() > 0 { "UP" } else { "DOWN" }
-        );
+        let _ = writeln!(c, "{},BACKEND,{},,,,,,,,,,,,,,,{},,,", b.cfg.name, b.queued(), backend_status(b));
     }
     c
 }
@@ -183,6 +187,20 @@ mod tests {
             VrrpRow { instance: "VI_1".into(), state: "BACKUP".into(), priority: 100, master: Some("10.0.0.1".into()) };
         let html = render_html(&stats, &snap, &[row]);
         assert!(html.contains("<td>VI_1</td><td>BACKUP</td><td>100</td><td>10.0.0.1</td>"), "{html}");
+    }
+
+    #[test]
+    fn a_backend_without_servers_is_up_one_with_only_dead_servers_is_down() {
+        let text = "defaults\n    mode http\nfrontend fe\n    bind 127.0.0.1:1\n    default_backend be\n\
+                    backend be\n    server a 127.0.0.1:9 disabled\n\
+                    listen stats\n    bind 127.0.0.1:2\n    stats enable\n    stats uri /stats\n";
+        let loaded =
+            fulcrum_config::load_str(text, std::path::Path::new("t.cfg"), &fulcrum_config::LoadOptions::default())
+                .expect("config");
+        let snap = Snapshot::build(loaded.model, &LiveRegistry::default()).expect("snapshot");
+        let csv = super::render_csv(&snap);
+        assert!(csv.contains("be,BACKEND,0,,,,,,,,,,,,,,,DOWN"), "{csv}");
+        assert!(csv.contains("stats,BACKEND,0,,,,,,,,,,,,,,,UP"), "{csv}");
     }
 
     #[test]
