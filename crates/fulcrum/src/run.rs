@@ -155,9 +155,11 @@ async fn reload(
         Some(p) => p.reload(model)?,
         None if !model.frontends.is_empty() || vrrp.instances.is_empty() => {
             let started = Proxy::start(model, threads)?;
-            // VRRP ran without a proxy until now: its instances belong on the new stats page.
+            // VRRP ran without a proxy until now: its instances belong on the new stats page,
+            // and `track_backend` now has backends to watch.
             if let Some(rt) = vrrp_rt.as_ref() {
                 tokio::spawn(show_vrrp_on_stats(rt.status(), started.shared().clone()));
+                rt.set_backends(Arc::new(ProxyBackends(started.shared().clone())));
             }
             *proxy = Some(started);
         }

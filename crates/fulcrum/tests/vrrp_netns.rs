@@ -956,3 +956,31 @@ fn fulcrum_sighup_restarts_a_use_vmac_instance() {
     assert_eq!(n0.log().matches("VRRP_Instance(VI_1) started").count(), 2, "{}", n0.log());
     assert!(!n0.log().contains("use_vmac vrrp.54:"), "{}", n0.log());
 }
+
+/// A node that ran VRRP alone gets its proxy by a reload, together with a `track_backend`:
+/// the tracking works from then on (the runtime is handed the new proxy's backends).
+#[test]
+fn fulcrum_track_backend_added_by_reload() {
+    let _serial = serial();
+    let Some(lab) = lab("fulcrum_track_backend_reload", 46, 2) else { return };
+    let vip = lab.addr(100);
+    let front = 8080;
+    let mut www0 = lab.serve(0, PORT, "node0").expect("serve");
+    let n1 = fulcrum(&lab, 1, &keepalived_conf("n1", 46, 100, 3, "0.1", &vip, ""));
+    let n0 = fulcrum_files(
+        &lab,
+        0,
+        &[("cfg", "global\n    maxconn 100\n"), ("conf", &keepalived_conf("n0", 46, 150, 3, "0.1", &vip, ""))],
+    );
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    let track = "    track_backend {\n        app weight -100\n    }\n";
+    std::fs::write(lab.path("node0.cfg"), haproxy_cfg(front, &format!("{}:{PORT}", lab.addr(1)))).expect("write");
+    std::fs::write(lab.path("node0.conf"), keepalived_conf("n0", 46, 150, 3, "0.1", &vip, track)).expect("write");
+    n0.signal("HUP");
+    check(n0.wait_log("reload applied", Duration::from_secs(5)), &[&n0, &n1]);
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(5)), &[&n0, &n1]);
+    check(lab.wait_client_get(&vip, front, "node0", Duration::from_secs(5)), &[&n0, &n1]);
+    // node0's only server dies: 150 - 100 = 50 < 100, node1 takes the VIP.
+    www0.kill9_all();
+    check(lab.wait_holders(&vip, &[1], Duration::from_secs(5)), &[&n0, &n1]);
+}

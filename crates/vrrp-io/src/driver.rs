@@ -410,7 +410,8 @@ impl Driver {
             let (up, script_weight) = self.shared.scripts.status(&t.name);
             apply(up, t.weight.or(script_weight));
         }
-        if let Some(backends) = &self.shared.backends {
+        let backends = self.shared.backends.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(backends) = &backends {
             for t in &m.track_backends {
                 apply(backends.backend_usable(&t.name), t.weight);
             }

@@ -89,7 +89,8 @@ pub struct RuntimeOptions {
 pub(crate) struct Shared {
     pub status: watch::Sender<BTreeMap<String, InstanceStatus>>,
     pub scripts: scripts::ScriptChecks,
-    pub backends: Option<Arc<dyn BackendStatus>>,
+    /// Set at start, or later when a reload adds the proxy to a node that ran VRRP alone.
+    pub backends: Mutex<Option<Arc<dyn BackendStatus>>>,
 }
 
 /// The write end of the guard's pipe (shared by the instance tasks).
@@ -316,11 +317,16 @@ impl Runtime {
         let shared = Arc::new(Shared {
             status: watch::channel(BTreeMap::new()).0,
             scripts: scripts::ScriptChecks::default(),
-            backends: options.backends,
+            backends: Mutex::new(options.backends),
         });
         let mut runtime = Runtime { shared, guard, guard_child, running: HashMap::new() };
         runtime.launch(staged);
         Ok(runtime)
+    }
+
+    /// Gives the instances their `track_backend` answers (a reload started the proxy).
+    pub fn set_backends(&self, backends: Arc<dyn BackendStatus>) {
+        *self.shared.backends.lock().unwrap_or_else(|e| e.into_inner()) = Some(backends);
     }
 
     /// Per-instance state and priority, for the stats page and metrics.
