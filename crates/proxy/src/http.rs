@@ -1,5 +1,6 @@
 //! The L7 request path: route, pick a server, forward with retries, stream the answer back.
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -11,7 +12,7 @@ use bytes::Bytes;
 use fulcrum_balance::{Algorithm, ServerId};
 use fulcrum_config::{ConnMode, CookieMode, HttpReuse};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
@@ -22,8 +23,8 @@ use crate::clientio::{ConnState, Phase};
 use crate::errors::error_page;
 use crate::live::lock;
 use crate::observe::{observe_result, Observation};
-use crate::snapshot::{BackendRt, FrontendRt};
-use crate::upstream::{self, Sender, Upstream};
+use crate::snapshot::{BackendRt, FrontendRt, Snapshot};
+use crate::upstream::{self, Sender, UpBody, Upstream};
 use crate::Shared;
 
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
@@ -84,43 +85,80 @@ fn ipv4_header(ip: std::net::Ipv4Addr) -> Result<HeaderValue, http::header::Inva
     HeaderValue::from_bytes(&out[..len])
 }
 
-pub async fn handle(
+/// What forwarding a request keeps across its awaits, built before the first one.
+struct Job {
+    conn: Arc<ClientConn>,
+    shared: Arc<Shared>,
+    snap: Arc<Snapshot>,
+    fe: usize,
+    backend: Arc<BackendRt>,
+    start: Instant,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    entry: Option<Box<LogEntry>>,
+    key: Option<Vec<u8>>,
+    preferred: Option<ServerId>,
+    cookie_ok: bool,
+    /// A bodiless GET/HEAD/OPTIONS may be sent again if a server fails under it.
+    replay: Option<(Method, Uri, Version, HeaderMap)>,
+    request: Option<Request<UpBody>>,
+}
+
+// Not boxed: it lives once, in the request's future; a box would be an allocation per request.
+#[allow(clippy::large_enum_variant)]
+enum Prepared {
+    Answer(Response<ProxyBody>),
+    Forward(Job),
+}
+
+/// The service hyper calls per request. Routing and the request's headers are done at once;
+/// the returned future holds only what the forwarding needs across its awaits (hyper moves
+/// it into its slot per request, so its size is paid on every request).
+pub fn handle(
     req: Request<Incoming>,
     conn: Arc<ClientConn>,
     shared: Arc<Shared>,
-) -> Result<Response<ProxyBody>, Infallible> {
-    let resp = forward(req, conn.clone(), shared).await;
-    // A whole answer (error page, stats, 101) is handed to hyper now; a streamed one tells
-    // the connection when it is over (UpstreamBody).
-    if matches!(resp.body(), Either::Right(_)) && conn.state.phase() != Phase::Tunnel {
-        conn.state.response_done();
+) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> {
+    let mut prepared = prepare(req, &conn, shared);
+    async move {
+        let resp = match &mut prepared {
+            Prepared::Answer(resp) => std::mem::replace(resp, Response::new(Either::Right(Full::new(Bytes::new())))),
+            Prepared::Forward(job) => forward(job).await,
+        };
+        // A whole answer (error page, stats, 101) is handed to hyper now; a streamed one tells
+        // the connection when it is over (UpstreamBody).
+        if matches!(resp.body(), Either::Right(_)) && conn.state.phase() != Phase::Tunnel {
+            conn.state.response_done();
+        }
+        Ok(resp)
     }
-    Ok(resp)
 }
 
-async fn forward(mut req: Request<Incoming>, conn: Arc<ClientConn>, shared: Arc<Shared>) -> Response<ProxyBody> {
+/// Route the request, answer it here if it is not forwarded (stats, 503, 413), else prepare
+/// what goes upstream.
+fn prepare(mut req: Request<Incoming>, conn: &Arc<ClientConn>, shared: Arc<Shared>) -> Prepared {
     let start = Instant::now();
     conn.state.request_started(req.body().is_end_stream(), client_closes(&req));
     let snap = shared.snapshot.load_full();
-    let Some(fe) = snap.frontend_for(&conn.bind) else {
-        return plain_error(StatusCode::SERVICE_UNAVAILABLE, None, None);
+    let Some(fe_index) = snap.frontend_index(&conn.bind) else {
+        return Prepared::Answer(plain_error(StatusCode::SERVICE_UNAVAILABLE, None, None));
     };
+    let fe = &snap.frontends[fe_index];
     if let Some(stats) = &fe.cfg.stats {
         if req.uri().path_and_query().is_some_and(|pq| pq.as_str().starts_with(stats.uri.as_str())) {
-            return crate::stats::serve(&req, stats, &snap, &shared).map(Either::Right);
+            return Prepared::Answer(crate::stats::serve(&req, stats, &snap, &shared).map(Either::Right));
         }
     }
     let client_upgrade = is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     let client_ip = conn.peer.ip();
     let Some(backend) = fe.route(&parts, client_ip).cloned() else {
-        return plain_error(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None);
+        return Prepared::Answer(plain_error(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None));
     };
-    let mut entry = shared.log_enabled(fe).then(|| {
+    let entry = shared.log_enabled(fe).then(|| {
         // TR: from the request's first byte to its last header (0 when the bytes came in
         // with the previous request's).
         let head = conn.state.head_started().filter(|h| *h <= start).unwrap_or(start);
-        LogEntry {
+        Box::new(LogEntry {
             client: conn.peer,
             accepted: SystemTime::now(),
             start: head,
@@ -134,7 +172,7 @@ async fn forward(mut req: Request<Incoming>, conn: Arc<ClientConn>, shared: Arc<
             status: 0,
             retries: 0,
             request_line: format!("{} {} {:?}", parts.method, parts.uri, parts.version),
-        }
+        })
     });
     if let Some(limit) = fe.cfg.max_request_body {
         let declared = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
@@ -142,41 +180,77 @@ async fn forward(mut req: Request<Incoming>, conn: Arc<ClientConn>, shared: Arc<
             let mut resp = fail(StatusCode::PAYLOAD_TOO_LARGE, fe, &backend, entry, &shared);
             // The body is not read: the connection cannot carry another request.
             resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return resp;
+            return Prepared::Answer(resp);
         }
     }
 
     let key = hash_key(&backend.cfg.algorithm, &parts, client_ip);
     let (preferred, cookie_ok) = persistence(&backend, &mut parts, client_ip);
-    prepare_request_headers(&mut parts, fe, &backend, &conn, client_upgrade.is_some());
-    // A bodiless GET/HEAD/OPTIONS may be sent again if a server fails under it; keep what it
-    // takes to rebuild it.
+    prepare_request_headers(&mut parts, fe, &backend, conn, client_upgrade.is_some());
     let replay = (body.is_end_stream() && matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS))
         .then(|| (parts.method.clone(), parts.uri.clone(), parts.version, parts.headers.clone()));
     let body = RequestBody { inner: body, conn: conn.clone(), limit: fe.cfg.max_request_body, seen: 0 };
-    let mut request = Some(Request::from_parts(parts, Either::Left(body)));
+    let request = Some(Request::from_parts(parts, Either::Left(body)));
+    Prepared::Forward(Job {
+        conn: conn.clone(),
+        shared,
+        fe: fe_index,
+        snap,
+        backend,
+        start,
+        client_upgrade,
+        entry,
+        key,
+        preferred,
+        cookie_ok,
+        replay,
+        request,
+    })
+}
 
+/// Pick a server, send, retry and redispatch as configured; the response streams back.
+async fn forward(job: &mut Job) -> Response<ProxyBody> {
+    let Job {
+        conn,
+        shared,
+        snap,
+        fe,
+        backend,
+        start,
+        client_upgrade,
+        entry,
+        key,
+        preferred,
+        cookie_ok,
+        replay,
+        request,
+    } = job;
+    let (conn, shared, backend, start, cookie_ok) = (&*conn, &*shared, &*backend, *start, *cookie_ok);
+    let Some(fe) = snap.frontends.get(*fe) else {
+        return plain_error(StatusCode::SERVICE_UNAVAILABLE, None, None);
+    };
+    let client_ip = conn.peer.ip();
     let mut tried: Vec<ServerId> = Vec::new();
     let mut attempt: u32 = 0;
     let mut queue_deadline: Option<Instant> = None;
     loop {
-        let preferred = if attempt == 0 { preferred } else { None };
+        let preferred = if attempt == 0 { *preferred } else { None };
         // Without `option redispatch`, a retry goes back to the same server.
         let exclude: &[ServerId] = if backend.cfg.redispatch || attempt == 0 { &tried } else { &[] };
         let sticky_retry = (!backend.cfg.redispatch && attempt > 0).then(|| tried.last().copied()).flatten();
         let picked = match sticky_retry {
             Some(id) if backend.servers.get(id).is_some_and(|s| s.live.try_reserve(s.cfg.maxconn)) => Pick::Server(id),
-            _ => pick_server(&backend, key.as_deref(), exclude, preferred),
+            _ => pick_server(backend, key.as_deref(), exclude, preferred),
         };
         let id = match picked {
             Pick::Server(id) => id,
-            Pick::NoServer => return fail(StatusCode::SERVICE_UNAVAILABLE, fe, &backend, entry, &shared),
+            Pick::NoServer => return fail(StatusCode::SERVICE_UNAVAILABLE, fe, backend, entry.take(), shared),
             Pick::Full => {
-                match wait_in_queue(&backend, *queue_deadline.get_or_insert_with(|| start + backend.cfg.timeout_queue))
+                match wait_in_queue(backend, *queue_deadline.get_or_insert_with(|| start + backend.cfg.timeout_queue))
                     .await
                 {
                     true => continue,
-                    false => return fail(StatusCode::SERVICE_UNAVAILABLE, fe, &backend, entry, &shared),
+                    false => return fail(StatusCode::SERVICE_UNAVAILABLE, fe, backend, entry.take(), shared),
                 }
             }
         };
@@ -189,17 +263,17 @@ async fn forward(mut req: Request<Incoming>, conn: Arc<ClientConn>, shared: Arc<
         // Phase timestamps are only taken when a log line will use them.
         let t_connect = entry.is_some().then(Instant::now);
         let addr = server.cfg.addr;
-        let mut up = match get_connection(addr, &backend, replay.is_some()).await {
+        let mut up = match get_connection(addr, backend, replay.is_some()).await {
             Ok(up) => up,
             Err(err) => {
                 tracing::debug!(backend = %backend.cfg.name, server = %server.cfg.name, "{err}");
                 server.live.connect_errors.fetch_add(1, Ordering::Relaxed);
-                release(&backend, id);
-                observe_result(&backend, id, Observation::ConnectFailed);
+                release(backend, id);
+                observe_result(backend, id, Observation::ConnectFailed);
                 tried.push(id);
                 attempt += 1;
                 if attempt > backend.cfg.retries {
-                    return fail(StatusCode::SERVICE_UNAVAILABLE, fe, &backend, entry, &shared);
+                    return fail(StatusCode::SERVICE_UNAVAILABLE, fe, backend, entry.take(), shared);
                 }
                 server.live.retries.fetch_add(1, Ordering::Relaxed);
                 if let Some(e) = entry.as_mut() {
@@ -212,24 +286,24 @@ async fn forward(mut req: Request<Incoming>, conn: Arc<ClientConn>, shared: Arc<
             e.tc = t_connect.map_or(0, |t| ms(t.elapsed()));
         }
         let Some(req) = request.take() else {
-            release(&backend, id);
-            return fail(StatusCode::BAD_GATEWAY, fe, &backend, entry, &shared);
+            release(backend, id);
+            return fail(StatusCode::BAD_GATEWAY, fe, backend, entry.take(), shared);
         };
         let t_send = entry.is_some().then(Instant::now);
         let sent = tokio::time::timeout(backend.cfg.timeout_server, up.sender.try_send_request(req)).await;
         let mut resp = match sent {
             Ok(Ok(resp)) => resp,
             Ok(Err(mut err)) => {
-                release(&backend, id);
+                release(backend, id);
                 match err.take_message() {
                     // Never written: safe to send again, on another connection.
                     Some(req) => {
-                        request = Some(req);
+                        *request = Some(req);
                         if up.idle_for.is_none() {
                             tried.push(id);
                             attempt += 1;
                             if attempt > backend.cfg.retries {
-                                return fail(StatusCode::BAD_GATEWAY, fe, &backend, entry, &shared);
+                                return fail(StatusCode::BAD_GATEWAY, fe, backend, entry.take(), shared);
                             }
                         }
                         continue;
@@ -241,22 +315,22 @@ async fn forward(mut req: Request<Incoming>, conn: Arc<ClientConn>, shared: Arc<
                             (&conn.state.body_timed_out, StatusCode::REQUEST_TIMEOUT),
                         ] {
                             if flag.load(Ordering::Relaxed) {
-                                let mut resp = fail(status, fe, &backend, entry, &shared);
+                                let mut resp = fail(status, fe, backend, entry.take(), shared);
                                 resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
                                 return resp;
                             }
                         }
                         tracing::debug!(backend = %backend.cfg.name, server = %server.cfg.name, "no response: {}", err.error());
                         server.live.response_errors.fetch_add(1, Ordering::Relaxed);
-                        observe_result(&backend, id, Observation::ResponseFailed);
+                        observe_result(backend, id, Observation::ResponseFailed);
                         // It may have reached the server: only a safe request is sent again.
                         let Some((method, uri, version, headers)) = replay.as_ref() else {
-                            return fail(StatusCode::BAD_GATEWAY, fe, &backend, entry, &shared);
+                            return fail(StatusCode::BAD_GATEWAY, fe, backend, entry.take(), shared);
                         };
                         tried.push(id);
                         attempt += 1;
                         if attempt > backend.cfg.retries {
-                            return fail(StatusCode::BAD_GATEWAY, fe, &backend, entry, &shared);
+                            return fail(StatusCode::BAD_GATEWAY, fe, backend, entry.take(), shared);
                         }
                         server.live.retries.fetch_add(1, Ordering::Relaxed);
                         let mut again = Request::new(Either::Right(http_body_util::Empty::new()));
@@ -264,19 +338,19 @@ async fn forward(mut req: Request<Incoming>, conn: Arc<ClientConn>, shared: Arc<
                         *again.uri_mut() = uri.clone();
                         *again.version_mut() = *version;
                         *again.headers_mut() = headers.clone();
-                        request = Some(again);
+                        *request = Some(again);
                         continue;
                     }
                 }
             }
             Err(_) => {
-                release(&backend, id);
+                release(backend, id);
                 server.live.response_errors.fetch_add(1, Ordering::Relaxed);
-                observe_result(&backend, id, Observation::Timeout);
-                return fail(StatusCode::GATEWAY_TIMEOUT, fe, &backend, entry, &shared);
+                observe_result(backend, id, Observation::Timeout);
+                return fail(StatusCode::GATEWAY_TIMEOUT, fe, backend, entry.take(), shared);
             }
         };
-        observe_result(&backend, id, Observation::Status(resp.status().as_u16()));
+        observe_result(backend, id, Observation::Status(resp.status().as_u16()));
         if let Some(e) = entry.as_mut() {
             e.tr = t_send.map_or(0, |t| ms(t.elapsed()));
             e.status = resp.status().as_u16();
@@ -286,10 +360,10 @@ async fn forward(mut req: Request<Incoming>, conn: Arc<ClientConn>, shared: Arc<
         }
 
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            if let Some(client_upgrade) = client_upgrade {
+            if let Some(client_upgrade) = client_upgrade.take() {
                 let server_upgrade = hyper::upgrade::on(&mut resp);
                 let idle = backend.cfg.timeout_tunnel;
-                let done = Done::new(&backend, id, None, entry, &shared);
+                let done = Done::new(backend, id, None, entry.take(), shared);
                 conn.state.set_phase(Phase::Tunnel);
                 tokio::spawn(tunnel(client_upgrade, server_upgrade, idle, done));
                 let (parts, _) = resp.into_parts();
@@ -299,7 +373,7 @@ async fn forward(mut req: Request<Incoming>, conn: Arc<ClientConn>, shared: Arc<
 
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        if let Some(value) = cookie_to_set(&backend, id, cookie_ok, &mut parts.headers) {
+        if let Some(value) = cookie_to_set(backend, id, cookie_ok, &mut parts.headers) {
             parts.headers.append(header::SET_COOKIE, value);
             if backend.cfg.cookie.as_ref().is_some_and(|c| c.nocache) {
                 parts.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
@@ -309,7 +383,7 @@ async fn forward(mut req: Request<Incoming>, conn: Arc<ClientConn>, shared: Arc<
             parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         let reusable = backend.cfg.http_reuse != HttpReuse::Never && backend.cfg.conn_mode == ConnMode::KeepAlive;
-        let done = Done::new(&backend, id, reusable.then_some(up.sender), entry, &shared);
+        let done = Done::new(backend, id, reusable.then_some(up.sender), entry.take(), shared);
         return Response::from_parts(parts, Either::Left(UpstreamBody::new(body, done, conn.clone())));
     }
 }
@@ -406,7 +480,9 @@ async fn get_connection(
             }
         }
     }
-    upstream::connect(addr, backend.cfg.timeout_connect).await
+    // Boxed: the connect path is the rare one, and its state would otherwise sit in every
+    // request's future.
+    Box::pin(upstream::connect(addr, backend.cfg.timeout_connect)).await
 }
 
 /// The bytes the balance algorithm hashes, if it is a hash algorithm and the key is present.
@@ -595,7 +671,7 @@ fn fail(
     status: StatusCode,
     fe: &FrontendRt,
     backend: &Arc<BackendRt>,
-    entry: Option<LogEntry>,
+    entry: Option<Box<LogEntry>>,
     shared: &Arc<Shared>,
 ) -> Response<ProxyBody> {
     let resp = plain_error(status, Some(fe), Some(backend));
@@ -635,7 +711,7 @@ pub struct Done {
     backend: Arc<BackendRt>,
     server: ServerId,
     sender: Option<Sender>,
-    entry: Option<LogEntry>,
+    entry: Option<Box<LogEntry>>,
     shared: Arc<Shared>,
     bytes: u64,
     complete: bool,
@@ -646,7 +722,7 @@ impl Done {
         backend: &Arc<BackendRt>,
         server: ServerId,
         sender: Option<Sender>,
-        entry: Option<LogEntry>,
+        entry: Option<Box<LogEntry>>,
         shared: &Arc<Shared>,
     ) -> Done {
         Done { backend: backend.clone(), server, sender, entry, shared: shared.clone(), bytes: 0, complete: false }

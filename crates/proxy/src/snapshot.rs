@@ -39,6 +39,10 @@ impl Snapshot {
         Ok(Snapshot { model, frontends, backends, by_bind })
     }
 
+    pub fn frontend_index(&self, bind: &SocketAddr) -> Option<usize> {
+        self.by_bind.get(bind).copied().filter(|i| *i < self.frontends.len())
+    }
+
     pub fn frontend_for(&self, bind: &SocketAddr) -> Option<&FrontendRt> {
         self.by_bind.get(bind).and_then(|i| self.frontends.get(*i))
     }

@@ -291,8 +291,9 @@ async fn serve(
     // The header timer is ClientIo's (it answers 408 as HAProxy does, and does not move as a
     // head trickles in); hyper's own is off.
     builder.header_read_timeout(None).keep_alive(true).writev(false).half_close(true);
-    let conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();
-    tokio::pin!(conn);
+    // Boxed: the connection's state is large, and the task spawned per accepted connection
+    // would otherwise carry (and copy) all of it from the start.
+    let mut conn = Box::pin(builder.serve_connection(TokioIo::new(io), svc).with_upgrades());
     let id = conns.next_id.fetch_add(1, Ordering::Relaxed);
     Drainable { conn: conn.as_mut(), count: &conns, id, registered: false, shutting: false }.await;
     conns.open.fetch_sub(1, Ordering::AcqRel);
