@@ -152,13 +152,19 @@ struct Wait {
 impl Wait {
     /// Arms (once per wait) and polls; true when the deadline has passed.
     fn expired(slot: &mut Option<Wait>, phase: Phase, limit: Duration, cx: &mut Context<'_>) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
-        let wait =
-            slot.get_or_insert_with(|| Wait { sleep: Box::pin(tokio::time::sleep_until(deadline)), armed: None });
-        if wait.armed != Some(phase) {
-            wait.sleep.as_mut().reset(deadline);
-            wait.armed = Some(phase);
-        }
+        // The clock is read only when the wait is (re)armed, not on every poll.
+        let wait = match slot {
+            Some(wait) if wait.armed == Some(phase) => wait,
+            Some(wait) => {
+                wait.sleep.as_mut().reset(tokio::time::Instant::now() + limit);
+                wait.armed = Some(phase);
+                wait
+            }
+            None => slot.insert(Wait {
+                sleep: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now() + limit)),
+                armed: Some(phase),
+            }),
+        };
         wait.sleep.as_mut().poll(cx).is_ready()
     }
 
