@@ -387,14 +387,15 @@ impl AsyncWrite for ClientIo {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this_is_tunnel = self.conn.state.phase() == Phase::Tunnel;
+        // hyper shuts an HTTP connection down only to drop it right after, and close() sends
+        // the same FIN once the response is out: the shutdown() call would be one more
+        // syscall per connection for nothing. A tunnel's half-close is real.
+        if self.conn.state.phase() != Phase::Tunnel {
+            return Poll::Ready(Ok(()));
+        }
         match &mut self.stream {
             Sock::Registered(t) => Pin::new(t).poll_shutdown(cx),
-            // Never registered: an exchange over before it ever waited. hyper drops the
-            // socket right after this, and close() sends the same FIN: the shutdown() call
-            // would be one more syscall for nothing. A tunnel's half-close is real.
-            Sock::Plain(s) if this_is_tunnel => Poll::Ready(s.shutdown(std::net::Shutdown::Write)),
-            Sock::Plain(_) => Poll::Ready(Ok(())),
+            Sock::Plain(s) => Poll::Ready(s.shutdown(std::net::Shutdown::Write)),
             Sock::Moving => Poll::Ready(Ok(())),
         }
     }
