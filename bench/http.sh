@@ -11,6 +11,7 @@
 # CPU-second is the fair comparison).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/origins.sh
 RUNS=${1:-5}
 SECS=${2:-10}
 CONNS=${CONNS:-50}
@@ -32,22 +33,7 @@ O1=18081 O2=18082 HP=18090 NP=18091 FP=18092
 
 # --- origins: nginx, small fixed body --------------------------------------------------------
 mkdir -p "$WORK/nginx-origin" "$WORK/nginx-proxy"
-cat > "$WORK/nginx-origin/nginx.conf" <<NGX
-worker_processes 1;
-daemon off;
-pid $WORK/nginx-origin/nginx.pid;
-error_log $WORK/nginx-origin/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  server { listen 127.0.0.1:$O1 reuseport backlog=4096; location / { return 200 "hello from origin one, a small fixed body\n"; } }
-  server { listen 127.0.0.1:$O2 reuseport backlog=4096; location / { return 200 "hello from origin two, a small fixed body\n"; } }
-  client_body_temp_path $WORK/nginx-origin; proxy_temp_path $WORK/nginx-origin;
-  fastcgi_temp_path $WORK/nginx-origin; uwsgi_temp_path $WORK/nginx-origin; scgi_temp_path $WORK/nginx-origin;
-}
-NGX
+origin_conf "$WORK/nginx-origin" $O1 $O2 > "$WORK/nginx-origin/nginx.conf"
 taskset -c 1 nginx -c "$WORK/nginx-origin/nginx.conf" -e "$WORK/nginx-origin/error.log" &
 PIDS+=($!)
 
@@ -159,7 +145,9 @@ run_one() { # name port pid mode
     counters=$(awk -F, -v n="$reqs" '{v[$3]=$1} END {if (n>0) printf "%.0f %.0f %.0f %.0f", v["instructions:u"]/n, v["instructions:k"]/n, v["cycles:u"]/n, v["cycles:k"]/n; else print "0 0 0 0"}' "$WORK/perf.out")
   fi
   echo "$mode $name $rps $p50 $p99 $cpu $per_cpu $counters" >> "$WORK/results"
-  printf '  %-6s %-8s %10s req/s  p50 %7s ms  p99 %7s ms  proxy CPU %5s  req/s per CPU %8s  inst/req u+k %s %s\n' "$mode" "$name" "$rps" "$p50" "$p99" "$cpu" "$per_cpu" "$(cut -d' ' -f1-2 <<<"$counters")" "$errs"
+  local inst=""
+  [ -n "$PERF" ] && inst="inst/req u+k $(cut -d' ' -f1-2 <<<"$counters")"
+  printf '  %-6s %-8s %10s req/s  p50 %7s ms  p99 %7s ms  proxy CPU %5s  req/s per CPU %8s  %s %s\n' "$mode" "$name" "$rps" "$p50" "$p99" "$cpu" "$per_cpu" "$inst" "$errs"
 }
 
 echo "machine: $(nproc) CPUs, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//'), kernel $(uname -r)"

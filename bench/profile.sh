@@ -13,6 +13,7 @@
 # here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/origins.sh
 CMD=${1:?usage: bench/profile.sh cpu|syscalls|callgrind keep|close [SECS]}
 MODE=${2:?mode: keep or close}
 SECS=${3:-8}
@@ -26,21 +27,7 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep
 trap cleanup EXIT
 O1=18181 O2=18182 HP=18190 FP=18192
 
-cat > "$WORK/origin.conf" <<NGX
-worker_processes 1;
-daemon off;
-pid $WORK/origin.pid;
-error_log $WORK/origin.err warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  server { listen 127.0.0.1:$O1 reuseport backlog=4096; location / { return 200 "hello from origin one, a small fixed body\n"; } }
-  server { listen 127.0.0.1:$O2 reuseport backlog=4096; location / { return 200 "hello from origin two, a small fixed body\n"; } }
-  client_body_temp_path $WORK; proxy_temp_path $WORK; fastcgi_temp_path $WORK; uwsgi_temp_path $WORK; scgi_temp_path $WORK;
-}
-NGX
+origin_conf "$WORK" $O1 $O2 > "$WORK/origin.conf"
 cfg() {
   printf 'global\n    nbthread 1\n    maxconn 8000\ndefaults\n    mode http\n    timeout connect 5s\n'
   printf '    timeout client 30s\n    timeout server 30s\n    http-reuse always\n    option forwardfor\n'
@@ -49,7 +36,7 @@ cfg() {
 }
 cfg $HP > "$WORK/haproxy.cfg"
 cfg $FP > "$WORK/fulcrum.cfg"
-taskset -c 1 nginx -c "$WORK/origin.conf" -e "$WORK/origin.err" & PIDS+=($!)
+taskset -c 1 nginx -c "$WORK/origin.conf" -e "$WORK/error.log" & PIDS+=($!)
 
 requests() { awk '/requests in/ {print $1}' <<<"$1"; }
 
