@@ -46,17 +46,38 @@ pub struct ClientConn {
 
 impl ClientConn {
     pub fn new(peer: SocketAddr, bind: SocketAddr, state: ConnState) -> ClientConn {
-        let v4 = match peer.ip() {
+        ClientConn { peer, bind, forwarded_for: forwarded_for(peer.ip()), state }
+    }
+}
+
+thread_local! {
+    /// The last client address this worker formatted for `X-Forwarded-For`. Clients open
+    /// connection after connection from one address; a clone of the cached value is a
+    /// reference count, where formatting it is an allocation, and its first clone another.
+    static LAST_FORWARDED_FOR: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn forwarded_for(ip: IpAddr) -> HeaderValue {
+    LAST_FORWARDED_FOR.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((cached, value)) = last.as_ref() {
+            if *cached == ip {
+                return value.clone();
+            }
+        }
+        let v4 = match ip {
             IpAddr::V4(v4) => Some(v4),
             IpAddr::V6(v6) => v6.to_ipv4_mapped(),
         };
-        let forwarded_for = match (v4, peer.ip()) {
-            (Some(v4), _) => ipv4_header(v4),
-            (None, ip) => HeaderValue::from_str(&ip.to_string()),
+        let value = match v4 {
+            Some(v4) => ipv4_header(v4),
+            None => HeaderValue::from_str(&ip.to_string()),
         }
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        ClientConn { peer, bind, forwarded_for, state }
-    }
+        *last = Some((ip, value.clone()));
+        value
+    })
 }
 
 /// An IPv4 address as a header value, without the formatting machinery (once per client
@@ -886,6 +907,15 @@ mod tests {
             ConnState::new(false),
         );
         assert_eq!(mapped.forwarded_for, "10.1.2.3");
+    }
+
+    #[test]
+    fn forwarded_for_follows_each_new_address() {
+        // The per-thread cache answers a repeated address, and never a different one.
+        for text in ["192.0.2.1", "192.0.2.1", "198.51.100.7", "192.0.2.1", "2001:db8::2", "2001:db8::2"] {
+            let ip: IpAddr = text.parse().expect("ip");
+            assert_eq!(forwarded_for(ip), text);
+        }
     }
 
     #[test]
