@@ -610,25 +610,28 @@ static HOP_BY_HOP: [HeaderName; 6] = [
     header::UPGRADE,
 ];
 
+/// The tokens of every `Connection` line, trimmed, as bytes (no UTF-8 check, no allocation).
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
 /// Whether the client will close after this exchange (`Connection: close`, or HTTP/1.0
 /// without keep-alive): then no keep-alive wait follows the response.
 fn client_closes<B>(req: &Request<B>) -> bool {
-    let tokens = req.headers().get_all(header::CONNECTION);
-    let has = |word: &str| {
-        tokens.iter().any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(word))))
-    };
+    let has = |word: &[u8]| connection_tokens(req.headers()).any(|t| t.eq_ignore_ascii_case(word));
     match req.version() {
-        http::Version::HTTP_10 | http::Version::HTTP_09 => !has("keep-alive"),
-        _ => has("close"),
+        http::Version::HTTP_10 | http::Version::HTTP_09 => !has(b"keep-alive"),
+        _ => has(b"close"),
     }
 }
 
 fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))))
+    headers.contains_key(header::UPGRADE) && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case(b"upgrade"))
 }
 
 /// RFC 9110 §7.6.1: drop `Connection` and every header it names, and the fixed hop-by-hop set.
@@ -648,14 +651,9 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if present & 1 != 0 {
         // Every `Connection` line counts. The usual tokens are options, not header names
         // (`keep-alive` is in the fixed set anyway).
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case("close") && !t.eq_ignore_ascii_case("keep-alive"))
-            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        let named: Vec<HeaderName> = connection_tokens(headers)
+            .filter(|t| !t.eq_ignore_ascii_case(b"close") && !t.eq_ignore_ascii_case(b"keep-alive"))
+            .filter_map(|t| HeaderName::from_bytes(t).ok())
             .collect();
         for name in named {
             headers.remove(name);
@@ -907,6 +905,28 @@ mod tests {
             ConnState::new(false),
         );
         assert_eq!(mapped.forwarded_for, "10.1.2.3");
+    }
+
+    #[test]
+    fn connection_tokens_decide_close_and_upgrade() {
+        let req = |version: Version, lines: &[&'static str]| {
+            let mut r = Request::new(());
+            *r.version_mut() = version;
+            for line in lines {
+                r.headers_mut().append(header::CONNECTION, HeaderValue::from_static(line));
+            }
+            r
+        };
+        assert!(client_closes(&req(Version::HTTP_11, &["Keep-Alive , CLOSE"])));
+        assert!(client_closes(&req(Version::HTTP_11, &["te", "close"])));
+        assert!(!client_closes(&req(Version::HTTP_11, &["keep-alive", "closed"])));
+        assert!(!client_closes(&req(Version::HTTP_11, &[])));
+        assert!(client_closes(&req(Version::HTTP_10, &[])));
+        assert!(!client_closes(&req(Version::HTTP_10, &[" keep-alive"])));
+        let mut up = req(Version::HTTP_11, &["keep-alive", "Upgrade"]);
+        assert!(!is_upgrade(up.headers()), "no Upgrade header");
+        up.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(is_upgrade(up.headers()));
     }
 
     #[test]
