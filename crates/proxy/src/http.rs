@@ -141,6 +141,7 @@ pub fn handle(
 ) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> {
     let mut prepared = prepare(req, &conn, shared);
     async move {
+        // Matched by reference: moving the job out would give it a second slot in this future.
         let resp = match &mut prepared {
             Prepared::Answer(resp) => std::mem::replace(resp, Response::new(Either::Right(Full::new(Bytes::new())))),
             Prepared::Forward(job) => forward(job).await,
