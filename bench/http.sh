@@ -16,7 +16,11 @@ RUNS=${1:-5}
 SECS=${2:-10}
 CONNS=${CONNS:-50}
 # PROXIES="haproxy fulcrum" skips nginx (quicker runs while working on fulcrum).
+# FULCRUM_B=path/to/other/fulcrum adds that build as "fulcrum-b" (A/B of a change, HAProxy as control).
 PROXIES=${PROXIES:-haproxy nginx fulcrum}
+FULCRUM_B=${FULCRUM_B:-}
+[ -n "$FULCRUM_B" ] && PROXIES="$PROXIES fulcrum-b"
+
 MODES=${MODES:-keepalive close}
 WORK=$(mktemp -d /tmp/fulcrum-bench.XXXXXX)
 PIDS=()
@@ -29,7 +33,7 @@ done
 cargo build --release -q -p fulcrum
 FULCRUM=target/release/fulcrum
 
-O1=18081 O2=18082 HP=18090 NP=18091 FP=18092
+O1=18081 O2=18082 HP=18090 NP=18091 FP=18092 BP=18093
 
 # --- origins: nginx, small fixed body --------------------------------------------------------
 mkdir -p "$WORK/nginx-origin" "$WORK/nginx-proxy"
@@ -61,6 +65,7 @@ CFG
 }
 haproxy_cfg $HP > "$WORK/haproxy.cfg"
 haproxy_cfg $FP > "$WORK/fulcrum.cfg"
+haproxy_cfg $BP > "$WORK/fulcrum-b.cfg"
 
 cat > "$WORK/nginx-proxy/nginx.conf" <<NGX
 worker_processes 1;
@@ -92,8 +97,13 @@ taskset -c 0 nginx -c "$WORK/nginx-proxy/nginx.conf" -e "$WORK/nginx-proxy/error
 NGINX_PID=$!; PIDS+=($NGINX_PID)
 taskset -c 0 "$FULCRUM" run -c "$WORK/fulcrum.cfg" 2>"$WORK/fulcrum.log" &
 FULCRUM_PID=$!; PIDS+=($FULCRUM_PID)
+PORTS="$HP $NP $FP"
+if [ -n "$FULCRUM_B" ]; then
+  taskset -c 0 "$FULCRUM_B" run -c "$WORK/fulcrum-b.cfg" 2>"$WORK/fulcrum-b.log" &
+  FULCRUM_B_PID=$!; PIDS+=($FULCRUM_B_PID); PORTS="$PORTS $BP"
+fi
 sleep 1.5
-for p in $HP $NP $FP; do
+for p in $PORTS; do
   curl -sf "http://127.0.0.1:$p/" >/dev/null || { echo "bench: proxy on :$p is not answering"; cat "$WORK/fulcrum.log"; exit 1; }
 done
 
@@ -161,6 +171,7 @@ for mode in $MODES; do
         haproxy) run_one haproxy $HP $HAPROXY_PID $mode ;;
         nginx) run_one nginx $NP $NGINX_PID $mode ;;
         fulcrum) run_one fulcrum $FP $FULCRUM_PID $mode ;;
+        fulcrum-b) run_one fulcrum-b $BP $FULCRUM_B_PID $mode ;;
       esac
     done
   done

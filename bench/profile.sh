@@ -6,7 +6,8 @@
 #                                           samples per 1,000 requests, user/kernel, top symbol diffs
 #   bench/profile.sh syscalls MODE [SECS]   syscalls and wakeups per request (tracepoints)
 #   bench/profile.sh callgrind MODE [SECS]  fulcrum under valgrind: instructions per request and
-#                                           the top functions by self cost (deterministic; for A/B)
+#                                           the top functions by self cost (deterministic; for A/B);
+#                                           KEEP=FILE keeps the profile
 #
 # MODE is keep or close. Needs root (perf tracepoints), perf, wrk, haproxy, nginx, valgrind for
 # callgrind. The proxies are pinned to CPU 0, wrk and the origins to CPU 1. Everything started
@@ -50,6 +51,8 @@ if [ "$CMD" = callgrind ]; then
   out=$(taskset -c 1 wrk -t1 -c20 -d"${SECS}s" "${HDR[@]}" "http://127.0.0.1:$FP/")
   callgrind_control -d "$MODE" "$VG" >/dev/null 2>&1
   sleep 1
+  # KEEP=FILE keeps the profile for callgrind_annotate (--inclusive=yes, --tree=caller).
+  [ -n "${KEEP:-}" ] && cp "$(ls -t "$WORK"/cg.*.* | head -1)" "$KEEP"
   python3 - "$(ls -t "$WORK"/cg.*.* | head -1)" "$(requests "$out")" <<'PY'
 import collections, re, sys
 path, n = sys.argv[1], int(sys.argv[2])

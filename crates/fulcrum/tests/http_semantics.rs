@@ -417,3 +417,78 @@ fn request_head_not_in_time_gets_408() {
     assert!(silent.starts_with("HTTP/1.1 408"), "{silent:?}");
     assert_eq!(runtime().block_on(get(bind, "/")).expect("get").status, 200);
 }
+
+#[test]
+fn big_and_finely_chunked_responses_reach_a_slow_reader_whole() {
+    // Many small writes are gathered per turn and sent together; a reader that stops
+    // reading must still get every byte, in order, on a kept-alive connection and on a
+    // closing one (whose last bytes may still be waiting when the proxy lets go of it).
+    use fulcrum_testkit::pattern_byte;
+    use http_body_util::BodyExt;
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let _f = Fulcrum::start("pattern.cfg", &simple(bind, "", &format!("    server a {}\n", a.addr)), bind);
+    runtime().block_on(async {
+        let stream = tokio::net::TcpStream::connect(bind).await.expect("connect");
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("handshake");
+        tokio::spawn(conn);
+        for (bytes, chunk, close) in [(12_000_000usize, 1000, false), (3_000_000, 65_536, false), (200_000, 7, true)] {
+            let mut req = hyper::Request::get(format!("/pattern?bytes={bytes}&chunk={chunk}")).header("host", "x");
+            if close {
+                req = req.header("connection", "close");
+            }
+            let req = req.body(http_body_util::Empty::<bytes::Bytes>::new()).expect("request");
+            let resp = send.send_request(req).await.expect("response");
+            assert_eq!(resp.status(), 200);
+            // Not reading for a while: the proxy's writes to us back up.
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            assert_eq!(body.len(), bytes, "chunk {chunk}");
+            let bad = body.iter().enumerate().position(|(i, b)| *b != pattern_byte(i));
+            assert_eq!(bad, None, "first wrong byte, chunk {chunk}");
+        }
+    });
+}
+
+#[test]
+fn an_idle_upstream_connection_the_server_closes_is_closed_here_too() {
+    // Pooled connections are not watched by a task of their own; the worker's sweep must
+    // still notice the server's close, so no socket lingers in CLOSE_WAIT, and the next
+    // request goes over a new connection.
+    let origin = std::net::TcpListener::bind(any()).expect("bind");
+    let oaddr = origin.local_addr().expect("addr");
+    let bind = free_addr();
+    let _f = Fulcrum::start(
+        "idleclose.cfg",
+        &simple(bind, "", &format!("    http-reuse always\n    server a {oaddr}\n")),
+        bind,
+    );
+    let answer = |s: &mut TcpStream| {
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
+            head.push(b[0]);
+        }
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n").expect("answer");
+    };
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = origin.accept().expect("accept");
+        answer(&mut s);
+        std::thread::sleep(Duration::from_millis(100));
+        s.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let mut buf = [0u8; 16];
+        let closed = s.read(&mut buf);
+        let (mut s2, _) = origin.accept().expect("accept again");
+        answer(&mut s2);
+        closed.map_err(|e| e.kind())
+    });
+    let first = raw(bind, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(first.starts_with("HTTP/1.1 200") && first.ends_with("ok\n"), "{first:?}");
+    // Sent once the server's close was seen (or 5 s passed): a new connection serves it.
+    std::thread::sleep(Duration::from_millis(2500));
+    let second = raw(bind, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(second.starts_with("HTTP/1.1 200") && second.ends_with("ok\n"), "{second:?}");
+    assert_eq!(server.join().expect("server"), Ok(0), "the proxy closed its end of the idle connection");
+}

@@ -16,6 +16,7 @@ mod observe;
 mod snapshot;
 mod stats;
 mod upstream;
+mod wire;
 mod worker;
 
 use std::collections::HashMap;

@@ -5,7 +5,7 @@
 pub mod netns;
 mod origin;
 
-pub use origin::Origin;
+pub use origin::{pattern_byte, Origin};
 
 use std::net::{SocketAddr, TcpListener};
 

@@ -3,7 +3,8 @@
 //!
 //! Paths: `/health` (200, or 503 when set unhealthy), `/headers` (the request headers it got),
 //! `/slow?ms=N`, `/echo` (POST: answers with the body length), `/status/N`, `/ws` (any
-//! `Upgrade` request: 101, then echoes bytes), anything else: `served by NAME`.
+//! `Upgrade` request: 101, then echoes bytes), `/pattern?bytes=N&chunk=K` (N bytes of
+//! [`pattern_byte`], streamed chunked in K-byte pieces), anything else: `served by NAME`.
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -119,6 +121,56 @@ async fn serve(
 }
 
 async fn answer(
+    req: Request<Incoming>,
+    name: Arc<str>,
+    counters: Arc<Counters>,
+) -> Result<Response<BoxBody<Bytes, Infallible>>, Infallible> {
+    if req.uri().path() == "/pattern" {
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+        let arg = |key: &str| {
+            req.uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+        };
+        let body = Pattern { at: 0, len: arg("bytes").unwrap_or(0), chunk: arg("chunk").unwrap_or(16384).max(1) };
+        return Ok(Response::new(body.boxed()));
+    }
+    answer_whole(req, name, counters).await.map(|r| r.map(|b| b.boxed()))
+}
+
+/// The byte at `offset` of a `/pattern` body.
+pub fn pattern_byte(offset: usize) -> u8 {
+    (offset % 251) as u8
+}
+
+/// A `/pattern` body: no length given, so it goes chunked.
+struct Pattern {
+    at: usize,
+    len: usize,
+    chunk: usize,
+}
+
+impl hyper::body::Body for Pattern {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        let n = self.chunk.min(self.len - self.at);
+        if n == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let data: Bytes = (self.at..self.at + n).map(pattern_byte).collect();
+        self.at += n;
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(data))))
+    }
+}
+
+async fn answer_whole(
     req: Request<Incoming>,
     name: Arc<str>,
     counters: Arc<Counters>,
