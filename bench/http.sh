@@ -163,10 +163,14 @@ run_one() { # name port pid mode
 echo "machine: $(nproc) CPUs, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//'), kernel $(uname -r)"
 echo "versions: $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1), fulcrum $($FULCRUM --version | cut -d' ' -f2)"
 echo "wrk -t1 -c$CONNS -d${SECS}s; $RUNS interleaved runs per mode"
+read -r -a ORDER <<<"$PROXIES"
 for mode in $MODES; do
   for r in $(seq 1 "$RUNS"); do
     echo "run $r/$RUNS ($mode)"
-    for p in $PROXIES; do
+    # The order rotates every round, so that no proxy always runs first (or right after the
+    # same neighbour) while the host drifts.
+    for i in $(seq 0 $((${#ORDER[@]} - 1))); do
+      p=${ORDER[$(( (i + r - 1) % ${#ORDER[@]} ))]}
       case $p in
         haproxy) run_one haproxy $HP $HAPROXY_PID $mode ;;
         nginx) run_one nginx $NP $NGINX_PID $mode ;;
@@ -205,9 +209,16 @@ if any(len(r) > 7 and float(r[7]) > 0 for r in rows):
             iu, ik, cu, ck = (med(mode, name, i) for i in (7, 8, 9, 10))
             print(f"| {mode} | {name} | {iu:,.0f} | {ik:,.0f} | {iu+ik:,.0f} | {(iu+ik)/bi:.2f} | {cu:,.0f} | {ck:,.0f} | {cu+ck:,.0f} | {(cu+ck)/bc:.2f} |")
 # Paired: each round's runs are back to back, so the ratio within a round cancels the drift
-# of the machine between rounds. Median and spread of those per-round ratios.
+# of the machine between rounds. Median and spread of those per-round ratios, and a 95 %
+# bootstrap interval of the median (resampling rounds; fixed seed, so reruns of the same data
+# print the same interval).
+import random
+def ci(r, n=4000):
+    rng = random.Random(1)
+    meds = sorted(st.median(rng.choices(r, k=len(r))) for _ in range(n))
+    return meds[int(0.025 * n)], meds[int(0.975 * n) - 1]
 print()
-print("Per-round ratios to HAProxy (runs back to back within a round): median [min-max]")
+print("Per-round ratios to HAProxy (runs back to back within a round): median [min-max], 95 % interval of the median")
 for mode in modes:
     for name in proxies:
         if name == "haproxy":
@@ -215,5 +226,6 @@ for mode in modes:
         for label, i in (("req/s", 2), ("p99", 4), ("req/s per CPU", 6)):
             r = [a / b for a, b in zip(col(mode, name, i), col(mode, "haproxy", i)) if b > 0]
             if r:
-                print(f"  {mode:9} {name:8} {label:14} {st.median(r):.3f}  [{min(r):.3f}-{max(r):.3f}]  n={len(r)}")
+                lo, hi = ci(r)
+                print(f"  {mode:9} {name:9} {label:14} {st.median(r):.3f}  [{min(r):.3f}-{max(r):.3f}]  CI {lo:.3f}-{hi:.3f}  n={len(r)}")
 PY

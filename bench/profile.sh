@@ -20,8 +20,8 @@ MODE=${2:?mode: keep or close}
 SECS=${3:-8}
 HDR=()
 [ "$MODE" = close ] && HDR=(-H "Connection: close")
-cargo build --release -q -p fulcrum
-FULCRUM=$PWD/target/release/fulcrum
+# FULCRUM_BIN=path profiles another build (an A/B against the one in target/).
+if [ -n "${FULCRUM_BIN:-}" ]; then FULCRUM=$FULCRUM_BIN; else cargo build --release -q -p fulcrum; FULCRUM=$PWD/target/release/fulcrum; fi
 WORK=$(mktemp -d /tmp/fulcrum-profile.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$WORK"; }

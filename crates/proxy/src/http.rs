@@ -312,7 +312,14 @@ async fn forward(job: &mut Job) -> Response<ProxyBody> {
             return fail(StatusCode::BAD_GATEWAY, fe, backend, entry.take(), shared);
         };
         let t_send = entry.is_some().then(Instant::now);
-        let sent = tokio::time::timeout(backend.cfg.timeout_server, up.conn.send(req)).await;
+        let sent = {
+            // The response's future lives here, not in a future of its own around it: hyper
+            // moves the request's future per request, so every byte of it costs.
+            let mut response = std::pin::pin!(up.conn.sender().try_send_request(req));
+            let upc = &mut up.conn;
+            let response = std::future::poll_fn(|cx| upc.poll_with(cx, |cx| response.as_mut().poll(cx)));
+            tokio::time::timeout(backend.cfg.timeout_server, response).await
+        };
         let mut resp = match sent {
             Ok(Ok(resp)) => resp,
             Ok(Err(mut err)) => {

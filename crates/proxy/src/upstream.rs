@@ -166,13 +166,11 @@ impl UpConn {
         out
     }
 
-    /// Send a request; the response head, or the request back if it was never written.
-    pub async fn send(
-        &mut self,
-        req: http::Request<UpBody>,
-    ) -> Result<http::Response<hyper::body::Incoming>, hyper::client::conn::TrySendError<http::Request<UpBody>>> {
-        let mut response = std::pin::pin!(self.sender.try_send_request(req));
-        std::future::poll_fn(|cx| self.poll_with(cx, |cx| response.as_mut().poll(cx))).await
+    /// The request handle: `try_send_request` queues the request at once; its future, polled
+    /// through [`UpConn::poll_with`], gives the response head or the request back if it was
+    /// never written.
+    pub fn sender(&mut self) -> &mut Sender {
+        &mut self.sender
     }
 
     /// Keep driving the connection until it ends: what an upgrade (101) needs to hand its
