@@ -492,3 +492,33 @@ fn an_idle_upstream_connection_the_server_closes_is_closed_here_too() {
     assert!(second.starts_with("HTTP/1.1 200") && second.ends_with("ok\n"), "{second:?}");
     assert_eq!(server.join().expect("server"), Ok(0), "the proxy closed its end of the idle connection");
 }
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off_after_timeout_client() {
+    // The response's writes back up (the flusher cannot send, the connection waits for the
+    // socket): after `timeout client` without progress the proxy closes, with the body short.
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let _f = Fulcrum::start(
+        "stall.cfg",
+        &simple(bind, "    timeout client 400ms\n", &format!("    server a {}\n", a.addr)),
+        bind,
+    );
+    let total = 40_000_000usize;
+    let mut s = TcpStream::connect(bind).expect("connect");
+    s.write_all(format!("GET /pattern?bytes={total}&chunk=1000 HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .expect("request");
+    std::thread::sleep(Duration::from_millis(2000));
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 65536];
+    let ended = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got += n,
+            Err(_) => break false,
+        }
+    };
+    assert!(ended, "the proxy closed the connection (read {got} bytes)");
+    assert!(got < total, "only part of the body went out ({got} of {total} bytes)");
+}

@@ -305,6 +305,7 @@ impl AsyncWrite for ClientIo {
                     return Poll::Pending;
                 }
                 if Wait::expired(&mut this.write_wait, Phase::Server, this.timeouts.client, cx) {
+                    this.stream.discard();
                     return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "timeout client")));
                 }
                 Poll::Pending
@@ -323,6 +324,7 @@ impl AsyncWrite for ClientIo {
             // Corked bytes the client is not taking: the same `timeout client` as any write.
             Poll::Pending if this.conn.state.phase() != Phase::Tunnel => {
                 if Wait::expired(&mut this.write_wait, Phase::Server, this.timeouts.client, cx) {
+                    this.stream.discard();
                     return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "timeout client")));
                 }
                 Poll::Pending

@@ -12,8 +12,9 @@
 //!   then goes straight to the socket: bulk transfers are not copied.
 //! - When the flusher cannot send everything (the peer is not reading), the rest stays corked
 //!   and "stuck": the owner is woken, and its next flush or write sends it as any blocked
-//!   write would (with the client timeouts on it). If the owner is gone, a task finishes the
-//!   sending within [`DRAIN_LIMIT`], then closes.
+//!   write would (with the client timeouts on it; a client past `timeout client` gets nothing
+//!   more). If the owner is gone, a task finishes the sending within [`DRAIN_LIMIT`], then
+//!   closes.
 //! - A socket is used directly until a read or write would block, and only then registered
 //!   with the reactor (one `epoll_ctl`): a short exchange never needs it.
 //! - Without a flusher on the thread (tests, other runtimes) writes go straight out.
@@ -367,6 +368,14 @@ impl Stream {
     pub fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         std::task::ready!(self.poll_send_corked(cx))?;
         Poll::Ready(self.wire.stream.shutdown(std::net::Shutdown::Write))
+    }
+
+    /// Give up on what is corked (the peer stopped reading for longer than allowed): nothing
+    /// is left for a drain task when the socket is dropped.
+    pub fn discard(&self) {
+        let mut cork = lock(&self.wire.cork);
+        cork.buf = Vec::new();
+        cork.stuck = false;
     }
 
     /// Write what fits now, past any waiting (an error page before a close); best effort.
