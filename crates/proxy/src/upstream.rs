@@ -76,6 +76,9 @@ struct Idle {
 }
 
 thread_local! {
+    /// The worker's clock as of its last tick (every 200 ms): how long a connection sat idle
+    /// needs no finer grain, and reading the clock twice per request for it is not free.
+    static NOW: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
     static POOL: RefCell<HashMap<SocketAddr, Vec<Idle>, crate::fasthash::FastBuild>> = RefCell::new(HashMap::default());
 }
 
@@ -121,6 +124,9 @@ pub struct UpConn {
     conn: Option<Conn>,
     signal: Arc<ConnWaker>,
     waker: Waker,
+    /// The holder last given to `signal` (compared here, so that the lock is only taken when
+    /// it changes).
+    holder: Option<Waker>,
     addr: SocketAddr,
 }
 
@@ -128,7 +134,7 @@ impl UpConn {
     fn new(sender: Sender, conn: Conn, addr: SocketAddr) -> UpConn {
         let signal = Arc::new(ConnWaker::default());
         let waker = Waker::from(signal.clone());
-        UpConn { sender, conn: Some(conn), signal, waker, addr }
+        UpConn { sender, conn: Some(conn), signal, waker, holder: None, addr }
     }
 
     /// False once the connection has ended; it cannot carry another request.
@@ -142,7 +148,7 @@ impl UpConn {
         if self.conn.is_none() {
             return f(cx);
         }
-        self.signal.set_holder(Some(cx.waker()));
+        self.set_holder(Some(cx.waker()));
         self.signal.busy.store(true, Ordering::Release);
         let mut own = Context::from_waker(&self.waker);
         let mut rounds = 0;
@@ -187,9 +193,20 @@ impl UpConn {
         .await
     }
 
+    fn set_holder(&mut self, waker: Option<&Waker>) {
+        match (&self.holder, waker) {
+            (Some(old), Some(new)) if old.will_wake(new) => {}
+            (None, None) => {}
+            _ => {
+                self.holder = waker.cloned();
+                self.signal.set_holder(waker);
+            }
+        }
+    }
+
     /// Give the connection a turn with nobody to wake: notices a close by the origin.
     fn poke(&mut self) {
-        self.signal.set_holder(None);
+        self.set_holder(None);
         let mut own = Context::from_waker(&self.waker);
         drive(&mut self.conn, &mut own, self.addr);
     }
@@ -207,6 +224,15 @@ fn drive(conn: &mut Option<Conn>, cx: &mut Context<'_>, addr: SocketAddr) {
         // Dropping it hands any request it never took back to its sender.
         *conn = None;
     }
+}
+
+/// The worker's tick: the time the pool goes by.
+pub fn tick(now: Instant) {
+    NOW.with(|n| n.set(Some(now)));
+}
+
+fn coarse_now() -> Instant {
+    NOW.with(|n| n.get()).unwrap_or_else(Instant::now)
 }
 
 /// A connection ready to carry a request.
@@ -244,7 +270,7 @@ pub fn take_idle(addr: SocketAddr) -> Option<Upstream> {
                 conn.poke();
             }
             if conn.is_open() && conn.sender.is_ready() {
-                return Some(Upstream { conn, idle_for: Some(since.elapsed()) });
+                return Some(Upstream { conn, idle_for: Some(coarse_now().saturating_duration_since(since)) });
             }
         }
         None
@@ -252,11 +278,11 @@ pub fn take_idle(addr: SocketAddr) -> Option<Upstream> {
 }
 
 /// Give a connection back after its response was read to the end.
-pub fn put_idle(conn: UpConn) {
+pub fn put_idle(mut conn: UpConn) {
     if !conn.is_open() {
         return;
     }
-    conn.signal.set_holder(None);
+    conn.set_holder(None);
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         let idle = pool.entry(conn.addr).or_default();
@@ -266,7 +292,7 @@ pub fn put_idle(conn: UpConn) {
                 return;
             }
         }
-        idle.push(Idle { conn, since: Instant::now() });
+        idle.push(Idle { conn, since: coarse_now() });
     });
 }
 

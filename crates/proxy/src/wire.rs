@@ -49,6 +49,8 @@ thread_local! {
 struct Flush {
     /// A flusher runs on this thread.
     on: bool,
+    /// How many times it has run: a cork queued at round `n` is untouched while this is `n`.
+    round: u64,
     queue: Vec<Arc<Wire>>,
     waker: Option<Waker>,
 }
@@ -178,6 +180,7 @@ pub async fn flusher() {
                 f.waker = Some(cx.waker().clone());
             }
             std::mem::swap(&mut f.queue, &mut batch);
+            f.round += 1;
         });
         for wire in batch.drain(..) {
             wire.flush();
@@ -189,6 +192,10 @@ pub async fn flusher() {
 
 fn corking() -> bool {
     FLUSH.with(|f| f.borrow().on)
+}
+
+fn flush_round() -> u64 {
+    FLUSH.with(|f| f.borrow().round)
 }
 
 fn enqueue(wire: Arc<Wire>) {
@@ -207,12 +214,23 @@ fn enqueue(wire: Arc<Wire>) {
 pub struct Stream {
     wire: Arc<Wire>,
     fd: Option<AsyncFd<Arc<Wire>>>,
+    /// Something may be corked (or the flusher may have left an error): only then is the
+    /// shared state locked by a write or a flush.
+    corked: bool,
+    /// The flusher's round when this socket last corked: until it moves on, the cork is
+    /// queued and untouched, and a flush has nothing to check.
+    corked_in: u64,
 }
 
 impl Stream {
     /// A connected nonblocking socket; registered with the reactor only when it would block.
     pub fn new(stream: std::net::TcpStream) -> Stream {
-        Stream { wire: Arc::new(Wire { stream, cork: Mutex::new(Cork::default()) }), fd: None }
+        Stream {
+            wire: Arc::new(Wire { stream, cork: Mutex::new(Cork::default()) }),
+            fd: None,
+            corked: false,
+            corked_in: 0,
+        }
     }
 
     /// Connect to `addr` (no timeout here: the caller puts one around it).
@@ -284,6 +302,9 @@ impl Stream {
     /// Write `data`: into the cork when it is small and a flusher runs here, else to the socket
     /// (after what is corked).
     pub fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        if !self.corked && data.len() > CORK_LIMIT {
+            return self.poll_write_direct(cx, data);
+        }
         let mut cork = lock(&self.wire.cork);
         if let Some(e) = cork.error.take() {
             return Poll::Ready(Err(e));
@@ -293,6 +314,8 @@ impl Stream {
             if !cork.owner.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 cork.owner = Some(cx.waker().clone());
             }
+            self.corked = true;
+            self.corked_in = flush_round();
             if !cork.queued {
                 cork.queued = true;
                 drop(cork);
@@ -305,6 +328,12 @@ impl Stream {
         if pending {
             std::task::ready!(self.poll_send_corked(cx))?;
         }
+        self.corked = false;
+        self.poll_write_direct(cx, data)
+    }
+
+    /// Write `data` to the socket itself (nothing is corked).
+    fn poll_write_direct(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         if self.fd.is_none() {
             match (&self.wire.stream).write(data) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -351,15 +380,23 @@ impl Stream {
 
     /// Ready when nothing is held back that the flusher will not send by itself this turn.
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.corked || self.corked_in == flush_round() {
+            return Poll::Ready(Ok(()));
+        }
         let must_send = {
             let mut cork = lock(&self.wire.cork);
             if let Some(e) = cork.error.take() {
                 return Poll::Ready(Err(e));
             }
+            if cork.buf.is_empty() {
+                // The flusher sent it all: nothing to look at until the next corked write.
+                self.corked = false;
+            }
             !cork.buf.is_empty() && (cork.stuck || !cork.queued)
         };
         if must_send {
-            return self.poll_send_corked(cx);
+            std::task::ready!(self.poll_send_corked(cx))?;
+            self.corked = false;
         }
         Poll::Ready(Ok(()))
     }

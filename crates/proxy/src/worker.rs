@@ -167,12 +167,14 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>, shared: Arc<Shared>) {
     // near, so request timers, seconds away, are armed without it.
     // Sends the writes each turn gathered (see `wire`).
     let flusher = tokio::spawn(crate::wire::flusher());
-    // The same tick sweeps the worker's idle upstream connections every second.
+    // The same tick gives the upstream pool its clock, and sweeps the worker's idle upstream
+    // connections every second.
     let anchor = tokio::spawn(async {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         for n in 0u64.. {
             tick.tick().await;
+            crate::upstream::tick(Instant::now());
             if n % 5 == 4 {
                 crate::upstream::sweep_idle();
             }
