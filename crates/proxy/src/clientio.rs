@@ -17,17 +17,17 @@
 //!
 //! A timer costs nothing until a read or write would block, and is armed once per wait.
 use std::future::Future as _;
-use std::io;
+use std::io::{self, Read as _, Write as _};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 use crate::http::ClientConn;
-use crate::wire::Stream;
 use crate::Shared;
 use std::sync::Arc;
 
@@ -175,9 +175,37 @@ impl Wait {
     }
 }
 
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0u8; 16 * 1024].into_boxed_slice());
+}
+
+/// The client socket: used directly until it would block, then registered with the reactor.
+enum Sock {
+    Plain(std::net::TcpStream),
+    Registered(TcpStream),
+    /// Only while switching from one to the other.
+    Moving,
+}
+
+impl Sock {
+    /// Registers the socket with the reactor (one `epoll_ctl`).
+    fn register(&mut self) -> io::Result<Pin<&mut TcpStream>> {
+        if let Sock::Plain(_) = self {
+            let Sock::Plain(plain) = std::mem::replace(self, Sock::Moving) else {
+                return Err(io::Error::other("socket state"));
+            };
+            *self = Sock::Registered(TcpStream::from_std(plain)?);
+        }
+        match self {
+            Sock::Registered(t) => Ok(Pin::new(t)),
+            _ => Err(io::Error::other("socket state")),
+        }
+    }
+}
+
 /// The client socket with the timers above.
 pub struct ClientIo {
-    stream: Stream,
+    stream: Sock,
     conn: Arc<ClientConn>,
     timeouts: ClientTimeouts,
     /// For the 408 page (the frontend's errorfile or the built-in one).
@@ -193,7 +221,7 @@ impl ClientIo {
         timeouts: ClientTimeouts,
         shared: Arc<Shared>,
     ) -> ClientIo {
-        ClientIo { stream: Stream::new(stream), conn, timeouts, shared, read_wait: None, write_wait: None }
+        ClientIo { stream: Sock::Plain(stream), conn, timeouts, shared, read_wait: None, write_wait: None }
     }
 
     /// The 408 page on the wire.
@@ -205,15 +233,49 @@ impl ClientIo {
     }
 
     fn poll_read_sock(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        self.stream.poll_read(cx, buf)
+        if let Sock::Plain(s) = &self.stream {
+            // hyper's buffer is uninitialised memory, which safe code must zero before a
+            // read (8 KiB per connection); reading into an initialised per-thread scratch
+            // buffer and copying the few bytes that came is cheaper.
+            let read = SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                let want = buf.remaining().min(scratch.len());
+                let n = (&*s).read(&mut scratch[..want])?;
+                buf.put_slice(&scratch[..n]);
+                Ok::<usize, io::Error>(n)
+            });
+            match read {
+                Ok(_) => return Poll::Ready(Ok(())),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        match self.stream.register() {
+            Ok(t) => t.poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     fn poll_write_sock(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        self.stream.poll_write(cx, data)
+        if let Sock::Plain(s) = &self.stream {
+            match (&*s).write(data) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        match self.stream.register() {
+            Ok(t) => t.poll_write(cx, data),
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 
     fn try_write_now(&self, data: &[u8]) {
-        self.stream.write_now(data);
+        let _ = match &self.stream {
+            Sock::Plain(s) => (&*s).write(data),
+            Sock::Registered(t) => t.try_write(data),
+            Sock::Moving => Ok(0),
+        };
     }
 }
 
@@ -305,7 +367,6 @@ impl AsyncWrite for ClientIo {
                     return Poll::Pending;
                 }
                 if Wait::expired(&mut this.write_wait, Phase::Server, this.timeouts.client, cx) {
-                    this.stream.discard();
                     return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "timeout client")));
                 }
                 Poll::Pending
@@ -319,17 +380,9 @@ impl AsyncWrite for ClientIo {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        match this.stream.poll_flush(cx) {
-            // Corked bytes the client is not taking: the same `timeout client` as any write.
-            Poll::Pending if this.conn.state.phase() != Phase::Tunnel => {
-                if Wait::expired(&mut this.write_wait, Phase::Server, this.timeouts.client, cx) {
-                    this.stream.discard();
-                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "timeout client")));
-                }
-                Poll::Pending
-            }
-            done => done,
+        match &mut self.stream {
+            Sock::Registered(t) => Pin::new(t).poll_flush(cx),
+            _ => Poll::Ready(Ok(())),
         }
     }
 
@@ -340,6 +393,10 @@ impl AsyncWrite for ClientIo {
         if self.conn.state.phase() != Phase::Tunnel {
             return Poll::Ready(Ok(()));
         }
-        self.stream.poll_shutdown(cx)
+        match &mut self.stream {
+            Sock::Registered(t) => Pin::new(t).poll_shutdown(cx),
+            Sock::Plain(s) => Poll::Ready(s.shutdown(std::net::Shutdown::Write)),
+            Sock::Moving => Poll::Ready(Ok(())),
+        }
     }
 }

@@ -24,7 +24,7 @@ use crate::errors::error_page;
 use crate::live::lock;
 use crate::observe::{observe_result, Observation};
 use crate::snapshot::{BackendRt, FrontendRt, Snapshot};
-use crate::upstream::{self, UpBody, UpConn, Upstream};
+use crate::upstream::{self, Sender, UpBody, Upstream};
 use crate::Shared;
 
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
@@ -312,14 +312,7 @@ async fn forward(job: &mut Job) -> Response<ProxyBody> {
             return fail(StatusCode::BAD_GATEWAY, fe, backend, entry.take(), shared);
         };
         let t_send = entry.is_some().then(Instant::now);
-        let sent = {
-            // The response's future lives here, not in a future of its own around it: hyper
-            // moves the request's future per request, so every byte of it costs.
-            let mut response = std::pin::pin!(up.conn.sender().try_send_request(req));
-            let upc = &mut up.conn;
-            let response = std::future::poll_fn(|cx| upc.poll_with(cx, |cx| response.as_mut().poll(cx)));
-            tokio::time::timeout(backend.cfg.timeout_server, response).await
-        };
+        let sent = tokio::time::timeout(backend.cfg.timeout_server, up.sender.try_send_request(req)).await;
         let mut resp = match sent {
             Ok(Ok(resp)) => resp,
             Ok(Err(mut err)) => {
@@ -392,10 +385,8 @@ async fn forward(job: &mut Job) -> Response<ProxyBody> {
             if let Some(client_upgrade) = client_upgrade.take() {
                 let server_upgrade = hyper::upgrade::on(&mut resp);
                 let idle = backend.cfg.timeout_tunnel;
-                let done = Done::new(backend, id, None, false, entry.take(), shared);
+                let done = Done::new(backend, id, None, entry.take(), shared);
                 conn.state.set_phase(Phase::Tunnel);
-                // The connection hands its socket to `server_upgrade` once driven past the 101.
-                tokio::spawn(up.conn.finish());
                 tokio::spawn(tunnel(client_upgrade, server_upgrade, idle, done));
                 let (parts, _) = resp.into_parts();
                 return Response::from_parts(parts, Either::Right(Full::new(Bytes::new())));
@@ -414,7 +405,7 @@ async fn forward(job: &mut Job) -> Response<ProxyBody> {
             parts.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         let reusable = backend.cfg.http_reuse != HttpReuse::Never && backend.cfg.conn_mode == ConnMode::KeepAlive;
-        let done = Done::new(backend, id, Some(up.conn), reusable, entry.take(), shared);
+        let done = Done::new(backend, id, reusable.then_some(up.sender), entry.take(), shared);
         return Response::from_parts(parts, Either::Left(UpstreamBody::new(body, done, conn.clone())));
     }
 }
@@ -499,14 +490,16 @@ async fn get_connection(
 ) -> Result<Upstream, upstream::ConnectError> {
     let reuse = backend.cfg.http_reuse != HttpReuse::Never && backend.cfg.conn_mode == ConnMode::KeepAlive;
     if reuse {
-        while let Some(up) = upstream::take_idle(addr) {
+        while let Some(mut up) = upstream::take_idle(addr) {
             // A request that could not be sent again is not risked on a connection the server
             // may be closing right now (`http-reuse safe`); `always` takes the risk.
             let stale = up.idle_for.is_some_and(|d| d > SAFE_IDLE);
             if stale && !replayable && backend.cfg.http_reuse != HttpReuse::Always {
                 continue;
             }
-            return Ok(up);
+            if up.sender.ready().await.is_ok() {
+                return Ok(up);
+            }
         }
     }
     // Boxed: the connect path is the rare one, and its state would otherwise sit in every
@@ -743,13 +736,11 @@ pub(crate) fn plain_error(
 }
 
 /// Runs when the response is over (body read to the end, or abandoned): frees the server slot,
-/// returns the upstream connection to the pool if it is clean, writes the log line. Until then
-/// it holds the upstream connection, which the response body drives.
+/// returns the upstream connection to the pool if it is clean, writes the log line.
 pub struct Done {
     backend: Arc<BackendRt>,
     server: ServerId,
-    up: Option<UpConn>,
-    reusable: bool,
+    sender: Option<Sender>,
     entry: Option<Box<LogEntry>>,
     shared: Arc<Shared>,
     bytes: u64,
@@ -760,30 +751,21 @@ impl Done {
     fn new(
         backend: &Arc<BackendRt>,
         server: ServerId,
-        up: Option<UpConn>,
-        reusable: bool,
+        sender: Option<Sender>,
         entry: Option<Box<LogEntry>>,
         shared: &Arc<Shared>,
     ) -> Done {
-        Done {
-            backend: backend.clone(),
-            server,
-            up,
-            reusable,
-            entry,
-            shared: shared.clone(),
-            bytes: 0,
-            complete: false,
-        }
+        Done { backend: backend.clone(), server, sender, entry, shared: shared.clone(), bytes: 0, complete: false }
     }
 }
 
 impl Drop for Done {
     fn drop(&mut self) {
         release(&self.backend, self.server);
-        // Not reusable, or the response was abandoned midway: dropping the connection closes it.
-        if let (true, true, Some(up)) = (self.complete, self.reusable, self.up.take()) {
-            upstream::put_idle(up);
+        if let (true, Some(sender)) = (self.complete, self.sender.take()) {
+            if let Some(s) = self.backend.servers.get(self.server) {
+                upstream::put_idle(s.cfg.addr, sender);
+            }
         }
         if let Some(e) = &self.entry {
             self.shared.access_log.write(&e.format(self.bytes));
@@ -813,12 +795,7 @@ impl Body for UpstreamBody {
     type Error = hyper::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = &mut *self;
-        let inner = &mut this.inner;
-        let polled = match this.done.as_mut().and_then(|d| d.up.as_mut()) {
-            Some(up) => up.poll_with(cx, |cx| Pin::new(&mut *inner).poll_frame(cx)),
-            None => Pin::new(inner).poll_frame(cx),
-        };
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let (Some(done), Some(data)) = (self.done.as_mut(), frame.data_ref()) {

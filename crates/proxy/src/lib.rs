@@ -16,7 +16,6 @@ mod observe;
 mod snapshot;
 mod stats;
 mod upstream;
-mod wire;
 mod worker;
 
 use std::collections::HashMap;

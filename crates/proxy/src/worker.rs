@@ -165,19 +165,11 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>, shared: Arc<Shared>) {
     // `timeout server` (and every connection's header timer) would cost that write: a
     // syscall per request. A timer that is always due within 200 ms keeps the next wake-up
     // near, so request timers, seconds away, are armed without it.
-    // Sends the writes each turn gathered (see `wire`).
-    let flusher = tokio::spawn(crate::wire::flusher());
-    // The same tick gives the upstream pool its clock, and sweeps the worker's idle upstream
-    // connections every second.
     let anchor = tokio::spawn(async {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        for n in 0u64.. {
+        loop {
             tick.tick().await;
-            crate::upstream::tick(Instant::now());
-            if n % 5 == 4 {
-                crate::upstream::sweep_idle();
-            }
         }
     });
     while let Some(cmd) = rx.recv().await {
@@ -221,7 +213,6 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>, shared: Arc<Shared>) {
             break;
         }
     }
-    flusher.abort();
 }
 
 /// The listener under the reactor. `AsyncFd::new` is deprecated because a `T` that only
