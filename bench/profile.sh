@@ -109,7 +109,7 @@ for d, x in rows[:25] + rows[-10:]:
 PY
     ;;
   syscalls)
-    EV='syscalls:sys_enter_accept4,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_shutdown,syscalls:sys_enter_close,syscalls:sys_enter_setsockopt,sched:sched_waking'
+    EV='syscalls:sys_enter_write,syscalls:sys_enter_accept4,syscalls:sys_enter_recvfrom,syscalls:sys_enter_sendto,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_shutdown,syscalls:sys_enter_close,syscalls:sys_enter_setsockopt,sched:sched_waking'
     for name in haproxy fulcrum; do
       pid=$HPID port=$HP; [ $name = fulcrum ] && pid=$FPID port=$FP
       out=$(perf stat -e "$EV" -p "$pid" -x, -o "$WORK/$name.stat" -- taskset -c 1 wrk -t1 -c50 -d"${SECS}s" "${HDR[@]}" "http://127.0.0.1:$port/")
