@@ -202,6 +202,27 @@ fn bind_one(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
     socket.set_nodelay(true).map_err(err)?;
     socket.bind(&addr.into()).map_err(err)?;
     socket.listen(4096).map_err(err)?;
+    // Delayed ACKs from the first byte, as HAProxy does on its HTTP listeners: a new
+    // connection otherwise starts in quick-ACK mode and answers the request's segment with an
+    // ACK of its own, although the response (which carries the ACK) follows within
+    // microseconds. Set after listen(): each accepted socket inherits it. One packet less
+    // per connection, a fifth of what the proxy sends in a `Connection: close` exchange.
+    let _ = socket.set_quickack(false);
     socket.set_nonblocking(true).map_err(err)?;
     Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn listeners_delay_acks_from_the_first_byte() {
+        let listener = super::bind_one("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert!(!socket2::SockRef::from(&listener).quickack().unwrap(), "the listener itself");
+        // What matters is what each accepted connection inherits.
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        listener.set_nonblocking(false).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(!socket2::SockRef::from(&accepted).quickack().unwrap(), "an accepted connection");
+    }
 }
