@@ -17,9 +17,15 @@ SECS=${2:-10}
 CONNS=${CONNS:-50}
 # PROXIES="haproxy fulcrum" skips nginx (quicker runs while working on fulcrum).
 # FULCRUM_B=path/to/other/fulcrum adds that build as "fulcrum-b" (A/B of a change, HAProxy as control).
+# PGO=1 builds the profile-guided binary (scripts/build-pgo.sh) and adds it as "fulcrum-pgo".
 PROXIES=${PROXIES:-haproxy nginx fulcrum}
 FULCRUM_B=${FULCRUM_B:-}
-[ -n "$FULCRUM_B" ] && PROXIES="$PROXIES fulcrum-b"
+B_NAME=fulcrum-b
+if [ -n "${PGO:-}" ]; then
+  scripts/build-pgo.sh >&2
+  FULCRUM_B=$PWD/target/pgo/fulcrum B_NAME=fulcrum-pgo
+fi
+[ -n "$FULCRUM_B" ] && PROXIES="$PROXIES $B_NAME"
 
 MODES=${MODES:-keepalive close}
 WORK=$(mktemp -d /tmp/fulcrum-bench.XXXXXX)
@@ -157,7 +163,7 @@ run_one() { # name port pid mode
   echo "$mode $name $rps $p50 $p99 $cpu $per_cpu $counters" >> "$WORK/results"
   local inst=""
   [ -n "$PERF" ] && inst="inst/req u+k $(cut -d' ' -f1-2 <<<"$counters")"
-  printf '  %-6s %-8s %10s req/s  p50 %7s ms  p99 %7s ms  proxy CPU %5s  req/s per CPU %8s  %s %s\n' "$mode" "$name" "$rps" "$p50" "$p99" "$cpu" "$per_cpu" "$inst" "$errs"
+  printf '  %-6s %-11s %10s req/s  p50 %7s ms  p99 %7s ms  proxy CPU %5s  req/s per CPU %8s  %s %s\n' "$mode" "$name" "$rps" "$p50" "$p99" "$cpu" "$per_cpu" "$inst" "$errs"
 }
 
 echo "machine: $(nproc) CPUs, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//'), kernel $(uname -r)"
@@ -175,7 +181,7 @@ for mode in $MODES; do
         haproxy) run_one haproxy $HP $HAPROXY_PID $mode ;;
         nginx) run_one nginx $NP $NGINX_PID $mode ;;
         fulcrum) run_one fulcrum $FP $FULCRUM_PID $mode ;;
-        fulcrum-b) run_one fulcrum-b $BP $FULCRUM_B_PID $mode ;;
+        "$B_NAME") run_one "$B_NAME" $BP $FULCRUM_B_PID $mode ;;
       esac
     done
   done
@@ -227,5 +233,5 @@ for mode in modes:
             r = [a / b for a, b in zip(col(mode, name, i), col(mode, "haproxy", i)) if b > 0]
             if r:
                 lo, hi = ci(r)
-                print(f"  {mode:9} {name:9} {label:14} {st.median(r):.3f}  [{min(r):.3f}-{max(r):.3f}]  CI {lo:.3f}-{hi:.3f}  n={len(r)}")
+                print(f"  {mode:9} {name:11} {label:14} {st.median(r):.3f}  [{min(r):.3f}-{max(r):.3f}]  CI {lo:.3f}-{hi:.3f}  n={len(r)}")
 PY

@@ -7,7 +7,8 @@
 #   bench/profile.sh syscalls MODE [SECS]   syscalls and wakeups per request (tracepoints)
 #   bench/profile.sh callgrind MODE [SECS]  fulcrum under valgrind: instructions per request and
 #                                           the top functions by self cost (deterministic; for A/B);
-#                                           KEEP=FILE keeps the profile
+#                                           KEEP=FILE keeps the profile; TARGET=haproxy counts
+#                                           HAProxy's instead, on the same config and load
 #
 # MODE is keep or close. Needs root (perf tracepoints), perf, wrk, haproxy, nginx, valgrind for
 # callgrind. The proxies are pinned to CPU 0, wrk and the origins to CPU 1. Everything started
@@ -43,8 +44,13 @@ requests() { awk '/requests in/ {print $1}' <<<"$1"; }
 
 if [ "$CMD" = callgrind ]; then
   command -v valgrind >/dev/null || { echo "profile: valgrind missing (apt-get install -y valgrind)"; exit 1; }
+  if [ "${TARGET:-fulcrum}" = haproxy ]; then
+    NAME=haproxy; RUN=(haproxy -f "$WORK/fulcrum.cfg" -db)
+  else
+    NAME=fulcrum; RUN=("$FULCRUM" run -c "$WORK/fulcrum.cfg")
+  fi
   valgrind --tool=callgrind --compress-strings=no --compress-pos=no \
-    --callgrind-out-file="$WORK/cg.%p" "$FULCRUM" run -c "$WORK/fulcrum.cfg" 2>"$WORK/cg.log" & VG=$!; PIDS+=($VG)
+    --callgrind-out-file="$WORK/cg.%p" "${RUN[@]}" 2>"$WORK/cg.log" & VG=$!; PIDS+=($VG)
   sleep 6
   taskset -c 1 wrk -t1 -c20 -d1s "${HDR[@]}" "http://127.0.0.1:$FP/" >/dev/null   # warm up
   callgrind_control -z "$VG" >/dev/null 2>&1
@@ -53,9 +59,9 @@ if [ "$CMD" = callgrind ]; then
   sleep 1
   # KEEP=FILE keeps the profile for callgrind_annotate (--inclusive=yes, --tree=caller).
   [ -n "${KEEP:-}" ] && cp "$(ls -t "$WORK"/cg.*.* | head -1)" "$KEEP"
-  python3 - "$(ls -t "$WORK"/cg.*.* | head -1)" "$(requests "$out")" <<'PY'
+  python3 - "$(ls -t "$WORK"/cg.*.* | head -1)" "$(requests "$out")" "$NAME" <<'PY'
 import collections, re, sys
-path, n = sys.argv[1], int(sys.argv[2])
+path, n, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 cost = collections.Counter(); fn = None; call = False
 for line in open(path, errors="replace"):
     if line.startswith("fn="): fn = line[3:].strip(); continue
@@ -68,7 +74,7 @@ for line in open(path, errors="replace"):
 def short(f):
     for _ in range(4): f = re.sub(r"<[^<>]*>", "", f)
     return f[:120]
-print(f"fulcrum under callgrind, wrk -c20: {n} requests, {sum(cost.values()) // n} instructions per request")
+print(f"{name} under callgrind, wrk -c20: {n} requests, {sum(cost.values()) // n} instructions per request")
 for f, v in cost.most_common(30): print(f"{v / n:8.0f}  {short(f)}")
 PY
   exit 0

@@ -216,13 +216,13 @@ fn bind_one(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
 mod tests {
     #[test]
     fn listeners_delay_acks_from_the_first_byte() {
-        let listener = super::bind_one("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = listener.local_addr().unwrap();
-        assert!(!socket2::SockRef::from(&listener).quickack().unwrap(), "the listener itself");
+        let listener = super::bind_one("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        assert!(!socket2::SockRef::from(&listener).quickack().expect("getsockopt"), "the listener itself");
         // What matters is what each accepted connection inherits.
-        let _client = std::net::TcpStream::connect(addr).unwrap();
-        listener.set_nonblocking(false).unwrap();
-        let (accepted, _) = listener.accept().unwrap();
-        assert!(!socket2::SockRef::from(&accepted).quickack().unwrap(), "an accepted connection");
+        let _client = std::net::TcpStream::connect(addr).expect("connect");
+        listener.set_nonblocking(false).expect("blocking");
+        let (accepted, _) = listener.accept().expect("accept");
+        assert!(!socket2::SockRef::from(&accepted).quickack().expect("getsockopt"), "an accepted connection");
     }
 }
