@@ -106,6 +106,7 @@ echo "build-pgo: profile merged by $merged" >&2
 # Named by its content: cargo rebuilds when RUSTFLAGS change, so a new profile is never
 # mistaken for the last one.
 PROFILE=$GEN/fulcrum-$(sha256sum "$GEN/fulcrum.profdata" | cut -c1-12).profdata
+find "$GEN" -maxdepth 1 -name 'fulcrum-*.profdata' ! -path "$PROFILE" -delete
 mv "$GEN/fulcrum.profdata" "$PROFILE"
 echo "build-pgo: optimized build (target/pgo)" >&2
 CARGO_TARGET_DIR=$ROOT/target/pgo-use RUSTFLAGS="-Cprofile-use=$PROFILE" cargo build --release -q -p fulcrum
