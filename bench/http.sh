@@ -29,9 +29,7 @@ fi
 
 MODES=${MODES:-keepalive close}
 WORK=$(mktemp -d /tmp/fulcrum-bench.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.2; rm -rf "$WORK"; }
-trap cleanup EXIT
+trap stop_all EXIT
 
 for cmd in haproxy nginx wrk taskset; do
   command -v "$cmd" >/dev/null || { echo "bench: $cmd missing (apt-get install -y haproxy nginx wrk util-linux)"; exit 1; }
@@ -48,30 +46,9 @@ taskset -c 1 nginx -c "$WORK/nginx-origin/nginx.conf" -e "$WORK/nginx-origin/err
 PIDS+=($!)
 
 # --- the haproxy.cfg both HAProxy and fulcrum run ---------------------------------------------
-haproxy_cfg() {
-cat <<CFG
-global
-    nbthread 1
-    maxconn 8000
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-    http-reuse always
-    option forwardfor
-frontend fe
-    bind 127.0.0.1:$1
-    default_backend origins
-backend origins
-    balance roundrobin
-    server o1 127.0.0.1:$O1
-    server o2 127.0.0.1:$O2
-CFG
-}
-haproxy_cfg $HP > "$WORK/haproxy.cfg"
-haproxy_cfg $FP > "$WORK/fulcrum.cfg"
-haproxy_cfg $BP > "$WORK/fulcrum-b.cfg"
+bench_cfg $HP $O1 $O2 > "$WORK/haproxy.cfg"
+bench_cfg $FP $O1 $O2 > "$WORK/fulcrum.cfg"
+bench_cfg $BP $O1 $O2 > "$WORK/fulcrum-b.cfg"
 
 cat > "$WORK/nginx-proxy/nginx.conf" <<NGX
 worker_processes 1;

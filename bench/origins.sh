@@ -1,5 +1,9 @@
-# Sourced by bench/http.sh and bench/profile.sh: the nginx origins both measure against.
+# Sourced by bench/http.sh, bench/profile.sh and scripts/build-pgo.sh: the nginx origins they
+# measure against, the haproxy.cfg they run, and the clean-up of what they start.
 #   origin_conf DIR PORT1 PORT2 > nginx.conf   (one worker, keep-alive, a fixed 42-byte body)
+#   bench_cfg PORT O1 O2 > haproxy.cfg         (the benchmark's config, for HAProxy and fulcrum)
+#   proxy_defaults                             (its global and defaults sections alone)
+#   PIDS+=($!) for each process started; trap stop_all EXIT kills them and removes $WORK
 origin_conf() {
   local dir=$1 p1=$2 p2=$3
   cat <<NGX
@@ -18,4 +22,39 @@ http {
   fastcgi_temp_path $dir; uwsgi_temp_path $dir; scgi_temp_path $dir;
 }
 NGX
+}
+
+proxy_defaults() {
+  cat <<CFG
+global
+    nbthread 1
+    maxconn 8000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    http-reuse always
+    option forwardfor
+CFG
+}
+
+bench_cfg() {
+  proxy_defaults
+  cat <<CFG
+frontend fe
+    bind 127.0.0.1:$1
+    default_backend origins
+backend origins
+    balance roundrobin
+    server o1 127.0.0.1:$2
+    server o2 127.0.0.1:$3
+CFG
+}
+
+PIDS=()
+stop_all() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.3
+  rm -rf "$WORK"
 }

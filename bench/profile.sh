@@ -24,20 +24,12 @@ HDR=()
 # FULCRUM_BIN=path profiles another build (an A/B against the one in target/).
 if [ -n "${FULCRUM_BIN:-}" ]; then FULCRUM=$FULCRUM_BIN; else cargo build --release -q -p fulcrum; FULCRUM=$PWD/target/release/fulcrum; fi
 WORK=$(mktemp -d /tmp/fulcrum-profile.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$WORK"; }
-trap cleanup EXIT
+trap stop_all EXIT
 O1=18181 O2=18182 HP=18190 FP=18192
 
 origin_conf "$WORK" $O1 $O2 > "$WORK/origin.conf"
-cfg() {
-  printf 'global\n    nbthread 1\n    maxconn 8000\ndefaults\n    mode http\n    timeout connect 5s\n'
-  printf '    timeout client 30s\n    timeout server 30s\n    http-reuse always\n    option forwardfor\n'
-  printf 'frontend fe\n    bind 127.0.0.1:%s\n    default_backend origins\nbackend origins\n' "$1"
-  printf '    balance roundrobin\n    server o1 127.0.0.1:%s\n    server o2 127.0.0.1:%s\n' "$O1" "$O2"
-}
-cfg $HP > "$WORK/haproxy.cfg"
-cfg $FP > "$WORK/fulcrum.cfg"
+bench_cfg $HP $O1 $O2 > "$WORK/haproxy.cfg"
+bench_cfg $FP $O1 $O2 > "$WORK/fulcrum.cfg"
 taskset -c 1 nginx -c "$WORK/origin.conf" -e "$WORK/error.log" & PIDS+=($!)
 
 requests() { awk '/requests in/ {print $1}' <<<"$1"; }

@@ -34,30 +34,17 @@ fi
 
 GEN=$ROOT/target/pgo-gen
 RAW=$GEN/profiles
-rm -rf "$RAW"
 echo "build-pgo: instrumented build (target/pgo-gen)" >&2
 CARGO_TARGET_DIR=$GEN RUSTFLAGS="-Cprofile-generate=$RAW" cargo build --release -q -p fulcrum
-rm -rf "$RAW"   # build scripts ran instrumented too: keep only fulcrum's own profiles
+rm -rf "$RAW"   # stale profiles, and the build scripts' (they ran instrumented too)
 
 WORK=$(mktemp -d /tmp/fulcrum-pgo.XXXXXX)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$WORK"; }
-trap cleanup EXIT
+trap stop_all EXIT
 O1=18281 O2=18282 FA=18290 FB=18291
 origin_conf "$WORK" $O1 $O2 > "$WORK/origin.conf"
-cat > "$WORK/train.cfg" <<CFG
-global
-    nbthread 1
-    maxconn 8000
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-    option forwardfor
+{ proxy_defaults; cat <<CFG; } > "$WORK/train.cfg"
 frontend plain
     bind 127.0.0.1:$FA
-    http-reuse always
     default_backend web
 frontend routed
     bind 127.0.0.1:$FB
@@ -68,7 +55,6 @@ frontend routed
     default_backend web
 backend web
     balance roundrobin
-    http-reuse always
     server o1 127.0.0.1:$O1
     server o2 127.0.0.1:$O2
 backend api
