@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs fulcrum's whole test suite. Installs what the tests need when it is missing
 # (haproxy, nginx, keepalived; curl, python3, iproute2 and nftables for the VRRP namespace
-# tests; all from Debian) - needs root or sudo for that step only.
+# tests; all from Debian) - needs root or sudo for that step only. Ends with one line:
+# passed, failed, ignored, over every test binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,4 +19,10 @@ if ((${#need[@]})); then
 fi
 
 # The binary the integration tests launch is built by cargo test itself.
-cargo test --workspace --all-targets "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --all-targets --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1); if ($i ~ /^ignored;?$/) g += $(i-1) } }
+     END { printf "test.sh: %d passed, %d failed, %d ignored\n", p, f, g }' "$log"
+exit "$status"

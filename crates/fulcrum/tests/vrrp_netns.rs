@@ -3,7 +3,8 @@
 //! Each test builds its own lab (testkit::netns: a bridge in a switch namespace, nodes with
 //! `vr0`, addresses 10.213.X.0/24, and fd00:213:X::/64 for IPv6 tests, only inside the
 //! namespaces) and tears it down on drop. They
-//! need root and `ip netns`; without them they print SKIPPED and pass. They run one at a time
+//! need root and `ip netns`; without them they print SKIPPED and pass, or fail under
+//! `FULCRUM_REQUIRE_NETNS=1` (which CI sets). They run one at a time
 //! (VRRP timers of 0.1 s on a 2-core machine).
 
 use std::path::PathBuf;
@@ -53,11 +54,8 @@ fn fulcrum_files(lab: &Lab, i: usize, files: &[(&str, &str)]) -> Daemon {
 }
 
 fn keepalived_available(test: &str) -> bool {
-    let ok = std::path::Path::new(KEEPALIVED).exists();
-    if !ok {
-        eprintln!("SKIPPED: {test} needs {KEEPALIVED} (Debian keepalived 2.2.7)");
-    }
-    ok
+    std::path::Path::new(KEEPALIVED).exists()
+        || fulcrum_testkit::skip(test, &format!("{KEEPALIVED} (Debian keepalived 2.2.7)"))
 }
 
 fn keepalived(lab: &Lab, i: usize, conf: &str) -> Daemon {
@@ -630,7 +628,7 @@ fn client_refused(lab: &Lab, vip: &str) -> bool {
 fn fulcrum_no_accept_drops_traffic_to_the_vip() {
     let _serial = serial();
     if !std::path::Path::new("/usr/sbin/nft").exists() {
-        eprintln!("SKIPPED: fulcrum_no_accept_drops_traffic_to_the_vip needs nft (apt-get install nftables)");
+        fulcrum_testkit::skip("fulcrum_no_accept_drops_traffic_to_the_vip", "nft (apt-get install nftables)");
         return;
     }
     let Some(lab) = lab("fulcrum_no_accept", 51, 2) else { return };

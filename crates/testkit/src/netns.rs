@@ -106,16 +106,13 @@ impl Drop for Netns {
     }
 }
 
-/// Whether this machine lets us create namespaces (root and iproute2). Prints a loud SKIPPED
-/// line naming the test when it does not.
+/// Whether this machine lets us create namespaces (root and iproute2). When it does not, the
+/// test is skipped with a loud line naming it, or fails under `FULCRUM_REQUIRE_NETNS=1`.
 pub fn netns_available(test: &str) -> bool {
     let probe = format!("fvr-probe-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
     match Netns::create(&probe) {
         Ok(_ns) => true,
-        Err(e) => {
-            eprintln!("SKIPPED: {test} needs root and ip netns ({e})");
-            false
-        }
+        Err(e) => crate::skip(test, &format!("root and ip netns ({e})")),
     }
 }
 
