@@ -5,8 +5,8 @@
 //! that differ in criterion become separate ACLs (`name`, `name{2}`, ...) and the conditions
 //! that use them are rewritten into the equivalent OR of ANDs.
 use crate::diag::Problem;
-use crate::model::{Acl, AclTerm, Condition, Fetch, MatchKind};
 use crate::values::{net_text, parse_net};
+use fulcrum_model::{Acl, AclTerm, Condition, Fetch, MatchKind};
 
 /// Criteria fulcrum evaluates; `hdr` and friends take a header name in parentheses.
 const SUPPORTED_CRITERIA: &[&str] = &[

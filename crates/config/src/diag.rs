@@ -2,6 +2,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use fulcrum_model::Origin;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
     Error,
@@ -36,6 +38,16 @@ impl fmt::Display for Diagnostic {
         }
         Ok(())
     }
+}
+
+/// A diagnostic at the place a Model object (or one of its keywords) was written.
+pub(crate) fn at(origin: &Origin, severity: Severity, message: String, hint: Option<String>) -> Diagnostic {
+    Diagnostic { severity, file: origin.file.clone(), line: origin.line, message, hint }
+}
+
+/// `FILE:LINE` of an origin, for hints that point at another line ("first defined at ...").
+pub(crate) fn place(origin: &Origin) -> String {
+    format!("{}:{}", origin.file.display(), origin.line)
 }
 
 /// The closest candidate to a misspelt word, if it is close enough to be a likely slip.

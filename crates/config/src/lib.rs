@@ -1,5 +1,5 @@
-//! fulcrum's configuration: the [`Model`] and the front-ends that produce it (haproxy.cfg,
-//! keepalived.conf and fulcrum's own TOML), with diagnostics that name the file, the line and the fix.
+//! fulcrum's configuration front-ends: haproxy.cfg, keepalived.conf and fulcrum's own TOML, each
+//! producing the [`fulcrum_model::Model`], with diagnostics that name the file, the line and the fix.
 #![forbid(unsafe_code)]
 
 mod acl;
@@ -7,15 +7,11 @@ mod diag;
 mod haproxy;
 mod keepalived;
 mod load;
-pub mod model;
 mod partial;
-mod toml_format;
+mod toml;
 mod validate;
 mod values;
-pub mod vrrp;
 mod vrrp_checks;
 
 pub use diag::{did_you_mean, Diagnostic, Severity};
 pub use load::{load_files, load_str, Format, LoadOptions, Loaded};
-pub use model::*;
-pub use vrrp::{Tracked, Vip, Vrrp, VrrpInstance, VrrpScript, VrrpState, VrrpSyncGroup};

@@ -1,9 +1,10 @@
 //! Reading configuration files: format detection and combining several files into one Model.
 use std::path::{Path, PathBuf};
 
-use crate::diag::Severity;
+use crate::diag::{at, place, Severity};
 use crate::partial::{BindRef, Partial};
-use crate::{did_you_mean, Diagnostic, Model, Origin};
+use crate::{did_you_mean, Diagnostic};
+use fulcrum_model::{Model, Origin};
 
 /// A configuration file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +93,7 @@ fn parse_one(
             *carry = next;
             (partial, sink)
         }
-        Format::Toml => crate::toml_format::parse(text, path),
+        Format::Toml => crate::toml::parse(text, path),
         Format::Keepalived => crate::keepalived::parse(text, path, opts.lenient),
     };
     (Some(partial), sink.diags)
@@ -168,14 +169,6 @@ fn finish(partials: Vec<Partial>, mut diags: Vec<Diagnostic>, fallback: &Path) -
     }
 }
 
-pub(crate) fn at(origin: &Origin, severity: Severity, message: String, hint: Option<String>) -> Diagnostic {
-    Diagnostic { severity, file: origin.file.clone(), line: origin.line, message, hint }
-}
-
-pub(crate) fn place(origin: &Origin) -> String {
-    format!("{}:{}", origin.file.display(), origin.line)
-}
-
 fn combine(partials: Vec<Partial>, diags: &mut Vec<Diagnostic>) -> Model {
     let mut model = Model::default();
     let mut refs = Vec::new();
@@ -211,7 +204,7 @@ fn combine(partials: Vec<Partial>, diags: &mut Vec<Diagnostic>) -> Model {
 }
 
 /// VRRP objects of all files; names are unique across files, a later router_id wins.
-fn combine_vrrp(vrrp: &mut crate::vrrp::Vrrp, part: crate::vrrp::Vrrp, diags: &mut Vec<Diagnostic>) {
+fn combine_vrrp(vrrp: &mut fulcrum_model::vrrp::Vrrp, part: fulcrum_model::vrrp::Vrrp, diags: &mut Vec<Diagnostic>) {
     if part.router_id.is_some() {
         vrrp.router_id = part.router_id;
     }

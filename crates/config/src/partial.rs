@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::model::{Backend, Frontend, Global, Origin};
+use fulcrum_model::{Backend, Frontend, Global, Origin};
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Partial {
@@ -18,7 +18,7 @@ pub(crate) struct Partial {
     /// whole configuration skip them rather than repeat the problem.
     pub incomplete: Vec<String>,
     /// VRRP instances, scripts and sync groups (keepalived.conf or `[vrrp]` in TOML).
-    pub vrrp: crate::vrrp::Vrrp,
+    pub vrrp: fulcrum_model::vrrp::Vrrp,
     /// Where the keywords of each VRRP object were written.
     pub vrrp_spots: Vec<Spots>,
 }

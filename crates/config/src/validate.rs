@@ -3,9 +3,9 @@
 use std::path::Path;
 
 use crate::diag::Severity;
-use crate::load::{at, place};
-use crate::model::*;
+use crate::diag::{at, place};
 use crate::Diagnostic;
+use fulcrum_model::*;
 
 /// `incomplete`: frontends whose routing lines were already reported; `summary`: whether to
 /// report that nothing listens (not when other errors explain it).

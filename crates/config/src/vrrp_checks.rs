@@ -2,14 +2,16 @@
 //! what instances, scripts, sync groups and backends must agree on. Messages point at the line
 //! of the keyword concerned when the front-end recorded it ([`Spots`]).
 use std::net::IpAddr;
-use std::time::Duration;
+
+use fulcrum_vrrp::rules::{check_instance, InstanceShape};
+use fulcrum_vrrp::{ConfigError, Version};
 
 use crate::diag::Severity;
-use crate::load::{at, place};
-use crate::model::{Model, Origin};
+use crate::diag::{at, place};
 use crate::partial::Spots;
-use crate::vrrp::VrrpInstance;
 use crate::{did_you_mean, Diagnostic};
+use fulcrum_model::vrrp::VrrpInstance;
+use fulcrum_model::{Model, Origin};
 
 /// What keepalived settles once an instance is read, done the same way here so that fulcrum
 /// and keepalived peers agree on the wire.
@@ -91,64 +93,24 @@ pub(crate) fn check(model: &Model, spots: &[Spots], diags: &mut Vec<Diagnostic>)
 
 fn instance(inst: &VrrpInstance, sp: &Spots, diags: &mut Vec<Diagnostic>) {
     let name = &inst.name;
-    let mut error = |origin: Origin, message: String, hint: &str| {
-        diags.push(at(&origin, Severity::Error, message, (!hint.is_empty()).then(|| hint.to_string())))
-    };
-    if inst.vrid == 0 && !sp.was_reported("virtual_router_id") {
-        error(
-            sp.origin.clone(),
-            format!("vrrp_instance '{name}' has no virtual_router_id"),
-            "add e.g. virtual_router_id 51 (1 to 255, the same on every node of the pair)",
-        );
-    }
-    if inst.priority == 0 && !sp.was_reported("priority") {
-        error(sp.at("priority", 0), format!("priority of vrrp_instance '{name}' must be from 1 to 255"), "");
-    }
+    protocol_rules(inst, sp, diags);
     if inst.interface.is_empty() && !sp.was_reported("interface") {
-        error(sp.origin.clone(), format!("vrrp_instance '{name}' has no interface"), "add e.g. interface eth0");
+        let hint = Some("add e.g. interface eth0".to_string());
+        diags.push(at(&sp.origin, Severity::Error, format!("vrrp_instance '{name}' has no interface"), hint));
     }
+    // keepalived's own rule, whatever the version: an instance holds at least one address.
     if inst.vips.is_empty() && inst.vips_excluded.is_empty() && !sp.was_reported("vip") {
-        error(
-            sp.origin.clone(),
-            format!("vrrp_instance '{name}' has no virtual address"),
-            "add e.g. virtual_ipaddress { 192.168.200.16/24 }",
-        );
+        let hint = Some("add e.g. virtual_ipaddress { 192.168.200.16/24 }".to_string());
+        diags.push(at(&sp.origin, Severity::Error, format!("vrrp_instance '{name}' has no virtual address"), hint));
     }
-    advert_int(inst, sp, &mut error);
     vmac_name(inst, sp, diags);
     let mut error = |origin: Origin, message: String, hint: &str| {
         diags.push(at(&origin, Severity::Error, message, (!hint.is_empty()).then(|| hint.to_string())))
     };
-    if inst.version == 3 && inst.auth_pass.is_some() {
-        error(
-            sp.at("authentication", 0),
-            format!("vrrp_instance '{name}' uses authentication, which VRRP version 3 does not have (RFC 5798)"),
-            "remove the authentication block, or use version 2",
-        );
-    }
-    if inst.version == 2 && inst.vips.first().is_some_and(|v| v.addr.is_ipv6()) {
-        error(
-            sp.at("version", 0),
-            format!("vrrp_instance '{name}' has IPv6 addresses, which VRRP version 2 cannot carry"),
-            "use version 3",
-        );
-    }
-    // The instance's family is its first address's; the others must follow (excluded addresses may mix).
+    // The instance's family is its first address's; the others must follow (excluded addresses
+    // may mix). The addresses themselves are the protocol's rule (above); these are keepalived's.
     let first = inst.vips.first().map(|v| v.addr).or(inst.unicast_src_ip).or(inst.unicast_peers.first().copied());
     if let Some(first) = first {
-        for (i, vip) in inst.vips.iter().enumerate().filter(|(_, v)| v.addr.is_ipv4() != first.is_ipv4()) {
-            let message = format!(
-                "virtual address {} of vrrp_instance '{name}' is {}, the instance is {}",
-                vip.addr,
-                family(&vip.addr),
-                family(&first)
-            );
-            error(
-                sp.at("vip", i),
-                message,
-                "put addresses of the other family in virtual_ipaddress_excluded, or in another instance",
-            );
-        }
         if let Some(src) = inst.unicast_src_ip.filter(|a| a.is_ipv4() != first.is_ipv4()) {
             error(
                 sp.at("unicast_src_ip", 0),
@@ -188,7 +150,7 @@ fn instance(inst: &VrrpInstance, sp: &Spots, diags: &mut Vec<Diagnostic>) {
             Some("use 254 or less unless this host owns the addresses".into()),
         ));
     }
-    if inst.nopreempt && inst.state == crate::vrrp::VrrpState::Master {
+    if inst.nopreempt && inst.state == fulcrum_model::vrrp::VrrpState::Master {
         let message = format!("nopreempt has no effect with state MASTER (vrrp_instance '{name}')");
         diags.push(at(
             &sp.at("nopreempt", 0),
@@ -199,26 +161,83 @@ fn instance(inst: &VrrpInstance, sp: &Spots, diags: &mut Vec<Diagnostic>) {
     }
 }
 
-fn advert_int(inst: &VrrpInstance, sp: &Spots, error: &mut impl FnMut(Origin, String, &str)) {
-    if sp.was_reported("advert_int") {
-        return;
-    }
-    let d = inst.advert_int;
-    let shown = format!("{}", d.as_secs_f64());
-    let origin = sp.at("advert_int", 0);
-    if inst.version == 2 {
-        let whole = d.subsec_nanos() == 0;
-        if !whole || d < Duration::from_secs(1) || d > Duration::from_secs(255) {
-            let message = format!("advert_int {shown} of vrrp_instance '{}' is not valid for VRRP version 2 (whole seconds from 1 to 255)", inst.name);
-            error(origin, message, "use version 3 for sub-second adverts (0.01 to 40.95 seconds)");
+/// What VRRP itself allows ([`fulcrum_vrrp::rules`], which the VRRP engine checks again before
+/// an instance runs), each broken rule reported at the keyword to change.
+fn protocol_rules(inst: &VrrpInstance, sp: &Spots, diags: &mut Vec<Diagnostic>) {
+    let name = &inst.name;
+    let version = if inst.version == 3 { Version::V3 } else { Version::V2 };
+    let vips: Vec<IpAddr> = inst.vips.iter().map(|v| v.addr).collect();
+    let shape = InstanceShape {
+        version,
+        vrid: inst.vrid,
+        priority: inst.priority,
+        advert_interval: inst.advert_int,
+        authenticated: inst.auth_pass.is_some(),
+        vips: &vips,
+    };
+    for broken in check_instance(&shape) {
+        let (key, message, hint) = match broken {
+            ConfigError::Vrid => (
+                "virtual_router_id",
+                format!("vrrp_instance '{name}' has no virtual_router_id"),
+                "add e.g. virtual_router_id 51 (1 to 255, the same on every node of the pair)".to_string(),
+            ),
+            ConfigError::Priority => {
+                ("priority", format!("priority of vrrp_instance '{name}' must be from 1 to 255"), String::new())
+            }
+            ConfigError::AdvertInterval { version: Version::V2, .. } => (
+                "advert_int",
+                format!("advert_int {} of vrrp_instance '{name}' is not valid for VRRP version 2 (whole seconds from 1 to 255)", inst.advert_int.as_secs_f64()),
+                "use version 3 for sub-second adverts (0.01 to 40.95 seconds)".to_string(),
+            ),
+            ConfigError::AdvertInterval { version: Version::V3, .. } => (
+                "advert_int",
+                format!("advert_int {} of vrrp_instance '{name}' is not valid for VRRP version 3 (0.01 to 40.95 seconds, in hundredths)", inst.advert_int.as_secs_f64()),
+                String::new(),
+            ),
+            ConfigError::V3Auth => (
+                "authentication",
+                format!("vrrp_instance '{name}' uses authentication, which VRRP version 3 does not have (RFC 5798)"),
+                "remove the authentication block, or use version 2".to_string(),
+            ),
+            ConfigError::V2Ipv6 => (
+                "version",
+                format!("vrrp_instance '{name}' has IPv6 addresses, which VRRP version 2 cannot carry"),
+                "use version 3".to_string(),
+            ),
+            // No address at all is reported above (keepalived's rule, for every version).
+            ConfigError::NoVips if vips.is_empty() && inst.vips_excluded.is_empty() => continue,
+            ConfigError::NoVips => (
+                "vip",
+                format!("vrrp_instance '{name}' has only excluded addresses: VRRP version 3 adverts need one"),
+                "move one address to virtual_ipaddress".to_string(),
+            ),
+            ConfigError::TooManyVips(n) => (
+                "vip",
+                format!("vrrp_instance '{name}' has {n} virtual addresses; an advert carries at most 255"),
+                "put the others in virtual_ipaddress_excluded".to_string(),
+            ),
+            ConfigError::VipFamily(addr) => {
+                let first = vips.first().copied().unwrap_or(addr);
+                let i = vips.iter().position(|a| *a == addr).unwrap_or(0);
+                let message = format!(
+                    "virtual address {addr} of vrrp_instance '{name}' is {}, the instance is {}",
+                    family(&addr),
+                    family(&first)
+                );
+                let hint = "put addresses of the other family in virtual_ipaddress_excluded, or in another instance";
+                diags.push(at(&sp.at("vip", i), Severity::Error, message, Some(hint.into())));
+                continue;
+            }
+            // Only the running host can break these (the advert source address).
+            ConfigError::DownTimerAdverts(_) | ConfigError::Ipv6PrimaryNotLinkLocal(_) => continue,
+        };
+        if sp.was_reported(key) {
+            continue;
         }
-    } else {
-        let micros = d.as_micros();
-        let centis = micros / 10_000 * 10_000 == micros;
-        if !centis || d < Duration::from_millis(10) || d > Duration::from_millis(40_950) {
-            let message = format!("advert_int {shown} of vrrp_instance '{}' is not valid for VRRP version 3 (0.01 to 40.95 seconds, in hundredths)", inst.name);
-            error(origin, message, "");
-        }
+        // A missing VRID is about the instance; the others about the keyword's line.
+        let origin = if matches!(broken, ConfigError::Vrid) { sp.origin.clone() } else { sp.at(key, 0) };
+        diags.push(at(&origin, Severity::Error, message, (!hint.is_empty()).then_some(hint)));
     }
 }
 

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fulcrum_config::*;
+use fulcrum_model::*;
 
 fn load(text: &str) -> Result<Loaded, Vec<Diagnostic>> {
     load_str(text, Path::new("test.cfg"), &LoadOptions::default())

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fulcrum_config::{LoadOptions, Loaded, Model, Vrrp};
+use fulcrum_config::{LoadOptions, Loaded};
+use fulcrum_model::{Model, Vrrp};
 use fulcrum_proxy::{Proxy, Shared};
 use fulcrum_vrrp_io::{BackendStatus, Runtime, RuntimeOptions, Staged};
 use tokio::signal::unix::{signal, SignalKind};

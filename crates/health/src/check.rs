@@ -2,7 +2,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use fulcrum_config::{Expect, ExpectRule, HttpCheck};
+use fulcrum_model::{Expect, ExpectRule, HttpCheck};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

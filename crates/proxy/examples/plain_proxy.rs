@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use fulcrum_config::{Backend, ForwardFor, Frontend, HttpReuse, Model, Server};
+use fulcrum_model::{Backend, ForwardFor, Frontend, HttpReuse, Model, Server};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -1,7 +1,7 @@
 //! ACLs compiled for the request path: regexes and networks are built once per snapshot.
 use std::net::IpAddr;
 
-use fulcrum_config::{Acl, Condition, Fetch, MatchKind};
+use fulcrum_model::{Acl, Condition, Fetch, MatchKind};
 use http::request::Parts;
 
 #[derive(Debug)]

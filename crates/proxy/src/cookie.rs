@@ -1,7 +1,7 @@
 //! Cookie persistence (`cookie NAME insert|prefix|rewrite`). The `Cookie` header is split on
 //! `;` and `=` only: values are passed through untouched.
 use fulcrum_balance::ServerId;
-use fulcrum_config::{Cookie, CookieMode};
+use fulcrum_model::{Cookie, CookieMode};
 use http::header::{self, HeaderMap, HeaderValue};
 
 use crate::snapshot::BackendRt;

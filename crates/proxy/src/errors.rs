@@ -2,7 +2,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use fulcrum_config::ErrorFile;
+use fulcrum_model::ErrorFile;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 /// A prepared error response.

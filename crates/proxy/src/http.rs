@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use fulcrum_balance::{Algorithm, ServerId};
-use fulcrum_config::{ConnMode, CookieMode, HttpReuse};
+use fulcrum_model::{ConnMode, CookieMode, HttpReuse};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use fulcrum_config::Model;
+use fulcrum_model::Model;
 use tokio::task::JoinHandle;
 
 pub use accesslog::AccessLog;

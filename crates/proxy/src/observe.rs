@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use fulcrum_balance::ServerId;
-use fulcrum_config::{Observe, OnError};
+use fulcrum_model::{Observe, OnError};
 
 use crate::live::lock;
 use crate::snapshot::BackendRt;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use fulcrum_balance::{PersistTable, Scheduler, ServerId, Slot};
-use fulcrum_config::{Backend, Frontend, Model, Server};
+use fulcrum_model::{Backend, Frontend, Model, Server};
 use tokio::sync::Notify;
 
 use crate::acl::{CompiledAcl, CompiledCondition};
@@ -226,7 +226,7 @@ impl ForwardForRule {
     }
 }
 
-fn forwardfor(ff: Option<&fulcrum_config::ForwardFor>) -> Result<Option<ForwardForRule>, String> {
+fn forwardfor(ff: Option<&fulcrum_model::ForwardFor>) -> Result<Option<ForwardForRule>, String> {
     let Some(ff) = ff else { return Ok(None) };
     let name = http::HeaderName::from_bytes(ff.header.as_bytes())
         .map_err(|_| format!("option forwardfor: invalid header name {:?}", ff.header))?;
@@ -239,7 +239,7 @@ fn forwardfor(ff: Option<&fulcrum_config::ForwardFor>) -> Result<Option<ForwardF
     Ok(Some(ForwardForRule { name, if_none: ff.if_none, except }))
 }
 
-fn cookie_header(c: &fulcrum_config::Cookie, value: &str) -> Result<http::HeaderValue, String> {
+fn cookie_header(c: &fulcrum_model::Cookie, value: &str) -> Result<http::HeaderValue, String> {
     let mut v = format!("{}={}; path=/", c.name, value);
     if let Some(d) = &c.domain {
         v.push_str("; domain=");

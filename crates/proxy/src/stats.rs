@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use fulcrum_config::Stats;
+use fulcrum_model::Stats;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
 
@@ -180,8 +180,8 @@ mod tests {
 
     #[test]
     fn vrrp_instances_show_on_the_html_page() {
-        let snap = Snapshot::build(fulcrum_config::Model::default(), &LiveRegistry::default()).expect("empty model");
-        let stats = fulcrum_config::Stats::default();
+        let snap = Snapshot::build(fulcrum_model::Model::default(), &LiveRegistry::default()).expect("empty model");
+        let stats = fulcrum_model::Stats::default();
         assert!(!render_html(&stats, &snap, &[]).contains("VRRP"));
         let row =
             VrrpRow { instance: "VI_1".into(), state: "BACKUP".into(), priority: 100, master: Some("10.0.0.1".into()) };

@@ -3,7 +3,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fulcrum_config::{Backend, ForwardFor, Frontend, Model, Server};
+use fulcrum_model::{Backend, ForwardFor, Frontend, Model, Server};
 use fulcrum_proxy::Proxy;
 use fulcrum_testkit::{free_addr, Origin};
 use http_body_util::{BodyExt, Full};

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fulcrum_config::{VrrpInstance, VrrpSyncGroup};
+use fulcrum_model::{VrrpInstance, VrrpSyncGroup};
 use fulcrum_vrrp::{decode, encode, Action, AdvertOutcome, Config, Instance, State, PRIORITY_OWNER, PRIORITY_STOP};
 use tokio::sync::{mpsc, oneshot};
 

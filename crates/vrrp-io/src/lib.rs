@@ -41,7 +41,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use fulcrum_config::{Vrrp, VrrpInstance, VrrpState, VrrpSyncGroup};
+use fulcrum_model::{Vrrp, VrrpInstance, VrrpState, VrrpSyncGroup};
 use fulcrum_vrrp::{Auth, Config, InitialState, State, Version};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -111,7 +111,7 @@ impl GuardLink {
 
 /// The model instance plus the definitions of the scripts it tracks and of its sync group: an
 /// instance restarts on reload when this changes.
-type Fingerprint = (VrrpInstance, Vec<fulcrum_config::VrrpScript>, Option<VrrpSyncGroup>);
+type Fingerprint = (VrrpInstance, Vec<fulcrum_model::VrrpScript>, Option<VrrpSyncGroup>);
 
 struct Running {
     fingerprint: Fingerprint,

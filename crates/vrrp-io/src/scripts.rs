@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use fulcrum_config::VrrpScript;
+use fulcrum_model::VrrpScript;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

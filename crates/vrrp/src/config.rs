@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::codec::{is_ipv6_link_local, Auth, DecodeExpect, Version, PRIORITY_OWNER};
+use crate::rules::{check_instance, interval_units, ConfigError, InstanceShape};
 
 /// keepalived's `state` keyword: the state an instance asks for at startup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,15 +75,21 @@ impl Config {
         }
     }
 
-    /// Checks every field; the error says what to change.
+    /// Checks every field; the error says what to change. The protocol's rules are
+    /// [`crate::rules::check_instance`], which the configuration front-ends apply too; what is
+    /// checked here besides needs the running host (the advert source address).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.vrid == 0 {
-            return Err(ConfigError::Vrid);
+        let shape = InstanceShape {
+            version: self.version,
+            vrid: self.vrid,
+            priority: self.priority,
+            advert_interval: self.advert_interval,
+            authenticated: self.auth != Auth::None,
+            vips: &self.vips,
+        };
+        if let Some(first) = check_instance(&shape).into_iter().next() {
+            return Err(first);
         }
-        if self.priority == 0 {
-            return Err(ConfigError::Priority);
-        }
-        self.interval_units()?;
         if self.down_timer_adverts == 0 || self.down_timer_adverts > 100 {
             return Err(ConfigError::DownTimerAdverts(self.down_timer_adverts));
         }
@@ -93,15 +100,6 @@ impl Config {
             }
             _ => {}
         }
-        if self.version == Version::V3 && self.auth != Auth::None {
-            return Err(ConfigError::V3Auth);
-        }
-        if self.version == Version::V3 && self.vips.is_empty() {
-            return Err(ConfigError::NoVips);
-        }
-        if self.vips.len() > 255 {
-            return Err(ConfigError::TooManyVips(self.vips.len()));
-        }
         let family_matches = |a: &IpAddr| a.is_ipv4() == self.primary_address.is_ipv4();
         if let Some(vip) = self.vips.iter().find(|a| !family_matches(a)) {
             return Err(ConfigError::VipFamily(*vip));
@@ -111,16 +109,7 @@ impl Config {
 
     /// The interval in wire units: whole seconds (v2) or centiseconds (v3).
     pub(crate) fn interval_units(&self) -> Result<u16, ConfigError> {
-        let micros = self.advert_interval.as_micros();
-        let bad = ConfigError::AdvertInterval { version: self.version, interval: self.advert_interval };
-        let (unit, max) = match self.version {
-            Version::V2 => (1_000_000, 255),
-            Version::V3 => (10_000, 4095),
-        };
-        if micros == 0 || micros % unit != 0 || micros / unit > max {
-            return Err(bad);
-        }
-        u16::try_from(micros / unit).map_err(|_| bad)
+        interval_units(self.version, self.advert_interval)
     }
 
     /// keepalived options that this configuration sets but keepalived 2.2.7 ignores (with a
@@ -190,53 +179,3 @@ impl fmt::Display for IgnoredOption {
         }
     }
 }
-
-/// An invalid instance configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigError {
-    /// VRID outside 1..=255.
-    Vrid,
-    /// Priority 0 (reserved for "master stopping").
-    Priority,
-    /// Interval not representable by the version.
-    AdvertInterval {
-        /// Configured version.
-        version: Version,
-        /// Configured interval.
-        interval: Duration,
-    },
-    /// down_timer_adverts outside 1..=100.
-    DownTimerAdverts(u8),
-    /// VRRPv2 with an IPv6 address.
-    V2Ipv6,
-    /// IPv6 adverts must come from a link-local address.
-    Ipv6PrimaryNotLinkLocal(IpAddr),
-    /// VRRPv3 has no authentication.
-    V3Auth,
-    /// VRRPv3 requires at least one virtual address.
-    NoVips,
-    /// More than 255 virtual addresses.
-    TooManyVips(usize),
-    /// A virtual address of the other family than the primary address.
-    VipFamily(IpAddr),
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Vrid => f.write_str("virtual_router_id must be 1..=255"),
-            ConfigError::Priority => f.write_str("priority must be 1..=255 (0 is reserved for a stopping master)"),
-            ConfigError::AdvertInterval { version: Version::V2, interval } => write!(f, "advert_int {interval:?} is invalid for VRRPv2: use whole seconds 1..=255"),
-            ConfigError::AdvertInterval { version: Version::V3, interval } => write!(f, "advert_int {interval:?} is invalid for VRRPv3: use a multiple of 0.01 s up to 40.95 s"),
-            ConfigError::DownTimerAdverts(n) => write!(f, "down_timer_adverts {n} must be 1..=100"),
-            ConfigError::V2Ipv6 => f.write_str("VRRPv2 is IPv4 only: set version 3 for IPv6 virtual addresses"),
-            ConfigError::Ipv6PrimaryNotLinkLocal(a) => write!(f, "IPv6 adverts must be sent from a link-local address, not {a}"),
-            ConfigError::V3Auth => f.write_str("VRRPv3 has no authentication: remove the authentication block or use version 2"),
-            ConfigError::NoVips => f.write_str("VRRPv3 needs at least one virtual_ipaddress"),
-            ConfigError::TooManyVips(n) => write!(f, "{n} virtual addresses, at most 255 fit in an advert"),
-            ConfigError::VipFamily(a) => write!(f, "virtual address {a} is not of the family of the instance's source address: use one instance per address family"),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}

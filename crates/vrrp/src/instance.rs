@@ -9,7 +9,8 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::codec::{Advert, Version, VersionFields, PRIORITY_OWNER, PRIORITY_STOP};
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
+use crate::rules::ConfigError;
 use crate::timers::{master_down_interval, skew_time};
 
 /// RFC state of an instance.

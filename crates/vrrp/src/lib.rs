@@ -109,6 +109,7 @@
 mod codec;
 mod config;
 mod instance;
+pub mod rules;
 mod timers;
 
 pub use codec::{
@@ -117,6 +118,7 @@ pub use codec::{
     HEADER_LEN, IPPROTO_AH, IPPROTO_VRRP, MULTICAST_V4, MULTICAST_V6, PRIORITY_OWNER, PRIORITY_STOP, TYPE_ADVERT,
     V2_AUTH_DATA_LEN, V3_MAX_INTERVAL_CS, VRRP_TTL,
 };
-pub use config::{Config, ConfigError, IgnoredOption, InitialState};
+pub use config::{Config, IgnoredOption, InitialState};
 pub use instance::{Action, AdvertOutcome, DiscardReason, Instance, MasterInfo, State};
+pub use rules::ConfigError;
 pub use timers::{master_down_interval, skew_time};

@@ -4,41 +4,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::proxy::{Kind, ProxyState};
+use super::section::{CheckSend, Kind, ProxyState, ServerDefaults};
 use super::Parser;
 use crate::diag::Problem;
-use crate::model::*;
 use crate::values::{parse_duration, parse_host_port, parse_number, parse_size, resolve, Host, HostPort};
-
-/// `default-server` settings, applied to the `server` lines that follow.
-#[derive(Debug, Clone)]
-pub(crate) struct ServerDefaults {
-    /// Every field but name, address and origin.
-    pub server: Server,
-    /// `port N`: health checks go to this port.
-    pub check_port: Option<u16>,
-    /// `addr HOST`: health checks go to this address.
-    pub check_host: Option<Host>,
-}
-
-impl Default for ServerDefaults {
-    fn default() -> Self {
-        ServerDefaults {
-            server: Server::new("", SocketAddr::from(([0, 0, 0, 0], 0))),
-            check_port: None,
-            check_host: None,
-        }
-    }
-}
-
-/// `http-check send meth M uri U ver V hdr NAME VALUE`
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct CheckSend {
-    pub method: Option<String>,
-    pub uri: Option<String>,
-    pub version: Option<String>,
-    pub headers: Vec<(String, String)>,
-}
+use fulcrum_model::*;
 
 const BALANCE_WORDS: &[&str] =
     &["roundrobin", "static-rr", "leastconn", "first", "source", "uri", "url_param", "hdr", "random"];

@@ -10,11 +10,12 @@ use crate::values::{parse_duration, parse_number};
 pub(crate) mod backend;
 mod keywords;
 mod proxy;
+pub(crate) mod section;
 pub(crate) mod tokenize;
 
 use keywords::*;
 pub(crate) use proxy::parse_forwardfor;
-use proxy::{Kind, ProxyState};
+use section::{Kind, ProxyState};
 
 /// How relative file names (errorfiles) are resolved: HAProxy's `default-path`. fulcrum's
 /// default is `config` (next to the configuration file), since a service's working directory
@@ -46,7 +47,7 @@ pub(crate) struct Carry {
     /// The defaults that apply to the proxies that follow (the last `defaults` section read).
     defaults: ProxyState,
     named_defaults: Vec<(String, ProxyState)>,
-    mode_lines: Vec<crate::model::Origin>,
+    mode_lines: Vec<fulcrum_model::Origin>,
 }
 
 impl Default for Carry {
@@ -71,7 +72,7 @@ struct Parser {
     current: Option<ProxyState>,
     out: Partial,
     /// `mode` lines already reported, so a `mode tcp` in defaults is reported once.
-    mode_lines: Vec<crate::model::Origin>,
+    mode_lines: Vec<fulcrum_model::Origin>,
     errorfiles: Vec<(PathBuf, Result<Vec<u8>, String>)>,
 }
 

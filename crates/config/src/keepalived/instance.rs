@@ -6,10 +6,10 @@ use super::keywords::*;
 use super::tokenize::Stmt;
 use super::{hint_for, parse_seconds, parse_vip_addr, parse_weight, segments, Parser};
 use crate::diag::Problem;
-use crate::model::Origin;
 use crate::partial::Spots;
 use crate::values::parse_number;
-use crate::vrrp::{Tracked, Vip, VrrpInstance, VrrpState};
+use fulcrum_model::vrrp::{Tracked, Vip, VrrpInstance, VrrpState};
+use fulcrum_model::Origin;
 
 /// One instance while its block is read.
 struct Draft {
@@ -67,7 +67,7 @@ impl Parser {
         let Draft { mut inst, spots, version_set } = draft;
         crate::vrrp_checks::settle(&mut inst, &spots, version_set, &mut self.sink.diags);
         if let Some(first) = self.out.vrrp.instances.iter().find(|i| i.name == name) {
-            let hint = Some(format!("first defined at {}", crate::load::place(&first.origin)));
+            let hint = Some(format!("first defined at {}", crate::diag::place(&first.origin)));
             return self.error(at, format!("vrrp_instance '{name}' is defined twice"), hint);
         }
         self.out.vrrp_spots.push(spots);

@@ -1,5 +1,5 @@
 //! The keepalived.conf front-end (VRRP part): `global_defs`, `vrrp_script`, `vrrp_instance`
-//! and `vrrp_sync_group` with keepalived's semantics, into the Model's [`crate::vrrp::Vrrp`].
+//! and `vrrp_sync_group` with keepalived's semantics, into the Model's [`fulcrum_model::vrrp::Vrrp`].
 //! `virtual_server` (LVS) is not read yet: it is reported at its line (a warning and skipped
 //! with `--lenient`). Everything else unknown is an error with the closest keyword.
 use std::net::IpAddr;
@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::diag::{Problem, Severity, Sink};
-use crate::model::Origin;
 use crate::partial::{Partial, Spots};
 use crate::values::parse_number;
-use crate::vrrp::{VrrpScript, VrrpSyncGroup};
+use fulcrum_model::vrrp::{VrrpScript, VrrpSyncGroup};
+use fulcrum_model::Origin;
 
 mod instance;
 mod keywords;
@@ -331,7 +331,7 @@ impl Parser {
             self.error(at, format!("vrrp_script '{name}' has no 'script'"), hint);
         }
         if let Some(first) = self.out.vrrp.scripts.iter().find(|s| s.name == name) {
-            let hint = Some(format!("first defined at {}", crate::load::place(&first.origin)));
+            let hint = Some(format!("first defined at {}", crate::diag::place(&first.origin)));
             return self.error(at, format!("vrrp_script '{name}' is defined twice"), hint);
         }
         self.out.vrrp.scripts.push(script);
@@ -464,7 +464,7 @@ impl Parser {
             }
         }
         if let Some(first) = self.out.vrrp.sync_groups.iter().find(|g| g.name == name) {
-            let hint = Some(format!("first defined at {}", crate::load::place(&first.origin)));
+            let hint = Some(format!("first defined at {}", crate::diag::place(&first.origin)));
             return self.error(at, format!("vrrp_sync_group '{name}' is defined twice"), hint);
         }
         self.out.vrrp_spots.push(spots);

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Severity, Sink};
-use crate::model::Origin;
+use fulcrum_model::Origin;
 
 /// One statement: its words, all on one line (the first is the keyword), and its block.
 #[derive(Debug, Clone, PartialEq, Eq)]

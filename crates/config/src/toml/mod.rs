@@ -1,5 +1,5 @@
 //! fulcrum's native TOML format (documented in docs/configuration.md), with `[vrrp]` in
-//! `toml_format/vrrp.rs`. Values use HAProxy's
+//! `toml/vrrp.rs`. Values use HAProxy's
 //! words where HAProxy has them (`balance = "roundrobin"`, `expect = "status 200"`, ACLs and
 //! conditions), and the same parsers, so both front-ends accept and reject the same things.
 //!
@@ -12,11 +12,12 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::acl::AclSet;
 use crate::diag::{did_you_mean, Problem, Sink};
-use crate::haproxy::backend::{self as hb, apply_server_param, ServerDefaults};
+use crate::haproxy::backend::{self as hb, apply_server_param};
+use crate::haproxy::section::{CheckSend, ServerDefaults};
 use crate::haproxy::tokenize::tokenize;
-use crate::model::*;
 use crate::partial::{BackendRef, BindRef, Partial};
 use crate::values::{parse_duration, parse_host_port, parse_size, resolve};
+use fulcrum_model::*;
 
 mod vrrp;
 
@@ -194,7 +195,7 @@ impl<'de> Visitor<'de> for KeyVisitor {
 /// Parse a TOML configuration.
 pub(crate) fn parse(text: &str, file: &Path) -> (Partial, Sink) {
     let mut doc = Doc { text, sink: Sink::new(file, false), out: Partial::default(), pending_admin: None };
-    match toml::from_str::<Node>(text) {
+    match ::toml::from_str::<Node>(text) {
         Ok(Node::Table(entries)) => doc.root(&entries),
         Ok(other) => doc.sink.error(1, format!("expected a TOML document, found {}", other.kind()), None),
         Err(e) => {
@@ -1089,7 +1090,7 @@ impl<'t> Doc<'t> {
 
     fn http_check(&mut self, node: &At<Node>) -> Option<HttpCheck> {
         let mut ht = self.table(node, "health.http".into())?;
-        let mut send = hb::CheckSend::default();
+        let mut send = CheckSend::default();
         let mut check = HttpCheck::default();
         let mut words = Vec::new();
         if let Some((m, _)) = self.string(&mut ht, "method") {

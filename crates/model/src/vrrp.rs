@@ -1,5 +1,6 @@
 //! VRRP in the Model: what keepalived.conf's `vrrp_instance`, `vrrp_script` and
-//! `vrrp_sync_group` (and the same in TOML) describe. The `fulcrum-vrrp` crate runs it.
+//! `vrrp_sync_group` (and the same in TOML) describe. `fulcrum-vrrp-io` runs it on the
+//! `fulcrum-vrrp` protocol core.
 use std::net::IpAddr;
 use std::time::Duration;
 

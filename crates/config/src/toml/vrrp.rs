@@ -8,7 +8,7 @@ use super::{At, Doc, Node, Table};
 use crate::diag::Problem;
 use crate::partial::Spots;
 use crate::values::parse_duration;
-use crate::vrrp::{Tracked, Vip, VrrpInstance, VrrpScript, VrrpState, VrrpSyncGroup};
+use fulcrum_model::vrrp::{Tracked, Vip, VrrpInstance, VrrpScript, VrrpState, VrrpSyncGroup};
 
 const VRRP_KEYS: &[&str] = &[
     "router_id",

@@ -1,11 +1,16 @@
 //! The Model: one typed, validated description of what fulcrum runs. Every front-end (TOML,
-//! haproxy.cfg, keepalived.conf, later the API) produces one of these.
+//! haproxy.cfg, keepalived.conf, later the API) produces one of these; every runtime (the
+//! proxy, the health checks, VRRP) consumes it and never sees a parser. Plain data: no I/O,
+//! no parsing, no dependency.
+#![forbid(unsafe_code)]
+
+pub mod vrrp;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use fulcrum_balance::{Algorithm, HashType};
+pub use vrrp::{Tracked, Vip, Vrrp, VrrpInstance, VrrpScript, VrrpState, VrrpSyncGroup};
 
 /// Where a Model object came from, for messages at run time ("backend app (haproxy.cfg:12)").
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,7 +25,7 @@ pub struct Model {
     pub frontends: Vec<Frontend>,
     pub backends: Vec<Backend>,
     /// VRRP instances, scripts and sync groups (keepalived.conf, or `[vrrp]` in TOML).
-    pub vrrp: crate::vrrp::Vrrp,
+    pub vrrp: vrrp::Vrrp,
 }
 
 impl Model {
@@ -406,4 +411,44 @@ impl Backend {
             stick_src: None,
         }
     }
+}
+
+/// A `balance` algorithm as HAProxy names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Smooth weighted round robin; weights may change at run time.
+    RoundRobin,
+    /// Static weighted round robin (weights fixed at build time).
+    StaticRr,
+    /// Fewest active connections relative to weight; round robin among equals.
+    LeastConn,
+    /// First server (in declaration order) with a free connection slot.
+    First,
+    /// Hash of the client address.
+    Source,
+    /// Hash of the path (`whole`: path and query). `len`/`depth` limit the hashed part.
+    Uri { whole: bool, len: Option<usize>, depth: Option<usize> },
+    /// Hash of a query-string parameter's value; round robin when absent.
+    UrlParam { name: String },
+    /// Hash of a request header's value; round robin when absent.
+    Hdr { name: String, use_domain_only: bool },
+    /// Power of N random choices: draw N servers, keep the least loaded.
+    Random { draws: u32 },
+}
+
+impl Algorithm {
+    /// Whether the algorithm picks from a hash of a request key.
+    pub fn is_hash(&self) -> bool {
+        matches!(self, Algorithm::Source | Algorithm::Uri { .. } | Algorithm::UrlParam { .. } | Algorithm::Hdr { .. })
+    }
+}
+
+/// `hash-type`: how a hash maps to a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HashType {
+    /// Modulo over a weighted table: best spread, but most keys move when a server changes.
+    #[default]
+    MapBased,
+    /// A hash ring: only ~1/N of keys move when a server is added or removed.
+    Consistent,
 }
