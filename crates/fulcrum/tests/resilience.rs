@@ -111,7 +111,10 @@ fn dead_server_without_checks_is_retried_and_redispatched() {
     let a = Origin::spawn("a", any()).expect("origin");
     let dead = free_addr();
     let bind = free_addr();
-    let cfg = base(bind, &format!("    server a {} \n    server dead {}\n", a.addr, dead));
+    // Each retry of the dead server waits min(timeout connect, 1 s) first, as in HAProxy; the
+    // last one (retries 3) goes to the other server at once (option redispatch).
+    let cfg = base(bind, &format!("    server a {} \n    server dead {}\n", a.addr, dead))
+        .replace("timeout connect 500ms", "timeout connect 100ms");
     let _f = Fulcrum::start("retry.cfg", &cfg, bind);
     let counts = runtime().block_on(tally(bind, "/", 40));
     assert_eq!(counts.get("a"), Some(&40), "{counts:?}");

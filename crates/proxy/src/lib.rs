@@ -1,22 +1,23 @@
-//! fulcrum's data plane: SO_REUSEPORT listeners on worker threads, the L7 HTTP proxy, upstream
-//! pools, health-check tasks, and live reload.
+//! fulcrum's data plane: SO_REUSEPORT listeners on worker threads (`listen`), the L7 HTTP
+//! request path (`l7`) on an HTTP/1 codec of its own (`h1`), server connections and their
+//! pool (`upstream`), the choice of a server (`pick`) and of retries (`retry`), health-check
+//! tasks, and live reload. See docs/architecture.md.
 #![forbid(unsafe_code)]
 
-mod accesslog;
-mod acl;
 mod checks;
-mod clientio;
-mod cookie;
-mod errors;
+pub mod error;
 mod fasthash;
-mod http;
-mod limit;
+pub mod h1;
+mod io;
+mod l7;
+mod listen;
 mod live;
 mod observe;
+mod pick;
+pub mod retry;
 mod snapshot;
 mod stats;
 mod upstream;
-mod worker;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,7 +28,8 @@ use arc_swap::ArcSwap;
 use fulcrum_model::Model;
 use tokio::task::JoinHandle;
 
-pub use accesslog::AccessLog;
+pub use error::ProxyError;
+pub use l7::AccessLog;
 pub use live::LiveRegistry;
 pub use snapshot::Snapshot;
 
@@ -47,9 +49,11 @@ pub struct Shared {
     pub live: LiveRegistry,
     pub access_log: AccessLog,
     /// `global maxconn`.
-    conn_limit: limit::ConnLimit,
+    conn_limit: listen::ConnLimit,
     /// Frontend `maxconn`, by frontend name, shared by all workers; resized on reload.
-    frontend_limits: std::sync::Mutex<HashMap<String, Arc<limit::ConnLimit>>>,
+    frontend_limits: std::sync::Mutex<HashMap<String, Arc<listen::ConnLimit>>>,
+    /// Request and response head limits (`tune.bufsize`, `tune.maxrewrite`, `tune.http.maxhdr`).
+    limits: h1::Limits,
     /// VRRP instances, for the stats page.
     vrrp_rows: std::sync::Mutex<Vec<VrrpRow>>,
 }
@@ -64,13 +68,13 @@ impl Shared {
     }
 
     /// The connection limit of a frontend, if it has one.
-    fn frontend_limit(&self, fe: &snapshot::FrontendRt) -> Option<Arc<limit::ConnLimit>> {
+    fn frontend_limit(&self, fe: &snapshot::FrontendRt) -> Option<Arc<listen::ConnLimit>> {
         let max = fe.cfg.maxconn? as usize;
         let mut limits = live::lock(&self.frontend_limits);
         if let Some(l) = limits.get(&fe.cfg.name).filter(|l| l.max() == max.max(1)) {
             return Some(l.clone());
         }
-        let l = Arc::new(limit::ConnLimit::new(max));
+        let l = Arc::new(listen::ConnLimit::new(max));
         limits.insert(fe.cfg.name.clone(), l.clone());
         Some(l)
     }
@@ -90,7 +94,7 @@ impl Shared {
 /// A running proxy: workers, listeners and checks.
 pub struct Proxy {
     shared: Arc<Shared>,
-    workers: Vec<worker::Worker>,
+    workers: Vec<listen::Worker>,
     listening: std::collections::HashSet<SocketAddr>,
     checks: Vec<JoinHandle<()>>,
 }
@@ -104,7 +108,8 @@ impl Proxy {
         let access_log =
             AccessLog::open(snapshot.model.global.access_log.as_deref()).map_err(|e| format!("access log: {e}"))?;
         let shared = Arc::new(Shared {
-            conn_limit: limit::ConnLimit::new(snapshot.model.global.maxconn.max(1) as usize),
+            conn_limit: listen::ConnLimit::new(snapshot.model.global.maxconn.max(1) as usize),
+            limits: h1::Limits::HAPROXY,
             frontend_limits: std::sync::Mutex::new(HashMap::new()),
             vrrp_rows: std::sync::Mutex::new(Vec::new()),
             snapshot: ArcSwap::from_pointee(snapshot),
@@ -112,7 +117,7 @@ impl Proxy {
             access_log,
         });
         let workers =
-            (0..threads.max(1)).map(|i| worker::Worker::spawn(i, shared.clone())).collect::<Result<_, _>>()?;
+            (0..threads.max(1)).map(|i| listen::Worker::spawn(i, shared.clone())).collect::<Result<_, _>>()?;
         let mut proxy = Proxy { shared, workers, listening: Default::default(), checks: Vec::new() };
         let binds: Vec<SocketAddr> = proxy.shared.snapshot.load().binds().collect();
         proxy.listen_on(&binds)?;
@@ -130,7 +135,7 @@ impl Proxy {
         let snapshot = Snapshot::build(model, &self.shared.live)?;
         let new_binds: Vec<SocketAddr> = snapshot.binds().filter(|a| !self.listening.contains(a)).collect();
         // Bind before swapping: a port that cannot be bound fails the reload and changes nothing.
-        let sockets = bind_all(&new_binds, self.workers.len())?;
+        let sockets = listen::bind_all(&new_binds, self.workers.len())?;
         self.shared.snapshot.store(Arc::new(snapshot));
         self.hand_out(sockets);
         let current: Vec<SocketAddr> = self.shared.snapshot.load().binds().collect();
@@ -149,7 +154,7 @@ impl Proxy {
     }
 
     fn listen_on(&mut self, addrs: &[SocketAddr]) -> Result<(), String> {
-        let sockets = bind_all(addrs, self.workers.len())?;
+        let sockets = listen::bind_all(addrs, self.workers.len())?;
         self.hand_out(sockets);
         Ok(())
     }
@@ -176,53 +181,5 @@ impl Proxy {
             }
         })
         .await;
-    }
-}
-
-/// Bind each address once per worker with SO_REUSEPORT, so the kernel spreads connections.
-fn bind_all(addrs: &[SocketAddr], workers: usize) -> Result<Vec<(SocketAddr, Vec<std::net::TcpListener>)>, String> {
-    addrs
-        .iter()
-        .map(|addr| {
-            let socks = (0..workers).map(|_| bind_one(*addr)).collect::<Result<Vec<_>, _>>()?;
-            Ok((*addr, socks))
-        })
-        .collect()
-}
-
-fn bind_one(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
-    use socket2::{Domain, Socket, Type};
-    let err = |e: std::io::Error| format!("cannot bind {addr}: {e}");
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(err)?;
-    socket.set_reuse_address(true).map_err(err)?;
-    socket.set_reuse_port(true).map_err(err)?;
-    if addr.is_ipv6() {
-        let _ = socket.set_only_v6(true);
-    }
-    socket.set_nodelay(true).map_err(err)?;
-    socket.bind(&addr.into()).map_err(err)?;
-    socket.listen(4096).map_err(err)?;
-    // Delayed ACKs from the first byte, as HAProxy does on its HTTP listeners: a new
-    // connection otherwise starts in quick-ACK mode and answers the request's segment with an
-    // ACK of its own, although the response (which carries the ACK) follows within
-    // microseconds. Set after listen(): each accepted socket inherits it. One packet less
-    // per connection, a fifth of what the proxy sends in a `Connection: close` exchange.
-    let _ = socket.set_quickack(false);
-    socket.set_nonblocking(true).map_err(err)?;
-    Ok(socket.into())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn listeners_delay_acks_from_the_first_byte() {
-        let listener = super::bind_one("127.0.0.1:0".parse().expect("addr")).expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        assert!(!socket2::SockRef::from(&listener).quickack().expect("getsockopt"), "the listener itself");
-        // What matters is what each accepted connection inherits.
-        let _client = std::net::TcpStream::connect(addr).expect("connect");
-        listener.set_nonblocking(false).expect("blocking");
-        let (accepted, _) = listener.accept().expect("accept");
-        assert!(!socket2::SockRef::from(&accepted).quickack().expect("getsockopt"), "an accepted connection");
     }
 }

@@ -10,8 +10,7 @@ use fulcrum_balance::{PersistTable, Scheduler, ServerId, Slot};
 use fulcrum_model::{Backend, Frontend, Model, Server};
 use tokio::sync::Notify;
 
-use crate::acl::{CompiledAcl, CompiledCondition};
-use crate::errors::ErrorPages;
+use crate::l7::{in_net, parse_net, CompiledAcl, CompiledCondition, ErrorPages};
 use crate::live::{lock, LiveRegistry, ServerLive};
 
 #[derive(Debug)]
@@ -222,7 +221,7 @@ pub struct ForwardForRule {
 impl ForwardForRule {
     /// Whether the header is added for this client (`except` exempts a network).
     pub fn applies_to(&self, client: IpAddr) -> bool {
-        self.except.is_none_or(|(net, len)| !crate::acl::in_net(client, net, len))
+        self.except.is_none_or(|(net, len)| !in_net(client, net, len))
     }
 }
 
@@ -231,9 +230,7 @@ fn forwardfor(ff: Option<&fulcrum_model::ForwardFor>) -> Result<Option<ForwardFo
     let name = http::HeaderName::from_bytes(ff.header.as_bytes())
         .map_err(|_| format!("option forwardfor: invalid header name {:?}", ff.header))?;
     let except = match &ff.except {
-        Some(net) => {
-            Some(crate::acl::parse_net(net).ok_or_else(|| format!("option forwardfor except: bad network {net:?}"))?)
-        }
+        Some(net) => Some(parse_net(net).ok_or_else(|| format!("option forwardfor except: bad network {net:?}"))?),
         None => None,
     };
     Ok(Some(ForwardForRule { name, if_none: ff.if_none, except }))

@@ -5,30 +5,30 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use fulcrum_model::Stats;
-use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body_util::Full;
+use http::request::Parts;
+use http::{header, HeaderValue, Response, StatusCode};
 
 use crate::live::lock;
 use crate::snapshot::Snapshot;
 use crate::Shared;
 
-pub fn serve<B>(req: &Request<B>, stats: &Stats, snap: &Snapshot, shared: &Shared) -> Response<Full<Bytes>> {
+pub fn serve(req: &Parts, stats: &Stats, snap: &Snapshot, shared: &Shared) -> Response<Bytes> {
     if !stats.auth.is_empty() && !authorized(req, stats) {
         let realm = stats.realm.as_deref().unwrap_or("HAProxy Statistics");
-        let mut resp = Response::new(Full::new(Bytes::from_static(b"401 Unauthorized\n")));
+        let mut resp = Response::new(Bytes::from_static(b"401 Unauthorized\n"));
         *resp.status_mut() = StatusCode::UNAUTHORIZED;
         if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
         return resp;
     }
-    let csv = req.uri().path().ends_with(";csv") || req.uri().query().is_some_and(|q| q.contains("csv"));
+    let csv = req.uri.path().ends_with(";csv") || req.uri.query().is_some_and(|q| q.contains("csv"));
     let (body, ctype) = if csv {
         (render_csv(snap), "text/plain")
     } else {
         (render_html(stats, snap, &shared.vrrp_rows()), "text/html")
     };
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(Bytes::from(body));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if let Some(refresh) = stats.refresh {
@@ -39,8 +39,8 @@ pub fn serve<B>(req: &Request<B>, stats: &Stats, snap: &Snapshot, shared: &Share
     resp
 }
 
-fn authorized<B>(req: &Request<B>, stats: &Stats) -> bool {
-    let Some(given) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+fn authorized(req: &Parts, stats: &Stats) -> bool {
+    let Some(given) = req.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         return false;
     };
     let Some(token) = given.strip_prefix("Basic ") else { return false };

@@ -179,8 +179,12 @@ impl Client {
     }
 }
 
+/// A GET with `Host: test.local` unless `headers` give another (a request has one Host).
 pub fn get_request(path: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
-    let mut b = Request::get(path).header("host", "test.local");
+    let mut b = Request::get(path);
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        b = b.header("host", "test.local");
+    }
     for (k, v) in headers {
         b = b.header(*k, *v);
     }

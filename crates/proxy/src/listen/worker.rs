@@ -3,24 +3,16 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{mpsc, Notify};
-
-use crate::limit::{ConnLimit, Slot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::clientio::{ClientIo, ClientTimeouts, ConnState};
-use crate::http::{handle, ClientConn};
-use crate::live::lock;
+use super::limit::{ConnLimit, Slot};
+use super::Drain;
 use crate::Shared;
 
 enum Command {
@@ -75,89 +67,8 @@ impl Worker {
     }
 }
 
-/// Open client connections of this worker, and what it takes to drain them: each connection
-/// task leaves its waker here once, so a stop wakes every one of them to close gracefully.
-/// (A per-connection watch or Notify would be polled again on every wake-up of every
-/// connection: a cost per request, not per connection.)
-#[derive(Default)]
-struct ConnCount {
-    open: AtomicUsize,
-    closed: Notify,
-    draining: AtomicBool,
-    next_id: AtomicU64,
-    wakers: Mutex<HashMap<u64, Waker, crate::fasthash::FastBuild>>,
-}
-
-impl ConnCount {
-    fn drain(&self) {
-        self.draining.store(true, Ordering::Release);
-        let wakers: Vec<Waker> = lock(&self.wakers).drain().map(|(_, w)| w).collect();
-        for w in wakers {
-            w.wake();
-        }
-    }
-}
-
-/// A client connection that closes gracefully (after its current request) when the worker
-/// drains.
-struct Drainable<'a, C> {
-    conn: Pin<&'a mut C>,
-    count: &'a ConnCount,
-    id: u64,
-    registered: bool,
-    shutting: bool,
-}
-
-impl<C: GracefulConn> Future for Drainable<'_, C> {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = &mut *self;
-        if !this.registered {
-            this.registered = true;
-            lock(&this.count.wakers).insert(this.id, cx.waker().clone());
-        }
-        if !this.shutting && this.count.draining.load(Ordering::Acquire) {
-            this.shutting = true;
-            this.conn.as_mut().begin_graceful_shutdown();
-        }
-        this.conn.as_mut().poll_conn(cx)
-    }
-}
-
-impl<C> Drop for Drainable<'_, C> {
-    fn drop(&mut self) {
-        if self.registered {
-            lock(&self.count.wakers).remove(&self.id);
-        }
-    }
-}
-
-/// hyper's connection future, as Drainable needs it.
-trait GracefulConn {
-    fn begin_graceful_shutdown(self: Pin<&mut Self>);
-    fn poll_conn(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
-}
-
-impl<I, S> GracefulConn for hyper::server::conn::http1::UpgradeableConnection<I, S>
-where
-    S: hyper::service::HttpService<hyper::body::Incoming>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    S::ResBody: 'static,
-    <S::ResBody as http_body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    fn begin_graceful_shutdown(self: Pin<&mut Self>) {
-        self.graceful_shutdown();
-    }
-
-    fn poll_conn(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.poll(cx).map(|_| ())
-    }
-}
-
 async fn run(mut rx: mpsc::UnboundedReceiver<Command>, shared: Arc<Shared>) {
-    let conns = Arc::new(ConnCount::default());
+    let conns = Arc::new(Drain::default());
     let mut accepting: HashMap<SocketAddr, JoinHandle<()>> = HashMap::new();
     let mut grace = Duration::from_secs(30);
     // Tokio writes its wake-up eventfd whenever a timer is armed earlier than the time driver's
@@ -165,11 +76,16 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>, shared: Arc<Shared>) {
     // `timeout server` (and every connection's header timer) would cost that write: a
     // syscall per request. A timer that is always due within 200 ms keeps the next wake-up
     // near, so request timers, seconds away, are armed without it.
+    // The same tick closes, once a second, the pooled server connections whose server has
+    // closed them.
     let anchor = tokio::spawn(async {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        for n in 0u64.. {
             tick.tick().await;
+            if n % 5 == 0 {
+                crate::upstream::sweep();
+            }
         }
     });
     while let Some(cmd) = rx.recv().await {
@@ -227,7 +143,7 @@ fn register_listener(socket: std::net::TcpListener) -> std::io::Result<AsyncFd<s
 /// registered with the reactor yet: ClientIo first reads and writes it directly and registers
 /// it only when it would block, which a short exchange (`Connection: close`) never does: two
 /// `epoll_ctl` calls per connection saved.
-async fn accept_loop(listener: AsyncFd<socket2::Socket>, bind: SocketAddr, shared: Arc<Shared>, conns: Arc<ConnCount>) {
+async fn accept_loop(listener: AsyncFd<socket2::Socket>, bind: SocketAddr, shared: Arc<Shared>, conns: Arc<Drain>) {
     loop {
         let accepted = match listener.readable().await {
             Ok(mut ready) => match ready.try_io(|l| l.get_ref().accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)) {
@@ -251,7 +167,8 @@ async fn accept_loop(listener: AsyncFd<socket2::Socket>, bind: SocketAddr, share
         // TCP_NODELAY is set on the listener; Linux hands it down to accepted sockets, which
         // saves a setsockopt per connection.
         conns.open.fetch_add(1, Ordering::AcqRel);
-        tokio::spawn(serve(stream, peer, bind, shared.clone(), conns.clone()));
+        let client = crate::l7::Client::new(stream, peer, bind, &shared);
+        tokio::spawn(serve(client, shared.clone(), conns.clone()));
     }
 }
 
@@ -267,45 +184,23 @@ async fn connection_slots<'a>(shared: &'a Shared, frontend: Option<&'a ConnLimit
     (global, frontend)
 }
 
-async fn serve(
-    stream: std::net::TcpStream,
-    peer: SocketAddr,
-    bind: SocketAddr,
-    shared: Arc<Shared>,
-    conns: Arc<ConnCount>,
-) {
-    // One look at the frontend per connection: its limit and its timeouts.
-    let (limit, timeouts, timed) = {
-        let snap = shared.snapshot.load();
-        let fe = snap.frontend_for(&bind);
-        let timeouts = match fe {
-            Some(f) => ClientTimeouts {
-                client: f.cfg.timeout_client,
-                http_request: f.cfg.timeout_http_request,
-                keep_alive: f.cfg.timeout_http_keep_alive,
-            },
-            None => ClientTimeouts {
-                client: Duration::from_secs(50),
-                http_request: Duration::from_secs(10),
-                keep_alive: Duration::from_secs(10),
-            },
+/// One connection's task. Its future is the connection's memory while it waits between
+/// requests: what it holds is kept small on purpose (see `l7`). Not an `async fn`: that would
+/// move its arguments into a second copy of them inside the future; an `async move` block
+/// uses what it captured in place.
+#[allow(clippy::manual_async_fn)] // On purpose: see above.
+fn serve(mut client: crate::l7::Client, shared: Arc<Shared>, conns: Arc<Drain>) -> impl Future<Output = ()> {
+    async move {
+        // One look at the frontend per connection: its limit.
+        let limit = {
+            let snap = shared.snapshot.load();
+            snap.frontend_for(&client.bind).and_then(|f| shared.frontend_limit(f))
         };
-        (fe.and_then(|f| shared.frontend_limit(f)), timeouts, fe.is_some_and(|f| shared.log_enabled(f)))
-    };
-    let _slots = connection_slots(&shared, limit.as_deref()).await;
-    let client = Arc::new(ClientConn::new(peer, bind, ConnState::new(timed)));
-    let io = ClientIo::new(stream, client.clone(), timeouts, shared.clone());
-    let svc_shared = shared.clone();
-    let svc = service_fn(move |req| handle(req, client.clone(), svc_shared.clone()));
-    let mut builder = http1::Builder::new();
-    // The header timer is ClientIo's (it answers 408 as HAProxy does, and does not move as a
-    // head trickles in); hyper's own is off.
-    builder.header_read_timeout(None).keep_alive(true).writev(false).half_close(true);
-    // Boxed: the connection's state is large, and the task spawned per accepted connection
-    // would otherwise carry (and copy) all of it from the start.
-    let mut conn = Box::pin(builder.serve_connection(TokioIo::new(io), svc).with_upgrades());
-    let id = conns.next_id.fetch_add(1, Ordering::Relaxed);
-    Drainable { conn: conn.as_mut(), count: &conns, id, registered: false, shutting: false }.await;
-    conns.open.fetch_sub(1, Ordering::AcqRel);
-    conns.closed.notify_waiters();
+        let _slots = connection_slots(&shared, limit.as_deref()).await;
+        let id = conns.enter().await;
+        crate::l7::serve(&mut client, &shared, &conns).await;
+        conns.leave(id);
+        conns.open.fetch_sub(1, Ordering::AcqRel);
+        conns.closed.notify_waiters();
+    }
 }

@@ -52,6 +52,8 @@ pub struct LogEntry {
     pub tr: i64,
     pub status: u16,
     pub retries: u32,
+    /// HAProxy's termination state (`--` for a normal end, `SC`, `cD`...).
+    pub termination: [u8; 2],
     pub request_line: String,
 }
 
@@ -61,7 +63,7 @@ impl LogEntry {
         let mut line = String::with_capacity(160);
         let _ = writeln!(
             line,
-            "{} [{}] {} {}/{} {}/{}/{}/{}/{} {} {} - - ---- {} \"{}\"",
+            "{} [{}] {} {}/{} {}/{}/{}/{}/{} {} {} - - {}{}-- {} \"{}\"",
             self.client,
             http_date(self.accepted),
             self.frontend,
@@ -74,6 +76,8 @@ impl LogEntry {
             tt,
             self.status,
             bytes,
+            char::from(self.termination[0]),
+            char::from(self.termination[1]),
             self.retries,
             self.request_line.escape_debug()
         );

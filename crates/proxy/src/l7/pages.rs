@@ -39,25 +39,6 @@ pub fn error_page(status: StatusCode, layers: &[&ErrorPages]) -> ErrorPage {
     layers.iter().find_map(|l| l.get(status)).cloned().unwrap_or_else(|| default_page(status))
 }
 
-/// The page as bytes on the wire, for answers written outside hyper (a request head that did
-/// not arrive in time). It closes the connection.
-pub fn raw_response(page: &ErrorPage) -> Vec<u8> {
-    let reason = page.status.canonical_reason().unwrap_or("Error");
-    let mut out = format!("HTTP/1.1 {} {reason}\r\n", page.status.as_u16()).into_bytes();
-    for (name, value) in &page.headers {
-        if name == http::header::CONTENT_LENGTH || name == http::header::CONNECTION {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(format!("content-length: {}\r\nconnection: close\r\n\r\n", page.body.len()).as_bytes());
-    out.extend_from_slice(&page.body);
-    out
-}
-
 fn default_page(status: StatusCode) -> ErrorPage {
     let reason = status.canonical_reason().unwrap_or("Error");
     let detail = match status.as_u16() {

@@ -1,0 +1,456 @@
+//! One request, from its parsed head to the end of its answer: answered here (stats, errors)
+//! or forwarded to a server chosen by the backend, with retries as [`crate::retry`] decides,
+//! and the response streamed back.
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use fulcrum_balance::ServerId;
+use fulcrum_model::{ConnMode, HttpReuse};
+use http::{Method, StatusCode, Version};
+
+use super::body::{transfer, BodyError, Transfer};
+use super::headers::{self, ClientFraming};
+use super::{error_page, ms, respond, route, Client, Incoming, LogEntry};
+use crate::error::{Failure, ProxyError, Stage};
+use crate::h1::{self, Framing};
+use crate::io::IoFail;
+use crate::listen::Drain;
+use crate::live::lock;
+use crate::observe::{observe_result, Observation};
+use crate::pick::{pick_server, reserve, wait_in_queue, Pick, Slot};
+use crate::retry::{decide, Attempt, Decision, RetryPolicy};
+use crate::snapshot::{BackendRt, FrontendRt};
+use crate::upstream::{self, ConnectError, Upstream};
+use crate::Shared;
+
+/// A pooled connection idle longer than this may have been closed by the server as we reuse
+/// it; a request that cannot be sent again is not risked on one.
+const SAFE_IDLE: Duration = Duration::from_millis(1500);
+
+/// What forwarding a request keeps across its attempts.
+struct Exchange<'a> {
+    fe: &'a FrontendRt,
+    backend: Arc<BackendRt>,
+    req: h1::Request,
+    entry: Option<Box<LogEntry>>,
+    key: Option<Vec<u8>>,
+    preferred: Option<ServerId>,
+    cookie_ok: bool,
+    shared: &'a Shared,
+}
+
+/// Serves one request; returns whether the client connection stays open for another.
+pub(super) async fn run(client: &mut Client, incoming: Incoming, shared: &Arc<Shared>, drain: &Drain) -> bool {
+    let snap = shared.snapshot.load_full();
+    let Some(fe) = snap.frontend_for(&client.bind) else {
+        respond(client, error_page(StatusCode::SERVICE_UNAVAILABLE, None, None), true).await;
+        return false;
+    };
+    let Incoming { mut req, started, parsed } = incoming;
+    // A body left unread leaves the connection unusable for another request.
+    let keep = !req.close && req.framing.is_empty() && !drain.is_draining();
+    if let Some(stats) = &fe.cfg.stats {
+        if req.head.uri.path_and_query().is_some_and(|pq| pq.as_str().starts_with(stats.uri.as_str())) {
+            let page = crate::stats::serve(&req.head, stats, &snap, shared);
+            respond(client, page.into(), !keep).await;
+            return keep;
+        }
+    }
+    let client_ip = client.peer.ip();
+    let Some(backend) = fe.route(&req.head, client_ip).cloned() else {
+        respond(client, error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None), !keep).await;
+        return keep;
+    };
+    let entry = shared.log_enabled(fe).then(|| {
+        let line = format!("{} {} {:?}", req.head.method, req.head.uri, req.head.version);
+        let mut e = LogEntry::new(client.peer, started, &fe.cfg.name, line);
+        e.backend.clone_from(&backend.cfg.name);
+        e.tq = ms(parsed - started);
+        e
+    });
+    let key = route::hash_key(&backend.cfg.algorithm, &req.head, client_ip);
+    let (preferred, cookie_ok) = route::persistence(&backend, &mut req.head, client_ip);
+    let chunked = req.framing == Framing::Chunked;
+    headers::request_to_server(&mut req.head.headers, fe, &backend, client_ip, req.upgrade, chunked);
+    let mut x = Exchange { fe, backend, req, entry, key, preferred, cookie_ok, shared };
+    if let (Some(limit), Framing::Length(n)) = (fe.cfg.max_request_body, x.req.framing) {
+        if n > limit {
+            // The body is not read: the connection cannot carry another request.
+            let error = ProxyError::new(Failure::RequestTooLarge, Stage::Request);
+            answer(client, &mut x, &error, parsed).await;
+            return false;
+        }
+    }
+    match forward(&mut x, client, drain, parsed).await {
+        Ok(keep) => keep,
+        Err(error) => {
+            answer(client, &mut x, &error, parsed).await;
+            false
+        }
+    }
+}
+
+/// Answers a request that failed with an error page (when one can still be sent), logs it.
+async fn answer(client: &mut Client, x: &mut Exchange<'_>, error: &ProxyError, parsed: Instant) {
+    let mut bytes = 0;
+    if let Some(status) = error.status() {
+        bytes = respond(client, error_page(status, Some(x.fe), Some(&x.backend)), true).await;
+    }
+    tracing::debug!(backend = %x.backend.cfg.name, peer = %client.peer, "{error}");
+    if let Some(mut e) = x.entry.take() {
+        e.status = error.status().map_or(e.status, |s| s.as_u16());
+        e.termination = error.termination();
+        if e.tw < 0 && error.stage != Stage::Request {
+            e.tw = ms(parsed.elapsed());
+        }
+        x.shared.access_log.write(&e.format(bytes));
+    }
+}
+
+/// Picks a server, connects and sends, retrying and redispatching as configured. Ok: whether
+/// the client connection stays open.
+async fn forward(
+    x: &mut Exchange<'_>,
+    client: &mut Client,
+    drain: &Drain,
+    parsed: Instant,
+) -> Result<bool, ProxyError> {
+    let backend = x.backend.clone();
+    let policy = RetryPolicy {
+        retries: backend.cfg.retries,
+        redispatch: backend.cfg.redispatch,
+        timeout_connect: backend.cfg.timeout_connect,
+    };
+    let safe = matches!(x.req.head.method, Method::GET | Method::HEAD | Method::OPTIONS) && x.req.framing.is_empty();
+    let mut tried: Vec<ServerId> = Vec::new();
+    let mut retries = 0u32;
+    let mut again: Option<ServerId> = None;
+    let mut fresh_only = false;
+    let mut preferred = x.preferred;
+    let mut queue_deadline: Option<Instant> = None;
+    loop {
+        let id = match again.take().filter(|id| reserve(&backend, *id)) {
+            Some(id) => id,
+            None => match pick_server(&backend, x.key.as_deref(), &tried, preferred.take()) {
+                Pick::Server(id) => id,
+                Pick::NoServer => return Err(ProxyError::new(Failure::NoServer, Stage::Connect)),
+                Pick::Full => {
+                    let deadline = *queue_deadline.get_or_insert_with(|| parsed + backend.cfg.timeout_queue);
+                    if !wait_in_queue(&backend, deadline).await {
+                        return Err(ProxyError::new(Failure::QueueTimeout, Stage::Queue));
+                    }
+                    continue;
+                }
+            },
+        };
+        let slot = Slot::new(&backend, id);
+        let server = &backend.servers[id];
+        server.live.total.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = x.entry.as_mut() {
+            e.server.clone_from(&server.cfg.name);
+            e.tw = ms(parsed.elapsed());
+            e.retries = retries;
+        }
+        // Phase timestamps are only taken when a log line will use them.
+        let t_connect = x.entry.is_some().then(Instant::now);
+        let up = get_connection(server.cfg.addr, &backend, safe, fresh_only).await;
+        fresh_only = false;
+        let failure = match up {
+            Ok(up) => {
+                if let Some(e) = x.entry.as_mut() {
+                    e.tc = t_connect.map_or(0, |t| ms(t.elapsed()));
+                }
+                let reused = up.idle_for.is_some();
+                match transact(x, client, up, slot, drain).await {
+                    Ok(keep) => return Ok(keep),
+                    // A response was under way: nothing to retry, nothing to answer.
+                    Err(Failed { error, .. }) if error.stage == Stage::Data => {
+                        end_after_response(x, &error);
+                        return Ok(false);
+                    }
+                    Err(Failed { error, body_touched }) => {
+                        if matches!(error.party(), crate::error::Party::Server | crate::error::Party::Proxy) {
+                            server.live.response_errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        (error, Attempt { retries, reused, replayable: safe && !body_touched })
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(backend = %backend.cfg.name, server = %server.cfg.name, "{e}");
+                server.live.connect_errors.fetch_add(1, Ordering::Relaxed);
+                observe_result(&backend, id, Observation::ConnectFailed);
+                let failure = match e {
+                    ConnectError::Timeout => Failure::ConnectTimeout,
+                    ConnectError::Io(e) => Failure::ConnectFailed(e.kind()),
+                };
+                drop(slot);
+                (ProxyError::new(failure, Stage::Connect), Attempt { retries, reused: false, replayable: true })
+            }
+        };
+        let (error, attempt) = failure;
+        match decide(&policy, &attempt, error) {
+            Decision::SameServer { pause } => {
+                retries += 1;
+                server.live.retries.fetch_add(1, Ordering::Relaxed);
+                again = Some(id);
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+            Decision::Redispatch => {
+                retries += 1;
+                server.live.redispatches.fetch_add(1, Ordering::Relaxed);
+                tried.push(id);
+            }
+            Decision::NewConnection => {
+                again = Some(id);
+                fresh_only = true;
+            }
+            Decision::GiveUp(error) => {
+                if let Some(e) = x.entry.as_mut() {
+                    e.retries = retries;
+                }
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// The access log line of an exchange that failed once its response had begun.
+fn end_after_response(x: &mut Exchange<'_>, error: &ProxyError) {
+    tracing::debug!(backend = %x.backend.cfg.name, "{error}");
+    if let Some(mut e) = x.entry.take() {
+        e.termination = error.termination();
+        x.shared.access_log.write(&e.format(0));
+    }
+}
+
+/// A pooled connection when reuse allows it, else a new one.
+async fn get_connection(
+    addr: std::net::SocketAddr,
+    backend: &BackendRt,
+    replayable: bool,
+    fresh_only: bool,
+) -> Result<Upstream, ConnectError> {
+    let reuse = backend.cfg.http_reuse != HttpReuse::Never && backend.cfg.conn_mode == ConnMode::KeepAlive;
+    if reuse && !fresh_only {
+        while let Some(up) = upstream::take_idle(addr) {
+            // A request that could not be sent again is not risked on a connection the server
+            // may be closing right now (`http-reuse safe`); `always` takes the risk.
+            let stale = up.idle_for.is_some_and(|d| d > SAFE_IDLE);
+            if stale && !replayable && backend.cfg.http_reuse != HttpReuse::Always {
+                continue;
+            }
+            return Ok(up);
+        }
+    }
+    // Boxed: the connect path is the rare one, and its state would otherwise sit in every
+    // request's future.
+    Box::pin(upstream::connect(addr, backend.cfg.timeout_connect)).await
+}
+
+/// An attempt that failed, and whether any of the request body was consumed by it.
+struct Failed {
+    error: ProxyError,
+    body_touched: bool,
+}
+
+fn failed(failure: Failure, stage: Stage, body_touched: bool) -> Failed {
+    Failed { error: ProxyError::new(failure, stage), body_touched }
+}
+
+/// One attempt on one server connection: the request out, the response back.
+async fn transact(
+    x: &mut Exchange<'_>,
+    client: &mut Client,
+    mut up: Upstream,
+    slot: Slot,
+    drain: &Drain,
+) -> Result<bool, Failed> {
+    let backend = x.backend.clone();
+    let id = slot.id;
+    let timeout_server = backend.cfg.timeout_server;
+    let timeout_client = client.timeouts.client();
+    let mut head = Vec::with_capacity(512);
+    h1::write_request_head(&mut head, &x.req.head.method, &x.req.head.uri, &x.req.head.headers);
+    let t_send = x.entry.is_some().then(Instant::now);
+    // The request may be left incomplete when the server answers before reading all of it.
+    let mut request_complete = true;
+    let body_touched = !x.req.framing.is_empty();
+    if x.req.framing.is_empty() {
+        up.side.send(&[&head]).map_err(|_| failed(Failure::ServerClosed, Stage::Headers, false))?;
+    } else {
+        if x.req.expect_continue && client.buf.is_none() {
+            let _ = client.side.send(&[b"HTTP/1.1 100 Continue\r\n\r\n"]);
+        }
+        let t = Transfer {
+            framing: x.req.framing,
+            out: ClientFraming::Same,
+            limit: x.fe.cfg.max_request_body,
+            read_idle: timeout_client,
+            write_idle: timeout_server,
+            prefix: Some(&head),
+        };
+        let buffered = client.buf.take();
+        match transfer(&mut client.side, buffered, &mut up.side, t).await {
+            Ok(moved) => client.buf = moved.extra,
+            Err(BodyError::Write(_)) => request_complete = false,
+            Err(BodyError::Read(IoFail::TimedOut)) => {
+                return Err(failed(Failure::ClientTimeout, Stage::Request, true));
+            }
+            Err(BodyError::Read(_) | BodyError::Truncated) => {
+                return Err(failed(Failure::ClientClosed, Stage::Request, true));
+            }
+            Err(BodyError::Framing(e)) => return Err(failed(Failure::BadRequestBody(e), Stage::Request, true)),
+            Err(BodyError::TooLarge) => return Err(failed(Failure::RequestTooLarge, Stage::Request, true)),
+        }
+    }
+    if up.side.has_pending() {
+        up.side
+            .flush(Some(timeout_server))
+            .await
+            .map_err(|_| failed(Failure::ServerClosed, Stage::Headers, body_touched))?;
+    }
+
+    let (mut resp, resp_buf) = match read_response(x, client, &mut up, body_touched).await {
+        Ok(got) => got,
+        Err(f) => {
+            let seen = match f.error.failure {
+                Failure::ServerTimeout => Observation::Timeout,
+                _ => Observation::ResponseFailed,
+            };
+            observe_result(&backend, id, seen);
+            return Err(f);
+        }
+    };
+    observe_result(&backend, id, Observation::Status(resp.status.as_u16()));
+    if let Some(e) = x.entry.as_mut() {
+        e.tr = t_send.map_or(0, |t| ms(t.elapsed()));
+        e.status = resp.status.as_u16();
+    }
+    if let Some(stick) = &backend.stick {
+        lock(stick).insert(client.peer.ip(), id, Instant::now());
+    }
+
+    if resp.status == StatusCode::SWITCHING_PROTOCOLS && x.req.upgrade {
+        headers::strip_hop_by_hop(&mut resp.headers);
+        resp.headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("upgrade"));
+        if let Some(proto) = x.req.head.headers.get(http::header::UPGRADE).cloned() {
+            resp.headers.insert(http::header::UPGRADE, proto);
+        }
+        let mut out = Vec::with_capacity(256);
+        h1::write_response_head(&mut out, resp.status, &resp.reason, &resp.headers);
+        if let Some(e) = x.entry.take() {
+            x.shared.access_log.write(&e.format(0));
+        }
+        tunnel(client, up, out, resp_buf, backend.cfg.timeout_tunnel).await;
+        drop(slot);
+        return Ok(false);
+    }
+
+    let server_keeps = headers::server_reuse(x.fe, &backend) && !resp.close && request_complete;
+    let keep_client = !x.req.close && x.fe.cfg.conn_mode != ConnMode::Close && !drain.is_draining() && request_complete;
+    route::set_cookie(&backend, id, x.cookie_ok, &mut resp.headers);
+    let client_http10 = x.req.head.version == Version::HTTP_10;
+    let out = headers::response_to_client(&mut resp.headers, resp.framing, client_http10, keep_client);
+    let keep_client = keep_client && !matches!(out, ClientFraming::Dechunk | ClientFraming::UntilClose);
+    let mut out_head = Vec::with_capacity(resp.head_len + 64);
+    h1::write_response_head(&mut out_head, resp.status, &resp.reason, &resp.headers);
+    let t = Transfer {
+        framing: resp.framing,
+        out,
+        limit: None,
+        read_idle: timeout_server,
+        write_idle: timeout_client,
+        prefix: Some(&out_head),
+    };
+    let moved = transfer(&mut up.side, resp_buf, &mut client.side, t).await.map_err(|e| {
+        let failure = match e {
+            BodyError::Read(IoFail::TimedOut) => Failure::ServerTimeout,
+            BodyError::Read(_) | BodyError::Truncated => Failure::ServerClosed,
+            BodyError::Framing(e) => Failure::BadResponseBody(e),
+            BodyError::Write(IoFail::TimedOut) => Failure::ClientTimeout,
+            BodyError::Write(_) | BodyError::TooLarge => Failure::ClientClosed,
+        };
+        failed(failure, Stage::Data, body_touched)
+    })?;
+    if server_keeps && moved.extra.is_none() {
+        if let Ok(stream) = up.side.into_stream() {
+            upstream::put_idle(backend.servers[id].cfg.addr, stream);
+        }
+    }
+    drop(slot);
+    if let Some(e) = x.entry.take() {
+        x.shared.access_log.write(&e.format(moved.bytes));
+    }
+    Ok(keep_client)
+}
+
+/// Reads the response head (passing 1xx interim responses on to the client); returns it with
+/// the bytes read past it.
+async fn read_response(
+    x: &mut Exchange<'_>,
+    client: &mut Client,
+    up: &mut Upstream,
+    body_touched: bool,
+) -> Result<(h1::Response, Option<BytesMut>), Failed> {
+    let timeout_server = x.backend.cfg.timeout_server;
+    let mut buf: Option<BytesMut> = None;
+    loop {
+        if let Some(b) = buf.as_mut() {
+            match h1::parse_response(b, &x.shared.limits, &x.req.head.method) {
+                Ok(Some(resp)) if resp.status.is_informational() && resp.status != StatusCode::SWITCHING_PROTOCOLS => {
+                    // 103 Early Hints and the like go on to an HTTP/1.1 client as they are.
+                    if x.req.head.version == Version::HTTP_11 {
+                        let mut out = Vec::with_capacity(resp.head_len);
+                        h1::write_response_head(&mut out, resp.status, &resp.reason, &resp.headers);
+                        let _ = client.side.send(&[&out]);
+                    }
+                    continue;
+                }
+                Ok(Some(resp)) => {
+                    let rest = buf.filter(|b| !b.is_empty());
+                    return Ok((resp, rest));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(failed(Failure::BadResponse(e), Stage::Headers, body_touched)),
+            }
+        }
+        let deadline = Some(Instant::now() + timeout_server);
+        let got = up
+            .side
+            .read_with(deadline, |data| {
+                if !data.is_empty() {
+                    buf.get_or_insert_with(|| BytesMut::with_capacity(data.len())).extend_from_slice(data);
+                }
+                !data.is_empty()
+            })
+            .await;
+        match got {
+            Ok(true) => {}
+            Ok(false) => return Err(failed(Failure::ServerClosed, Stage::Headers, body_touched)),
+            Err(IoFail::TimedOut) => return Err(failed(Failure::ServerTimeout, Stage::Headers, body_touched)),
+            Err(_) => return Err(failed(Failure::ServerClosed, Stage::Headers, body_touched)),
+        }
+    }
+}
+
+/// Splices an upgraded connection (WebSocket and the like) both ways until either side
+/// closes or `idle` passes.
+async fn tunnel(client: &mut Client, mut up: Upstream, head: Vec<u8>, from_server: Option<BytesMut>, idle: Duration) {
+    let early = from_server.unwrap_or_default();
+    if client.side.send(&[&head, &early]).is_err() || client.side.flush(Some(client.timeouts.client())).await.is_err() {
+        return;
+    }
+    if let Some(buf) = client.buf.take() {
+        if up.side.send(&[&buf]).is_err() || up.side.flush(Some(idle)).await.is_err() {
+            return;
+        }
+    }
+    let side = std::mem::replace(&mut client.side, crate::io::Side::closed());
+    let (Ok(mut a), Ok(mut b)) = (side.into_stream(), up.side.into_stream()) else { return };
+    let _ = tokio::time::timeout(idle, tokio::io::copy_bidirectional(&mut a, &mut b)).await;
+}

@@ -1,0 +1,116 @@
+//! Which server a request should go to before the scheduler is asked: the key a hash
+//! algorithm hashes, and the server persistence (a cookie, a stick table) points at; and the
+//! persistence cookie a response sets.
+use std::net::IpAddr;
+use std::time::Instant;
+
+use fulcrum_balance::ServerId;
+use fulcrum_model::{Algorithm, CookieMode};
+use http::header::{self, HeaderMap, HeaderValue};
+
+use crate::live::lock;
+use crate::snapshot::BackendRt;
+
+/// The bytes the balance algorithm hashes, if it is a hash algorithm and the key is present.
+pub(crate) fn hash_key(algo: &Algorithm, parts: &http::request::Parts, client: IpAddr) -> Option<Vec<u8>> {
+    match algo {
+        Algorithm::Source => Some(match client {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(|v4| v4.octets().to_vec()).unwrap_or(v6.octets().to_vec()),
+        }),
+        Algorithm::Uri { whole, len, depth } => {
+            let mut s =
+                if *whole { parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/") } else { parts.uri.path() };
+            if let Some(depth) = depth {
+                if let Some((i, _)) = s.match_indices('/').nth(*depth) {
+                    s = &s[..i];
+                }
+            }
+            let mut bytes = s.as_bytes();
+            if let Some(len) = len {
+                bytes = &bytes[..bytes.len().min(*len)];
+            }
+            Some(bytes.to_vec())
+        }
+        Algorithm::UrlParam { name } => parts.uri.query().and_then(|q| {
+            q.split('&').find_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                (k == name).then(|| v.as_bytes().to_vec())
+            })
+        }),
+        Algorithm::Hdr { name, use_domain_only } => {
+            let v = parts.headers.get(name.as_str())?.to_str().ok()?;
+            if *use_domain_only {
+                let host = v.split(':').next().unwrap_or(v);
+                let labels: Vec<&str> = host.split('.').collect();
+                let n = labels.len();
+                let domain = if n >= 2 { labels[n - 2] } else { host };
+                Some(domain.as_bytes().to_vec())
+            } else {
+                Some(v.as_bytes().to_vec())
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The server persistence points at (cookie or stick table), and whether the client already
+/// holds a valid persistence cookie. Strips what the server must not see (`indirect`, prefix).
+pub(crate) fn persistence(
+    backend: &BackendRt,
+    parts: &mut http::request::Parts,
+    client: IpAddr,
+) -> (Option<ServerId>, bool) {
+    if let Some(cookie) = &backend.cfg.cookie {
+        if let Some((id, rewritten)) = super::cookie::find_server(backend, cookie, &parts.headers) {
+            let valid = backend.usable(id);
+            if let Some(value) = rewritten {
+                parts.headers.insert(header::COOKIE, value);
+            }
+            if valid {
+                return (Some(id), true);
+            }
+        }
+    }
+    if let Some(stick) = &backend.stick {
+        if let Some(id) = lock(stick).get(&client, Instant::now()) {
+            return (Some(id), false);
+        }
+    }
+    (None, false)
+}
+
+/// The persistence cookie of a response: `Set-Cookie` for insert mode (unless the client
+/// already holds a valid one, or the server set it itself under `preserve`); in prefix and
+/// rewrite modes the server's own cookie is edited in place.
+pub(crate) fn set_cookie(backend: &BackendRt, id: ServerId, client_had_it: bool, headers: &mut HeaderMap) {
+    let Some(cookie) = backend.cfg.cookie.as_ref() else { return };
+    let Some(server) = backend.servers.get(id) else { return };
+    let value: Option<HeaderValue> = match cookie.mode {
+        CookieMode::Insert => {
+            if cookie.preserve && super::cookie::sets_cookie(headers, &cookie.name) {
+                None
+            } else {
+                (!client_had_it).then(|| server.set_cookie.clone()).flatten()
+            }
+        }
+        CookieMode::Prefix => {
+            if let Some(v) = server.cfg.cookie.as_deref() {
+                super::cookie::prefix_set_cookie(headers, &cookie.name, v);
+            }
+            None
+        }
+        CookieMode::Rewrite => {
+            if let Some(v) = server.cfg.cookie.as_deref() {
+                super::cookie::rewrite_set_cookie(headers, &cookie.name, v);
+            }
+            None
+        }
+    };
+    if let Some(value) = value {
+        headers.append(header::SET_COOKIE, value);
+        if cookie.nocache {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Choosing a server for a request (or, later, a TCP connection): the backend's scheduler
+//! under `maxconn`, persistence's preferred server, the queue when every eligible server is
+//! full, and the slot that is held while the server works.
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use fulcrum_balance::ServerId;
+
+use crate::live::lock;
+use crate::snapshot::BackendRt;
+
+pub(crate) enum Pick {
+    Server(ServerId),
+    /// Eligible servers exist but all are at `maxconn`: queue.
+    Full,
+    NoServer,
+}
+
+/// Chooses a server and reserves a connection slot on it. `tried`: servers not to pick again;
+/// `preferred`: the server persistence points at.
+pub(crate) fn pick_server(
+    backend: &BackendRt,
+    key: Option<&[u8]>,
+    tried: &[ServerId],
+    preferred: Option<ServerId>,
+) -> Pick {
+    if let Some(id) = preferred.filter(|id| !tried.contains(id) && backend.usable(*id)) {
+        let s = &backend.servers[id];
+        if s.live.try_reserve(s.cfg.maxconn) {
+            return Pick::Server(id);
+        }
+    }
+    let full = std::cell::Cell::new(false);
+    for _ in 0..4 {
+        let load = |id: ServerId| -> Option<u32> {
+            let s = backend.servers.get(id)?;
+            if tried.contains(&id) {
+                return None;
+            }
+            let active = s.live.active.load(Ordering::Relaxed);
+            if s.cfg.maxconn > 0 && active >= s.cfg.maxconn {
+                full.set(true);
+                return None;
+            }
+            Some(active)
+        };
+        let picked = lock(&backend.scheduler).pick(key, &load);
+        match picked {
+            Some(id) => {
+                let s = &backend.servers[id];
+                if s.live.try_reserve(s.cfg.maxconn) {
+                    return Pick::Server(id);
+                }
+                full.set(true);
+            }
+            None => break,
+        }
+    }
+    if full.get() {
+        Pick::Full
+    } else {
+        Pick::NoServer
+    }
+}
+
+/// Reserves a slot on one given server (a retry going back to it), if it has one free.
+pub(crate) fn reserve(backend: &BackendRt, id: ServerId) -> bool {
+    backend.servers.get(id).is_some_and(|s| s.live.try_reserve(s.cfg.maxconn))
+}
+
+/// Waits for a slot until the `timeout queue` deadline. False when the queue is full or time is up.
+pub(crate) async fn wait_in_queue(backend: &BackendRt, deadline: Instant) -> bool {
+    if backend.max_queue > 0 && backend.queued() >= backend.max_queue {
+        return false;
+    }
+    backend.queued.fetch_add(1, Ordering::Relaxed);
+    let woke = tokio::time::timeout_at(deadline.into(), backend.slot_freed.notified()).await.is_ok();
+    backend.queued.fetch_sub(1, Ordering::Relaxed);
+    woke
+}
+
+/// Gives a server's connection slot back and wakes a queued request.
+pub(crate) fn release(backend: &BackendRt, id: ServerId) {
+    if let Some(s) = backend.servers.get(id) {
+        s.live.release();
+        if backend.queued() > 0 {
+            backend.slot_freed.notify_one();
+        }
+    }
+}
+
+/// A reserved slot, given back when dropped (however the request ends).
+pub(crate) struct Slot {
+    backend: Arc<BackendRt>,
+    pub id: ServerId,
+}
+
+impl Slot {
+    pub(crate) fn new(backend: &Arc<BackendRt>, id: ServerId) -> Slot {
+        Slot { backend: backend.clone(), id }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        release(&self.backend, self.id);
+    }
+}
