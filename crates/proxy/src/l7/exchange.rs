@@ -12,16 +12,16 @@ use http::{Method, StatusCode, Version};
 
 use super::body::{transfer, BodyError, Transfer};
 use super::headers::{self, ClientFraming};
-use super::{error_page, ms, respond, route, Client, Incoming, LogEntry};
+use super::{error_page, ms, respond, route, Client, Incoming, LocalResponse, LogEntry};
 use crate::error::{Failure, ProxyError, Stage};
 use crate::h1::{self, Framing};
-use crate::io::IoFail;
+use crate::io::{IoFail, Side};
 use crate::listen::Drain;
 use crate::live::lock;
 use crate::observe::{observe_result, Observation};
 use crate::pick::{pick_server, reserve, wait_in_queue, Pick, Slot};
 use crate::retry::{decide, Attempt, Decision, RetryPolicy};
-use crate::snapshot::{BackendRt, FrontendRt};
+use crate::snapshot::{BackendRt, FrontendRt, Snapshot};
 use crate::upstream::{self, ConnectError, Upstream};
 use crate::Shared;
 
@@ -30,38 +30,56 @@ use crate::Shared;
 const SAFE_IDLE: Duration = Duration::from_millis(1500);
 
 /// What forwarding a request keeps across its attempts.
-struct Exchange<'a> {
-    fe: &'a FrontendRt,
+pub(super) struct Exchange {
+    snap: Arc<Snapshot>,
+    fe: usize,
     backend: Arc<BackendRt>,
     req: h1::Request,
     entry: Option<Box<LogEntry>>,
     key: Option<Vec<u8>>,
     preferred: Option<ServerId>,
     cookie_ok: bool,
-    shared: &'a Shared,
+    shared: Arc<Shared>,
+    /// When the request head was complete.
+    parsed: Instant,
 }
 
-/// Serves one request; returns whether the client connection stays open for another.
-pub(super) async fn run(client: &mut Client, incoming: Incoming, shared: &Arc<Shared>, drain: &Drain) -> bool {
+impl Exchange {
+    fn fe(&self) -> &FrontendRt {
+        &self.snap.frontends[self.fe]
+    }
+}
+
+/// A request routed and ready to go, or answered here.
+pub(super) enum Prepared {
+    /// Answered by the proxy itself (stats page, no backend), and whether the connection
+    /// stays open afterwards.
+    Answer(Option<LocalResponse>, bool),
+    Forward(Box<Exchange>),
+    /// Refused before anything is sent (its body is over the frontend's limit).
+    Refuse(Box<Exchange>, ProxyError),
+}
+
+/// Routes a request and prepares what goes to the server, before anything waits: the
+/// future that forwards it then holds only what it needs across its awaits.
+pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>, drain: &Drain) -> Prepared {
     let snap = shared.snapshot.load_full();
-    let Some(fe) = snap.frontend_for(&client.bind) else {
-        respond(client, error_page(StatusCode::SERVICE_UNAVAILABLE, None, None), true).await;
-        return false;
+    let Some(fe_index) = snap.frontend_index(&client.bind) else {
+        return Prepared::Answer(Some(error_page(StatusCode::SERVICE_UNAVAILABLE, None, None)), false);
     };
+    let fe = &snap.frontends[fe_index];
     let Incoming { mut req, started, parsed } = incoming;
     // A body left unread leaves the connection unusable for another request.
     let keep = !req.close && req.framing.is_empty() && !drain.is_draining();
     if let Some(stats) = &fe.cfg.stats {
         if req.head.uri.path_and_query().is_some_and(|pq| pq.as_str().starts_with(stats.uri.as_str())) {
             let page = crate::stats::serve(&req.head, stats, &snap, shared);
-            respond(client, page.into(), !keep).await;
-            return keep;
+            return Prepared::Answer(Some(page.into()), keep);
         }
     }
     let client_ip = client.peer.ip();
     let Some(backend) = fe.route(&req.head, client_ip).cloned() else {
-        respond(client, error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None), !keep).await;
-        return keep;
+        return Prepared::Answer(Some(error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None)), keep);
     };
     let entry = shared.log_enabled(fe).then(|| {
         let line = format!("{} {} {:?}", req.head.method, req.head.uri, req.head.version);
@@ -74,36 +92,69 @@ pub(super) async fn run(client: &mut Client, incoming: Incoming, shared: &Arc<Sh
     let (preferred, cookie_ok) = route::persistence(&backend, &mut req.head, client_ip);
     let chunked = req.framing == Framing::Chunked;
     headers::request_to_server(&mut req.head.headers, fe, &backend, client_ip, req.upgrade, chunked);
-    let mut x = Exchange { fe, backend, req, entry, key, preferred, cookie_ok, shared };
-    if let (Some(limit), Framing::Length(n)) = (fe.cfg.max_request_body, x.req.framing) {
-        if n > limit {
-            // The body is not read: the connection cannot carry another request.
-            let error = ProxyError::new(Failure::RequestTooLarge, Stage::Request);
-            answer(client, &mut x, &error, parsed).await;
-            return false;
-        }
+    let too_large = matches!((fe.cfg.max_request_body, req.framing), (Some(limit), Framing::Length(n)) if n > limit);
+    let x = Box::new(Exchange {
+        fe: fe_index,
+        snap,
+        backend,
+        req,
+        entry,
+        key,
+        preferred,
+        cookie_ok,
+        shared: shared.clone(),
+        parsed,
+    });
+    if too_large {
+        // The body is not read: the connection cannot carry another request.
+        return Prepared::Refuse(x, ProxyError::new(Failure::RequestTooLarge, Stage::Request));
     }
-    match forward(&mut x, client, drain, parsed).await {
-        Ok(keep) => keep,
-        Err(error) => {
-            answer(client, &mut x, &error, parsed).await;
-            false
+    Prepared::Forward(x)
+}
+
+/// Serves a prepared request; returns whether the client connection stays open for another.
+/// Not an `async fn`: that would keep a second copy of `prepared` in the future.
+#[allow(clippy::manual_async_fn)]
+pub(super) fn run<'a>(
+    client: &'a mut Client,
+    mut prepared: Prepared,
+    drain: &'a Drain,
+) -> impl std::future::Future<Output = bool> + 'a {
+    async move {
+        match &mut prepared {
+            Prepared::Answer(resp, keep) => {
+                if let Some(resp) = resp.take() {
+                    Box::pin(respond(client, resp, !*keep)).await;
+                }
+                *keep
+            }
+            Prepared::Refuse(x, error) => {
+                Box::pin(answer(client, x, error)).await;
+                false
+            }
+            Prepared::Forward(x) => match forward(x, client, drain).await {
+                Ok(keep) => keep,
+                Err(error) => {
+                    Box::pin(answer(client, x, &error)).await;
+                    false
+                }
+            },
         }
     }
 }
 
 /// Answers a request that failed with an error page (when one can still be sent), logs it.
-async fn answer(client: &mut Client, x: &mut Exchange<'_>, error: &ProxyError, parsed: Instant) {
+async fn answer(client: &mut Client, x: &mut Exchange, error: &ProxyError) {
     let mut bytes = 0;
     if let Some(status) = error.status() {
-        bytes = respond(client, error_page(status, Some(x.fe), Some(&x.backend)), true).await;
+        bytes = respond(client, error_page(status, Some(x.fe()), Some(&x.backend)), true).await;
     }
     tracing::debug!(backend = %x.backend.cfg.name, peer = %client.peer, "{error}");
     if let Some(mut e) = x.entry.take() {
         e.status = error.status().map_or(e.status, |s| s.as_u16());
         e.termination = error.termination();
         if e.tw < 0 && error.stage != Stage::Request {
-            e.tw = ms(parsed.elapsed());
+            e.tw = ms(x.parsed.elapsed());
         }
         x.shared.access_log.write(&e.format(bytes));
     }
@@ -111,12 +162,8 @@ async fn answer(client: &mut Client, x: &mut Exchange<'_>, error: &ProxyError, p
 
 /// Picks a server, connects and sends, retrying and redispatching as configured. Ok: whether
 /// the client connection stays open.
-async fn forward(
-    x: &mut Exchange<'_>,
-    client: &mut Client,
-    drain: &Drain,
-    parsed: Instant,
-) -> Result<bool, ProxyError> {
+async fn forward(x: &mut Exchange, client: &mut Client, drain: &Drain) -> Result<bool, ProxyError> {
+    let parsed = x.parsed;
     let backend = x.backend.clone();
     let policy = RetryPolicy {
         retries: backend.cfg.retries,
@@ -158,12 +205,16 @@ async fn forward(
         let up = get_connection(server.cfg.addr, &backend, safe, fresh_only).await;
         fresh_only = false;
         let failure = match up {
-            Ok(up) => {
+            Ok(mut up) => {
                 if let Some(e) = x.entry.as_mut() {
                     e.tc = t_connect.map_or(0, |t| ms(t.elapsed()));
                 }
                 let reused = up.idle_for.is_some();
-                match transact(x, client, up, slot, drain).await {
+                let result = transact(x, client, &mut up, id, drain).await;
+                // The server's slot is free once its answer is over (before any retry pause).
+                drop(up);
+                drop(slot);
+                match result {
                     Ok(keep) => return Ok(keep),
                     // A response was under way: nothing to retry, nothing to answer.
                     Err(Failed { error, .. }) if error.stage == Stage::Data => {
@@ -220,7 +271,7 @@ async fn forward(
 }
 
 /// The access log line of an exchange that failed once its response had begun.
-fn end_after_response(x: &mut Exchange<'_>, error: &ProxyError) {
+fn end_after_response(x: &mut Exchange, error: &ProxyError) {
     tracing::debug!(backend = %x.backend.cfg.name, "{error}");
     if let Some(mut e) = x.entry.take() {
         e.termination = error.termination();
@@ -264,58 +315,21 @@ fn failed(failure: Failure, stage: Stage, body_touched: bool) -> Failed {
 
 /// One attempt on one server connection: the request out, the response back.
 async fn transact(
-    x: &mut Exchange<'_>,
+    x: &mut Exchange,
     client: &mut Client,
-    mut up: Upstream,
-    slot: Slot,
+    up: &mut Upstream,
+    id: ServerId,
     drain: &Drain,
 ) -> Result<bool, Failed> {
     let backend = x.backend.clone();
-    let id = slot.id;
     let timeout_server = backend.cfg.timeout_server;
     let timeout_client = client.timeouts.client();
-    let mut head = Vec::with_capacity(512);
-    h1::write_request_head(&mut head, &x.req.head.method, &x.req.head.uri, &x.req.head.headers);
     let t_send = x.entry.is_some().then(Instant::now);
-    // The request may be left incomplete when the server answers before reading all of it.
-    let mut request_complete = true;
     let body_touched = !x.req.framing.is_empty();
-    if x.req.framing.is_empty() {
-        up.side.send(&[&head]).map_err(|_| failed(Failure::ServerClosed, Stage::Headers, false))?;
-    } else {
-        if x.req.expect_continue && client.buf.is_none() {
-            let _ = client.side.send(&[b"HTTP/1.1 100 Continue\r\n\r\n"]);
-        }
-        let t = Transfer {
-            framing: x.req.framing,
-            out: ClientFraming::Same,
-            limit: x.fe.cfg.max_request_body,
-            read_idle: timeout_client,
-            write_idle: timeout_server,
-            prefix: Some(&head),
-        };
-        let buffered = client.buf.take();
-        match transfer(&mut client.side, buffered, &mut up.side, t).await {
-            Ok(moved) => client.buf = moved.extra,
-            Err(BodyError::Write(_)) => request_complete = false,
-            Err(BodyError::Read(IoFail::TimedOut)) => {
-                return Err(failed(Failure::ClientTimeout, Stage::Request, true));
-            }
-            Err(BodyError::Read(_) | BodyError::Truncated) => {
-                return Err(failed(Failure::ClientClosed, Stage::Request, true));
-            }
-            Err(BodyError::Framing(e)) => return Err(failed(Failure::BadRequestBody(e), Stage::Request, true)),
-            Err(BodyError::TooLarge) => return Err(failed(Failure::RequestTooLarge, Stage::Request, true)),
-        }
-    }
-    if up.side.has_pending() {
-        up.side
-            .flush(Some(timeout_server))
-            .await
-            .map_err(|_| failed(Failure::ServerClosed, Stage::Headers, body_touched))?;
-    }
+    // The request may be left incomplete when the server answers before reading all of it.
+    let request_complete = send_request(x, client, up).await?;
 
-    let (mut resp, resp_buf) = match read_response(x, client, &mut up, body_touched).await {
+    let (mut resp, resp_buf) = match read_response(x, client, up, body_touched).await {
         Ok(got) => got,
         Err(f) => {
             let seen = match f.error.failure {
@@ -346,13 +360,13 @@ async fn transact(
         if let Some(e) = x.entry.take() {
             x.shared.access_log.write(&e.format(0));
         }
-        tunnel(client, up, out, resp_buf, backend.cfg.timeout_tunnel).await;
-        drop(slot);
+        Box::pin(tunnel(client, up, out, resp_buf, backend.cfg.timeout_tunnel)).await;
         return Ok(false);
     }
 
-    let server_keeps = headers::server_reuse(x.fe, &backend) && !resp.close && request_complete;
-    let keep_client = !x.req.close && x.fe.cfg.conn_mode != ConnMode::Close && !drain.is_draining() && request_complete;
+    let server_keeps = headers::server_reuse(x.fe(), &backend) && !resp.close && request_complete;
+    let keep_client =
+        !x.req.close && x.fe().cfg.conn_mode != ConnMode::Close && !drain.is_draining() && request_complete;
     route::set_cookie(&backend, id, x.cookie_ok, &mut resp.headers);
     let client_http10 = x.req.head.version == Version::HTTP_10;
     let out = headers::response_to_client(&mut resp.headers, resp.framing, client_http10, keep_client);
@@ -378,21 +392,67 @@ async fn transact(
         failed(failure, Stage::Data, body_touched)
     })?;
     if server_keeps && moved.extra.is_none() {
-        if let Ok(stream) = up.side.into_stream() {
+        if let Ok(stream) = std::mem::replace(&mut up.side, Side::closed()).into_stream() {
             upstream::put_idle(backend.servers[id].cfg.addr, stream);
         }
     }
-    drop(slot);
     if let Some(e) = x.entry.take() {
         x.shared.access_log.write(&e.format(moved.bytes));
     }
     Ok(keep_client)
 }
 
+/// Sends the request head and its body (when it has one). Ok: whether all of the request
+/// went out (a server may answer before it has read the whole body).
+async fn send_request(x: &mut Exchange, client: &mut Client, up: &mut Upstream) -> Result<bool, Failed> {
+    let timeout_server = x.backend.cfg.timeout_server;
+    let timeout_client = client.timeouts.client();
+    let mut head = Vec::with_capacity(512);
+    h1::write_request_head(&mut head, &x.req.head.method, &x.req.head.uri, &x.req.head.headers);
+    let mut request_complete = true;
+    let body_touched = !x.req.framing.is_empty();
+    if x.req.framing.is_empty() {
+        up.side.send(&[&head]).map_err(|_| failed(Failure::ServerClosed, Stage::Headers, false))?;
+    } else {
+        if x.req.expect_continue && client.buf.is_none() {
+            let _ = client.side.send(&[b"HTTP/1.1 100 Continue\r\n\r\n"]);
+        }
+        let t = Transfer {
+            framing: x.req.framing,
+            out: ClientFraming::Same,
+            limit: x.fe().cfg.max_request_body,
+            read_idle: timeout_client,
+            write_idle: timeout_server,
+            prefix: Some(&head),
+        };
+        let buffered = client.buf.take();
+        match transfer(&mut client.side, buffered, &mut up.side, t).await {
+            Ok(moved) => client.buf = moved.extra,
+            Err(BodyError::Write(_)) => request_complete = false,
+            Err(BodyError::Read(IoFail::TimedOut)) => {
+                return Err(failed(Failure::ClientTimeout, Stage::Request, true));
+            }
+            Err(BodyError::Read(_) | BodyError::Truncated) => {
+                return Err(failed(Failure::ClientClosed, Stage::Request, true));
+            }
+            Err(BodyError::Framing(e)) => return Err(failed(Failure::BadRequestBody(e), Stage::Request, true)),
+            Err(BodyError::TooLarge) => return Err(failed(Failure::RequestTooLarge, Stage::Request, true)),
+        }
+    }
+    if up.side.has_pending() {
+        up.side
+            .flush(Some(timeout_server))
+            .await
+            .map_err(|_| failed(Failure::ServerClosed, Stage::Headers, body_touched))?;
+    }
+
+    Ok(request_complete)
+}
+
 /// Reads the response head (passing 1xx interim responses on to the client); returns it with
 /// the bytes read past it.
 async fn read_response(
-    x: &mut Exchange<'_>,
+    x: &mut Exchange,
     client: &mut Client,
     up: &mut Upstream,
     body_touched: bool,
@@ -440,7 +500,7 @@ async fn read_response(
 
 /// Splices an upgraded connection (WebSocket and the like) both ways until either side
 /// closes or `idle` passes.
-async fn tunnel(client: &mut Client, mut up: Upstream, head: Vec<u8>, from_server: Option<BytesMut>, idle: Duration) {
+async fn tunnel(client: &mut Client, up: &mut Upstream, head: Vec<u8>, from_server: Option<BytesMut>, idle: Duration) {
     let early = from_server.unwrap_or_default();
     if client.side.send(&[&head, &early]).is_err() || client.side.flush(Some(client.timeouts.client())).await.is_err() {
         return;
@@ -450,7 +510,8 @@ async fn tunnel(client: &mut Client, mut up: Upstream, head: Vec<u8>, from_serve
             return;
         }
     }
-    let side = std::mem::replace(&mut client.side, crate::io::Side::closed());
-    let (Ok(mut a), Ok(mut b)) = (side.into_stream(), up.side.into_stream()) else { return };
+    let client_side = std::mem::replace(&mut client.side, Side::closed());
+    let server_side = std::mem::replace(&mut up.side, Side::closed());
+    let (Ok(mut a), Ok(mut b)) = (client_side.into_stream(), server_side.into_stream()) else { return };
     let _ = tokio::time::timeout(idle, tokio::io::copy_bidirectional(&mut a, &mut b)).await;
 }

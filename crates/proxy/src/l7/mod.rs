@@ -120,7 +120,8 @@ pub(crate) async fn serve(client: &mut Client, shared: &Arc<Shared>, drain: &Dra
         first = false;
         // Boxed: a request's state is large, and the connection waits between requests
         // holding only its socket and timer.
-        let keep_alive = Box::pin(exchange::run(client, incoming, shared, drain)).await;
+        let prepared = exchange::prepare(client, incoming, shared, drain);
+        let keep_alive = Box::pin(exchange::run(client, prepared, drain)).await;
         if !keep_alive || drain.is_draining() {
             return;
         }
