@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fulcrum_admin::{Admin, VrrpRow};
 use fulcrum_config::{LoadOptions, Loaded};
 use fulcrum_model::{Model, Vrrp};
-use fulcrum_proxy::{Proxy, Shared};
+use fulcrum_proxy::{LocalPages, Proxy, Shared};
 use fulcrum_vrrp_io::{BackendStatus, Runtime, RuntimeOptions, Staged};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -48,12 +49,13 @@ pub fn run(files: &[PathBuf], opts: &LoadOptions, threads: Option<usize>, access
         }
     };
     runtime.block_on(async move {
+        let admin = Arc::new(Admin::default());
         let threads = threads_for(&loaded.model, threads);
         let vrrp = loaded.model.vrrp.clone();
         let mut proxy = if loaded.model.frontends.is_empty() && !vrrp.instances.is_empty() {
             None
         } else {
-            match Proxy::start(loaded.model, threads) {
+            match Proxy::start(loaded.model, threads, Some(admin.clone() as Arc<dyn LocalPages>)) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     eprintln!("fulcrum: {e}");
@@ -63,7 +65,7 @@ pub fn run(files: &[PathBuf], opts: &LoadOptions, threads: Option<usize>, access
         };
         let mut vrrp_rt = None;
         if !vrrp.instances.is_empty() {
-            match start_vrrp(&vrrp, proxy.as_ref()) {
+            match start_vrrp(&vrrp, proxy.as_ref(), &admin) {
                 Ok(rt) => vrrp_rt = Some(rt),
                 Err(e) => {
                     eprintln!("fulcrum: {e}");
@@ -75,7 +77,7 @@ pub fn run(files: &[PathBuf], opts: &LoadOptions, threads: Option<usize>, access
             }
         }
         tracing::info!(threads, "fulcrum {} started", env!("CARGO_PKG_VERSION"));
-        let outcome = serve_signals(&mut proxy, &mut vrrp_rt, files, opts, access_log).await;
+        let outcome = serve_signals(&mut proxy, &mut vrrp_rt, &admin, files, opts, access_log).await;
         // Give the addresses away first (priority 0: the backup takes over in Skew_Time), then
         // drain the connections that are still here.
         if let Some(rt) = vrrp_rt {
@@ -99,37 +101,35 @@ impl BackendStatus for ProxyBackends {
     }
 }
 
-fn start_vrrp(vrrp: &Vrrp, proxy: Option<&Proxy>) -> Result<Runtime, String> {
-    start_staged_vrrp(Runtime::stage_new(vrrp)?, proxy)
+fn start_vrrp(vrrp: &Vrrp, proxy: Option<&Proxy>, admin: &Arc<Admin>) -> Result<Runtime, String> {
+    start_staged_vrrp(Runtime::stage_new(vrrp)?, proxy, admin)
 }
 
-fn start_staged_vrrp(staged: Staged, proxy: Option<&Proxy>) -> Result<Runtime, String> {
+fn start_staged_vrrp(staged: Staged, proxy: Option<&Proxy>, admin: &Arc<Admin>) -> Result<Runtime, String> {
     let guard_program = std::env::current_exe().map_err(|e| format!("cannot find the fulcrum binary: {e}"))?;
     let backends = proxy.map(|p| Arc::new(ProxyBackends(p.shared().clone())) as Arc<dyn BackendStatus>);
     let rt = Runtime::start_staged(staged, RuntimeOptions { guard_program: Some(guard_program), backends })?;
-    if let Some(p) = proxy {
-        tokio::spawn(show_vrrp_on_stats(rt.status(), p.shared().clone()));
-    }
+    tokio::spawn(show_vrrp_on_stats(rt.status(), admin.clone()));
     Ok(rt)
 }
 
 /// Mirror the VRRP instances' state into the stats page, for as long as the runtime lives.
 async fn show_vrrp_on_stats(
     mut status: tokio::sync::watch::Receiver<std::collections::BTreeMap<String, fulcrum_vrrp_io::InstanceStatus>>,
-    shared: Arc<Shared>,
+    admin: Arc<Admin>,
 ) {
     loop {
         let rows = status
             .borrow_and_update()
             .iter()
-            .map(|(name, s)| fulcrum_proxy::VrrpRow {
+            .map(|(name, s)| VrrpRow {
                 instance: name.clone(),
                 state: format!("{:?}", s.state).to_uppercase(),
                 priority: s.priority,
                 master: s.master.map(|m| m.to_string()),
             })
             .collect();
-        shared.set_vrrp_rows(rows);
+        admin.set_vrrp_rows(rows);
         if status.changed().await.is_err() {
             return;
         }
@@ -143,6 +143,7 @@ async fn show_vrrp_on_stats(
 async fn reload(
     proxy: &mut Option<Proxy>,
     vrrp_rt: &mut Option<Runtime>,
+    admin: &Arc<Admin>,
     model: Model,
     threads: usize,
 ) -> Result<(), String> {
@@ -155,11 +156,10 @@ async fn reload(
     match proxy {
         Some(p) => p.reload(model)?,
         None if !model.frontends.is_empty() || vrrp.instances.is_empty() => {
-            let started = Proxy::start(model, threads)?;
-            // VRRP ran without a proxy until now: its instances belong on the new stats page,
-            // and `track_backend` now has backends to watch.
+            let started = Proxy::start(model, threads, Some(admin.clone() as Arc<dyn LocalPages>))?;
+            // VRRP ran without a proxy until now: `track_backend` now has backends to watch
+            // (its instances are on the stats page already: the admin side outlives proxies).
             if let Some(rt) = vrrp_rt.as_ref() {
-                tokio::spawn(show_vrrp_on_stats(rt.status(), started.shared().clone()));
                 rt.set_backends(Arc::new(ProxyBackends(started.shared().clone())));
             }
             *proxy = Some(started);
@@ -169,7 +169,7 @@ async fn reload(
     match (vrrp_rt.as_mut(), staged) {
         (Some(rt), Some(staged)) => rt.commit(staged).await,
         // VRRP configured for the first time: only starting the crash guard can still fail.
-        (None, Some(staged)) => *vrrp_rt = Some(start_staged_vrrp(staged, proxy.as_ref())?),
+        (None, Some(staged)) => *vrrp_rt = Some(start_staged_vrrp(staged, proxy.as_ref(), admin)?),
         (_, None) => {}
     }
     Ok(())
@@ -178,6 +178,7 @@ async fn reload(
 async fn serve_signals(
     proxy: &mut Option<Proxy>,
     vrrp_rt: &mut Option<Runtime>,
+    admin: &Arc<Admin>,
     files: &[PathBuf],
     opts: &LoadOptions,
     access_log: Option<PathBuf>,
@@ -198,7 +199,7 @@ async fn serve_signals(
                             loaded.model.global.access_log = access_log.clone();
                         }
                         let threads = threads_for(&loaded.model, None);
-                        match reload(proxy, vrrp_rt, loaded.model, threads).await {
+                        match reload(proxy, vrrp_rt, admin, loaded.model, threads).await {
                             Ok(()) => tracing::info!("reload applied"),
                             Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
                         }

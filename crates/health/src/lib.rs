@@ -1,8 +1,11 @@
-//! Health checking: the pure rise/fall [`HealthMachine`] and the TCP/HTTP checkers.
+//! Health checking: the pure rise/fall [`HealthMachine`], the TCP/HTTP checkers, and the loop
+//! that runs a server's checks and feeds the machine ([`check_loop`]).
 #![forbid(unsafe_code)]
 
 mod check;
 mod machine;
+mod task;
 
 pub use check::{run_check, CheckOutcome, CheckSpec, CompiledHttpCheck};
 pub use machine::{HealthMachine, Intervals, Transition};
+pub use task::{check_loop, CheckPlan, CheckSink};

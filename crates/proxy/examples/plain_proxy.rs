@@ -27,7 +27,7 @@ fn main() {
     let model = Model { frontends: vec![fe], backends: vec![be], ..Model::default() };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        let _proxy = fulcrum_proxy::Proxy::start(model, 1).expect("start");
+        let _proxy = fulcrum_proxy::Proxy::start(model, 1, None).expect("start");
         tokio::time::sleep(Duration::from_secs(3600)).await;
     });
 }

@@ -3,7 +3,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fulcrum_balance::ServerId;
-use fulcrum_health::{run_check, CheckSpec, CompiledHttpCheck, Intervals, Transition};
+use fulcrum_health::{
+    check_loop, CheckOutcome, CheckPlan, CheckSink, CheckSpec, CompiledHttpCheck, Intervals, Transition,
+};
 use tokio::task::JoinHandle;
 
 use crate::live::lock;
@@ -30,9 +32,19 @@ pub fn spawn_checks(snap: &Snapshot) -> Vec<JoinHandle<()>> {
                     }
                 },
             };
-            // Spread first checks over one interval, as HAProxy does, so they don't all fire at once.
-            let first = server.inter / count * n as u32;
-            tasks.push(tokio::spawn(check_loop(backend.clone(), id, spec, first)));
+            let plan = CheckPlan {
+                target: server.check_addr.unwrap_or(server.addr),
+                spec,
+                timeout: backend.cfg.timeout_check.unwrap_or(server.inter).max(Duration::from_millis(1)),
+                intervals: Intervals {
+                    inter: server.inter,
+                    fastinter: server.fastinter.unwrap_or(server.inter),
+                    downinter: server.downinter.unwrap_or(server.inter),
+                },
+                // Spread first checks over one interval, as HAProxy does.
+                first: server.inter / count * n as u32,
+            };
+            tasks.push(tokio::spawn(check_loop(plan, ServerCheck { backend: backend.clone(), id })));
         }
         if backend.servers.iter().any(|s| s.cfg.slowstart.is_some()) {
             tasks.push(tokio::spawn(slowstart_ticker(backend.clone())));
@@ -41,30 +53,23 @@ pub fn spawn_checks(snap: &Snapshot) -> Vec<JoinHandle<()>> {
     tasks
 }
 
-async fn check_loop(backend: Arc<BackendRt>, id: ServerId, spec: CheckSpec, first: Duration) {
-    let Some(server) = backend.servers.get(id) else { return };
-    let cfg = &server.cfg;
-    let intervals = Intervals {
-        inter: cfg.inter,
-        fastinter: cfg.fastinter.unwrap_or(cfg.inter),
-        downinter: cfg.downinter.unwrap_or(cfg.inter),
-    };
-    let timeout = backend.cfg.timeout_check.unwrap_or(cfg.inter).max(Duration::from_millis(1));
-    let target = cfg.check_addr.unwrap_or(cfg.addr);
-    tokio::time::sleep(first).await;
-    loop {
-        let outcome = run_check(target, &spec, timeout).await;
-        *lock(&server.live.last_check) = outcome.reason.clone();
-        let (transition, next) = {
-            let mut machine = lock(&server.live.machine);
-            let t = machine.record(outcome.ok);
-            (t, machine.next_interval(&intervals))
-        };
-        if let Some(t) = transition {
-            let reason = format!("{}, check duration: {}ms", outcome.reason, outcome.duration.as_millis());
-            apply_transition(&backend, id, t, &reason);
-        }
-        tokio::time::sleep(next).await;
+/// A server's checks report into its live state and its backend's scheduler.
+struct ServerCheck {
+    backend: Arc<BackendRt>,
+    id: ServerId,
+}
+
+impl CheckSink for ServerCheck {
+    fn machine(&self) -> &std::sync::Mutex<fulcrum_health::HealthMachine> {
+        &self.backend.servers[self.id].live.machine
+    }
+
+    fn checked(&self, outcome: &CheckOutcome) {
+        self.backend.servers[self.id].live.last_check_reason(&outcome.reason);
+    }
+
+    fn transition(&self, transition: Transition, reason: &str) {
+        apply_transition(&self.backend, self.id, transition, reason);
     }
 }
 

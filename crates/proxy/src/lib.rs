@@ -16,7 +16,6 @@ mod observe;
 mod pick;
 pub mod retry;
 mod snapshot;
-mod stats;
 mod upstream;
 
 use std::collections::HashMap;
@@ -30,16 +29,19 @@ use tokio::task::JoinHandle;
 
 pub use error::ProxyError;
 pub use l7::AccessLog;
-pub use live::LiveRegistry;
-pub use snapshot::Snapshot;
+pub use live::{lock, LiveRegistry, ServerLive};
+pub use snapshot::{BackendRt, FrontendRt, ServerRt, Snapshot};
 
-/// One VRRP instance as the stats page shows it (filled by the binary from the VRRP runtime).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VrrpRow {
-    pub instance: String,
-    pub state: String,
-    pub priority: u8,
-    pub master: Option<String>,
+/// The pages a frontend serves itself (`stats uri`). The admin crate supplies them, so that the
+/// data plane does not carry them (and depends on nothing of the admin side).
+pub trait LocalPages: std::fmt::Debug + Send + Sync + 'static {
+    /// The stats page for a request under `stats uri`.
+    fn stats(
+        &self,
+        req: &http::request::Parts,
+        stats: &fulcrum_model::Stats,
+        snap: &Snapshot,
+    ) -> http::Response<bytes::Bytes>;
 }
 
 /// State every worker reads.
@@ -54,19 +56,11 @@ pub struct Shared {
     frontend_limits: std::sync::Mutex<HashMap<String, Arc<listen::ConnLimit>>>,
     /// Request and response head limits (`tune.bufsize`, `tune.maxrewrite`, `tune.http.maxhdr`).
     limits: h1::Limits,
-    /// VRRP instances, for the stats page.
-    vrrp_rows: std::sync::Mutex<Vec<VrrpRow>>,
+    /// The stats page, when the binary supplies one.
+    pages: Option<Arc<dyn LocalPages>>,
 }
 
 impl Shared {
-    pub fn set_vrrp_rows(&self, rows: Vec<VrrpRow>) {
-        *live::lock(&self.vrrp_rows) = rows;
-    }
-
-    pub fn vrrp_rows(&self) -> Vec<VrrpRow> {
-        live::lock(&self.vrrp_rows).clone()
-    }
-
     /// The connection limit of a frontend, if it has one.
     fn frontend_limit(&self, fe: &snapshot::FrontendRt) -> Option<Arc<listen::ConnLimit>> {
         let max = fe.cfg.maxconn? as usize;
@@ -102,7 +96,7 @@ pub struct Proxy {
 impl Proxy {
     /// Compile `model`, bind every address on `threads` workers and start the checks. Must run
     /// inside a Tokio runtime (the control runtime, which also runs the checks).
-    pub fn start(model: Model, threads: usize) -> Result<Proxy, String> {
+    pub fn start(model: Model, threads: usize, pages: Option<Arc<dyn LocalPages>>) -> Result<Proxy, String> {
         let live = LiveRegistry::default();
         let snapshot = Snapshot::build(model, &live)?;
         let access_log =
@@ -111,7 +105,7 @@ impl Proxy {
             conn_limit: listen::ConnLimit::new(snapshot.model.global.maxconn.max(1) as usize),
             limits: h1::Limits::HAPROXY,
             frontend_limits: std::sync::Mutex::new(HashMap::new()),
-            vrrp_rows: std::sync::Mutex::new(Vec::new()),
+            pages,
             snapshot: ArcSwap::from_pointee(snapshot),
             live,
             access_log,

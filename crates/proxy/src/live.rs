@@ -64,6 +64,13 @@ impl ServerLive {
             .is_ok()
     }
 
+    /// The outcome of the last check, as the stats page shows it.
+    pub fn last_check_reason(&self, reason: &str) {
+        let mut last = lock(&self.last_check);
+        last.clear();
+        last.push_str(reason);
+    }
+
     pub fn release(&self) {
         self.active.fetch_sub(1, Ordering::AcqRel);
     }

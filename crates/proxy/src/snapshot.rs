@@ -54,12 +54,12 @@ impl Snapshot {
 #[derive(Debug)]
 pub struct FrontendRt {
     pub cfg: Frontend,
-    pub acls: Vec<CompiledAcl>,
-    pub rules: Vec<(CompiledCondition, Arc<BackendRt>)>,
+    pub(crate) acls: Vec<CompiledAcl>,
+    pub(crate) rules: Vec<(CompiledCondition, Arc<BackendRt>)>,
     pub default_backend: Option<Arc<BackendRt>>,
-    pub errors: ErrorPages,
+    pub(crate) errors: ErrorPages,
     /// `option forwardfor`, prepared once.
-    pub forwardfor: Option<ForwardForRule>,
+    pub(crate) forwardfor: Option<ForwardForRule>,
 }
 
 impl FrontendRt {
@@ -110,15 +110,15 @@ pub struct ServerRt {
 pub struct BackendRt {
     pub cfg: Backend,
     pub servers: Vec<ServerRt>,
-    pub scheduler: Mutex<Scheduler>,
+    pub(crate) scheduler: Mutex<Scheduler>,
     /// Woken when a connection slot frees up, for requests waiting in the queue.
-    pub slot_freed: Notify,
-    pub queued: AtomicUsize,
-    pub errors: ErrorPages,
-    pub stick: Option<Mutex<PersistTable<IpAddr>>>,
+    pub(crate) slot_freed: Notify,
+    pub(crate) queued: AtomicUsize,
+    pub(crate) errors: ErrorPages,
+    pub(crate) stick: Option<Mutex<PersistTable<IpAddr>>>,
     /// Upper bound of the queue (sum of `maxqueue`; 0: unbounded).
-    pub max_queue: usize,
-    pub forwardfor: Option<ForwardForRule>,
+    pub(crate) max_queue: usize,
+    pub(crate) forwardfor: Option<ForwardForRule>,
 }
 
 impl BackendRt {

@@ -44,7 +44,8 @@ fn round_robin_retry_and_reload() {
     let bind = free_addr();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
     rt.block_on(async {
-        let mut proxy = Proxy::start(model(bind, &[("a", a.addr), ("b", b.addr), ("dead", dead)]), 2).expect("start");
+        let mut proxy =
+            Proxy::start(model(bind, &[("a", a.addr), ("b", b.addr), ("dead", dead)]), 2, None).expect("start");
         tokio::time::sleep(Duration::from_millis(50)).await;
         let mut seen = std::collections::BTreeMap::new();
         for _ in 0..30 {

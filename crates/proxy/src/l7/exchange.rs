@@ -73,8 +73,11 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
     let keep = !req.close && req.framing.is_empty() && !drain.is_draining();
     if let Some(stats) = &fe.cfg.stats {
         if req.head.uri.path_and_query().is_some_and(|pq| pq.as_str().starts_with(stats.uri.as_str())) {
-            let page = crate::stats::serve(&req.head, stats, &snap, shared);
-            return Prepared::Answer(Some(page.into()), keep);
+            let page = match &shared.pages {
+                Some(pages) => pages.stats(&req.head, stats, &snap).into(),
+                None => error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None),
+            };
+            return Prepared::Answer(Some(page), keep);
         }
     }
     let client_ip = client.peer.ip();

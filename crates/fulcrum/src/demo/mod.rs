@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use fulcrum_config::LoadOptions;
 use fulcrum_proxy::Proxy;
-use fulcrum_testkit::Origin;
+
+mod origin;
+use origin::Origin;
 
 const NAMES: [&str; 3] = ["web1", "web2", "web3"];
 
@@ -42,7 +44,8 @@ pub fn demo(port: u16, origin_port: u16) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let proxy = match Proxy::start(loaded.model, 1) {
+        let pages: std::sync::Arc<dyn fulcrum_proxy::LocalPages> = std::sync::Arc::new(fulcrum_admin::Admin::default());
+        let proxy = match Proxy::start(loaded.model, 1, Some(pages)) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("demo: {e} (is something else on port {port}? try --port)");

@@ -8,11 +8,11 @@ use fulcrum_model::Stats;
 use http::request::Parts;
 use http::{header, HeaderValue, Response, StatusCode};
 
-use crate::live::lock;
-use crate::snapshot::Snapshot;
-use crate::Shared;
+use fulcrum_proxy::{BackendRt, Snapshot};
 
-pub fn serve(req: &Parts, stats: &Stats, snap: &Snapshot, shared: &Shared) -> Response<Bytes> {
+use crate::VrrpRow;
+
+pub(crate) fn serve(req: &Parts, stats: &Stats, snap: &Snapshot, vrrp: &[VrrpRow]) -> Response<Bytes> {
     if !stats.auth.is_empty() && !authorized(req, stats) {
         let realm = stats.realm.as_deref().unwrap_or("HAProxy Statistics");
         let mut resp = Response::new(Bytes::from_static(b"401 Unauthorized\n"));
@@ -23,11 +23,8 @@ pub fn serve(req: &Parts, stats: &Stats, snap: &Snapshot, shared: &Shared) -> Re
         return resp;
     }
     let csv = req.uri.path().ends_with(";csv") || req.uri.query().is_some_and(|q| q.contains("csv"));
-    let (body, ctype) = if csv {
-        (render_csv(snap), "text/plain")
-    } else {
-        (render_html(stats, snap, &shared.vrrp_rows()), "text/html")
-    };
+    let (body, ctype) =
+        if csv { (render_csv(snap), "text/plain") } else { (render_html(stats, snap, vrrp), "text/html") };
     let mut resp = Response::new(Bytes::from(body));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -65,7 +62,7 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
-fn render_html(stats: &Stats, snap: &Snapshot, vrrp: &[crate::VrrpRow]) -> String {
+fn render_html(stats: &Stats, snap: &Snapshot, vrrp: &[VrrpRow]) -> String {
     let mut h = String::from("<!DOCTYPE html><html><head><title>Statistics Report</title>");
     h.push_str("<style>body{font-family:sans-serif}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #999;padding:2px 6px}.UP{background:#c0ffc0}.DOWN{background:#ffc0c0}.MAINT{background:#c0c0ff}</style></head><body>");
     h.push_str("<h1>fulcrum statistics report</h1>");
@@ -92,7 +89,7 @@ fn render_html(stats: &Stats, snap: &Snapshot, vrrp: &[crate::VrrpRow]) -> Strin
                 s.live.active.load(Ordering::Relaxed),
                 s.live.total.load(Ordering::Relaxed),
                 s.live.connect_errors.load(Ordering::Relaxed) + s.live.response_errors.load(Ordering::Relaxed),
-                escape(&lock(&s.live.last_check))
+                escape(&fulcrum_proxy::lock(&s.live.last_check))
             );
         }
         let _ = write!(
@@ -124,7 +121,7 @@ fn render_html(stats: &Stats, snap: &Snapshot, vrrp: &[crate::VrrpRow]) -> Strin
 
 /// A backend is UP with a usable server, DOWN without; one with no servers at all (the backend
 /// of a `listen stats` section) is UP, as HAProxy shows it.
-fn backend_status(b: &crate::snapshot::BackendRt) -> &'static str {
+fn backend_status(b: &BackendRt) -> &'static str {
     if b.servers.is_empty() || b.live_servers() > 0 {
         "UP"
     } else {
@@ -176,7 +173,8 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{base64, render_html};
-    use crate::{LiveRegistry, Snapshot, VrrpRow};
+    use crate::VrrpRow;
+    use fulcrum_proxy::{LiveRegistry, Snapshot};
 
     #[test]
     fn vrrp_instances_show_on_the_html_page() {
