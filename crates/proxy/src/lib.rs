@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod checks;
+mod drain;
 pub mod error;
 mod fasthash;
 pub mod h1;

@@ -10,13 +10,15 @@ use fulcrum_balance::ServerId;
 use fulcrum_model::{ConnMode, HttpReuse};
 use http::{Method, StatusCode, Version};
 
+use super::accesslog::LogEntry;
 use super::body::{transfer, BodyError, Transfer};
+use super::client::{error_page, ms, respond, Client, Incoming, LocalResponse};
 use super::headers::{self, ClientFraming};
-use super::{error_page, ms, respond, route, Client, Incoming, LocalResponse, LogEntry};
+use super::route;
+use crate::drain::Drain;
 use crate::error::{Failure, ProxyError, Stage};
 use crate::h1::{self, Framing};
 use crate::io::{IoFail, Side};
-use crate::listen::Drain;
 use crate::live::lock;
 use crate::observe::{observe_result, Observation};
 use crate::pick::{pick_server, reserve, wait_in_queue, Pick, Slot};

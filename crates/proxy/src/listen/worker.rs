@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::limit::{ConnLimit, Slot};
-use super::Drain;
+use crate::drain::Drain;
 use crate::Shared;
 
 enum Command {

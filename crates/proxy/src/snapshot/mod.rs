@@ -10,7 +10,12 @@ use fulcrum_balance::{PersistTable, Scheduler, ServerId, Slot};
 use fulcrum_model::{Backend, Frontend, Model, Server};
 use tokio::sync::Notify;
 
-use crate::l7::{in_net, parse_net, CompiledAcl, CompiledCondition, ErrorPages};
+mod acl;
+mod pages;
+
+pub(crate) use acl::{in_net, parse_net, CompiledAcl, CompiledCondition};
+pub(crate) use pages::{error_page, ErrorPages};
+
 use crate::live::{lock, LiveRegistry, ServerLive};
 
 #[derive(Debug)]

@@ -1,0 +1,144 @@
+//! A client connection as the request path holds it, and the answers the proxy writes itself.
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::StatusCode;
+
+use super::accesslog::LogEntry;
+use crate::h1;
+use crate::io::Side;
+use crate::snapshot::FrontendRt;
+use crate::Shared;
+
+/// The client timeouts of a frontend, in milliseconds (they sit in every connection).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientTimeouts {
+    client: u32,
+    http_request: u32,
+    keep_alive: u32,
+}
+
+fn millis(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+impl ClientTimeouts {
+    fn of(fe: Option<&FrontendRt>) -> ClientTimeouts {
+        match fe {
+            Some(f) => ClientTimeouts {
+                client: millis(f.cfg.timeout_client),
+                http_request: millis(f.cfg.timeout_http_request),
+                keep_alive: millis(f.cfg.timeout_http_keep_alive),
+            },
+            None => ClientTimeouts { client: 50_000, http_request: 10_000, keep_alive: 10_000 },
+        }
+    }
+
+    pub(crate) fn client(&self) -> Duration {
+        Duration::from_millis(u64::from(self.client))
+    }
+
+    pub(super) fn http_request(&self) -> Duration {
+        Duration::from_millis(u64::from(self.http_request))
+    }
+
+    pub(super) fn keep_alive(&self) -> Duration {
+        Duration::from_millis(u64::from(self.keep_alive))
+    }
+}
+
+/// One client connection: all a connection holds between requests.
+pub(crate) struct Client {
+    pub side: Side,
+    pub peer: SocketAddr,
+    pub bind: SocketAddr,
+    /// Bytes received and not used yet: the rest of a head, a body's start, the next request.
+    pub buf: Option<BytesMut>,
+    pub timeouts: ClientTimeouts,
+    pub(super) accepted: Instant,
+}
+
+impl Client {
+    /// An accepted connection, with its frontend's timeouts.
+    pub(crate) fn new(stream: std::net::TcpStream, peer: SocketAddr, bind: SocketAddr, shared: &Shared) -> Client {
+        let timeouts = ClientTimeouts::of(shared.snapshot.load().frontend_for(&bind));
+        Client { side: Side::plain(stream), peer, bind, buf: None, timeouts, accepted: Instant::now() }
+    }
+}
+
+/// A request head and when its first byte arrived.
+pub(crate) struct Incoming {
+    pub req: h1::Request,
+    pub started: Instant,
+    /// When the head was complete.
+    pub parsed: Instant,
+}
+
+/// A response the proxy makes itself (error pages, the stats page).
+pub(crate) struct LocalResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl From<http::Response<Bytes>> for LocalResponse {
+    fn from(resp: http::Response<Bytes>) -> Self {
+        let (parts, body) = resp.into_parts();
+        LocalResponse { status: parts.status, headers: parts.headers, body }
+    }
+}
+
+/// The error page for `status`: the backend's errorfile, else the frontend's, else built in.
+pub(crate) fn error_page(
+    status: StatusCode,
+    fe: Option<&FrontendRt>,
+    backend: Option<&crate::snapshot::BackendRt>,
+) -> LocalResponse {
+    let layers: Vec<&crate::snapshot::ErrorPages> =
+        backend.map(|b| &b.errors).into_iter().chain(fe.map(|f| &f.errors)).collect();
+    let page = crate::snapshot::error_page(status, &layers);
+    LocalResponse { status: page.status, headers: page.headers, body: page.body }
+}
+
+/// Writes a local response; returns the body's length. Waits for the client to take it (up
+/// to `timeout client`).
+pub(crate) async fn respond(client: &mut Client, mut resp: LocalResponse, close: bool) -> u64 {
+    resp.headers.insert(header::CONTENT_LENGTH, h1::length_value(resp.body.len() as u64));
+    if close {
+        resp.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    let mut head = Vec::with_capacity(256);
+    h1::write_response_head(&mut head, resp.status, b"", &resp.headers);
+    if client.side.send(&[&head, &resp.body]).is_err() {
+        return 0;
+    }
+    let _ = client.side.flush(Some(client.timeouts.client())).await;
+    resp.body.len() as u64
+}
+
+impl LogEntry {
+    pub(super) fn new(client: SocketAddr, start: Instant, frontend: &str, request_line: String) -> Box<LogEntry> {
+        Box::new(LogEntry {
+            client,
+            accepted: SystemTime::now(),
+            start,
+            tq: 0,
+            frontend: frontend.to_string(),
+            backend: frontend.to_string(),
+            server: "<NOSRV>".into(),
+            tw: -1,
+            tc: -1,
+            tr: -1,
+            status: 0,
+            retries: 0,
+            termination: *b"--",
+            request_line,
+        })
+    }
+}
+
+pub(super) fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
