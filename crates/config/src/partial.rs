@@ -30,6 +30,9 @@ pub(crate) struct GlobalPatch {
     pub nbthread: Option<usize>,
     pub access_log: Option<PathBuf>,
     pub hard_stop_after: Option<Duration>,
+    pub bufsize: Option<usize>,
+    pub maxrewrite: Option<usize>,
+    pub max_headers: Option<usize>,
 }
 
 impl GlobalPatch {
@@ -45,6 +48,15 @@ impl GlobalPatch {
         }
         if let Some(v) = self.hard_stop_after {
             global.hard_stop_after = v;
+        }
+        if let Some(v) = self.bufsize {
+            global.bufsize = v;
+        }
+        if let Some(v) = self.maxrewrite {
+            global.maxrewrite = v;
+        }
+        if let Some(v) = self.max_headers {
+            global.max_headers = v;
         }
     }
 }

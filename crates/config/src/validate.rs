@@ -28,6 +28,7 @@ pub(crate) fn validate(
             hint: Some(hint.into()),
         });
     }
+    global(model, fallback, diags);
     let some_bind = model.frontends.iter().any(|f| !f.binds.is_empty());
     for fe in model.frontends.iter().filter(|f| !incomplete.contains(&f.name)) {
         if some_bind && fe.binds.is_empty() {
@@ -38,6 +39,35 @@ pub(crate) fn validate(
     }
     for be in &model.backends {
         backend(be, diags);
+    }
+}
+
+/// The buffer settings must leave room for a head: HAProxy refuses to start otherwise.
+fn global(model: &Model, fallback: &Path, diags: &mut Vec<Diagnostic>) {
+    let g = &model.global;
+    let file = model.frontends.first().map(|f| f.origin.file.clone()).unwrap_or_else(|| fallback.to_path_buf());
+    let mut error = |message: String, hint: &str| {
+        diags.push(Diagnostic {
+            severity: Severity::Error,
+            file: file.clone(),
+            line: 0,
+            message,
+            hint: Some(hint.into()),
+        })
+    };
+    if g.bufsize < 1024 {
+        error(format!("tune.bufsize {} is too small", g.bufsize), "use at least 1024 (HAProxy's default is 16384)");
+    } else if g.maxrewrite >= g.bufsize / 2 {
+        error(
+            format!(
+                "tune.maxrewrite {} leaves less than half of tune.bufsize {} for a message head",
+                g.maxrewrite, g.bufsize
+            ),
+            "keep it under half of tune.bufsize (the default, 1024, fits the default bufsize)",
+        );
+    }
+    if g.max_headers == 0 || g.max_headers > 32767 {
+        error(format!("tune.http.maxhdr {} is out of range", g.max_headers), "use 1 to 32767 (the default is 101)");
     }
 }
 

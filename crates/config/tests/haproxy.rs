@@ -589,3 +589,31 @@ backend app
     assert_eq!(loaded.warnings.len(), 12, "{}", show(&loaded.warnings));
     assert!(loaded.model.frontends[0].httplog);
 }
+
+#[test]
+fn buffer_tuning_sets_the_head_limits() {
+    let body = "frontend fe\n    bind 127.0.0.1:1\n    default_backend be\nbackend be\n    server a 127.0.0.1:2\n";
+    let defaults = ok(&format!("{HEAD}{body}")).model.global;
+    assert_eq!((defaults.max_head(), defaults.max_headers), (15_360, 101));
+    let tuned = ok(&format!(
+        "global\n    tune.bufsize 32768\n    tune.maxrewrite 2048\n    tune.http.maxhdr 200\n{HEAD}{body}"
+    ))
+    .model
+    .global;
+    assert_eq!((tuned.bufsize, tuned.maxrewrite, tuned.max_head(), tuned.max_headers), (32_768, 2048, 30_720, 200));
+    let shown = |text: &str| errors(text).iter().map(|d| d.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        shown(&format!("global\n    tune.bufsize 512\n{HEAD}{body}")),
+        ["test.cfg:2: tune.bufsize 512 is too small (use at least 1024 (HAProxy's default is 16384))"]
+    );
+    assert_eq!(
+        shown(&format!("global\n    tune.http.maxhdr 0\n{HEAD}{body}")),
+        ["test.cfg:2: tune.http.maxhdr must be from 1 to 32767"]
+    );
+    let rewrite = shown(&format!("global\n    tune.bufsize 4096\n    tune.maxrewrite 3000\n{HEAD}{body}"));
+    assert!(rewrite[0].contains("tune.maxrewrite 3000 leaves less than half of tune.bufsize 4096"), "{rewrite:?}");
+    // Other tune.* settings: TLS ones are ignored with a warning, the rest not supported yet.
+    let ssl = ok(&format!("global\n    tune.ssl.cachesize 100\n{HEAD}{body}"));
+    assert!(ssl.warnings[0].message.contains("'tune.ssl.cachesize' is ignored"), "{:?}", ssl.warnings);
+    assert_eq!(shown(&format!("global\n    tune.h2.max-concurrent-streams 10\n{HEAD}{body}")).len(), 1);
+}

@@ -21,22 +21,6 @@ fn simple(bind: SocketAddr, extra_fe: &str, backend: &str) -> String {
     )
 }
 
-/// Send raw bytes, read until the peer closes (or 3 s), return the text.
-fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
-    s.write_all(bytes).expect("write");
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while let Ok(n) = s.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[test]
 fn forwards_host_appends_xff_and_strips_hop_by_hop() {
     let a = Origin::spawn("a", any()).expect("origin");

@@ -44,11 +44,32 @@ pub struct Global {
     pub access_log: Option<PathBuf>,
     /// How long a graceful stop waits for in-flight requests (`hard-stop-after`).
     pub hard_stop_after: Duration,
+    /// `tune.bufsize`: a message head must fit in it, less `maxrewrite` (16384).
+    pub bufsize: usize,
+    /// `tune.maxrewrite`: the part of the buffer kept for rewriting a head (1024).
+    pub maxrewrite: usize,
+    /// `tune.http.maxhdr`: the most header fields a message may have (101).
+    pub max_headers: usize,
+}
+
+impl Global {
+    /// The largest request or response head accepted: `bufsize - maxrewrite`, as in HAProxy.
+    pub fn max_head(&self) -> usize {
+        self.bufsize.saturating_sub(self.maxrewrite)
+    }
 }
 
 impl Default for Global {
     fn default() -> Self {
-        Global { maxconn: 4096, nbthread: None, access_log: None, hard_stop_after: Duration::from_secs(30) }
+        Global {
+            maxconn: 4096,
+            nbthread: None,
+            access_log: None,
+            hard_stop_after: Duration::from_secs(30),
+            bufsize: 16384,
+            maxrewrite: 1024,
+            max_headers: 101,
+        }
     }
 }
 

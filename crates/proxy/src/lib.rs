@@ -55,8 +55,6 @@ pub struct Shared {
     conn_limit: listen::ConnLimit,
     /// Frontend `maxconn`, by frontend name, shared by all workers; resized on reload.
     frontend_limits: std::sync::Mutex<HashMap<String, Arc<listen::ConnLimit>>>,
-    /// Request and response head limits (`tune.bufsize`, `tune.maxrewrite`, `tune.http.maxhdr`).
-    limits: h1::Limits,
     /// The stats page, when the binary supplies one.
     pages: Option<Arc<dyn LocalPages>>,
 }
@@ -104,7 +102,6 @@ impl Proxy {
             AccessLog::open(snapshot.model.global.access_log.as_deref()).map_err(|e| format!("access log: {e}"))?;
         let shared = Arc::new(Shared {
             conn_limit: listen::ConnLimit::new(snapshot.model.global.maxconn.max(1) as usize),
-            limits: h1::Limits::HAPROXY,
             frontend_limits: std::sync::Mutex::new(HashMap::new()),
             pages,
             snapshot: ArcSwap::from_pointee(snapshot),

@@ -39,7 +39,16 @@ pub(super) const UNSUPPORTED_SECTIONS: &[&str] = &[
     "dynamic-update",
 ];
 
-pub(super) const GLOBAL_SUPPORTED: &[&str] = &["maxconn", "nbthread", "hard-stop-after", "log", "default-path"];
+pub(super) const GLOBAL_SUPPORTED: &[&str] = &[
+    "maxconn",
+    "nbthread",
+    "hard-stop-after",
+    "log",
+    "default-path",
+    "tune.bufsize",
+    "tune.maxrewrite",
+    "tune.http.maxhdr",
+];
 
 /// Global settings that only matter to how HAProxy runs as a process, or to TLS that the
 /// haproxy.cfg front-end does not accept: fulcrum accepts them with a note saying why.

@@ -282,6 +282,26 @@ impl Parser {
                 self.log_target(line, args);
                 Ok(())
             }
+            ("tune.bufsize", Some(v)) => match parse_number::<usize>(v, "tune.bufsize") {
+                Ok(n) if n < 1024 => Err(Problem::invalid(format!("tune.bufsize {n} is too small"))
+                    .hint("use at least 1024 (HAProxy's default is 16384)")),
+                Ok(n) => {
+                    self.out.global.bufsize = Some(n);
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            },
+            ("tune.maxrewrite", Some(v)) => {
+                parse_number(v, "tune.maxrewrite").map(|n| self.out.global.maxrewrite = Some(n)).map_err(Problem::from)
+            }
+            ("tune.http.maxhdr", Some(v)) => match parse_number::<usize>(v, "tune.http.maxhdr") {
+                Ok(n @ 1..=32767) => {
+                    self.out.global.max_headers = Some(n);
+                    Ok(())
+                }
+                Ok(_) => Err(Problem::invalid("tune.http.maxhdr must be from 1 to 32767")),
+                Err(e) => Err(e.into()),
+            },
             ("default-path", Some(v)) => self.default_path(v, args.get(1)),
             ("stats", Some(sub)) => match sub {
                 "socket" | "timeout" | "maxconn" | "bind-process" => {

@@ -256,7 +256,8 @@ impl Default for BackendBase {
 }
 
 const ROOT_KEYS: &[&str] = &["global", "defaults", "frontend", "backend", "vrrp"];
-const GLOBAL_KEYS: &[&str] = &["maxconn", "threads", "access_log", "hard_stop_after"];
+const GLOBAL_KEYS: &[&str] =
+    &["maxconn", "threads", "access_log", "hard_stop_after", "bufsize", "maxrewrite", "max_headers"];
 const FRONTEND_KEYS: &[&str] = &[
     "name",
     "bind",
@@ -544,6 +545,9 @@ impl<'t> Doc<'t> {
         }
         self.out.global.access_log = self.string(t, "access_log").map(|(p, _)| p.into());
         self.out.global.hard_stop_after = self.duration(t, "hard_stop_after");
+        self.out.global.bufsize = self.integer(t, "bufsize");
+        self.out.global.maxrewrite = self.integer(t, "maxrewrite");
+        self.out.global.max_headers = self.integer(t, "max_headers");
     }
 
     fn defaults(&mut self, node: &At<Node>) -> (Frontend, BackendBase) {

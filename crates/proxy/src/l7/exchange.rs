@@ -466,7 +466,7 @@ async fn read_response(
     let mut buf: Option<BytesMut> = None;
     loop {
         if let Some(b) = buf.as_mut() {
-            match h1::parse_response(b, &x.shared.limits, &x.req.head.method) {
+            match h1::parse_response(b, &x.snap.limits, &x.req.head.method) {
                 Ok(Some(resp)) if resp.status.is_informational() && resp.status != StatusCode::SWITCHING_PROTOCOLS => {
                     // 103 Early Hints and the like go on to an HTTP/1.1 client as they are.
                     if x.req.head.version == Version::HTTP_11 {

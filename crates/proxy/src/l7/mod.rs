@@ -34,7 +34,7 @@ use client::{error_page, respond, Incoming};
 
 use crate::drain::Drain;
 use crate::error::{Failure, ProxyError, Stage};
-use crate::h1::{self, Limits};
+use crate::h1;
 use crate::io::{with_scratch, Interest, IoFail};
 use crate::Shared;
 use accesslog::LogEntry;
@@ -43,7 +43,7 @@ use accesslog::LogEntry;
 pub(crate) async fn serve(client: &mut Client, shared: &Arc<Shared>, drain: &Drain) {
     let mut first = true;
     let error = loop {
-        let incoming = match next_request(client, first, &shared.limits, drain).await {
+        let incoming = match next_request(client, first, shared, drain).await {
             Ok(Some(incoming)) => incoming,
             Ok(None) => return,
             Err(error) => break error,
@@ -66,7 +66,7 @@ pub(crate) async fn serve(client: &mut Client, shared: &Arc<Shared>, drain: &Dra
 async fn next_request(
     client: &mut Client,
     first: bool,
-    limits: &Limits,
+    shared: &Shared,
     drain: &Drain,
 ) -> Result<Option<Incoming>, ProxyError> {
     let t = client.timeouts;
@@ -80,7 +80,7 @@ async fn next_request(
     let failed = |failure| ProxyError::new(failure, Stage::Request);
     loop {
         if let Some(buf) = client.buf.as_mut() {
-            match h1::parse_request(buf, limits) {
+            match h1::parse_request(buf, &shared.snapshot.load().limits) {
                 Ok(Some(req)) => {
                     if buf.is_empty() {
                         client.buf = None;

@@ -21,6 +21,8 @@ use crate::live::{lock, LiveRegistry, ServerLive};
 #[derive(Debug)]
 pub struct Snapshot {
     pub model: Model,
+    /// Head limits (`tune.bufsize` less `tune.maxrewrite`, `tune.http.maxhdr`).
+    pub limits: crate::h1::Limits,
     pub frontends: Vec<FrontendRt>,
     pub backends: Vec<Arc<BackendRt>>,
     by_bind: HashMap<SocketAddr, usize, crate::fasthash::FastBuild>,
@@ -40,7 +42,8 @@ impl Snapshot {
             }
         }
         live.retain(&|b, s| model.backend(b).is_some_and(|b| b.servers.iter().any(|x| x.name == s)));
-        Ok(Snapshot { model, frontends, backends, by_bind })
+        let limits = crate::h1::Limits { max_head: model.global.max_head(), max_headers: model.global.max_headers };
+        Ok(Snapshot { model, limits, frontends, backends, by_bind })
     }
 
     pub fn frontend_index(&self, bind: &SocketAddr) -> Option<usize> {

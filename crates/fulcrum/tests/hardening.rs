@@ -1,0 +1,163 @@
+//! HTTP/1 hardening: heads over HAProxy's limits (`tune.bufsize` less `tune.maxrewrite`,
+//! `tune.http.maxhdr`), Host as RFC 9112 §3.2 wants it, and body framing that could smuggle a
+//! request, refused with 400 and never forwarded; the same limits on servers' responses (502).
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use common::*;
+
+fn any() -> SocketAddr {
+    "127.0.0.1:0".parse().expect("addr")
+}
+
+fn cfg(bind: SocketAddr, global: &str, server: SocketAddr) -> String {
+    format!(
+        "global\n    nbthread 1\n{global}defaults\n    mode http\n    option httplog\n    timeout connect 1s\n    timeout client 5s\n    timeout server 2s\n\
+         frontend fe\n    bind {bind}\n    default_backend be\nbackend be\n    server a {server}\n"
+    )
+}
+
+fn fields(n: usize) -> String {
+    (0..n).map(|i| format!("X-Field-{i}: y\r\n")).collect()
+}
+
+#[test]
+fn heads_over_the_limits_are_refused_logged_and_never_forwarded() {
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let log = temp_dir("hardening").join("access.log");
+    let path = log.to_str().expect("utf-8 path");
+    let _f = Fulcrum::start_with("limits.cfg", &cfg(bind, "", a.addr), bind, &["--access-log", path]);
+    let ok =
+        |extra: &str| raw(bind, format!("GET / HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n").as_bytes());
+    // tune.http.maxhdr 101: Host and Connection plus 99 more pass, one more does not.
+    assert!(ok(&fields(99)).starts_with("HTTP/1.1 200"));
+    let before = a.requests();
+    assert!(ok(&fields(100)).starts_with("HTTP/1.1 400"));
+    // 16384 - 1024 bytes of head: a 15,000-byte field passes, 15,400 and 120 KB do not.
+    assert!(ok(&format!("X-Big: {}\r\n", "a".repeat(15_000))).starts_with("HTTP/1.1 200"));
+    let before_big = a.requests();
+    assert!(ok(&format!("X-Big: {}\r\n", "a".repeat(15_400))).starts_with("HTTP/1.1 400"));
+    let huge = ok(&format!("X-Big: {}\r\n", "a".repeat(120_000)));
+    assert!(huge.starts_with("HTTP/1.1 400"), "{:?}", &huge[..huge.len().min(60)]);
+    assert_eq!(a.requests(), before_big, "a refused head reached the server");
+    assert_eq!(before + 1, before_big);
+    std::thread::sleep(Duration::from_millis(200));
+    let text = std::fs::read_to_string(&log).expect("access log");
+    let refused: Vec<&str> = text.lines().filter(|l| l.contains(" 400 ")).collect();
+    assert_eq!(refused.len(), 3, "{text}");
+    assert!(refused.iter().all(|l| l.contains(" PR-- ") && l.contains("<BADREQ>")), "{text}");
+
+    // The limits follow tune.bufsize, tune.maxrewrite and tune.http.maxhdr.
+    let bind2 = free_addr();
+    let tuned = "    tune.bufsize 8192\n    tune.maxrewrite 1024\n    tune.http.maxhdr 10\n";
+    let _g = Fulcrum::start("tuned.cfg", &cfg(bind2, tuned, a.addr), bind2);
+    let ok2 =
+        |extra: &str| raw(bind2, format!("GET / HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n").as_bytes());
+    assert!(ok2(&fields(8)).starts_with("HTTP/1.1 200"));
+    assert!(ok2(&fields(9)).starts_with("HTTP/1.1 400"));
+    assert!(ok2(&format!("X-Big: {}\r\n", "a".repeat(7_000))).starts_with("HTTP/1.1 200"));
+    assert!(ok2(&format!("X-Big: {}\r\n", "a".repeat(7_200))).starts_with("HTTP/1.1 400"));
+}
+
+#[test]
+fn host_must_be_there_once_and_valid() {
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let _f = Fulcrum::start("host.cfg", &cfg(bind, "", a.addr), bind);
+    let before = a.requests();
+    for bad in [
+        "GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a/b\r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a:80x\r\nConnection: close\r\n\r\n",
+    ] {
+        let reply = raw(bind, bad.as_bytes());
+        assert!(reply.starts_with("HTTP/1.1 400"), "{bad:?} -> {reply:?}");
+    }
+    assert_eq!(a.requests(), before, "a request with a bad Host reached the server");
+    // HTTP/1.0 may leave Host out.
+    assert!(raw(bind, b"GET / HTTP/1.0\r\n\r\n").contains(" 200 "));
+    // An absolute-form target's authority replaces Host (RFC 9112 §3.2.2).
+    let abs = raw(bind, b"GET http://abs.example:81/headers HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n");
+    assert!(abs.starts_with("HTTP/1.1 200"), "{abs}");
+    assert!(abs.contains("host: abs.example:81"), "{abs}");
+    assert!(!abs.contains("host: other"), "{abs}");
+}
+
+#[test]
+fn framing_that_could_smuggle_a_request_is_refused() {
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let _f = Fulcrum::start("framing.cfg", &cfg(bind, "", a.addr), bind);
+    let before = a.requests();
+    for bad in [
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3x\r\n\r\nabc",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    ] {
+        let reply = raw(bind, bad.as_bytes());
+        assert!(reply.starts_with("HTTP/1.1 400"), "{bad:?} -> {reply:?}");
+    }
+    assert_eq!(a.requests(), before);
+    // Both framings: chunked wins, Content-Length does not reach the server, and the
+    // connection closes after the answer, so the bytes after the body are never a request.
+    let both = raw(
+        bind,
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert!(both.starts_with("HTTP/1.1 200") && both.contains("a received 3 bytes"), "{both}");
+    assert_eq!(both.matches("HTTP/1.1").count(), 1, "{both}");
+    assert_eq!(a.requests(), before + 1);
+}
+
+/// An origin that answers every request with `answer`, as it is.
+fn raw_origin(answer: &'static [u8]) -> SocketAddr {
+    let listener = TcpListener::bind(any()).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut s) = stream else { continue };
+            s.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
+                head.push(b[0]);
+            }
+            let _ = s.write_all(answer);
+        }
+    });
+    addr
+}
+
+#[test]
+fn response_heads_over_the_limits_get_502() {
+    let big: &'static [u8] = Box::leak(
+        format!("HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 2\r\n\r\nok", "a".repeat(20_000))
+            .into_bytes()
+            .into_boxed_slice(),
+    );
+    let many: &'static [u8] = Box::leak(
+        format!("HTTP/1.1 200 OK\r\n{}Content-Length: 2\r\n\r\nok", fields(150)).into_bytes().into_boxed_slice(),
+    );
+    for (what, answer) in [
+        ("a head over 15,360 bytes", big),
+        ("150 header fields", many),
+        ("a bad status line", &b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok"[..]),
+        ("conflicting lengths", &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok"[..]),
+    ] {
+        let origin = raw_origin(answer);
+        let bind = free_addr();
+        let _f = Fulcrum::start("response.cfg", &cfg(bind, "", origin), bind);
+        let reply = raw(bind, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert!(reply.starts_with("HTTP/1.1 502"), "{what}: {:?}", &reply[..reply.len().min(80)]);
+    }
+}
