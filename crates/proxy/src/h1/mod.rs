@@ -418,8 +418,16 @@ pub fn valid_host(value: &[u8]) -> bool {
         && port.is_none_or(|p| p.iter().all(u8::is_ascii_digit))
 }
 
-/// Writes a request head (always HTTP/1.1 to servers).
-pub fn write_request_head(out: &mut Vec<u8>, method: &Method, uri: &Uri, headers: &HeaderMap) {
+/// Writes a request head, always in HTTP/1.1 (so that an HTTP/1.0 client's requests can share
+/// kept-alive server connections). HTTP/1.1 requires Host; an HTTP/1.0 request may come
+/// without one, and then names `server` (the server's address: its default virtual host).
+pub fn write_request_head(
+    out: &mut Vec<u8>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    server: std::net::SocketAddr,
+) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     match uri.path_and_query() {
@@ -431,6 +439,9 @@ pub fn write_request_head(out: &mut Vec<u8>, method: &Method, uri: &Uri, headers
         _ => out.extend_from_slice(uri.to_string().as_bytes()),
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    if !headers.contains_key(header::HOST) {
+        out.extend_from_slice(format!("host: {server}\r\n").as_bytes());
+    }
     write_fields(out, headers);
 }
 

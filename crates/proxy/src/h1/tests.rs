@@ -160,14 +160,23 @@ fn response_framing() {
 
 #[test]
 fn heads_are_written_back() {
+    let server: std::net::SocketAddr = "192.0.2.7:8080".parse().expect("addr");
     let r = ok("GET /p?q HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n");
     let mut out = Vec::new();
-    write_request_head(&mut out, &r.head.method, &r.head.uri, &r.head.headers);
+    write_request_head(&mut out, &r.head.method, &r.head.uri, &r.head.headers, server);
     assert_eq!(out, b"GET /p?q HTTP/1.1\r\nhost: x\r\nx-a: 1\r\n\r\n");
     let abs = ok("GET http://h.example/p HTTP/1.1\r\nHost: x\r\n\r\n");
     out.clear();
-    write_request_head(&mut out, &abs.head.method, &abs.head.uri, &abs.head.headers);
+    write_request_head(&mut out, &abs.head.method, &abs.head.uri, &abs.head.headers, server);
     assert_eq!(out, b"GET http://h.example/p HTTP/1.1\r\nhost: h.example\r\n\r\n");
+    // Found by fuzzing: an HTTP/1.0 request without Host went out as HTTP/1.1 without one,
+    // which a strict server refuses. It names the server instead.
+    let old = ok("GET /http://abs.example/p HTTP/1.0\r\nConnection: keep-alive\r\nContent%Length: 3\r\n\r\nabc");
+    out.clear();
+    write_request_head(&mut out, &old.head.method, &old.head.uri, &old.head.headers, server);
+    assert!(out.starts_with(b"GET /http://abs.example/p HTTP/1.1\r\nhost: 192.0.2.7:8080\r\n"));
+    let mut again = BytesMut::from(&out[..]);
+    assert!(parse_request(&mut again, &Limits::HAPROXY).expect("valid").is_some());
     out.clear();
     write_response_head(&mut out, StatusCode::NOT_FOUND, b"", &HeaderMap::new());
     assert_eq!(out, b"HTTP/1.1 404 Not Found\r\n\r\n");

@@ -332,7 +332,7 @@ async fn transact(
     let t_send = x.entry.is_some().then(Instant::now);
     let body_touched = !x.req.framing.is_empty();
     // The request may be left incomplete when the server answers before reading all of it.
-    let request_complete = send_request(x, client, up).await?;
+    let request_complete = send_request(x, client, up, backend.servers[id].cfg.addr).await?;
 
     let (mut resp, resp_buf) = match read_response(x, client, up, body_touched).await {
         Ok(got) => got,
@@ -409,11 +409,16 @@ async fn transact(
 
 /// Sends the request head and its body (when it has one). Ok: whether all of the request
 /// went out (a server may answer before it has read the whole body).
-async fn send_request(x: &mut Exchange, client: &mut Client, up: &mut Upstream) -> Result<bool, Failed> {
+async fn send_request(
+    x: &mut Exchange,
+    client: &mut Client,
+    up: &mut Upstream,
+    server: std::net::SocketAddr,
+) -> Result<bool, Failed> {
     let timeout_server = x.backend.cfg.timeout_server;
     let timeout_client = client.timeouts.client();
     let mut head = Vec::with_capacity(512);
-    h1::write_request_head(&mut head, &x.req.head.method, &x.req.head.uri, &x.req.head.headers);
+    h1::write_request_head(&mut head, &x.req.head.method, &x.req.head.uri, &x.req.head.headers, server);
     let mut request_complete = true;
     let body_touched = !x.req.framing.is_empty();
     if x.req.framing.is_empty() {
