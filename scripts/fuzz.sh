@@ -34,7 +34,7 @@ seed() { # TARGET -> fuzz/corpus/TARGET, filled once from what the project has
   esac
 }
 
-cargo +nightly fuzz build --fuzz-dir fuzz -O $TARGETS >/dev/null
+for t in $TARGETS; do cargo +nightly fuzz build --fuzz-dir fuzz -O "$t" 2>/dev/null; done
 status=0
 run() {
   local t=$1
