@@ -297,9 +297,7 @@ fn validate_patterns(kind: MatchKind, patterns: Vec<String>, ignore_case: bool) 
         MatchKind::Ip => patterns
             .iter()
             .map(|p| {
-                parse_net(p)
-                    .map(net_text)
-                    .map_err(|e| Problem::invalid(e).hint("src patterns are addresses or networks"))
+                parse_net(p).map(net_text).map_err(|e| Problem::from(e).hint("src patterns are addresses or networks"))
             })
             .collect(),
         MatchKind::Regex => {

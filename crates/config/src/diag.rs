@@ -116,9 +116,9 @@ impl Problem {
     }
 }
 
-impl From<String> for Problem {
-    fn from(message: String) -> Self {
-        Problem::invalid(message)
+impl From<crate::values::ValueError> for Problem {
+    fn from(error: crate::values::ValueError) -> Self {
+        Problem::invalid(error.to_string())
     }
 }
 

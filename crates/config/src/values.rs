@@ -1,16 +1,55 @@
 //! Value syntaxes shared by the front-ends: HAProxy durations and sizes, addresses, networks.
-//! Every parser returns a message that names what was wrong and what is expected.
+//! Every parser's error names what was wrong and what is expected.
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+/// A value that does not parse. The text is as written; `what` names the setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ValueError {
+    #[error("invalid duration '{0}' (expected a number with an optional unit: 500ms, 5s, 2m, 1h, 1d; a bare number is milliseconds)")]
+    Duration(String),
+    #[error("duration '{0}' is too large")]
+    DurationTooLarge(String),
+    #[error("invalid size '{0}' (expected a number with an optional k, m or g suffix)")]
+    Size(String),
+    #[error("size '{0}' is too large")]
+    SizeTooLarge(String),
+    #[error("invalid {what} '{text}' (expected a whole number)")]
+    Number { what: String, text: String },
+    #[error("{what} '{text}' is out of range")]
+    OutOfRange { what: String, text: String },
+    #[error("address family '{prefix}@' in '{text}' is not supported yet (only IPv4 and IPv6 addresses)")]
+    AddressFamily { prefix: String, text: String },
+    #[error("UNIX socket address '{0}' is not supported yet (only IPv4 and IPv6 addresses)")]
+    UnixSocket(String),
+    #[error("port ranges and offsets ('{port}' in '{text}') are not supported yet")]
+    PortRange { port: String, text: String },
+    #[error("invalid address '{0}' (expected IP:PORT, [IPv6]:PORT or NAME:PORT)")]
+    Address(String),
+    #[error("address '{0}' does not match its family prefix")]
+    FamilyPrefix(String),
+    #[error("{what} '{host}' needs a port (HOST:PORT)")]
+    NoPort { what: String, host: String },
+    #[error("cannot resolve '{name}': {reason}")]
+    Resolve { name: String, reason: String },
+    #[error("invalid address or network '{0}' (expected 10.0.0.1, 10.0.0.0/8 or 2001:db8::/32)")]
+    Network(String),
+    #[error("invalid {what} '{text}' (expected seconds, e.g. 1 or 0.5)")]
+    Seconds { what: String, text: String },
+    #[error("invalid weight '{0}' (expected a number from -254 to 254)")]
+    Weight(String),
+    #[error("weight {0} is out of range (-254 to 254)")]
+    WeightRange(i32),
+    #[error("invalid virtual address '{0}' (expected e.g. 192.168.200.16 or 192.168.200.16/24)")]
+    VipAddr(String),
+}
+
 /// A duration in HAProxy's syntax: a number with an optional unit (`us`, `ms`, `s`, `m`, `h`,
 /// `d`); a bare number is in milliseconds.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, ValueError> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let (number, unit) = text.split_at(digits);
-    let bad = || {
-        format!("invalid duration '{text}' (expected a number with an optional unit: 500ms, 5s, 2m, 1h, 1d; a bare number is milliseconds)")
-    };
+    let bad = || ValueError::Duration(text.to_string());
     if number.is_empty() {
         return Err(bad());
     }
@@ -24,15 +63,15 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         "d" => 86_400_000_000,
         _ => return Err(bad()),
     };
-    let micros = n.checked_mul(micros_per_unit).ok_or_else(|| format!("duration '{text}' is too large"))?;
+    let micros = n.checked_mul(micros_per_unit).ok_or_else(|| ValueError::DurationTooLarge(text.to_string()))?;
     Ok(Duration::from_micros(micros))
 }
 
 /// A size in HAProxy's syntax: a number with an optional `k`, `m` or `g` (powers of 1024).
-pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, ValueError> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let (number, unit) = text.split_at(digits);
-    let bad = || format!("invalid size '{text}' (expected a number with an optional k, m or g suffix)");
+    let bad = || ValueError::Size(text.to_string());
     if number.is_empty() {
         return Err(bad());
     }
@@ -44,15 +83,15 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
         "g" | "G" => 1 << 30,
         _ => return Err(bad()),
     };
-    n.checked_mul(factor).ok_or_else(|| format!("size '{text}' is too large"))
+    n.checked_mul(factor).ok_or_else(|| ValueError::SizeTooLarge(text.to_string()))
 }
 
 /// A non-negative integer that fits `T`, for messages "invalid WHAT 'x'".
-pub(crate) fn parse_number<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, String> {
+pub(crate) fn parse_number<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, ValueError> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("invalid {what} '{text}' (expected a whole number)"));
+        return Err(ValueError::Number { what: what.to_string(), text: text.to_string() });
     }
-    text.parse::<T>().map_err(|_| format!("{what} '{text}' is out of range"))
+    text.parse::<T>().map_err(|_| ValueError::OutOfRange { what: what.to_string(), text: text.to_string() })
 }
 
 /// The host part of an address as written.
@@ -72,25 +111,21 @@ pub(crate) struct HostPort {
     pub port: Option<u16>,
 }
 
-pub(crate) fn parse_host_port(text: &str) -> Result<HostPort, String> {
+pub(crate) fn parse_host_port(text: &str) -> Result<HostPort, ValueError> {
     let (family, rest) = match text.split_once('@') {
         Some(("ipv4", rest)) => (Some(4), rest),
         Some(("ipv6", rest)) => (Some(6), rest),
         Some((prefix, _)) => {
-            return Err(format!(
-                "address family '{prefix}@' in '{text}' is not supported yet (only IPv4 and IPv6 addresses)"
-            ))
+            return Err(ValueError::AddressFamily { prefix: prefix.to_string(), text: text.to_string() })
         }
-        None if text.starts_with('/') => {
-            return Err(format!("UNIX socket address '{text}' is not supported yet (only IPv4 and IPv6 addresses)"))
-        }
+        None if text.starts_with('/') => return Err(ValueError::UnixSocket(text.to_string())),
         None => (None, text),
     };
     let (host, port) = split_host_port(rest);
     let port = match port {
         None => None,
         Some(p) if p.contains('-') || p.contains('+') => {
-            return Err(format!("port ranges and offsets ('{p}' in '{text}') are not supported yet"))
+            return Err(ValueError::PortRange { port: p.to_string(), text: text.to_string() })
         }
         Some(p) => Some(parse_number::<u16>(p, "port")?),
     };
@@ -99,12 +134,12 @@ pub(crate) fn parse_host_port(text: &str) -> Result<HostPort, String> {
         h => match h.parse::<IpAddr>() {
             Ok(ip) => Host::Ip(ip),
             Err(_) if is_host_name(h) => Host::Name(h.to_string()),
-            Err(_) => return Err(format!("invalid address '{text}' (expected IP:PORT, [IPv6]:PORT or NAME:PORT)")),
+            Err(_) => return Err(ValueError::Address(text.to_string())),
         },
     };
     match (family, &host) {
         (Some(4), Host::Ip(IpAddr::V6(_))) | (Some(6), Host::Ip(IpAddr::V4(_))) => {
-            Err(format!("address '{text}' does not match its family prefix"))
+            Err(ValueError::FamilyPrefix(text.to_string()))
         }
         (Some(6), Host::Any) => Ok(HostPort { host: Host::Ip(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)), port }),
         _ => Ok(HostPort { host, port }),
@@ -142,34 +177,35 @@ fn is_host_name(text: &str) -> bool {
 
 /// Turn a parsed address into a socket address, resolving a host name now (as HAProxy does at
 /// start-up). IPv4 results are preferred, as most back ends listen on IPv4.
-pub(crate) fn resolve(hp: &HostPort, what: &str) -> Result<SocketAddr, String> {
+pub(crate) fn resolve(hp: &HostPort, what: &str) -> Result<SocketAddr, ValueError> {
     let Some(port) = hp.port else {
         let host = match &hp.host {
             Host::Any => "*".to_string(),
             Host::Ip(ip) => ip.to_string(),
             Host::Name(name) => name.clone(),
         };
-        return Err(format!("{what} '{host}' needs a port (HOST:PORT)"));
+        return Err(ValueError::NoPort { what: what.to_string(), host });
     };
     match &hp.host {
         Host::Any => Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
         Host::Ip(ip) => Ok(SocketAddr::new(*ip, port)),
         Host::Name(name) => {
+            let failed = |reason: String| ValueError::Resolve { name: name.clone(), reason };
             let found: Vec<SocketAddr> =
-                (name.as_str(), port).to_socket_addrs().map_err(|e| format!("cannot resolve '{name}': {e}"))?.collect();
+                (name.as_str(), port).to_socket_addrs().map_err(|e| failed(e.to_string()))?.collect();
             found
                 .iter()
                 .find(|a| a.is_ipv4())
                 .or_else(|| found.first())
                 .copied()
-                .ok_or_else(|| format!("cannot resolve '{name}': no address"))
+                .ok_or_else(|| failed("no address".into()))
         }
     }
 }
 
 /// `ADDR`, `ADDR/LEN` or `ADDR/NETMASK` (IPv4 dotted mask) into a network with a prefix length.
-pub(crate) fn parse_net(text: &str) -> Result<(IpAddr, u8), String> {
-    let bad = || format!("invalid address or network '{text}' (expected 10.0.0.1, 10.0.0.0/8 or 2001:db8::/32)");
+pub(crate) fn parse_net(text: &str) -> Result<(IpAddr, u8), ValueError> {
+    let bad = || ValueError::Network(text.to_string());
     let (addr, len) = match text.split_once('/') {
         Some((a, l)) => (a, Some(l)),
         None => (text, None),
@@ -195,6 +231,47 @@ pub(crate) fn parse_net(text: &str) -> Result<(IpAddr, u8), String> {
 /// A network in canonical text form (`10.0.0.0/8`), as stored in the Model.
 pub(crate) fn net_text((addr, len): (IpAddr, u8)) -> String {
     format!("{addr}/{len}")
+}
+
+/// Whole seconds or a decimal fraction (`1`, `0.5`, `0.01`), as keepalived writes times.
+pub(crate) fn parse_seconds(text: &str, what: &str) -> Result<Duration, ValueError> {
+    let bad = || ValueError::Seconds { what: what.to_string(), text: text.to_string() };
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) || frac.len() > 6 {
+        return Err(bad());
+    }
+    let secs: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    let micros: u64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().map_err(|_| bad())? };
+    if secs > 86_400 * 365 {
+        return Err(ValueError::OutOfRange { what: what.to_string(), text: text.to_string() });
+    }
+    Ok(Duration::from_secs(secs) + Duration::from_micros(micros))
+}
+
+/// A tracking weight: `-254..=254`.
+pub(crate) fn parse_weight(text: &str) -> Result<i32, ValueError> {
+    let n: i32 = text.parse().map_err(|_| ValueError::Weight(text.to_string()))?;
+    if !(-254..=254).contains(&n) {
+        return Err(ValueError::WeightRange(n));
+    }
+    Ok(n)
+}
+
+/// `ADDR[/PREFIX]` of a virtual address.
+pub(crate) fn parse_vip_addr(text: &str) -> Result<(IpAddr, u8), ValueError> {
+    let bad = || ValueError::VipAddr(text.to_string());
+    let (addr, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => max,
+        Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
+    };
+    Ok((addr, prefix))
 }
 
 #[cfg(test)]

@@ -12,6 +12,22 @@ use fulcrum_proxy::{LocalPages, Proxy, Shared};
 use fulcrum_vrrp_io::{BackendStatus, Runtime, RuntimeOptions, Staged};
 use tokio::signal::unix::{signal, SignalKind};
 
+/// An error as the command line shows it: the libraries' typed errors, turned into text here.
+#[derive(Debug)]
+pub struct Message(String);
+
+impl<E: std::error::Error> From<E> for Message {
+    fn from(e: E) -> Self {
+        Message(e.to_string())
+    }
+}
+
+impl std::fmt::Display for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, String> {
     match fulcrum_config::load_files(files, opts) {
         Ok(loaded) => {
@@ -101,12 +117,12 @@ impl BackendStatus for ProxyBackends {
     }
 }
 
-fn start_vrrp(vrrp: &Vrrp, proxy: Option<&Proxy>, admin: &Arc<Admin>) -> Result<Runtime, String> {
+fn start_vrrp(vrrp: &Vrrp, proxy: Option<&Proxy>, admin: &Arc<Admin>) -> Result<Runtime, Message> {
     start_staged_vrrp(Runtime::stage_new(vrrp)?, proxy, admin)
 }
 
-fn start_staged_vrrp(staged: Staged, proxy: Option<&Proxy>, admin: &Arc<Admin>) -> Result<Runtime, String> {
-    let guard_program = std::env::current_exe().map_err(|e| format!("cannot find the fulcrum binary: {e}"))?;
+fn start_staged_vrrp(staged: Staged, proxy: Option<&Proxy>, admin: &Arc<Admin>) -> Result<Runtime, Message> {
+    let guard_program = std::env::current_exe().map_err(|e| Message(format!("cannot find the fulcrum binary: {e}")))?;
     let backends = proxy.map(|p| Arc::new(ProxyBackends(p.shared().clone())) as Arc<dyn BackendStatus>);
     let rt = Runtime::start_staged(staged, RuntimeOptions { guard_program: Some(guard_program), backends })?;
     tokio::spawn(show_vrrp_on_stats(rt.status(), admin.clone()));
@@ -146,7 +162,7 @@ async fn reload(
     admin: &Arc<Admin>,
     model: Model,
     threads: usize,
-) -> Result<(), String> {
+) -> Result<(), Message> {
     let vrrp = model.vrrp.clone();
     let staged = match vrrp_rt {
         Some(rt) => Some(rt.stage(&vrrp)?),

@@ -72,7 +72,7 @@ fn keepalived(lab: &Lab, i: usize, conf: &str) -> Daemon {
 }
 
 /// Fails with the logs of every daemon.
-fn check<T>(r: Result<T, String>, daemons: &[&Daemon]) -> T {
+fn check<T, E: std::fmt::Display>(r: Result<T, E>, daemons: &[&Daemon]) -> T {
     match r {
         Ok(v) => v,
         Err(e) => {
@@ -602,7 +602,7 @@ fn never_two_masters_on(lab: &Lab, dev: &str, vip: &str, span: Duration, daemons
     while start.elapsed() < span {
         let holders = lab.holders_on(dev, vip);
         if holders.len() > 1 {
-            check::<()>(Err(format!("two masters: {vip} on {dev} of nodes {holders:?}")), daemons);
+            check::<(), String>(Err(format!("two masters: {vip} on {dev} of nodes {holders:?}")), daemons);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -833,7 +833,7 @@ fn moved_together(times: [Duration; 2], what: &str, daemons: &[&Daemon]) {
     let split = times[0].abs_diff(times[1]);
     eprintln!("{what}: VIPs moved at {times:?}, split {split:?}");
     if split > Duration::from_millis(100) {
-        check::<()>(Err(format!("{what}: the VIPs were split for {split:?} ({times:?})")), daemons);
+        check::<(), String>(Err(format!("{what}: the VIPs were split for {split:?} ({times:?})")), daemons);
     }
 }
 

@@ -16,6 +16,7 @@ mod live;
 mod observe;
 mod pick;
 pub mod retry;
+mod setup_error;
 mod snapshot;
 mod upstream;
 
@@ -31,6 +32,7 @@ use tokio::task::JoinHandle;
 pub use error::ProxyError;
 pub use l7::AccessLog;
 pub use live::{lock, LiveRegistry, ServerLive};
+pub use setup_error::{CompileError, ErrorFileError, StartError};
 pub use snapshot::{BackendRt, FrontendRt, ServerRt, Snapshot};
 
 /// The pages a frontend serves itself (`stats uri`). The admin crate supplies them, so that the
@@ -95,11 +97,12 @@ pub struct Proxy {
 impl Proxy {
     /// Compile `model`, bind every address on `threads` workers and start the checks. Must run
     /// inside a Tokio runtime (the control runtime, which also runs the checks).
-    pub fn start(model: Model, threads: usize, pages: Option<Arc<dyn LocalPages>>) -> Result<Proxy, String> {
+    pub fn start(model: Model, threads: usize, pages: Option<Arc<dyn LocalPages>>) -> Result<Proxy, StartError> {
         let live = LiveRegistry::default();
         let snapshot = Snapshot::build(model, &live)?;
-        let access_log =
-            AccessLog::open(snapshot.model.global.access_log.as_deref()).map_err(|e| format!("access log: {e}"))?;
+        let log_path = snapshot.model.global.access_log.as_deref();
+        let access_log = AccessLog::open(log_path)
+            .map_err(|source| StartError::AccessLog { path: log_path.map(Into::into).unwrap_or_default(), source })?;
         let shared = Arc::new(Shared {
             conn_limit: listen::ConnLimit::new(snapshot.model.global.maxconn.max(1) as usize),
             frontend_limits: std::sync::Mutex::new(HashMap::new()),
@@ -123,7 +126,7 @@ impl Proxy {
 
     /// Apply a new Model live: established connections stay, server health and counters carry
     /// over, new addresses are bound and removed ones closed. On error nothing changes.
-    pub fn reload(&mut self, model: Model) -> Result<(), String> {
+    pub fn reload(&mut self, model: Model) -> Result<(), StartError> {
         let snapshot = Snapshot::build(model, &self.shared.live)?;
         let new_binds: Vec<SocketAddr> = snapshot.binds().filter(|a| !self.listening.contains(a)).collect();
         // Bind before swapping: a port that cannot be bound fails the reload and changes nothing.
@@ -145,7 +148,7 @@ impl Proxy {
         Ok(())
     }
 
-    fn listen_on(&mut self, addrs: &[SocketAddr]) -> Result<(), String> {
+    fn listen_on(&mut self, addrs: &[SocketAddr]) -> Result<(), StartError> {
         let sockets = listen::bind_all(addrs, self.workers.len())?;
         self.hand_out(sockets);
         Ok(())

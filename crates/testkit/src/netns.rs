@@ -15,12 +15,34 @@ use std::time::{Duration, Instant};
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
-fn ip(args: &[&str]) -> Result<Output, String> {
-    let out = Command::new("ip").args(args).stdin(Stdio::null()).output().map_err(|e| format!("ip: {e}"))?;
+/// What went wrong in a lab.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// A program or file operation failed.
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    /// A command ran and failed.
+    #[error("{command}: {stderr}")]
+    Command { command: String, stderr: String },
+    /// Something the test waited for did not happen in time.
+    #[error("{0}")]
+    NotInTime(String),
+    #[error("too many nodes")]
+    TooManyNodes,
+}
+
+fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> LabError {
+    let what = what.to_string();
+    move |source| LabError::Io { what, source }
+}
+
+fn ip(args: &[&str]) -> Result<Output, LabError> {
+    let out = Command::new("ip").args(args).stdin(Stdio::null()).output().map_err(io("ip"))?;
     if out.status.success() {
         Ok(out)
     } else {
-        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        Err(LabError::Command { command: format!("ip {}", args.join(" ")), stderr })
     }
 }
 
@@ -32,7 +54,7 @@ pub struct Netns {
 
 impl Netns {
     /// Creates namespace `name` with `lo` up.
-    pub fn create(name: &str) -> Result<Netns, String> {
+    pub fn create(name: &str) -> Result<Netns, LabError> {
         ip(&["netns", "add", name])?;
         let ns = Netns { name: name.to_string() };
         ns.ip(&["link", "set", "lo", "up"])?;
@@ -45,7 +67,7 @@ impl Netns {
     }
 
     /// Runs `ip -n NAME ARGS`.
-    pub fn ip(&self, args: &[&str]) -> Result<Output, String> {
+    pub fn ip(&self, args: &[&str]) -> Result<Output, LabError> {
         let mut all = vec!["-n", self.name.as_str()];
         all.extend_from_slice(args);
         ip(&all)
@@ -134,7 +156,7 @@ pub struct Lab {
 impl Lab {
     /// Builds a lab with `nodes` node namespaces on subnet 10.213.`subnet`.0/24. Namespace
     /// names carry the test process id and a sequence number, so parallel tests never collide.
-    pub fn new(tag: &str, subnet: u8, nodes: usize) -> Result<Lab, String> {
+    pub fn new(tag: &str, subnet: u8, nodes: usize) -> Result<Lab, LabError> {
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
         let base = format!("fvr{}-{seq}", std::process::id());
         let switch = Netns::create(&format!("{base}-sw"))?;
@@ -142,8 +164,8 @@ impl Lab {
         switch.ip(&["link", "set", "br0", "up"])?;
         let dir = std::env::temp_dir().join(format!("fulcrum-{tag}-{base}"));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let attach = |ns_name: &str, port: &str, host: u8| -> Result<Netns, String> {
+        std::fs::create_dir_all(&dir).map_err(io(dir.display()))?;
+        let attach = |ns_name: &str, port: &str, host: u8| -> Result<Netns, LabError> {
             let ns = Netns::create(ns_name)?;
             // Created in the switch namespace, the peer moved into the node: never on the host.
             switch.ip(&["link", "add", port, "type", "veth", "peer", "name", "vr0", "netns", ns.name()])?;
@@ -154,7 +176,7 @@ impl Lab {
         };
         let mut list = Vec::new();
         for i in 0..nodes {
-            let host = u8::try_from(i + 1).map_err(|_| "too many nodes".to_string())?;
+            let host = u8::try_from(i + 1).map_err(|_| LabError::TooManyNodes)?;
             list.push(attach(&format!("{base}-n{i}"), &format!("p{i}"), host)?);
         }
         let client = attach(&format!("{base}-c"), "pc", 200)?;
@@ -176,9 +198,9 @@ impl Lab {
     /// `vr0`, then waits (bounded) until no address of the lab is tentative (IPv6 duplicate
     /// address detection, link-local ones included), so that VRRPv3 can use its link-local
     /// source and the client can reach an IPv6 VIP.
-    pub fn enable_ipv6(&self) -> Result<(), String> {
+    pub fn enable_ipv6(&self) -> Result<(), LabError> {
         for (i, ns) in self.nodes.iter().enumerate() {
-            let host = u8::try_from(i + 1).map_err(|_| "too many nodes".to_string())?;
+            let host = u8::try_from(i + 1).map_err(|_| LabError::TooManyNodes)?;
             ns.ip(&["-6", "addr", "add", &format!("{}/64", self.addr6(host)), "dev", "vr0"])?;
         }
         self.client.ip(&["-6", "addr", "add", &format!("{}/64", self.addr6(200)), "dev", "vr0"])?;
@@ -193,7 +215,7 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err("IPv6 addresses still tentative after 10 s".into())
+        Err(LabError::NotInTime("IPv6 addresses still tentative after 10 s".into()))
     }
 
     /// A file path in the lab's directory.
@@ -212,12 +234,18 @@ impl Lab {
     }
 
     /// Polls until `holders(addr) == want`, up to `limit`; returns the time it took.
-    pub fn wait_holders(&self, addr: &str, want: &[usize], limit: Duration) -> Result<Duration, String> {
+    pub fn wait_holders(&self, addr: &str, want: &[usize], limit: Duration) -> Result<Duration, LabError> {
         self.wait_holders_on("vr0", addr, want, limit)
     }
 
     /// Polls until `holders_on(dev, addr) == want`, up to `limit`; returns the time it took.
-    pub fn wait_holders_on(&self, dev: &str, addr: &str, want: &[usize], limit: Duration) -> Result<Duration, String> {
+    pub fn wait_holders_on(
+        &self,
+        dev: &str,
+        addr: &str,
+        want: &[usize],
+        limit: Duration,
+    ) -> Result<Duration, LabError> {
         let start = Instant::now();
         // Bounded: at most limit / 10 ms iterations.
         while start.elapsed() < limit {
@@ -226,16 +254,19 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        Err(format!("after {limit:?}, {addr} is on {dev} of nodes {:?}, expected {want:?}", self.holders_on(dev, addr)))
+        Err(LabError::NotInTime(format!(
+            "after {limit:?}, {addr} is on {dev} of nodes {:?}, expected {want:?}",
+            self.holders_on(dev, addr)
+        )))
     }
 
     /// Starts a small HTTP service on port `port` of node `i` answering `GET /` with `body`
     /// (python3's http.server on a directory holding index.html), on IPv4 and IPv6 (it binds
     /// `::` dual-stack).
-    pub fn serve(&self, i: usize, port: u16, body: &str) -> Result<Daemon, String> {
+    pub fn serve(&self, i: usize, port: u16, body: &str) -> Result<Daemon, LabError> {
         let dir = self.path(&format!("www{i}"));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        std::fs::write(dir.join("index.html"), body).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&dir).map_err(io(dir.display()))?;
+        std::fs::write(dir.join("index.html"), body).map_err(io("index.html"))?;
         let mut command = self.nodes[i].command("python3");
         command.args(["-m", "http.server", &port.to_string(), "--bind", "::", "--directory"]).arg(&dir);
         Daemon::spawn(command, &self.path(&format!("www{i}.log")), Vec::new())
@@ -249,7 +280,7 @@ impl Lab {
     }
 
     /// Polls [`Lab::client_get`] until it returns `want`, up to `limit`.
-    pub fn wait_client_get(&self, addr: &str, port: u16, want: &str, limit: Duration) -> Result<(), String> {
+    pub fn wait_client_get(&self, addr: &str, port: u16, want: &str, limit: Duration) -> Result<(), LabError> {
         let start = Instant::now();
         let mut last = None;
         while start.elapsed() < limit {
@@ -259,7 +290,7 @@ impl Lab {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(format!("after {limit:?}, http://{addr}:{port}/ answered {last:?}, expected {want:?}"))
+        Err(LabError::NotInTime(format!("after {limit:?}, http://{addr}:{port}/ answered {last:?}, expected {want:?}")))
     }
 }
 
@@ -282,10 +313,10 @@ pub struct Daemon {
 
 impl Daemon {
     /// Spawns `command` with stderr (and stdout) to `log`.
-    pub fn spawn(mut command: Command, log: &Path, pid_files: Vec<PathBuf>) -> Result<Daemon, String> {
-        let file = std::fs::File::create(log).map_err(|e| e.to_string())?;
-        let out = file.try_clone().map_err(|e| e.to_string())?;
-        let child = command.stdin(Stdio::null()).stdout(out).stderr(file).spawn().map_err(|e| format!("spawn: {e}"))?;
+    pub fn spawn(mut command: Command, log: &Path, pid_files: Vec<PathBuf>) -> Result<Daemon, LabError> {
+        let file = std::fs::File::create(log).map_err(io(log.display()))?;
+        let out = file.try_clone().map_err(io(log.display()))?;
+        let child = command.stdin(Stdio::null()).stdout(out).stderr(file).spawn().map_err(io("spawn"))?;
         Ok(Daemon { child, log: log.to_path_buf(), pid_files })
     }
 
@@ -314,7 +345,7 @@ impl Daemon {
     }
 
     /// Waits for the log to contain `needle`, up to `limit`.
-    pub fn wait_log(&self, needle: &str, limit: Duration) -> Result<Duration, String> {
+    pub fn wait_log(&self, needle: &str, limit: Duration) -> Result<Duration, LabError> {
         let start = Instant::now();
         while start.elapsed() < limit {
             if self.log().contains(needle) {
@@ -322,7 +353,7 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(format!("log never showed {needle:?} within {limit:?}:\n{}", self.log()))
+        Err(LabError::NotInTime(format!("log never showed {needle:?} within {limit:?}:\n{}", self.log())))
     }
 
     /// Waits for the process to exit, up to `limit`.

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fulcrum_model::{VrrpInstance, VrrpSyncGroup};
+
+use crate::error::{Failed, InstanceError};
 use fulcrum_vrrp::{decode, encode, Action, AdvertOutcome, Config, Instance, State, PRIORITY_OWNER, PRIORITY_STOP};
 use tokio::sync::{mpsc, oneshot};
 
@@ -55,7 +57,7 @@ impl Ready {
     /// Opens the instance's VRRP socket and its gratuitous ARP/NA sockets (needs a Tokio
     /// runtime).
     /// On failure, a VMAC created for the instance is removed again.
-    pub fn open(prepared: Prepared) -> Result<Ready, String> {
+    pub fn open(prepared: Prepared) -> Result<Ready, Failed> {
         let opened = Ready::open_sockets(&prepared);
         match opened {
             Ok((socket, announcer)) => Ok(Ready { prepared, socket, announcer }),
@@ -68,16 +70,15 @@ impl Ready {
         }
     }
 
-    fn open_sockets(prepared: &Prepared) -> Result<(AsyncVrrpSocket, Announcer), String> {
+    fn open_sockets(prepared: &Prepared) -> Result<(AsyncVrrpSocket, Announcer), Failed> {
         let name = &prepared.model.name;
         let spec = &prepared.guard.spec;
         let socket = AsyncVrrpSocket::open(spec)
-            .map_err(|e| format!("VRRP_Instance({name}): cannot open the VRRP socket on {}: {e}", spec.interface))?;
+            .map_err(|source| Failed::new(name, InstanceError::Socket { interface: spec.interface.clone(), source }))?;
         let vips: Vec<IpAddr> = prepared.model.vips.iter().map(|v| v.addr).collect();
         let interface = &prepared.vip_interface;
-        let announcer = Announcer::open(interface, prepared.guard.vip_ifindex, prepared.mac, &vips).map_err(|e| {
-            format!("VRRP_Instance({name}): cannot open the gratuitous ARP/NA sockets on {interface}: {e}")
-        })?;
+        let announcer = Announcer::open(interface, prepared.guard.vip_ifindex, prepared.mac, &vips)
+            .map_err(|source| Failed::new(name, InstanceError::Announce { interface: interface.clone(), source }))?;
         Ok((socket, announcer))
     }
 }
@@ -114,7 +115,7 @@ pub async fn run(
     shared: Arc<Shared>,
     guard: GuardLink,
     mut commands: mpsc::Receiver<DriverCommand>,
-) -> Result<(), String> {
+) -> Result<(), Failed> {
     let Ready { prepared: p, socket, announcer } = ready;
     let vr = match Instance::new(p.config.clone(), Instant::now()) {
         Ok(vr) => vr,
@@ -122,7 +123,7 @@ pub async fn run(
             if let Some(vmac) = &p.vmac {
                 crate::vmac::teardown(vmac);
             }
-            return Err(format!("VRRP_Instance({}): {e}", p.model.name));
+            return Err(Failed::new(&p.model.name, e));
         }
     };
     let mut d = Driver {

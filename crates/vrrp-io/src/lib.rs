@@ -24,6 +24,7 @@
 
 pub mod announce;
 mod driver;
+mod error;
 pub mod firewall;
 pub mod guard;
 pub mod netlink;
@@ -47,6 +48,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use driver::state_name;
+pub use error::{Error, Failed, InstanceError};
 pub use fulcrum_vrrp::State as VrrpRunState;
 
 /// What the binary tells the runtime about backends (`track_backend`): polled once per advert
@@ -142,7 +144,7 @@ enum Launch {
 impl Staged {
     /// Prepares the instances of `vrrp` that do not run as configured in `running`; every error,
     /// one per line.
-    fn new(vrrp: &Vrrp, running: &HashMap<String, Running>) -> Result<Staged, String> {
+    fn new(vrrp: &Vrrp, running: &HashMap<String, Running>) -> Result<Staged, Error> {
         let wanted: HashMap<&str, Fingerprint> =
             vrrp.instances.iter().map(|i| (i.name.as_str(), fingerprint(vrrp, i))).collect();
         let mut stop: Vec<String> = running
@@ -161,7 +163,10 @@ impl Staged {
             if i.use_vmac.is_some() {
                 match netlink::link(&i.interface) {
                     Ok(_) => start.push((wanted.clone(), Launch::Vmac(Box::new(i.clone())))),
-                    Err(e) => errors.push(format!("VRRP_Instance({}): interface {:?}: {e}", i.name, i.interface)),
+                    Err(source) => errors.push(Failed::new(
+                        &i.name,
+                        InstanceError::Interface { interface: i.interface.clone(), source },
+                    )),
                 }
                 continue;
             }
@@ -173,7 +178,7 @@ impl Staged {
         if errors.is_empty() {
             Ok(Staged { vrrp: vrrp.clone(), stop, start })
         } else {
-            Err(errors.join("\n"))
+            Err(Error::Instances(errors))
         }
     }
 }
@@ -193,15 +198,17 @@ fn fingerprint(vrrp: &Vrrp, i: &VrrpInstance) -> Fingerprint {
 }
 
 /// Builds the core configuration and I/O parameters of one instance (reads the interface).
-fn prepare(vrrp: &Vrrp, i: &VrrpInstance) -> Result<driver::Prepared, String> {
+fn prepare(vrrp: &Vrrp, i: &VrrpInstance) -> Result<driver::Prepared, Failed> {
     let name = &i.name;
-    let link =
-        netlink::link(&i.interface).map_err(|e| format!("VRRP_Instance({name}): interface {:?}: {e}", i.interface))?;
+    let link = netlink::link(&i.interface)
+        .map_err(|source| Failed::new(name, InstanceError::Interface { interface: i.interface.clone(), source }))?;
     let v6 = i.vips.first().is_some_and(|v| v.addr.is_ipv6());
     let version = if i.version == 3 { Version::V3 } else { Version::V2 };
     let src = match i.unicast_src_ip {
         Some(src) => src,
-        None => socket::primary_address(link.index, v6).map_err(|e| format!("VRRP_Instance({name}): {e}"))?,
+        None => {
+            socket::primary_address(link.index, v6).map_err(|e| Failed::new(name, InstanceError::SourceAddress(e)))?
+        }
     };
     let vips: Vec<IpAddr> = i.vips.iter().map(|v| v.addr).collect();
     let mut config = Config::new(version, i.vrid, i.priority, src, vips.clone());
@@ -210,7 +217,7 @@ fn prepare(vrrp: &Vrrp, i: &VrrpInstance) -> Result<driver::Prepared, String> {
     config.initial_state = if i.state == VrrpState::Master { InitialState::Master } else { InitialState::Backup };
     config.nopreempt = i.nopreempt;
     config.preempt_delay = i.preempt_delay;
-    config.validate().map_err(|e| format!("VRRP_Instance({name}): {e}"))?;
+    config.validate().map_err(|e| Failed::new(name, e))?;
     let destinations = if i.unicast_peers.is_empty() {
         socket::Destinations::Multicast
     } else {
@@ -229,7 +236,7 @@ fn prepare(vrrp: &Vrrp, i: &VrrpInstance) -> Result<driver::Prepared, String> {
             };
             Some(
                 vmac::setup(vmac_name, &link, i.vrid, link_local)
-                    .map_err(|e| format!("VRRP_Instance({name}): use_vmac {vmac_name}: {e}"))?,
+                    .map_err(|source| Failed::new(name, InstanceError::Vmac { name: vmac_name.clone(), source }))?,
             )
         }
         None => None,
@@ -288,19 +295,19 @@ fn no_accept_rules(i: &VrrpInstance, vips: &[IpAddr]) -> Option<(PathBuf, firewa
 impl Runtime {
     /// Starts every instance of `vrrp` (and the crash guard): all of them, or none when one
     /// cannot be prepared. Must run inside a Tokio runtime.
-    pub fn start(vrrp: &Vrrp, options: RuntimeOptions) -> Result<Runtime, String> {
+    pub fn start(vrrp: &Vrrp, options: RuntimeOptions) -> Result<Runtime, Error> {
         Runtime::start_staged(Runtime::stage_new(vrrp)?, options)
     }
 
     /// Prepares every instance of `vrrp` for [`Runtime::start_staged`] (sockets open, nothing
     /// started). Must run inside a Tokio runtime.
-    pub fn stage_new(vrrp: &Vrrp) -> Result<Staged, String> {
+    pub fn stage_new(vrrp: &Vrrp) -> Result<Staged, Error> {
         Staged::new(vrrp, &HashMap::new())
     }
 
     /// Starts the crash guard and the instances staged by [`Runtime::stage_new`]; fails only
     /// when the guard cannot be started.
-    pub fn start_staged(staged: Staged, options: RuntimeOptions) -> Result<Runtime, String> {
+    pub fn start_staged(staged: Staged, options: RuntimeOptions) -> Result<Runtime, Error> {
         let (guard, guard_child) = match &options.guard_program {
             Some(program) => {
                 let mut child = Command::new(program)
@@ -309,7 +316,7 @@ impl Runtime {
                     .stdout(Stdio::null())
                     .process_group(0)
                     .spawn()
-                    .map_err(|e| format!("cannot start the VRRP crash guard {}: {e}", program.display()))?;
+                    .map_err(|source| Error::Guard { program: program.clone(), source })?;
                 (GuardLink(Arc::new(Mutex::new(child.stdin.take()))), Some(child))
             }
             None => (GuardLink::default(), None),
@@ -337,7 +344,7 @@ impl Runtime {
     /// Applies a new configuration, all or nothing: unchanged instances keep running, changed
     /// ones restart, removed ones stop (releasing their addresses), new ones start. When an
     /// instance cannot be prepared (missing interface, no address, socket), nothing changes.
-    pub async fn reload(&mut self, vrrp: &Vrrp) -> Result<(), String> {
+    pub async fn reload(&mut self, vrrp: &Vrrp) -> Result<(), Error> {
         let staged = self.stage(vrrp)?;
         self.commit(staged).await;
         Ok(())
@@ -345,7 +352,7 @@ impl Runtime {
 
     /// First half of [`Runtime::reload`]: prepares the new and changed instances of `vrrp`
     /// without touching the running ones.
-    pub fn stage(&self, vrrp: &Vrrp) -> Result<Staged, String> {
+    pub fn stage(&self, vrrp: &Vrrp) -> Result<Staged, Error> {
         Staged::new(vrrp, &self.running)
     }
 

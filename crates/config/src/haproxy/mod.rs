@@ -73,7 +73,7 @@ struct Parser {
     out: Partial,
     /// `mode` lines already reported, so a `mode tcp` in defaults is reported once.
     mode_lines: Vec<fulcrum_model::Origin>,
-    errorfiles: Vec<(PathBuf, Result<Vec<u8>, String>)>,
+    errorfiles: Vec<(PathBuf, Result<Vec<u8>, Problem>)>,
 }
 
 /// Parse one haproxy.cfg, starting from what earlier files left. The Sink holds every error
@@ -104,7 +104,7 @@ impl Parser {
     fn line(&mut self, line: usize, raw: &str) {
         let tokens = match tokenize::tokenize(raw) {
             Ok(t) => t,
-            Err(e) => return self.sink.error(line, e, None),
+            Err(e) => return self.sink.error(line, e.to_string(), None),
         };
         for note in tokens.notes {
             self.sink.warn(line, note, None);
@@ -376,11 +376,11 @@ impl Parser {
     }
 
     /// Read a file once per parse, however many proxies inherit it.
-    fn read_file(&mut self, path: &Path) -> Result<Vec<u8>, String> {
+    fn read_file(&mut self, path: &Path) -> Result<Vec<u8>, Problem> {
         if let Some((_, cached)) = self.errorfiles.iter().find(|(p, _)| p == path) {
             return cached.clone();
         }
-        let read = std::fs::read(path).map_err(|e| format!("cannot read '{}': {e}", path.display()));
+        let read = std::fs::read(path).map_err(|e| Problem::invalid(format!("cannot read '{}': {e}", path.display())));
         self.errorfiles.push((path.to_path_buf(), read.clone()));
         read
     }

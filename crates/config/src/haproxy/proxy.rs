@@ -162,7 +162,7 @@ impl Parser {
                 Ok(addr) => st.binds.push((addr, line)),
                 Err(e) => {
                     st.incomplete = true;
-                    self.sink.report(line, Problem::invalid(e).hint("e.g. bind *:80, bind 192.0.2.1:80, bind [::]:80"));
+                    self.sink.report(line, Problem::from(e).hint("e.g. bind *:80, bind 192.0.2.1:80, bind [::]:80"));
                 }
             }
         }

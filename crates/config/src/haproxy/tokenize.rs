@@ -10,6 +10,15 @@ pub(crate) struct Line {
     pub notes: Vec<String>,
 }
 
+/// A line that cannot be split into words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TokenizeError {
+    #[error("unmatched quote: a quoted string is not closed on this line")]
+    UnmatchedQuote,
+    #[error("invalid escape '\\x{0}' (expected two hexadecimal digits)")]
+    HexEscape(String),
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Quote {
     None,
@@ -17,11 +26,11 @@ enum Quote {
     Double,
 }
 
-pub(crate) fn tokenize(text: &str) -> Result<Line, String> {
+pub(crate) fn tokenize(text: &str) -> Result<Line, TokenizeError> {
     tokenize_with(text, &|name| std::env::var(name).ok())
 }
 
-pub(crate) fn tokenize_with(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Line, String> {
+pub(crate) fn tokenize_with(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Line, TokenizeError> {
     let mut line = Line::default();
     let mut word = String::new();
     let mut in_word = false;
@@ -59,7 +68,7 @@ pub(crate) fn tokenize_with(text: &str, env: &dyn Fn(&str) -> Option<String>) ->
         }
     }
     if quote != Quote::None {
-        return Err("unmatched quote: a quoted string is not closed on this line".into());
+        return Err(TokenizeError::UnmatchedQuote);
     }
     if in_word {
         line.words.push(word);
@@ -67,7 +76,7 @@ pub(crate) fn tokenize_with(text: &str, env: &dyn Fn(&str) -> Option<String>) ->
     Ok(line)
 }
 
-fn escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, word: &mut String) -> Result<(), String> {
+fn escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, word: &mut String) -> Result<(), TokenizeError> {
     let Some(next) = chars.next() else {
         word.push('\\');
         return Ok(());
@@ -82,7 +91,7 @@ fn escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, word: &mut Strin
             let byte = u8::from_str_radix(&hex, 16)
                 .ok()
                 .filter(|_| hex.len() == 2)
-                .ok_or_else(|| format!("invalid escape '\\x{hex}' (expected two hexadecimal digits)"))?;
+                .ok_or_else(|| TokenizeError::HexEscape(hex.clone()))?;
             word.push(char::from(byte));
         }
         other => {

@@ -4,10 +4,11 @@ use std::time::Duration;
 
 use super::keywords::*;
 use super::tokenize::Stmt;
-use super::{hint_for, parse_seconds, parse_vip_addr, parse_weight, segments, Parser};
+use super::{hint_for, segments, Parser};
 use crate::diag::Problem;
 use crate::partial::Spots;
 use crate::values::parse_number;
+use crate::values::{parse_seconds, parse_vip_addr, parse_weight};
 use fulcrum_model::vrrp::{Tracked, Vip, VrrpInstance, VrrpState};
 use fulcrum_model::Origin;
 
@@ -330,7 +331,7 @@ impl Parser {
                         let problem = Problem::unknown("virtual address option", w, OPTIONS.iter().copied());
                         self.report(&item.at, problem);
                     } else {
-                        self.error(&item.at, e, None);
+                        self.error(&item.at, e.to_string(), None);
                     }
                     break;
                 }
@@ -351,7 +352,7 @@ impl Parser {
                 words.next();
                 match words.next().map(|w| parse_weight(w)) {
                     Some(Ok(w)) => tracked.weight = Some(w),
-                    Some(Err(e)) => self.error(&item.at, e, None),
+                    Some(Err(e)) => self.error(&item.at, e.to_string(), None),
                     None => self.error(&item.at, "'weight' needs a value", None),
                 }
                 if words.peek().is_some_and(|w| *w == "reverse") {

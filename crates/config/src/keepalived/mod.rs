@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::diag::{Problem, Severity, Sink};
 use crate::partial::{Partial, Spots};
-use crate::values::parse_number;
+use crate::values::{parse_number, parse_seconds, parse_weight};
 use fulcrum_model::vrrp::{VrrpScript, VrrpSyncGroup};
 use fulcrum_model::Origin;
 
@@ -58,47 +58,6 @@ fn keyword(stmt: &Stmt) -> &str {
 
 fn hint_for(word: &str, candidates: &[&[&str]]) -> Option<String> {
     crate::did_you_mean(word, candidates.iter().flat_map(|c| c.iter().copied())).map(|b| format!("did you mean {b}?"))
-}
-
-/// Whole seconds or a decimal fraction (`1`, `0.5`, `0.01`), as keepalived writes times.
-pub(crate) fn parse_seconds(text: &str, what: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid {what} '{text}' (expected seconds, e.g. 1 or 0.5)");
-    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) || frac.len() > 6 {
-        return Err(bad());
-    }
-    let secs: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
-    let micros: u64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}").parse().map_err(|_| bad())? };
-    if secs > 86_400 * 365 {
-        return Err(format!("{what} '{text}' is too large"));
-    }
-    Ok(Duration::from_secs(secs) + Duration::from_micros(micros))
-}
-
-/// A tracking weight: `-254..=254`.
-pub(crate) fn parse_weight(text: &str) -> Result<i32, String> {
-    let n: i32 = text.parse().map_err(|_| format!("invalid weight '{text}' (expected a number from -254 to 254)"))?;
-    if !(-254..=254).contains(&n) {
-        return Err(format!("weight {n} is out of range (-254 to 254)"));
-    }
-    Ok(n)
-}
-
-/// `ADDR[/PREFIX]` of a virtual address.
-pub(crate) fn parse_vip_addr(text: &str) -> Result<(IpAddr, u8), String> {
-    let bad = || format!("invalid virtual address '{text}' (expected e.g. 192.168.200.16 or 192.168.200.16/24)");
-    let (addr, prefix) = match text.split_once('/') {
-        Some((a, p)) => (a, Some(p)),
-        None => (text, None),
-    };
-    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    let prefix = match prefix {
-        None => max,
-        Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
-    };
-    Ok((addr, prefix))
 }
 
 /// The statements of a line: keywords of `known` inside a line start a new statement
@@ -287,7 +246,7 @@ impl Parser {
             return;
         }
         let Some(value) = self.one(at, kw, args) else { return };
-        let result: Result<(), String> = match kw {
+        let result: Result<(), Problem> = match kw {
             "router_id" => {
                 self.out.vrrp.router_id = Some(value.to_string());
                 Ok(())
@@ -297,19 +256,20 @@ impl Parser {
                     self.defaults.version = Some(if value == "2" { 2 } else { 3 });
                     Ok(())
                 }
-                _ => Err(format!("vrrp_version must be 2 or 3, not '{value}'")),
+                _ => Err(Problem::invalid(format!("vrrp_version must be 2 or 3, not '{value}'"))),
             },
-            "vrrp_garp_master_delay" => {
-                parse_seconds(value, "vrrp_garp_master_delay").map(|d| self.defaults.garp_master_delay = Some(d))
-            }
-            "vrrp_garp_master_repeat" => {
-                parse_number(value, "vrrp_garp_master_repeat").map(|n| self.defaults.garp_master_repeat = Some(n))
-            }
+            "vrrp_garp_master_delay" => parse_seconds(value, "vrrp_garp_master_delay")
+                .map(|d| self.defaults.garp_master_delay = Some(d))
+                .map_err(Problem::from),
+            "vrrp_garp_master_repeat" => parse_number(value, "vrrp_garp_master_repeat")
+                .map(|n| self.defaults.garp_master_repeat = Some(n))
+                .map_err(Problem::from),
             _ => parse_seconds(value, "vrrp_garp_master_refresh")
-                .map(|d| self.defaults.garp_master_refresh = Some((!d.is_zero()).then_some(d))),
+                .map(|d| self.defaults.garp_master_refresh = Some((!d.is_zero()).then_some(d)))
+                .map_err(Problem::from),
         };
-        if let Err(message) = result {
-            self.error(at, message, None);
+        if let Err(problem) = result {
+            self.report(at, problem);
         }
     }
 

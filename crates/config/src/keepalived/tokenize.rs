@@ -54,7 +54,7 @@ fn lex_file(text: &str, file: &Path, sink: &mut Sink, toks: &mut Vec<Tok>, stack
         let at = Origin { file: file.to_path_buf(), line: index + 1 };
         let mut line = Vec::new();
         if let Err(message) = lex_line(raw, &at, &mut line) {
-            sink.push_in(file, Severity::Error, at.line, message, None);
+            sink.push_in(file, Severity::Error, at.line, message.to_string(), None);
         }
         match line.first() {
             Some(Tok { kind: Kind::Word { quoted: false }, text, .. }) if text == "include" => {
@@ -66,7 +66,12 @@ fn lex_file(text: &str, file: &Path, sink: &mut Sink, toks: &mut Vec<Tok>, stack
     }
 }
 
-fn lex_line(raw: &str, at: &Origin, out: &mut Vec<Tok>) -> Result<(), String> {
+/// A quoted string not closed on its line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unmatched quote: a quoted string is not closed on this line")]
+struct UnmatchedQuote;
+
+fn lex_line(raw: &str, at: &Origin, out: &mut Vec<Tok>) -> Result<(), UnmatchedQuote> {
     let mut chars = raw.chars().peekable();
     let mut word = String::new();
     let mut in_word = false;
@@ -102,7 +107,7 @@ fn lex_line(raw: &str, at: &Origin, out: &mut Vec<Tok>) -> Result<(), String> {
                     // Read to the end of the line, as keepalived does, so that only this is reported.
                     in_word = true;
                     push_word(&mut word, &mut in_word, true, out);
-                    return Err("unmatched quote: a quoted string is not closed on this line".into());
+                    return Err(UnmatchedQuote);
                 }
                 in_word = true;
                 push_word(&mut word, &mut in_word, true, out);

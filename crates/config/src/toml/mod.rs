@@ -500,7 +500,7 @@ impl<'t> Doc<'t> {
         match tokenize(text) {
             Ok(t) => Some(t.words),
             Err(e) => {
-                self.sink.error(line, e, None);
+                self.sink.error(line, e.to_string(), None);
                 None
             }
         }
@@ -619,7 +619,7 @@ impl<'t> Doc<'t> {
                     }
                     Err(e) => {
                         incomplete = true;
-                        self.sink.error(line, e, Some("e.g. bind = [\"0.0.0.0:80\", \"[::]:80\"]".into()));
+                        self.sink.error(line, e.to_string(), Some("e.g. bind = [\"0.0.0.0:80\", \"[::]:80\"]".into()));
                     }
                 }
             }
@@ -1061,7 +1061,7 @@ impl<'t> Doc<'t> {
         let size = match st.get("size").map(|n| (n.get_ref(), self.line_of(n))) {
             Some((Node::Int(n), line)) => usize::try_from(*n).map_err(|_| (line, "size must be positive".to_string())),
             Some((Node::Str(s), line)) => parse_size(s)
-                .map_err(|e| (line, e))
+                .map_err(|e| (line, e.to_string()))
                 .and_then(|n| usize::try_from(n).map_err(|_| (line, "size is too large".to_string()))),
             Some((_, line)) => Err((line, "size must be an integer or a string like \"1m\"".to_string())),
             None => Err((st.line, "stick_src needs a size (entries; k, m, g suffixes allowed)".to_string())),
@@ -1155,7 +1155,7 @@ impl<'t> Doc<'t> {
         let addr = match parse_host_port(&address).and_then(|hp| resolve(&hp, "server address")) {
             Ok(addr) => addr,
             Err(e) => {
-                self.sink.error(line, e, Some("e.g. address = \"192.0.2.10:80\"".into()));
+                self.sink.error(line, e.to_string(), Some("e.g. address = \"192.0.2.10:80\"".into()));
                 return None;
             }
         };

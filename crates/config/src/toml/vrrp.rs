@@ -209,10 +209,10 @@ impl Doc<'_> {
             self.wrong_type(node, "weight", "an integer");
             return None;
         };
-        match crate::keepalived::parse_weight(&n.to_string()) {
+        match crate::values::parse_weight(&n.to_string()) {
             Ok(w) => Some(w),
             Err(e) => {
-                self.sink.error(line, e, None);
+                self.sink.error(line, e.to_string(), None);
                 None
             }
         }
@@ -460,10 +460,10 @@ impl Doc<'_> {
                 return None;
             }
         };
-        match crate::keepalived::parse_vip_addr(&addr) {
+        match crate::values::parse_vip_addr(&addr) {
             Ok((addr, prefix)) => Some(Vip { addr, prefix, dev, label }),
             Err(e) => {
-                self.sink.error(line, e, None);
+                self.sink.error(line, e.to_string(), None);
                 None
             }
         }

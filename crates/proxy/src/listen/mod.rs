@@ -9,11 +9,13 @@ use std::net::SocketAddr;
 pub(crate) use limit::ConnLimit;
 pub(crate) use worker::Worker;
 
+use crate::StartError;
+
 /// Bind each address once per worker with SO_REUSEPORT, so the kernel spreads connections.
 pub(crate) fn bind_all(
     addrs: &[SocketAddr],
     workers: usize,
-) -> Result<Vec<(SocketAddr, Vec<std::net::TcpListener>)>, String> {
+) -> Result<Vec<(SocketAddr, Vec<std::net::TcpListener>)>, StartError> {
     addrs
         .iter()
         .map(|addr| {
@@ -23,9 +25,9 @@ pub(crate) fn bind_all(
         .collect()
 }
 
-pub(crate) fn bind_one(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
+pub(crate) fn bind_one(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
     use socket2::{Domain, Socket, Type};
-    let err = |e: std::io::Error| format!("cannot bind {addr}: {e}");
+    let err = |source: std::io::Error| StartError::Bind { addr, source };
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(err)?;
     socket.set_reuse_address(true).map_err(err)?;
     socket.set_reuse_port(true).map_err(err)?;

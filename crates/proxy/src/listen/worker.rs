@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::limit::{ConnLimit, Slot};
 use crate::drain::Drain;
-use crate::Shared;
+use crate::{Shared, StartError};
 
 enum Command {
     Listen(SocketAddr, std::net::TcpListener),
@@ -36,17 +36,17 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn spawn(index: usize, shared: Arc<Shared>) -> Result<Worker, String> {
+    pub fn spawn(index: usize, shared: Arc<Shared>) -> Result<Worker, StartError> {
         let (tx, rx) = mpsc::unbounded_channel();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .event_interval(RUN_QUEUE_DEPTH)
             .build()
-            .map_err(|e| format!("worker runtime: {e}"))?;
+            .map_err(|source| StartError::Worker { what: "runtime", source })?;
         let thread = std::thread::Builder::new()
             .name(format!("fulcrum-worker-{index}"))
             .spawn(move || runtime.block_on(run(rx, shared)))
-            .map_err(|e| format!("worker thread: {e}"))?;
+            .map_err(|source| StartError::Worker { what: "thread", source })?;
         Ok(Worker { tx, thread: Some(thread) })
     }
 

@@ -4,6 +4,8 @@ use std::net::IpAddr;
 use fulcrum_model::{Acl, Condition, Fetch, MatchKind};
 use http::request::Parts;
 
+use crate::CompileError;
+
 #[derive(Debug)]
 enum Matcher {
     Exact(Vec<String>),
@@ -23,7 +25,7 @@ pub struct CompiledAcl {
 }
 
 impl CompiledAcl {
-    pub fn compile(acl: &Acl) -> Result<Self, String> {
+    pub fn compile(acl: &Acl) -> Result<Self, CompileError> {
         let lower = |v: &Vec<String>| -> Vec<String> {
             if acl.ignore_case {
                 v.iter().map(|p| p.to_ascii_lowercase()).collect()
@@ -43,14 +45,17 @@ impl CompiledAcl {
                         regex::RegexBuilder::new(p)
                             .case_insensitive(acl.ignore_case)
                             .build()
-                            .map_err(|e| format!("acl {}: bad regex {p:?}: {e}", acl.name))
+                            .map_err(|source| CompileError::Regex { acl: acl.name.clone(), pattern: p.clone(), source })
                     })
                     .collect::<Result<_, _>>()?,
             ),
             MatchKind::Ip => Matcher::Ip(
                 acl.patterns
                     .iter()
-                    .map(|p| parse_net(p).ok_or_else(|| format!("acl {}: bad address {p:?}", acl.name)))
+                    .map(|p| {
+                        parse_net(p)
+                            .ok_or_else(|| CompileError::AclAddress { acl: acl.name.clone(), pattern: p.clone() })
+                    })
                     .collect::<Result<_, _>>()?,
             ),
         };
@@ -130,7 +135,7 @@ pub struct CompiledCondition {
 }
 
 impl CompiledCondition {
-    pub fn compile(cond: &Condition, acls: &[CompiledAcl]) -> Result<Self, String> {
+    pub fn compile(cond: &Condition, acls: &[CompiledAcl]) -> Result<Self, CompileError> {
         let alternatives = cond
             .alternatives
             .iter()
@@ -141,7 +146,7 @@ impl CompiledCondition {
                         acls.iter()
                             .position(|a| a.name == t.acl)
                             .map(|i| (t.negate, i))
-                            .ok_or_else(|| format!("unknown acl {:?}", t.acl))
+                            .ok_or_else(|| CompileError::UnknownAcl(t.acl.clone()))
                     })
                     .collect::<Result<Vec<_>, _>>()
             })

@@ -10,6 +10,8 @@ use fulcrum_balance::{PersistTable, Scheduler, ServerId, Slot};
 use fulcrum_model::{Backend, Frontend, Model, Server};
 use tokio::sync::Notify;
 
+use crate::CompileError;
+
 mod acl;
 mod pages;
 
@@ -30,7 +32,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Compile a Model; live state comes from (and is registered in) `live`.
-    pub fn build(model: Model, live: &LiveRegistry) -> Result<Snapshot, String> {
+    pub fn build(model: Model, live: &LiveRegistry) -> Result<Snapshot, CompileError> {
         let backends: Vec<Arc<BackendRt>> =
             model.backends.iter().map(|b| BackendRt::build(b, live).map(Arc::new)).collect::<Result<_, _>>()?;
         let mut frontends = Vec::new();
@@ -71,20 +73,20 @@ pub struct FrontendRt {
 }
 
 impl FrontendRt {
-    fn build(fe: &Frontend, backends: &[Arc<BackendRt>]) -> Result<Self, String> {
+    fn build(fe: &Frontend, backends: &[Arc<BackendRt>]) -> Result<Self, CompileError> {
         let find = |name: &str| {
             backends
                 .iter()
                 .find(|b| b.cfg.name == name)
                 .cloned()
-                .ok_or_else(|| format!("frontend {}: no backend named {name:?}", fe.name))
+                .ok_or_else(|| CompileError::UnknownBackend { frontend: fe.name.clone(), backend: name.to_string() })
         };
         let acls = fe.acls.iter().map(CompiledAcl::compile).collect::<Result<Vec<_>, _>>()?;
         let rules = fe
             .use_backends
             .iter()
             .map(|u| Ok((CompiledCondition::compile(&u.condition, &acls)?, find(&u.backend)?)))
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, CompileError>>()?;
         let default_backend = fe.default_backend.as_deref().map(find).transpose()?;
         Ok(FrontendRt {
             cfg: fe.clone(),
@@ -130,7 +132,7 @@ pub struct BackendRt {
 }
 
 impl BackendRt {
-    fn build(b: &Backend, live: &LiveRegistry) -> Result<Self, String> {
+    fn build(b: &Backend, live: &LiveRegistry) -> Result<Self, CompileError> {
         let servers = b
             .servers
             .iter()
@@ -141,7 +143,7 @@ impl BackendRt {
                 };
                 Ok(ServerRt { cfg: s.clone(), live: live.server(&b.name, &s.name, s.addr, s.rise, s.fall), set_cookie })
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, CompileError>>()?;
         let max_queue = if b.servers.iter().any(|s| s.maxqueue == 0) {
             0
         } else {
@@ -233,18 +235,18 @@ impl ForwardForRule {
     }
 }
 
-fn forwardfor(ff: Option<&fulcrum_model::ForwardFor>) -> Result<Option<ForwardForRule>, String> {
+fn forwardfor(ff: Option<&fulcrum_model::ForwardFor>) -> Result<Option<ForwardForRule>, CompileError> {
     let Some(ff) = ff else { return Ok(None) };
     let name = http::HeaderName::from_bytes(ff.header.as_bytes())
-        .map_err(|_| format!("option forwardfor: invalid header name {:?}", ff.header))?;
+        .map_err(|_| CompileError::ForwardForHeader(ff.header.clone()))?;
     let except = match &ff.except {
-        Some(net) => Some(parse_net(net).ok_or_else(|| format!("option forwardfor except: bad network {net:?}"))?),
+        Some(net) => Some(parse_net(net).ok_or_else(|| CompileError::ForwardForNetwork(net.clone()))?),
         None => None,
     };
     Ok(Some(ForwardForRule { name, if_none: ff.if_none, except }))
 }
 
-fn cookie_header(c: &fulcrum_model::Cookie, value: &str) -> Result<http::HeaderValue, String> {
+fn cookie_header(c: &fulcrum_model::Cookie, value: &str) -> Result<http::HeaderValue, CompileError> {
     let mut v = format!("{}={}; path=/", c.name, value);
     if let Some(d) = &c.domain {
         v.push_str("; domain=");
@@ -256,5 +258,5 @@ fn cookie_header(c: &fulcrum_model::Cookie, value: &str) -> Result<http::HeaderV
     if c.secure {
         v.push_str("; Secure");
     }
-    http::HeaderValue::from_str(&v).map_err(|_| format!("cookie {}: invalid value {value:?}", c.name))
+    http::HeaderValue::from_str(&v).map_err(|_| CompileError::Cookie { name: c.name.clone(), value: value.to_string() })
 }

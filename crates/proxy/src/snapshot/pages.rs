@@ -5,6 +5,8 @@ use bytes::Bytes;
 use fulcrum_model::ErrorFile;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
+use crate::{CompileError, ErrorFileError};
+
 /// A prepared error response.
 #[derive(Debug, Clone)]
 pub struct ErrorPage {
@@ -19,11 +21,14 @@ pub struct ErrorPages {
 }
 
 impl ErrorPages {
-    pub fn new(files: &BTreeMap<u16, ErrorFile>) -> Result<Self, String> {
+    pub fn new(files: &BTreeMap<u16, ErrorFile>) -> Result<Self, CompileError> {
         let mut custom = BTreeMap::new();
         for (code, file) in files {
-            let page =
-                parse_errorfile(&file.content).map_err(|e| format!("errorfile {code} {}: {e}", file.path.display()))?;
+            let page = parse_errorfile(&file.content).map_err(|reason| CompileError::ErrorFile {
+                code: *code,
+                path: file.path.clone(),
+                reason,
+            })?;
             custom.insert(*code, page);
         }
         Ok(ErrorPages { custom })
@@ -60,26 +65,24 @@ fn default_page(status: StatusCode) -> ErrorPage {
 }
 
 /// An errorfile is a raw HTTP response (status line, headers, blank line, body).
-fn parse_errorfile(raw: &[u8]) -> Result<ErrorPage, String> {
+fn parse_errorfile(raw: &[u8]) -> Result<ErrorPage, ErrorFileError> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut response = httparse::Response::new(&mut headers);
     let body_start = match response.parse(raw) {
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return Err("incomplete HTTP response (it must end its headers with an empty line)".into())
-        }
-        Err(e) => return Err(format!("not an HTTP response: {e}")),
+        Ok(httparse::Status::Partial) => return Err(ErrorFileError::Incomplete),
+        Err(e) => return Err(ErrorFileError::NotHttp(e)),
     };
-    let status =
-        response.code.and_then(|c| StatusCode::from_u16(c).ok()).ok_or_else(|| "missing status code".to_string())?;
+    let status = response.code.and_then(|c| StatusCode::from_u16(c).ok()).ok_or(ErrorFileError::NoStatus)?;
     let mut map = HeaderMap::new();
     for h in response.headers.iter() {
         // Framing is ours to set: the body is sent with its real length.
         if h.name.eq_ignore_ascii_case("content-length") || h.name.eq_ignore_ascii_case("connection") {
             continue;
         }
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|e| format!("header {}: {e}", h.name))?;
-        let value = HeaderValue::from_bytes(h.value).map_err(|e| format!("header {}: {e}", h.name))?;
+        let bad = || ErrorFileError::Header(h.name.to_string());
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad())?;
+        let value = HeaderValue::from_bytes(h.value).map_err(|_| bad())?;
         map.append(name, value);
     }
     let body = Bytes::copy_from_slice(raw.get(body_start..).unwrap_or_default());
