@@ -14,4 +14,9 @@ mod values;
 mod vrrp_checks;
 
 pub use diag::{did_you_mean, Diagnostic, Severity};
+
+/// HAProxy's vocabulary as fulcrum reads it (docs/haproxy-compat.md is held to it).
+pub mod haproxy_vocabulary {
+    pub use crate::haproxy::keywords::{lookup, Context, Keyword, Support, VOCABULARY};
+}
 pub use load::{load_files, load_str, Format, LoadOptions, Loaded};

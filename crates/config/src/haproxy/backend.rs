@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::keywords::{lookup, supported, Context, Support};
 use super::section::{CheckSend, Kind, ProxyState, ServerDefaults};
 use super::Parser;
 use crate::diag::Problem;
@@ -12,113 +13,6 @@ use fulcrum_model::*;
 
 const BALANCE_WORDS: &[&str] =
     &["roundrobin", "static-rr", "leastconn", "first", "source", "uri", "url_param", "hdr", "random"];
-
-/// Server keywords fulcrum does not implement yet, with how many values each takes (so the rest
-/// of the line can still be read).
-const SERVER_UNSUPPORTED: &[(&str, usize)] = &[
-    ("ssl", 0),
-    ("check-ssl", 0),
-    ("no-ssl", 0),
-    ("send-proxy", 0),
-    ("send-proxy-v2", 0),
-    ("send-proxy-v2-ssl", 0),
-    ("send-proxy-v2-ssl-cn", 0),
-    ("check-send-proxy", 0),
-    ("agent-check", 0),
-    ("no-agent-check", 0),
-    ("non-stick", 0),
-    ("stick", 0),
-    ("tfo", 0),
-    ("allow-0rtt", 0),
-    ("no-tls-tickets", 0),
-    ("tls-tickets", 0),
-    ("force-sslv3", 0),
-    ("force-tlsv10", 0),
-    ("force-tlsv11", 0),
-    ("force-tlsv12", 0),
-    ("force-tlsv13", 0),
-    ("no-sslv3", 0),
-    ("no-tlsv10", 0),
-    ("no-tlsv11", 0),
-    ("no-tlsv12", 0),
-    ("no-tlsv13", 0),
-    ("no-verifyhost", 0),
-    ("check-via-socks4", 0),
-    ("no-send-proxy", 0),
-    ("verify", 1),
-    ("ca-file", 1),
-    ("crt", 1),
-    ("crl-file", 1),
-    ("ciphers", 1),
-    ("ciphersuites", 1),
-    ("sni", 1),
-    ("alpn", 1),
-    ("npn", 1),
-    ("check-alpn", 1),
-    ("check-sni", 1),
-    ("verifyhost", 1),
-    ("ssl-min-ver", 1),
-    ("ssl-max-ver", 1),
-    ("agent-port", 1),
-    ("agent-inter", 1),
-    ("agent-addr", 1),
-    ("agent-send", 1),
-    ("minconn", 1),
-    ("resolvers", 1),
-    ("resolve-prefer", 1),
-    ("resolve-opts", 1),
-    ("resolve-net", 1),
-    ("init-addr", 1),
-    ("source", 1),
-    ("namespace", 1),
-    ("proto", 1),
-    ("pool-max-conn", 1),
-    ("pool-purge-delay", 1),
-    ("pool-low-conn", 1),
-    ("max-reuse", 1),
-    ("redir", 1),
-    ("track", 1),
-    ("socks4", 1),
-    ("tcp-ut", 1),
-    ("ws", 1),
-    ("proxy-v2-options", 1),
-    ("curves", 1),
-    ("sigalgs", 1),
-    ("client-sigalgs", 1),
-    ("check-proto", 1),
-    ("log-proto", 1),
-    ("shard", 1),
-    ("hash-key", 1),
-    ("guid", 1),
-    ("idle-ping", 1),
-    ("set-proxy-v2-tlv-fmt", 1),
-    ("usesrc", 1),
-];
-
-const SERVER_SUPPORTED: &[&str] = &[
-    "check",
-    "no-check",
-    "inter",
-    "fastinter",
-    "downinter",
-    "rise",
-    "fall",
-    "weight",
-    "backup",
-    "no-backup",
-    "maxconn",
-    "maxqueue",
-    "disabled",
-    "enabled",
-    "slowstart",
-    "observe",
-    "error-limit",
-    "on-error",
-    "cookie",
-    "port",
-    "addr",
-    "id",
-];
 
 impl Parser {
     pub(super) fn backend_keyword(
@@ -276,15 +170,16 @@ impl Parser {
         while let Some(keyword) = params.get(index) {
             index += 1;
             let keyword = keyword.as_str();
-            if let Some((_, arity)) = SERVER_UNSUPPORTED.iter().find(|(k, _)| *k == keyword) {
-                index += arity;
+            let support = lookup(Context::Server, keyword);
+            if let Some(kw) = support.filter(|kw| kw.support == Support::NotYet) {
+                index += kw.values;
                 let problem = Problem::unsupported(format!("server keyword '{keyword}' is not supported yet"));
                 self.sink.report(line, problem);
                 continue;
             }
             let takes_value =
                 !matches!(keyword, "check" | "no-check" | "backup" | "no-backup" | "disabled" | "enabled");
-            let value = if takes_value && SERVER_SUPPORTED.contains(&keyword) {
+            let value = if takes_value && support.is_some() {
                 let Some(value) = params.get(index) else {
                     self.sink.error(line, format!("server keyword '{keyword}' needs a value"), None);
                     return;
@@ -298,7 +193,7 @@ impl Parser {
                 Ok(None) => {}
                 Ok(Some(note)) => self.sink.warn(line, note, None),
                 Err(problem) => {
-                    let unknown = !SERVER_SUPPORTED.contains(&keyword);
+                    let unknown = support.is_none();
                     self.sink.report(line, problem);
                     if unknown {
                         // Its number of values is unknown: the rest of the line cannot be read.
@@ -395,7 +290,7 @@ pub(crate) fn apply_server_param(
             d.check_host = Some(hp.host);
         }
         "id" => return Ok(Some("server 'id' is ignored: fulcrum identifies servers by name".into())),
-        other => return Err(Problem::unknown("server keyword", other, SERVER_SUPPORTED.iter().copied())),
+        other => return Err(Problem::unknown("server keyword", other, supported(Context::Server))),
     }
     Ok(None)
 }

@@ -1,340 +1,548 @@
-//! HAProxy's vocabulary: what fulcrum reads, what it knows but does not do yet (reported as
-//! unsupported rather than misspelt), and the words used for "did you mean" hints.
+//! HAProxy's vocabulary in one table: every keyword fulcrum knows, where it is written, and
+//! what fulcrum does with it. The parser sorts the words it meets with it (a keyword fulcrum
+//! does not implement yet is reported as such rather than as a misspelling, an ignored one gets
+//! a warning saying why, and "did you mean" hints come from it); `fulcrum check` reports what
+//! it says; and a test holds docs/haproxy-compat.md to it.
 use crate::diag::Problem;
 
-/// Sorts a word of a family (`timeout NAME`, `stats KEYWORD`): Ok when fulcrum reads it, "not
-/// supported yet" when HAProxy knows it, "unknown WHAT" with the closest word otherwise.
-pub(super) fn known_word(
-    (family, what): (&str, &str),
+/// Where a keyword is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// A section name (`global`, `frontend`, `peers`...).
+    Section,
+    /// A line of the `global` section.
+    Global,
+    /// A line of `defaults`, `frontend`, `backend` or `listen`.
+    Proxy,
+    /// `option NAME`.
+    Option,
+    /// `timeout NAME`.
+    Timeout,
+    /// `stats NAME`.
+    Stats,
+    /// A parameter of a `server` or `default-server` line.
+    Server,
+}
+
+/// What fulcrum does with a keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// Read with HAProxy's meaning (possibly in part: docs/haproxy-compat.md says which).
+    Supported,
+    /// Accepted with a warning saying why nothing changes.
+    Ignored(&'static str),
+    /// Known, not implemented: an error, or a warning under `--lenient`.
+    NotYet,
+}
+
+/// One keyword of the vocabulary. A word ending in `*` stands for every word it begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keyword {
+    pub context: Context,
+    pub word: &'static str,
+    pub support: Support,
+    /// How many values a not-yet server keyword takes, so the rest of the line can be read.
+    pub values: usize,
+}
+
+use Context as C;
+
+const fn yes(context: Context, word: &'static str) -> Keyword {
+    Keyword { context, word, support: Support::Supported, values: 0 }
+}
+
+const fn ignored(context: Context, word: &'static str, why: &'static str) -> Keyword {
+    Keyword { context, word, support: Support::Ignored(why), values: 0 }
+}
+
+const fn not_yet(context: Context, word: &'static str) -> Keyword {
+    Keyword { context, word, support: Support::NotYet, values: 0 }
+}
+
+const fn not_yet_with(context: Context, word: &'static str, values: usize) -> Keyword {
+    Keyword { context, word, support: Support::NotYet, values }
+}
+
+/// The vocabulary.
+pub const VOCABULARY: &[Keyword] = &[
+    yes(C::Section, "global"),
+    yes(C::Section, "defaults"),
+    yes(C::Section, "frontend"),
+    yes(C::Section, "backend"),
+    yes(C::Section, "listen"),
+    not_yet(C::Section, "peers"),
+    not_yet(C::Section, "resolvers"),
+    not_yet(C::Section, "userlist"),
+    not_yet(C::Section, "mailers"),
+    not_yet(C::Section, "cache"),
+    not_yet(C::Section, "program"),
+    not_yet(C::Section, "http-errors"),
+    not_yet(C::Section, "ring"),
+    not_yet(C::Section, "log-forward"),
+    not_yet(C::Section, "fcgi-app"),
+    not_yet(C::Section, "crt-store"),
+    not_yet(C::Section, "traces"),
+    not_yet(C::Section, "acme"),
+    not_yet(C::Section, "dynamic-update"),
+    yes(C::Global, "maxconn"),
+    yes(C::Global, "nbthread"),
+    yes(C::Global, "hard-stop-after"),
+    yes(C::Global, "log"),
+    yes(C::Global, "default-path"),
+    yes(C::Global, "tune.bufsize"),
+    yes(C::Global, "tune.maxrewrite"),
+    yes(C::Global, "tune.http.maxhdr"),
+    ignored(
+        C::Global,
+        "daemon",
+        "fulcrum runs in the foreground under systemd (or any supervisor); reloads are built in (SIGHUP)",
+    ),
+    ignored(
+        C::Global,
+        "master-worker",
+        "fulcrum runs in the foreground under systemd (or any supervisor); reloads are built in (SIGHUP)",
+    ),
+    ignored(
+        C::Global,
+        "mworker-max-reloads",
+        "fulcrum runs in the foreground under systemd (or any supervisor); reloads are built in (SIGHUP)",
+    ),
+    ignored(C::Global, "user", "set User= and Group= in the systemd unit instead"),
+    ignored(C::Global, "group", "set User= and Group= in the systemd unit instead"),
+    ignored(C::Global, "uid", "set User= and Group= in the systemd unit instead"),
+    ignored(C::Global, "gid", "set User= and Group= in the systemd unit instead"),
+    ignored(C::Global, "chroot", "use systemd's RootDirectory= or ProtectSystem= instead"),
+    ignored(C::Global, "pidfile", "systemd tracks the main process itself"),
+    ignored(C::Global, "ulimit-n", "set LimitNOFILE= in the systemd unit instead"),
+    ignored(C::Global, "nbproc", "fulcrum is a single process; use nbthread for parallelism"),
+    ignored(C::Global, "cpu-map", "fulcrum does not pin threads to CPUs"),
+    ignored(C::Global, "node", "fulcrum does not show it yet"),
+    ignored(C::Global, "description", "fulcrum does not show it yet"),
+    ignored(C::Global, "log-send-hostname", "fulcrum does not send logs to syslog"),
+    ignored(C::Global, "log-tag", "fulcrum does not send logs to syslog"),
+    ignored(C::Global, "quiet", "it only changes HAProxy's own start-up behaviour"),
+    ignored(C::Global, "debug", "it only changes HAProxy's own start-up behaviour"),
+    ignored(C::Global, "zero-warning", "it only changes HAProxy's own start-up behaviour"),
+    ignored(C::Global, "expose-experimental-directives", "it only changes HAProxy's own start-up behaviour"),
+    ignored(C::Global, "set-dumpable", "it only changes HAProxy's own start-up behaviour"),
+    ignored(C::Global, "spread-checks", "fulcrum spreads health checks on its own"),
+    ignored(C::Global, "ca-base", "it only concerns TLS, which the haproxy.cfg front-end does not accept yet"),
+    ignored(C::Global, "crt-base", "it only concerns TLS, which the haproxy.cfg front-end does not accept yet"),
+    ignored(C::Global, "maxsslconn", "it only concerns TLS, which the haproxy.cfg front-end does not accept yet"),
+    ignored(C::Global, "maxsslrate", "it only concerns TLS, which the haproxy.cfg front-end does not accept yet"),
+    ignored(
+        C::Global,
+        "ssl-dh-param-file",
+        "it only concerns TLS, which the haproxy.cfg front-end does not accept yet",
+    ),
+    ignored(
+        C::Global,
+        "ssl-server-verify",
+        "it only concerns TLS, which the haproxy.cfg front-end does not accept yet",
+    ),
+    ignored(C::Global, "ssl-engine", "it only concerns TLS, which the haproxy.cfg front-end does not accept yet"),
+    ignored(C::Global, "ssl-mode-async", "it only concerns TLS, which the haproxy.cfg front-end does not accept yet"),
+    ignored(
+        C::Global,
+        "issuers-chain-path",
+        "it only concerns TLS, which the haproxy.cfg front-end does not accept yet",
+    ),
+    ignored(C::Global, "ssl-default-*", "it only concerns TLS, which the haproxy.cfg front-end does not accept yet"),
+    ignored(C::Global, "tune.ssl.*", "it only concerns TLS, which the haproxy.cfg front-end does not accept yet"),
+    ignored(C::Global, "stats", "fulcrum does not serve HAProxy's runtime socket (its admin API is separate)"),
+    not_yet(C::Global, "lua-load"),
+    not_yet(C::Global, "lua-load-per-thread"),
+    not_yet(C::Global, "lua-prepend-path"),
+    not_yet(C::Global, "setenv"),
+    not_yet(C::Global, "presetenv"),
+    not_yet(C::Global, "resetenv"),
+    not_yet(C::Global, "unsetenv"),
+    not_yet(C::Global, "maxconnrate"),
+    not_yet(C::Global, "maxsessrate"),
+    not_yet(C::Global, "maxcomprate"),
+    not_yet(C::Global, "maxcompcpuusage"),
+    not_yet(C::Global, "maxpipes"),
+    not_yet(C::Global, "maxzlibmem"),
+    not_yet(C::Global, "noepoll"),
+    not_yet(C::Global, "nokqueue"),
+    not_yet(C::Global, "nopoll"),
+    not_yet(C::Global, "nosplice"),
+    not_yet(C::Global, "nogetaddrinfo"),
+    not_yet(C::Global, "noreuseport"),
+    not_yet(C::Global, "server-state-base"),
+    not_yet(C::Global, "server-state-file"),
+    not_yet(C::Global, "external-check"),
+    not_yet(C::Global, "unix-bind"),
+    not_yet(C::Global, "localpeer"),
+    not_yet(C::Global, "h1-case-adjust"),
+    not_yet(C::Global, "h1-case-adjust-file"),
+    not_yet(C::Global, "busy-polling"),
+    not_yet(C::Global, "max-spread-checks"),
+    not_yet(C::Global, "strict-limits"),
+    not_yet(C::Global, "thread-groups"),
+    not_yet(C::Global, "numa-cpu-mapping"),
+    not_yet(C::Global, "pp2-never-send-local"),
+    not_yet(C::Global, "profiling.tasks"),
+    not_yet(C::Global, "insecure-fork-wanted"),
+    not_yet(C::Global, "insecure-setuid-wanted"),
+    not_yet(C::Global, "hard-stop-after-grace"),
+    not_yet(C::Global, "grace"),
+    not_yet(C::Global, "cluster-secret"),
+    not_yet(C::Global, "h2-workaround-bogus-websocket-clients"),
+    not_yet(C::Global, "limited-quic"),
+    not_yet(C::Global, "httpclient.resolvers.id"),
+    not_yet(C::Global, "httpclient.ssl.verify"),
+    not_yet(C::Global, "51degrees-data-file"),
+    not_yet(C::Global, "wurfl-data-file"),
+    not_yet(C::Global, "deviceatlas-json-file"),
+    not_yet(C::Global, "stats-file"),
+    not_yet(C::Global, "shm-stats-file"),
+    not_yet(C::Global, "tune.*"),
+    yes(C::Proxy, "mode"),
+    yes(C::Proxy, "bind"),
+    yes(C::Proxy, "default_backend"),
+    yes(C::Proxy, "use_backend"),
+    yes(C::Proxy, "acl"),
+    yes(C::Proxy, "balance"),
+    yes(C::Proxy, "hash-type"),
+    yes(C::Proxy, "server"),
+    yes(C::Proxy, "default-server"),
+    yes(C::Proxy, "option"),
+    yes(C::Proxy, "no"),
+    yes(C::Proxy, "http-check"),
+    yes(C::Proxy, "http-reuse"),
+    yes(C::Proxy, "retries"),
+    yes(C::Proxy, "redispatch"),
+    yes(C::Proxy, "timeout"),
+    yes(C::Proxy, "contimeout"),
+    yes(C::Proxy, "clitimeout"),
+    yes(C::Proxy, "srvtimeout"),
+    yes(C::Proxy, "errorfile"),
+    yes(C::Proxy, "maxconn"),
+    yes(C::Proxy, "stats"),
+    yes(C::Proxy, "cookie"),
+    yes(C::Proxy, "stick-table"),
+    yes(C::Proxy, "stick"),
+    yes(C::Proxy, "log"),
+    ignored(C::Proxy, "description", "fulcrum does not show it yet"),
+    ignored(C::Proxy, "id", "fulcrum does not show it yet"),
+    yes(C::Proxy, "redisp"),
+    not_yet(C::Proxy, "backlog"),
+    not_yet(C::Proxy, "bind-process"),
+    not_yet(C::Proxy, "capture"),
+    not_yet(C::Proxy, "compression"),
+    not_yet(C::Proxy, "declare"),
+    not_yet(C::Proxy, "disabled"),
+    not_yet(C::Proxy, "enabled"),
+    not_yet(C::Proxy, "dispatch"),
+    not_yet(C::Proxy, "email-alert"),
+    not_yet(C::Proxy, "errorfiles"),
+    not_yet(C::Proxy, "errorloc"),
+    not_yet(C::Proxy, "errorloc302"),
+    not_yet(C::Proxy, "errorloc303"),
+    not_yet(C::Proxy, "error-log-format"),
+    not_yet(C::Proxy, "force-persist"),
+    not_yet(C::Proxy, "filter"),
+    not_yet(C::Proxy, "fullconn"),
+    not_yet(C::Proxy, "grace"),
+    not_yet(C::Proxy, "hash-balance-factor"),
+    not_yet(C::Proxy, "hash-key"),
+    not_yet(C::Proxy, "http-after-response"),
+    not_yet(C::Proxy, "http-error"),
+    not_yet(C::Proxy, "http-request"),
+    not_yet(C::Proxy, "http-response"),
+    not_yet(C::Proxy, "http-send-name-header"),
+    not_yet(C::Proxy, "ignore-persist"),
+    not_yet(C::Proxy, "load-server-state-from-file"),
+    not_yet(C::Proxy, "log-format"),
+    not_yet(C::Proxy, "log-format-sd"),
+    not_yet(C::Proxy, "log-tag"),
+    not_yet(C::Proxy, "max-keep-alive-queue"),
+    not_yet(C::Proxy, "max-session-srv-conns"),
+    not_yet(C::Proxy, "monitor"),
+    not_yet(C::Proxy, "monitor-net"),
+    not_yet(C::Proxy, "monitor-uri"),
+    not_yet(C::Proxy, "persist"),
+    not_yet(C::Proxy, "rate-limit"),
+    not_yet(C::Proxy, "redirect"),
+    not_yet(C::Proxy, "reqadd"),
+    not_yet(C::Proxy, "reqallow"),
+    not_yet(C::Proxy, "reqdel"),
+    not_yet(C::Proxy, "reqdeny"),
+    not_yet(C::Proxy, "reqiallow"),
+    not_yet(C::Proxy, "reqidel"),
+    not_yet(C::Proxy, "reqideny"),
+    not_yet(C::Proxy, "reqipass"),
+    not_yet(C::Proxy, "reqirep"),
+    not_yet(C::Proxy, "reqisetbe"),
+    not_yet(C::Proxy, "reqitarpit"),
+    not_yet(C::Proxy, "reqpass"),
+    not_yet(C::Proxy, "reqrep"),
+    not_yet(C::Proxy, "reqsetbe"),
+    not_yet(C::Proxy, "reqtarpit"),
+    not_yet(C::Proxy, "rspadd"),
+    not_yet(C::Proxy, "rspdel"),
+    not_yet(C::Proxy, "rspdeny"),
+    not_yet(C::Proxy, "rspidel"),
+    not_yet(C::Proxy, "rspideny"),
+    not_yet(C::Proxy, "rspirep"),
+    not_yet(C::Proxy, "rsprep"),
+    not_yet(C::Proxy, "retry-on"),
+    not_yet(C::Proxy, "server-state-file-name"),
+    not_yet(C::Proxy, "server-template"),
+    not_yet(C::Proxy, "source"),
+    not_yet(C::Proxy, "srvtcpka-cnt"),
+    not_yet(C::Proxy, "srvtcpka-idle"),
+    not_yet(C::Proxy, "srvtcpka-intvl"),
+    not_yet(C::Proxy, "clitcpka-cnt"),
+    not_yet(C::Proxy, "clitcpka-idle"),
+    not_yet(C::Proxy, "clitcpka-intvl"),
+    not_yet(C::Proxy, "tcp-check"),
+    not_yet(C::Proxy, "tcp-request"),
+    not_yet(C::Proxy, "tcp-response"),
+    not_yet(C::Proxy, "transparent"),
+    not_yet(C::Proxy, "unique-id-format"),
+    not_yet(C::Proxy, "unique-id-header"),
+    not_yet(C::Proxy, "use-fcgi-app"),
+    not_yet(C::Proxy, "use-server"),
+    not_yet(C::Proxy, "block"),
+    not_yet(C::Proxy, "appsession"),
+    not_yet(C::Proxy, "external-check"),
+    not_yet(C::Proxy, "guid"),
+    not_yet(C::Proxy, "log-steps"),
+    not_yet(C::Proxy, "http-restrict-req-hdr-names"),
+    yes(C::Option, "httpchk"),
+    yes(C::Option, "forwardfor"),
+    yes(C::Option, "http-server-close"),
+    yes(C::Option, "httpclose"),
+    yes(C::Option, "http-keep-alive"),
+    yes(C::Option, "forceclose"),
+    yes(C::Option, "redispatch"),
+    yes(C::Option, "allbackups"),
+    yes(C::Option, "httplog"),
+    yes(C::Option, "dontlognull"),
+    ignored(C::Option, "http-pretend-keepalive", "fulcrum's behaviour does not depend on it"),
+    ignored(C::Option, "http-no-delay", "fulcrum's behaviour does not depend on it"),
+    ignored(C::Option, "http-buffer-request", "fulcrum's behaviour does not depend on it"),
+    ignored(C::Option, "contstats", "fulcrum's behaviour does not depend on it"),
+    ignored(C::Option, "socket-stats", "fulcrum's behaviour does not depend on it"),
+    ignored(C::Option, "tcp-smart-accept", "fulcrum's behaviour does not depend on it"),
+    ignored(C::Option, "tcp-smart-connect", "fulcrum's behaviour does not depend on it"),
+    ignored(C::Option, "splice-auto", "fulcrum's behaviour does not depend on it"),
+    ignored(C::Option, "splice-request", "fulcrum's behaviour does not depend on it"),
+    ignored(C::Option, "splice-response", "fulcrum's behaviour does not depend on it"),
+    ignored(C::Option, "nolinger", "fulcrum's behaviour does not depend on it"),
+    ignored(C::Option, "independent-streams", "fulcrum's behaviour does not depend on it"),
+    ignored(C::Option, "log-separate-errors", "fulcrum's behaviour does not depend on it"),
+    ignored(C::Option, "log-health-checks", "fulcrum's behaviour does not depend on it"),
+    ignored(C::Option, "http-ignore-probes", "fulcrum's behaviour does not depend on it"),
+    ignored(C::Option, "idle-close-on-response", "fulcrum's behaviour does not depend on it"),
+    ignored(C::Option, "http-tunnel", "fulcrum's behaviour does not depend on it"),
+    ignored(C::Option, "http-use-htx", "fulcrum's behaviour does not depend on it"),
+    not_yet(C::Option, "abortonclose"),
+    not_yet(C::Option, "accept-invalid-http-request"),
+    not_yet(C::Option, "accept-invalid-http-response"),
+    not_yet(C::Option, "accept-unsafe-violations-in-http-request"),
+    not_yet(C::Option, "accept-unsafe-violations-in-http-response"),
+    not_yet(C::Option, "checkcache"),
+    not_yet(C::Option, "clitcpka"),
+    not_yet(C::Option, "disable-h2-upgrade"),
+    not_yet(C::Option, "dontlog-normal"),
+    not_yet(C::Option, "forwarded"),
+    not_yet(C::Option, "h1-case-adjust-bogus-client"),
+    not_yet(C::Option, "h1-case-adjust-bogus-server"),
+    not_yet(C::Option, "http-drop-request-trailers"),
+    not_yet(C::Option, "http-drop-response-trailers"),
+    not_yet(C::Option, "http-restrict-req-hdr-names"),
+    not_yet(C::Option, "http-use-proxy-header"),
+    not_yet(C::Option, "http_proxy"),
+    not_yet(C::Option, "httpslog"),
+    not_yet(C::Option, "ldap-check"),
+    not_yet(C::Option, "external-check"),
+    not_yet(C::Option, "logasap"),
+    not_yet(C::Option, "mysql-check"),
+    not_yet(C::Option, "originalto"),
+    not_yet(C::Option, "persist"),
+    not_yet(C::Option, "pgsql-check"),
+    not_yet(C::Option, "prefer-last-server"),
+    not_yet(C::Option, "redis-check"),
+    not_yet(C::Option, "smtpchk"),
+    not_yet(C::Option, "spop-check"),
+    not_yet(C::Option, "srvtcpka"),
+    not_yet(C::Option, "ssl-hello-chk"),
+    not_yet(C::Option, "tcp-check"),
+    not_yet(C::Option, "tcpka"),
+    not_yet(C::Option, "tcplog"),
+    not_yet(C::Option, "transparent"),
+    not_yet(C::Option, "httpclose-compat"),
+    yes(C::Timeout, "connect"),
+    yes(C::Timeout, "client"),
+    yes(C::Timeout, "server"),
+    yes(C::Timeout, "http-request"),
+    yes(C::Timeout, "http-keep-alive"),
+    yes(C::Timeout, "queue"),
+    yes(C::Timeout, "check"),
+    yes(C::Timeout, "tunnel"),
+    not_yet(C::Timeout, "client-fin"),
+    not_yet(C::Timeout, "server-fin"),
+    not_yet(C::Timeout, "tarpit"),
+    not_yet(C::Timeout, "client-hs"),
+    yes(C::Stats, "enable"),
+    yes(C::Stats, "uri"),
+    yes(C::Stats, "auth"),
+    yes(C::Stats, "realm"),
+    yes(C::Stats, "refresh"),
+    yes(C::Stats, "hide-version"),
+    yes(C::Stats, "show-node"),
+    yes(C::Stats, "admin"),
+    ignored(C::Stats, "show-legends", "fulcrum's stats page has no legends yet"),
+    not_yet(C::Stats, "show-desc"),
+    not_yet(C::Stats, "scope"),
+    not_yet(C::Stats, "http-request"),
+    not_yet(C::Stats, "bind-process"),
+    not_yet(C::Stats, "show-modules"),
+    not_yet(C::Stats, "disable"),
+    not_yet(C::Stats, "socket"),
+    not_yet(C::Stats, "timeout"),
+    not_yet(C::Stats, "maxconn"),
+    yes(C::Server, "check"),
+    yes(C::Server, "no-check"),
+    yes(C::Server, "inter"),
+    yes(C::Server, "fastinter"),
+    yes(C::Server, "downinter"),
+    yes(C::Server, "rise"),
+    yes(C::Server, "fall"),
+    yes(C::Server, "weight"),
+    yes(C::Server, "backup"),
+    yes(C::Server, "no-backup"),
+    yes(C::Server, "maxconn"),
+    yes(C::Server, "maxqueue"),
+    yes(C::Server, "disabled"),
+    yes(C::Server, "enabled"),
+    yes(C::Server, "slowstart"),
+    yes(C::Server, "observe"),
+    yes(C::Server, "error-limit"),
+    yes(C::Server, "on-error"),
+    yes(C::Server, "cookie"),
+    yes(C::Server, "port"),
+    yes(C::Server, "addr"),
+    ignored(C::Server, "id", "fulcrum identifies servers by name"),
+    not_yet(C::Server, "ssl"),
+    not_yet(C::Server, "check-ssl"),
+    not_yet(C::Server, "no-ssl"),
+    not_yet(C::Server, "send-proxy"),
+    not_yet(C::Server, "send-proxy-v2"),
+    not_yet(C::Server, "send-proxy-v2-ssl"),
+    not_yet(C::Server, "send-proxy-v2-ssl-cn"),
+    not_yet(C::Server, "check-send-proxy"),
+    not_yet(C::Server, "agent-check"),
+    not_yet(C::Server, "no-agent-check"),
+    not_yet(C::Server, "non-stick"),
+    not_yet(C::Server, "stick"),
+    not_yet(C::Server, "tfo"),
+    not_yet(C::Server, "allow-0rtt"),
+    not_yet(C::Server, "no-tls-tickets"),
+    not_yet(C::Server, "tls-tickets"),
+    not_yet(C::Server, "force-sslv3"),
+    not_yet(C::Server, "force-tlsv10"),
+    not_yet(C::Server, "force-tlsv11"),
+    not_yet(C::Server, "force-tlsv12"),
+    not_yet(C::Server, "force-tlsv13"),
+    not_yet(C::Server, "no-sslv3"),
+    not_yet(C::Server, "no-tlsv10"),
+    not_yet(C::Server, "no-tlsv11"),
+    not_yet(C::Server, "no-tlsv12"),
+    not_yet(C::Server, "no-tlsv13"),
+    not_yet(C::Server, "no-verifyhost"),
+    not_yet(C::Server, "check-via-socks4"),
+    not_yet(C::Server, "no-send-proxy"),
+    not_yet_with(C::Server, "verify", 1),
+    not_yet_with(C::Server, "ca-file", 1),
+    not_yet_with(C::Server, "crt", 1),
+    not_yet_with(C::Server, "crl-file", 1),
+    not_yet_with(C::Server, "ciphers", 1),
+    not_yet_with(C::Server, "ciphersuites", 1),
+    not_yet_with(C::Server, "sni", 1),
+    not_yet_with(C::Server, "alpn", 1),
+    not_yet_with(C::Server, "npn", 1),
+    not_yet_with(C::Server, "check-alpn", 1),
+    not_yet_with(C::Server, "check-sni", 1),
+    not_yet_with(C::Server, "verifyhost", 1),
+    not_yet_with(C::Server, "ssl-min-ver", 1),
+    not_yet_with(C::Server, "ssl-max-ver", 1),
+    not_yet_with(C::Server, "agent-port", 1),
+    not_yet_with(C::Server, "agent-inter", 1),
+    not_yet_with(C::Server, "agent-addr", 1),
+    not_yet_with(C::Server, "agent-send", 1),
+    not_yet_with(C::Server, "minconn", 1),
+    not_yet_with(C::Server, "resolvers", 1),
+    not_yet_with(C::Server, "resolve-prefer", 1),
+    not_yet_with(C::Server, "resolve-opts", 1),
+    not_yet_with(C::Server, "resolve-net", 1),
+    not_yet_with(C::Server, "init-addr", 1),
+    not_yet_with(C::Server, "source", 1),
+    not_yet_with(C::Server, "namespace", 1),
+    not_yet_with(C::Server, "proto", 1),
+    not_yet_with(C::Server, "pool-max-conn", 1),
+    not_yet_with(C::Server, "pool-purge-delay", 1),
+    not_yet_with(C::Server, "pool-low-conn", 1),
+    not_yet_with(C::Server, "max-reuse", 1),
+    not_yet_with(C::Server, "redir", 1),
+    not_yet_with(C::Server, "track", 1),
+    not_yet_with(C::Server, "socks4", 1),
+    not_yet_with(C::Server, "tcp-ut", 1),
+    not_yet_with(C::Server, "ws", 1),
+    not_yet_with(C::Server, "proxy-v2-options", 1),
+    not_yet_with(C::Server, "curves", 1),
+    not_yet_with(C::Server, "sigalgs", 1),
+    not_yet_with(C::Server, "client-sigalgs", 1),
+    not_yet_with(C::Server, "check-proto", 1),
+    not_yet_with(C::Server, "log-proto", 1),
+    not_yet_with(C::Server, "shard", 1),
+    not_yet_with(C::Server, "hash-key", 1),
+    not_yet_with(C::Server, "guid", 1),
+    not_yet_with(C::Server, "idle-ping", 1),
+    not_yet_with(C::Server, "set-proxy-v2-tlv-fmt", 1),
+    not_yet_with(C::Server, "usesrc", 1),
+];
+
+/// The entry for `word` written in `context`: the keyword itself, else the longest pattern
+/// (`tune.ssl.*` before `tune.*`) that matches.
+pub fn lookup(context: Context, word: &str) -> Option<&'static Keyword> {
+    let here = || VOCABULARY.iter().filter(move |k| k.context == context);
+    here().find(|k| k.word == word).or_else(|| {
+        here()
+            .filter(|k| k.word.strip_suffix('*').is_some_and(|prefix| word.starts_with(prefix)))
+            .max_by_key(|k| k.word.len())
+    })
+}
+
+/// The words of `context` that fulcrum reads, for "did you mean" hints.
+pub(super) fn supported(context: Context) -> impl Iterator<Item = &'static str> {
+    VOCABULARY.iter().filter(move |k| k.context == context && k.support == Support::Supported).map(|k| k.word)
+}
+
+/// Every plain word of `context`, for hints about words fulcrum knows but does not read.
+pub(super) fn known(context: Context) -> impl Iterator<Item = &'static str> {
+    VOCABULARY.iter().filter(move |k| k.context == context && !k.word.ends_with('*')).map(|k| k.word)
+}
+
+/// Sorts a word of a family (`timeout NAME`, `stats NAME`, `option NAME`): Ok(None) when
+/// fulcrum reads it, Ok(Some(why)) when it is ignored, "not supported yet" when HAProxy knows
+/// it, "unknown WHAT" with the closest word otherwise.
+pub(super) fn sort_word(
+    context: Context,
+    family: &str,
+    what: &str,
     word: &str,
-    supported: &[&str],
-    unsupported: &[&str],
-) -> Result<(), Problem> {
-    if supported.contains(&word) {
-        Ok(())
-    } else if unsupported.contains(&word) {
-        Err(Problem::unsupported(format!("'{family} {word}' is not supported yet")))
-    } else {
-        Err(Problem::unknown(what, word, supported.iter().copied()))
+) -> Result<Option<&'static str>, Problem> {
+    match lookup(context, word).map(|k| k.support) {
+        Some(Support::Supported) => Ok(None),
+        Some(Support::Ignored(why)) => Ok(Some(why)),
+        Some(Support::NotYet) => Err(Problem::unsupported(format!("'{family} {word}' is not supported yet"))),
+        None => Err(Problem::unknown(what, word, supported(context))),
     }
 }
-
-pub(super) const SECTIONS: &[&str] = &["global", "defaults", "frontend", "backend", "listen"];
-
-/// Sections HAProxy has and fulcrum does not read yet; their lines are skipped.
-pub(super) const UNSUPPORTED_SECTIONS: &[&str] = &[
-    "peers",
-    "resolvers",
-    "userlist",
-    "mailers",
-    "cache",
-    "program",
-    "http-errors",
-    "ring",
-    "log-forward",
-    "fcgi-app",
-    "crt-store",
-    "traces",
-    "acme",
-    "dynamic-update",
-];
-
-pub(super) const GLOBAL_SUPPORTED: &[&str] = &[
-    "maxconn",
-    "nbthread",
-    "hard-stop-after",
-    "log",
-    "default-path",
-    "tune.bufsize",
-    "tune.maxrewrite",
-    "tune.http.maxhdr",
-];
-
-/// Global settings that only matter to how HAProxy runs as a process, or to TLS that the
-/// haproxy.cfg front-end does not accept: fulcrum accepts them with a note saying why.
-pub(super) fn global_ignored(keyword: &str) -> Option<&'static str> {
-    Some(match keyword {
-        "daemon" | "master-worker" | "mworker-max-reloads" => {
-            "fulcrum runs in the foreground under systemd (or any supervisor); reloads are built in (SIGHUP)"
-        }
-        "user" | "group" | "uid" | "gid" => "set User= and Group= in the systemd unit instead",
-        "chroot" => "use systemd's RootDirectory= or ProtectSystem= instead",
-        "pidfile" => "systemd tracks the main process itself",
-        "ulimit-n" => "set LimitNOFILE= in the systemd unit instead",
-        "nbproc" => "fulcrum is a single process; use nbthread for parallelism",
-        "cpu-map" => "fulcrum does not pin threads to CPUs",
-        "node" | "description" => "fulcrum does not show it yet",
-        "log-send-hostname" | "log-tag" => "fulcrum does not send logs to syslog",
-        "quiet" | "debug" | "zero-warning" | "expose-experimental-directives" | "set-dumpable" => {
-            "it only changes HAProxy's own start-up behaviour"
-        }
-        "spread-checks" => "fulcrum spreads health checks on its own",
-        "ca-base" | "crt-base" | "maxsslconn" | "maxsslrate" | "ssl-dh-param-file" | "ssl-server-verify"
-        | "ssl-engine" | "ssl-mode-async" | "issuers-chain-path" => {
-            "it only concerns TLS, which the haproxy.cfg front-end does not accept yet"
-        }
-        k if k.starts_with("ssl-default-") || k.starts_with("tune.ssl.") => {
-            "it only concerns TLS, which the haproxy.cfg front-end does not accept yet"
-        }
-        _ => return None,
-    })
-}
-
-pub(super) const GLOBAL_UNSUPPORTED: &[&str] = &[
-    "lua-load",
-    "lua-load-per-thread",
-    "lua-prepend-path",
-    "setenv",
-    "presetenv",
-    "resetenv",
-    "unsetenv",
-    "maxconnrate",
-    "maxsessrate",
-    "maxcomprate",
-    "maxcompcpuusage",
-    "maxpipes",
-    "maxzlibmem",
-    "noepoll",
-    "nokqueue",
-    "nopoll",
-    "nosplice",
-    "nogetaddrinfo",
-    "noreuseport",
-    "server-state-base",
-    "server-state-file",
-    "external-check",
-    "unix-bind",
-    "localpeer",
-    "h1-case-adjust",
-    "h1-case-adjust-file",
-    "busy-polling",
-    "max-spread-checks",
-    "strict-limits",
-    "thread-groups",
-    "numa-cpu-mapping",
-    "pp2-never-send-local",
-    "profiling.tasks",
-    "insecure-fork-wanted",
-    "insecure-setuid-wanted",
-    "hard-stop-after-grace",
-    "grace",
-    "cluster-secret",
-    "h2-workaround-bogus-websocket-clients",
-    "limited-quic",
-    "httpclient.resolvers.id",
-    "httpclient.ssl.verify",
-    "51degrees-data-file",
-    "wurfl-data-file",
-    "deviceatlas-json-file",
-    "stats-file",
-    "shm-stats-file",
-];
-
-pub(super) const PROXY_SUPPORTED: &[&str] = &[
-    "mode",
-    "bind",
-    "default_backend",
-    "use_backend",
-    "acl",
-    "balance",
-    "hash-type",
-    "server",
-    "default-server",
-    "option",
-    "no",
-    "http-check",
-    "http-reuse",
-    "retries",
-    "redispatch",
-    "timeout",
-    "contimeout",
-    "clitimeout",
-    "srvtimeout",
-    "errorfile",
-    "maxconn",
-    "stats",
-    "cookie",
-    "stick-table",
-    "stick",
-    "log",
-    "description",
-    "id",
-];
-
-pub(super) const PROXY_UNSUPPORTED: &[&str] = &[
-    "backlog",
-    "bind-process",
-    "capture",
-    "compression",
-    "declare",
-    "disabled",
-    "enabled",
-    "dispatch",
-    "email-alert",
-    "errorfiles",
-    "errorloc",
-    "errorloc302",
-    "errorloc303",
-    "error-log-format",
-    "force-persist",
-    "filter",
-    "fullconn",
-    "grace",
-    "hash-balance-factor",
-    "hash-key",
-    "http-after-response",
-    "http-error",
-    "http-request",
-    "http-response",
-    "http-send-name-header",
-    "ignore-persist",
-    "load-server-state-from-file",
-    "log-format",
-    "log-format-sd",
-    "log-tag",
-    "max-keep-alive-queue",
-    "max-session-srv-conns",
-    "monitor",
-    "monitor-net",
-    "monitor-uri",
-    "persist",
-    "rate-limit",
-    "redirect",
-    "reqadd",
-    "reqallow",
-    "reqdel",
-    "reqdeny",
-    "reqiallow",
-    "reqidel",
-    "reqideny",
-    "reqipass",
-    "reqirep",
-    "reqisetbe",
-    "reqitarpit",
-    "reqpass",
-    "reqrep",
-    "reqsetbe",
-    "reqtarpit",
-    "rspadd",
-    "rspdel",
-    "rspdeny",
-    "rspidel",
-    "rspideny",
-    "rspirep",
-    "rsprep",
-    "retry-on",
-    "server-state-file-name",
-    "server-template",
-    "source",
-    "srvtcpka-cnt",
-    "srvtcpka-idle",
-    "srvtcpka-intvl",
-    "clitcpka-cnt",
-    "clitcpka-idle",
-    "clitcpka-intvl",
-    "tcp-check",
-    "tcp-request",
-    "tcp-response",
-    "transparent",
-    "unique-id-format",
-    "unique-id-header",
-    "use-fcgi-app",
-    "use-server",
-    "block",
-    "appsession",
-    "external-check",
-    "guid",
-    "log-steps",
-    "http-restrict-req-hdr-names",
-];
-
-pub(super) const OPTIONS_SUPPORTED: &[&str] = &[
-    "httpchk",
-    "forwardfor",
-    "http-server-close",
-    "httpclose",
-    "http-keep-alive",
-    "forceclose",
-    "redispatch",
-    "allbackups",
-    "httplog",
-    "dontlognull",
-];
-
-/// Options that change nothing fulcrum does, accepted with a note saying why.
-pub(super) fn option_ignored(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "http-pretend-keepalive"
-        | "http-no-delay"
-        | "http-buffer-request"
-        | "contstats"
-        | "socket-stats"
-        | "tcp-smart-accept"
-        | "tcp-smart-connect"
-        | "splice-auto"
-        | "splice-request"
-        | "splice-response"
-        | "nolinger"
-        | "independent-streams"
-        | "log-separate-errors"
-        | "log-health-checks"
-        | "http-ignore-probes"
-        | "idle-close-on-response"
-        | "http-tunnel"
-        | "http-use-htx" => "fulcrum's behaviour does not depend on it",
-        _ => return None,
-    })
-}
-
-pub(super) const OPTIONS_UNSUPPORTED: &[&str] = &[
-    "abortonclose",
-    "accept-invalid-http-request",
-    "accept-invalid-http-response",
-    "accept-unsafe-violations-in-http-request",
-    "accept-unsafe-violations-in-http-response",
-    "checkcache",
-    "clitcpka",
-    "disable-h2-upgrade",
-    "dontlog-normal",
-    "forwarded",
-    "h1-case-adjust-bogus-client",
-    "h1-case-adjust-bogus-server",
-    "http-drop-request-trailers",
-    "http-drop-response-trailers",
-    "http-restrict-req-hdr-names",
-    "http-use-proxy-header",
-    "http_proxy",
-    "httpslog",
-    "ldap-check",
-    "external-check",
-    "logasap",
-    "mysql-check",
-    "originalto",
-    "persist",
-    "pgsql-check",
-    "prefer-last-server",
-    "redis-check",
-    "smtpchk",
-    "spop-check",
-    "srvtcpka",
-    "ssl-hello-chk",
-    "tcp-check",
-    "tcpka",
-    "tcplog",
-    "transparent",
-    "httpclose-compat",
-];
-
-pub(super) const TIMEOUTS_SUPPORTED: &[&str] =
-    &["connect", "client", "server", "http-request", "http-keep-alive", "queue", "check", "tunnel"];
-
-pub(super) const TIMEOUTS_UNSUPPORTED: &[&str] = &["client-fin", "server-fin", "tarpit", "client-hs"];
-
-pub(super) const STATS_SUPPORTED: &[&str] =
-    &["enable", "uri", "auth", "realm", "refresh", "hide-version", "show-node", "admin", "show-legends"];
-
-pub(super) const STATS_UNSUPPORTED: &[&str] =
-    &["show-desc", "scope", "http-request", "bind-process", "show-modules", "disable", "socket", "timeout", "maxconn"];
 
 /// The status codes HAProxy accepts in `errorfile`.
 pub(super) const ERRORFILE_CODES: &[u16] =

@@ -8,12 +8,12 @@ use crate::partial::Partial;
 use crate::values::{parse_duration, parse_number};
 
 pub(crate) mod backend;
-mod keywords;
+pub(crate) mod keywords;
 mod proxy;
 pub(crate) mod section;
 pub(crate) mod tokenize;
 
-use keywords::*;
+use keywords::{known, lookup, supported, Context, Support};
 pub(crate) use proxy::parse_forwardfor;
 use section::{Kind, ProxyState};
 
@@ -117,7 +117,7 @@ impl Parser {
             ));
             return self.sink.report(line, problem.hint("remove the .if/.endif lines and keep the branch you need"));
         }
-        if SECTIONS.contains(&keyword) || UNSUPPORTED_SECTIONS.contains(&keyword) {
+        if lookup(Context::Section, keyword).is_some() {
             return self.start_section(line, &words);
         }
         if !raw.starts_with(char::is_whitespace) && self.misspelt_section(line, keyword) {
@@ -126,7 +126,7 @@ impl Parser {
         match self.section {
             Section::None => {
                 let problem = Problem::invalid(format!("'{keyword}' appears before any section"));
-                let problem = match crate::did_you_mean(keyword, SECTIONS.iter().copied()) {
+                let problem = match crate::did_you_mean(keyword, supported(Context::Section)) {
                     Some(best) => problem.hint(format!("did you mean {best}?")),
                     None => problem.hint("start with 'global', 'defaults', 'frontend', 'backend' or 'listen'"),
                 };
@@ -146,13 +146,10 @@ impl Parser {
     /// An unindented word that is no keyword but looks like a section name (`fronted web`):
     /// report it and skip the section, rather than read its lines into the previous one.
     fn misspelt_section(&mut self, line: usize, keyword: &str) -> bool {
-        let known = [GLOBAL_SUPPORTED, GLOBAL_UNSUPPORTED, PROXY_SUPPORTED, PROXY_UNSUPPORTED]
-            .iter()
-            .any(|list| list.contains(&keyword));
-        if known || global_ignored(keyword).is_some() {
+        if lookup(Context::Global, keyword).is_some() || lookup(Context::Proxy, keyword).is_some() {
             return false;
         }
-        let Some(best) = crate::did_you_mean(keyword, SECTIONS.iter().copied()) else { return false };
+        let Some(best) = crate::did_you_mean(keyword, supported(Context::Section)) else { return false };
         self.finish_section();
         let hint = Some(format!("did you mean {best}? the lines up to the next section are skipped"));
         self.sink.error(line, format!("unknown section '{keyword}'"), hint);
@@ -311,21 +308,18 @@ impl Parser {
                 }
                 _ => Err(Problem::unknown("global stats keyword", sub, ["socket", "timeout", "maxconn"])),
             },
-            (k, _) if global_ignored(k).is_some() => {
-                let why = global_ignored(k).unwrap_or_default();
-                self.sink.warn(line, format!("'{k}' is ignored: {why}"), None);
-                Ok(())
-            }
-            (k, _) if GLOBAL_UNSUPPORTED.contains(&k) || k.starts_with("tune.") => {
-                Err(Problem::unsupported(format!("global '{k}' is not supported yet")))
-            }
-            (k, None) if GLOBAL_SUPPORTED.contains(&k) => Err(Problem::invalid(format!("'{k}' needs a value"))),
-            (k, _) => {
-                let candidates = GLOBAL_SUPPORTED.iter().chain(GLOBAL_UNSUPPORTED).chain(SECTIONS);
-                let known =
-                    ["daemon", "user", "group", "chroot", "pidfile", "ulimit-n", "nbproc", "ca-base", "crt-base"];
-                Err(Problem::unknown("global keyword", k, candidates.copied().chain(known)))
-            }
+            (k, value) => match lookup(Context::Global, k).map(|kw| kw.support) {
+                Some(Support::Ignored(why)) => {
+                    self.sink.warn(line, format!("'{k}' is ignored: {why}"), None);
+                    Ok(())
+                }
+                Some(Support::NotYet) => Err(Problem::unsupported(format!("global '{k}' is not supported yet"))),
+                Some(Support::Supported) if value.is_none() => Err(Problem::invalid(format!("'{k}' needs a value"))),
+                _ => {
+                    let candidates = known(Context::Global).chain(supported(Context::Section));
+                    Err(Problem::unknown("global keyword", k, candidates))
+                }
+            },
         };
         if let Err(problem) = result {
             self.sink.report(line, problem);
