@@ -174,21 +174,37 @@ pub fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Reque
             Err(e) => Err(malformed(e, limits)),
         }
     });
-    let spans = match spans {
-        Ok(Some(spans)) if spans.len <= limits.max_head => spans,
-        Ok(None) if buf.len() < limits.max_head => return Ok(None),
-        Ok(_) => return Err(HeadError::TooLarge(limits.max_head)),
-        Err(e) => return Err(e),
-    };
+    let Some(spans) = within_limits(spans, buf.len(), limits)? else { return Ok(None) };
     let head = buf.split_to(spans.len).freeze();
     build_request(head, spans).map(Some)
+}
+
+/// The head's spans when it is complete and within the limits; `Ok(None)` while it may still be.
+fn within_limits(
+    parsed: Result<Option<Spans>, HeadError>,
+    received: usize,
+    limits: &Limits,
+) -> Result<Option<Spans>, HeadError> {
+    match parsed? {
+        Some(spans) if spans.len <= limits.max_head => Ok(Some(spans)),
+        None if received < limits.max_head => Ok(None),
+        _ => Err(HeadError::TooLarge(limits.max_head)),
+    }
+}
+
+fn version(minor: u8) -> Version {
+    if minor == 0 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    }
 }
 
 fn build_request(head: Bytes, spans: Spans) -> Result<Request, HeadError> {
     let method =
         Method::from_bytes(&head[spans.start.0.clone()]).map_err(|_| HeadError::Malformed("invalid method"))?;
     let uri = Uri::from_maybe_shared(head.slice(spans.start.1.clone())).map_err(|_| HeadError::InvalidTarget)?;
-    let version = if spans.version == 0 { Version::HTTP_10 } else { Version::HTTP_11 };
+    let version = version(spans.version);
     let mut headers = header_map(&head, &spans.fields)?;
     let mut close = closes(&headers, version);
     let framing = request_framing(&mut headers, version, &mut close)?;
@@ -224,15 +240,10 @@ pub fn parse_response(buf: &mut BytesMut, limits: &Limits, method: &Method) -> R
             Err(e) => Err(malformed(e, limits)),
         }
     });
-    let spans = match spans {
-        Ok(Some(spans)) if spans.len <= limits.max_head => spans,
-        Ok(None) if buf.len() < limits.max_head => return Ok(None),
-        Ok(_) => return Err(HeadError::TooLarge(limits.max_head)),
-        Err(e) => return Err(e),
-    };
+    let Some(spans) = within_limits(spans, buf.len(), limits)? else { return Ok(None) };
     let head = buf.split_to(spans.len).freeze();
     let status = StatusCode::from_u16(spans.code).map_err(|_| HeadError::InvalidStatus)?;
-    let version = if spans.version == 0 { Version::HTTP_10 } else { Version::HTTP_11 };
+    let version = version(spans.version);
     let mut headers = header_map(&head, &spans.fields)?;
     let mut close = closes(&headers, version);
     let framing = response_framing(&mut headers, status, method, &mut close)?;
