@@ -162,3 +162,68 @@ fn response_heads_over_the_limits_get_502() {
         assert!(reply.starts_with("HTTP/1.1 502"), "{what}: {:?}", &reply[..reply.len().min(80)]);
     }
 }
+
+#[test]
+fn connection_cannot_smuggle_a_request_past_the_framing() {
+    // `Connection: content-length` once took the length away from the head the server got,
+    // which then read the body as a request of its own.
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let _f = Fulcrum::start("smuggle.cfg", &cfg(bind, "", a.addr), bind);
+    let hidden = "GET /admin HTTP/1.1\r\nHost: a\r\n\r\n";
+    let reply = raw(
+        bind,
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\nConnection: content-length, close\r\n\r\n{hidden}",
+            hidden.len()
+        )
+        .as_bytes(),
+    );
+    assert!(reply.contains(&format!("a received {} bytes", hidden.len())), "{reply}");
+    assert_eq!(a.requests(), 1, "the server saw a second request");
+    // `Connection: host` cannot take Host away either.
+    let host = raw(bind, b"GET /headers HTTP/1.1\r\nHost: www.example\r\nConnection: host, close\r\n\r\n");
+    assert!(host.contains("host: www.example"), "{host}");
+}
+
+#[test]
+fn an_empty_chunk_size_is_refused_not_read_as_the_last_chunk() {
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let _f = Fulcrum::start("chunk.cfg", &cfg(bind, "", a.addr), bind);
+    let reply = raw(bind, b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\r\n\r\nGET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply:?}");
+    assert_eq!(reply.matches("HTTP/1.1").count(), 1, "{reply:?}");
+}
+
+#[test]
+fn head_answers_carry_no_body_on_a_kept_alive_connection() {
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let fe = "    stats enable\n    stats uri /stats\n";
+    let config = cfg(bind, "", a.addr).replace("    default_backend be\n", &format!("    default_backend be\n{fe}"));
+    let _f = Fulcrum::start("head.cfg", &config, bind);
+    // HEAD on the stats page, then a GET on the same connection: the GET's answer must be
+    // the first thing after the HEAD's head.
+    let reply = raw(
+        bind,
+        b"HEAD /stats HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let second = reply.find("\r\n\r\n").map(|i| &reply[i + 4..]).unwrap_or_default();
+    assert!(second.starts_with("HTTP/1.1 200"), "{reply:?}");
+    assert!(second.contains("served by a"), "{reply:?}");
+}
+
+#[test]
+fn a_server_that_answers_head_with_a_body_costs_only_its_connection() {
+    // Bytes after a bodiless answer are not the next answer: the head still reaches the
+    // client, and the connection they came on is not reused.
+    let origin = raw_origin(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+    let bind = free_addr();
+    let _f = Fulcrum::start("headbody.cfg", &cfg(bind, "", origin), bind);
+    let head = raw(bind, b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200") && head.contains("content-length: 5"), "{head:?}");
+    assert!(!head.contains("hello"), "{head:?}");
+    let get = raw(bind, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(get.starts_with("HTTP/1.1 200") && get.ends_with("hello"), "{get:?}");
+}

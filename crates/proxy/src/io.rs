@@ -276,6 +276,30 @@ impl Side {
     }
 }
 
+impl Side {
+    /// Closes our direction, then reads and drops what the peer still sends, until it closes,
+    /// `limit` passes or a megabyte went by: a socket closed with unread data answers with a
+    /// reset, which would destroy the response just sent (HAProxy's lingering close).
+    pub(crate) async fn linger(&mut self, limit: Duration) {
+        let shut = match &self.sock {
+            Sock::Plain(s) => s.shutdown(std::net::Shutdown::Write),
+            Sock::Registered(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write),
+            Sock::Gone => return,
+        };
+        if shut.is_err() {
+            return;
+        }
+        let deadline = Some(Instant::now() + limit);
+        let mut budget: usize = 1 << 20;
+        while budget > 0 {
+            match self.read_with(deadline, <[u8]>::len).await {
+                Ok(n) if n > 0 => budget = budget.saturating_sub(n),
+                _ => return,
+            }
+        }
+    }
+}
+
 /// Whether the peer of an idle connection has closed or sent something since
 /// [`forget_readiness`], seen without a system call.
 pub(crate) fn peer_spoke(stream: &TcpStream) -> bool {

@@ -18,6 +18,7 @@ mod pick;
 pub mod retry;
 mod setup_error;
 mod snapshot;
+mod tunnel;
 mod upstream;
 
 use std::collections::HashMap;

@@ -80,13 +80,13 @@ pub(crate) async fn wait_in_queue(backend: &BackendRt, deadline: Instant) -> boo
     woke
 }
 
-/// Gives a server's connection slot back and wakes a queued request.
+/// Gives a server's connection slot back and wakes a queued request. The wake-up is left even
+/// when nobody waits yet (a lock-free store): a request between seeing every server full and
+/// starting to wait would otherwise sleep through this free slot until `timeout queue`.
 pub(crate) fn release(backend: &BackendRt, id: ServerId) {
     if let Some(s) = backend.servers.get(id) {
         s.live.release();
-        if backend.queued() > 0 {
-            backend.slot_freed.notify_one();
-        }
+        backend.slot_freed.notify_one();
     }
 }
 

@@ -99,6 +99,11 @@ impl Chunked {
                 let Some(used) = self.take_line(input)? else {
                     return Ok(ChunkStep { used: input.len(), data: None });
                 };
+                // httparse reads an empty size (`\r\n`, `;ext\r\n`) as 0, the last chunk: a
+                // server may not, and the body would end in two places.
+                if !self.line.first().is_some_and(u8::is_ascii_hexdigit) {
+                    return Err(ChunkError::Size);
+                }
                 let size = match httparse::parse_chunk_size(&self.line) {
                     Ok(httparse::Status::Complete((_, size))) => size,
                     _ => return Err(ChunkError::Size),
@@ -166,12 +171,28 @@ fn valid_trailer(line: &[u8]) -> bool {
         && line[colon + 1..].iter().all(|b| *b == b'\t' || (*b >= 0x20 && *b != 0x7f))
 }
 
-/// The chunk-size line for `len` bytes of data, in hex.
-pub fn size_line(len: usize, out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1);
-    for i in (0..digits).rev() {
-        out.push(HEX[(len >> (i * 4)) & 0xf]);
+/// A chunk-size line, on the stack.
+#[derive(Debug, Clone, Copy)]
+pub struct SizeLine {
+    bytes: [u8; 18],
+    len: usize,
+}
+
+impl SizeLine {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
-    out.extend_from_slice(b"\r\n");
+}
+
+/// The chunk-size line for `len` bytes of data, in hex.
+pub fn size_line(len: usize) -> SizeLine {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
+    let mut line = SizeLine { bytes: [0; 18], len: digits + 2 };
+    for i in 0..digits {
+        line.bytes[digits - 1 - i] = HEX[(len >> (i * 4)) & 0xf];
+    }
+    line.bytes[digits] = b'\r';
+    line.bytes[digits + 1] = b'\n';
+    line
 }

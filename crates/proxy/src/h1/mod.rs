@@ -110,14 +110,17 @@ pub struct Response {
     pub head_len: usize,
 }
 
-/// Header slots for httparse: on the stack for the usual limit, on the heap beyond it.
-fn with_slots<'b, R>(max: usize, f: impl FnOnce(&mut [httparse::Header<'b>]) -> R) -> R {
+type Slot<'b> = std::mem::MaybeUninit<httparse::Header<'b>>;
+
+/// Header slots for httparse, left uninitialised (httparse writes those it fills): on the
+/// stack for the usual limit, on the heap beyond it.
+fn with_slots<'b, R>(max: usize, f: impl FnOnce(&mut [Slot<'b>]) -> R) -> R {
     const ON_STACK: usize = 128;
     if max <= ON_STACK {
-        let mut slots = [httparse::EMPTY_HEADER; ON_STACK];
+        let mut slots = [Slot::<'b>::uninit(); ON_STACK];
         f(&mut slots[..max])
     } else {
-        let mut slots = vec![httparse::EMPTY_HEADER; max];
+        let mut slots = vec![Slot::<'b>::uninit(); max];
         f(&mut slots)
     }
 }
@@ -143,9 +146,15 @@ struct Spans {
     fields: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
 }
 
+/// Where `part`, a slice httparse took from `base`, lies in it. An empty part may be a static
+/// `""` of httparse's (no reason phrase), which lies nowhere in `base`.
 fn offset(base: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    if part.is_empty() {
+        return 0..0;
+    }
     let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
-    start..start + part.len()
+    let start = start.min(base.len());
+    start..(start + part.len()).min(base.len())
 }
 
 fn field_spans(base: &[u8], headers: &[httparse::Header<'_>]) -> Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> {
@@ -157,8 +166,8 @@ fn field_spans(base: &[u8], headers: &[httparse::Header<'_>]) -> Vec<(std::ops::
 /// next request) stays.
 pub fn parse_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, HeadError> {
     let spans = with_slots(limits.max_headers, |slots| {
-        let mut req = httparse::Request::new(slots);
-        match req.parse(buf) {
+        let mut req = httparse::Request::new(&mut []);
+        match req.parse_with_uninit_headers(buf, slots) {
             Ok(httparse::Status::Partial) => Ok(None),
             Ok(httparse::Status::Complete(len)) => {
                 let method = req.method.unwrap_or_default().as_bytes();
@@ -204,6 +213,7 @@ fn build_request(head: Bytes, spans: Spans) -> Result<Request, HeadError> {
     let method =
         Method::from_bytes(&head[spans.start.0.clone()]).map_err(|_| HeadError::Malformed("invalid method"))?;
     let uri = Uri::from_maybe_shared(head.slice(spans.start.1.clone())).map_err(|_| HeadError::InvalidTarget)?;
+    target_form(&method, &uri)?;
     let version = version(spans.version);
     let mut headers = header_map(&head, &spans.fields)?;
     let mut close = closes(&headers, version);
@@ -224,8 +234,8 @@ fn build_request(head: Bytes, spans: Spans) -> Result<Request, HeadError> {
 /// request's: the answer to a HEAD has no body, whatever it declares.
 pub fn parse_response(buf: &mut BytesMut, limits: &Limits, method: &Method) -> Result<Option<Response>, HeadError> {
     let spans = with_slots(limits.max_headers, |slots| {
-        let mut resp = httparse::Response::new(slots);
-        match resp.parse(buf) {
+        let mut resp = httparse::Response::new(&mut []);
+        match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, slots) {
             Ok(httparse::Status::Partial) => Ok(None),
             Ok(httparse::Status::Complete(len)) => {
                 let reason = resp.reason.unwrap_or_default().as_bytes();
@@ -349,7 +359,9 @@ fn response_framing(
     method: &Method,
     close: &mut bool,
 ) -> Result<Framing, HeadError> {
+    // A 2xx to CONNECT turns the connection into a tunnel (RFC 9112 §6.3).
     if method == Method::HEAD
+        || (method == Method::CONNECT && status.is_success())
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
@@ -372,6 +384,23 @@ fn response_framing(
                 Ok(Framing::UntilClose)
             }
         },
+    }
+}
+
+/// RFC 9112 §3.2: the authority form (`host:port`) is CONNECT's alone, CONNECT takes nothing
+/// else, and `*` is OPTIONS' alone.
+fn target_form(method: &Method, uri: &Uri) -> Result<(), HeadError> {
+    let authority_form = uri.scheme().is_none() && uri.authority().is_some();
+    let asterisk = uri.path() == "*" && uri.authority().is_none();
+    let fits = match *method {
+        Method::CONNECT => authority_form,
+        Method::OPTIONS => !authority_form,
+        _ => !authority_form && !asterisk,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(HeadError::InvalidTarget)
     }
 }
 

@@ -111,6 +111,18 @@ fn limits_as_haproxy_counts_them() {
 }
 
 #[test]
+fn each_target_form_with_its_method() {
+    // Found in review: an authority-form target (`host:port`) with GET replaced Host.
+    assert_eq!(err("GET evil.example:80 HTTP/1.1\r\nHost: a\r\n\r\n"), HeadError::InvalidTarget);
+    assert_eq!(err("CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n"), HeadError::InvalidTarget);
+    assert_eq!(err("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), HeadError::InvalidTarget);
+    ok("CONNECT db.example:5432 HTTP/1.1\r\nHost: db.example:5432\r\n\r\n");
+    ok("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
+    let connect = Method::CONNECT;
+    assert_eq!(resp("HTTP/1.1 200 Connection established\r\n\r\n", &connect).framing, Framing::Empty);
+}
+
+#[test]
 fn malformed_request_lines() {
     for bad in [
         "GARBAGE\x01\x02 / HTTP/1.1\r\n\r\n",
@@ -206,15 +218,15 @@ fn chunked_bodies_split_anywhere() {
 
 #[test]
 fn chunked_errors() {
-    for bad in [&b"zz\r\n"[..], b"4\r\nWikiXX", b"0\r\nbad trailer\r\n\r\n", b"-1\r\n"] {
+    // Found in review: an empty size line would end the body here and not at the server.
+    for bad in
+        [&b"zz\r\n"[..], b"4\r\nWikiXX", b"0\r\nbad trailer\r\n\r\n", b"-1\r\n", b"\r\n\r\n", b";x\r\n", b" 0\r\n"]
+    {
         assert!(Chunked::new().scan(bad, |_| {}).is_err(), "{:?}", String::from_utf8_lossy(bad));
     }
     let long = [b'1'; 5000];
     assert_eq!(Chunked::new().scan(&long, |_| {}), Err(ChunkError::LineTooLong));
-    let mut out = Vec::new();
-    for n in [0usize, 1, 15, 16, 255, 4096, 65535] {
-        out.clear();
-        size_line(n, &mut out);
-        assert_eq!(out, format!("{n:x}\r\n").as_bytes());
+    for n in [0usize, 1, 15, 16, 255, 4096, 65535, usize::MAX] {
+        assert_eq!(size_line(n).as_bytes(), format!("{n:x}\r\n").as_bytes());
     }
 }

@@ -68,7 +68,11 @@ impl Copier<'_, '_> {
         let prefix = self.t.prefix.take().unwrap_or_default();
         let write = |to: &mut Side, parts: &[&[u8]]| to.send(parts).map_err(|e| BodyError::Write(IoFail::Io(e)));
         let used = match &mut self.progress {
-            Progress::Done => 0,
+            // A message without a body: the head alone (what follows is not this message's).
+            Progress::Done => {
+                write(to, &[prefix])?;
+                0
+            }
             Progress::Length(left) => {
                 let n = usize::try_from(*left).unwrap_or(usize::MAX).min(input.len());
                 *left -= n as u64;
@@ -118,9 +122,8 @@ impl Copier<'_, '_> {
                 if input.is_empty() {
                     write(to, &[prefix])?;
                 } else if self.t.out == ClientFraming::Chunk {
-                    let mut line = Vec::with_capacity(18);
-                    size_line(input.len(), &mut line);
-                    write(to, &[prefix, &line, input, b"\r\n"])?;
+                    let line = size_line(input.len());
+                    write(to, &[prefix, line.as_bytes(), input, b"\r\n"])?;
                 } else {
                     write(to, &[prefix, input])?;
                 }

@@ -61,6 +61,11 @@ pub(crate) struct Client {
 }
 
 impl Client {
+    /// The connection got its slots under `maxconn`: its first request's time starts now.
+    pub(crate) fn admitted(&mut self) {
+        self.accepted = Instant::now();
+    }
+
     /// An accepted connection, with its frontend's timeouts.
     pub(crate) fn new(stream: std::net::TcpStream, peer: SocketAddr, bind: SocketAddr, shared: &Shared) -> Client {
         let timeouts = ClientTimeouts::of(shared.snapshot.load().frontend_for(&bind));
@@ -102,20 +107,21 @@ pub(crate) fn error_page(
     LocalResponse { status: page.status, headers: page.headers, body: page.body }
 }
 
-/// Writes a local response; returns the body's length. Waits for the client to take it (up
-/// to `timeout client`).
-pub(crate) async fn respond(client: &mut Client, mut resp: LocalResponse, close: bool) -> u64 {
+/// Writes a local response; returns the body bytes sent. The answer to a HEAD request has the
+/// body's length and no body. Waits for the client to take it (up to `timeout client`).
+pub(crate) async fn respond(client: &mut Client, mut resp: LocalResponse, head: bool, close: bool) -> u64 {
     resp.headers.insert(header::CONTENT_LENGTH, h1::length_value(resp.body.len() as u64));
     if close {
         resp.headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    let mut head = Vec::with_capacity(256);
-    h1::write_response_head(&mut head, resp.status, b"", &resp.headers);
-    if client.side.send(&[&head, &resp.body]).is_err() {
+    let mut out = Vec::with_capacity(256);
+    h1::write_response_head(&mut out, resp.status, b"", &resp.headers);
+    let body: &[u8] = if head { b"" } else { &resp.body };
+    if client.side.send(&[&out, body]).is_err() {
         return 0;
     }
     let _ = client.side.flush(Some(client.timeouts.client())).await;
-    resp.body.len() as u64
+    body.len() as u64
 }
 
 impl LogEntry {

@@ -6,14 +6,15 @@ use http::header::{self, HeaderMap, HeaderValue};
 
 use crate::snapshot::BackendRt;
 
-/// The server a request's cookie names, and the `Cookie` header to forward instead of the
-/// original when it must change (insert+indirect drops ours; prefix strips `SRV~`).
+/// The server a request's cookie names, and, when the line holding it must change (insert with
+/// `indirect` drops ours; prefix strips `SRV~`), which `Cookie` line it is and what replaces it.
 pub fn find_server(
     backend: &BackendRt,
     cookie: &Cookie,
     headers: &HeaderMap,
-) -> Option<(ServerId, Option<HeaderValue>)> {
-    for value in headers.get_all(header::COOKIE) {
+) -> Option<(ServerId, Option<(usize, HeaderValue)>)> {
+    let strips = cookie.mode == CookieMode::Prefix || (cookie.mode == CookieMode::Insert && cookie.indirect);
+    for (line, value) in headers.get_all(header::COOKIE).iter().enumerate() {
         let Ok(text) = value.to_str() else { continue };
         let mut found = None;
         let mut kept: Vec<String> = Vec::new();
@@ -39,8 +40,8 @@ pub fn find_server(
             }
         }
         if let Some(id) = found {
-            let rewritten = HeaderValue::from_str(&kept.join("; ")).ok();
-            return Some((id, rewritten));
+            let rewritten = strips.then(|| HeaderValue::from_str(&kept.join("; ")).ok()).flatten();
+            return Some((id, rewritten.map(|v| (line, v))));
         }
     }
     None

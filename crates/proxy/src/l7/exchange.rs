@@ -31,6 +31,12 @@ use crate::Shared;
 /// it; a request that cannot be sent again is not risked on one.
 const SAFE_IDLE: Duration = Duration::from_millis(1500);
 
+/// Interim (1xx) responses passed on before the final one; more is a broken server.
+const MAX_INTERIM: usize = 16;
+
+/// How long a connection closed after an error keeps reading what the client still sends.
+pub(super) const LINGER: Duration = Duration::from_secs(1);
+
 /// What forwarding a request keeps across its attempts.
 pub(super) struct Exchange {
     snap: Arc<Snapshot>,
@@ -54,9 +60,9 @@ impl Exchange {
 
 /// A request routed and ready to go, or answered here.
 pub(super) enum Prepared {
-    /// Answered by the proxy itself (stats page, no backend), and whether the connection
-    /// stays open afterwards.
-    Answer(Option<LocalResponse>, bool),
+    /// Answered by the proxy itself (stats page, no backend): the answer, whether the
+    /// request was a HEAD, whether the connection stays open afterwards.
+    Answer(Option<LocalResponse>, bool, bool),
     Forward(Box<Exchange>),
     /// Refused before anything is sent (its body is over the frontend's limit).
     Refuse(Box<Exchange>, ProxyError),
@@ -67,24 +73,25 @@ pub(super) enum Prepared {
 pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>, drain: &Drain) -> Prepared {
     let snap = shared.snapshot.load_full();
     let Some(fe_index) = snap.frontend_index(&client.bind) else {
-        return Prepared::Answer(Some(error_page(StatusCode::SERVICE_UNAVAILABLE, None, None)), false);
+        return Prepared::Answer(Some(error_page(StatusCode::SERVICE_UNAVAILABLE, None, None)), false, false);
     };
     let fe = &snap.frontends[fe_index];
     let Incoming { mut req, started, parsed } = incoming;
     // A body left unread leaves the connection unusable for another request.
     let keep = !req.close && req.framing.is_empty() && !drain.is_draining();
+    let head = req.head.method == Method::HEAD;
     if let Some(stats) = &fe.cfg.stats {
         if req.head.uri.path_and_query().is_some_and(|pq| pq.as_str().starts_with(stats.uri.as_str())) {
             let page = match &shared.pages {
                 Some(pages) => pages.stats(&req.head, stats, &snap).into(),
                 None => error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None),
             };
-            return Prepared::Answer(Some(page), keep);
+            return Prepared::Answer(Some(page), head, keep);
         }
     }
     let client_ip = client.peer.ip();
     let Some(backend) = fe.route(&req.head, client_ip).cloned() else {
-        return Prepared::Answer(Some(error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None)), keep);
+        return Prepared::Answer(Some(error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None)), head, keep);
     };
     let entry = shared.log_enabled(fe).then(|| {
         let line = format!("{} {} {:?}", req.head.method, req.head.uri, req.head.version);
@@ -95,8 +102,7 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
     });
     let key = route::hash_key(&backend.cfg.algorithm, &req.head, client_ip);
     let (preferred, cookie_ok) = route::persistence(&backend, &mut req.head, client_ip);
-    let chunked = req.framing == Framing::Chunked;
-    headers::request_to_server(&mut req.head.headers, fe, &backend, client_ip, req.upgrade, chunked);
+    headers::request_to_server(&mut req.head.headers, fe, &backend, client_ip, req.upgrade, req.framing);
     let too_large = matches!((fe.cfg.max_request_body, req.framing), (Some(limit), Framing::Length(n)) if n > limit);
     let x = Box::new(Exchange {
         fe: fe_index,
@@ -127,9 +133,9 @@ pub(super) fn run<'a>(
 ) -> impl std::future::Future<Output = bool> + 'a {
     async move {
         match &mut prepared {
-            Prepared::Answer(resp, keep) => {
+            Prepared::Answer(resp, head, keep) => {
                 if let Some(resp) = resp.take() {
-                    Box::pin(respond(client, resp, !*keep)).await;
+                    Box::pin(respond(client, resp, *head, !*keep)).await;
                 }
                 *keep
             }
@@ -152,7 +158,13 @@ pub(super) fn run<'a>(
 async fn answer(client: &mut Client, x: &mut Exchange, error: &ProxyError) {
     let mut bytes = 0;
     if let Some(status) = error.status() {
-        bytes = respond(client, error_page(status, Some(x.fe()), Some(&x.backend)), true).await;
+        let head = x.req.head.method == Method::HEAD;
+        bytes = respond(client, error_page(status, Some(x.fe()), Some(&x.backend)), head, true).await;
+        // A body not read to its end (413, a broken upload) or pipelined requests are still
+        // coming: let them come rather than have the kernel reset the connection.
+        if !x.req.framing.is_empty() || client.buf.is_some() {
+            client.side.linger(LINGER).await;
+        }
     }
     tracing::debug!(backend = %x.backend.cfg.name, peer = %client.peer, "{error}");
     if let Some(mut e) = x.entry.take() {
@@ -227,7 +239,12 @@ async fn forward(x: &mut Exchange, client: &mut Client, drain: &Drain) -> Result
                         return Ok(false);
                     }
                     Err(Failed { error, body_touched }) => {
-                        if matches!(error.party(), crate::error::Party::Server | crate::error::Party::Proxy) {
+                        // Counted against the server only when it failed (a client's oversized body
+                        // is not its fault).
+                        if matches!(
+                            error.failure,
+                            Failure::ServerClosed | Failure::ServerTimeout | Failure::BadResponse(_)
+                        ) {
                             server.live.response_errors.fetch_add(1, Ordering::Relaxed);
                         }
                         (error, Attempt { retries, reused, replayable: safe && !body_touched })
@@ -354,11 +371,15 @@ async fn transact(
         lock(stick).insert(client.peer.ip(), id, Instant::now());
     }
 
-    if resp.status == StatusCode::SWITCHING_PROTOCOLS && x.req.upgrade {
+    let upgraded = resp.status == StatusCode::SWITCHING_PROTOCOLS && x.req.upgrade;
+    let connected = x.req.head.method == Method::CONNECT && resp.status.is_success();
+    if upgraded || connected {
         headers::strip_hop_by_hop(&mut resp.headers);
-        resp.headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("upgrade"));
-        if let Some(proto) = x.req.head.headers.get(http::header::UPGRADE).cloned() {
-            resp.headers.insert(http::header::UPGRADE, proto);
+        if upgraded {
+            resp.headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("upgrade"));
+            if let Some(proto) = x.req.head.headers.get(http::header::UPGRADE).cloned() {
+                resp.headers.insert(http::header::UPGRADE, proto);
+            }
         }
         let mut out = Vec::with_capacity(256);
         h1::write_response_head(&mut out, resp.status, &resp.reason, &resp.headers);
@@ -449,7 +470,8 @@ async fn send_request(
             Err(BodyError::TooLarge) => return Err(failed(Failure::RequestTooLarge, Stage::Request, true)),
         }
     }
-    if up.side.has_pending() {
+    // After a failed write the server may have answered early (413, 401): read that instead.
+    if request_complete && up.side.has_pending() {
         up.side
             .flush(Some(timeout_server))
             .await
@@ -469,15 +491,26 @@ async fn read_response(
 ) -> Result<(h1::Response, Option<BytesMut>), Failed> {
     let timeout_server = x.backend.cfg.timeout_server;
     let mut buf: Option<BytesMut> = None;
+    let mut interim = 0;
     loop {
         if let Some(b) = buf.as_mut() {
             match h1::parse_response(b, &x.snap.limits, &x.req.head.method) {
                 Ok(Some(resp)) if resp.status.is_informational() && resp.status != StatusCode::SWITCHING_PROTOCOLS => {
-                    // 103 Early Hints and the like go on to an HTTP/1.1 client as they are.
+                    // A server sending interim answers without end is answering nothing.
+                    interim += 1;
+                    if interim > MAX_INTERIM {
+                        let bad = Failure::BadResponse(h1::HeadError::Malformed("too many interim responses"));
+                        return Err(failed(bad, Stage::Headers, body_touched));
+                    }
+                    // 103 Early Hints and the like go on to an HTTP/1.1 client as they are,
+                    // each taken by it before the next is read.
                     if x.req.head.version == Version::HTTP_11 {
                         let mut out = Vec::with_capacity(resp.head_len);
                         h1::write_response_head(&mut out, resp.status, &resp.reason, &resp.headers);
-                        let _ = client.side.send(&[&out]);
+                        let sent = client.side.send(&[&out]);
+                        if sent.is_err() || client.side.flush(Some(client.timeouts.client())).await.is_err() {
+                            return Err(failed(Failure::ClientClosed, Stage::Headers, body_touched));
+                        }
                     }
                     continue;
                 }
@@ -508,8 +541,8 @@ async fn read_response(
     }
 }
 
-/// Splices an upgraded connection (WebSocket and the like) both ways until either side
-/// closes or `idle` passes.
+/// Splices an upgraded connection (WebSocket and the like, or a CONNECT) both ways until both
+/// sides close or nothing moves for `idle` (`timeout tunnel`).
 async fn tunnel(client: &mut Client, up: &mut Upstream, head: Vec<u8>, from_server: Option<BytesMut>, idle: Duration) {
     let early = from_server.unwrap_or_default();
     if client.side.send(&[&head, &early]).is_err() || client.side.flush(Some(client.timeouts.client())).await.is_err() {
@@ -523,5 +556,5 @@ async fn tunnel(client: &mut Client, up: &mut Upstream, head: Vec<u8>, from_serv
     let client_side = std::mem::replace(&mut client.side, Side::closed());
     let server_side = std::mem::replace(&mut up.side, Side::closed());
     let (Ok(mut a), Ok(mut b)) = (client_side.into_stream(), server_side.into_stream()) else { return };
-    let _ = tokio::time::timeout(idle, tokio::io::copy_bidirectional(&mut a, &mut b)).await;
+    crate::tunnel::splice(&mut a, &mut b, idle).await;
 }

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use fulcrum_model::{ConnMode, HttpReuse};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::h1::connection_tokens;
+use crate::h1::{connection_tokens, length_value, Framing};
 use crate::snapshot::{BackendRt, FrontendRt};
 
 thread_local! {
@@ -74,7 +74,13 @@ static HOP_BY_HOP: [HeaderName; 6] = [
     header::UPGRADE,
 ];
 
-/// RFC 9110 §7.6.1: drop `Connection` and every field it names, and the fixed hop-by-hop set.
+/// Fields a `Connection` line may not take away: they frame the message or name its host, and
+/// dropping them on the sender's word would let it smuggle a request (`Connection:
+/// content-length`). The proxy rewrites them itself.
+static NOT_HOP_BY_HOP: [HeaderName; 3] = [header::CONTENT_LENGTH, header::TRANSFER_ENCODING, header::HOST];
+
+/// RFC 9110 §7.6.1: drop `Connection` and every field it names (but the framing and Host), and
+/// the fixed hop-by-hop set.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names (cheap comparisons of standard headers) finds which of the
     // fixed set are present; most messages carry none, or only `Connection`.
@@ -93,7 +99,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
             .filter(|t| !t.eq_ignore_ascii_case(b"close") && !t.eq_ignore_ascii_case(b"keep-alive"))
             .filter_map(|t| HeaderName::from_bytes(t).ok())
             .collect();
-        for name in named {
+        for name in named.into_iter().filter(|n| !NOT_HOP_BY_HOP.contains(n)) {
             headers.remove(name);
         }
     }
@@ -111,6 +117,34 @@ pub(crate) fn server_reuse(fe: &FrontendRt, backend: &BackendRt) -> bool {
         && fe.cfg.conn_mode != ConnMode::Close
 }
 
+/// The framing fields of a message as it is written: one `Content-Length` of the length read
+/// (a list of equal lengths becomes one), or the received `Transfer-Encoding` (codings before
+/// `chunked` stay: the body still carries them).
+fn set_framing(headers: &mut HeaderMap, framing: Framing, received_te: Option<HeaderValue>) {
+    match framing {
+        Framing::Length(n) => {
+            headers.insert(header::CONTENT_LENGTH, length_value(n));
+        }
+        Framing::Chunked => {
+            let te = received_te.unwrap_or_else(|| HeaderValue::from_static("chunked"));
+            headers.insert(header::TRANSFER_ENCODING, te);
+        }
+        Framing::Empty | Framing::UntilClose => {}
+    }
+}
+
+/// The codings of a `Transfer-Encoding` value, all lines joined.
+fn transfer_codings(headers: &HeaderMap) -> Option<HeaderValue> {
+    let mut values = headers.get_all(header::TRANSFER_ENCODING).iter();
+    let first = values.next()?.clone();
+    let rest: Vec<&[u8]> = values.map(HeaderValue::as_bytes).collect();
+    if rest.is_empty() {
+        return Some(first);
+    }
+    let joined = std::iter::once(first.as_bytes()).chain(rest).collect::<Vec<_>>().join(&b", "[..]);
+    HeaderValue::from_bytes(&joined).ok()
+}
+
 /// The request head as it goes to the server: hop-by-hop fields out, the framing of the body
 /// as it will be written, the upgrade kept, `Connection: close` when the server side does
 /// not keep connections, and `X-Forwarded-For`.
@@ -120,15 +154,14 @@ pub(crate) fn request_to_server(
     backend: &BackendRt,
     client: IpAddr,
     upgrade: bool,
-    chunked: bool,
+    framing: Framing,
 ) {
     let upgrade_to = upgrade.then(|| headers.get(header::UPGRADE).cloned()).flatten();
+    let te = transfer_codings(headers);
     strip_hop_by_hop(headers);
     // `Expect: 100-continue` is answered here, when the body is first read.
     headers.remove(header::EXPECT);
-    if chunked {
-        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
-    }
+    set_framing(headers, framing, te);
     if let Some(proto) = upgrade_to {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, proto);
@@ -163,7 +196,7 @@ pub(crate) fn response_to_client(
     client_http10: bool,
     keep_alive: bool,
 ) -> ClientFraming {
-    use crate::h1::Framing;
+    let te = transfer_codings(headers);
     strip_hop_by_hop(headers);
     let out = match (framing, client_http10) {
         (Framing::Chunked, false) => ClientFraming::Same,
@@ -172,10 +205,24 @@ pub(crate) fn response_to_client(
         (Framing::UntilClose, true) => ClientFraming::UntilClose,
         _ => ClientFraming::Same,
     };
-    if matches!(out, ClientFraming::Same | ClientFraming::Chunk)
-        && matches!(framing, Framing::Chunked | Framing::UntilClose)
-    {
-        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    match out {
+        ClientFraming::Same => set_framing(headers, framing, te),
+        // Codings other than chunked (`gzip, chunked`, or `gzip` alone for a body delimited by
+        // the close) stay: the data still carries them.
+        ClientFraming::Dechunk => {
+            if let Some(rest) = te.as_ref().and_then(without_chunked) {
+                headers.insert(header::TRANSFER_ENCODING, rest);
+            }
+        }
+        ClientFraming::Chunk => {
+            let with_chunked = te.and_then(|te| HeaderValue::from_bytes(&[te.as_bytes(), b", chunked"].concat()).ok());
+            headers.insert(header::TRANSFER_ENCODING, with_chunked.unwrap_or(HeaderValue::from_static("chunked")));
+        }
+        ClientFraming::UntilClose => {
+            if let Some(te) = te {
+                headers.insert(header::TRANSFER_ENCODING, te);
+            }
+        }
     }
     let keep_alive = keep_alive && !matches!(out, ClientFraming::Dechunk | ClientFraming::UntilClose);
     if !keep_alive {
@@ -184,6 +231,17 @@ pub(crate) fn response_to_client(
         headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     }
     out
+}
+
+/// A `Transfer-Encoding` value without its final `chunked`, if codings remain.
+fn without_chunked(te: &HeaderValue) -> Option<HeaderValue> {
+    let codings: Vec<&[u8]> = te
+        .as_bytes()
+        .split(|b| *b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty() && !c.eq_ignore_ascii_case(b"chunked"))
+        .collect();
+    (!codings.is_empty()).then(|| HeaderValue::from_bytes(&codings.join(&b", "[..])).ok()).flatten()
 }
 
 #[cfg(test)]
@@ -242,21 +300,55 @@ mod tests {
     #[test]
     fn response_framing_for_each_client() {
         use crate::h1::Framing;
-        let head = |framing, http10, keep| {
+        // The fields a server's head carries for each framing, as the parser leaves them.
+        let head = |framing, te: Option<&'static str>, http10, keep| {
             let mut h = HeaderMap::new();
-            h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+            if let Some(te) = te {
+                h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static(te));
+            }
+            if let Framing::Length(n) = framing {
+                h.append(header::CONTENT_LENGTH, length_value(n));
+                h.append(header::CONTENT_LENGTH, length_value(n));
+            }
             let out = response_to_client(&mut h, framing, http10, keep);
-            let te = h.get(header::TRANSFER_ENCODING).map(|v| v.to_str().unwrap_or("").to_string());
-            let conn = h.get(header::CONNECTION).map(|v| v.to_str().unwrap_or("").to_string());
-            (out, te, conn)
+            let get = |name| h.get(name).map(|v: &HeaderValue| v.to_str().unwrap_or("").to_string());
+            let lengths = h.get_all(header::CONTENT_LENGTH).iter().count();
+            (out, get(header::TRANSFER_ENCODING), get(header::CONNECTION), lengths)
         };
-        let chunked = Some("chunked".to_string());
-        let close = Some("close".to_string());
-        assert_eq!(head(Framing::Chunked, false, true), (ClientFraming::Same, chunked.clone(), None));
-        assert_eq!(head(Framing::Chunked, true, true), (ClientFraming::Dechunk, None, close.clone()));
-        assert_eq!(head(Framing::UntilClose, false, true), (ClientFraming::Chunk, chunked, None));
-        assert_eq!(head(Framing::UntilClose, true, true), (ClientFraming::UntilClose, None, close.clone()));
-        assert_eq!(head(Framing::Length(3), true, true), (ClientFraming::Same, None, Some("keep-alive".into())));
-        assert_eq!(head(Framing::Length(3), false, false), (ClientFraming::Same, None, close));
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(head(Framing::Chunked, Some("chunked"), false, true), (ClientFraming::Same, s("chunked"), None, 0));
+        assert_eq!(
+            head(Framing::Chunked, Some("gzip, chunked"), false, true),
+            (ClientFraming::Same, s("gzip, chunked"), None, 0)
+        );
+        assert_eq!(head(Framing::Chunked, Some("chunked"), true, true), (ClientFraming::Dechunk, None, s("close"), 0));
+        assert_eq!(
+            head(Framing::Chunked, Some("gzip, chunked"), true, true),
+            (ClientFraming::Dechunk, s("gzip"), s("close"), 0)
+        );
+        assert_eq!(head(Framing::UntilClose, None, false, true), (ClientFraming::Chunk, s("chunked"), None, 0));
+        assert_eq!(
+            head(Framing::UntilClose, Some("gzip"), false, true),
+            (ClientFraming::Chunk, s("gzip, chunked"), None, 0)
+        );
+        assert_eq!(head(Framing::UntilClose, None, true, true), (ClientFraming::UntilClose, None, s("close"), 0));
+        // A repeated length goes out once.
+        assert_eq!(head(Framing::Length(3), None, true, true), (ClientFraming::Same, None, s("keep-alive"), 1));
+        assert_eq!(head(Framing::Length(3), None, false, false), (ClientFraming::Same, None, s("close"), 1));
+    }
+
+    #[test]
+    fn connection_cannot_take_the_framing_or_the_host_away() {
+        // Found in review: `Connection: content-length` dropped the length the proxy framed
+        // the body with, and the server read the body as a second request.
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("content-length, host, transfer-encoding, x-a"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("30"));
+        h.insert(header::HOST, HeaderValue::from_static("a"));
+        h.insert("x-a", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.get(header::CONTENT_LENGTH).map(|v| v.as_bytes()), Some(&b"30"[..]));
+        assert_eq!(h.get(header::HOST).map(|v| v.as_bytes()), Some(&b"a"[..]));
+        assert!(!h.contains_key("x-a"));
     }
 }

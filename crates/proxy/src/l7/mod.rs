@@ -78,9 +78,13 @@ async fn next_request(
         (false, None) => Instant::now() + t.keep_alive().min(t.http_request()),
     };
     let failed = |failure| ProxyError::new(failure, Stage::Request);
+    let limits = shared.snapshot.load().limits;
+    // A head trickling in is parsed again only when new bytes may have ended it: parsing it
+    // from the start at every byte would cost its length squared.
+    let mut parse = true;
     loop {
-        if let Some(buf) = client.buf.as_mut() {
-            match h1::parse_request(buf, &shared.snapshot.load().limits) {
+        if let Some(buf) = client.buf.as_mut().filter(|_| parse) {
+            match h1::parse_request(buf, &limits) {
                 Ok(Some(req)) => {
                     if buf.is_empty() {
                         client.buf = None;
@@ -95,7 +99,10 @@ async fn next_request(
         let read = with_scratch(|scratch| match client.side.try_read(scratch) {
             Ok(0) => Ok(Some(0)),
             Ok(n) => {
-                client.buf.get_or_insert_with(|| BytesMut::with_capacity(n)).extend_from_slice(&scratch[..n]);
+                let buf = client.buf.get_or_insert_with(|| BytesMut::with_capacity(n));
+                let from = buf.len();
+                buf.extend_from_slice(&scratch[..n]);
+                parse = from == 0 || may_end_head(buf, from) || buf.len() >= limits.max_head;
                 Ok(Some(n))
             }
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => Ok(None),
@@ -126,13 +133,25 @@ async fn next_request(
     }
 }
 
+/// Whether bytes appended to `buf` at `from` may have completed a head (an empty line:
+/// `\n\n` or `\n\r\n`, possibly begun before them).
+fn may_end_head(buf: &[u8], from: usize) -> bool {
+    let tail = &buf[from.saturating_sub(2)..];
+    tail.iter()
+        .enumerate()
+        .any(|(i, b)| *b == b'\n' && (tail.get(i + 1) == Some(&b'\n') || tail.get(i + 1..i + 3) == Some(&b"\r\n"[..])))
+}
+
 /// Answers a request that never got as far as routing (bad head, head timeout), then closes.
 async fn refuse(client: &mut Client, shared: &Shared, error: ProxyError) {
     let snap = shared.snapshot.load();
     let fe = snap.frontend_for(&client.bind);
     if let Some(status) = error.status() {
         let page = error_page(status, fe, None);
-        let bytes = respond(client, page, true).await;
+        let bytes = respond(client, page, false, true).await;
+        if client.buf.is_some() {
+            client.side.linger(exchange::LINGER).await;
+        }
         if let Some(fe) = fe.filter(|f| shared.log_enabled(f)) {
             // A connection that sent nothing is not logged under `option dontlognull`.
             let silent = error.failure == Failure::RequestTimeout && client.buf.is_none();
@@ -145,4 +164,23 @@ async fn refuse(client: &mut Client, shared: &Shared, error: ProxyError) {
         }
     }
     tracing::debug!(peer = %client.peer, "request refused: {error}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_end_head;
+
+    #[test]
+    fn the_end_of_a_head_is_seen_whichever_read_brings_it() {
+        for head in [&b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..], b"GET / HTTP/1.0\n\n"] {
+            // `end` bytes are in, of which those from `from` just arrived: the head is whole
+            // only at the last byte, and that is seen whatever the split.
+            for end in 1..=head.len() {
+                for from in 0..end {
+                    let whole = end == head.len();
+                    assert_eq!(may_end_head(&head[..end], from), whole, "end {end} from {from}");
+                }
+            }
+        }
+    }
 }

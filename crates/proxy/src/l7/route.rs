@@ -64,8 +64,21 @@ pub(crate) fn persistence(
     if let Some(cookie) = &backend.cfg.cookie {
         if let Some((id, rewritten)) = super::cookie::find_server(backend, cookie, &parts.headers) {
             let valid = backend.usable(id);
-            if let Some(value) = rewritten {
-                parts.headers.insert(header::COOKIE, value);
+            // Only the line that held the persistence cookie changes; the others stay.
+            if let Some((line, value)) = rewritten {
+                let mut lines: Vec<HeaderValue> = parts.headers.get_all(header::COOKIE).iter().cloned().collect();
+                if line < lines.len() {
+                    // A line that held only ours goes entirely.
+                    if value.is_empty() {
+                        lines.remove(line);
+                    } else {
+                        lines[line] = value;
+                    }
+                }
+                parts.headers.remove(header::COOKIE);
+                for v in lines {
+                    parts.headers.append(header::COOKIE, v);
+                }
             }
             if valid {
                 return (Some(id), true);

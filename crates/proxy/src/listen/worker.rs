@@ -84,7 +84,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>, shared: Arc<Shared>) {
         for n in 0u64.. {
             tick.tick().await;
             if n % 5 == 0 {
-                crate::upstream::sweep();
+                crate::upstream::sweep(Instant::now());
             }
         }
     });
@@ -197,6 +197,7 @@ fn serve(mut client: crate::l7::Client, shared: Arc<Shared>, conns: Arc<Drain>) 
             snap.frontend_for(&client.bind).and_then(|f| shared.frontend_limit(f))
         };
         let _slots = connection_slots(&shared, limit.as_deref()).await;
+        client.admitted();
         let id = conns.enter().await;
         crate::l7::serve(&mut client, &shared, &conns).await;
         conns.leave(id);

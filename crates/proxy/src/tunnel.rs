@@ -1,0 +1,119 @@
+//! Two connections spliced together: bytes move both ways until each side has closed (a close
+//! from one side half-closes the other), or nothing moves either way for `idle` (HAProxy's
+//! `timeout tunnel` is an inactivity timeout, not a limit on the tunnel's life). The upgraded
+//! HTTP connections of L7 use it; so will L4.
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// When bytes last came in, in nanoseconds from the tunnel's start (atomic only so that the
+/// future stays `Send`; one task touches it).
+struct Activity {
+    start: Instant,
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ns = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last.store(ns, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_nanos(self.last.load(Ordering::Relaxed))
+    }
+}
+
+/// A stream that notes when bytes last came in.
+struct Watched<'a> {
+    stream: &'a mut TcpStream,
+    activity: &'a Activity,
+}
+
+impl AsyncRead for Watched<'_> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut *self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched<'_> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.stream).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Splices `a` and `b` until both directions have ended or `idle` passes without a byte.
+/// Returns the bytes moved from `a` to `b` and from `b` to `a`, when both ended cleanly.
+pub(crate) async fn splice(a: &mut TcpStream, b: &mut TcpStream, idle: Duration) -> Option<(u64, u64)> {
+    let activity = Activity { start: Instant::now(), last: AtomicU64::new(0) };
+    let mut a = Watched { stream: a, activity: &activity };
+    let mut b = Watched { stream: b, activity: &activity };
+    let copy = tokio::io::copy_bidirectional(&mut a, &mut b);
+    tokio::pin!(copy);
+    loop {
+        let deadline = tokio::time::Instant::from_std(activity.last() + idle);
+        tokio::select! {
+            moved = &mut copy => return moved.ok(),
+            () = tokio::time::sleep_until(deadline) => {
+                if activity.last() + idle <= Instant::now() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (connected, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (connected.expect("connect"), accepted.expect("accept").0)
+    }
+
+    #[test]
+    fn a_busy_tunnel_outlives_its_idle_timeout_and_an_idle_one_does_not() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let (mut client, mut a) = pair().await;
+            let (mut b, mut server) = pair().await;
+            let idle = Duration::from_millis(300);
+            let tunnel = tokio::spawn(async move { splice(&mut a, &mut b, idle).await });
+            // Traffic every 100 ms for a second: three idle timeouts long, never idle.
+            let mut buf = [0u8; 8];
+            for i in 0..10u8 {
+                client.write_all(&[i]).await.expect("write");
+                server.read_exact(&mut buf[..1]).await.expect("read");
+                assert_eq!(buf[0], i);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(!tunnel.is_finished(), "a busy tunnel was cut");
+            // Then silence: it ends after the idle timeout, and both ends see the close.
+            let ended = tokio::time::timeout(Duration::from_secs(3), tunnel).await;
+            assert!(matches!(ended, Ok(Ok(None))), "an idle tunnel stayed open");
+            assert_eq!(client.read(&mut buf).await.expect("eof"), 0);
+        });
+    }
+}
