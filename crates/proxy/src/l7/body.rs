@@ -85,33 +85,9 @@ impl Copier<'_, '_> {
                 n
             }
             Progress::Chunked(chunked) => {
-                let used = if self.t.out == ClientFraming::Dechunk {
-                    let mut failed = None;
-                    let mut first = Some(prefix);
-                    let mut bytes = 0;
-                    let used = chunked
-                        .scan(input, |data| {
-                            let head = first.take().unwrap_or_default();
-                            if failed.is_none() {
-                                failed = to.send(&[head, data]).err();
-                            }
-                            bytes += data.len() as u64;
-                        })
-                        .map_err(BodyError::Framing)?;
-                    if let Some(prefix) = first.filter(|p| !p.is_empty()) {
-                        failed = failed.or(to.send(&[prefix]).err());
-                    }
-                    if let Some(e) = failed {
-                        return Err(BodyError::Write(IoFail::Io(e)));
-                    }
-                    self.moved.bytes += bytes;
-                    used
-                } else {
-                    let used = chunked.scan(input, |_| {}).map_err(BodyError::Framing)?;
-                    write(to, &[prefix, &input[..used]])?;
-                    self.moved.bytes += used as u64;
-                    used
-                };
+                let dechunk = self.t.out == ClientFraming::Dechunk;
+                let (used, bytes) = feed_chunked(chunked, input, prefix, dechunk, to)?;
+                self.moved.bytes += bytes;
                 self.data = chunked.data;
                 if chunked.is_done() {
                     self.progress = Progress::Done;
@@ -155,6 +131,43 @@ impl Copier<'_, '_> {
             Progress::Done => Ok(()),
             _ => Err(BodyError::Truncated),
         }
+    }
+}
+
+/// A chunked body's part of `input`, passed on as it came (or its data alone, `dechunk`) after
+/// `prefix`. Returns the bytes of `input` used and the bytes written.
+fn feed_chunked(
+    chunked: &mut Chunked,
+    input: &[u8],
+    prefix: &[u8],
+    dechunk: bool,
+    to: &mut Side,
+) -> Result<(usize, u64), BodyError> {
+    let failed = |e| BodyError::Write(IoFail::Io(e));
+    if !dechunk {
+        let used = chunked.scan(input, |_| {}).map_err(BodyError::Framing)?;
+        to.send(&[prefix, &input[..used]]).map_err(failed)?;
+        return Ok((used, used as u64));
+    }
+    let mut error = None;
+    let mut first = Some(prefix);
+    let mut bytes = 0;
+    let used = chunked
+        .scan(input, |data| {
+            let head = first.take().unwrap_or_default();
+            if error.is_none() {
+                error = to.send(&[head, data]).err();
+            }
+            bytes += data.len() as u64;
+        })
+        .map_err(BodyError::Framing)?;
+    // No data in this input: the prefix still goes.
+    if let Some(prefix) = first.filter(|p| !p.is_empty()) {
+        error = error.or(to.send(&[prefix]).err());
+    }
+    match error {
+        Some(e) => Err(failed(e)),
+        None => Ok((used, bytes)),
     }
 }
 

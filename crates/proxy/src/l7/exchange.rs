@@ -177,117 +177,147 @@ async fn answer(client: &mut Client, x: &mut Exchange, error: &ProxyError) {
     }
 }
 
-/// Picks a server, connects and sends, retrying and redispatching as configured. Ok: whether
-/// the client connection stays open.
+/// Where a request stands across its attempts.
+struct Tries {
+    /// Servers a redispatch does not go back to.
+    tried: Vec<ServerId>,
+    retries: u32,
+    /// The server a retry goes back to.
+    again: Option<ServerId>,
+    /// The next attempt opens a new connection (a pooled one failed under a replayable request).
+    fresh_only: bool,
+    /// Persistence's server, for the first pick only.
+    preferred: Option<ServerId>,
+    queue_deadline: Option<Instant>,
+}
+
+/// Picks a server, connects and sends, retrying and redispatching as [`decide`] says. Ok:
+/// whether the client connection stays open.
 async fn forward(x: &mut Exchange, client: &mut Client, drain: &Drain) -> Result<bool, ProxyError> {
-    let parsed = x.parsed;
-    let backend = x.backend.clone();
-    let policy = RetryPolicy {
-        retries: backend.cfg.retries,
-        redispatch: backend.cfg.redispatch,
-        timeout_connect: backend.cfg.timeout_connect,
+    let cfg = &x.backend.cfg;
+    let policy = RetryPolicy { retries: cfg.retries, redispatch: cfg.redispatch, timeout_connect: cfg.timeout_connect };
+    let mut t = Tries {
+        tried: Vec::new(),
+        retries: 0,
+        again: None,
+        fresh_only: false,
+        preferred: x.preferred,
+        queue_deadline: None,
     };
-    let safe = matches!(x.req.head.method, Method::GET | Method::HEAD | Method::OPTIONS) && x.req.framing.is_empty();
-    let mut tried: Vec<ServerId> = Vec::new();
-    let mut retries = 0u32;
-    let mut again: Option<ServerId> = None;
-    let mut fresh_only = false;
-    let mut preferred = x.preferred;
-    let mut queue_deadline: Option<Instant> = None;
     loop {
-        let id = match again.take().filter(|id| reserve(&backend, *id)) {
-            Some(id) => id,
-            None => match pick_server(&backend, x.key.as_deref(), &tried, preferred.take()) {
-                Pick::Server(id) => id,
-                Pick::NoServer => return Err(ProxyError::new(Failure::NoServer, Stage::Connect)),
-                Pick::Full => {
-                    let deadline = *queue_deadline.get_or_insert_with(|| parsed + backend.cfg.timeout_queue);
-                    if !wait_in_queue(&backend, deadline).await {
-                        return Err(ProxyError::new(Failure::QueueTimeout, Stage::Queue));
-                    }
-                    continue;
-                }
-            },
+        let id = choose(x, &mut t).await?;
+        let (error, attempt) = match attempt(x, client, drain, id, &mut t).await {
+            Ok(keep) => return Ok(keep),
+            Err(failed) => failed,
         };
-        let slot = Slot::new(&backend, id);
-        let server = &backend.servers[id];
-        server.live.total.fetch_add(1, Ordering::Relaxed);
-        if let Some(e) = x.entry.as_mut() {
-            e.server.clone_from(&server.cfg.name);
-            e.tw = ms(parsed.elapsed());
-            e.retries = retries;
-        }
-        // Phase timestamps are only taken when a log line will use them.
-        let t_connect = x.entry.is_some().then(Instant::now);
-        let up = get_connection(server.cfg.addr, &backend, safe, fresh_only).await;
-        fresh_only = false;
-        let failure = match up {
-            Ok(mut up) => {
-                if let Some(e) = x.entry.as_mut() {
-                    e.tc = t_connect.map_or(0, |t| ms(t.elapsed()));
-                }
-                let reused = up.idle_for.is_some();
-                let result = transact(x, client, &mut up, id, drain).await;
-                // The server's slot is free once its answer is over (before any retry pause).
-                drop(up);
-                drop(slot);
-                match result {
-                    Ok(keep) => return Ok(keep),
-                    // A response was under way: nothing to retry, nothing to answer.
-                    Err(Failed { error, .. }) if error.stage == Stage::Data => {
-                        end_after_response(x, &error);
-                        return Ok(false);
-                    }
-                    Err(Failed { error, body_touched }) => {
-                        // Counted against the server only when it failed (a client's oversized body
-                        // is not its fault).
-                        if matches!(
-                            error.failure,
-                            Failure::ServerClosed | Failure::ServerTimeout | Failure::BadResponse(_)
-                        ) {
-                            server.live.response_errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                        (error, Attempt { retries, reused, replayable: safe && !body_touched })
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::debug!(backend = %backend.cfg.name, server = %server.cfg.name, "{e}");
-                server.live.connect_errors.fetch_add(1, Ordering::Relaxed);
-                observe_result(&backend, id, Observation::ConnectFailed);
-                let failure = match e {
-                    ConnectError::Timeout => Failure::ConnectTimeout,
-                    ConnectError::Io(e) => Failure::ConnectFailed(e.kind()),
-                };
-                drop(slot);
-                (ProxyError::new(failure, Stage::Connect), Attempt { retries, reused: false, replayable: true })
-            }
-        };
-        let (error, attempt) = failure;
+        let live = &x.backend.servers[id].live;
         match decide(&policy, &attempt, error) {
             Decision::SameServer { pause } => {
-                retries += 1;
-                server.live.retries.fetch_add(1, Ordering::Relaxed);
-                again = Some(id);
+                t.retries += 1;
+                live.retries.fetch_add(1, Ordering::Relaxed);
+                t.again = Some(id);
                 if !pause.is_zero() {
                     tokio::time::sleep(pause).await;
                 }
             }
             Decision::Redispatch => {
-                retries += 1;
-                server.live.redispatches.fetch_add(1, Ordering::Relaxed);
-                tried.push(id);
+                t.retries += 1;
+                live.redispatches.fetch_add(1, Ordering::Relaxed);
+                t.tried.push(id);
             }
             Decision::NewConnection => {
-                again = Some(id);
-                fresh_only = true;
+                t.again = Some(id);
+                t.fresh_only = true;
             }
             Decision::GiveUp(error) => {
                 if let Some(e) = x.entry.as_mut() {
-                    e.retries = retries;
+                    e.retries = t.retries;
                 }
                 return Err(error);
             }
+        }
+    }
+}
+
+/// The server of the next attempt, with a slot reserved on it: the one a retry goes back to,
+/// else the scheduler's pick; waiting in the queue (up to `timeout queue`) when all are full.
+async fn choose(x: &Exchange, t: &mut Tries) -> Result<ServerId, ProxyError> {
+    let backend = &x.backend;
+    if let Some(id) = t.again.take().filter(|id| reserve(backend, *id)) {
+        return Ok(id);
+    }
+    loop {
+        match pick_server(backend, x.key.as_deref(), &t.tried, t.preferred.take()) {
+            Pick::Server(id) => return Ok(id),
+            Pick::NoServer => return Err(ProxyError::new(Failure::NoServer, Stage::Connect)),
+            Pick::Full => {
+                let deadline = *t.queue_deadline.get_or_insert_with(|| x.parsed + backend.cfg.timeout_queue);
+                if !wait_in_queue(backend, deadline).await {
+                    return Err(ProxyError::new(Failure::QueueTimeout, Stage::Queue));
+                }
+            }
+        }
+    }
+}
+
+/// One attempt on server `id` (its slot reserved): a connection, the request, the answer.
+/// Err: what failed, and what the retry decision needs to know of it.
+async fn attempt(
+    x: &mut Exchange,
+    client: &mut Client,
+    drain: &Drain,
+    id: ServerId,
+    t: &mut Tries,
+) -> Result<bool, (ProxyError, Attempt)> {
+    let backend = x.backend.clone();
+    let slot = Slot::new(&backend, id);
+    let server = &backend.servers[id];
+    server.live.total.fetch_add(1, Ordering::Relaxed);
+    if let Some(e) = x.entry.as_mut() {
+        e.server.clone_from(&server.cfg.name);
+        e.tw = ms(x.parsed.elapsed());
+        e.retries = t.retries;
+    }
+    let safe = matches!(x.req.head.method, Method::GET | Method::HEAD | Method::OPTIONS) && x.req.framing.is_empty();
+    // Phase timestamps are only taken when a log line will use them.
+    let t_connect = x.entry.is_some().then(Instant::now);
+    let fresh_only = std::mem::take(&mut t.fresh_only);
+    let mut up = match get_connection(server.cfg.addr, &backend, safe, fresh_only).await {
+        Ok(up) => up,
+        Err(e) => {
+            tracing::debug!(backend = %backend.cfg.name, server = %server.cfg.name, "{e}");
+            server.live.connect_errors.fetch_add(1, Ordering::Relaxed);
+            observe_result(&backend, id, Observation::ConnectFailed);
+            let failure = match e {
+                ConnectError::Timeout => Failure::ConnectTimeout,
+                ConnectError::Io(e) => Failure::ConnectFailed(e.kind()),
+            };
+            let error = ProxyError::new(failure, Stage::Connect);
+            return Err((error, Attempt { retries: t.retries, reused: false, replayable: true }));
+        }
+    };
+    if let Some(e) = x.entry.as_mut() {
+        e.tc = t_connect.map_or(0, |t| ms(t.elapsed()));
+    }
+    let reused = up.idle_for.is_some();
+    let result = transact(x, client, &mut up, id, drain).await;
+    // The server's slot is free once its answer is over (before any retry pause).
+    drop(up);
+    drop(slot);
+    match result {
+        Ok(keep) => Ok(keep),
+        // A response was under way: nothing to retry, nothing to answer.
+        Err(Failed { error, .. }) if error.stage == Stage::Data => {
+            end_after_response(x, &error);
+            Ok(false)
+        }
+        Err(Failed { error, body_touched }) => {
+            // Counted against the server only when it failed (a client's oversized body is not
+            // its fault).
+            if matches!(error.failure, Failure::ServerClosed | Failure::ServerTimeout | Failure::BadResponse(_)) {
+                server.live.response_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((error, Attempt { retries: t.retries, reused, replayable: safe && !body_touched }))
         }
     }
 }
@@ -344,14 +374,12 @@ async fn transact(
     drain: &Drain,
 ) -> Result<bool, Failed> {
     let backend = x.backend.clone();
-    let timeout_server = backend.cfg.timeout_server;
-    let timeout_client = client.timeouts.client();
     let t_send = x.entry.is_some().then(Instant::now);
     let body_touched = !x.req.framing.is_empty();
     // The request may be left incomplete when the server answers before reading all of it.
     let request_complete = send_request(x, client, up, backend.servers[id].cfg.addr).await?;
 
-    let (mut resp, resp_buf) = match read_response(x, client, up, body_touched).await {
+    let (resp, resp_buf) = match read_response(x, client, up, body_touched).await {
         Ok(got) => got,
         Err(f) => {
             let seen = match f.error.failure {
@@ -374,25 +402,52 @@ async fn transact(
     let upgraded = resp.status == StatusCode::SWITCHING_PROTOCOLS && x.req.upgrade;
     let connected = x.req.head.method == Method::CONNECT && resp.status.is_success();
     if upgraded || connected {
-        headers::strip_hop_by_hop(&mut resp.headers);
-        if upgraded {
-            resp.headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("upgrade"));
-            if let Some(proto) = x.req.head.headers.get(http::header::UPGRADE).cloned() {
-                resp.headers.insert(http::header::UPGRADE, proto);
-            }
-        }
-        let mut out = Vec::with_capacity(256);
-        h1::write_response_head(&mut out, resp.status, &resp.reason, &resp.headers);
-        if let Some(e) = x.entry.take() {
-            x.shared.access_log.write(&e.format(0));
-        }
-        Box::pin(tunnel(client, up, out, resp_buf, backend.cfg.timeout_tunnel)).await;
+        Box::pin(switch_to_tunnel(x, client, up, resp, resp_buf, upgraded)).await;
         return Ok(false);
     }
+    relay_response(x, client, up, id, resp, resp_buf, request_complete && !drain.is_draining()).await
+}
 
-    let server_keeps = headers::server_reuse(x.fe(), &backend) && !resp.close && request_complete;
-    let keep_client =
-        !x.req.close && x.fe().cfg.conn_mode != ConnMode::Close && !drain.is_draining() && request_complete;
+/// Passes a 101 (or a CONNECT's 2xx) on, then splices the two connections.
+async fn switch_to_tunnel(
+    x: &mut Exchange,
+    client: &mut Client,
+    up: &mut Upstream,
+    mut resp: h1::Response,
+    from_server: Option<BytesMut>,
+    upgraded: bool,
+) {
+    headers::strip_hop_by_hop(&mut resp.headers);
+    if upgraded {
+        resp.headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("upgrade"));
+        if let Some(proto) = x.req.head.headers.get(http::header::UPGRADE).cloned() {
+            resp.headers.insert(http::header::UPGRADE, proto);
+        }
+    }
+    let mut out = Vec::with_capacity(256);
+    h1::write_response_head(&mut out, resp.status, &resp.reason, &resp.headers);
+    if let Some(e) = x.entry.take() {
+        x.shared.access_log.write(&e.format(0));
+    }
+    tunnel(client, up, out, from_server, x.backend.cfg.timeout_tunnel).await;
+}
+
+/// Writes the response head for the client and relays the body; gives the server connection
+/// back to the pool when it can carry another request. `may_keep`: nothing of this exchange
+/// (an unfinished upload, a draining worker) forbids keeping the client connection. Ok:
+/// whether the client connection stays open.
+async fn relay_response(
+    x: &mut Exchange,
+    client: &mut Client,
+    up: &mut Upstream,
+    id: ServerId,
+    mut resp: h1::Response,
+    resp_buf: Option<BytesMut>,
+    may_keep: bool,
+) -> Result<bool, Failed> {
+    let backend = x.backend.clone();
+    let server_keeps = headers::server_reuse(x.fe(), &backend) && !resp.close && may_keep;
+    let keep_client = !x.req.close && x.fe().cfg.conn_mode != ConnMode::Close && may_keep;
     route::set_cookie(&backend, id, x.cookie_ok, &mut resp.headers);
     let client_http10 = x.req.head.version == Version::HTTP_10;
     let out = headers::response_to_client(&mut resp.headers, resp.framing, client_http10, keep_client);
@@ -403,8 +458,8 @@ async fn transact(
         framing: resp.framing,
         out,
         limit: None,
-        read_idle: timeout_server,
-        write_idle: timeout_client,
+        read_idle: backend.cfg.timeout_server,
+        write_idle: client.timeouts.client(),
         prefix: Some(&out_head),
     };
     let moved = transfer(&mut up.side, resp_buf, &mut client.side, t).await.map_err(|e| {
@@ -415,7 +470,7 @@ async fn transact(
             BodyError::Write(IoFail::TimedOut) => Failure::ClientTimeout,
             BodyError::Write(_) | BodyError::TooLarge => Failure::ClientClosed,
         };
-        failed(failure, Stage::Data, body_touched)
+        failed(failure, Stage::Data, !x.req.framing.is_empty())
     })?;
     if server_keeps && moved.extra.is_none() {
         if let Ok(stream) = std::mem::replace(&mut up.side, Side::closed()).into_stream() {
