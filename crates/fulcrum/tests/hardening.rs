@@ -227,3 +227,24 @@ fn a_server_that_answers_head_with_a_body_costs_only_its_connection() {
     let get = raw(bind, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(get.starts_with("HTTP/1.1 200") && get.ends_with("hello"), "{get:?}");
 }
+
+#[test]
+fn connections_beyond_twice_maxconn_wait_in_the_kernel() {
+    // Past `maxconn` a connection waits accepted but unread; past as many again it is left in
+    // the listen backlog, so a flood holds no more descriptors than twice the limit.
+    let a = Origin::spawn("a", any()).expect("origin");
+    let bind = free_addr();
+    let config = cfg(bind, "    maxconn 2\n", a.addr);
+    let f = Fulcrum::start("flood.cfg", &config, bind);
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", f.child.id())).map(|d| d.count()).unwrap_or(0);
+    std::thread::sleep(Duration::from_millis(300));
+    let before = fds();
+    let flood: Vec<std::net::TcpStream> =
+        (0..30).map(|_| std::net::TcpStream::connect(bind).expect("connect")).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let held = fds() - before;
+    assert!(held <= 4, "{held} descriptors held for 30 waiting connections with maxconn 2");
+    // They are served in turn as slots free up.
+    drop(flood);
+    assert!(raw(bind, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").contains("served by a"));
+}

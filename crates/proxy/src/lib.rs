@@ -56,6 +56,8 @@ pub struct Shared {
     pub access_log: AccessLog,
     /// `global maxconn`.
     conn_limit: listen::ConnLimit,
+    /// Connections accepted and waiting for their slots under `maxconn` (all workers).
+    parked: std::sync::atomic::AtomicUsize,
     /// Frontend `maxconn`, by frontend name, shared by all workers; resized on reload.
     frontend_limits: std::sync::Mutex<HashMap<String, Arc<listen::ConnLimit>>>,
     /// The stats page, when the binary supplies one.
@@ -106,6 +108,7 @@ impl Proxy {
             .map_err(|source| StartError::AccessLog { path: log_path.map(Into::into).unwrap_or_default(), source })?;
         let shared = Arc::new(Shared {
             conn_limit: listen::ConnLimit::new(snapshot.model.global.maxconn.max(1) as usize),
+            parked: std::sync::atomic::AtomicUsize::new(0),
             frontend_limits: std::sync::Mutex::new(HashMap::new()),
             pages,
             snapshot: ArcSwap::from_pointee(snapshot),

@@ -145,6 +145,12 @@ fn register_listener(socket: std::net::TcpListener) -> std::io::Result<AsyncFd<s
 /// `epoll_ctl` calls per connection saved.
 async fn accept_loop(listener: AsyncFd<socket2::Socket>, bind: SocketAddr, shared: Arc<Shared>, conns: Arc<Drain>) {
     loop {
+        // Past `maxconn`, connections wait accepted but unread (see `connection_slots`); past
+        // as many again, new ones stay in the kernel's backlog, so that a flood holds neither
+        // descriptors nor memory beyond twice the limit.
+        while shared.parked.load(Ordering::Acquire) >= shared.conn_limit.max() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let accepted = match listener.readable().await {
             Ok(mut ready) => match ready.try_io(|l| l.get_ref().accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)) {
                 Ok(result) => result,
@@ -167,6 +173,7 @@ async fn accept_loop(listener: AsyncFd<socket2::Socket>, bind: SocketAddr, share
         // TCP_NODELAY is set on the listener; Linux hands it down to accepted sockets, which
         // saves a setsockopt per connection.
         conns.open.fetch_add(1, Ordering::AcqRel);
+        shared.parked.fetch_add(1, Ordering::AcqRel);
         let client = crate::l7::Client::new(stream, peer, bind, &shared);
         tokio::spawn(serve(client, shared.clone(), conns.clone()));
     }
@@ -197,6 +204,7 @@ fn serve(mut client: crate::l7::Client, shared: Arc<Shared>, conns: Arc<Drain>) 
             snap.frontend_for(&client.bind).and_then(|f| shared.frontend_limit(f))
         };
         let _slots = connection_slots(&shared, limit.as_deref()).await;
+        shared.parked.fetch_sub(1, Ordering::AcqRel);
         client.admitted();
         let id = conns.enter().await;
         crate::l7::serve(&mut client, &shared, &conns).await;
