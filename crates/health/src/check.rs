@@ -133,6 +133,16 @@ fn parse_head(buf: &[u8]) -> Option<(u16, usize, Option<usize>)> {
     }
 }
 
+impl CompiledHttpCheck {
+    /// Judges a server's answer to the check, as read so far: whether it is whole yet, and
+    /// whether it passes (with HAProxy's wording of why). Any bytes give an answer, never a
+    /// panic (a fuzz target holds it to that).
+    pub fn judge(&self, response: &[u8]) -> (bool, bool, String) {
+        let (ok, why) = judge(response, self.expect.as_ref());
+        (response_complete(response), ok, why)
+    }
+}
+
 fn response_complete(buf: &[u8]) -> bool {
     match parse_head(buf) {
         Some((_, start, Some(len))) => buf.len() >= start + len,
