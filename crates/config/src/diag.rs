@@ -8,6 +8,8 @@ use fulcrum_model::Origin;
 pub enum Severity {
     Error,
     Warning,
+    /// Said for information (a `.notice` line): neither an error nor a warning.
+    Notice,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +31,10 @@ impl fmt::Display for Diagnostic {
             write!(f, ":{}", self.line)?;
         }
         write!(f, ": ")?;
-        if self.severity == Severity::Warning {
-            write!(f, "warning: ")?;
+        match self.severity {
+            Severity::Warning => write!(f, "warning: ")?,
+            Severity::Notice => write!(f, "notice: ")?,
+            Severity::Error => {}
         }
         write!(f, "{}", self.message)?;
         if let Some(hint) = &self.hint {
@@ -147,6 +151,10 @@ impl Sink {
 
     pub(crate) fn warn(&mut self, line: usize, message: impl Into<String>, hint: Option<String>) {
         self.push(Severity::Warning, line, message.into(), hint);
+    }
+
+    pub(crate) fn notice(&mut self, line: usize, message: impl Into<String>) {
+        self.push(Severity::Notice, line, message.into(), None);
     }
 
     /// A warning given only the first time `key` is seen in this file.

@@ -19,4 +19,8 @@ pub use diag::{did_you_mean, Diagnostic, Severity};
 pub mod haproxy_vocabulary {
     pub use crate::haproxy::keywords::{lookup, Context, Keyword, Support, VOCABULARY};
 }
+/// HAProxy's conditional expressions (`.if`, `haproxy -cc`), the version and features they test.
+pub mod haproxy_conditions {
+    pub use crate::haproxy::cond::{eval, CondError, FEATURES, HAPROXY_VERSION};
+}
 pub use load::{load_files, load_str, Format, LoadOptions, Loaded};

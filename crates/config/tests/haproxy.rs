@@ -617,3 +617,68 @@ fn buffer_tuning_sets_the_head_limits() {
     assert!(ssl.warnings[0].message.contains("'tune.ssl.cachesize' is ignored"), "{:?}", ssl.warnings);
     assert_eq!(shown(&format!("global\n    tune.h2.max-concurrent-streams 10\n{HEAD}{body}")).len(), 1);
 }
+
+#[test]
+fn conditional_blocks_choose_lines() {
+    // PATH is set in every environment the tests run in; FULCRUM_SURELY_UNSET is not.
+    let text = "\
+global
+.if defined(FULCRUM_SURELY_UNSET)
+    maxconn 1
+.elif feature(THREAD) && version_atleast(2.4) && !version_before(2.6)
+    maxconn 2
+    .if streq(\"a\",a)
+    nbthread 3
+    .else
+    nbthread 4
+    .endif
+.else
+    maxconn 5
+.endif
+.if 0
+    this line is not read, nor checked
+    .if no_such_predicate(x)
+    .endif
+.endif
+.notice \"notice text\"
+.warning \"warned\"
+defaults
+    mode http
+frontend web
+    bind 127.0.0.1:8080
+    default_backend app
+backend app
+    server s1 127.0.0.1:9000
+";
+    let loaded = ok(text);
+    assert_eq!(loaded.model.global.maxconn, 2);
+    assert_eq!(loaded.model.global.nbthread, Some(3));
+    let said: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert!(said.contains(&"test.cfg:19: notice: notice text".to_string()), "{said:?}");
+    assert!(said.contains(&"test.cfg:20: warning: warned".to_string()), "{said:?}");
+}
+
+#[test]
+fn conditional_blocks_refuse_what_haproxy_refuses() {
+    let base = "defaults\n    mode http\nfrontend web\n    bind 127.0.0.1:8080\n    default_backend app\nbackend app\n    server s1 127.0.0.1:9000\n";
+    let first = |text: &str| errors(&format!("{base}{text}"))[0].to_string();
+    assert_eq!(first(".endif\n"), "test.cfg:8: '.endif' without a matching '.if'");
+    assert_eq!(
+        first(".if 1\n.else\n.else\n.endif\n"),
+        "test.cfg:10: '.else' after '.else' in the block opened at line 8"
+    );
+    assert_eq!(
+        first(".if 1\n.else\n.elif 1\n.endif\n"),
+        "test.cfg:10: '.elif' after '.else' in the block opened at line 8"
+    );
+    assert_eq!(
+        first(".if 1\n    maxconn 3\n"),
+        "test.cfg:9: '.if' at line 8 has no matching '.endif' before the end of the file (add the missing '.endif')"
+    );
+    assert!(first(".if nosuch(1)\n.endif\n").starts_with("test.cfg:8: .if: unknown predicate 'nosuch' (predicates:"));
+    assert!(first(".if yes\n.endif\n").starts_with("test.cfg:8: .if: unparsable conditional expression near 'yes'"));
+    assert_eq!(first(".alert \"stop here\"\n"), "test.cfg:8: stop here");
+    assert_eq!(first(".iff 1\n"), "test.cfg:8: unknown directive '.iff' (did you mean .if?)");
+    // An alert in a branch not taken says nothing.
+    ok(&format!("{base}.if 0\n.alert \"no\"\n.endif\n"));
+}

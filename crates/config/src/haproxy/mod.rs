@@ -8,6 +8,7 @@ use crate::partial::Partial;
 use crate::values::{parse_duration, parse_number};
 
 pub(crate) mod backend;
+pub mod cond;
 pub(crate) mod keywords;
 mod proxy;
 pub(crate) mod section;
@@ -74,6 +75,8 @@ struct Parser {
     /// `mode` lines already reported, so a `mode tcp` in defaults is reported once.
     mode_lines: Vec<fulcrum_model::Origin>,
     errorfiles: Vec<(PathBuf, Result<Vec<u8>, Problem>)>,
+    /// Where the parser stands in `.if` blocks.
+    blocks: cond::Blocks,
 }
 
 /// Parse one haproxy.cfg, starting from what earlier files left. The Sink holds every error
@@ -90,9 +93,13 @@ pub(crate) fn parse(text: &str, file: &Path, lenient: bool, carry: Carry) -> (Pa
         out: Partial::default(),
         mode_lines: carry.mode_lines,
         errorfiles: Vec::new(),
+        blocks: cond::Blocks::default(),
     };
     for (index, raw) in text.lines().enumerate() {
         parser.line(index + 1, raw);
+    }
+    if let Err(e) = parser.blocks.finish() {
+        parser.sink.error(text.lines().count(), e.to_string(), Some("add the missing '.endif'".into()));
     }
     parser.finish_section();
     let Parser { mut sink, out, default_path, defaults, named_defaults, mode_lines, .. } = parser;
@@ -102,21 +109,22 @@ pub(crate) fn parse(text: &str, file: &Path, lenient: bool, carry: Carry) -> (Pa
 
 impl Parser {
     fn line(&mut self, line: usize, raw: &str) {
+        let directive = raw.trim_start().starts_with('.');
+        if !directive && !self.blocks.active() {
+            return;
+        }
         let tokens = match tokenize::tokenize(raw) {
             Ok(t) => t,
             Err(e) => return self.sink.error(line, e.to_string(), None),
         };
+        if directive {
+            return self.directive(line, tokens);
+        }
         for note in tokens.notes {
             self.sink.warn(line, note, None);
         }
         let words = tokens.words;
         let Some(keyword) = words.first().map(String::as_str) else { return };
-        if keyword.starts_with('.') {
-            let problem = Problem::invalid(format!(
-                "conditional block and diagnostic directives ('{keyword}') are not supported yet"
-            ));
-            return self.sink.report(line, problem.hint("remove the .if/.endif lines and keep the branch you need"));
-        }
         if lookup(Context::Section, keyword).is_some() {
             return self.start_section(line, &words);
         }
@@ -140,6 +148,63 @@ impl Parser {
                 }
             }
             Section::Skipped => {}
+        }
+    }
+
+    /// A line starting with a dot: a conditional block (`.if` ...) or a message (`.diag`,
+    /// `.notice`, `.warning`, `.alert`), as HAProxy 2.6 reads them.
+    fn directive(&mut self, line: usize, tokens: tokenize::Line) {
+        let words = tokens.words;
+        let keyword = words.first().map(String::as_str).unwrap_or_default();
+        let args = words.get(1..).unwrap_or_default();
+        let condition = |sink: &mut Sink| -> Option<bool> {
+            for note in &tokens.notes {
+                sink.warn(line, note.clone(), None);
+            }
+            match cond::eval(args, &|name| std::env::var_os(name).is_some()) {
+                Ok(value) => Some(value),
+                Err(e) => {
+                    let hint = "predicates: defined(), feature(), streq(), strneq(), version_atleast(), \
+                                version_before(); operators: !, &&, ||, ( )";
+                    sink.error(line, format!("{keyword}: {e}"), Some(hint.into()));
+                    Some(false)
+                }
+            }
+        };
+        let placed = match keyword {
+            ".if" => {
+                let value = if self.blocks.active() { condition(&mut self.sink) } else { None };
+                self.blocks.open(line, value)
+            }
+            ".elif" => {
+                let value = if self.blocks.elif_pending() { condition(&mut self.sink) } else { None };
+                self.blocks.elif(value)
+            }
+            ".else" => self.blocks.otherwise(),
+            ".endif" => self.blocks.close(),
+            ".diag" | ".notice" | ".warning" | ".alert" => {
+                if self.blocks.active() {
+                    let text = args.join(" ");
+                    match keyword {
+                        ".alert" => self.sink.error(line, text, None),
+                        ".warning" => self.sink.warn(line, text, None),
+                        ".notice" => self.sink.notice(line, text),
+                        // Shown only by `haproxy -dD`; fulcrum keeps none.
+                        _ => {}
+                    }
+                }
+                Ok(())
+            }
+            _ if !self.blocks.active() => Ok(()),
+            _ => {
+                let known = [".if", ".elif", ".else", ".endif", ".diag", ".notice", ".warning", ".alert"];
+                let problem = Problem::unknown("directive", keyword, known);
+                self.sink.report(line, problem);
+                Ok(())
+            }
+        };
+        if let Err(e) = placed {
+            self.sink.error(line, e.to_string(), None);
         }
     }
 
