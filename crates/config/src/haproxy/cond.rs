@@ -328,27 +328,27 @@ mod tests {
     fn blocks() {
         let mut b = Blocks::default();
         assert!(b.active());
-        b.open(1, Some(false)).unwrap();
+        b.open(1, Some(false)).expect("placed");
         assert!(!b.active());
         assert!(b.elif_pending());
-        b.elif(Some(true)).unwrap();
+        b.elif(Some(true)).expect("placed");
         assert!(b.active());
         assert!(!b.elif_pending());
-        b.otherwise().unwrap();
+        b.otherwise().expect("placed");
         assert!(!b.active());
         assert_eq!(b.otherwise(), Err(BlockError::AfterElse(".else", 1)));
-        b.close().unwrap();
+        b.close().expect("placed");
         assert_eq!(b.close(), Err(BlockError::Unmatched(".endif")));
         // Inside a skipped block nothing is taken, whatever the conditions.
-        b.open(10, Some(false)).unwrap();
-        b.open(11, None).unwrap();
+        b.open(10, Some(false)).expect("placed");
+        b.open(11, None).expect("placed");
         assert!(!b.elif_pending());
-        b.otherwise().unwrap();
+        b.otherwise().expect("placed");
         assert!(!b.active());
-        b.close().unwrap();
-        b.otherwise().unwrap();
+        b.close().expect("placed");
+        b.otherwise().expect("placed");
         assert!(b.active());
-        b.open(20, Some(true)).unwrap();
+        b.open(20, Some(true)).expect("placed");
         assert_eq!(b.finish(), Err(BlockError::NotClosed(10)));
     }
 }
