@@ -20,7 +20,9 @@ fn checks() -> &'static [CompiledHttpCheck] {
         rules
             .into_iter()
             .flat_map(|rule| [false, true].map(|negate| rule.clone().map(|rule| Expect { negate, rule })))
-            .map(|expect| CompiledHttpCheck::new(&HttpCheck { expect, ..HttpCheck::default() }, "192.0.2.1").expect("valid"))
+            .map(|expect| {
+                CompiledHttpCheck::new(&HttpCheck { expect, ..HttpCheck::default() }, "192.0.2.1").expect("valid")
+            })
             .collect()
     })
 }

@@ -9,7 +9,11 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     for lenient in [false, true] {
-        let opts = LoadOptions { format: Some(Format::Keepalived), lenient };
+        let opts = LoadOptions {
+            format: Some(Format::Keepalived),
+            lenient,
+            inherited: [(3, std::net::SocketAddr::from(([127, 0, 0, 1], 8080)))].into(),
+        };
         let _ = load_str(&text, Path::new("fuzz.conf"), &opts);
     }
 });

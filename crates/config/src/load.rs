@@ -23,6 +23,8 @@ pub struct LoadOptions {
     pub format: Option<Format>,
     /// Unsupported directives become warnings instead of errors (`--lenient`).
     pub lenient: bool,
+    /// Listening sockets passed to this process, by descriptor: what `bind fd@N` stands for.
+    pub inherited: std::collections::BTreeMap<i32, std::net::SocketAddr>,
 }
 
 /// A loaded Model and the warnings met on the way.
@@ -38,7 +40,8 @@ pub fn load_files(paths: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, Vec<D
     let mut diags = Vec::new();
     let mut partials = Vec::new();
     let mut carry = crate::haproxy::Carry::default();
-    for path in paths {
+    let paths = expand_dirs(paths, &mut diags);
+    for path in &paths {
         match std::fs::read(path) {
             Ok(bytes) => {
                 let text = decode(&bytes, path, &mut diags);
@@ -51,6 +54,30 @@ pub fn load_files(paths: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, Vec<D
     }
     let fallback = paths.first().cloned().unwrap_or_else(|| PathBuf::from("(no configuration file)"));
     finish(partials, diags, &fallback)
+}
+
+/// A directory stands for its `*.cfg` files, in lexical order (as `haproxy -f DIR` reads it).
+fn expand_dirs(paths: &[PathBuf], diags: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            out.push(path.clone());
+            continue;
+        }
+        match std::fs::read_dir(path) {
+            Ok(entries) => {
+                let mut files: Vec<PathBuf> = entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "cfg") && p.is_file())
+                    .collect();
+                files.sort();
+                out.extend(files);
+            }
+            Err(e) => diags.push(file_error(path, format!("cannot read configuration directory: {e}"), None)),
+        }
+    }
+    out
 }
 
 /// Load one configuration text; `path` is used for messages and for detection by extension.
@@ -89,11 +116,11 @@ fn parse_one(
     };
     let (partial, sink) = match format {
         Format::Haproxy => {
-            let (partial, sink, next) = crate::haproxy::parse(text, path, opts.lenient, std::mem::take(carry));
+            let (partial, sink, next) = crate::haproxy::parse(text, path, opts, std::mem::take(carry));
             *carry = next;
             (partial, sink)
         }
-        Format::Toml => crate::toml::parse(text, path),
+        Format::Toml => crate::toml::parse(text, path, &opts.inherited),
         Format::Keepalived => crate::keepalived::parse(text, path, opts.lenient),
     };
     (Some(partial), sink.diags)

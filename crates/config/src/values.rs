@@ -42,6 +42,26 @@ pub(crate) enum ValueError {
     WeightRange(i32),
     #[error("invalid virtual address '{0}' (expected e.g. 192.168.200.16 or 192.168.200.16/24)")]
     VipAddr(String),
+    #[error("'{0}': no listening TCP socket was passed to this process on that file descriptor")]
+    NotInherited(String),
+    #[error("'{0}': socket pairs are not supported yet (a listener passed as fd@N is)")]
+    SocketPair(String),
+}
+
+/// A bind address: `HOST:PORT` as [`parse_host_port`] reads it, or `fd@N`, a listening socket
+/// the parent process passed on descriptor N (`inherited` says where each one listens).
+pub(crate) fn bind_address(
+    text: &str,
+    inherited: &std::collections::BTreeMap<i32, SocketAddr>,
+) -> Result<SocketAddr, ValueError> {
+    if let Some(fd) = text.strip_prefix("fd@") {
+        let fd: i32 = parse_number(fd, "file descriptor")?;
+        return inherited.get(&fd).copied().ok_or_else(|| ValueError::NotInherited(text.to_string()));
+    }
+    if text.starts_with("sockpair@") {
+        return Err(ValueError::SocketPair(text.to_string()));
+    }
+    parse_host_port(text).and_then(|hp| resolve(&hp, "bind address"))
 }
 
 /// A duration in HAProxy's syntax: a number with an optional unit (`us`, `ms`, `s`, `m`, `h`,

@@ -1,14 +1,18 @@
 //! `fulcrum`: the command line.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use fulcrum_config::{Format, LoadOptions};
 
 mod demo;
+mod haproxy;
+mod notify;
 mod run;
+mod sys;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -53,6 +57,7 @@ impl ConfigArgs {
                 FormatArg::Keepalived => Format::Keepalived,
             }),
             lenient: self.lenient,
+            inherited: inherited().clone(),
         }
     }
 }
@@ -84,19 +89,48 @@ enum Command {
         #[arg(long, default_value_t = 9001)]
         origin_port: u16,
     },
+    /// Answer as HAProxy: `fulcrum haproxy -f haproxy.cfg -c` (also when linked as `haproxy`).
+    #[command(disable_help_flag = true)]
+    Haproxy {
+        /// HAProxy's own options (`haproxy -h` lists them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Internal: the VRRP crash guard started by `run` (releases the virtual addresses if the
     /// main process dies without a clean shutdown).
     #[command(hide = true)]
     VrrpGuard,
 }
 
+/// The listening sockets a parent process passed, by descriptor: what `bind fd@N` stands for.
+/// Looked at once, at start-up; taken over only when the configuration uses them
+/// (`run::adopt_inherited`).
+pub fn inherited() -> &'static sys::Inherited {
+    static INHERITED: std::sync::OnceLock<sys::Inherited> = std::sync::OnceLock::new();
+    INHERITED.get_or_init(sys::inherited_listeners)
+}
+
+/// A multi-call binary: linked as `haproxy`, it is HAProxy's command line.
+fn personality(argv0: &OsString) -> Option<&'static str> {
+    match Path::new(argv0).file_name()?.to_str()? {
+        "haproxy" => Some("haproxy"),
+        _ => None,
+    }
+}
+
 fn main() -> ExitCode {
+    let mut argv: Vec<OsString> = std::env::args_os().collect();
+    if let Some("haproxy") = argv.first().and_then(personality) {
+        init_tracing();
+        return haproxy::main(argv.split_off(1));
+    }
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
         Command::Run { config, threads, access_log } => run::run(&config.files, &config.options(), threads, access_log),
         Command::Check { config } => check(&config),
         Command::Demo { port, origin_port } => demo::demo(port, origin_port),
+        Command::Haproxy { args } => haproxy::main(args),
         Command::VrrpGuard => fulcrum_vrrp_io::guard_main(),
     }
 }

@@ -1,4 +1,6 @@
-//! `fulcrum run`: load, start, then serve signals: SIGHUP reloads, SIGTERM/SIGINT drain.
+//! `fulcrum run` (and `haproxy` in the foreground): load, start, then serve signals. fulcrum's
+//! own: SIGHUP reloads, SIGTERM/SIGINT drain. HAProxy's: SIGUSR2 or SIGHUP reloads, SIGUSR1
+//! drains (soft stop), SIGTERM/SIGINT stop now (hard stop).
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -40,23 +42,67 @@ pub fn load(files: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, String> {
     }
 }
 
+/// Take over the inherited listeners (`fd@N`) the model binds, and hand them to the proxy,
+/// which then serves their addresses from them instead of binding. The others stay the
+/// parent's business.
+pub fn adopt_inherited(model: &Model) {
+    for (fd, addr) in crate::inherited() {
+        if !model.frontends.iter().any(|f| f.binds.contains(addr)) {
+            continue;
+        }
+        match crate::sys::adopt(*fd).and_then(fulcrum_proxy::offer_listener) {
+            Ok(_) => tracing::debug!(fd, %addr, "serving an inherited listener"),
+            // Already taken at start or by an earlier reload: the proxy has it.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {}
+            Err(e) => tracing::warn!(fd, %addr, "inherited listener cannot be used: {e}"),
+        }
+    }
+}
+
 pub fn threads_for(model: &Model, cli: Option<usize>) -> usize {
     cli.or(model.global.nbthread)
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
         .max(1)
 }
 
+/// Which signals mean what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signals {
+    Fulcrum,
+    Haproxy,
+}
+
+/// How a started process behaves, beyond its configuration.
+pub struct RunOptions {
+    pub threads: Option<usize>,
+    pub access_log: Option<PathBuf>,
+    pub signals: Signals,
+    /// Told when ready, reloading and stopping (systemd's `NOTIFY_SOCKET`, or the parent
+    /// of a daemon waiting for its start).
+    pub notify: Option<crate::notify::Notifier>,
+    /// Processes told to stop once this one serves (`-sf`: SIGUSR1, `-st`: SIGTERM).
+    pub stop_old: Vec<(u32, i32)>,
+}
+
 pub fn run(files: &[PathBuf], opts: &LoadOptions, threads: Option<usize>, access_log: Option<PathBuf>) -> ExitCode {
-    let mut loaded = match load(files, opts) {
+    let loaded = match load(files, opts) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(1);
         }
     };
+    let run = RunOptions { threads, access_log, signals: Signals::Fulcrum, notify: None, stop_old: Vec::new() };
+    serve(loaded, files, opts, run)
+}
+
+/// Start from a loaded configuration; `files` and `opts` are read again on reload.
+pub fn serve(mut loaded: Loaded, files: &[PathBuf], opts: &LoadOptions, run: RunOptions) -> ExitCode {
+    let RunOptions { threads, access_log, signals, notify, stop_old } = run;
     if access_log.is_some() {
         loaded.model.global.access_log = access_log.clone();
     }
+    adopt_inherited(&loaded.model);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -93,14 +139,30 @@ pub fn run(files: &[PathBuf], opts: &LoadOptions, threads: Option<usize>, access
             }
         }
         tracing::info!(threads, "fulcrum {} started", env!("CARGO_PKG_VERSION"));
-        let outcome = serve_signals(&mut proxy, &mut vrrp_rt, &admin, files, opts, access_log).await;
+        let notifier = notify;
+        for (pid, sig) in stop_old {
+            if let Err(e) = crate::sys::kill(pid, sig) {
+                tracing::warn!(pid, "cannot signal the old process: {e}");
+            }
+        }
+        if let Some(n) = &notifier {
+            n.send(&format!("READY=1\nMAINPID={}", std::process::id()));
+        }
+        let ctx = SignalContext { files, opts, access_log, signals, notifier: notifier.as_ref() };
+        let (outcome, stop) = serve_signals(&mut proxy, &mut vrrp_rt, &admin, ctx).await;
+        if let Some(n) = &notifier {
+            n.send("STOPPING=1");
+        }
         // Give the addresses away first (priority 0: the backup takes over in Skew_Time), then
         // drain the connections that are still here.
         if let Some(rt) = vrrp_rt {
             rt.shutdown().await;
         }
         if let Some(proxy) = proxy {
-            let grace = proxy.shared().snapshot.load().model.global.hard_stop_after;
+            let grace = match stop {
+                Stop::Soft => proxy.shared().snapshot.load().model.global.hard_stop_after,
+                Stop::Hard => Duration::ZERO,
+            };
             proxy.shutdown(grace).await;
         }
         tracing::info!("stopped");
@@ -191,40 +253,72 @@ async fn reload(
     Ok(())
 }
 
+/// How the process stops: finishing its connections (within `hard-stop-after`) or now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Soft,
+    Hard,
+}
+
+struct SignalContext<'a> {
+    files: &'a [PathBuf],
+    opts: &'a LoadOptions,
+    access_log: Option<PathBuf>,
+    signals: Signals,
+    notifier: Option<&'a crate::notify::Notifier>,
+}
+
 async fn serve_signals(
     proxy: &mut Option<Proxy>,
     vrrp_rt: &mut Option<Runtime>,
     admin: &Arc<Admin>,
-    files: &[PathBuf],
-    opts: &LoadOptions,
-    access_log: Option<PathBuf>,
-) -> ExitCode {
-    let (Ok(mut hup), Ok(mut term), Ok(mut int)) =
-        (signal(SignalKind::hangup()), signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
+    ctx: SignalContext<'_>,
+) -> (ExitCode, Stop) {
+    let (Ok(mut hup), Ok(mut term), Ok(mut int), Ok(mut usr1), Ok(mut usr2)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::user_defined1()),
+        signal(SignalKind::user_defined2()),
+    ) else {
         eprintln!("fulcrum: cannot install signal handlers");
-        return ExitCode::from(1);
+        return (ExitCode::from(1), Stop::Hard);
     };
+    let haproxy = ctx.signals == Signals::Haproxy;
+    // fulcrum's own stop drains; HAProxy's SIGTERM stops at once and SIGUSR1 drains.
+    let on_term = if haproxy { Stop::Hard } else { Stop::Soft };
     loop {
-        tokio::select! {
-            _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
-                match load(files, opts) {
-                    Ok(mut loaded) => {
-                        if access_log.is_some() {
-                            loaded.model.global.access_log = access_log.clone();
-                        }
-                        let threads = threads_for(&loaded.model, None);
-                        match reload(proxy, vrrp_rt, admin, loaded.model, threads).await {
-                            Ok(()) => tracing::info!("reload applied"),
-                            Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
-                        }
-                    }
-                    Err(e) => tracing::error!("reload failed, keeping the running configuration:\n{e}"),
+        let why = tokio::select! {
+            _ = hup.recv() => "SIGHUP",
+            _ = usr2.recv(), if haproxy => "SIGUSR2",
+            _ = usr1.recv(), if haproxy => {
+                tracing::info!("SIGUSR1: soft stop, finishing the connections in progress");
+                return (ExitCode::SUCCESS, Stop::Soft);
+            }
+            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); return (ExitCode::SUCCESS, on_term); }
+            _ = int.recv() => { tracing::info!("SIGINT: stopping"); return (ExitCode::SUCCESS, on_term); }
+        };
+        let files = ctx.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
+        tracing::info!("{why}: reloading {files}");
+        if let Some(n) = ctx.notifier {
+            n.send("RELOADING=1");
+        }
+        match load(ctx.files, ctx.opts) {
+            Ok(mut loaded) => {
+                if ctx.access_log.is_some() {
+                    loaded.model.global.access_log = ctx.access_log.clone();
+                }
+                let threads = threads_for(&loaded.model, None);
+                adopt_inherited(&loaded.model);
+                match reload(proxy, vrrp_rt, admin, loaded.model, threads).await {
+                    Ok(()) => tracing::info!("reload applied"),
+                    Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
                 }
             }
-            _ = term.recv() => { tracing::info!("SIGTERM: draining"); return ExitCode::SUCCESS; }
-            _ = int.recv() => { tracing::info!("SIGINT: draining"); return ExitCode::SUCCESS; }
+            Err(e) => tracing::error!("reload failed, keeping the running configuration:\n{e}"),
+        }
+        if let Some(n) = ctx.notifier {
+            n.send("READY=1");
         }
     }
 }

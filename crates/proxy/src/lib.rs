@@ -32,6 +32,7 @@ use tokio::task::JoinHandle;
 
 pub use error::ProxyError;
 pub use l7::AccessLog;
+pub use listen::offer_listener;
 pub use live::{lock, LiveRegistry, ServerLive};
 pub use setup_error::{CompileError, ErrorFileError, StartError};
 pub use snapshot::{BackendRt, FrontendRt, ServerRt, Snapshot};

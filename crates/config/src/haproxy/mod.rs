@@ -77,13 +77,16 @@ struct Parser {
     errorfiles: Vec<(PathBuf, Result<Vec<u8>, Problem>)>,
     /// Where the parser stands in `.if` blocks.
     blocks: cond::Blocks,
+    /// What `fd@N` stands for.
+    inherited: std::collections::BTreeMap<i32, std::net::SocketAddr>,
 }
 
 /// Parse one haproxy.cfg, starting from what earlier files left. The Sink holds every error
 /// and warning, in line order.
-pub(crate) fn parse(text: &str, file: &Path, lenient: bool, carry: Carry) -> (Partial, Sink, Carry) {
+pub(crate) fn parse(text: &str, file: &Path, opts: &crate::LoadOptions, carry: Carry) -> (Partial, Sink, Carry) {
     let mut parser = Parser {
-        sink: Sink::new(file, lenient),
+        sink: Sink::new(file, opts.lenient),
+        inherited: opts.inherited.clone(),
         config_dir: file.parent().map(Path::to_path_buf).unwrap_or_default(),
         default_path: carry.default_path,
         section: Section::None,

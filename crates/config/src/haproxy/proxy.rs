@@ -8,7 +8,7 @@ use super::Parser;
 use crate::diag::at;
 use crate::diag::{Problem, Severity};
 use crate::partial::{BackendRef, BindRef};
-use crate::values::{parse_duration, parse_host_port, parse_net, parse_number, resolve};
+use crate::values::{parse_duration, parse_net, parse_number};
 use fulcrum_model::*;
 
 impl Parser {
@@ -158,7 +158,7 @@ impl Parser {
     /// `ADDR:PORT[,ADDR:PORT...]`
     pub(super) fn bind_addresses(&mut self, st: &mut ProxyState, line: usize, list: &str) {
         for text in list.split(',') {
-            let addr = parse_host_port(text).and_then(|hp| resolve(&hp, "bind address"));
+            let addr = crate::values::bind_address(text, &self.inherited);
             match addr {
                 Ok(addr) if st.binds.iter().any(|(a, _)| *a == addr) => {
                     self.sink.error(line, format!("{} already binds {addr}", st.title()), None)
@@ -166,7 +166,8 @@ impl Parser {
                 Ok(addr) => st.binds.push((addr, line)),
                 Err(e) => {
                     st.incomplete = true;
-                    self.sink.report(line, Problem::from(e).hint("e.g. bind *:80, bind 192.0.2.1:80, bind [::]:80"));
+                    let hint = "e.g. bind *:80, bind 192.0.2.1:80, bind [::]:80, bind fd@3";
+                    self.sink.report(line, Problem::from(e).hint(hint));
                 }
             }
         }

@@ -121,6 +121,20 @@ fn expand(
         name.push(c);
         chars.next();
     }
+    // `${NAME-default}`: the default when NAME is not set (HAProxy 2.3 and later).
+    let mut default = None;
+    if braced && chars.peek() == Some(&'-') && !name.is_empty() {
+        chars.next();
+        let mut text = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '}' {
+                break;
+            }
+            text.push(c);
+            chars.next();
+        }
+        default = Some(text);
+    }
     if braced {
         if chars.peek() == Some(&'}') {
             chars.next();
@@ -138,9 +152,10 @@ fn expand(
         }
         return;
     }
-    match env(&name) {
-        Some(value) => word.push_str(&value),
-        None => notes.push(format!("environment variable '{name}' is not set; it expands to an empty string")),
+    match (env(&name), default) {
+        (Some(value), _) => word.push_str(&value),
+        (None, Some(default)) => word.push_str(&default),
+        (None, None) => notes.push(format!("environment variable '{name}' is not set; it expands to an empty string")),
     }
 }
 
@@ -168,6 +183,9 @@ mod tests {
         assert_eq!(words("x 'a b $PORT \\n'"), ["x", "a b $PORT \\n"]);
         assert_eq!(words("bind \"*:$PORT\""), ["bind", "*:8080"]);
         assert_eq!(words("bind \"*:${PORT}\""), ["bind", "*:8080"]);
+        assert_eq!(words("timeout client \"${NOPE-5s}\""), ["timeout", "client", "5s"]);
+        assert_eq!(words("bind \"*:${PORT-81}\""), ["bind", "*:8080"]);
+        assert_eq!(words("x \"${NOPE-}\""), ["x", ""]);
         assert_eq!(words("bind *:$PORT"), ["bind", "*:$PORT"]);
         assert_eq!(words("a \"\" b"), ["a", "", "b"]);
         assert_eq!(words("acl x path_reg ^/api\\.v1$"), ["acl", "x", "path_reg", "^/api\\.v1$"]);

@@ -193,8 +193,18 @@ impl<'de> Visitor<'de> for KeyVisitor {
 }
 
 /// Parse a TOML configuration.
-pub(crate) fn parse(text: &str, file: &Path) -> (Partial, Sink) {
-    let mut doc = Doc { text, sink: Sink::new(file, false), out: Partial::default(), pending_admin: None };
+pub(crate) fn parse(
+    text: &str,
+    file: &Path,
+    inherited: &std::collections::BTreeMap<i32, std::net::SocketAddr>,
+) -> (Partial, Sink) {
+    let mut doc = Doc {
+        text,
+        sink: Sink::new(file, false),
+        out: Partial::default(),
+        pending_admin: None,
+        inherited: inherited.clone(),
+    };
     match ::toml::from_str::<Node>(text) {
         Ok(Node::Table(entries)) => doc.root(&entries),
         Ok(other) => doc.sink.error(1, format!("expected a TOML document, found {}", other.kind()), None),
@@ -237,6 +247,8 @@ struct Doc<'t> {
     out: Partial,
     /// `stats.admin_if` of the frontend being read, parsed once its ACLs are known.
     pending_admin: Option<(String, usize)>,
+    /// What `fd@N` stands for.
+    inherited: std::collections::BTreeMap<i32, std::net::SocketAddr>,
 }
 
 /// Defaults for the frontends and backends that follow (`[defaults.frontend]`,
@@ -611,7 +623,7 @@ impl<'t> Doc<'t> {
         let mut incomplete = false;
         for (text, line) in self.strings(&mut t, "bind") {
             for part in text.split(',') {
-                match parse_host_port(part.trim()).and_then(|hp| resolve(&hp, "bind address")) {
+                match crate::values::bind_address(part.trim(), &self.inherited) {
                     Ok(addr) => {
                         fe.binds.push(addr);
                         let origin = self.origin(line);

@@ -25,9 +25,33 @@ pub(crate) fn bind_all(
         .collect()
 }
 
+/// Listening sockets this process was given rather than bound (a parent's `fd@N`): an
+/// address found here is served from that socket (one duplicate per worker) instead of a new
+/// bind, at start and at every reload. Process-wide, as the descriptors are.
+static OFFERED: std::sync::Mutex<Vec<(SocketAddr, std::net::TcpListener)>> = std::sync::Mutex::new(Vec::new());
+
+/// Hand the proxy a listening socket it did not bind; returns the address it listens on,
+/// the address a configuration's `fd@N` stands for.
+pub fn offer_listener(listener: std::net::TcpListener) -> std::io::Result<SocketAddr> {
+    let addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    let mut offered = OFFERED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    offered.retain(|(a, _)| *a != addr);
+    offered.push((addr, listener));
+    Ok(addr)
+}
+
+fn offered(addr: SocketAddr) -> Option<std::io::Result<std::net::TcpListener>> {
+    let offered = OFFERED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    offered.iter().find(|(a, _)| *a == addr).map(|(_, l)| l.try_clone())
+}
+
 pub(crate) fn bind_one(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
     use socket2::{Domain, Socket, Type};
     let err = |source: std::io::Error| StartError::Bind { addr, source };
+    if let Some(listener) = offered(addr) {
+        return listener.map_err(err);
+    }
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).map_err(err)?;
     socket.set_reuse_address(true).map_err(err)?;
     socket.set_reuse_port(true).map_err(err)?;
