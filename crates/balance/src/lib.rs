@@ -8,6 +8,7 @@
 //! (with [`mask_ip`] for the persistence netmask), with time passed in explicitly.
 #![forbid(unsafe_code)]
 
+pub mod haproxy_hash;
 mod hash;
 mod persist;
 mod ring;
@@ -22,4 +23,4 @@ pub use hash::{hash_key, hash_key32, mix64};
 pub use persist::{mask_ip, PersistTable};
 pub use scheduler::*;
 
-pub use fulcrum_model::{Algorithm, HashType};
+pub use fulcrum_model::{Algorithm, HashFunction, HashType, KeyHash};

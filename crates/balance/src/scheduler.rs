@@ -24,10 +24,12 @@
 //!   decides, so equal servers take turns and idle servers share requests by weight.
 //! - **`first`** — the accepting server with the lowest id (declaration order). With `load`
 //!   refusing full servers, this fills servers one after another up to their `maxconn`.
-//! - **`source`, `uri`, `url_param`, `hdr`** — [`hash_key`] of the key bytes (the caller extracts
-//!   the address, path, parameter or header). With [`HashType::MapBased`] the hash indexes the
-//!   smooth table modulo its length (a server appears weight/gcd times): the most even spread,
-//!   but most keys move when the set changes. With [`HashType::Consistent`] the hash lands on a
+//! - **`source`, `uri`, `url_param`, `hdr`** — a number from the key bytes (the caller extracts
+//!   the address, path, parameter or header). With [`HashType::MapBased`] it is HAProxy's own
+//!   (`sdbm` by default, see [`crate::haproxy_hash`]) and indexes the smooth table modulo its
+//!   length (a server appears weight/gcd times), so with equal weights a key goes where HAProxy
+//!   sends it; most keys move when the set changes. With [`HashType::Consistent`] fulcrum's
+//!   64-bit [`hash_key`] lands on a
 //!   ring where each server owns `weight × 160` points: adding or removing a server moves only
 //!   ~1/N of the keys. If the hashed server is skipped, the next candidates in table or ring order
 //!   are tried, deterministically. Without a key (absent parameter or header) the pick falls back
@@ -42,7 +44,7 @@ use crate::hash::{hash_key, SplitMix64};
 use crate::ring::Ring;
 use crate::smooth::{smooth_sequence, SmoothRr};
 use crate::walk::{cycle_from, first_accepted, Rejected};
-use crate::{Algorithm, HashType};
+use crate::{Algorithm, HashType, KeyHash};
 
 /// Index of a server in its backend's declaration order.
 pub type ServerId = usize;
@@ -173,6 +175,7 @@ pub struct Scheduler {
     /// Scratch for leastconn: each slot's answer from `load` during the current pick.
     loads: Vec<Option<u32>>,
     rng: SplitMix64,
+    key_hash: KeyHash,
 }
 
 impl Scheduler {
@@ -196,6 +199,7 @@ impl Scheduler {
             rejected: Rejected::default(),
             loads: Vec::new(),
             rng: SplitMix64::new(seed),
+            key_hash: KeyHash::default(),
         }
     }
 
@@ -205,6 +209,12 @@ impl Scheduler {
 
     pub fn hash_type(&self) -> HashType {
         self.hash_type
+    }
+
+    /// The key hash of `hash-type ... FUNCTION [avalanche]` (default: sdbm).
+    pub fn with_key_hash(mut self, key_hash: KeyHash) -> Self {
+        self.key_hash = key_hash;
+        self
     }
 
     /// Replace the eligible set. Called off the hot path when health or weights change.
@@ -236,12 +246,26 @@ impl Scheduler {
             Policy::LeastConn => self.pick_least_conn(load),
             Policy::First => self.pick_first(load),
             Policy::Hash => match key {
-                Some(key) => self.pick_hashed(hash_key(key), load),
+                Some(key) => {
+                    let number = self.key_number(key);
+                    self.pick_hashed(number, load)
+                }
                 None => self.pick_smooth(load),
             },
             Policy::Random { draws } => self.pick_random(draws, load),
         }?;
         self.slots.get(slot).map(|slot| slot.id)
+    }
+
+    /// Where a key falls: on a map-based table, HAProxy's own number for it (so keys go where
+    /// HAProxy sends them); on the consistent ring, fulcrum's 64-bit hash, which spreads over
+    /// the whole ring.
+    fn key_number(&self, key: &[u8]) -> u64 {
+        match (&self.index, &self.algorithm) {
+            (Index::Map(_), Algorithm::Source) => u64::from(crate::haproxy_hash::source_number(self.key_hash, key)),
+            (Index::Map(_), _) => u64::from(crate::haproxy_hash::key_number(self.key_hash, key)),
+            _ => hash_key(key),
+        }
     }
 
     fn pick_smooth(&mut self, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<usize> {

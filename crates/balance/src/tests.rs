@@ -50,7 +50,7 @@ fn every_algorithm() -> Vec<(Algorithm, HashType)> {
     ];
     let hashes = [
         Algorithm::Source,
-        Algorithm::Uri { whole: false, len: None, depth: None },
+        Algorithm::Uri { whole: false, len: None, depth: None, path_only: false },
         Algorithm::UrlParam { name: "user".into() },
         Algorithm::Hdr { name: "host".into(), use_domain_only: false },
     ];
@@ -277,7 +277,7 @@ fn first_fills_servers_in_declaration_order() {
 fn map_based_spreads_consecutive_keys_evenly() {
     let keys: Vec<Vec<u8>> = (1..=10_000).map(page_key).collect();
     for weights in [&[1u32, 1, 1, 1][..], &[1, 1, 1, 1, 1, 1, 1], &[2, 1, 1], &[256, 100, 30]] {
-        let mut map = scheduler(Algorithm::Uri { whole: false, len: None, depth: None }, weights);
+        let mut map = scheduler(Algorithm::Uri { whole: false, len: None, depth: None, path_only: false }, weights);
         let assigned: Vec<ServerId> = assignment(&mut map, &keys).into_iter().flatten().collect();
         assert_eq!(assigned.len(), keys.len());
         let total: u32 = weights.iter().sum();

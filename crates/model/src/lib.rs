@@ -388,6 +388,7 @@ pub struct Backend {
     pub origin: Origin,
     pub algorithm: Algorithm,
     pub hash_type: HashType,
+    pub key_hash: KeyHash,
     pub servers: Vec<Server>,
     pub http_check: Option<HttpCheck>,
     pub retries: u32,
@@ -414,6 +415,7 @@ impl Backend {
             origin: Origin::default(),
             algorithm: Algorithm::RoundRobin,
             hash_type: HashType::MapBased,
+            key_hash: KeyHash::default(),
             servers: Vec::new(),
             http_check: None,
             retries: 3,
@@ -447,8 +449,10 @@ pub enum Algorithm {
     First,
     /// Hash of the client address.
     Source,
-    /// Hash of the path (`whole`: path and query). `len`/`depth` limit the hashed part.
-    Uri { whole: bool, len: Option<usize>, depth: Option<usize> },
+    /// Hash of the request target up to `?` (`whole`: with the query). `len`/`depth` limit the
+    /// hashed part. `path_only`: an absolute target's scheme and authority are left out (an
+    /// origin-form target has none).
+    Uri { whole: bool, len: Option<usize>, depth: Option<usize>, path_only: bool },
     /// Hash of a query-string parameter's value; round robin when absent.
     UrlParam { name: String },
     /// Hash of a request header's value; round robin when absent.
@@ -462,6 +466,27 @@ impl Algorithm {
     pub fn is_hash(&self) -> bool {
         matches!(self, Algorithm::Source | Algorithm::Uri { .. } | Algorithm::UrlParam { .. } | Algorithm::Hdr { .. })
     }
+}
+
+/// `hash-type`'s function and modifier: how a key becomes a number. HAProxy's defaults:
+/// sdbm, without avalanche.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyHash {
+    pub function: HashFunction,
+    /// `avalanche`: the number is mixed again (Bob Jenkins' integer hash), for an even spread
+    /// of keys that differ in few bits.
+    pub avalanche: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HashFunction {
+    #[default]
+    Sdbm,
+    Djb2,
+    Wt6,
+    Crc32,
+    /// `none`: the key is a number already (a sample's integer); other keys hash with sdbm.
+    None,
 }
 
 /// `hash-type`: how a hash maps to a server.

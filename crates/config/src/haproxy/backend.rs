@@ -35,12 +35,9 @@ impl Parser {
         match keyword {
             "balance" => st.be.algorithm = parse_balance(args)?,
             "hash-type" => {
-                let (hash_type, function) = parse_hash_type(args)?;
+                let (hash_type, key_hash) = parse_hash_type(args)?;
                 st.be.hash_type = hash_type;
-                if let Some(function) = function {
-                    let message = format!("hash function '{function}' is accepted, but fulcrum uses its own hash");
-                    self.sink.warn(line, message, Some("keys map to other servers than with HAProxy".into()));
-                }
+                st.be.key_hash = key_hash;
             }
             "server" => self.server(st, line, args)?,
             "default-server" => self.server_params(&mut st.server_defaults, line, args),
@@ -397,7 +394,7 @@ pub(crate) fn parse_balance(args: &[String]) -> Result<Algorithm, Problem> {
 }
 
 fn parse_balance_uri(opts: &[String]) -> Result<Algorithm, Problem> {
-    let (mut whole, mut len, mut depth) = (false, None, None);
+    let (mut whole, mut len, mut depth, mut path_only) = (false, None, None, false);
     let mut words = opts.iter();
     while let Some(word) = words.next() {
         match word.as_str() {
@@ -411,16 +408,16 @@ fn parse_balance_uri(opts: &[String]) -> Result<Algorithm, Problem> {
                     depth = Some(n);
                 }
             }
-            "path-only" => return Err(Problem::unsupported("'balance uri path-only' is not supported yet")),
-            other => return Err(Problem::unknown("balance uri option", other, ["whole", "len", "depth"])),
+            "path-only" => path_only = true,
+            other => return Err(Problem::unknown("balance uri option", other, ["whole", "len", "depth", "path-only"])),
         }
     }
-    Ok(Algorithm::Uri { whole, len, depth })
+    Ok(Algorithm::Uri { whole, len, depth, path_only })
 }
 
-/// `hash-type map-based|consistent [FUNCTION] [avalanche]`; returns the function named, if any,
-/// since fulcrum hashes its own way.
-pub(crate) fn parse_hash_type(args: &[String]) -> Result<(HashType, Option<String>), Problem> {
+/// `hash-type map-based|consistent [FUNCTION] [avalanche]` (function sdbm, djb2, wt6, crc32 or
+/// none; sdbm by default, as in HAProxy).
+pub(crate) fn parse_hash_type(args: &[String]) -> Result<(HashType, KeyHash), Problem> {
     let Some((method, rest)) = args.split_first() else {
         return Err(Problem::invalid("'hash-type' needs map-based or consistent"));
     };
@@ -429,16 +426,29 @@ pub(crate) fn parse_hash_type(args: &[String]) -> Result<(HashType, Option<Strin
         "consistent" => HashType::Consistent,
         other => return Err(Problem::unknown("hash-type", other, ["map-based", "consistent"])),
     };
-    let mut named = Vec::new();
+    let mut key_hash = KeyHash::default();
+    let mut function_seen = false;
     for word in rest {
-        match word.as_str() {
-            "sdbm" | "djb2" | "wt6" | "crc32" | "none" | "avalanche" => named.push(word.as_str()),
+        let function = match word.as_str() {
+            "avalanche" => {
+                key_hash.avalanche = true;
+                continue;
+            }
+            "sdbm" => HashFunction::Sdbm,
+            "djb2" => HashFunction::Djb2,
+            "wt6" => HashFunction::Wt6,
+            "crc32" => HashFunction::Crc32,
+            "none" => HashFunction::None,
             other => {
                 return Err(Problem::unknown("hash function", other, ["sdbm", "djb2", "wt6", "crc32", "avalanche"]))
             }
+        };
+        if std::mem::replace(&mut function_seen, true) {
+            return Err(Problem::invalid("'hash-type' takes one hash function"));
         }
+        key_hash.function = function;
     }
-    Ok((hash_type, (!named.is_empty()).then(|| named.join(" "))))
+    Ok((hash_type, key_hash))
 }
 
 /// `option httpchk [[METHOD] URI [VERSION]]`; header lines smuggled in the version
@@ -744,7 +754,7 @@ mod tests {
         assert_eq!(parse_balance(&w("roundrobin")), Ok(Algorithm::RoundRobin));
         assert_eq!(
             parse_balance(&w("uri whole len 10 depth 2")),
-            Ok(Algorithm::Uri { whole: true, len: Some(10), depth: Some(2) })
+            Ok(Algorithm::Uri { whole: true, len: Some(10), depth: Some(2), path_only: false })
         );
         assert_eq!(
             parse_balance(&w("hdr(Host) use_domain_only")),

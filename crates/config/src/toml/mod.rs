@@ -949,15 +949,9 @@ impl<'t> Doc<'t> {
         if let Some((text, line)) = self.string(t, "hash_type") {
             if let Some(words) = self.words(&text, line) {
                 match hb::parse_hash_type(&words) {
-                    Ok((hash_type, function)) => {
+                    Ok((hash_type, key_hash)) => {
                         be.hash_type = hash_type;
-                        if let Some(f) = function {
-                            self.sink.warn(
-                                line,
-                                format!("hash function '{f}' is accepted, but fulcrum uses its own hash"),
-                                None,
-                            );
-                        }
+                        be.key_hash = key_hash;
                     }
                     Err(problem) => self.report(line, problem),
                 }

@@ -18,9 +18,16 @@ pub(crate) fn hash_key(algo: &Algorithm, parts: &http::request::Parts, client: I
             IpAddr::V4(v4) => v4.octets().to_vec(),
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(|v4| v4.octets().to_vec()).unwrap_or(v6.octets().to_vec()),
         }),
-        Algorithm::Uri { whole, len, depth } => {
-            let mut s =
-                if *whole { parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/") } else { parts.uri.path() };
+        Algorithm::Uri { whole, len, depth, path_only } => {
+            // The target as the request line gave it: an absolute one keeps its scheme and
+            // authority unless `path-only`, as HAProxy hashes it.
+            let absolute = (!*path_only && parts.uri.scheme().is_some()).then(|| parts.uri.to_string());
+            let mut s = match &absolute {
+                Some(full) if *whole => full.as_str(),
+                Some(full) => full.split('?').next().unwrap_or(full),
+                None if *whole => parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+                None => parts.uri.path(),
+            };
             if let Some(depth) = depth {
                 if let Some((i, _)) = s.match_indices('/').nth(*depth) {
                     s = &s[..i];
@@ -125,5 +132,28 @@ pub(crate) fn set_cookie(backend: &BackendRt, id: ServerId, client_had_it: bool,
         if cookie.nocache {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(algo: &Algorithm, target: &str) -> Option<Vec<u8>> {
+        let (parts, ()) = http::Request::get(target).body(()).expect("request").into_parts();
+        hash_key(algo, &parts, IpAddr::from([192, 0, 2, 1]))
+    }
+
+    #[test]
+    fn uri_keys_as_haproxy_hashes_them() {
+        let uri = |whole, path_only| Algorithm::Uri { whole, len: None, depth: None, path_only };
+        assert_eq!(key(&uri(false, false), "/a/b?x=1").as_deref(), Some(&b"/a/b"[..]));
+        assert_eq!(key(&uri(true, false), "/a/b?x=1").as_deref(), Some(&b"/a/b?x=1"[..]));
+        assert_eq!(key(&uri(false, false), "http://h:8/a?x").as_deref(), Some(&b"http://h:8/a"[..]));
+        assert_eq!(key(&uri(false, true), "http://h:8/a?x").as_deref(), Some(&b"/a"[..]));
+        assert_eq!(key(&uri(true, true), "http://h:8/a?x").as_deref(), Some(&b"/a?x"[..]));
+        let depth = Algorithm::Uri { whole: false, len: Some(4), depth: Some(2), path_only: false };
+        assert_eq!(key(&depth, "/abcdef/gh/ij").as_deref(), Some(&b"/abc"[..]));
+        assert_eq!(key(&Algorithm::Source, "/").as_deref(), Some(&[192, 0, 2, 1][..]));
     }
 }

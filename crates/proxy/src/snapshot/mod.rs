@@ -150,7 +150,7 @@ impl BackendRt {
             b.servers.iter().map(|s| s.maxqueue as usize).sum()
         };
         let rt = BackendRt {
-            scheduler: Mutex::new(Scheduler::new(b.algorithm.clone(), b.hash_type)),
+            scheduler: Mutex::new(Scheduler::new(b.algorithm.clone(), b.hash_type).with_key_hash(b.key_hash)),
             servers,
             slot_freed: Notify::new(),
             queued: AtomicUsize::new(0),
