@@ -725,3 +725,14 @@ fn use_vmac_name_must_be_an_interface_name() {
     assert_eq!((vi.use_vmac.as_deref(), vi.accept), (Some("vmac51"), Some(false)));
     assert!(loaded.warnings.is_empty(), "{}", show(&loaded.warnings));
 }
+
+#[test]
+fn preempt_is_read_as_keepalived_reads_it() {
+    // keepalived 2.2.7 accepts `preempt`, the default, silently; after `nopreempt` it undoes it.
+    let plain = ok(&instance("    preempt\n"));
+    assert!(!plain.model.vrrp.instances[0].nopreempt);
+    assert!(warnings(&plain).is_empty(), "{:?}", warnings(&plain));
+    assert!(!ok(&instance("    nopreempt\n    preempt\n")).model.vrrp.instances[0].nopreempt);
+    assert!(ok(&instance("    preempt\n    nopreempt\n")).model.vrrp.instances[0].nopreempt);
+    assert_eq!(errors(&instance("    preempt now\n")), ["k.conf:7: unexpected 'now' after 'preempt'"]);
+}

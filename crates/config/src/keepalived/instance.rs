@@ -21,7 +21,7 @@ struct Draft {
 
 fn instance_arity(kw: &str) -> Option<usize> {
     match kw {
-        "nopreempt" | "vrrp_strict" | "accept" | "no_accept" | "use_vmac" => Some(0),
+        "nopreempt" | "preempt" | "vrrp_strict" | "accept" | "no_accept" | "use_vmac" => Some(0),
         k if instance_ignored(k).is_some() || INSTANCE_UNSUPPORTED.contains(&k) => Some(0),
         k if k.starts_with("notify") => Some(0),
         "authentication" | "virtual_ipaddress" | "virtual_ipaddress_excluded" | "unicast_peer" => Some(0),
@@ -128,10 +128,12 @@ impl Parser {
             }
         };
         draft.spots.add(key, at.line);
-        if matches!(key, "nopreempt" | "vrrp_strict" | "accept" | "no_accept") {
+        if matches!(key, "nopreempt" | "preempt" | "vrrp_strict" | "accept" | "no_accept") {
             self.extra(at, kw, args, 0);
             match key {
                 "nopreempt" => inst.nopreempt = true,
+                // The default, as keepalived reads it: undoes an earlier `nopreempt`.
+                "preempt" => inst.nopreempt = false,
                 "vrrp_strict" => inst.strict = true,
                 _ => inst.accept = Some(key == "accept"),
             }

@@ -217,6 +217,7 @@ pub(super) const INSTANCE: &[&str] = &[
     "virtual_ipaddress",
     "virtual_ipaddress_excluded",
     "nopreempt",
+    "preempt",
     "preempt_delay",
     "unicast_src_ip",
     "unicast_peer",
