@@ -8,8 +8,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use fulcrum_config::{Format, LoadOptions};
 
+mod daemon;
 mod demo;
 mod haproxy;
+mod keepalived;
 mod notify;
 mod run;
 mod sys;
@@ -96,6 +98,14 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Answer as keepalived: `fulcrum keepalived -t -f keepalived.conf` (also when linked as
+    /// `keepalived`).
+    #[command(disable_help_flag = true)]
+    Keepalived {
+        /// keepalived's own options (`keepalived -h` lists them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Internal: the VRRP crash guard started by `run` (releases the virtual addresses if the
     /// main process dies without a clean shutdown).
     #[command(hide = true)]
@@ -114,15 +124,23 @@ pub fn inherited() -> &'static sys::Inherited {
 fn personality(argv0: &OsString) -> Option<&'static str> {
     match Path::new(argv0).file_name()?.to_str()? {
         "haproxy" => Some("haproxy"),
+        "keepalived" => Some("keepalived"),
         _ => None,
     }
 }
 
 fn main() -> ExitCode {
     let mut argv: Vec<OsString> = std::env::args_os().collect();
-    if let Some("haproxy") = argv.first().and_then(personality) {
-        init_tracing();
-        return haproxy::main(argv.split_off(1));
+    match argv.first().and_then(personality) {
+        Some("haproxy") => {
+            init_tracing();
+            return haproxy::main(argv.split_off(1));
+        }
+        Some("keepalived") => {
+            init_tracing();
+            return keepalived::main(argv.split_off(1));
+        }
+        _ => {}
     }
     let cli = Cli::parse();
     init_tracing();
@@ -131,6 +149,7 @@ fn main() -> ExitCode {
         Command::Check { config } => check(&config),
         Command::Demo { port, origin_port } => demo::demo(port, origin_port),
         Command::Haproxy { args } => haproxy::main(args),
+        Command::Keepalived { args } => keepalived::main(args),
         Command::VrrpGuard => fulcrum_vrrp_io::guard_main(),
     }
 }

@@ -70,6 +70,9 @@ pub fn threads_for(model: &Model, cli: Option<usize>) -> usize {
 pub enum Signals {
     Fulcrum,
     Haproxy,
+    /// keepalived's: SIGHUP reloads, SIGTERM/SIGINT stop (addresses released first), SIGUSR1
+    /// and SIGUSR2 ask for the data and stats dumps.
+    Keepalived,
 }
 
 /// How a started process behaves, beyond its configuration.
@@ -285,15 +288,26 @@ async fn serve_signals(
         return (ExitCode::from(1), Stop::Hard);
     };
     let haproxy = ctx.signals == Signals::Haproxy;
+    let keepalived = ctx.signals == Signals::Keepalived;
     // fulcrum's own stop drains; HAProxy's SIGTERM stops at once and SIGUSR1 drains.
     let on_term = if haproxy { Stop::Hard } else { Stop::Soft };
     loop {
         let why = tokio::select! {
             _ = hup.recv() => "SIGHUP",
-            _ = usr2.recv(), if haproxy => "SIGUSR2",
-            _ = usr1.recv(), if haproxy => {
+            _ = usr1.recv(), if haproxy || keepalived => {
+                if keepalived {
+                    tracing::warn!("SIGUSR1: the data dump (/tmp/keepalived.data) is not written by fulcrum yet");
+                    continue;
+                }
                 tracing::info!("SIGUSR1: soft stop, finishing the connections in progress");
                 return (ExitCode::SUCCESS, Stop::Soft);
+            }
+            _ = usr2.recv(), if haproxy || keepalived => {
+                if keepalived {
+                    tracing::warn!("SIGUSR2: the stats dump (/tmp/keepalived.stats) is not written by fulcrum yet");
+                    continue;
+                }
+                "SIGUSR2"
             }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); return (ExitCode::SUCCESS, on_term); }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); return (ExitCode::SUCCESS, on_term); }

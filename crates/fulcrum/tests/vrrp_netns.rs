@@ -982,3 +982,52 @@ fn fulcrum_track_backend_added_by_reload() {
     www0.kill9_all();
     check(lab.wait_holders(&vip, &[1], Duration::from_secs(5)), &[&n0, &n1]);
 }
+
+/// Debian 12's keepalived.service, run as systemd would (in a lab namespace): fulcrum linked as
+/// `keepalived`, `ExecStart=keepalived --dont-fork $DAEMON_ARGS` with Type=notify (READY=1 on
+/// NOTIFY_SOCKET), `ExecReload=kill -HUP $MAINPID`, stop by SIGTERM: the VIP is taken, moved by
+/// a reload, released at stop, and the PID files are written, then removed.
+#[test]
+fn debian_keepalived_service_command_line() {
+    let _serial = serial();
+    let Some(lab) = lab("keepalived_unit", 70, 1) else { return };
+    let (vip, vip2) = (lab.addr(100), lab.addr(101));
+    let conf = lab.path("keepalived.conf");
+    std::fs::write(&conf, keepalived_conf("n0", 70, 150, 2, "1", &vip, "")).expect("write");
+    let link = lab.path("keepalived");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_fulcrum"), &link).expect("link");
+    let test = std::process::Command::new(&link).arg("-t").arg("-f").arg(&conf).output().expect("-t");
+    assert_eq!(test.status.code(), Some(0), "{}", String::from_utf8_lossy(&test.stderr));
+
+    let notify_path = lab.path("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("notify socket");
+    notify.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let (pid, vrrp_pid) = (lab.path("keepalived.pid"), lab.path("keepalived_vrrp.pid"));
+    let daemon_args = ["-f", conf.to_str().expect("utf-8"), "-p", pid.to_str().expect("utf-8")];
+    let mut c = lab.nodes[0].command(&link);
+    c.arg("--dont-fork").args(daemon_args).arg("-r").arg(&vrrp_pid).env("NOTIFY_SOCKET", &notify_path);
+    let mut k = Daemon::spawn(c, &log_path(&lab, 0), Vec::new()).expect("spawn");
+    let mut buf = [0u8; 256];
+    let mut next = || {
+        let n = notify.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(next().starts_with("READY=1"));
+    let main_pid = k.child.id().to_string();
+    assert_eq!(std::fs::read_to_string(&pid).expect("pid file").trim(), main_pid);
+    assert_eq!(std::fs::read_to_string(&vrrp_pid).expect("vrrp pid file").trim(), main_pid);
+    check(lab.wait_holders(&vip, &[0], Duration::from_secs(10)), &[&k]);
+
+    std::fs::write(&conf, keepalived_conf("n0", 70, 150, 2, "1", &vip2, "")).expect("write");
+    k.signal("HUP");
+    assert_eq!(next(), "RELOADING=1");
+    assert_eq!(next(), "READY=1");
+    check(lab.wait_holders(&vip2, &[0], Duration::from_secs(10)), &[&k]);
+    assert!(lab.holders(&vip).is_empty(), "the old VIP is released");
+
+    k.signal("TERM");
+    assert_eq!(next(), "STOPPING=1");
+    assert!(k.wait_exit(Duration::from_secs(10)).is_some_and(|s| s.success()), "{}", k.log());
+    assert!(lab.holders(&vip2).is_empty(), "the VIP is released at stop");
+    assert!(!pid.exists() && !vrrp_pid.exists(), "the PID files are removed");
+}

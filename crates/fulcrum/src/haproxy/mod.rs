@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use fulcrum_config::{Format, LoadOptions, Loaded, Severity};
 
 mod args;
-mod daemon;
 mod say;
 mod version;
 
@@ -121,10 +120,10 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let background = std::env::var_os(daemon::READY_VAR).is_some();
+    let background = std::env::var_os(crate::daemon::READY_VAR).is_some();
     if args.daemon && !background && !args.debug && !args.foreground {
         let without: Vec<OsString> = argv.into_iter().filter(|a| a != "-D").collect();
-        return daemon::detach(without, args.pidfile.as_deref());
+        return crate::daemon::detach("haproxy", without, args.pidfile.as_deref(), |text| say(Level::Alert, text));
     }
     apply_limits(&mut loaded, &args);
     start(loaded, &args, opts, background)
@@ -178,7 +177,7 @@ fn start(loaded: Loaded, args: &Args, opts: LoadOptions, background: bool) -> Ex
         }
     }
     let notify = if background {
-        crate::notify::Notifier::from_var(daemon::READY_VAR)
+        crate::notify::Notifier::from_var(crate::daemon::READY_VAR)
     } else if args.master_worker == Some(MasterWorker::Systemd) {
         crate::notify::Notifier::from_env()
     } else {

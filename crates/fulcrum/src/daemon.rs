@@ -1,4 +1,4 @@
-//! `haproxy -D`: the checked configuration is started again in a process of its own group,
+//! Going to the background (`haproxy -D`, `keepalived` without `-n`): the checked configuration is started again in a process of its own group,
 //! detached from the terminal, and the command returns once that process serves (it says
 //! READY over a datagram socket, systemd's protocol) or fails to (its exit code is returned).
 //! The PID file names the background process.
@@ -9,24 +9,24 @@ use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use super::say::{say, Level};
-
 /// The variable that names the readiness socket to a daemon's background process.
 pub const READY_VAR: &str = "FULCRUM_DAEMON_READY";
 
 /// How long the foreground waits for the background process to serve.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Runs in the foreground process: starts `argv` (without `-D`) in the background.
-pub fn detach(argv: Vec<OsString>, pidfile: Option<&Path>) -> ExitCode {
+/// Runs in the foreground process: starts the personality `name` with `argv` (which must not
+/// ask to go to the background again) in the background. `alert` prints a message the way
+/// the personality prints them.
+pub fn detach(name: &str, argv: Vec<OsString>, pidfile: Option<&Path>, alert: fn(&str)) -> ExitCode {
     let dir = std::env::temp_dir().join(format!("fulcrum-daemon-{}", std::process::id()));
-    let result = start(&dir, argv);
+    let result = start(name, &dir, argv, alert);
     let _ = std::fs::remove_dir_all(&dir);
     match result {
         Ok(pid) => {
             if let Some(pidfile) = pidfile {
                 if let Err(e) = std::fs::write(pidfile, format!("{pid}\n")) {
-                    say(Level::Alert, &format!("Cannot create pidfile {} : {e}", pidfile.display()));
+                    alert(&format!("Cannot create pidfile {} : {e}", pidfile.display()));
                     return ExitCode::from(1);
                 }
             }
@@ -36,9 +36,9 @@ pub fn detach(argv: Vec<OsString>, pidfile: Option<&Path>) -> ExitCode {
     }
 }
 
-fn start(dir: &Path, argv: Vec<OsString>) -> Result<u32, ExitCode> {
+fn start(name: &str, dir: &Path, argv: Vec<OsString>, alert: fn(&str)) -> Result<u32, ExitCode> {
     let fail = |text: String| {
-        say(Level::Alert, &text);
+        alert(&text);
         ExitCode::from(1)
     };
     std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
@@ -47,7 +47,7 @@ fn start(dir: &Path, argv: Vec<OsString>) -> Result<u32, ExitCode> {
     socket.set_read_timeout(Some(Duration::from_millis(100))).map_err(|e| fail(e.to_string()))?;
     let exe = std::env::current_exe().map_err(|e| fail(format!("cannot find the fulcrum binary: {e}")))?;
     let mut child = Command::new(exe)
-        .arg0("haproxy")
+        .arg0(name)
         .args(argv)
         .env(READY_VAR, &path)
         .stdin(Stdio::null())
@@ -66,7 +66,7 @@ fn start(dir: &Path, argv: Vec<OsString>) -> Result<u32, ExitCode> {
         }
         if let Ok(Some(status)) = child.try_wait() {
             let code = status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(1);
-            say(Level::Alert, &format!("the background process exited before serving ({status})"));
+            alert(&format!("the background process exited before serving ({status})"));
             return Err(ExitCode::from(code.max(1)));
         }
     }
