@@ -149,6 +149,11 @@ pub const VOCABULARY: &[Keyword] = &[
     ),
     ignored(C::Global, "ssl-default-*", "it only concerns TLS, which the haproxy.cfg front-end does not accept yet"),
     ignored(C::Global, "tune.ssl.*", "it only concerns TLS, which the haproxy.cfg front-end does not accept yet"),
+    ignored(
+        C::Global,
+        "tune.idle-pool.shared",
+        "it decides whether HAProxy's threads share idle server connections; fulcrum's pools are per worker",
+    ),
     ignored(C::Global, "stats", "fulcrum does not serve HAProxy's runtime socket (its admin API is separate)"),
     not_yet(C::Global, "lua-load"),
     not_yet(C::Global, "lua-load-per-thread"),

@@ -29,12 +29,11 @@ Usage : haproxy [-f <cfgfile|cfgdir>]* [ -vdVD ] [ -n <maxconn> ] [ -N <maxpconn
         -N sets the default, per-proxy maximum # of connections
         -L set local peer name (default to hostname)
         -p writes pids of all children to this file
-        -dr ignores server address resolution failures
         -dW fails if any warning is emitted
         -sf/-st [pid ]* finishes/terminates old pids.
         -x <unix_socket> get listening sockets from a unix socket
         -S <bind>[,<bind options>...] new master CLI
-        (accepted and without effect in fulcrum: -de -dp -dS -dG -dR -dV -dL -dM -dK -dD -m)
+        (accepted and without effect in fulcrum: -dr -de -dp -dS -dG -dR -dV -dL -dM -dK -dD -m)
 ";
 
 /// `haproxy ARGS...` (argv without the program name).
