@@ -36,6 +36,7 @@ pub(crate) fn validate(
             diags.push(at(&fe.origin, Severity::Warning, message, Some("add e.g. 'bind *:80'".into())));
         }
         frontend(fe, diags);
+        modes(model, fe, diags);
     }
     for be in &model.backends {
         backend(be, diags);
@@ -92,6 +93,48 @@ fn frontend(fe: &Frontend, diags: &mut Vec<Diagnostic>) {
     if fe.timeout_client.is_zero() {
         let hint = "HAProxy reads 0 as no timeout; fulcrum needs a limit, e.g. timeout client 50s";
         error(format!("timeout client of frontend '{}' must be greater than 0", fe.name), hint);
+    }
+}
+
+/// A frontend and its backends carry the same kind of traffic, and a `mode tcp` frontend has
+/// no use for what needs HTTP (HAProxy ignores those settings with a warning, as here).
+fn modes(model: &Model, fe: &Frontend, diags: &mut Vec<Diagnostic>) {
+    let names = fe.default_backend.iter().chain(fe.use_backends.iter().map(|r| &r.backend));
+    for be in names.filter_map(|name| model.backend(name)) {
+        let message = match (fe.mode, be.mode) {
+            (Mode::Http, Mode::Tcp) => {
+                format!("frontend '{}' (mode http) cannot use backend '{}' (mode tcp)", fe.name, be.name)
+            }
+            (Mode::Tcp, Mode::Http) => format!(
+                "frontend '{}' (mode tcp) using backend '{}' (mode http) is not supported yet",
+                fe.name, be.name
+            ),
+            _ => continue,
+        };
+        let hint = format!("give both the same mode (backend '{}' is at {})", be.name, place(&be.origin));
+        diags.push(at(&fe.origin, Severity::Error, message, Some(hint)));
+    }
+    if fe.mode != Mode::Tcp {
+        return;
+    }
+    if fe.use_backends.iter().any(|r| !r.condition.alternatives.is_empty()) {
+        let message =
+            format!("conditional use_backend rules in frontend '{}' (mode tcp) are not supported yet", fe.name);
+        diags.push(at(&fe.origin, Severity::Error, message, Some("use default_backend".into())));
+    }
+    let mut ignored = Vec::new();
+    if fe.stats.is_some() {
+        ignored.push("stats");
+    }
+    if fe.forwardfor.is_some() {
+        ignored.push("option forwardfor");
+    }
+    if !fe.errorfiles.is_empty() {
+        ignored.push("errorfile");
+    }
+    if !ignored.is_empty() {
+        let message = format!("{} ignored in frontend '{}': it needs mode http", ignored.join(", "), fe.name);
+        diags.push(at(&fe.origin, Severity::Warning, message, Some("add 'mode http' if it carries HTTP".into())));
     }
 }
 

@@ -110,20 +110,32 @@ fn lenient_keeps_invalid_values_as_errors() {
     assert_eq!(diags.iter().filter(|d| d.severity == Severity::Error).count(), 2);
     let tls = format!("{HEAD}frontend web\n    bind :443 ssl crt /x.pem\n    default_backend app\nbackend app\n    server a 127.0.0.1:80\n");
     assert!(lenient(&tls).is_err(), "TLS binds are never ignored");
-    let tcp = "defaults\n    mode tcp\nfrontend web\n    bind :80\n    default_backend app\nbackend app\n    server a 127.0.0.1:80\n";
-    let diags = lenient(tcp).expect_err("mode tcp is never ignored");
+    let health = "defaults\n    mode health\nfrontend web\n    bind :80\n    default_backend app\nbackend app\n    server a 127.0.0.1:80\n";
+    let diags = lenient(health).expect_err("mode health is never ignored");
     assert_eq!(diags.len(), 1, "reported once, on the defaults line: {}", show(&diags));
-    assert_eq!((diags[0].line, diags[0].message.as_str()), (2, "mode tcp (L4) is not supported yet"));
+    assert_eq!((diags[0].line, diags[0].message.as_str()), (2, "mode health is not supported yet"));
 }
 
 #[test]
 fn missing_mode_is_tcp_in_haproxy() {
     let text = "frontend web\n    bind :80\n    default_backend app\nbackend app\n    server a 127.0.0.1:80\n";
-    let found = errors(text);
-    assert_eq!(found.iter().map(|e| e.line).collect::<Vec<_>>(), [1, 4]);
-    assert!(found[0].message.contains("sets no 'mode'"), "{}", found[0]);
-    let loaded = lenient(text).expect("lenient treats it as http");
-    assert_eq!(loaded.warnings.len(), 2);
+    let loaded = ok(text);
+    assert_eq!((loaded.model.frontends[0].mode, loaded.model.backends[0].mode), (Mode::Tcp, Mode::Tcp));
+    assert!(loaded.warnings.is_empty(), "{}", show(&loaded.warnings));
+    // HTTP-only settings in a tcp frontend are ignored, with a warning; an http frontend
+    // cannot use a tcp backend; a tcp frontend's conditional routing is not there yet.
+    let ignored = ok("frontend web\n    bind :80\n    option forwardfor\n    default_backend app\nbackend app\n    server a 127.0.0.1:80\n");
+    assert_eq!(ignored.warnings[0].to_string(), "test.cfg:1: warning: option forwardfor ignored in frontend 'web': it needs mode http (add 'mode http' if it carries HTTP)");
+    let mixed = errors(
+        "frontend web\n    mode http\n    bind :80\n    default_backend app\nbackend app\n    server a 127.0.0.1:80\n",
+    );
+    assert_eq!(mixed[0].to_string(), "test.cfg:1: frontend 'web' (mode http) cannot use backend 'app' (mode tcp) (give both the same mode (backend 'app' is at test.cfg:5))");
+    let routed = errors("frontend web\n    bind :80\n    acl a src 10.0.0.0/8\n    use_backend app if a\n    default_backend app\nbackend app\n    server a 127.0.0.1:80\n");
+    assert!(
+        routed[0].message.starts_with("conditional use_backend rules in frontend 'web' (mode tcp)"),
+        "{}",
+        routed[0]
+    );
 }
 
 #[test]
@@ -272,7 +284,7 @@ fn timeouts_go_to_their_side() {
     );
     assert_eq!(
         (be.timeout_queue, be.timeout_tunnel, be.timeout_server),
-        (Duration::from_secs(9), Duration::from_secs(7200), Duration::from_secs(30))
+        (Duration::from_secs(9), Some(Duration::from_secs(7200)), Duration::from_secs(30))
     );
     let w = loaded.warnings.iter().find(|w| w.line == 13).expect("warning for timeout client in a backend");
     assert_eq!(w.message, "'timeout client' is ignored in backend 'b': it only applies to frontends");
@@ -542,9 +554,9 @@ fn defaults_carry_over_to_the_next_file() {
         .unwrap_or_else(|e| panic!("{}", show(&e)));
     assert_eq!(loaded.model.backends[0].timeout_connect, Duration::from_secs(3));
     assert_eq!(loaded.model.frontends[0].default_backend.as_deref(), Some("app"));
-    // A mode tcp in the first file is reported there, once.
-    std::fs::write(&defaults, "defaults\n    mode tcp\n    default_backend nope\n").expect("write");
-    let errors = load_files(&[defaults.clone(), web], &LoadOptions::default()).expect_err("mode tcp");
+    // A mode the proxy does not run, in the first file, is reported there, once.
+    std::fs::write(&defaults, "defaults\n    mode log\n    default_backend nope\n").expect("write");
+    let errors = load_files(&[defaults.clone(), web], &LoadOptions::default()).expect_err("mode log");
     let got: Vec<(PathBuf, usize)> = errors.iter().map(|e| (e.file.clone(), e.line)).collect();
     assert_eq!(got, [(defaults.clone(), 2), (defaults, 3)], "{}", show(&errors));
 }

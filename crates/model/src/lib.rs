@@ -73,6 +73,15 @@ impl Default for Global {
     }
 }
 
+/// What a proxy carries: HTTP (requests are read, routed and rewritten) or TCP (connections
+/// are relayed as byte streams). haproxy.cfg's default is tcp, as in HAProxy; TOML's http.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Http,
+    Tcp,
+}
+
 /// How connections are handled around a transaction (`option http-keep-alive`,
 /// `option http-server-close`, `option httpclose`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -140,6 +149,7 @@ pub struct Stats {
 pub struct Frontend {
     pub name: String,
     pub origin: Origin,
+    pub mode: Mode,
     pub binds: Vec<SocketAddr>,
     pub maxconn: Option<u32>,
     pub default_backend: Option<String>,
@@ -165,6 +175,7 @@ impl Frontend {
         Frontend {
             name: name.into(),
             origin: Origin::default(),
+            mode: Mode::Http,
             binds: Vec::new(),
             maxconn: None,
             default_backend: None,
@@ -386,6 +397,7 @@ pub struct StickTable {
 pub struct Backend {
     pub name: String,
     pub origin: Origin,
+    pub mode: Mode,
     pub algorithm: Algorithm,
     pub hash_type: HashType,
     pub key_hash: KeyHash,
@@ -402,7 +414,9 @@ pub struct Backend {
     pub timeout_queue: Duration,
     /// `timeout check`: None means HAProxy's rule (the check's `inter`).
     pub timeout_check: Option<Duration>,
-    pub timeout_tunnel: Duration,
+    /// `timeout tunnel`: how long a tunnel (an upgraded HTTP connection, a TCP connection)
+    /// may see nothing either way. None: the client and server timeouts, the shorter one.
+    pub timeout_tunnel: Option<Duration>,
     pub errorfiles: BTreeMap<u16, ErrorFile>,
     pub cookie: Option<Cookie>,
     pub stick_src: Option<StickTable>,
@@ -413,6 +427,7 @@ impl Backend {
         Backend {
             name: name.into(),
             origin: Origin::default(),
+            mode: Mode::Http,
             algorithm: Algorithm::RoundRobin,
             hash_type: HashType::MapBased,
             key_hash: KeyHash::default(),
@@ -428,7 +443,7 @@ impl Backend {
             timeout_server: Duration::from_secs(50),
             timeout_queue: Duration::from_secs(5),
             timeout_check: None,
-            timeout_tunnel: Duration::from_secs(3600),
+            timeout_tunnel: None,
             errorfiles: BTreeMap::new(),
             cookie: None,
             stick_src: None,

@@ -377,7 +377,7 @@ pub const VOCABULARY: &[Keyword] = &[
     not_yet(C::Option, "ssl-hello-chk"),
     not_yet(C::Option, "tcp-check"),
     not_yet(C::Option, "tcpka"),
-    not_yet(C::Option, "tcplog"),
+    yes(C::Option, "tcplog"),
     not_yet(C::Option, "transparent"),
     not_yet(C::Option, "httpclose-compat"),
     yes(C::Timeout, "connect"),

@@ -271,6 +271,14 @@ impl Parser {
                 }
                 Ok(())
             }
+            "tcplog" => {
+                flag(rest)?;
+                if self.need_frontend(st, line, "option tcplog") {
+                    // One line per connection; its shape follows the frontend's mode.
+                    st.option_httplog = !negated;
+                }
+                Ok(())
+            }
             "dontlognull" => {
                 flag(rest)?;
                 if self.need_frontend(st, line, "option dontlognull") {
@@ -328,7 +336,7 @@ impl Parser {
                     "server" => st.be.timeout_server = d,
                     "queue" => st.be.timeout_queue = d,
                     "check" => st.be.timeout_check = Some(d),
-                    _ => st.be.timeout_tunnel = d,
+                    _ => st.be.timeout_tunnel = Some(d),
                 }
             }
         }
@@ -464,37 +472,39 @@ impl Parser {
             self.defaults = st;
             return;
         }
-        self.check_mode(&st);
+        let mode = self.check_mode(&st);
         if st.kind.has_backend() {
-            let backend = self.build_backend(&st);
+            let mut backend = self.build_backend(&st);
+            backend.mode = mode;
             self.out.backends.push(backend);
         }
         if st.kind.has_frontend() {
-            let frontend = self.build_frontend(st);
+            let mut frontend = self.build_frontend(st);
+            frontend.mode = mode;
             self.out.frontends.push(frontend);
         }
     }
 
-    fn check_mode(&mut self, st: &ProxyState) {
+    /// `mode http` or `mode tcp`; none is tcp, HAProxy's default. The other modes (`health`,
+    /// `log`, `spop`) are not supported.
+    fn check_mode(&mut self, st: &ProxyState) -> Mode {
         match &st.mode {
-            Some((mode, _)) if mode == "http" => {}
+            Some((mode, _)) if mode == "http" => Mode::Http,
+            Some((mode, _)) if mode == "tcp" => Mode::Tcp,
             Some((mode, origin)) => {
                 if !self.mode_lines.contains(origin) {
                     self.mode_lines.push(origin.clone());
-                    let what = if mode == "tcp" { "mode tcp (L4)".to_string() } else { format!("mode {mode}") };
-                    let hint = Some("fulcrum balances HTTP (mode http) for now".to_string());
-                    self.sink.diags.push(at(origin, Severity::Error, format!("{what} is not supported yet"), hint));
+                    let hint = Some("fulcrum proxies mode http and mode tcp".to_string());
+                    self.sink.diags.push(at(
+                        origin,
+                        Severity::Error,
+                        format!("mode {mode} is not supported yet"),
+                        hint,
+                    ));
                 }
+                Mode::Http
             }
-            None => {
-                let message = format!(
-                    "{} sets no 'mode': HAProxy would run it in mode tcp, which fulcrum does not support yet",
-                    st.title()
-                );
-                let problem =
-                    Problem::unsupported(message).hint("add 'mode http' here or in defaults if it carries HTTP");
-                self.sink.report(st.line, problem);
-            }
+            None => Mode::Tcp,
         }
     }
 

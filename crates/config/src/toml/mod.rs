@@ -1009,7 +1009,7 @@ impl<'t> Doc<'t> {
             be.timeout_check = Some(d);
         }
         if let Some(d) = self.duration(&mut tt, "tunnel") {
-            be.timeout_tunnel = d;
+            be.timeout_tunnel = Some(d);
         }
         self.finish(tt, BACKEND_TIMEOUTS);
     }

@@ -83,6 +83,30 @@ impl LogEntry {
         );
         line
     }
+
+    /// A `mode tcp` connection's line, in the shape of HAProxy's tcplog: client, accept date,
+    /// frontend, backend/server, Tw/Tc/Tt, bytes from the server, termination state, retries.
+    pub fn format_tcp(&self, bytes: u64) -> String {
+        let tt = self.start.elapsed().as_millis();
+        let mut line = String::with_capacity(120);
+        let _ = writeln!(
+            line,
+            "{} [{}] {} {}/{} {}/{}/{} {} {}{} {}",
+            self.client,
+            http_date(self.accepted),
+            self.frontend,
+            self.backend,
+            self.server,
+            self.tw,
+            self.tc,
+            tt,
+            bytes,
+            char::from(self.termination[0]),
+            char::from(self.termination[1]),
+            self.retries,
+        );
+        line
+    }
 }
 
 /// `22/Nov/2026:07:30:00.123`, UTC, as HAProxy prints accept dates.

@@ -125,7 +125,7 @@ pub(crate) async fn respond(client: &mut Client, mut resp: LocalResponse, head: 
 }
 
 impl LogEntry {
-    pub(super) fn new(client: SocketAddr, start: Instant, frontend: &str, request_line: String) -> Box<LogEntry> {
+    pub(crate) fn new(client: SocketAddr, start: Instant, frontend: &str, request_line: String) -> Box<LogEntry> {
         Box::new(LogEntry {
             client,
             accepted: SystemTime::now(),
@@ -145,6 +145,6 @@ impl LogEntry {
     }
 }
 
-pub(super) fn ms(d: Duration) -> i64 {
+pub(crate) fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

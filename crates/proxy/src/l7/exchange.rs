@@ -429,7 +429,9 @@ async fn switch_to_tunnel(
     if let Some(e) = x.entry.take() {
         x.shared.access_log.write(&e.format(0));
     }
-    tunnel(client, up, out, from_server, x.backend.cfg.timeout_tunnel).await;
+    let cfg = &x.backend.cfg;
+    let idle = cfg.timeout_tunnel.unwrap_or_else(|| cfg.timeout_server.min(x.fe().cfg.timeout_client));
+    tunnel(client, up, out, from_server, idle).await;
 }
 
 /// Writes the response head for the client and relays the body; gives the server connection

@@ -29,15 +29,15 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 pub use accesslog::AccessLog;
-pub(crate) use client::Client;
+pub(crate) use accesslog::LogEntry;
 use client::{error_page, respond, Incoming};
+pub(crate) use client::{ms, Client};
 
 use crate::drain::Drain;
 use crate::error::{Failure, ProxyError, Stage};
 use crate::h1;
 use crate::io::{with_scratch, Interest, IoFail};
 use crate::Shared;
-use accesslog::LogEntry;
 
 /// Serves one accepted connection until it closes.
 pub(crate) async fn serve(client: &mut Client, shared: &Arc<Shared>, drain: &Drain) {

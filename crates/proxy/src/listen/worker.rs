@@ -174,6 +174,11 @@ async fn accept_loop(listener: AsyncFd<socket2::Socket>, bind: SocketAddr, share
         // saves a setsockopt per connection.
         conns.open.fetch_add(1, Ordering::AcqRel);
         shared.parked.fetch_add(1, Ordering::AcqRel);
+        let tcp = shared.snapshot.load().frontend_for(&bind).is_some_and(|f| f.cfg.mode == fulcrum_model::Mode::Tcp);
+        if tcp {
+            tokio::spawn(serve_tcp(stream, peer, bind, shared.clone(), conns.clone()));
+            continue;
+        }
         let client = crate::l7::Client::new(stream, peer, bind, &shared);
         tokio::spawn(serve(client, shared.clone(), conns.clone()));
     }
@@ -189,6 +194,26 @@ async fn connection_slots<'a>(shared: &'a Shared, frontend: Option<&'a ConnLimit
         None => None,
     };
     (global, frontend)
+}
+
+/// One `mode tcp` connection's task: the same limits as HTTP, then the relay to its end (a
+/// draining worker lets it finish, within the grace period, as HAProxy's soft stop does).
+async fn serve_tcp(
+    stream: std::net::TcpStream,
+    peer: std::net::SocketAddr,
+    bind: SocketAddr,
+    shared: Arc<Shared>,
+    conns: Arc<Drain>,
+) {
+    let limit = {
+        let snap = shared.snapshot.load();
+        snap.frontend_for(&bind).and_then(|f| shared.frontend_limit(f))
+    };
+    let _slots = connection_slots(&shared, limit.as_deref()).await;
+    shared.parked.fetch_sub(1, Ordering::AcqRel);
+    crate::l4::serve(stream, peer, bind, &shared).await;
+    conns.open.fetch_sub(1, Ordering::AcqRel);
+    conns.closed.notify_waiters();
 }
 
 /// One connection's task. Its future is the connection's memory while it waits between

@@ -1,0 +1,187 @@
+//! `mode tcp` (haproxy.cfg): a full TCP proxy, tested with real sockets on loopback. Servers
+//! here read until the client half-closes, answer `NAME:` and what they read, then close.
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{free_addr, Fulcrum};
+
+/// A server that answers each connection with `NAME:` + everything the client sent before it
+/// half-closed; bounded to `conns` connections.
+fn server(name: &'static str, conns: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(conns) {
+            let Ok(mut s) = stream else { continue };
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut got = Vec::new();
+                if s.read_to_end(&mut got).is_ok() {
+                    let _ = s.write_all(format!("{name}:").as_bytes());
+                    let _ = s.write_all(&got);
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Sends `data`, half-closes, reads the answer to its end.
+fn exchange(addr: SocketAddr, data: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.write_all(data).expect("send");
+    s.shutdown(Shutdown::Write).expect("half-close");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read");
+    answer
+}
+
+fn cfg(bind: SocketAddr, mode: &str, backend: &str) -> String {
+    format!(
+        "global\n    maxconn 100\ndefaults\n{mode}    timeout client 5s\n    timeout server 5s\n    timeout connect 1s\n\
+         frontend tcpin\n    bind {bind}\n    default_backend app\nbackend app\n{backend}"
+    )
+}
+
+#[test]
+fn relays_both_ways_with_half_close_and_round_robin() {
+    let (s1, s2) = (server("s1", 8), server("s2", 8));
+    let bind = free_addr();
+    let backend = format!("    balance roundrobin\n    server s1 {s1}\n    server s2 {s2}\n");
+    let _f = Fulcrum::start("tcp.cfg", &cfg(bind, "    mode tcp\n", &backend), bind);
+    // (The start-up probe was a connection too: it went to one of them; take turns from here.)
+    let answers: Vec<String> = (0..4).map(|i| exchange(bind, format!("hello {i}").as_bytes())).collect();
+    let (first, second) = if answers[0].starts_with("s1") { ("s1", "s2") } else { ("s2", "s1") };
+    let want: Vec<String> = (0..4).map(|i| format!("{}:hello {i}", if i % 2 == 0 { first } else { second })).collect();
+    assert_eq!(answers, want);
+    // A large upload and its echo: bytes are relayed as they are, both ways.
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    let answer = {
+        let mut s = TcpStream::connect(bind).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        let writer = {
+            let mut w = s.try_clone().expect("clone");
+            let big = big.clone();
+            std::thread::spawn(move || {
+                w.write_all(&big).expect("send");
+                w.shutdown(Shutdown::Write).expect("half-close");
+            })
+        };
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).expect("read");
+        writer.join().expect("writer");
+        answer
+    };
+    assert_eq!(&answer[2..3], b":");
+    assert!(answer[3..] == big[..], "the echo differs from what was sent");
+    assert!(answer.starts_with(first.as_bytes()), "round robin goes on with {first}");
+}
+
+#[test]
+fn a_section_without_mode_is_tcp_as_in_haproxy() {
+    let s1 = server("plain", 2);
+    let bind = free_addr();
+    let _f = Fulcrum::start("nomode.cfg", &cfg(bind, "", &format!("    server s1 {s1}\n")), bind);
+    assert_eq!(exchange(bind, b"GET / HTTP/1.1\r\n\r\n"), "plain:GET / HTTP/1.1\r\n\r\n");
+}
+
+#[test]
+fn connection_failures_retry_then_redispatch() {
+    let good = server("good", 8);
+    let dead = free_addr();
+    let bind = free_addr();
+    let backend = format!("    retries 2\n    option redispatch\n    server dead {dead}\n    server good {good}\n");
+    let f = Fulcrum::start("redispatch.cfg", &cfg(bind, "    mode tcp\n    option tcplog\n", &backend), bind);
+    for i in 0..4 {
+        assert_eq!(exchange(bind, format!("{i}").as_bytes()), format!("good:{i}"));
+    }
+    // The log shows it: a retry, then the good server.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let line = loop {
+        let log = f.stderr();
+        if let Some(l) = log.lines().find(|l| l.contains(" tcpin app/good ") && l.ends_with(" 2")) {
+            break l.to_string();
+        }
+        assert!(Instant::now() < deadline, "no tcplog line with two retries:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(line.contains(" -- "), "{line}");
+    // Nothing to connect to at all: the client is closed without a byte (SC in the log).
+    let bind2 = free_addr();
+    let f2 = Fulcrum::start(
+        "dead.cfg",
+        &cfg(bind2, "    mode tcp\n    option tcplog\n", &format!("    retries 1\n    server dead {dead}\n")),
+        bind2,
+    );
+    assert_eq!(exchange(bind2, b"x"), "");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !f2.stderr().lines().any(|l| l.contains(" tcpin app/dead ") && l.contains(" SC ")) {
+        assert!(Instant::now() < deadline, "no SC line:\n{}", f2.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn idle_connections_end_after_the_inactivity_timeout() {
+    // A server that keeps the connection open and silent.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let held: Vec<TcpStream> = listener.incoming().take(2).filter_map(Result::ok).collect();
+        std::thread::sleep(Duration::from_secs(15));
+        drop(held);
+    });
+    let bind = free_addr();
+    let text = cfg(bind, "    mode tcp\n", &format!("    timeout server 400ms\n    server quiet {silent}\n"))
+        .replace("timeout client 5s", "timeout client 400ms");
+    let _f = Fulcrum::start("idle.cfg", &text, bind);
+    let mut s = TcpStream::connect(bind).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    assert_eq!(s.read(&mut buf).expect("closed by the proxy"), 0);
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(300), "closed before the timeout: {waited:?}");
+
+    // With `timeout tunnel 10s`, the same silence is kept open past the client/server timeouts.
+    let bind2 = free_addr();
+    let text2 = text
+        .replace(&bind.to_string(), &bind2.to_string())
+        .replace("    timeout server 400ms\n", "    timeout server 400ms\n    timeout tunnel 10s\n");
+    let _f2 = Fulcrum::start("tunnel.cfg", &text2, bind2);
+    let mut s2 = TcpStream::connect(bind2).expect("connect");
+    s2.set_read_timeout(Some(Duration::from_millis(1500))).expect("timeout");
+    let kept = s2.read(&mut buf).expect_err("still open after 1.5 s");
+    assert!(matches!(kept.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut), "{kept}");
+}
+
+#[test]
+fn balance_source_keeps_a_client_on_one_server() {
+    let (a, b, c) = (server("a", 16), server("b", 16), server("c", 16));
+    let bind = free_addr();
+    let backend = format!("    balance source\n    server a {a}\n    server b {b}\n    server c {c}\n");
+    let _f = Fulcrum::start("source.cfg", &cfg(bind, "    mode tcp\n", &backend), bind);
+    let first = exchange(bind, b"1");
+    let name = first.split(':').next().expect("name").to_string();
+    for i in 0..5 {
+        assert_eq!(exchange(bind, format!("{i}").as_bytes()), format!("{name}:{i}"));
+    }
+}
+
+#[test]
+fn modes_must_agree() {
+    let dir = common::temp_dir("modes");
+    let path = dir.join("mixed.cfg");
+    let text = "defaults\n    timeout client 5s\n    timeout server 5s\n    timeout connect 1s\n\
+                frontend web\n    mode http\n    bind 127.0.0.1:18081\n    default_backend raw\n\
+                backend raw\n    mode tcp\n    server s1 127.0.0.1:9\n";
+    std::fs::write(&path, text).expect("write");
+    let out = std::process::Command::new(common::bin()).arg("check").arg("-c").arg(&path).output().expect("check");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("frontend 'web' (mode http) cannot use backend 'raw' (mode tcp)"), "{err}");
+}

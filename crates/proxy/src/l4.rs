@@ -1,0 +1,180 @@
+//! `mode tcp`: a full proxy of TCP connections. Per connection: the frontend's backend, a
+//! server chosen by the backend's `balance` (the client's address is the key of `source`; the
+//! HTTP keys of `uri`, `url_param` and `hdr` do not exist here, so those fall back to round
+//! robin, as in HAProxy), a connection to it under `timeout connect` with `retries` and
+//! `option redispatch` as [`decide`] says, the backend's queue when every server is full, then
+//! bytes both ways until each side has closed (a close half-closes the other side) or nothing
+//! moves either way for `timeout tunnel` (else the shorter of `timeout client` and
+//! `timeout server`). One tcplog-shaped line per connection when logging is on.
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use fulcrum_balance::ServerId;
+use fulcrum_model::Algorithm;
+use tokio::net::TcpStream;
+
+use crate::error::{Failure, ProxyError, Stage};
+use crate::l7::{ms, LogEntry};
+use crate::observe::{observe_result, Observation};
+use crate::pick::{pick_server, reserve, wait_in_queue, Pick, Slot};
+use crate::retry::{decide, Attempt, Decision, RetryPolicy};
+use crate::snapshot::BackendRt;
+use crate::Shared;
+
+/// Serves one accepted `mode tcp` connection to its end.
+pub(crate) async fn serve(stream: std::net::TcpStream, peer: SocketAddr, bind: SocketAddr, shared: &Arc<Shared>) {
+    let accepted = Instant::now();
+    let snap = shared.snapshot.load_full();
+    let Some(fe) = snap.frontend_for(&bind) else { return };
+    let Ok(mut client) = TcpStream::from_std(stream) else { return };
+    // The listener delays ACKs for HTTP (the answer carries them); a byte stream may wait
+    // for a reply that never comes, so this socket acknowledges at once.
+    let _ = socket2::SockRef::from(&client).set_quickack(true);
+    let Some(backend) = fe.default_backend.clone() else { return };
+    let mut entry = shared.log_enabled(fe).then(|| {
+        let mut e = LogEntry::new(peer, accepted, &fe.cfg.name, String::new());
+        e.backend.clone_from(&backend.cfg.name);
+        e
+    });
+    let key = match backend.cfg.algorithm {
+        Algorithm::Source => Some(client_key(peer)),
+        _ => None,
+    };
+    let connected = connect(&backend, key.as_deref(), accepted, entry.as_deref_mut()).await;
+    let (mut server, slot) = match connected {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::debug!(backend = %backend.cfg.name, %peer, "{error}");
+            if let Some(mut e) = entry {
+                e.termination = error.termination();
+                shared.access_log.write(&e.format_tcp(0));
+            }
+            close_read(&client);
+            return;
+        }
+    };
+    let cfg = &backend.cfg;
+    let idle = cfg.timeout_tunnel.unwrap_or_else(|| cfg.timeout_server.min(fe.cfg.timeout_client));
+    let moved = crate::tunnel::splice(&mut client, &mut server, idle).await;
+    drop(slot);
+    if let Some(mut e) = entry {
+        // A tunnel that went idle is cut by the proxy's timeout: `cD` (HAProxy's client-side
+        // data timeout); a clean end of both directions is `--`.
+        e.termination = if moved.is_some() { *b"--" } else { *b"cD" };
+        shared.access_log.write(&e.format_tcp(moved.map_or(0, |(_, from_server)| from_server)));
+    }
+}
+
+/// Reads and drops what the client has sent so far, so that closing sends a FIN rather than
+/// the reset the kernel sends for unread data.
+fn close_read(client: &TcpStream) {
+    let mut scratch = [0u8; 4096];
+    for _ in 0..16 {
+        match client.try_read(&mut scratch) {
+            Ok(n) if n > 0 => continue,
+            _ => break,
+        }
+    }
+}
+
+/// The bytes `balance source` hashes: the client's IPv4 address (an IPv4-mapped IPv6 one as
+/// IPv4), else its IPv6 address.
+fn client_key(peer: SocketAddr) -> Vec<u8> {
+    match peer.ip() {
+        std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or_else(|| v6.octets().to_vec(), |v4| v4.octets().to_vec()),
+    }
+}
+
+/// A connection to a server of `backend`, with its slot: picks, queues, connects, retries and
+/// redispatches as HAProxy does for a request that can always be sent again (nothing of the
+/// client's has been read yet).
+async fn connect(
+    backend: &Arc<BackendRt>,
+    key: Option<&[u8]>,
+    accepted: Instant,
+    mut entry: Option<&mut LogEntry>,
+) -> Result<(TcpStream, Slot), ProxyError> {
+    let cfg = &backend.cfg;
+    let policy = RetryPolicy { retries: cfg.retries, redispatch: cfg.redispatch, timeout_connect: cfg.timeout_connect };
+    let mut tried: Vec<ServerId> = Vec::new();
+    let mut again: Option<ServerId> = None;
+    let mut retries = 0;
+    let queue_deadline = accepted + cfg.timeout_queue;
+    loop {
+        let id = match again.take().filter(|id| reserve(backend, *id)) {
+            Some(id) => id,
+            None => choose(backend, key, &tried, queue_deadline).await?,
+        };
+        let slot = Slot::new(backend, id);
+        let server = &backend.servers[id];
+        server.live.total.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = entry.as_deref_mut() {
+            e.server.clone_from(&server.cfg.name);
+            e.tw = ms(accepted.elapsed());
+            e.retries = retries;
+        }
+        let started = Instant::now();
+        let failure = match tokio::time::timeout(cfg.timeout_connect, TcpStream::connect(server.cfg.addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                if let Some(e) = entry.as_deref_mut() {
+                    e.tc = ms(started.elapsed());
+                }
+                return Ok((stream, slot));
+            }
+            Ok(Err(e)) => Failure::ConnectFailed(e.kind()),
+            Err(_) => Failure::ConnectTimeout,
+        };
+        drop(slot);
+        server.live.connect_errors.fetch_add(1, Ordering::Relaxed);
+        observe_result(backend, id, Observation::ConnectFailed);
+        let error = ProxyError::new(failure, Stage::Connect);
+        match decide(&policy, &Attempt { retries, reused: false, replayable: true }, error) {
+            Decision::SameServer { pause } => {
+                retries += 1;
+                server.live.retries.fetch_add(1, Ordering::Relaxed);
+                again = Some(id);
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+            Decision::Redispatch => {
+                retries += 1;
+                server.live.redispatches.fetch_add(1, Ordering::Relaxed);
+                tried.push(id);
+            }
+            // Only for a reused connection, which a TCP connection never has: try once more.
+            Decision::NewConnection => again = Some(id),
+            Decision::GiveUp(error) => {
+                if let Some(e) = entry.as_deref_mut() {
+                    e.retries = retries;
+                }
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// The scheduler's server, with a slot reserved; the backend's queue (up to `timeout queue`
+/// from the accept) when every server is full.
+async fn choose(
+    backend: &BackendRt,
+    key: Option<&[u8]>,
+    tried: &[ServerId],
+    deadline: Instant,
+) -> Result<ServerId, ProxyError> {
+    loop {
+        match pick_server(backend, key, tried, None) {
+            Pick::Server(id) => return Ok(id),
+            Pick::NoServer => return Err(ProxyError::new(Failure::NoServer, Stage::Connect)),
+            Pick::Full => {
+                if !wait_in_queue(backend, deadline).await {
+                    return Err(ProxyError::new(Failure::QueueTimeout, Stage::Queue));
+                }
+            }
+        }
+    }
+}
