@@ -25,6 +25,10 @@ const SUPPORTED_CRITERIA: &[&str] = &[
     "src",
     "always_true",
     "always_false",
+    "req.ssl_sni",
+    "req_ssl_sni",
+    "req.ssl_hello_type",
+    "req_ssl_hello_type",
 ];
 
 /// Common HAProxy fetches fulcrum does not evaluate yet: known, so reported as unsupported
@@ -262,6 +266,8 @@ fn parse_criterion(word: &str) -> Result<(Fetch, MatchKind), Problem> {
         "method" => (no_arg(Fetch::Method)?, MatchKind::Exact),
         "src" => (no_arg(Fetch::Src)?, MatchKind::Ip),
         "always_true" | "always_false" => (no_arg(Fetch::Src)?, MatchKind::Ip),
+        "req.ssl_sni" | "req_ssl_sni" => (no_arg(Fetch::ReqSslSni)?, MatchKind::Exact),
+        "req.ssl_hello_type" | "req_ssl_hello_type" => (no_arg(Fetch::ReqSslHelloType)?, MatchKind::Exact),
         _ if UNSUPPORTED_CRITERIA.contains(&base) || base.starts_with("sc") || base.starts_with("ssl_") => {
             return Err(Problem::unsupported(format!("acl criterion '{base}' is not supported yet"))
                 .hint(format!("supported: {}", SUPPORTED_CRITERIA.join(", "))))

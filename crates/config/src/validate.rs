@@ -114,13 +114,31 @@ fn modes(model: &Model, fe: &Frontend, diags: &mut Vec<Diagnostic>) {
         let hint = format!("give both the same mode (backend '{}' is at {})", be.name, place(&be.origin));
         diags.push(at(&fe.origin, Severity::Error, message, Some(hint)));
     }
-    if fe.mode != Mode::Tcp {
+    let tcp = &fe.tcp_request;
+    if fe.mode == Mode::Http {
+        if !tcp.connection.is_empty() || !tcp.content.is_empty() {
+            let message = format!("tcp-request rules in frontend '{}' (mode http) are not supported yet", fe.name);
+            diags.push(at(&fe.origin, Severity::Error, message, Some("use them in a mode tcp frontend".into())));
+        }
+        for acl in fe.acls.iter().filter(|a| a.fetch.needs_payload()) {
+            let message =
+                format!("acl '{}' of frontend '{}' reads a TLS ClientHello, which needs mode tcp", acl.name, fe.name);
+            diags.push(at(&fe.origin, Severity::Error, message, Some("route by SNI in a mode tcp frontend".into())));
+        }
         return;
     }
-    if fe.use_backends.iter().any(|r| !r.condition.alternatives.is_empty()) {
-        let message =
-            format!("conditional use_backend rules in frontend '{}' (mode tcp) are not supported yet", fe.name);
-        diags.push(at(&fe.origin, Severity::Error, message, Some("use default_backend".into())));
+    for acl in fe.acls.iter().filter(|a| a.fetch.needs_http()) {
+        let message = format!("acl '{}' of frontend '{}' (mode tcp) needs an HTTP request", acl.name, fe.name);
+        let hint = "in mode tcp: src, req.ssl_sni, req.ssl_hello_type";
+        diags.push(at(&fe.origin, Severity::Error, message, Some(hint.into())));
+    }
+    if tcp.inspect_delay.is_none() && fe.acls.iter().any(|a| a.fetch.needs_payload()) {
+        let message = format!(
+            "frontend '{}' matches on the TLS ClientHello (req.ssl_sni) without 'tcp-request inspect-delay': \
+             the first bytes are not waited for, so those ACLs rarely match",
+            fe.name
+        );
+        diags.push(at(&fe.origin, Severity::Warning, message, Some("add e.g. 'tcp-request inspect-delay 5s'".into())));
     }
     let mut ignored = Vec::new();
     if fe.stats.is_some() {

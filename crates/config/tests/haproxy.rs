@@ -694,3 +694,36 @@ fn conditional_blocks_refuse_what_haproxy_refuses() {
     // An alert in a branch not taken says nothing.
     ok(&format!("{base}.if 0\n.alert \"no\"\n.endif\n"));
 }
+
+#[test]
+fn tcp_request_rules_and_sni_acls() {
+    let base = "defaults\n    mode tcp\nfrontend tls\n    bind :443\n";
+    let tail = "    default_backend b\nbackend b\n    server s 127.0.0.1:8443\n";
+    let loaded = ok(&format!(
+        "{base}    tcp-request inspect-delay 5s\n    tcp-request connection reject if {{ src 10.0.0.0/8 }}\n    \
+         tcp-request content accept if {{ req_ssl_hello_type 1 }}\n    use_backend b if {{ req.ssl_sni -i -m end .example.com }}\n{tail}"
+    ));
+    let fe = &loaded.model.frontends[0];
+    assert_eq!(fe.tcp_request.inspect_delay, Some(Duration::from_secs(5)));
+    assert_eq!((fe.tcp_request.connection.len(), fe.tcp_request.content.len()), (1, 1));
+    assert!(!fe.tcp_request.connection[0].accept && fe.tcp_request.content[0].accept);
+    assert!(fe.acls.iter().any(|a| a.fetch == Fetch::ReqSslSni && a.kind == MatchKind::Suffix && a.ignore_case));
+    assert!(loaded.warnings.is_empty(), "{}", show(&loaded.warnings));
+    // Without an inspect delay, an SNI rule rarely matches: said at load.
+    let lazy = ok(&format!("{base}    use_backend b if {{ req_ssl_sni -i a.example }}\n{tail}"));
+    assert!(
+        lazy.warnings.iter().any(|w| w.message.contains("without 'tcp-request inspect-delay'")),
+        "{}",
+        show(&lazy.warnings)
+    );
+    let first = |text: String| errors(&text)[0].to_string();
+    assert!(first(format!("{base}    tcp-request content track-sc0 src\n{tail}"))
+        .contains("'tcp-request content track-sc0' is not supported yet"));
+    assert!(first(format!("{base}    tcp-request contnet accept\n{tail}"))
+        .contains("unknown tcp-request rule set 'contnet' (did you mean content?)"));
+    assert!(first(format!("{base}    use_backend b if {{ path_beg /api }}\n{tail}"))
+        .contains("(mode tcp) needs an HTTP request"));
+    let http = "defaults\n    mode http\nfrontend web\n    bind :80\n    tcp-request content reject\n";
+    assert!(first(format!("{http}{tail}"))
+        .contains("tcp-request rules in frontend 'web' (mode http) are not supported yet"));
+}

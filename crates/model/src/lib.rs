@@ -168,6 +168,8 @@ pub struct Frontend {
     pub dontlognull: bool,
     pub errorfiles: BTreeMap<u16, ErrorFile>,
     pub stats: Option<Stats>,
+    /// `tcp-request` rules (`mode tcp`).
+    pub tcp_request: TcpRequest,
 }
 
 impl Frontend {
@@ -191,6 +193,7 @@ impl Frontend {
             dontlognull: false,
             errorfiles: BTreeMap::new(),
             stats: None,
+            tcp_request: TcpRequest::default(),
         }
     }
 }
@@ -204,6 +207,23 @@ pub enum Fetch {
     Method,
     /// The client's address.
     Src,
+    /// `req.ssl_sni`: the server name of a TLS ClientHello at the start of a `mode tcp`
+    /// connection (read, not terminated).
+    ReqSslSni,
+    /// `req.ssl_hello_type`: the handshake type of the first TLS record (1: ClientHello).
+    ReqSslHelloType,
+}
+
+impl Fetch {
+    /// Whether the fetch needs an HTTP request (`mode http`).
+    pub fn needs_http(&self) -> bool {
+        matches!(self, Fetch::Path | Fetch::Header(_) | Fetch::Method)
+    }
+
+    /// Whether the fetch reads the first bytes of a `mode tcp` connection.
+    pub fn needs_payload(&self) -> bool {
+        matches!(self, Fetch::ReqSslSni | Fetch::ReqSslHelloType)
+    }
 }
 
 /// How the fetched value is compared with the patterns.
@@ -243,6 +263,26 @@ pub struct AclTerm {
 pub struct Condition {
     pub unless: bool,
     pub alternatives: Vec<Vec<AclTerm>>,
+}
+
+/// `tcp-request connection|content accept|reject [if|unless COND]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpRule {
+    pub accept: bool,
+    /// None: always.
+    pub condition: Option<Condition>,
+}
+
+/// A `mode tcp` frontend's `tcp-request` rules.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TcpRequest {
+    /// `tcp-request inspect-delay`: how long content rules and payload fetches
+    /// (`req.ssl_sni`) may wait for the client's first bytes. None: they do not wait.
+    pub inspect_delay: Option<Duration>,
+    /// `tcp-request connection ...`: at accept, on the client's address only.
+    pub connection: Vec<TcpRule>,
+    /// `tcp-request content ...`: once the first bytes are in (or the delay is over).
+    pub content: Vec<TcpRule>,
 }
 
 /// `use_backend NAME if|unless COND`

@@ -10,7 +10,7 @@ pub mod error;
 mod fasthash;
 pub mod h1;
 mod io;
-mod l4;
+pub mod l4;
 mod l7;
 mod listen;
 mod live;

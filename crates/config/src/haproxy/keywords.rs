@@ -303,7 +303,7 @@ pub const VOCABULARY: &[Keyword] = &[
     not_yet(C::Proxy, "clitcpka-idle"),
     not_yet(C::Proxy, "clitcpka-intvl"),
     not_yet(C::Proxy, "tcp-check"),
-    not_yet(C::Proxy, "tcp-request"),
+    yes(C::Proxy, "tcp-request"),
     not_yet(C::Proxy, "tcp-response"),
     not_yet(C::Proxy, "transparent"),
     not_yet(C::Proxy, "unique-id-format"),

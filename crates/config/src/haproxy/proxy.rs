@@ -20,6 +20,7 @@ impl Parser {
             "bind" => self.bind(st, line, args),
             "default_backend" => self.default_backend(st, line, args),
             "use_backend" => self.use_backend(st, line, args),
+            "tcp-request" => self.tcp_request(st, line, args),
             "acl" => self.acl(st, args),
             "option" => self.option(st, line, args, false),
             "no" => match args.split_first() {
@@ -204,6 +205,56 @@ impl Parser {
             st.acls.parse_condition(cond)?
         };
         st.use_backends.push((UseBackend { backend: name.clone(), condition }, line));
+        Ok(())
+    }
+
+    /// `tcp-request inspect-delay T`, `tcp-request connection|content accept|reject [COND]`.
+    fn tcp_request(&mut self, st: &mut ProxyState, line: usize, args: &[String]) -> Result<(), Problem> {
+        let Some((kind, rest)) = args.split_first() else {
+            return Err(Problem::invalid("'tcp-request' needs inspect-delay, connection or content"));
+        };
+        if kind == "inspect-delay" {
+            let [delay] = rest else { return Err(Problem::invalid("'tcp-request inspect-delay' needs a timeout")) };
+            if self.need_frontend(st, line, "tcp-request inspect-delay") {
+                st.fe.tcp_request.inspect_delay = Some(parse_duration(delay)?);
+            }
+            return Ok(());
+        }
+        let rules = match kind.as_str() {
+            "connection" | "content" => kind.as_str(),
+            "session" => return Err(Problem::unsupported("'tcp-request session' rules are not supported yet")),
+            other => {
+                return Err(Problem::unknown("tcp-request rule set", other, ["inspect-delay", "connection", "content"]))
+            }
+        };
+        Self::not_in_defaults(st, "tcp-request rules")?;
+        if !self.need_frontend(st, line, "tcp-request") {
+            return Ok(());
+        }
+        let Some((action, cond)) = rest.split_first() else {
+            return Err(Problem::invalid(format!("'tcp-request {rules}' needs an action: accept or reject")));
+        };
+        let accept = match action.as_str() {
+            "accept" => true,
+            "reject" => false,
+            other if other.starts_with("track-sc") || other.starts_with("sc-") || other.starts_with("set-") => {
+                return Err(Problem::unsupported(format!("'tcp-request {rules} {other}' is not supported yet")))
+            }
+            other => {
+                let known = ["accept", "reject", "expect-proxy", "capture", "track-sc0", "set-var", "silent-drop"];
+                return Err(match known.contains(&other) {
+                    true => Problem::unsupported(format!("'tcp-request {rules} {other}' is not supported yet")),
+                    false => Problem::unknown("tcp-request action", other, ["accept", "reject"]),
+                });
+            }
+        };
+        let condition = if cond.is_empty() { None } else { Some(st.acls.parse_condition(cond)?) };
+        let rule = TcpRule { accept, condition };
+        if rules == "connection" {
+            st.fe.tcp_request.connection.push(rule);
+        } else {
+            st.fe.tcp_request.content.push(rule);
+        }
         Ok(())
     }
 
@@ -530,6 +581,8 @@ impl Parser {
         let mut admin = st.stats_admin.take().map(|(cond, _)| cond);
         let mut conditions: Vec<&mut Condition> = rules.iter_mut().map(|r| &mut r.condition).collect();
         conditions.extend(admin.as_mut());
+        let tcp = &mut fe.tcp_request;
+        conditions.extend(tcp.connection.iter_mut().chain(tcp.content.iter_mut()).filter_map(|r| r.condition.as_mut()));
         match std::mem::take(&mut st.acls).finish(&mut conditions) {
             Ok(acls) => fe.acls = acls,
             Err(problem) => self.sink.report(st.line, problem),

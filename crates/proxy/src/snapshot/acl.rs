@@ -62,20 +62,25 @@ impl CompiledAcl {
         Ok(CompiledAcl { name: acl.name.clone(), fetch: acl.fetch.clone(), matcher, ignore_case: acl.ignore_case })
     }
 
-    pub fn matches(&self, req: &Parts, client: IpAddr) -> bool {
+    /// A fetch that has nothing to read here (a path in `mode tcp`, a ClientHello that did not
+    /// come) does not match, as in HAProxy.
+    pub fn matches_facts(&self, facts: &Facts<'_>) -> bool {
         match &self.fetch {
             Fetch::Src => match &self.matcher {
-                Matcher::Ip(nets) => nets.iter().any(|(net, len)| in_net(client, *net, *len)),
-                _ => self.match_str(&client.to_string()),
+                Matcher::Ip(nets) => nets.iter().any(|(net, len)| in_net(facts.client, *net, *len)),
+                _ => self.match_str(&facts.client.to_string()),
             },
-            Fetch::Path => self.match_str(req.uri.path()),
-            Fetch::Method => self.match_str(req.method.as_str()),
-            Fetch::Header(name) => req
-                .headers
-                .get_all(name.as_str())
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .any(|v| self.match_str(v.trim())),
+            Fetch::Path => facts.req.is_some_and(|req| self.match_str(req.uri.path())),
+            Fetch::Method => facts.req.is_some_and(|req| self.match_str(req.method.as_str())),
+            Fetch::Header(name) => facts.req.is_some_and(|req| {
+                req.headers
+                    .get_all(name.as_str())
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .any(|v| self.match_str(v.trim()))
+            }),
+            Fetch::ReqSslSni => facts.sni.is_some_and(|sni| self.match_str(sni)),
+            Fetch::ReqSslHelloType => facts.hello_type.is_some_and(|t| self.match_str(&t.to_string())),
         }
     }
 
@@ -96,6 +101,15 @@ impl CompiledAcl {
             Matcher::Ip(nets) => v.parse().map(|ip| nets.iter().any(|(n, l)| in_net(ip, *n, *l))).unwrap_or(false),
         }
     }
+}
+
+/// What a condition can look at: the client's address always; the request in `mode http`;
+/// the TLS ClientHello's server name and handshake type in `mode tcp`, once read.
+pub struct Facts<'a> {
+    pub client: IpAddr,
+    pub req: Option<&'a Parts>,
+    pub sni: Option<&'a str>,
+    pub hello_type: Option<u8>,
 }
 
 /// `ADDR` or `ADDR/LEN`.
@@ -155,8 +169,12 @@ impl CompiledCondition {
     }
 
     pub fn eval(&self, acls: &[CompiledAcl], req: &Parts, client: IpAddr) -> bool {
+        self.eval_facts(acls, &Facts { client, req: Some(req), sni: None, hello_type: None })
+    }
+
+    pub fn eval_facts(&self, acls: &[CompiledAcl], facts: &Facts<'_>) -> bool {
         let hit = self.alternatives.iter().any(|terms| {
-            terms.iter().all(|(negate, i)| acls.get(*i).map(|a| a.matches(req, client)).unwrap_or(false) != *negate)
+            terms.iter().all(|(negate, i)| acls.get(*i).is_some_and(|a| a.matches_facts(facts)) != *negate)
         });
         hit != self.unless
     }

@@ -15,7 +15,7 @@ use crate::CompileError;
 mod acl;
 mod pages;
 
-pub(crate) use acl::{in_net, parse_net, CompiledAcl, CompiledCondition};
+pub(crate) use acl::{in_net, parse_net, CompiledAcl, CompiledCondition, Facts};
 pub(crate) use pages::{error_page, ErrorPages};
 
 use crate::live::{lock, LiveRegistry, ServerLive};
@@ -70,6 +70,11 @@ pub struct FrontendRt {
     pub(crate) errors: ErrorPages,
     /// `option forwardfor`, prepared once.
     pub(crate) forwardfor: Option<ForwardForRule>,
+    /// `tcp-request connection` and `content` rules: accept (true) or reject, and when.
+    pub(crate) tcp_connection: Vec<(bool, Option<CompiledCondition>)>,
+    pub(crate) tcp_content: Vec<(bool, Option<CompiledCondition>)>,
+    /// Some ACL reads the TLS ClientHello (`req.ssl_sni`): the first bytes are awaited.
+    pub(crate) reads_hello: bool,
 }
 
 impl FrontendRt {
@@ -88,14 +93,47 @@ impl FrontendRt {
             .map(|u| Ok((CompiledCondition::compile(&u.condition, &acls)?, find(&u.backend)?)))
             .collect::<Result<Vec<_>, CompileError>>()?;
         let default_backend = fe.default_backend.as_deref().map(find).transpose()?;
+        let tcp_rules = |rules: &[fulcrum_model::TcpRule]| {
+            rules
+                .iter()
+                .map(|r| {
+                    Ok((r.accept, r.condition.as_ref().map(|c| CompiledCondition::compile(c, &acls)).transpose()?))
+                })
+                .collect::<Result<Vec<_>, CompileError>>()
+        };
+        let tcp_connection = tcp_rules(&fe.tcp_request.connection)?;
+        let tcp_content = tcp_rules(&fe.tcp_request.content)?;
+        let reads_hello = fe.acls.iter().any(|a| a.fetch.needs_payload());
         Ok(FrontendRt {
             cfg: fe.clone(),
+            tcp_connection,
+            tcp_content,
+            reads_hello,
             acls,
             rules,
             default_backend,
             errors: ErrorPages::new(&fe.errorfiles)?,
             forwardfor: forwardfor(fe.forwardfor.as_ref())?,
         })
+    }
+
+    /// `mode tcp`: whether `tcp-request connection|content` rules let the connection in (the
+    /// first rule whose condition holds decides; none holding accepts).
+    pub(crate) fn tcp_accepts(&self, content: bool, facts: &acl::Facts<'_>) -> bool {
+        let rules = if content { &self.tcp_content } else { &self.tcp_connection };
+        rules
+            .iter()
+            .find(|(_, cond)| cond.as_ref().is_none_or(|c| c.eval_facts(&self.acls, facts)))
+            .is_none_or(|(accept, _)| *accept)
+    }
+
+    /// `mode tcp`: the first `use_backend` whose condition holds on these facts, else the default.
+    pub(crate) fn route_tcp(&self, facts: &acl::Facts<'_>) -> Option<&Arc<BackendRt>> {
+        self.rules
+            .iter()
+            .find(|(cond, _)| cond.eval_facts(&self.acls, facts))
+            .map(|(_, b)| b)
+            .or(self.default_backend.as_ref())
     }
 
     /// The backend for a request: the first `use_backend` whose condition holds, else the default.

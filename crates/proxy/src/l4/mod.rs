@@ -6,6 +6,8 @@
 //! bytes both ways until each side has closed (a close half-closes the other side) or nothing
 //! moves either way for `timeout tunnel` (else the shorter of `timeout client` and
 //! `timeout server`). One tcplog-shaped line per connection when logging is on.
+pub mod hello;
+
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use crate::l7::{ms, LogEntry};
 use crate::observe::{observe_result, Observation};
 use crate::pick::{pick_server, reserve, wait_in_queue, Pick, Slot};
 use crate::retry::{decide, Attempt, Decision, RetryPolicy};
-use crate::snapshot::BackendRt;
+use crate::snapshot::{BackendRt, Facts};
 use crate::Shared;
 
 /// Serves one accepted `mode tcp` connection to its end.
@@ -32,7 +34,34 @@ pub(crate) async fn serve(stream: std::net::TcpStream, peer: SocketAddr, bind: S
     // The listener delays ACKs for HTTP (the answer carries them); a byte stream may wait
     // for a reply that never comes, so this socket acknowledges at once.
     let _ = socket2::SockRef::from(&client).set_quickack(true);
-    let Some(backend) = fe.default_backend.clone() else { return };
+    let mut facts = Facts { client: peer.ip(), req: None, sni: None, hello_type: None };
+    if !fe.tcp_accepts(false, &facts) {
+        // `tcp-request connection reject`: closed at once, without a log line (as HAProxy).
+        return;
+    }
+    // The first bytes, when an ACL reads the ClientHello: up to `tcp-request inspect-delay`.
+    let mut first = Vec::new();
+    let mut sni = None;
+    if let (true, Some(delay)) = (fe.reads_hello, fe.cfg.tcp_request.inspect_delay) {
+        if let hello::Hello::Handshake { kind, sni: name } = read_hello(&mut client, &mut first, delay).await {
+            facts.hello_type = Some(kind);
+            sni = name;
+        }
+    }
+    facts.sni = sni.as_deref();
+    let accepted_content = fe.tcp_accepts(true, &facts);
+    let routed = fe.route_tcp(&facts).cloned();
+    let Some(backend) = routed.filter(|_| accepted_content) else {
+        if !accepted_content && shared.log_enabled(fe) {
+            let mut e = LogEntry::new(peer, accepted, &fe.cfg.name, String::new());
+            e.backend = fe.cfg.name.clone();
+            e.server = "<NOSRV>".into();
+            e.termination = *b"PR";
+            shared.access_log.write(&e.format_tcp(0));
+        }
+        close_read(&client);
+        return;
+    };
     let mut entry = shared.log_enabled(fe).then(|| {
         let mut e = LogEntry::new(peer, accepted, &fe.cfg.name, String::new());
         e.backend.clone_from(&backend.cfg.name);
@@ -55,6 +84,13 @@ pub(crate) async fn serve(stream: std::net::TcpStream, peer: SocketAddr, bind: S
             return;
         }
     };
+    if !first.is_empty() {
+        use tokio::io::AsyncWriteExt;
+        if let Err(e) = server.write_all(&first).await {
+            tracing::debug!(backend = %backend.cfg.name, %peer, "sending the first bytes: {e}");
+            return;
+        }
+    }
     let cfg = &backend.cfg;
     let idle = cfg.timeout_tunnel.unwrap_or_else(|| cfg.timeout_server.min(fe.cfg.timeout_client));
     let moved = crate::tunnel::splice(&mut client, &mut server, idle).await;
@@ -64,6 +100,28 @@ pub(crate) async fn serve(stream: std::net::TcpStream, peer: SocketAddr, bind: S
         // data timeout); a clean end of both directions is `--`.
         e.termination = if moved.is_some() { *b"--" } else { *b"cD" };
         shared.access_log.write(&e.format_tcp(moved.map_or(0, |(_, from_server)| from_server)));
+    }
+}
+
+/// Reads the client's first bytes into `first` until they tell whether they start a TLS
+/// handshake (and, for a ClientHello, its server name), the client stops sending, or `delay`
+/// passes. The bytes are sent on to the server later, as they came.
+async fn read_hello(client: &mut TcpStream, first: &mut Vec<u8>, delay: std::time::Duration) -> hello::Hello {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + delay;
+    let mut chunk = [0u8; 4096];
+    loop {
+        match hello::parse(first) {
+            hello::Hello::Partial => {}
+            decided => return decided,
+        }
+        if first.len() > 16384 + 2048 + 5 {
+            return hello::Hello::NotTls;
+        }
+        match tokio::time::timeout_at(deadline, client.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => first.extend_from_slice(&chunk[..n]),
+            _ => return hello::parse(first),
+        }
     }
 }
 
