@@ -229,6 +229,7 @@ fn the_parser_reads_every_keyword_the_table_says_it_reads() {
                     "on-error" => " mark-down",
                     "addr" => " 127.0.0.1",
                     "check" | "no-check" | "backup" | "no-backup" | "disabled" | "enabled" => "",
+                    "send-proxy" | "send-proxy-v2" | "no-send-proxy" | "no-send-proxy-v2" => "",
                     "inter" | "fastinter" | "downinter" | "slowstart" => " 1s",
                     "cookie" | "id" => " c1",
                     _ => " 2",

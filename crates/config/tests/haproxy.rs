@@ -130,12 +130,10 @@ fn missing_mode_is_tcp_in_haproxy() {
         "frontend web\n    mode http\n    bind :80\n    default_backend app\nbackend app\n    server a 127.0.0.1:80\n",
     );
     assert_eq!(mixed[0].to_string(), "test.cfg:1: frontend 'web' (mode http) cannot use backend 'app' (mode tcp) (give both the same mode (backend 'app' is at test.cfg:5))");
-    let routed = errors("frontend web\n    bind :80\n    acl a src 10.0.0.0/8\n    use_backend app if a\n    default_backend app\nbackend app\n    server a 127.0.0.1:80\n");
-    assert!(
-        routed[0].message.starts_with("conditional use_backend rules in frontend 'web' (mode tcp)"),
-        "{}",
-        routed[0]
-    );
+    let routed = errors("frontend web\n    bind :80\n    acl a path_beg /x\n    use_backend app if a\n    default_backend app\nbackend app\n    server a 127.0.0.1:80\n");
+    assert!(routed[0].message.contains("(mode tcp) needs an HTTP request"), "{}", routed[0]);
+    // A tcp frontend routes on the client's address.
+    ok("frontend web\n    bind :80\n    acl a src 10.0.0.0/8\n    use_backend app if a\n    default_backend app\nbackend app\n    server a 127.0.0.1:80\n");
 }
 
 #[test]

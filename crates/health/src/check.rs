@@ -134,6 +134,13 @@ fn parse_head(buf: &[u8]) -> Option<(u16, usize, Option<usize>)> {
 }
 
 impl CompiledHttpCheck {
+    /// Bytes sent before the request (a server behind `send-proxy` expects its PROXY protocol
+    /// header first).
+    pub fn with_preamble(mut self, preamble: &[u8]) -> Self {
+        self.request.splice(0..0, preamble.iter().copied());
+        self
+    }
+
     /// Judges a server's answer to the check, as read so far: whether it is whole yet, and
     /// whether it passes (with HAProxy's wording of why). Any bytes give an answer, never a
     /// panic (a fuzz target holds it to that).

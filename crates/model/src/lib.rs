@@ -170,6 +170,9 @@ pub struct Frontend {
     pub stats: Option<Stats>,
     /// `tcp-request` rules (`mode tcp`).
     pub tcp_request: TcpRequest,
+    /// Bind addresses with `accept-proxy`: each connection starts with a PROXY protocol
+    /// header (v1 or v2), whose source address stands for the client's.
+    pub accept_proxy: Vec<SocketAddr>,
 }
 
 impl Frontend {
@@ -194,6 +197,7 @@ impl Frontend {
             errorfiles: BTreeMap::new(),
             stats: None,
             tcp_request: TcpRequest::default(),
+            accept_proxy: Vec::new(),
         }
     }
 }
@@ -263,6 +267,13 @@ pub struct AclTerm {
 pub struct Condition {
     pub unless: bool,
     pub alternatives: Vec<Vec<AclTerm>>,
+}
+
+/// The PROXY protocol's version: v1 (text) or v2 (binary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyVersion {
+    V1,
+    V2,
 }
 
 /// `tcp-request connection|content accept|reject [if|unless COND]`.
@@ -376,6 +387,8 @@ pub struct Server {
     pub on_error: OnError,
     /// `cookie VALUE` for cookie persistence.
     pub cookie: Option<String>,
+    /// `send-proxy` / `send-proxy-v2`: a PROXY protocol header opens each new connection.
+    pub send_proxy: Option<ProxyVersion>,
 }
 
 impl Server {
@@ -401,6 +414,7 @@ impl Server {
             error_limit: 10,
             on_error: OnError::FailCheck,
             cookie: None,
+            send_proxy: None,
         }
     }
 }

@@ -25,7 +25,14 @@ pub fn spawn_checks(snap: &Snapshot) -> Vec<JoinHandle<()>> {
             let spec = match &backend.cfg.http_check {
                 None => CheckSpec::Tcp,
                 Some(hc) => match CompiledHttpCheck::new(hc, &server.addr.ip().to_string()) {
-                    Ok(c) => CheckSpec::Http(c),
+                    // As HAProxy: checks to a send-proxy server speak the PROXY protocol too,
+                    // unless they go to another address or port.
+                    Ok(c) => match server.send_proxy.filter(|_| server.check_addr.is_none()) {
+                        Some(version) => {
+                            CheckSpec::Http(c.with_preamble(&crate::proxy_protocol::local_header(version)))
+                        }
+                        None => CheckSpec::Http(c),
+                    },
                     Err(e) => {
                         tracing::error!(backend = %backend.cfg.name, "http-check: {e}");
                         continue;

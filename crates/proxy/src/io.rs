@@ -137,6 +137,15 @@ impl Side {
         }
     }
 
+    /// The address this end of the connection has (the address a client connected to).
+    pub(crate) fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        match &self.sock {
+            Sock::Plain(s) => s.local_addr(),
+            Sock::Registered(s) => s.local_addr(),
+            Sock::Gone => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        }
+    }
+
     /// Reads what is there; `WouldBlock` when nothing is.
     pub(crate) fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &self.sock {

@@ -16,6 +16,7 @@ mod listen;
 mod live;
 mod observe;
 mod pick;
+pub mod proxy_protocol;
 pub mod retry;
 mod setup_error;
 mod snapshot;

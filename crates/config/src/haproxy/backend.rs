@@ -174,8 +174,19 @@ impl Parser {
                 self.sink.report(line, problem);
                 continue;
             }
-            let takes_value =
-                !matches!(keyword, "check" | "no-check" | "backup" | "no-backup" | "disabled" | "enabled");
+            let takes_value = !matches!(
+                keyword,
+                "check"
+                    | "no-check"
+                    | "backup"
+                    | "no-backup"
+                    | "disabled"
+                    | "enabled"
+                    | "send-proxy"
+                    | "send-proxy-v2"
+                    | "no-send-proxy"
+                    | "no-send-proxy-v2"
+            );
             let value = if takes_value && support.is_some() {
                 let Some(value) = params.get(index) else {
                     self.sink.error(line, format!("server keyword '{keyword}' needs a value"), None);
@@ -260,6 +271,9 @@ pub(crate) fn apply_server_param(
     match keyword {
         "check" => s.check = true,
         "no-check" => s.check = false,
+        "send-proxy" => s.send_proxy = Some(ProxyVersion::V1),
+        "send-proxy-v2" => s.send_proxy = Some(ProxyVersion::V2),
+        "no-send-proxy" | "no-send-proxy-v2" => s.send_proxy = None,
         "backup" => s.backup = true,
         "no-backup" => s.backup = false,
         "disabled" => s.disabled = true,

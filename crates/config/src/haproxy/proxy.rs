@@ -132,12 +132,17 @@ impl Parser {
         let Some((addrs, options)) = args.split_first() else {
             return Err(Problem::invalid("'bind' needs an address").hint("e.g. bind *:80"));
         };
+        let before = st.binds.len();
         self.bind_addresses(st, line, addrs);
         let mut unsupported: Vec<&str> = Vec::new();
         let mut index = 0;
         while let Some(option) = options.get(index) {
             match option.as_str() {
                 "name" | "id" => index += 1,
+                "accept-proxy" => {
+                    let added: Vec<std::net::SocketAddr> = st.binds[before..].iter().map(|(a, _)| *a).collect();
+                    st.fe.accept_proxy.extend(added);
+                }
                 "ssl" | "crt" | "crt-list" | "quic" => {
                     // Serving plain HTTP where clients expect TLS would break them: not ignorable.
                     let message = "TLS on bind lines (ssl, crt) is not supported yet in haproxy.cfg";

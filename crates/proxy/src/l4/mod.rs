@@ -26,7 +26,7 @@ use crate::snapshot::{BackendRt, Facts};
 use crate::Shared;
 
 /// Serves one accepted `mode tcp` connection to its end.
-pub(crate) async fn serve(stream: std::net::TcpStream, peer: SocketAddr, bind: SocketAddr, shared: &Arc<Shared>) {
+pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bind: SocketAddr, shared: &Arc<Shared>) {
     let accepted = Instant::now();
     let snap = shared.snapshot.load_full();
     let Some(fe) = snap.frontend_for(&bind) else { return };
@@ -39,8 +39,22 @@ pub(crate) async fn serve(stream: std::net::TcpStream, peer: SocketAddr, bind: S
         // `tcp-request connection reject`: closed at once, without a log line (as HAProxy).
         return;
     }
-    // The first bytes, when an ACL reads the ClientHello: up to `tcp-request inspect-delay`.
+    // `accept-proxy`: the PROXY protocol header comes first; its source is the client from
+    // here on (the connection rules above saw the real address, as in HAProxy).
     let mut first = Vec::new();
+    if fe.cfg.accept_proxy.contains(&bind) {
+        match read_proxy_header(&mut client, &mut first, fe.cfg.timeout_client).await {
+            Ok(source) => {
+                peer = source.unwrap_or(peer);
+                facts.client = peer.ip();
+            }
+            Err(why) => {
+                tracing::debug!(%peer, "accept-proxy: {why}");
+                return;
+            }
+        }
+    }
+    // The first bytes, when an ACL reads the ClientHello: up to `tcp-request inspect-delay`.
     let mut sni = None;
     if let (true, Some(delay)) = (fe.reads_hello, fe.cfg.tcp_request.inspect_delay) {
         if let hello::Hello::Handshake { kind, sni: name } = read_hello(&mut client, &mut first, delay).await {
@@ -84,6 +98,11 @@ pub(crate) async fn serve(stream: std::net::TcpStream, peer: SocketAddr, bind: S
             return;
         }
     };
+    let id = slot.id;
+    if let Some(version) = backend.servers[id].cfg.send_proxy {
+        let local = client.local_addr().unwrap_or(bind);
+        first.splice(0..0, crate::proxy_protocol::header(version, peer, local));
+    }
     if !first.is_empty() {
         use tokio::io::AsyncWriteExt;
         if let Err(e) = server.write_all(&first).await {
@@ -100,6 +119,35 @@ pub(crate) async fn serve(stream: std::net::TcpStream, peer: SocketAddr, bind: S
         // data timeout); a clean end of both directions is `--`.
         e.termination = if moved.is_some() { *b"--" } else { *b"cD" };
         shared.access_log.write(&e.format_tcp(moved.map_or(0, |(_, from_server)| from_server)));
+    }
+}
+
+/// Reads an `accept-proxy` connection's PROXY protocol header (within `limit`): its source
+/// address (None for a header that gives none), the bytes after it left in `rest`.
+async fn read_proxy_header(
+    client: &mut TcpStream,
+    rest: &mut Vec<u8>,
+    limit: std::time::Duration,
+) -> Result<Option<SocketAddr>, String> {
+    use crate::proxy_protocol::{parse, Incoming};
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut chunk = [0u8; 1024];
+    loop {
+        match parse(rest) {
+            Incoming::Partial => {}
+            Incoming::Header { len, source } => {
+                rest.drain(..len.min(rest.len()));
+                return Ok(source);
+            }
+            Incoming::Invalid(why) => return Err(why),
+        }
+        match tokio::time::timeout_at(deadline, client.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => rest.extend_from_slice(&chunk[..n]),
+            Ok(Ok(_)) => return Err("closed before a PROXY protocol header".into()),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err("no PROXY protocol header in time".into()),
+        }
     }
 }
 

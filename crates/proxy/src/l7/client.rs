@@ -61,6 +61,42 @@ pub(crate) struct Client {
 }
 
 impl Client {
+    /// `accept-proxy`: reads the PROXY protocol header the connection starts with (within
+    /// `timeout client`); its source address becomes the client's, and what follows it is
+    /// kept for the first request. False (the connection is to be closed) when none comes.
+    pub(crate) async fn read_proxy_header(&mut self) -> bool {
+        use crate::proxy_protocol::{parse, Incoming};
+        let deadline = Instant::now() + self.timeouts.client();
+        let mut got = BytesMut::new();
+        loop {
+            match parse(&got) {
+                Incoming::Partial => {}
+                Incoming::Header { len, source } => {
+                    let _ = got.split_to(len.min(got.len()));
+                    if let Some(source) = source {
+                        self.peer = source;
+                    }
+                    if !got.is_empty() {
+                        self.buf = Some(got);
+                    }
+                    return true;
+                }
+                Incoming::Invalid(why) => {
+                    tracing::debug!(peer = %self.peer, "accept-proxy: {why}");
+                    return false;
+                }
+            }
+            let read = self.side.read_with(Some(deadline), |bytes| {
+                got.extend_from_slice(bytes);
+                !bytes.is_empty()
+            });
+            match read.await {
+                Ok(true) => {}
+                _ => return false,
+            }
+        }
+    }
+
     /// The connection got its slots under `maxconn`: its first request's time starts now.
     pub(crate) fn admitted(&mut self) {
         self.accepted = Instant::now();

@@ -282,7 +282,12 @@ async fn attempt(
     // Phase timestamps are only taken when a log line will use them.
     let t_connect = x.entry.is_some().then(Instant::now);
     let fresh_only = std::mem::take(&mut t.fresh_only);
-    let mut up = match get_connection(server.cfg.addr, &backend, safe, fresh_only).await {
+    // `send-proxy`: a new connection of its own, which tells the server who the client is.
+    let proxy_header = server.cfg.send_proxy.map(|version| {
+        let local = client.side.local_addr().unwrap_or(client.bind);
+        crate::proxy_protocol::header(version, client.peer, local)
+    });
+    let mut up = match get_connection(server.cfg.addr, &backend, safe, fresh_only, proxy_header).await {
         Ok(up) => up,
         Err(e) => {
             tracing::debug!(backend = %backend.cfg.name, server = %server.cfg.name, "{e}");
@@ -337,7 +342,13 @@ async fn get_connection(
     backend: &BackendRt,
     replayable: bool,
     fresh_only: bool,
+    proxy_header: Option<Vec<u8>>,
 ) -> Result<Upstream, ConnectError> {
+    if let Some(header) = proxy_header {
+        let mut up = Box::pin(upstream::connect(addr, backend.cfg.timeout_connect)).await?;
+        up.side.send(&[&header]).map_err(ConnectError::Io)?;
+        return Ok(up);
+    }
     let reuse = backend.cfg.http_reuse != HttpReuse::Never && backend.cfg.conn_mode == ConnMode::KeepAlive;
     if reuse && !fresh_only {
         while let Some(up) = upstream::take_idle(addr) {
@@ -474,7 +485,8 @@ async fn relay_response(
         };
         failed(failure, Stage::Data, !x.req.framing.is_empty())
     })?;
-    if server_keeps && moved.extra.is_none() {
+    // A connection that began with a PROXY protocol header speaks for one client only.
+    if server_keeps && moved.extra.is_none() && backend.servers[id].cfg.send_proxy.is_none() {
         if let Ok(stream) = std::mem::replace(&mut up.side, Side::closed()).into_stream() {
             upstream::put_idle(backend.servers[id].cfg.addr, stream);
         }

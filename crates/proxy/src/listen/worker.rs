@@ -223,16 +223,20 @@ async fn serve_tcp(
 #[allow(clippy::manual_async_fn)] // On purpose: see above.
 fn serve(mut client: crate::l7::Client, shared: Arc<Shared>, conns: Arc<Drain>) -> impl Future<Output = ()> {
     async move {
-        // One look at the frontend per connection: its limit.
-        let limit = {
+        // One look at the frontend per connection: its limit, and whether a PROXY protocol
+        // header comes first.
+        let (limit, accept_proxy) = {
             let snap = shared.snapshot.load();
-            snap.frontend_for(&client.bind).and_then(|f| shared.frontend_limit(f))
+            let fe = snap.frontend_for(&client.bind);
+            (fe.and_then(|f| shared.frontend_limit(f)), fe.is_some_and(|f| f.cfg.accept_proxy.contains(&client.bind)))
         };
         let _slots = connection_slots(&shared, limit.as_deref()).await;
         shared.parked.fetch_sub(1, Ordering::AcqRel);
         client.admitted();
         let id = conns.enter().await;
-        crate::l7::serve(&mut client, &shared, &conns).await;
+        if !accept_proxy || Box::pin(client.read_proxy_header()).await {
+            crate::l7::serve(&mut client, &shared, &conns).await;
+        }
         conns.leave(id);
         conns.open.fetch_sub(1, Ordering::AcqRel);
         conns.closed.notify_waiters();
