@@ -21,6 +21,6 @@ pub mod haproxy_vocabulary {
 }
 /// HAProxy's conditional expressions (`.if`, `haproxy -cc`), the version and features they test.
 pub mod haproxy_conditions {
-    pub use crate::haproxy::cond::{eval, CondError, FEATURES, HAPROXY_VERSION};
+    pub use crate::haproxy::cond::{eval, eval_text, CondError, FEATURES, HAPROXY_VERSION};
 }
 pub use load::{load_files, load_str, Format, LoadOptions, Loaded};

@@ -103,12 +103,22 @@ fn framing_that_could_smuggle_a_request_is_refused() {
         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3x\r\n\r\nabc",
         "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc",
         "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-        "POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
     ] {
         let reply = raw(bind, bad.as_bytes());
         assert!(reply.starts_with("HTTP/1.1 400"), "{bad:?} -> {reply:?}");
     }
+    // A coding before chunked is well formed, but not decoded here: 422, as HAProxy answers.
+    let gzip =
+        raw(bind, b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    assert!(gzip.starts_with("HTTP/1.1 422"), "{gzip:?}");
     assert_eq!(a.requests(), before);
+    // HTTP/1.0 with chunked: read as chunked, answered, and the connection closes.
+    let old = raw(bind, b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(old.contains(" 200 ") && old.contains("a received 3 bytes"), "{old}");
+    assert_eq!(old.matches("HTTP/1.").count(), 1, "{old}");
+    assert_eq!(a.requests(), before + 1);
+    let before = a.requests();
     // Both framings: chunked wins, Content-Length does not reach the server, and the
     // connection closes after the answer, so the bytes after the body are never a request.
     let both = raw(

@@ -186,6 +186,13 @@ fn cookie_insert_and_stick_on_src_persist() {
             assert!(!r.body.contains("SRVNAME"), "{}", r.body);
             assert!(r.headers.get("set-cookie").is_none());
         }
+        // A value that names no server (stale, or forged) is ours too: removed before the
+        // server, and a new cookie set (HAProxy's reg-tests/http-cookies/cookie_insert_indirect).
+        let r = get_with(bind, "/headers", &[("cookie", "SRVNAME=nosuch; other=2")]).await.expect("get");
+        assert!(r.body.contains("cookie: other=2"), "{}", r.body);
+        assert!(!r.body.contains("SRVNAME"), "{}", r.body);
+        let set = r.headers.get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert!(set.starts_with("SRVNAME=WeB"), "{set}");
     });
 
     let bind2 = free_addr();

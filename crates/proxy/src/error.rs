@@ -113,6 +113,7 @@ impl ProxyError {
             return None;
         }
         Some(match self.failure {
+            Failure::BadRequest(HeadError::UnsupportedTransferCoding) => StatusCode::UNPROCESSABLE_ENTITY,
             Failure::BadRequest(_) | Failure::BadRequestBody(_) => StatusCode::BAD_REQUEST,
             Failure::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Failure::RequestTimeout => StatusCode::REQUEST_TIMEOUT,

@@ -19,8 +19,6 @@ const MAX_DEPTH: usize = 128;
 /// Why an expression cannot be evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CondError {
-    #[error("empty condition")]
-    Empty,
     #[error("unknown predicate '{0}'")]
     UnknownPredicate(String),
     #[error("'{0}' takes {1} argument(s)")]
@@ -33,13 +31,20 @@ pub enum CondError {
     Version(String),
 }
 
+/// Evaluates a condition written as on a `.if` line (`haproxy -cc EXPR`): split into words
+/// first, as a configuration line is (quotes, `"$VAR"`), then evaluated.
+pub fn eval_text(text: &str, env: &dyn Fn(&str) -> bool) -> Result<bool, CondError> {
+    let line = super::tokenize::tokenize(text).map_err(|e| CondError::Syntax(e.to_string()))?;
+    eval(&line.words, env)
+}
+
 /// Evaluates one condition, its words already split (quotes removed, variables expanded).
-/// `env` answers `defined()`.
+/// `env` answers `defined()`. An empty condition is false, as in HAProxy.
 pub fn eval(words: &[String], env: &dyn Fn(&str) -> bool) -> Result<bool, CondError> {
     let text = words.join(" ");
     let mut reader = Reader { rest: text.as_str(), env };
     if reader.rest.trim().is_empty() {
-        return Err(CondError::Empty);
+        return Ok(false);
     }
     let value = reader.or()?;
     reader.skip_blanks();
@@ -298,7 +303,8 @@ mod tests {
         assert_eq!(ev("version_before(2.6)"), Ok(false));
         assert_eq!(ev("1"), Ok(true));
         assert_eq!(ev("0"), Ok(false));
-        assert_eq!(eval(&[String::new()], &|_| false), Err(CondError::Empty));
+        assert_eq!(eval(&[String::new()], &|_| false), Ok(false));
+        assert_eq!(ev("-1000 && 200"), Ok(true));
     }
 
     #[test]
@@ -310,6 +316,25 @@ mod tests {
         assert_eq!(ev("( 0 || 1 ) && 1"), Ok(true));
         assert_eq!(ev("!(0||0)"), Ok(true));
         assert_eq!(ev("!!1"), Ok(true));
+    }
+
+    /// The cases of HAProxy's own test of `-cc` (reg-tests/startup/check_condition.vtc).
+    #[test]
+    fn as_haproxy_reads_them() {
+        let env = |name: &str| name == "HOME";
+        let t = |text: &str| eval_text(text, &env);
+        assert_eq!(t("streq(foo,'foo')"), Ok(true));
+        assert_eq!(t("streq(\"foo bar\",'foo bar')"), Ok(true));
+        assert_eq!(t("streq(foo,bar)"), Ok(false));
+        assert_eq!(t("1&&!0&&!((streq(a,b)||!streq(a,a)&&1)||strneq(a,a))"), Ok(true));
+        assert_eq!(t("1   &&!   0&&    !((streq(a,b)||!streq(a,a)&&1)||strneq(a,a))"), Ok(true));
+        assert_eq!(t("1 && !0 && !((streq(a,b) || !streq(a,a) && 1) || strneq(a,b))"), Ok(false));
+        assert_eq!(t("1 && !0 && !((streq(a,a) || !streq(a,a) && 1) || strneq(a,a))"), Ok(false));
+        assert_eq!(t(""), Ok(false));
+        assert!(t("200rrr").is_err());
+        assert!(t("!(0))").is_err());
+        assert!(t("streq(a,\"a)").is_err());
+        assert_eq!(t("version_atleast(1024)"), Ok(false));
     }
 
     #[test]

@@ -130,8 +130,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
 
 /// `-cc EXPR`: 0 when true, 1 when false, 2 when it cannot be read (as HAProxy exits).
 fn condition(expr: &str) -> ExitCode {
-    let words: Vec<String> = expr.split_whitespace().map(String::from).collect();
-    match fulcrum_config::haproxy_conditions::eval(&words, &|name| std::env::var_os(name).is_some()) {
+    match fulcrum_config::haproxy_conditions::eval_text(expr, &|name| std::env::var_os(name).is_some()) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {

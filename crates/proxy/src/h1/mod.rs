@@ -55,6 +55,10 @@ pub enum HeadError {
     InvalidContentLength,
     #[error("Transfer-Encoding whose final coding is not chunked")]
     InvalidTransferEncoding,
+    /// A transfer coding before `chunked` (`gzip, chunked`): well formed, but not one the
+    /// proxy decodes; HAProxy answers 422.
+    #[error("a transfer coding other than chunked")]
+    UnsupportedTransferCoding,
     #[error("invalid status code")]
     InvalidStatus,
 }
@@ -317,6 +321,28 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, HeadError> {
     Ok(found)
 }
 
+/// A request's Transfer-Encoding as HAProxy 2.6 takes it: `chunked` alone is read; other codings
+/// before a final `chunked` are refused with 422; anything else (no final `chunked`, or
+/// `chunked` twice) with 400.
+fn request_transfer_encoding(headers: &HeaderMap) -> Result<bool, HeadError> {
+    let Some(valid) = transfer_encoding(headers) else { return Ok(false) };
+    if !valid {
+        return Err(HeadError::InvalidTransferEncoding);
+    }
+    let only_chunked = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|c| !c.is_empty())
+        .all(|c| c.eq_ignore_ascii_case(b"chunked"));
+    if only_chunked {
+        Ok(true)
+    } else {
+        Err(HeadError::UnsupportedTransferCoding)
+    }
+}
+
 /// Whether Transfer-Encoding is present, and whether its final coding is `chunked` (which
 /// may appear only there).
 fn transfer_encoding(headers: &HeaderMap) -> Option<bool> {
@@ -336,20 +362,19 @@ fn transfer_encoding(headers: &HeaderMap) -> Option<bool> {
 
 /// RFC 9112 §6.3 for requests: chunked, else Content-Length, else no body. With both, the
 /// length goes (it must not reach the server) and the connection closes after the exchange.
+/// An HTTP/1.0 request with Transfer-Encoding is read as chunked and closes the connection
+/// after (§6.1: its framing is not to be trusted for another message), as HAProxy does.
 fn request_framing(headers: &mut HeaderMap, version: Version, close: &mut bool) -> Result<Framing, HeadError> {
-    match transfer_encoding(headers) {
-        Some(true) if version == Version::HTTP_11 => {
-            if headers.remove(header::CONTENT_LENGTH).is_some() {
-                *close = true;
-            }
-            Ok(Framing::Chunked)
+    if request_transfer_encoding(headers)? {
+        if headers.remove(header::CONTENT_LENGTH).is_some() || version != Version::HTTP_11 {
+            *close = true;
         }
-        Some(_) => Err(HeadError::InvalidTransferEncoding),
-        None => Ok(match content_length(headers)? {
-            None | Some(0) => Framing::Empty,
-            Some(n) => Framing::Length(n),
-        }),
+        return Ok(Framing::Chunked);
     }
+    Ok(match content_length(headers)? {
+        None | Some(0) => Framing::Empty,
+        Some(n) => Framing::Length(n),
+    })
 }
 
 /// RFC 9112 §6.3 for responses.
@@ -373,10 +398,9 @@ fn response_framing(
             headers.remove(header::CONTENT_LENGTH);
             Ok(Framing::Chunked)
         }
-        Some(false) => {
-            *close = true;
-            Ok(Framing::UntilClose)
-        }
+        // A final coding that is not chunked, or chunked twice: HAProxy answers 502 rather
+        // than read the body until the close.
+        Some(false) => Err(HeadError::InvalidTransferEncoding),
         None => match content_length(headers)? {
             Some(n) => Ok(if n == 0 { Framing::Empty } else { Framing::Length(n) }),
             None => {

@@ -6,25 +6,31 @@ use http::header::{self, HeaderMap, HeaderValue};
 
 use crate::snapshot::BackendRt;
 
-/// The server a request's cookie names, and, when the line holding it must change (insert with
-/// `indirect` drops ours; prefix strips `SRV~`), which `Cookie` line it is and what replaces it.
+/// The Cookie line to replace, and what it becomes (the persistence cookie taken out).
+pub type Rewrite = Option<(usize, HeaderValue)>;
+
+/// Whether a request carries the persistence cookie: the server it names (None for a value
+/// that names none), and, when the line holding it must change (insert with `indirect` drops
+/// ours; prefix strips `SRV~`), which `Cookie` line it is and what replaces it.
 pub fn find_server(
     backend: &BackendRt,
     cookie: &Cookie,
     headers: &HeaderMap,
-) -> Option<(ServerId, Option<(usize, HeaderValue)>)> {
+) -> Option<(Option<ServerId>, Rewrite)> {
     let strips = cookie.mode == CookieMode::Prefix || (cookie.mode == CookieMode::Insert && cookie.indirect);
     for (line, value) in headers.get_all(header::COOKIE).iter().enumerate() {
         let Ok(text) = value.to_str() else { continue };
         let mut found = None;
+        let mut seen = false;
         let mut kept: Vec<String> = Vec::new();
         for pair in text.split(';') {
             let pair = pair.trim();
             let (name, val) = pair.split_once('=').unwrap_or((pair, ""));
-            if name != cookie.name || found.is_some() {
+            if name != cookie.name || seen {
                 kept.push(pair.to_string());
                 continue;
             }
+            seen = true;
             let (server_value, rest) = match cookie.mode {
                 CookieMode::Prefix => match val.split_once('~') {
                     Some((srv, rest)) => (srv, Some(rest)),
@@ -39,9 +45,11 @@ pub fn find_server(
                 _ => kept.push(pair.to_string()),
             }
         }
-        if let Some(id) = found {
+        // Ours, even when it names no server (a stale or forged value): with `indirect` the
+        // server never sees it, as in HAProxy.
+        if seen {
             let rewritten = strips.then(|| HeaderValue::from_str(&kept.join("; ")).ok()).flatten();
-            return Some((id, rewritten.map(|v| (line, v))));
+            return Some((found, rewritten.map(|v| (line, v))));
         }
     }
     None

@@ -158,7 +158,17 @@ pub(crate) fn request_to_server(
 ) {
     let upgrade_to = upgrade.then(|| headers.get(header::UPGRADE).cloned()).flatten();
     let te = transfer_codings(headers);
+    // `TE: trailers` survives the hop (the server may then send trailers), as HAProxy keeps
+    // it; other TE values, and `trailers` with parameters, go.
+    let trailers = headers
+        .get_all(header::TE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"));
     strip_hop_by_hop(headers);
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     // `Expect: 100-continue` is answered here, when the body is first read.
     headers.remove(header::EXPECT);
     set_framing(headers, framing, te);
@@ -207,8 +217,8 @@ pub(crate) fn response_to_client(
     };
     match out {
         ClientFraming::Same => set_framing(headers, framing, te),
-        // Codings other than chunked (`gzip, chunked`, or `gzip` alone for a body delimited by
-        // the close) stay: the data still carries them.
+        // Codings before chunked in a response (`gzip, chunked`) stay: the data still carries
+        // them. (A response whose final coding is not chunked is refused with 502, as HAProxy.)
         ClientFraming::Dechunk => {
             if let Some(rest) = te.as_ref().and_then(without_chunked) {
                 headers.insert(header::TRANSFER_ENCODING, rest);

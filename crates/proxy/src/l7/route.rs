@@ -70,7 +70,7 @@ pub(crate) fn persistence(
 ) -> (Option<ServerId>, bool) {
     if let Some(cookie) = &backend.cfg.cookie {
         if let Some((id, rewritten)) = super::cookie::find_server(backend, cookie, &parts.headers) {
-            let valid = backend.usable(id);
+            let valid = id.filter(|id| backend.usable(*id));
             // Only the line that held the persistence cookie changes; the others stay.
             if let Some((line, value)) = rewritten {
                 let mut lines: Vec<HeaderValue> = parts.headers.get_all(header::COOKIE).iter().cloned().collect();
@@ -87,8 +87,8 @@ pub(crate) fn persistence(
                     parts.headers.append(header::COOKIE, v);
                 }
             }
-            if valid {
-                return (Some(id), true);
+            if valid.is_some() {
+                return (valid, true);
             }
         }
     }
