@@ -164,6 +164,11 @@ fn response_heads_over_the_limits_get_502() {
         ("150 header fields", many),
         ("a bad status line", &b"HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok"[..]),
         ("conflicting lengths", &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok"[..]),
+        (
+            "a final coding that is not chunked",
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n"[..],
+        ),
+        ("chunked twice", &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"[..]),
     ] {
         let origin = raw_origin(answer);
         let bind = free_addr();
@@ -171,6 +176,26 @@ fn response_heads_over_the_limits_get_502() {
         let reply = raw(bind, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         assert!(reply.starts_with("HTTP/1.1 502"), "{what}: {:?}", &reply[..reply.len().min(80)]);
     }
+}
+
+/// An HTTP/1.0 response with Transfer-Encoding is read as chunked, and the client connection
+/// closes after it (RFC 9112 §6.1; HAProxy's http_transfer_encoding.vtc): a kept-alive client
+/// gets the answer, then the end of the connection.
+#[test]
+fn an_http10_response_with_transfer_encoding_closes_the_client() {
+    let origin = raw_origin(b"HTTP/1.0 200 Ok\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+    let bind = free_addr();
+    let _f = Fulcrum::start("te10.cfg", &cfg(bind, "", origin), bind);
+    let mut s = std::net::TcpStream::connect(bind).expect("connect");
+    // Shorter than the keep-alive timeout (10 s): an end seen here is the proxy's close.
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+    let mut reply = Vec::new();
+    let ended = s.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply).to_ascii_lowercase();
+    assert!(ended.is_ok(), "the client connection stayed open after: {reply:?}");
+    assert!(reply.starts_with("http/1.1 200"), "{reply:?}");
+    assert!(reply.contains("transfer-encoding: chunked") && !reply.contains("content-length"), "{reply:?}");
 }
 
 #[test]

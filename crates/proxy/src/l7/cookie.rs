@@ -12,11 +12,7 @@ pub type Rewrite = Option<(usize, HeaderValue)>;
 /// Whether a request carries the persistence cookie: the server it names (None for a value
 /// that names none), and, when the line holding it must change (insert with `indirect` drops
 /// ours; prefix strips `SRV~`), which `Cookie` line it is and what replaces it.
-pub fn find_server(
-    backend: &BackendRt,
-    cookie: &Cookie,
-    headers: &HeaderMap,
-) -> Option<(Option<ServerId>, Rewrite)> {
+pub fn find_server(backend: &BackendRt, cookie: &Cookie, headers: &HeaderMap) -> Option<(Option<ServerId>, Rewrite)> {
     let strips = cookie.mode == CookieMode::Prefix || (cookie.mode == CookieMode::Insert && cookie.indirect);
     for (line, value) in headers.get_all(header::COOKIE).iter().enumerate() {
         let Ok(text) = value.to_str() else { continue };

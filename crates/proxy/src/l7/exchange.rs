@@ -460,7 +460,11 @@ async fn relay_response(
 ) -> Result<bool, Failed> {
     let backend = x.backend.clone();
     let server_keeps = headers::server_reuse(x.fe(), &backend) && !resp.close && may_keep;
-    let keep_client = !x.req.close && x.fe().cfg.conn_mode != ConnMode::Close && may_keep;
+    // An HTTP/1.0 response with Transfer-Encoding is read as chunked, but its framing is not
+    // trusted for more (RFC 9112 §6.1): both connections close after it, as HAProxy does.
+    let suspect = resp.version != Version::HTTP_11 && resp.framing == Framing::Chunked;
+    let server_keeps = server_keeps && !suspect;
+    let keep_client = !x.req.close && x.fe().cfg.conn_mode != ConnMode::Close && may_keep && !suspect;
     route::set_cookie(&backend, id, x.cookie_ok, &mut resp.headers);
     let client_http10 = x.req.head.version == Version::HTTP_10;
     let out = headers::response_to_client(&mut resp.headers, resp.framing, client_http10, keep_client);
