@@ -1,7 +1,8 @@
 //! Going to the background (`haproxy -D`, `keepalived` without `-n`): the checked configuration is started again in a process of its own group,
 //! detached from the terminal, and the command returns once that process serves (it says
 //! READY over a datagram socket, systemd's protocol) or fails to (its exit code is returned).
-//! The PID file names the background process.
+//! The PID file names the background process. Its messages show on this process's standard
+//! error until then (a start that fails says why).
 use std::ffi::OsString;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
@@ -52,10 +53,17 @@ fn start(name: &str, dir: &Path, argv: Vec<OsString>, alert: fn(&str)) -> Result
         .env(READY_VAR, &path)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // Until it serves, what the background process says (why it cannot start) shows
+        // here; once this process has returned, its later messages go nowhere.
+        .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
         .map_err(|e| fail(format!("cannot start the background process: {e}")))?;
+    if let Some(mut said) = child.stderr.take() {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut said, &mut std::io::stderr());
+        });
+    }
     let deadline = Instant::now() + START_TIMEOUT;
     let mut buf = [0u8; 256];
     while Instant::now() < deadline {

@@ -85,6 +85,9 @@ pub struct RunOptions {
     pub notify: Option<crate::notify::Notifier>,
     /// Processes told to stop once this one serves (`-sf`: SIGUSR1, `-st`: SIGTERM).
     pub stop_old: Vec<(u32, i32)>,
+    /// Started in the background (`-D`, keepalived without `-n`): once serving, standard
+    /// error (the starter's pipe, closed when it returns) goes to /dev/null.
+    pub background: bool,
 }
 
 pub fn run(files: &[PathBuf], opts: &LoadOptions, threads: Option<usize>, access_log: Option<PathBuf>) -> ExitCode {
@@ -95,13 +98,20 @@ pub fn run(files: &[PathBuf], opts: &LoadOptions, threads: Option<usize>, access
             return ExitCode::from(1);
         }
     };
-    let run = RunOptions { threads, access_log, signals: Signals::Fulcrum, notify: None, stop_old: Vec::new() };
+    let run = RunOptions {
+        threads,
+        access_log,
+        signals: Signals::Fulcrum,
+        notify: None,
+        stop_old: Vec::new(),
+        background: false,
+    };
     serve(loaded, files, opts, run)
 }
 
 /// Start from a loaded configuration; `files` and `opts` are read again on reload.
 pub fn serve(mut loaded: Loaded, files: &[PathBuf], opts: &LoadOptions, run: RunOptions) -> ExitCode {
-    let RunOptions { threads, access_log, signals, notify, stop_old } = run;
+    let RunOptions { threads, access_log, signals, notify, stop_old, background } = run;
     if access_log.is_some() {
         loaded.model.global.access_log = access_log.clone();
     }
@@ -150,6 +160,11 @@ pub fn serve(mut loaded: Loaded, files: &[PathBuf], opts: &LoadOptions, run: Run
         }
         if let Some(n) = &notifier {
             n.send(&format!("READY=1\nMAINPID={}", std::process::id()));
+        }
+        if background {
+            if let Err(e) = crate::sys::silence_stderr() {
+                tracing::warn!("cannot point standard error at /dev/null: {e}");
+            }
         }
         let ctx = SignalContext { files, opts, access_log, signals, notifier: notifier.as_ref() };
         let (outcome, stop) = serve_signals(&mut proxy, &mut vrrp_rt, &admin, ctx).await;

@@ -55,6 +55,19 @@ pub fn adopt(fd: RawFd) -> std::io::Result<TcpListener> {
     Ok(TcpListener::from(socket))
 }
 
+/// Points standard error at /dev/null: a background process whose starter has returned (and
+/// closed the pipe its messages went to) must not fail, or panic, writing a message.
+pub fn silence_stderr() -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+    // SAFETY: dup2(2) on two descriptors this process owns (the open file and standard
+    // error); it touches no memory of this process.
+    if unsafe { libc::dup2(null.as_raw_fd(), libc::STDERR_FILENO) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Send `signal` to process `pid`.
 pub fn kill(pid: u32, signal: i32) -> std::io::Result<()> {
     let pid = libc::pid_t::try_from(pid).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;

@@ -188,6 +188,9 @@ fn daemon_mode_writes_the_pid_file_and_stops_on_usr1() {
     std::fs::write(dir.join("busy.cfg"), cfg(busy.local_addr().expect("addr"), origin.addr)).expect("write");
     let failed = haproxy(&dir, &["-D", "-f", "busy.cfg"]);
     assert_ne!(code(&failed), 0);
+    // And says why: the background process's messages show until it serves.
+    let port = busy.local_addr().expect("addr").port().to_string();
+    assert!(stderr(&failed).contains(&port), "{}", stderr(&failed));
 }
 
 /// Debian 12's haproxy.service, run as systemd would: `-Ws -f CONFIG -c -q` before start,

@@ -203,7 +203,7 @@ fn start(loaded: Loaded, args: &Args, opts: LoadOptions, background: bool) -> Ex
         }
     }
     let signals = crate::run::Signals::Haproxy;
-    let run = crate::run::RunOptions { threads: None, access_log: None, signals, notify, stop_old };
+    let run = crate::run::RunOptions { threads: None, access_log: None, signals, notify, stop_old, background };
     let files: Vec<PathBuf> = args.files.clone();
     // The PID file stays, as HAProxy leaves it: a successor may have written it already.
     crate::run::serve(loaded, &files, &opts, run)

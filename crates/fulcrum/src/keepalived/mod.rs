@@ -127,6 +127,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         signals: crate::run::Signals::Keepalived,
         notify,
         stop_old: Vec::new(),
+        background,
     };
     let code = crate::run::serve(loaded, &files, &opts, run);
     // keepalived removes its PID files when it stops.
