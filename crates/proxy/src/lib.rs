@@ -121,7 +121,7 @@ impl Proxy {
         let workers =
             (0..threads.max(1)).map(|i| listen::Worker::spawn(i, shared.clone())).collect::<Result<_, _>>()?;
         let mut proxy = Proxy { shared, workers, listening: Default::default(), checks: Vec::new() };
-        let binds: Vec<SocketAddr> = proxy.shared.snapshot.load().binds().collect();
+        let binds = proxy.shared.snapshot.load().binds_with_mode();
         proxy.listen_on(&binds)?;
         proxy.checks = checks::spawn_checks(&proxy.shared.snapshot.load());
         Ok(proxy)
@@ -135,7 +135,8 @@ impl Proxy {
     /// over, new addresses are bound and removed ones closed. On error nothing changes.
     pub fn reload(&mut self, model: Model) -> Result<(), StartError> {
         let snapshot = Snapshot::build(model, &self.shared.live)?;
-        let new_binds: Vec<SocketAddr> = snapshot.binds().filter(|a| !self.listening.contains(a)).collect();
+        let new_binds: Vec<(SocketAddr, bool)> =
+            snapshot.binds_with_mode().into_iter().filter(|(a, _)| !self.listening.contains(a)).collect();
         // Bind before swapping: a port that cannot be bound fails the reload and changes nothing.
         let sockets = listen::bind_all(&new_binds, self.workers.len())?;
         self.shared.snapshot.store(Arc::new(snapshot));
@@ -155,7 +156,7 @@ impl Proxy {
         Ok(())
     }
 
-    fn listen_on(&mut self, addrs: &[SocketAddr]) -> Result<(), StartError> {
+    fn listen_on(&mut self, addrs: &[(SocketAddr, bool)]) -> Result<(), StartError> {
         let sockets = listen::bind_all(addrs, self.workers.len())?;
         self.hand_out(sockets);
         Ok(())

@@ -31,9 +31,6 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     let snap = shared.snapshot.load_full();
     let Some(fe) = snap.frontend_for(&bind) else { return };
     let Ok(mut client) = TcpStream::from_std(stream) else { return };
-    // The listener delays ACKs for HTTP (the answer carries them); a byte stream may wait
-    // for a reply that never comes, so this socket acknowledges at once.
-    let _ = socket2::SockRef::from(&client).set_quickack(true);
     let mut facts = Facts { client: peer.ip(), req: None, sni: None, hello_type: None };
     if !fe.tcp_accepts(false, &facts) {
         // `tcp-request connection reject`: closed at once, without a log line (as HAProxy).

@@ -56,6 +56,13 @@ impl Snapshot {
         self.by_bind.get(bind).and_then(|i| self.frontends.get(*i))
     }
 
+    /// Every bound address, and whether it serves HTTP (`mode http`) rather than TCP.
+    pub fn binds_with_mode(&self) -> Vec<(SocketAddr, bool)> {
+        self.binds()
+            .map(|a| (a, self.frontend_for(&a).is_none_or(|f| f.cfg.mode == fulcrum_model::Mode::Http)))
+            .collect()
+    }
+
     pub fn binds(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.by_bind.keys().copied()
     }
