@@ -1,4 +1,5 @@
 //! Reading configuration files: format detection and combining several files into one Model.
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::diag::{at, place, Severity};
@@ -200,18 +201,27 @@ fn combine(partials: Vec<Partial>, diags: &mut Vec<Diagnostic>) -> Model {
     let mut model = Model::default();
     let mut refs = Vec::new();
     let mut binds: Vec<BindRef> = Vec::new();
+    // By name, for duplicates and references in linear time (10k backends are a real size).
+    let mut frontend_at: HashMap<String, usize> = HashMap::new();
+    let mut backend_at: HashMap<String, usize> = HashMap::new();
     for partial in partials {
         partial.global.apply(&mut model.global);
         for fe in partial.frontends {
-            match model.frontends.iter().find(|f| f.name == fe.name) {
+            match frontend_at.get(&fe.name).and_then(|i| model.frontends.get(*i)) {
                 Some(first) => diags.push(duplicate("frontend", &fe.name, &fe.origin, &first.origin)),
-                None => model.frontends.push(fe),
+                None => {
+                    frontend_at.insert(fe.name.clone(), model.frontends.len());
+                    model.frontends.push(fe);
+                }
             }
         }
         for be in partial.backends {
-            match model.backends.iter().find(|b| b.name == be.name) {
+            match backend_at.get(&be.name).and_then(|i| model.backends.get(*i)) {
                 Some(first) => diags.push(duplicate("backend", &be.name, &be.origin, &first.origin)),
-                None => model.backends.push(be),
+                None => {
+                    backend_at.insert(be.name.clone(), model.backends.len());
+                    model.backends.push(be);
+                }
             }
         }
         refs.extend(partial.backend_refs);
@@ -219,7 +229,7 @@ fn combine(partials: Vec<Partial>, diags: &mut Vec<Diagnostic>) -> Model {
         combine_vrrp(&mut model.vrrp, partial.vrrp, diags);
     }
     for r in refs {
-        if model.backend(&r.backend).is_none() {
+        if !backend_at.contains_key(&r.backend) {
             let message = format!("frontend '{}' uses backend '{}', which is not defined", r.frontend, r.backend);
             let hint = did_you_mean(&r.backend, model.backends.iter().map(|b| b.name.as_str()))
                 .map(|best| format!("did you mean {best}?"));

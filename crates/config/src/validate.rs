@@ -157,12 +157,16 @@ fn modes(model: &Model, fe: &Frontend, diags: &mut Vec<Diagnostic>) {
 }
 
 fn backend(be: &Backend, diags: &mut Vec<Diagnostic>) {
-    for (i, server) in be.servers.iter().enumerate() {
+    // Linear in the servers: a backend may have 100k of them.
+    let mut seen: std::collections::HashMap<&str, &Server> = std::collections::HashMap::new();
+    for server in &be.servers {
         let mut error =
             |message: String, hint: Option<String>| diags.push(at(&server.origin, Severity::Error, message, hint));
         let name = format!("server '{}' of backend '{}'", server.name, be.name);
-        if let Some(first) = be.servers.get(..i).unwrap_or_default().iter().find(|s| s.name == server.name) {
+        if let Some(first) = seen.get(server.name.as_str()) {
             error(format!("{name} is defined twice"), Some(format!("first defined at {}", place(&first.origin))));
+        } else {
+            seen.insert(&server.name, server);
         }
         if server.weight > 256 {
             error(
@@ -193,10 +197,13 @@ fn backend(be: &Backend, diags: &mut Vec<Diagnostic>) {
         }
     }
     if be.cookie.is_some() {
-        for (i, server) in be.servers.iter().enumerate() {
+        let mut values: std::collections::HashMap<&str, &Server> = std::collections::HashMap::new();
+        for server in &be.servers {
             let Some(value) = &server.cookie else { continue };
-            let earlier = be.servers.get(..i).unwrap_or_default();
-            if let Some(first) = earlier.iter().find(|s| s.cookie.as_ref() == Some(value)) {
+            if let Some(first) = values.get(value.as_str()).copied().or_else(|| {
+                values.insert(value, server);
+                None
+            }) {
                 let message = format!("servers '{}' and '{}' share cookie value '{value}'", first.name, server.name);
                 diags.push(at(
                     &server.origin,

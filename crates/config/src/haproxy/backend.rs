@@ -138,10 +138,10 @@ impl Parser {
             return Err(Problem::invalid(format!("invalid server name '{name}'"))
                 .hint("names use letters, digits, '-', '_', '.' and ':'"));
         }
-        if let Some(other) = st.be.servers.iter().find(|s| s.name == *name) {
+        if let Some(line) = st.server_lines.get(name.as_str()) {
             return Err(Problem::invalid(format!(
-                "server '{name}' is already defined in backend '{}' (line {})",
-                st.name, other.origin.line
+                "server '{name}' is already defined in backend '{}' (line {line})",
+                st.name
             )));
         }
         let hp = parse_host_port(addr)?;
@@ -156,6 +156,7 @@ impl Parser {
         server.origin = Origin { file: self.sink.file.clone(), line };
         server.addr = addr;
         server.check_addr = check_address(&defaults, addr)?;
+        st.server_lines.insert(name.clone(), line);
         st.be.servers.push(server);
         Ok(())
     }

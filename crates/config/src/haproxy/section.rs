@@ -64,6 +64,9 @@ pub(super) struct ProxyState {
     pub stick_on_src: Option<usize>,
     /// A routing or bind line of this section was in error.
     pub incomplete: bool,
+    /// The servers' names so far, with their lines: a backend of 100k servers is checked for
+    /// duplicates in linear time.
+    pub server_lines: std::collections::HashMap<String, usize>,
 }
 
 impl ProxyState {
@@ -89,6 +92,7 @@ impl ProxyState {
             stick_table: None,
             stick_on_src: None,
             incomplete: false,
+            server_lines: std::collections::HashMap::new(),
         }
     }
 
@@ -103,6 +107,7 @@ impl ProxyState {
         state.use_backends.clear();
         state.binds.clear();
         state.be.servers.clear();
+        state.server_lines.clear();
         state.incomplete = false;
         if let Some((_, line)) = state.expect.as_mut() {
             *line = None;

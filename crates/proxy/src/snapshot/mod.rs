@@ -35,15 +35,22 @@ impl Snapshot {
     pub fn build(model: Model, live: &LiveRegistry) -> Result<Snapshot, CompileError> {
         let backends: Vec<Arc<BackendRt>> =
             model.backends.iter().map(|b| BackendRt::build(b, live).map(Arc::new)).collect::<Result<_, _>>()?;
+        let by_name: HashMap<&str, &Arc<BackendRt>> = backends.iter().map(|b| (b.cfg.name.as_str(), b)).collect();
         let mut frontends = Vec::new();
         let mut by_bind: HashMap<SocketAddr, usize, crate::fasthash::FastBuild> = HashMap::default();
         for (index, fe) in model.frontends.iter().enumerate() {
-            frontends.push(FrontendRt::build(fe, &backends)?);
+            frontends.push(FrontendRt::build(fe, &by_name)?);
             for bind in &fe.binds {
                 by_bind.insert(*bind, index);
             }
         }
-        live.retain(&|b, s| model.backend(b).is_some_and(|b| b.servers.iter().any(|x| x.name == s)));
+        // Linear: a backend may hold 100k servers.
+        let current: std::collections::HashSet<(&str, &str)> = model
+            .backends
+            .iter()
+            .flat_map(|b| b.servers.iter().map(move |s| (b.name.as_str(), s.name.as_str())))
+            .collect();
+        live.retain(&|b, s| current.contains(&(b, s)));
         let limits = crate::h1::Limits { max_head: model.global.max_head(), max_headers: model.global.max_headers };
         Ok(Snapshot { model, limits, frontends, backends, by_bind })
     }
@@ -85,12 +92,11 @@ pub struct FrontendRt {
 }
 
 impl FrontendRt {
-    fn build(fe: &Frontend, backends: &[Arc<BackendRt>]) -> Result<Self, CompileError> {
+    fn build(fe: &Frontend, backends: &HashMap<&str, &Arc<BackendRt>>) -> Result<Self, CompileError> {
         let find = |name: &str| {
             backends
-                .iter()
-                .find(|b| b.cfg.name == name)
-                .cloned()
+                .get(name)
+                .map(|b| Arc::clone(b))
                 .ok_or_else(|| CompileError::UnknownBackend { frontend: fe.name.clone(), backend: name.to_string() })
         };
         let acls = fe.acls.iter().map(CompiledAcl::compile).collect::<Result<Vec<_>, _>>()?;
