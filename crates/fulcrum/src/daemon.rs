@@ -13,6 +13,23 @@ use std::time::{Duration, Instant};
 /// The variable that names the readiness socket to a daemon's background process.
 pub const READY_VAR: &str = "FULCRUM_DAEMON_READY";
 
+/// Whether this process is the background half of a detached start.
+pub fn in_background() -> bool {
+    std::env::var_os(READY_VAR).is_some()
+}
+
+/// Who hears that this process serves: the foreground process of a detached start, else
+/// systemd (`NOTIFY_SOCKET`) when `systemd` asks for it.
+pub fn notifier(background: bool, systemd: bool) -> Option<crate::notify::Notifier> {
+    if background {
+        crate::notify::Notifier::from_var(READY_VAR)
+    } else if systemd {
+        crate::notify::Notifier::from_env()
+    } else {
+        None
+    }
+}
+
 /// How long the foreground waits for the background process to serve.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 

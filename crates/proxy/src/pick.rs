@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use fulcrum_balance::ServerId;
 
+use crate::error::{Failure, ProxyError, Stage};
 use crate::live::lock;
 use crate::snapshot::BackendRt;
 
@@ -61,6 +62,34 @@ pub(crate) fn pick_server(
         Pick::Full
     } else {
         Pick::NoServer
+    }
+}
+
+/// The server of the next attempt, with a slot reserved: `again` (a retry goes back to it)
+/// when it has a free slot, else the scheduler's pick (`preferred`, persistence's server,
+/// first); waiting in the backend's queue until `deadline` (`timeout queue`) when every
+/// eligible server is full. Requests and `mode tcp` connections both come here.
+pub(crate) async fn choose(
+    backend: &BackendRt,
+    again: Option<ServerId>,
+    key: Option<&[u8]>,
+    tried: &[ServerId],
+    mut preferred: Option<ServerId>,
+    deadline: Instant,
+) -> Result<ServerId, ProxyError> {
+    if let Some(id) = again.filter(|id| reserve(backend, *id)) {
+        return Ok(id);
+    }
+    loop {
+        match pick_server(backend, key, tried, preferred.take()) {
+            Pick::Server(id) => return Ok(id),
+            Pick::NoServer => return Err(ProxyError::new(Failure::NoServer, Stage::Connect)),
+            Pick::Full => {
+                if !wait_in_queue(backend, deadline).await {
+                    return Err(ProxyError::new(Failure::QueueTimeout, Stage::Queue));
+                }
+            }
+        }
     }
 }
 

@@ -26,8 +26,8 @@ pub enum Incoming {
 pub fn parse(data: &[u8]) -> Incoming {
     // A v1 line is read once its CRLF is in (at most 107 bytes): its last field would
     // otherwise be read cut short.
-    let v1_line =
-        b"PROXY ".starts_with(data.get(..6.min(data.len())).unwrap_or_default()) || data.starts_with(b"PROXY ");
+    let start = data.len().min(6);
+    let v1_line = data.get(..start) == b"PROXY ".get(..start);
     if v1_line && !data.windows(2).any(|w| w == b"\r\n") {
         return if data.len() >= 107 {
             Incoming::Invalid("invalid PROXY protocol v1 header: no end of line in 107 bytes".into())

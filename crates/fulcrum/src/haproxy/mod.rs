@@ -119,7 +119,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let background = std::env::var_os(crate::daemon::READY_VAR).is_some();
+    let background = crate::daemon::in_background();
     if args.daemon && !background && !args.debug && !args.foreground {
         let without: Vec<OsString> = argv.into_iter().filter(|a| a != "-D").collect();
         return crate::daemon::detach("haproxy", without, args.pidfile.as_deref(), |text| say(Level::Alert, text));
@@ -174,13 +174,7 @@ fn start(loaded: Loaded, args: &Args, opts: LoadOptions, background: bool) -> Ex
             return ExitCode::from(1);
         }
     }
-    let notify = if background {
-        crate::notify::Notifier::from_var(crate::daemon::READY_VAR)
-    } else if args.master_worker == Some(MasterWorker::Systemd) {
-        crate::notify::Notifier::from_env()
-    } else {
-        None
-    };
+    let notify = crate::daemon::notifier(background, args.master_worker == Some(MasterWorker::Systemd));
     let stop_old = match &args.old_pids {
         Some((how, pids)) => {
             let sig = match how {

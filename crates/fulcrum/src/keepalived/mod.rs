@@ -102,7 +102,7 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         // -C: the health checkers (virtual servers) only; fulcrum reads no virtual_server yet.
         loaded.model.vrrp.instances.clear();
     }
-    let background = std::env::var_os(crate::daemon::READY_VAR).is_some();
+    let background = crate::daemon::in_background();
     if !args.dont_fork && !background {
         let mut child_args = argv;
         child_args.push("--dont-fork".into());
@@ -115,11 +115,8 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    let notify = if background {
-        crate::notify::Notifier::from_var(crate::daemon::READY_VAR)
-    } else {
-        crate::notify::Notifier::from_env()
-    };
+    // keepalived.service is Type=notify: systemd is told whenever it listens.
+    let notify = crate::daemon::notifier(background, true);
     tracing::info!("Starting Keepalived v2.2.7 (fulcrum {})", env!("CARGO_PKG_VERSION"));
     let run = crate::run::RunOptions {
         threads: None,

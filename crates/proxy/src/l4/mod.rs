@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use crate::error::{Failure, ProxyError, Stage};
 use crate::l7::{ms, LogEntry};
 use crate::observe::{observe_result, Observation};
-use crate::pick::{pick_server, reserve, wait_in_queue, Pick, Slot};
+use crate::pick::{choose, Slot};
 use crate::retry::{decide, Attempt, Decision, RetryPolicy};
 use crate::snapshot::{BackendRt, Facts};
 use crate::Shared;
@@ -79,7 +79,7 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
         e
     });
     let key = match backend.cfg.algorithm {
-        Algorithm::Source => Some(client_key(peer)),
+        Algorithm::Source => Some(crate::l7::source_key(peer.ip())),
         _ => None,
     };
     let connected = connect(&backend, key.as_deref(), accepted, entry.as_deref_mut()).await;
@@ -119,6 +119,36 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     }
 }
 
+/// Why reading the first bytes stopped before they decided anything.
+enum ReadEnd {
+    Closed,
+    Failed(std::io::Error),
+    TimedOut,
+}
+
+/// Reads the client's first bytes into `buf` until `decide` makes something of what it holds,
+/// or reading ends (the client closes, an error, `deadline`).
+async fn read_until<T>(
+    client: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    deadline: tokio::time::Instant,
+    mut decide: impl FnMut(&[u8]) -> Option<T>,
+) -> Result<T, ReadEnd> {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(decided) = decide(buf) {
+            return Ok(decided);
+        }
+        match tokio::time::timeout_at(deadline, client.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            Ok(Ok(_)) => return Err(ReadEnd::Closed),
+            Ok(Err(e)) => return Err(ReadEnd::Failed(e)),
+            Err(_) => return Err(ReadEnd::TimedOut),
+        }
+    }
+}
+
 /// Reads an `accept-proxy` connection's PROXY protocol header (within `limit`): its source
 /// address (None for a header that gives none), the bytes after it left in `rest`.
 async fn read_proxy_header(
@@ -127,24 +157,21 @@ async fn read_proxy_header(
     limit: std::time::Duration,
 ) -> Result<Option<SocketAddr>, String> {
     use crate::proxy_protocol::{parse, Incoming};
-    use tokio::io::AsyncReadExt;
     let deadline = tokio::time::Instant::now() + limit;
-    let mut chunk = [0u8; 1024];
-    loop {
-        match parse(rest) {
-            Incoming::Partial => {}
-            Incoming::Header { len, source } => {
-                rest.drain(..len.min(rest.len()));
-                return Ok(source);
-            }
-            Incoming::Invalid(why) => return Err(why),
+    let read = read_until(client, rest, deadline, |bytes| match parse(bytes) {
+        Incoming::Partial => None,
+        Incoming::Header { len, source } => Some(Ok((len, source))),
+        Incoming::Invalid(why) => Some(Err(why)),
+    });
+    match read.await {
+        Ok(Ok((len, source))) => {
+            rest.drain(..len.min(rest.len()));
+            Ok(source)
         }
-        match tokio::time::timeout_at(deadline, client.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => rest.extend_from_slice(&chunk[..n]),
-            Ok(Ok(_)) => return Err("closed before a PROXY protocol header".into()),
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err("no PROXY protocol header in time".into()),
-        }
+        Ok(Err(why)) => Err(why),
+        Err(ReadEnd::Closed) => Err("closed before a PROXY protocol header".into()),
+        Err(ReadEnd::Failed(e)) => Err(e.to_string()),
+        Err(ReadEnd::TimedOut) => Err("no PROXY protocol header in time".into()),
     }
 }
 
@@ -152,21 +179,15 @@ async fn read_proxy_header(
 /// handshake (and, for a ClientHello, its server name), the client stops sending, or `delay`
 /// passes. The bytes are sent on to the server later, as they came.
 async fn read_hello(client: &mut TcpStream, first: &mut Vec<u8>, delay: std::time::Duration) -> hello::Hello {
-    use tokio::io::AsyncReadExt;
     let deadline = tokio::time::Instant::now() + delay;
-    let mut chunk = [0u8; 4096];
-    loop {
-        match hello::parse(first) {
-            hello::Hello::Partial => {}
-            decided => return decided,
-        }
-        if first.len() > 16384 + 2048 + 5 {
-            return hello::Hello::NotTls;
-        }
-        match tokio::time::timeout_at(deadline, client.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => first.extend_from_slice(&chunk[..n]),
-            _ => return hello::parse(first),
-        }
+    let read = read_until(client, first, deadline, |bytes| match hello::parse(bytes) {
+        hello::Hello::Partial if bytes.len() > 16384 + 2048 + 5 => Some(hello::Hello::NotTls),
+        hello::Hello::Partial => None,
+        decided => Some(decided),
+    });
+    match read.await {
+        Ok(decided) => decided,
+        Err(_) => hello::parse(first),
     }
 }
 
@@ -179,15 +200,6 @@ fn close_read(client: &TcpStream) {
             Ok(n) if n > 0 => continue,
             _ => break,
         }
-    }
-}
-
-/// The bytes `balance source` hashes: the client's IPv4 address (an IPv4-mapped IPv6 one as
-/// IPv4), else its IPv6 address.
-fn client_key(peer: SocketAddr) -> Vec<u8> {
-    match peer.ip() {
-        std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or_else(|| v6.octets().to_vec(), |v4| v4.octets().to_vec()),
     }
 }
 
@@ -207,10 +219,7 @@ async fn connect(
     let mut retries = 0;
     let queue_deadline = accepted + cfg.timeout_queue;
     loop {
-        let id = match again.take().filter(|id| reserve(backend, *id)) {
-            Some(id) => id,
-            None => choose(backend, key, &tried, queue_deadline).await?,
-        };
+        let id = choose(backend, again.take(), key, &tried, None, queue_deadline).await?;
         let slot = Slot::new(backend, id);
         let server = &backend.servers[id];
         server.live.total.fetch_add(1, Ordering::Relaxed);
@@ -256,27 +265,6 @@ async fn connect(
                     e.retries = retries;
                 }
                 return Err(error);
-            }
-        }
-    }
-}
-
-/// The scheduler's server, with a slot reserved; the backend's queue (up to `timeout queue`
-/// from the accept) when every server is full.
-async fn choose(
-    backend: &BackendRt,
-    key: Option<&[u8]>,
-    tried: &[ServerId],
-    deadline: Instant,
-) -> Result<ServerId, ProxyError> {
-    loop {
-        match pick_server(backend, key, tried, None) {
-            Pick::Server(id) => return Ok(id),
-            Pick::NoServer => return Err(ProxyError::new(Failure::NoServer, Stage::Connect)),
-            Pick::Full => {
-                if !wait_in_queue(backend, deadline).await {
-                    return Err(ProxyError::new(Failure::QueueTimeout, Stage::Queue));
-                }
             }
         }
     }

@@ -10,7 +10,6 @@ use super::accesslog::LogEntry;
 use crate::h1;
 use crate::io::Side;
 use crate::snapshot::FrontendRt;
-use crate::Shared;
 
 /// The client timeouts of a frontend, in milliseconds (they sit in every connection).
 #[derive(Debug, Clone, Copy)]
@@ -103,8 +102,13 @@ impl Client {
     }
 
     /// An accepted connection, with its frontend's timeouts.
-    pub(crate) fn new(stream: std::net::TcpStream, peer: SocketAddr, bind: SocketAddr, shared: &Shared) -> Client {
-        let timeouts = ClientTimeouts::of(shared.snapshot.load().frontend_for(&bind));
+    pub(crate) fn new(
+        stream: std::net::TcpStream,
+        peer: SocketAddr,
+        bind: SocketAddr,
+        fe: Option<&FrontendRt>,
+    ) -> Client {
+        let timeouts = ClientTimeouts::of(fe);
         Client { side: Side::plain(stream), peer, bind, buf: None, timeouts, accepted: Instant::now() }
     }
 }

@@ -21,7 +21,7 @@ use crate::h1::{self, Framing};
 use crate::io::{IoFail, Side};
 use crate::live::lock;
 use crate::observe::{observe_result, Observation};
-use crate::pick::{pick_server, reserve, wait_in_queue, Pick, Slot};
+use crate::pick::{choose, Slot};
 use crate::retry::{decide, Attempt, Decision, RetryPolicy};
 use crate::snapshot::{BackendRt, FrontendRt, Snapshot};
 use crate::upstream::{self, ConnectError, Upstream};
@@ -188,7 +188,6 @@ struct Tries {
     fresh_only: bool,
     /// Persistence's server, for the first pick only.
     preferred: Option<ServerId>,
-    queue_deadline: Option<Instant>,
 }
 
 /// Picks a server, connects and sends, retrying and redispatching as [`decide`] says. Ok:
@@ -196,16 +195,10 @@ struct Tries {
 async fn forward(x: &mut Exchange, client: &mut Client, drain: &Drain) -> Result<bool, ProxyError> {
     let cfg = &x.backend.cfg;
     let policy = RetryPolicy { retries: cfg.retries, redispatch: cfg.redispatch, timeout_connect: cfg.timeout_connect };
-    let mut t = Tries {
-        tried: Vec::new(),
-        retries: 0,
-        again: None,
-        fresh_only: false,
-        preferred: x.preferred,
-        queue_deadline: None,
-    };
+    let mut t = Tries { tried: Vec::new(), retries: 0, again: None, fresh_only: false, preferred: x.preferred };
     loop {
-        let id = choose(x, &mut t).await?;
+        let deadline = x.parsed + x.backend.cfg.timeout_queue;
+        let id = choose(&x.backend, t.again.take(), x.key.as_deref(), &t.tried, t.preferred.take(), deadline).await?;
         let (error, attempt) = match attempt(x, client, drain, id, &mut t).await {
             Ok(keep) => return Ok(keep),
             Err(failed) => failed,
@@ -234,27 +227,6 @@ async fn forward(x: &mut Exchange, client: &mut Client, drain: &Drain) -> Result
                     e.retries = t.retries;
                 }
                 return Err(error);
-            }
-        }
-    }
-}
-
-/// The server of the next attempt, with a slot reserved on it: the one a retry goes back to,
-/// else the scheduler's pick; waiting in the queue (up to `timeout queue`) when all are full.
-async fn choose(x: &Exchange, t: &mut Tries) -> Result<ServerId, ProxyError> {
-    let backend = &x.backend;
-    if let Some(id) = t.again.take().filter(|id| reserve(backend, *id)) {
-        return Ok(id);
-    }
-    loop {
-        match pick_server(backend, x.key.as_deref(), &t.tried, t.preferred.take()) {
-            Pick::Server(id) => return Ok(id),
-            Pick::NoServer => return Err(ProxyError::new(Failure::NoServer, Stage::Connect)),
-            Pick::Full => {
-                let deadline = *t.queue_deadline.get_or_insert_with(|| x.parsed + backend.cfg.timeout_queue);
-                if !wait_in_queue(backend, deadline).await {
-                    return Err(ProxyError::new(Failure::QueueTimeout, Stage::Queue));
-                }
             }
         }
     }

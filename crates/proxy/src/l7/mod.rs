@@ -32,6 +32,7 @@ pub use accesslog::AccessLog;
 pub(crate) use accesslog::LogEntry;
 use client::{error_page, respond, Incoming};
 pub(crate) use client::{ms, Client};
+pub(crate) use route::source_key;
 
 use crate::drain::Drain;
 use crate::error::{Failure, ProxyError, Stage};

@@ -11,13 +11,19 @@ use http::header::{self, HeaderMap, HeaderValue};
 use crate::live::lock;
 use crate::snapshot::BackendRt;
 
+/// The bytes `balance source` hashes: the client's IPv4 address (an IPv4-mapped IPv6 one as
+/// IPv4), else its IPv6 address. `mode tcp` uses it too.
+pub(crate) fn source_key(client: IpAddr) -> Vec<u8> {
+    match client {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or_else(|| v6.octets().to_vec(), |v4| v4.octets().to_vec()),
+    }
+}
+
 /// The bytes the balance algorithm hashes, if it is a hash algorithm and the key is present.
 pub(crate) fn hash_key(algo: &Algorithm, parts: &http::request::Parts, client: IpAddr) -> Option<Vec<u8>> {
     match algo {
-        Algorithm::Source => Some(match client {
-            IpAddr::V4(v4) => v4.octets().to_vec(),
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(|v4| v4.octets().to_vec()).unwrap_or(v6.octets().to_vec()),
-        }),
+        Algorithm::Source => Some(source_key(client)),
         Algorithm::Uri { whole, len, depth, path_only } => {
             // The target as the request line gave it: an absolute one keeps its scheme and
             // authority unless `path-only`, as HAProxy hashes it.

@@ -174,13 +174,19 @@ async fn accept_loop(listener: AsyncFd<socket2::Socket>, bind: SocketAddr, share
         // saves a setsockopt per connection.
         conns.open.fetch_add(1, Ordering::AcqRel);
         shared.parked.fetch_add(1, Ordering::AcqRel);
-        let tcp = shared.snapshot.load().frontend_for(&bind).is_some_and(|f| f.cfg.mode == fulcrum_model::Mode::Tcp);
-        if tcp {
-            tokio::spawn(serve_tcp(stream, peer, bind, shared.clone(), conns.clone()));
-            continue;
-        }
-        let client = crate::l7::Client::new(stream, peer, bind, &shared);
-        tokio::spawn(serve(client, shared.clone(), conns.clone()));
+        // One look at the snapshot per accept: the frontend's mode, and its client timeouts.
+        let client = {
+            let snap = shared.snapshot.load();
+            let fe = snap.frontend_for(&bind);
+            match fe.is_some_and(|f| f.cfg.mode == fulcrum_model::Mode::Tcp) {
+                true => Err(stream),
+                false => Ok(crate::l7::Client::new(stream, peer, bind, fe)),
+            }
+        };
+        match client {
+            Ok(client) => tokio::spawn(serve(client, shared.clone(), conns.clone())),
+            Err(stream) => tokio::spawn(serve_tcp(stream, peer, bind, shared.clone(), conns.clone())),
+        };
     }
 }
 
