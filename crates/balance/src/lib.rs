@@ -1,4 +1,5 @@
-//! Schedulers for fulcrum: every HAProxy `balance` algorithm, pure and deterministic.
+//! Schedulers for fulcrum: every HAProxy `balance` algorithm and every Linux IPVS scheduler,
+//! pure and deterministic.
 //!
 //! No I/O, no clock, no threads. The data plane keeps one [`Scheduler`] per backend behind a
 //! lock, calls [`Scheduler::rebuild`] whenever the set of eligible servers or their effective
@@ -10,6 +11,7 @@
 
 pub mod haproxy_hash;
 mod hash;
+pub mod lvs;
 mod persist;
 mod ring;
 mod scheduler;
@@ -20,7 +22,8 @@ mod walk;
 mod tests;
 
 pub use hash::{hash_key, hash_key32, mix64};
+pub use lvs::{Flow, Load, Thresholds};
 pub use persist::{mask_ip, PersistTable};
 pub use scheduler::*;
 
-pub use fulcrum_model::{Algorithm, HashFunction, HashType, KeyHash};
+pub use fulcrum_model::{Algorithm, HashFunction, HashType, KeyHash, Lvs, LvsScheduler};

@@ -40,7 +40,12 @@
 //!   server is scanned, so a free server is always found. The PRNG is
 //!   internal (SplitMix64) and seeded: [`Scheduler::new`] uses a fixed seed,
 //!   [`Scheduler::with_seed`] another, so runs are reproducible.
-use crate::hash::{hash_key, SplitMix64};
+//! - **LVS schedulers** (`rr`, `wrr`, `lc`, `wlc`, `sed`, `nq`, `dh`, `sh`, `lblc`, `lblcr`,
+//!   `fo`, `ovf`, `mh`) — the kernel's rules, see [`crate::lvs`]. They read more than the active
+//!   count ([`Load`]: inactive connections, the overload flag) and the [`Flow`] (client,
+//!   destination, time): use [`Scheduler::pick_flow`].
+use crate::hash::{hash_key, mix64, SplitMix64};
+use crate::lvs::{Flow, Load, LvsState};
 use crate::ring::Ring;
 use crate::smooth::{smooth_sequence, SmoothRr};
 use crate::walk::{cycle_from, first_accepted, Rejected};
@@ -74,6 +79,7 @@ enum Policy {
     First,
     Hash,
     Random { draws: u32 },
+    Lvs,
 }
 
 impl Policy {
@@ -87,6 +93,7 @@ impl Policy {
                 Policy::Hash
             }
             Algorithm::Random { draws } => Policy::Random { draws: *draws },
+            Algorithm::Lvs(_) => Policy::Lvs,
         }
     }
 
@@ -111,11 +118,14 @@ enum Index {
     Ring(Ring),
     /// `random`: running weight sums of the weighted slots, for weighted draws.
     Draw { cumulative: Vec<(u64, usize)>, total: u64 },
+    /// An LVS scheduler keeps its own state.
+    Lvs(Box<LvsState>),
 }
 
 impl Index {
     fn build(policy: Policy, hash_type: HashType, slots: &[Slot], previous: Index) -> Index {
         match (policy, hash_type) {
+            (Policy::Lvs, _) => previous,
             (Policy::SmoothRoundRobin | Policy::LeastConn, _) => Index::Slots,
             (Policy::StaticSequence, _) => {
                 let table = smooth_sequence(slots);
@@ -176,6 +186,11 @@ pub struct Scheduler {
     loads: Vec<Option<u32>>,
     rng: SplitMix64,
     key_hash: KeyHash,
+    /// A stable number per server (by id), for Maglev's permutations: its address, so that the
+    /// table does not depend on declaration order.
+    identities: Vec<u64>,
+    /// When the scheduler was made: the time [`Scheduler::pick`] gives an LVS scheduler.
+    epoch: std::time::Instant,
 }
 
 impl Scheduler {
@@ -188,8 +203,12 @@ impl Scheduler {
     /// different sequences on different nodes).
     pub fn with_seed(algorithm: Algorithm, hash_type: HashType, seed: u64) -> Self {
         let policy = Policy::of(&algorithm);
+        let index = match &algorithm {
+            Algorithm::Lvs(lvs) => Index::Lvs(Box::new(LvsState::new(*lvs))),
+            _ => Index::build(policy, hash_type, &[], Index::Slots),
+        };
         Scheduler {
-            index: Index::build(policy, hash_type, &[], Index::Slots),
+            index,
             algorithm,
             hash_type,
             policy,
@@ -200,7 +219,16 @@ impl Scheduler {
             loads: Vec::new(),
             rng: SplitMix64::new(seed),
             key_hash: KeyHash::default(),
+            identities: Vec::new(),
+            epoch: std::time::Instant::now(),
         }
+    }
+
+    /// Stable numbers for the servers, by id (e.g. a hash of each address); without them a
+    /// server's id stands for itself.
+    pub fn with_identities(mut self, identities: Vec<u64>) -> Self {
+        self.identities = identities;
+        self
     }
 
     pub fn algorithm(&self) -> &Algorithm {
@@ -231,6 +259,10 @@ impl Scheduler {
         }
         let previous = std::mem::replace(&mut self.index, Index::Slots);
         self.index = Index::build(self.policy, self.hash_type, slots, previous);
+        if let Index::Lvs(lvs) = &mut self.index {
+            let identities = &self.identities;
+            lvs.rebuild(slots, &|id| identities.get(id).copied().unwrap_or_else(|| mix64(id as u64)));
+        }
         self.slots = slots.to_vec();
         self.weighted = weighted_indices(slots).count();
         self.rejected.resize(slots.len());
@@ -240,6 +272,30 @@ impl Scheduler {
     /// robin). `load(id)` returns the server's active connections, or None when it cannot take
     /// this request (full, or already tried by this request).
     pub fn pick(&mut self, key: Option<&[u8]>, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<ServerId> {
+        if let Index::Lvs(lvs) = &mut self.index {
+            let nowhere = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+            let flow = Flow { client: nowhere, destination: nowhere, now: self.epoch };
+            return lvs.pick(&flow, &|id| load(id).map(|active| Load { active, ..Load::default() }));
+        }
+        self.pick_slot(key, load)
+    }
+
+    /// Choose a server for a connection or request: `flow` says who, to where and when (the
+    /// LVS schedulers read it; `source` and the other HAProxy algorithms use `key`), `load(id)`
+    /// the server's counters, or None when it cannot take this one.
+    pub fn pick_flow(
+        &mut self,
+        key: Option<&[u8]>,
+        flow: &Flow,
+        load: &dyn Fn(ServerId) -> Option<Load>,
+    ) -> Option<ServerId> {
+        if let Index::Lvs(lvs) = &mut self.index {
+            return lvs.pick(flow, load);
+        }
+        self.pick_slot(key, &|id| load(id).map(|l| l.active))
+    }
+
+    fn pick_slot(&mut self, key: Option<&[u8]>, load: &dyn Fn(ServerId) -> Option<u32>) -> Option<ServerId> {
         let slot = match self.policy {
             Policy::SmoothRoundRobin => self.pick_smooth(load),
             Policy::StaticSequence => self.pick_sequence(load),
@@ -253,6 +309,7 @@ impl Scheduler {
                 None => self.pick_smooth(load),
             },
             Policy::Random { draws } => self.pick_random(draws, load),
+            Policy::Lvs => None,
         }?;
         self.slots.get(slot).map(|slot| slot.id)
     }

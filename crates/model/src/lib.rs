@@ -528,6 +528,90 @@ pub enum Algorithm {
     Hdr { name: String, use_domain_only: bool },
     /// Power of N random choices: draw N servers, keep the least loaded.
     Random { draws: u32 },
+    /// An LVS (IPVS) scheduler, with the kernel's semantics (ipvsadm `-s`, keepalived
+    /// `lb_algo`/`lvs_sched`).
+    Lvs(Lvs),
+}
+
+/// An LVS scheduler and its flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lvs {
+    pub scheduler: LvsScheduler,
+    /// `sh-fallback` / `mh-fallback`: when the hashed server is unavailable, the next one
+    /// along the table is taken instead of refusing the connection.
+    pub fallback: bool,
+    /// `sh-port` / `mh-port`: the client's port is part of the hashed key.
+    pub port: bool,
+    /// Maglev's lookup table size (a prime; the kernel's default is 4093).
+    pub mh_table: u32,
+}
+
+impl Lvs {
+    /// The kernel's default Maglev table size (`CONFIG_IP_VS_MH_TAB_INDEX` 12).
+    pub const MH_TABLE: u32 = 4093;
+
+    pub fn new(scheduler: LvsScheduler) -> Self {
+        Lvs { scheduler, fallback: false, port: false, mh_table: Self::MH_TABLE }
+    }
+}
+
+/// The schedulers of Linux IPVS, by their ipvsadm names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LvsScheduler {
+    Rr,
+    Wrr,
+    Lc,
+    Wlc,
+    Sed,
+    Nq,
+    Dh,
+    Sh,
+    Lblc,
+    Lblcr,
+    Fo,
+    Ovf,
+    Mh,
+}
+
+impl LvsScheduler {
+    pub const ALL: [LvsScheduler; 13] = [
+        LvsScheduler::Rr,
+        LvsScheduler::Wrr,
+        LvsScheduler::Lc,
+        LvsScheduler::Wlc,
+        LvsScheduler::Sed,
+        LvsScheduler::Nq,
+        LvsScheduler::Dh,
+        LvsScheduler::Sh,
+        LvsScheduler::Lblc,
+        LvsScheduler::Lblcr,
+        LvsScheduler::Fo,
+        LvsScheduler::Ovf,
+        LvsScheduler::Mh,
+    ];
+
+    /// The name ipvsadm uses (`-s NAME`, and in `-L` output).
+    pub fn name(self) -> &'static str {
+        match self {
+            LvsScheduler::Rr => "rr",
+            LvsScheduler::Wrr => "wrr",
+            LvsScheduler::Lc => "lc",
+            LvsScheduler::Wlc => "wlc",
+            LvsScheduler::Sed => "sed",
+            LvsScheduler::Nq => "nq",
+            LvsScheduler::Dh => "dh",
+            LvsScheduler::Sh => "sh",
+            LvsScheduler::Lblc => "lblc",
+            LvsScheduler::Lblcr => "lblcr",
+            LvsScheduler::Fo => "fo",
+            LvsScheduler::Ovf => "ovf",
+            LvsScheduler::Mh => "mh",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
 }
 
 impl Algorithm {
