@@ -25,6 +25,10 @@ struct Entry<K> {
     /// Neighbours in recency order: toward the most recently used, and toward the least.
     newer: usize,
     older: usize,
+    /// Connections the entry placed that are still open ([`PersistTable::hold`]): while any is,
+    /// the entry does not expire (an IPVS template lives until its last connection ends, then
+    /// for `expire`).
+    users: u32,
 }
 
 /// A bounded key → server map whose entries expire `expire` after their last use.
@@ -118,10 +122,10 @@ impl<K: Eq + Hash + Clone> PersistTable<K> {
             self.touch(slot);
             return;
         }
-        if self.index.len() >= self.capacity {
-            self.release(self.oldest);
+        if self.index.len() >= self.capacity && !self.evict_one(now) {
+            return;
         }
-        let entry = Entry { key: Some(key.clone()), server, expires_at, newer: NIL, older: NIL };
+        let entry = Entry { key: Some(key.clone()), server, expires_at, newer: NIL, older: NIL, users: 0 };
         let slot = match self.free.pop() {
             Some(slot) if slot < self.entries.len() => {
                 self.entries[slot] = entry;
@@ -134,6 +138,54 @@ impl<K: Eq + Hash + Clone> PersistTable<K> {
         };
         self.index.insert(key, slot);
         self.link_newest(slot);
+    }
+
+    /// Remembers `key → server` (as [`PersistTable::insert`]) for a connection that is now
+    /// open: the entry cannot expire until [`PersistTable::unhold`] says it ended. False when
+    /// the table is full of entries in use.
+    pub fn hold(&mut self, key: K, server: ServerId, now: Instant) -> bool {
+        self.insert(key.clone(), server, now);
+        match self.index.get(&key).and_then(|&slot| self.entries.get_mut(slot)) {
+            Some(entry) => {
+                entry.users = entry.users.saturating_add(1);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A connection placed by `key`'s entry ended: the entry expires `expire` after the last.
+    pub fn unhold(&mut self, key: &K, now: Instant) {
+        let Some(&slot) = self.index.get(key) else { return };
+        let expires_at = now.checked_add(self.expire);
+        if let Some(entry) = self.entries.get_mut(slot) {
+            entry.users = entry.users.saturating_sub(1);
+            entry.expires_at = expires_at;
+        }
+        self.touch(slot);
+    }
+
+    /// Makes room for one entry: the least recently used entry goes, but one still in use is
+    /// renewed and moved to the front instead (as IPVS re-arms a template with connections).
+    /// False when every entry is in use.
+    fn evict_one(&mut self, now: Instant) -> bool {
+        for _ in 0..self.index.len() {
+            let oldest = self.oldest;
+            match self.entries.get(oldest).map(|e| e.users) {
+                None => return false,
+                Some(0) => return self.release(oldest).is_some(),
+                Some(_) => self.rearm(oldest, now),
+            }
+        }
+        false
+    }
+
+    fn rearm(&mut self, slot: usize, now: Instant) {
+        let expires_at = now.checked_add(self.expire);
+        if let Some(entry) = self.entries.get_mut(slot) {
+            entry.expires_at = expires_at;
+        }
+        self.touch(slot);
     }
 
     /// Forgets `key`; returns the server it pointed to.
@@ -160,8 +212,16 @@ impl<K: Eq + Hash + Clone> PersistTable<K> {
     /// Removes entries expired at `now`; returns how many.
     pub fn purge_expired(&mut self, now: Instant) -> usize {
         let mut purged = 0;
-        while self.oldest != NIL && self.is_expired(self.oldest, now) {
-            if self.release(self.oldest).is_none() {
+        for _ in 0..self.index.len() {
+            let oldest = self.oldest;
+            if oldest == NIL || !self.entries.get(oldest).is_some_and(|e| expired(e, now)) {
+                break;
+            }
+            if self.entries.get(oldest).is_some_and(|e| e.users > 0) {
+                self.rearm(oldest, now);
+                continue;
+            }
+            if self.release(oldest).is_none() {
                 break;
             }
             purged += 1;
@@ -180,7 +240,7 @@ impl<K: Eq + Hash + Clone> PersistTable<K> {
     }
 
     fn is_expired(&self, slot: usize, now: Instant) -> bool {
-        self.entries.get(slot).is_none_or(|entry| expired(entry, now))
+        self.entries.get(slot).is_none_or(|entry| entry.users == 0 && expired(entry, now))
     }
 
     /// Unlinks and frees `slot`, removing its key from the index.
@@ -412,6 +472,41 @@ mod tests {
         let mut instant = PersistTable::new(4, Duration::ZERO);
         instant.insert(1, 1, t0);
         assert_eq!(instant.get(&1, t0), None);
+    }
+
+    #[test]
+    fn held_entries_live_until_their_last_connection_ends_then_expire() {
+        let t0 = Instant::now();
+        let mut table = PersistTable::new(10, Duration::from_secs(10));
+        assert!(table.hold("client", 1, t0));
+        assert!(table.hold("client", 1, t0));
+        // Long past `expire`: still held by two connections.
+        assert_eq!(table.get(&"client", secs(t0, 100)), Some(1));
+        assert_eq!(table.purge_expired(secs(t0, 200)), 0);
+        table.unhold(&"client", secs(t0, 300));
+        assert_eq!(table.get(&"client", secs(t0, 400)), Some(1), "one connection still open");
+        table.unhold(&"client", secs(t0, 500));
+        assert_eq!(table.get(&"client", secs(t0, 509)), Some(1));
+        assert_eq!(table.peek(&"client", secs(t0, 519)), None, "expires 10 s after the last use");
+        assert_eq!(table.purge_expired(secs(t0, 520)), 1);
+        assert_consistent(&table);
+    }
+
+    #[test]
+    fn a_full_table_keeps_entries_in_use() {
+        let t0 = Instant::now();
+        let mut table = PersistTable::new(2, Duration::from_secs(10));
+        assert!(table.hold('a', 0, t0));
+        table.insert('b', 1, secs(t0, 1));
+        // c evicts b (not in use), although a is older.
+        table.insert('c', 2, secs(t0, 2));
+        assert_eq!(table.peek(&'a', secs(t0, 3)), Some(0));
+        assert_eq!(table.peek(&'b', secs(t0, 3)), None);
+        assert!(table.hold('c', 2, secs(t0, 3)));
+        // Everything in use: a new key is not remembered, nothing is lost.
+        assert!(!table.hold('d', 3, secs(t0, 4)));
+        assert_eq!(table.len(), 2);
+        assert_consistent(&table);
     }
 
     #[test]

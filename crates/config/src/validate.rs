@@ -183,7 +183,9 @@ fn backend(be: &Backend, diags: &mut Vec<Diagnostic>) {
         if server.addr.ip().is_unspecified() {
             error(format!("{name} has no destination address ({})", server.addr), None);
         }
-        if server.addr.port() == 0 {
+        // Without a port, a `mode tcp` server is reached on the port the client connected to
+        // (as in HAProxy and LVS fwmark services).
+        if server.addr.port() == 0 && be.mode != Mode::Tcp {
             error(format!("{name} has port 0"), Some("give the port the server listens on".into()));
         }
         if server.cookie.is_some() && be.cookie.is_none() {

@@ -14,6 +14,12 @@ const MAX_CHECK_RESPONSE: usize = 16 * 1024;
 pub enum CheckSpec {
     Tcp,
     Http(CompiledHttpCheck),
+    /// keepalived `HTTP_GET`.
+    HttpGet(crate::keepalived::HttpGet),
+    /// keepalived `MISC_CHECK`: `timeout` is `misc_timeout`.
+    Misc(crate::keepalived::Misc),
+    /// keepalived `DNS_CHECK`.
+    Dns(crate::keepalived::Dns),
 }
 
 #[derive(Debug, Clone)]
@@ -68,19 +74,35 @@ pub struct CheckOutcome {
     pub ok: bool,
     pub reason: String,
     pub duration: Duration,
+    /// A weight the check sets (keepalived `misc_dynamic`).
+    pub weight: Option<u32>,
 }
 
 /// Run one check against `addr`, bounded by `timeout` as a whole.
 pub async fn run_check(addr: SocketAddr, spec: &CheckSpec, timeout: Duration) -> CheckOutcome {
     let started = Instant::now();
-    let (ok, reason) = match tokio::time::timeout(timeout, check_once(addr, spec)).await {
+    let kept = |v: crate::keepalived::Verdict| (v.ok, v.reason, v.weight);
+    let run = async {
+        match spec {
+            CheckSpec::HttpGet(check) => kept(crate::keepalived::http_get(check, addr).await),
+            CheckSpec::Misc(check) => kept(crate::keepalived::misc(check, addr, timeout).await),
+            CheckSpec::Dns(check) => kept(crate::keepalived::dns(check, addr).await),
+            CheckSpec::Tcp | CheckSpec::Http(_) => {
+                let (ok, reason) = check_once(addr, spec).await;
+                (ok, reason, None)
+            }
+        }
+    };
+    let (ok, reason, weight) = match tokio::time::timeout(timeout, run).await {
         Ok(result) => result,
         Err(_) => match spec {
-            CheckSpec::Tcp => (false, "Layer4 timeout".to_string()),
-            CheckSpec::Http(_) => (false, "Layer7 timeout".to_string()),
+            CheckSpec::Tcp => (false, "Layer4 timeout".to_string(), None),
+            CheckSpec::Dns(_) => (false, format!("DNS_CHECK ([{}]:udp:{}) read timeout", addr.ip(), addr.port()), None),
+            CheckSpec::Misc(m) => (false, format!("Misc check by [{}] timed out", m.command), None),
+            _ => (false, "Layer7 timeout".to_string(), None),
         },
     };
-    CheckOutcome { ok, reason, duration: started.elapsed() }
+    CheckOutcome { ok, reason, duration: started.elapsed(), weight }
 }
 
 async fn check_once(addr: SocketAddr, spec: &CheckSpec) -> (bool, String) {
@@ -89,8 +111,8 @@ async fn check_once(addr: SocketAddr, spec: &CheckSpec) -> (bool, String) {
         Err(e) => return (false, format!("Layer4 connection problem: {e}")),
     };
     let http = match spec {
-        CheckSpec::Tcp => return (true, "Layer4 check passed".to_string()),
         CheckSpec::Http(http) => http,
+        _ => return (true, "Layer4 check passed".to_string()),
     };
     let _ = stream.set_nodelay(true);
     if let Err(e) = stream.write_all(&http.request).await {

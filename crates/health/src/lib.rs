@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod check;
+pub mod keepalived;
 mod machine;
 mod task;
 

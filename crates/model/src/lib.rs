@@ -389,6 +389,19 @@ pub struct Server {
     pub cookie: Option<String>,
     /// `send-proxy` / `send-proxy-v2`: a PROXY protocol header opens each new connection.
     pub send_proxy: Option<ProxyVersion>,
+    /// IPVS connection thresholds (ipvsadm `-x`/`-y`, keepalived `uthreshold`/`lthreshold`;
+    /// 0: none): at `upper` connections the server takes no new ones until it falls below
+    /// `lower` (without one, below ¾ of `upper`).
+    pub upper_threshold: u32,
+    pub lower_threshold: u32,
+    /// keepalived's checkers for this server (`real_server { TCP_CHECK {...} ... }`): when
+    /// present they replace the backend's check; the server is up while every one passes.
+    pub checkers: Vec<Checker>,
+    /// Starts down until its checks pass (keepalived `alpha`).
+    pub start_down: bool,
+    /// Scripts run when the server goes up / down (keepalived `notify_up`/`notify_down`).
+    pub notify_up: Option<String>,
+    pub notify_down: Option<String>,
 }
 
 impl Server {
@@ -415,8 +428,69 @@ impl Server {
             on_error: OnError::FailCheck,
             cookie: None,
             send_proxy: None,
+            upper_threshold: 0,
+            lower_threshold: 0,
+            checkers: Vec::new(),
+            start_down: false,
+            notify_up: None,
+            notify_down: None,
         }
     }
+
+    /// The server's address for a connection that came to `destination`: a server without a
+    /// port (port 0) gets the port the client connected to, as HAProxy and LVS fwmark services do.
+    pub fn addr_for(&self, destination: SocketAddr) -> SocketAddr {
+        if self.addr.port() == 0 {
+            SocketAddr::new(self.addr.ip(), destination.port())
+        } else {
+            self.addr
+        }
+    }
+}
+
+/// One keepalived checker of a real server, with its own timing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checker {
+    pub kind: CheckerKind,
+    /// `connect_ip`/`connect_port`: where the check goes (default: the server's address; a
+    /// server without a port needs `connect_port`).
+    pub target: SocketAddr,
+    /// `bindto`/`bind_port`: the local address checks come from.
+    pub bind: Option<SocketAddr>,
+    /// `connect_timeout` (keepalived's default: 5 s).
+    pub timeout: Duration,
+    /// `delay_loop` of the checker or its virtual_server (default 60 s).
+    pub interval: Duration,
+    /// `retry` (`nb_get_retry`): failures after the first before the server goes down.
+    pub retry: u32,
+    /// `delay_before_retry`: the pause before a retry (default 1 s).
+    pub delay_before_retry: Duration,
+    /// `warmup`: the first check comes at a random time within it (default: `delay_loop`).
+    pub warmup: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckerKind {
+    /// `TCP_CHECK`: the connection is accepted.
+    Tcp,
+    /// `HTTP_GET` / `SSL_GET` (`tls`): every url answers as it says.
+    HttpGet { tls: bool, urls: Vec<UrlCheck>, virtualhost: Option<String>, sni: bool },
+    /// `MISC_CHECK`: a program's exit status (0 up; with `dynamic`, 2–255 also set the
+    /// weight to status − 2).
+    Misc { path: String, timeout: Option<Duration>, dynamic: bool, user: Option<String> },
+    /// `DNS_CHECK`: a query for `name` of `kind` (A, AAAA, ...) gets an answer.
+    Dns { kind: String, name: String },
+}
+
+/// One `url { path ... digest ... status_code ... }` of an HTTP_GET/SSL_GET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlCheck {
+    pub path: String,
+    /// keepalived's genhash: the MD5 of the body, lower-case hex.
+    pub digest: Option<String>,
+    /// Accepted statuses (ranges); empty with no digest: 2xx, keepalived's default.
+    pub status: Vec<(u16, u16)>,
+    pub virtualhost: Option<String>,
 }
 
 /// `cookie NAME insert|prefix|rewrite [indirect] [nocache] [httponly] [secure] ...`
@@ -474,6 +548,50 @@ pub struct Backend {
     pub errorfiles: BTreeMap<u16, ErrorFile>,
     pub cookie: Option<Cookie>,
     pub stick_src: Option<StickTable>,
+    /// IPVS persistence (`-p`/`-M`, keepalived `persistence_timeout`/`_granularity`).
+    pub persistence: Option<Persistence>,
+    /// keepalived's quorum: the backups (the `sorry_server`) serve instead of the primaries
+    /// while the up primaries' weights sum below it.
+    pub quorum: Option<Quorum>,
+    /// Where the backend came from and how its listing prints (ipvsadm `-L`): an LVS virtual
+    /// service's forwarding method, protocol, etc.
+    pub lvs: Option<LvsService>,
+}
+
+/// Templates that keep a client (or its network) on one server: created at a client's first
+/// connection, they expire `timeout` after the last connection they placed has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Persistence {
+    pub timeout: Duration,
+    /// The client address is masked to this prefix (`-M 255.255.255.0` is 24).
+    pub prefix_v4: u8,
+    pub prefix_v6: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quorum {
+    pub quorum: u32,
+    pub hysteresis: u32,
+    pub up: Option<String>,
+    pub down: Option<String>,
+}
+
+/// What an LVS virtual service said beyond what the proxy runs on, kept for listing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LvsService {
+    pub udp: bool,
+    /// NAT (Masq), DR (Route) or TUN (Tunnel): the proxy serves all alike, full-proxy.
+    pub method: LvsMethod,
+    /// The ops flag (`-o`, one-packet scheduling).
+    pub one_packet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LvsMethod {
+    #[default]
+    Nat,
+    Dr,
+    Tun,
 }
 
 impl Backend {
@@ -501,6 +619,9 @@ impl Backend {
             errorfiles: BTreeMap::new(),
             cookie: None,
             stick_src: None,
+            persistence: None,
+            quorum: None,
+            lvs: None,
         }
     }
 }

@@ -6,7 +6,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use fulcrum_balance::{Load, Thresholds};
 use fulcrum_health::HealthMachine;
+
+/// "No run-time weight" in [`ServerLive::dynamic_weight`].
+const NO_WEIGHT: u32 = u32::MAX;
 
 #[derive(Debug)]
 pub struct ServerLive {
@@ -14,7 +18,14 @@ pub struct ServerLive {
     pub name: String,
     pub addr: Mutex<SocketAddr>,
     up: AtomicBool,
+    /// Connections or requests holding a slot on the server (HAProxy's current sessions).
     pub active: AtomicU32,
+    /// Of those, TCP connections one side of which has closed (IPVS's "inactive" ones).
+    pub inactive: AtomicU32,
+    /// At the IPVS upper threshold: no new connections until below the lower one.
+    overloaded: AtomicBool,
+    /// A weight set at run time (keepalived `misc_dynamic`); `NO_WEIGHT`: the configured one.
+    dynamic_weight: AtomicU32,
     pub total: AtomicU64,
     pub connect_errors: AtomicU64,
     pub response_errors: AtomicU64,
@@ -36,6 +47,9 @@ impl ServerLive {
             addr: Mutex::new(addr),
             up: AtomicBool::new(true),
             active: AtomicU32::new(0),
+            inactive: AtomicU32::new(0),
+            overloaded: AtomicBool::new(false),
+            dynamic_weight: AtomicU32::new(NO_WEIGHT),
             total: AtomicU64::new(0),
             connect_errors: AtomicU64::new(0),
             response_errors: AtomicU64::new(0),
@@ -57,11 +71,39 @@ impl ServerLive {
         *lock(&self.up_since) = if up { Some(Instant::now()) } else { None };
     }
 
-    /// Reserve a connection slot under `maxconn` (0 = unlimited).
-    pub fn try_reserve(&self, maxconn: u32) -> bool {
-        self.active
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |a| (maxconn == 0 || a < maxconn).then_some(a + 1))
-            .is_ok()
+    /// Reserve a connection slot under `maxconn` (0 = unlimited); the IPVS thresholds see the
+    /// new connection.
+    pub fn try_reserve(&self, maxconn: u32, thresholds: Thresholds) -> bool {
+        let reserved = self
+            .active
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |a| (maxconn == 0 || a < maxconn).then_some(a + 1));
+        match reserved {
+            Ok(before) if thresholds.upper != 0 => {
+                let was = self.overloaded.load(Ordering::Relaxed);
+                self.overloaded.store(thresholds.after_add(was, before + 1), Ordering::Relaxed);
+                true
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// The counters a scheduler reads: connections open both ways, half-closed ones, overload.
+    pub fn load(&self) -> Load {
+        let active = self.active.load(Ordering::Relaxed);
+        let inactive = self.inactive.load(Ordering::Relaxed).min(active);
+        Load { active: active - inactive, inactive, overloaded: self.overloaded.load(Ordering::Relaxed) }
+    }
+
+    /// The weight `misc_dynamic` set, if any.
+    pub fn dynamic_weight(&self) -> Option<u32> {
+        Some(self.dynamic_weight.load(Ordering::Relaxed)).filter(|w| *w != NO_WEIGHT)
+    }
+
+    /// Sets (or, with None, clears) the run-time weight; true when it changed.
+    pub fn set_dynamic_weight(&self, weight: Option<u32>) -> bool {
+        let new = weight.map_or(NO_WEIGHT, |w| w.min(NO_WEIGHT - 1));
+        self.dynamic_weight.swap(new, Ordering::Relaxed) != new
     }
 
     /// The outcome of the last check, as the stats page shows it.
@@ -71,8 +113,12 @@ impl ServerLive {
         last.push_str(reason);
     }
 
-    pub fn release(&self) {
-        self.active.fetch_sub(1, Ordering::AcqRel);
+    pub fn release(&self, thresholds: Thresholds) {
+        let before = self.active.fetch_sub(1, Ordering::AcqRel);
+        if self.overloaded.load(Ordering::Relaxed) {
+            let total = before.saturating_sub(1);
+            self.overloaded.store(thresholds.after_remove(true, total), Ordering::Relaxed);
+        }
     }
 }
 
@@ -91,15 +137,34 @@ pub struct LiveRegistry {
 impl LiveRegistry {
     /// The live state for a server, created on first sight. A server whose address changed
     /// keeps its counters but starts its health over.
-    pub fn server(&self, backend: &str, name: &str, addr: SocketAddr, rise: u32, fall: u32) -> Arc<ServerLive> {
+    /// `start_down`: a new server starts down until its checks pass (keepalived `alpha`).
+    pub fn server(
+        &self,
+        backend: &str,
+        name: &str,
+        addr: SocketAddr,
+        (rise, fall): (u32, u32),
+        start_down: bool,
+    ) -> Arc<ServerLive> {
         let mut map = lock(&self.servers);
         let key = (backend.to_string(), name.to_string());
-        let live = map.entry(key).or_insert_with(|| Arc::new(ServerLive::new(backend, name, addr, rise, fall))).clone();
+        let live = map
+            .entry(key)
+            .or_insert_with(|| {
+                let live = ServerLive::new(backend, name, addr, rise, fall);
+                if start_down {
+                    live.up.store(false, Ordering::Relaxed);
+                    *lock(&live.machine) = HealthMachine::new_down(rise, fall);
+                }
+                Arc::new(live)
+            })
+            .clone();
         let mut current = lock(&live.addr);
         if *current != addr {
             *current = addr;
-            *lock(&live.machine) = HealthMachine::new(rise, fall);
-            live.set_up(true);
+            *lock(&live.machine) =
+                if start_down { HealthMachine::new_down(rise, fall) } else { HealthMachine::new(rise, fall) };
+            live.set_up(!start_down);
         }
         drop(current);
         live

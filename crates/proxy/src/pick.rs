@@ -5,11 +5,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use fulcrum_balance::ServerId;
+use fulcrum_balance::{Flow, Load, ServerId};
 
 use crate::error::{Failure, ProxyError, Stage};
 use crate::live::lock;
-use crate::snapshot::BackendRt;
+use crate::snapshot::{BackendRt, ServerRt};
 
 pub(crate) enum Pick {
     Server(ServerId),
@@ -23,34 +23,33 @@ pub(crate) enum Pick {
 pub(crate) fn pick_server(
     backend: &BackendRt,
     key: Option<&[u8]>,
+    flow: &Flow,
     tried: &[ServerId],
     preferred: Option<ServerId>,
 ) -> Pick {
     if let Some(id) = preferred.filter(|id| !tried.contains(id) && backend.usable(*id)) {
-        let s = &backend.servers[id];
-        if s.live.try_reserve(s.cfg.maxconn) {
+        if backend.servers[id].try_reserve() {
             return Pick::Server(id);
         }
     }
     let full = std::cell::Cell::new(false);
     for _ in 0..4 {
-        let load = |id: ServerId| -> Option<u32> {
+        let load = |id: ServerId| -> Option<Load> {
             let s = backend.servers.get(id)?;
             if tried.contains(&id) {
                 return None;
             }
-            let active = s.live.active.load(Ordering::Relaxed);
-            if s.cfg.maxconn > 0 && active >= s.cfg.maxconn {
+            let load = s.live.load();
+            if s.cfg.maxconn > 0 && load.active + load.inactive >= s.cfg.maxconn {
                 full.set(true);
                 return None;
             }
-            Some(active)
+            Some(load)
         };
-        let picked = lock(&backend.scheduler).pick(key, &load);
+        let picked = lock(&backend.scheduler).pick_flow(key, flow, &load);
         match picked {
             Some(id) => {
-                let s = &backend.servers[id];
-                if s.live.try_reserve(s.cfg.maxconn) {
+                if backend.servers[id].try_reserve() {
                     return Pick::Server(id);
                 }
                 full.set(true);
@@ -73,6 +72,7 @@ pub(crate) async fn choose(
     backend: &BackendRt,
     again: Option<ServerId>,
     key: Option<&[u8]>,
+    flow: &Flow,
     tried: &[ServerId],
     mut preferred: Option<ServerId>,
     deadline: Instant,
@@ -81,7 +81,7 @@ pub(crate) async fn choose(
         return Ok(id);
     }
     loop {
-        match pick_server(backend, key, tried, preferred.take()) {
+        match pick_server(backend, key, flow, tried, preferred.take()) {
             Pick::Server(id) => return Ok(id),
             Pick::NoServer => return Err(ProxyError::new(Failure::NoServer, Stage::Connect)),
             Pick::Full => {
@@ -95,7 +95,7 @@ pub(crate) async fn choose(
 
 /// Reserves a slot on one given server (a retry going back to it), if it has one free.
 pub(crate) fn reserve(backend: &BackendRt, id: ServerId) -> bool {
-    backend.servers.get(id).is_some_and(|s| s.live.try_reserve(s.cfg.maxconn))
+    backend.servers.get(id).is_some_and(ServerRt::try_reserve)
 }
 
 /// Waits for a slot until the `timeout queue` deadline. False when the queue is full or time is up.
@@ -114,7 +114,7 @@ pub(crate) async fn wait_in_queue(backend: &BackendRt, deadline: Instant) -> boo
 /// starting to wait would otherwise sleep through this free slot until `timeout queue`.
 pub(crate) fn release(backend: &BackendRt, id: ServerId) {
     if let Some(s) = backend.servers.get(id) {
-        s.live.release();
+        s.live.release(s.thresholds);
         backend.slot_freed.notify_one();
     }
 }

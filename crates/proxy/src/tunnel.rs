@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 /// When bytes last came in, in nanoseconds from the tunnel's start (atomic only so that the
@@ -29,16 +29,16 @@ impl Activity {
     }
 }
 
-/// A stream that notes when bytes last came in.
-struct Watched<'a> {
-    stream: &'a mut TcpStream,
+/// A read half that notes when bytes last came in.
+struct Watched<'a, R> {
+    stream: R,
     activity: &'a Activity,
 }
 
-impl AsyncRead for Watched<'_> {
+impl<R: AsyncRead + Unpin> AsyncRead for Watched<'_, R> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let polled = Pin::new(&mut *self.stream).poll_read(cx, buf);
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
         if buf.filled().len() > before {
             self.activity.touch();
         }
@@ -46,32 +46,51 @@ impl AsyncRead for Watched<'_> {
     }
 }
 
-impl AsyncWrite for Watched<'_> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.stream).poll_write(cx, data)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.stream).poll_shutdown(cx)
-    }
-}
-
 /// Splices `a` and `b` until both directions have ended or `idle` passes without a byte.
 /// Returns the bytes moved from `a` to `b` and from `b` to `a`, when both ended cleanly.
-pub(crate) async fn splice(a: &mut TcpStream, b: &mut TcpStream, idle: Duration) -> Option<(u64, u64)> {
+/// `half_closed` is called once, when the first direction ends (one side has closed, the other
+/// is finishing: what IPVS counts as an inactive connection).
+pub(crate) async fn splice(
+    a: &mut TcpStream,
+    b: &mut TcpStream,
+    idle: Duration,
+    half_closed: &(dyn Fn() + Sync),
+) -> Option<(u64, u64)> {
     let activity = Activity { start: Instant::now(), last: AtomicU64::new(0) };
-    let mut a = Watched { stream: a, activity: &activity };
-    let mut b = Watched { stream: b, activity: &activity };
-    let copy = tokio::io::copy_bidirectional(&mut a, &mut b);
-    tokio::pin!(copy);
+    let (a_read, mut a_write) = a.split();
+    let (b_read, mut b_write) = b.split();
+    let mut a_read = Watched { stream: a_read, activity: &activity };
+    let mut b_read = Watched { stream: b_read, activity: &activity };
+    let forward = async {
+        let moved = tokio::io::copy(&mut a_read, &mut b_write).await?;
+        b_write.shutdown().await?;
+        Ok::<u64, io::Error>(moved)
+    };
+    let backward = async {
+        let moved = tokio::io::copy(&mut b_read, &mut a_write).await?;
+        a_write.shutdown().await?;
+        Ok::<u64, io::Error>(moved)
+    };
+    tokio::pin!(forward, backward);
+    let (mut up, mut down): (Option<u64>, Option<u64>) = (None, None);
     loop {
+        if let (Some(up), Some(down)) = (up, down) {
+            return Some((up, down));
+        }
         let deadline = tokio::time::Instant::from_std(activity.last() + idle);
         tokio::select! {
-            moved = &mut copy => return moved.ok(),
+            moved = &mut forward, if up.is_none() => {
+                up = Some(moved.ok()?);
+                if down.is_none() {
+                    half_closed();
+                }
+            }
+            moved = &mut backward, if down.is_none() => {
+                down = Some(moved.ok()?);
+                if up.is_none() {
+                    half_closed();
+                }
+            }
             () = tokio::time::sleep_until(deadline) => {
                 if activity.last() + idle <= Instant::now() {
                     return None;
@@ -100,7 +119,7 @@ mod tests {
             let (mut client, mut a) = pair().await;
             let (mut b, mut server) = pair().await;
             let idle = Duration::from_millis(300);
-            let tunnel = tokio::spawn(async move { splice(&mut a, &mut b, idle).await });
+            let tunnel = tokio::spawn(async move { splice(&mut a, &mut b, idle, &|| ()).await });
             // Traffic every 100 ms for a second: three idle timeouts long, never idle.
             let mut buf = [0u8; 8];
             for i in 0..10u8 {

@@ -1,8 +1,7 @@
 //! The keepalived.conf front-end (VRRP part): `global_defs`, `vrrp_script`, `vrrp_instance`
 //! and `vrrp_sync_group` with keepalived's semantics, into the Model's [`fulcrum_model::vrrp::Vrrp`].
-//! `virtual_server` (LVS) is not read yet: it is reported at its line (a warning and skipped
-//! with `--lenient`). Everything else unknown is an error with the closest keyword.
-use std::net::IpAddr;
+//! The LVS side (`virtual_server`, `virtual_server_group`, `real_server` and the checkers) is
+//! in `virtual_server`. Everything unknown is an error with the closest keyword.
 use std::path::Path;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use fulcrum_model::Origin;
 mod instance;
 mod keywords;
 pub(crate) mod tokenize;
+mod virtual_server;
 
 use keywords::*;
 use tokenize::Stmt;
@@ -33,18 +33,23 @@ struct Parser {
     sink: Sink,
     out: Partial,
     defaults: Defaults,
+    /// `virtual_server_group`s read so far.
+    groups: Vec<(Origin, virtual_server::Group)>,
 }
 
 /// Parse one keepalived.conf (and the files it includes).
 pub(crate) fn parse(text: &str, file: &Path, lenient: bool) -> (Partial, Sink) {
     let mut sink = Sink::new(file, lenient);
     let stmts = tokenize::read(text, file, &mut sink);
-    let mut parser = Parser { sink, out: Partial::default(), defaults: Defaults::default() };
-    // keepalived applies global_defs wherever it is written.
+    let mut parser = Parser { sink, out: Partial::default(), defaults: Defaults::default(), groups: Vec::new() };
+    // keepalived applies global_defs wherever it is written; groups may follow their users.
     for stmt in stmts.iter().filter(|s| keyword(s) == "global_defs") {
         parser.global_defs(stmt);
     }
-    for stmt in stmts.iter().filter(|s| keyword(s) != "global_defs") {
+    for stmt in stmts.iter().filter(|s| keyword(s) == "virtual_server_group") {
+        parser.top(stmt);
+    }
+    for stmt in stmts.iter().filter(|s| !matches!(keyword(s), "global_defs" | "virtual_server_group")) {
         parser.top(stmt);
     }
     let Parser { mut sink, out, .. } = parser;
@@ -139,12 +144,27 @@ impl Parser {
                     _ => self.sync_group(&stmt.at, name, body),
                 }
             }
-            "virtual_server" | "virtual_server_group" | "real_server" => {
-                let hint = "keep keepalived for LVS meanwhile, or describe the service as a TOML frontend and backend";
-                self.report(&stmt.at, Problem::unsupported(format!("{kw} (LVS) is not supported yet")).hint(hint));
-                if kw != "virtual_server_group" {
-                    self.lvs_words(block.unwrap_or_default());
+            "virtual_server" | "virtual_server_group" => {
+                let Some(body) = block else {
+                    let hint = Some(format!("write {kw} {} {{ ... }}", args.join(" ")));
+                    return self.error(&stmt.at, format!("{kw} has no block"), hint);
+                };
+                if kw == "virtual_server" {
+                    self.virtual_server(&stmt.at, args, body);
+                } else {
+                    match args {
+                        [name] => self.vs_group(&stmt.at, name, body),
+                        _ => self.error(
+                            &stmt.at,
+                            "virtual_server_group needs one name",
+                            Some("e.g. virtual_server_group WEB { 10.0.0.1 80 }".into()),
+                        ),
+                    }
                 }
+            }
+            "real_server" => {
+                let hint = Some("is a '}' misplaced above it?".to_string());
+                self.error(&stmt.at, "'real_server' is outside any virtual_server block", hint);
             }
             k if TOP_UNSUPPORTED.contains(&k) => {
                 self.report(
@@ -180,24 +200,6 @@ impl Parser {
                 };
                 self.report(&stmt.at, problem);
             }
-        }
-    }
-
-    /// Words in a skipped LVS block: slips are still named (a warning in lenient mode).
-    fn lvs_words(&mut self, body: &[Stmt]) {
-        for stmt in body {
-            let kw = keyword(stmt);
-            let is_addr = kw.parse::<IpAddr>().is_ok() || kw.contains(['.', ':', '/']);
-            if !is_addr && !LVS.contains(&kw) {
-                let message = format!("unknown keyword '{kw}' in an LVS block");
-                let problem = Problem::unsupported(message);
-                let problem = match hint_for(kw, &[LVS]) {
-                    Some(h) => problem.hint(h),
-                    None => problem,
-                };
-                self.report(&stmt.at, problem);
-            }
-            self.lvs_words(stmt.block.as_deref().unwrap_or_default());
         }
     }
 

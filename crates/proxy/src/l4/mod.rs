@@ -13,12 +13,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use fulcrum_balance::ServerId;
+use fulcrum_balance::{mask_ip, Flow, ServerId};
 use fulcrum_model::Algorithm;
 use tokio::net::TcpStream;
 
 use crate::error::{Failure, ProxyError, Stage};
 use crate::l7::{ms, LogEntry};
+use crate::live::lock;
 use crate::observe::{observe_result, Observation};
 use crate::pick::{choose, Slot};
 use crate::retry::{decide, Attempt, Decision, RetryPolicy};
@@ -82,7 +83,15 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
         Algorithm::Source => Some(crate::l7::source_key(peer.ip())),
         _ => None,
     };
-    let connected = connect(&backend, key.as_deref(), accepted, entry.as_deref_mut()).await;
+    let local = client.local_addr().unwrap_or(bind);
+    let flow = Flow { client: peer, destination: local, now: accepted };
+    // IPVS persistence: the client's (masked) address names a template that points at a server.
+    let template = backend.cfg.persistence.zip(backend.persist.as_ref()).map(|(p, table)| {
+        let key = mask_ip(peer.ip(), p.prefix_v4, p.prefix_v6);
+        (key, lock(table).get(&key, accepted), table)
+    });
+    let preferred = template.as_ref().and_then(|(_, server, _)| *server);
+    let connected = connect(&backend, key.as_deref(), &flow, preferred, accepted, entry.as_deref_mut()).await;
     let (mut server, slot) = match connected {
         Ok(pair) => pair,
         Err(error) => {
@@ -96,8 +105,11 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
         }
     };
     let id = slot.id;
+    let held = template.map(|(key, _, table)| {
+        lock(table).hold(key, id, Instant::now());
+        (key, table)
+    });
     if let Some(version) = backend.servers[id].cfg.send_proxy {
-        let local = client.local_addr().unwrap_or(bind);
         first.splice(0..0, crate::proxy_protocol::header(version, peer, local));
     }
     if !first.is_empty() {
@@ -109,8 +121,20 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     }
     let cfg = &backend.cfg;
     let idle = cfg.timeout_tunnel.unwrap_or_else(|| cfg.timeout_server.min(fe.cfg.timeout_client));
-    let moved = crate::tunnel::splice(&mut client, &mut server, idle).await;
+    let live = &backend.servers[id].live;
+    let half_closed = std::sync::atomic::AtomicBool::new(false);
+    let on_half = || {
+        half_closed.store(true, Ordering::Relaxed);
+        live.inactive.fetch_add(1, Ordering::Relaxed);
+    };
+    let moved = crate::tunnel::splice(&mut client, &mut server, idle, &on_half).await;
+    if half_closed.load(Ordering::Relaxed) {
+        live.inactive.fetch_sub(1, Ordering::Relaxed);
+    }
     drop(slot);
+    if let Some((key, table)) = held {
+        lock(table).unhold(&key, Instant::now());
+    }
     if let Some(mut e) = entry {
         // A tunnel that went idle is cut by the proxy's timeout: `cD` (HAProxy's client-side
         // data timeout); a clean end of both directions is `--`.
@@ -209,6 +233,8 @@ fn close_read(client: &TcpStream) {
 async fn connect(
     backend: &Arc<BackendRt>,
     key: Option<&[u8]>,
+    flow: &Flow,
+    mut preferred: Option<ServerId>,
     accepted: Instant,
     mut entry: Option<&mut LogEntry>,
 ) -> Result<(TcpStream, Slot), ProxyError> {
@@ -219,7 +245,7 @@ async fn connect(
     let mut retries = 0;
     let queue_deadline = accepted + cfg.timeout_queue;
     loop {
-        let id = choose(backend, again.take(), key, &tried, None, queue_deadline).await?;
+        let id = choose(backend, again.take(), key, flow, &tried, preferred.take(), queue_deadline).await?;
         let slot = Slot::new(backend, id);
         let server = &backend.servers[id];
         server.live.total.fetch_add(1, Ordering::Relaxed);
@@ -229,17 +255,20 @@ async fn connect(
             e.retries = retries;
         }
         let started = Instant::now();
-        let failure = match tokio::time::timeout(cfg.timeout_connect, TcpStream::connect(server.cfg.addr)).await {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                if let Some(e) = entry.as_deref_mut() {
-                    e.tc = ms(started.elapsed());
+        let failure =
+            match tokio::time::timeout(cfg.timeout_connect, TcpStream::connect(server.cfg.addr_for(flow.destination)))
+                .await
+            {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    if let Some(e) = entry.as_deref_mut() {
+                        e.tc = ms(started.elapsed());
+                    }
+                    return Ok((stream, slot));
                 }
-                return Ok((stream, slot));
-            }
-            Ok(Err(e)) => Failure::ConnectFailed(e.kind()),
-            Err(_) => Failure::ConnectTimeout,
-        };
+                Ok(Err(e)) => Failure::ConnectFailed(e.kind()),
+                Err(_) => Failure::ConnectTimeout,
+            };
         drop(slot);
         server.live.connect_errors.fetch_add(1, Ordering::Relaxed);
         observe_result(backend, id, Observation::ConnectFailed);

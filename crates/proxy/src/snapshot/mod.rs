@@ -2,11 +2,11 @@
 //! immutable once built and swapped whole on reload; live state is referenced, not owned.
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use fulcrum_balance::{PersistTable, Scheduler, ServerId, Slot};
+use fulcrum_balance::{PersistTable, Scheduler, ServerId, Slot, Thresholds};
 use fulcrum_model::{Backend, Frontend, Model, Server};
 use tokio::sync::Notify;
 
@@ -165,6 +165,25 @@ pub struct ServerRt {
     pub live: Arc<ServerLive>,
     /// `Set-Cookie` value for cookie insert mode, built once.
     pub set_cookie: Option<http::HeaderValue>,
+    /// IPVS upper/lower connection thresholds.
+    pub thresholds: Thresholds,
+}
+
+impl ServerRt {
+    /// Reserves a connection slot under `maxconn`, counting it for the thresholds.
+    pub fn try_reserve(&self) -> bool {
+        self.live.try_reserve(self.cfg.maxconn, self.thresholds)
+    }
+}
+
+/// The rise/fall of a server's health machine. keepalived's checkers: one success brings a
+/// server up, `retry` + 1 failures in a row take it down (the server's machine is their AND).
+fn server_rise_fall(s: &Server) -> (u32, u32) {
+    if s.checkers.is_empty() {
+        (s.rise, s.fall)
+    } else {
+        (1, 1)
+    }
 }
 
 #[derive(Debug)]
@@ -177,6 +196,10 @@ pub struct BackendRt {
     pub(crate) queued: AtomicUsize,
     pub(crate) errors: ErrorPages,
     pub(crate) stick: Option<Mutex<PersistTable<IpAddr>>>,
+    /// IPVS persistence templates: masked client address → server.
+    pub(crate) persist: Option<Mutex<PersistTable<IpAddr>>>,
+    /// keepalived quorum state: whether the primaries serve (else the sorry server).
+    quorum_up: AtomicBool,
     /// Upper bound of the queue (sum of `maxqueue`; 0: unbounded).
     pub(crate) max_queue: usize,
     pub(crate) forwardfor: Option<ForwardForRule>,
@@ -192,7 +215,13 @@ impl BackendRt {
                     (Some(c), Some(value)) => Some(cookie_header(c, value)?),
                     _ => None,
                 };
-                Ok(ServerRt { cfg: s.clone(), live: live.server(&b.name, &s.name, s.addr, s.rise, s.fall), set_cookie })
+                let (rise, fall) = server_rise_fall(s);
+                Ok(ServerRt {
+                    cfg: s.clone(),
+                    live: live.server(&b.name, &s.name, s.addr, (rise, fall), s.start_down),
+                    set_cookie,
+                    thresholds: Thresholds { upper: s.upper_threshold, lower: s.lower_threshold },
+                })
             })
             .collect::<Result<Vec<_>, CompileError>>()?;
         let max_queue = if b.servers.iter().any(|s| s.maxqueue == 0) {
@@ -201,18 +230,60 @@ impl BackendRt {
             b.servers.iter().map(|s| s.maxqueue as usize).sum()
         };
         let rt = BackendRt {
-            scheduler: Mutex::new(Scheduler::new(b.algorithm.clone(), b.hash_type).with_key_hash(b.key_hash)),
+            scheduler: Mutex::new(
+                Scheduler::new(b.algorithm.clone(), b.hash_type)
+                    .with_key_hash(b.key_hash)
+                    .with_identities(b.servers.iter().map(|s| identity(s.addr)).collect()),
+            ),
             servers,
             slot_freed: Notify::new(),
             queued: AtomicUsize::new(0),
             errors: ErrorPages::new(&b.errorfiles)?,
             stick: b.stick_src.as_ref().map(|t| Mutex::new(PersistTable::new(t.size, t.expire))),
+            persist: b.persistence.map(|p| Mutex::new(PersistTable::new(PERSIST_CAPACITY, p.timeout))),
+            quorum_up: AtomicBool::new(true),
             max_queue,
             forwardfor: forwardfor(b.forwardfor.as_ref())?,
             cfg: b.clone(),
         };
+        if let Some(q) = &b.quorum {
+            let weight = rt.up_primary_weight(Instant::now());
+            rt.quorum_up.store(weight >= u64::from(q.quorum) + u64::from(q.hysteresis), Ordering::Relaxed);
+        }
         rt.rebuild(Instant::now());
         Ok(rt)
+    }
+
+    /// The sum of the effective weights of the primaries that are up (keepalived's quorum sum).
+    fn up_primary_weight(&self, now: Instant) -> u64 {
+        self.servers
+            .iter()
+            .filter(|s| !s.cfg.backup && !s.cfg.disabled && s.live.is_up())
+            .map(|s| u64::from(effective_weight(s, now).0))
+            .sum()
+    }
+
+    /// Re-evaluates keepalived's quorum: while up, lost when the up primaries' weight is 0 or
+    /// below quorum − hysteresis; while down, gained at quorum + hysteresis. Returns the new
+    /// state when it changed.
+    pub fn update_quorum(&self, now: Instant) -> Option<bool> {
+        let q = self.cfg.quorum.as_ref()?;
+        let weight = self.up_primary_weight(now);
+        let up = self.quorum_up.load(Ordering::Relaxed);
+        let (quorum, hysteresis) = (u64::from(q.quorum), u64::from(q.hysteresis));
+        let next = if up {
+            !(weight == 0 || weight < quorum.saturating_sub(hysteresis))
+        } else {
+            weight >= quorum + hysteresis
+        };
+        (next != up).then(|| {
+            self.quorum_up.store(next, Ordering::Relaxed);
+            next
+        })
+    }
+
+    pub fn quorum_up(&self) -> bool {
+        self.quorum_up.load(Ordering::Relaxed)
     }
 
     /// Whether a server may take traffic now (health and admin state).
@@ -233,6 +304,11 @@ impl BackendRt {
         let up = |s: &&(usize, &ServerRt)| !s.1.cfg.disabled && s.1.live.is_up();
         let all: Vec<(usize, &ServerRt)> = self.servers.iter().enumerate().collect();
         let mut slots: Vec<Slot> = all.iter().filter(|s| !s.1.cfg.backup).filter(up).map(|s| slot(s.0, s.1)).collect();
+        // keepalived: with quorum lost, the sorry server replaces the primaries still up.
+        let has_backups = all.iter().any(|s| s.1.cfg.backup);
+        if self.cfg.quorum.is_some() && !self.quorum_up() && has_backups {
+            slots.clear();
+        }
         if slots.is_empty() {
             let mut backups = all.iter().filter(|s| s.1.cfg.backup).filter(up);
             slots = if self.cfg.allbackups {
@@ -255,20 +331,31 @@ impl BackendRt {
     }
 }
 
-/// Weight under `slowstart`: it grows linearly from 1 to the configured weight.
+/// Persistence templates kept per service at most (the kernel bounds them by its connection
+/// table; the oldest unused go first).
+const PERSIST_CAPACITY: usize = 1 << 20;
+
+/// A stable number for a server, from its address (Maglev's permutations).
+fn identity(addr: SocketAddr) -> u64 {
+    fulcrum_balance::hash_key(addr.to_string().as_bytes())
+}
+
+/// Weight under `slowstart`: it grows linearly from 1 to the configured weight. A weight set
+/// at run time (`misc_dynamic`) replaces the configured one.
 fn effective_weight(s: &ServerRt, now: Instant) -> (u32, bool) {
+    let weight = s.live.dynamic_weight().unwrap_or(s.cfg.weight);
     let Some(ramp) = s.cfg.slowstart.filter(|d| !d.is_zero()) else {
-        return (s.cfg.weight, false);
+        return (weight, false);
     };
     let Some(since) = *lock(&s.live.up_since) else {
-        return (s.cfg.weight, false);
+        return (weight, false);
     };
     let elapsed = now.saturating_duration_since(since);
-    if elapsed >= ramp || s.cfg.weight == 0 {
-        return (s.cfg.weight, false);
+    if elapsed >= ramp || weight == 0 {
+        return (weight, false);
     }
-    let scaled = (u128::from(s.cfg.weight) * elapsed.as_millis()) / ramp.as_millis().max(1);
-    (u32::try_from(scaled).unwrap_or(s.cfg.weight).max(1), true)
+    let scaled = (u128::from(weight) * elapsed.as_millis()) / ramp.as_millis().max(1);
+    (u32::try_from(scaled).unwrap_or(weight).max(1), true)
 }
 
 /// `option forwardfor [header NAME] [if-none] [except NET]`, prepared once.
