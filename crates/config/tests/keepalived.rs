@@ -86,7 +86,9 @@ fn example_keepalived_conf_seed_004() {
     assert_eq!(loaded.warnings.len(), 8, "{}", show(&loaded.warnings));
 
     let m = &loaded.model;
-    assert!(m.frontends.is_empty() && m.backends.is_empty());
+    let services: Vec<(&str, usize)> = m.backends.iter().map(|b| (b.name.as_str(), b.servers.len())).collect();
+    assert_eq!(services, [("192.168.200.100:443", 1), ("10.10.10.2:1358", 3), ("10.10.10.3:1358", 2)]);
+    assert_eq!(m.frontends.len(), 3);
     assert_eq!(m.vrrp.router_id.as_deref(), Some("LVS_DEVEL"));
     assert!(m.vrrp.scripts.is_empty() && m.vrrp.sync_groups.is_empty());
     assert_eq!(m.vrrp.instances.len(), 1);

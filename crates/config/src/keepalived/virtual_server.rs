@@ -158,25 +158,26 @@ impl Parser {
                         Some("write real_server IP PORT { weight 1 ... }".into()),
                     ),
                 },
-                "lb_algo" | "lvs_sched" => match self.one(at, kw, args) {
-                    Some(v) => match LvsScheduler::from_name(v) {
-                        Some(s) => {
-                            lvs.scheduler = s;
-                            sched_set = true;
+                "lb_algo" | "lvs_sched" => {
+                    if let Some(v) = self.one(at, kw, args) {
+                        match LvsScheduler::from_name(v) {
+                            Some(s) => {
+                                lvs.scheduler = s;
+                                sched_set = true;
+                            }
+                            None => {
+                                let names = LvsScheduler::ALL.iter().map(|s| s.name());
+                                let problem = match crate::did_you_mean(v, names) {
+                                    Some(best) => Problem::invalid(format!("unknown lvs_sched '{v}'"))
+                                        .hint(format!("did you mean {best}?")),
+                                    None => Problem::invalid(format!("unknown lvs_sched '{v}'"))
+                                        .hint("the IPVS schedulers: rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh"),
+                                };
+                                self.report(at, problem);
+                            }
                         }
-                        None => {
-                            let names = LvsScheduler::ALL.iter().map(|s| s.name());
-                            let problem = match crate::did_you_mean(v, names) {
-                                Some(best) => Problem::invalid(format!("unknown lvs_sched '{v}'"))
-                                    .hint(format!("did you mean {best}?")),
-                                None => Problem::invalid(format!("unknown lvs_sched '{v}'"))
-                                    .hint("the IPVS schedulers: rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh"),
-                            };
-                            self.report(at, problem);
-                        }
-                    },
-                    None => {}
-                },
+                    }
+                }
                 "sh-port" | "mh-port" => lvs.port = true,
                 "sh-fallback" | "mh-fallback" => lvs.fallback = true,
                 "flag-1" | "flag-2" | "flag-3" | "hashed" => {}
@@ -227,29 +228,30 @@ impl Parser {
                         p.timeout = timeout;
                     }
                 }
-                "persistence_granularity" => match self.one(at, kw, args) {
-                    Some(v) => match granularity(v) {
-                        Some((v4, v6)) => {
-                            let p = persistence.get_or_insert(Persistence {
-                                timeout: PERSISTENCE_DEFAULT,
-                                prefix_v4: 32,
-                                prefix_v6: 128,
-                            });
-                            if let Some(v4) = v4 {
-                                p.prefix_v4 = v4;
+                "persistence_granularity" => {
+                    if let Some(v) = self.one(at, kw, args) {
+                        match granularity(v) {
+                            Some((v4, v6)) => {
+                                let p = persistence.get_or_insert(Persistence {
+                                    timeout: PERSISTENCE_DEFAULT,
+                                    prefix_v4: 32,
+                                    prefix_v6: 128,
+                                });
+                                if let Some(v4) = v4 {
+                                    p.prefix_v4 = v4;
+                                }
+                                if let Some(v6) = v6 {
+                                    p.prefix_v6 = v6;
+                                }
                             }
-                            if let Some(v6) = v6 {
-                                p.prefix_v6 = v6;
-                            }
+                            None => self.error(
+                                at,
+                                format!("invalid persistence_granularity '{v}'"),
+                                Some("an IPv4 netmask (255.255.255.0) or an IPv6 prefix length (64)".into()),
+                            ),
                         }
-                        None => self.error(
-                            at,
-                            format!("invalid persistence_granularity '{v}'"),
-                            Some("an IPv4 netmask (255.255.255.0) or an IPv6 prefix length (64)".into()),
-                        ),
-                    },
-                    None => {}
-                },
+                    }
+                }
                 "persistence_engine" => {
                     self.report(at, Problem::unsupported("persistence_engine (SIP) is not supported"))
                 }
@@ -731,7 +733,10 @@ impl Parser {
 
 /// The statements of a block, several to a line where keepalived users write them so
 /// (`delay_loop 6 lb_algo rr`): `(line, words, block)`, the block going to the line's last.
-fn statements<'a>(body: &'a [Stmt], known: &[&str]) -> Vec<(&'a Origin, &'a [String], Option<&'a [Stmt]>)> {
+/// One statement of a block: its line, its words, its block.
+type Statement<'a> = (&'a Origin, &'a [String], Option<&'a [Stmt]>);
+
+fn statements<'a>(body: &'a [Stmt], known: &[&str]) -> Vec<Statement<'a>> {
     let mut out = Vec::new();
     for item in body {
         let segments = super::segments(&item.words, known, arity);
