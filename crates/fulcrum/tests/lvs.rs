@@ -317,3 +317,104 @@ fn the_seeds_keepalived_conf_checks_like_keepalived_and_runs_on_loopback() {
     assert_eq!(exchange(vip, "hi"), "w:hi");
     assert!(f.stderr().contains("MD5 digest error"), "{}", f.stderr());
 }
+
+/// Kills a child process when dropped.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn ssl_get_checks_a_real_tls_server_by_its_digest() {
+    let dir = common::temp_dir("ssl-get");
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["-keyout", "key.pem", "-out", "cert.pem", "-subj", "/CN=fulcrum-test", "-days", "1"])
+        .current_dir(&dir)
+        .output()
+        .expect("openssl req");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    std::fs::write(dir.join("health"), "hello\n").expect("write");
+    let tls = free_addr();
+    let _server = Killed(
+        std::process::Command::new("openssl")
+            .args(["s_server", "-quiet", "-WWW", "-accept"])
+            .arg(tls.to_string())
+            .args(["-cert", "cert.pem", "-key", "key.pem"])
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_server"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(tls).is_err() {
+        assert!(std::time::Instant::now() < deadline, "s_server does not listen on {tls}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (a, b) = (server("a"), server("b"));
+    let addr = free_addr();
+    // a is checked over TLS (s_server -WWW serves the file `health`); b has no checker.
+    let check = format!(
+        "        SSL_GET {{\n            url {{ path /health digest b1946ac92492d2347c6235b4d2611184 }}\n            connect_port {}\n            retry 0\n            delay_loop 0.3\n        }}\n",
+        tls.port()
+    );
+    let body = format!("    lvs_sched rr\n    alpha\n{}{}", rs(a, &check), rs(b, ""));
+    let f = start("ssl_get.conf", &vs(addr, &body));
+    // alpha: a starts down and comes up on its first good TLS check.
+    f.wait_log(&format!("Adding service {a}"), Duration::from_secs(10));
+    assert_eq!(who(addr, 4), "abab");
+    // The body changes: the digest no longer matches.
+    std::fs::write(dir.join("health"), "changed\n").expect("write");
+    f.wait_log(&format!("Removing service {a}"), Duration::from_secs(10));
+    assert!(f.stderr().contains("MD5 digest error"), "{}", f.stderr());
+    assert_eq!(who(addr, 2), "bb");
+}
+
+/// A DNS server for the test: answers every query with its id, QR set and `rcode`.
+fn dns(rcode: Arc<std::sync::atomic::AtomicU8>) -> SocketAddr {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        for _ in 0..5000 {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else { continue };
+            if n < 12 {
+                continue;
+            }
+            let mut reply = buf[..n].to_vec();
+            reply[2] = 0x81;
+            reply[3] = 0x80 | rcode.load(Ordering::Relaxed);
+            let _ = socket.send_to(&reply, from);
+        }
+    });
+    addr
+}
+
+#[test]
+fn dns_check_follows_the_answers_rcode() {
+    let rcode = Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let resolver = dns(rcode.clone());
+    let (a, b) = (server("a"), server("b"));
+    let addr = free_addr();
+    let check = format!(
+        "        DNS_CHECK {{\n            type A\n            name example.com\n            connect_ip {}\n            connect_port {}\n            retry 0\n            delay_loop 0.2\n        }}\n",
+        resolver.ip(),
+        resolver.port()
+    );
+    let body = format!("    lvs_sched rr\n{}{}", rs(a, &check), rs(b, ""));
+    let f = start("dns.conf", &vs(addr, &body));
+    assert_eq!(who(addr, 2), "ab");
+    // SERVFAIL: a is removed, and back once the server answers again.
+    rcode.store(2, Ordering::Relaxed);
+    f.wait_log(&format!("Removing service {a}"), Duration::from_secs(10));
+    assert!(f.stderr().contains("rcode = 2"), "{}", f.stderr());
+    assert_eq!(who(addr, 2), "bb");
+    rcode.store(0, Ordering::Relaxed);
+    f.wait_log(&format!("Adding service {a}"), Duration::from_secs(10));
+}
