@@ -275,7 +275,7 @@ fn duplicate(what: &str, name: &str, second: &Origin, first: &Origin) -> Diagnos
 fn check_binds(binds: &[BindRef], diags: &mut Vec<Diagnostic>) {
     for (i, bind) in binds.iter().enumerate() {
         let earlier = binds.get(..i).unwrap_or_default();
-        if let Some(first) = earlier.iter().find(|b| b.addr == bind.addr) {
+        if let Some(first) = earlier.iter().find(|b| b.addr == bind.addr && b.udp == bind.udp) {
             let message = format!(
                 "address {} is bound twice (frontend '{}' and frontend '{}')",
                 bind.addr, first.frontend, bind.frontend
@@ -290,6 +290,7 @@ fn check_binds(binds: &[BindRef], diags: &mut Vec<Diagnostic>) {
         }
         let overlap = earlier.iter().find(|b| {
             b.addr.port() == bind.addr.port()
+                && b.udp == bind.udp
                 && b.frontend != bind.frontend
                 && b.addr.is_ipv4() == bind.addr.is_ipv4()
                 && (b.addr.ip().is_unspecified() != bind.addr.ip().is_unspecified())

@@ -74,6 +74,8 @@ pub(crate) struct BackendRef {
 pub(crate) struct BindRef {
     pub frontend: String,
     pub addr: SocketAddr,
+    /// A UDP address: it may share its number with a TCP one.
+    pub udp: bool,
     pub origin: Origin,
 }
 

@@ -102,12 +102,16 @@ fn modes(model: &Model, fe: &Frontend, diags: &mut Vec<Diagnostic>) {
     let names = fe.default_backend.iter().chain(fe.use_backends.iter().map(|r| &r.backend));
     for be in names.filter_map(|name| model.backend(name)) {
         let message = match (fe.mode, be.mode) {
-            (Mode::Http, Mode::Tcp) => {
-                format!("frontend '{}' (mode http) cannot use backend '{}' (mode tcp)", fe.name, be.name)
-            }
             (Mode::Tcp, Mode::Http) => format!(
                 "frontend '{}' (mode tcp) using backend '{}' (mode http) is not supported yet",
                 fe.name, be.name
+            ),
+            (f, b) if f != b => format!(
+                "frontend '{}' (mode {}) cannot use backend '{}' (mode {})",
+                fe.name,
+                f.name(),
+                be.name,
+                b.name()
             ),
             _ => continue,
         };
@@ -185,7 +189,7 @@ fn backend(be: &Backend, diags: &mut Vec<Diagnostic>) {
         }
         // Without a port, a `mode tcp` server is reached on the port the client connected to
         // (as in HAProxy and LVS fwmark services).
-        if server.addr.port() == 0 && be.mode != Mode::Tcp {
+        if server.addr.port() == 0 && be.mode == Mode::Http {
             error(format!("{name} has port 0"), Some("give the port the server listens on".into()));
         }
         if server.cookie.is_some() && be.cookie.is_none() {

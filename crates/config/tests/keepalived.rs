@@ -196,10 +196,20 @@ fn the_seeds_virtual_servers_name_their_slips() {
         errors(&text),
         [
             "k.conf:4: unknown virtual_server keyword 'lbKind' (did you mean lb_kind?)",
-            "k.conf:20: no protocol set: keepalived makes it UDP, which fulcrum does not serve yet (write protocol TCP if the service is TCP; or use --lenient to ignore it)",
             "k.conf:23: unknown real_server keyword 'HTTP\u{1408}ET' (did you mean HTTP_GET?)",
         ]
     );
+    // Without `protocol`, keepalived makes a virtual server UDP, with a warning: so does fulcrum.
+    let fixed = text.replace("lbKind", "lb_kind").replace('\u{1408}', "_G");
+    let loaded = ok(&fixed);
+    assert!(
+        warnings(&loaded).iter().any(|w| w
+            .starts_with("k.conf:20: warning: virtual server 10.10.10.2:1358: no protocol set - defaulting to UDP")),
+        "{:?}",
+        warnings(&loaded)
+    );
+    assert_eq!(loaded.model.backends[1].mode, Mode::Udp);
+    assert_eq!(loaded.model.backends[1].name, "10.10.10.2:1358/udp");
 }
 
 #[test]
@@ -339,11 +349,15 @@ fn virtual_server_errors_name_the_line_and_the_fix() {
         errors(&vs("    lb_kind DRR\n")),
         ["k.conf:3: unknown routing method 'DRR' (NAT, DR or TUN (upper case))"]
     );
-    let udp = errors("virtual_server 10.0.0.1 53 {\n    protocol UDP\n    real_server 10.0.0.2 53 {\n    }\n}\n");
-    assert_eq!(
-        udp,
-        ["k.conf:1: protocol UDP is not supported yet (TCP virtual servers are; or use --lenient to ignore it)"]
-    );
+    let udp = ok("virtual_server 10.0.0.1 53 {\n    protocol UDP\n    ops\n    real_server 10.0.0.2 53 {\n    }\n}\n");
+    assert_eq!(udp.model.frontends[0].mode, Mode::Udp);
+    assert_eq!(udp.model.backends[0].lvs.as_ref().map(|l| l.one_packet), Some(true));
+    assert_eq!(udp.model.frontends[0].timeout_client, Duration::from_secs(300));
+    // One address, TCP and UDP: two services.
+    let both = ok("virtual_server 10.0.0.1 53 {\n    protocol UDP\n    real_server 10.0.0.2 53 {\n    }\n}\n\
+                   virtual_server 10.0.0.1 53 {\n    protocol TCP\n    real_server 10.0.0.2 53 {\n    }\n}\n");
+    let names: Vec<&str> = both.model.frontends.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["10.0.0.1:53/udp", "10.0.0.1:53"]);
     assert_eq!(
         errors("virtual_server 10.0.0.1 80 {\n    protocol TCP\n}\n"),
         ["k.conf:1: virtual server 10.0.0.1:80 has no real servers (add real_server IP PORT { ... })"]

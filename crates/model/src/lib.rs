@@ -73,14 +73,30 @@ impl Default for Global {
     }
 }
 
-/// What a proxy carries: HTTP (requests are read, routed and rewritten) or TCP (connections
-/// are relayed as byte streams). haproxy.cfg's default is tcp, as in HAProxy; TOML's http.
+/// What a proxy carries: HTTP (requests are read, routed and rewritten), TCP (connections
+/// are relayed as byte streams) or UDP (datagrams relayed per client flow). haproxy.cfg's
+/// default is tcp, as in HAProxy; TOML's http; keepalived.conf's what `protocol` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     #[default]
     Http,
     Tcp,
+    Udp,
 }
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Http => "http",
+            Mode::Tcp => "tcp",
+            Mode::Udp => "udp",
+        }
+    }
+}
+
+/// IPVS's idle timeout of a UDP flow (`ipvsadm --set` udp 300), fulcrum's default for a UDP
+/// frontend.
+pub const UDP_IDLE: Duration = Duration::from_secs(300);
 
 /// How connections are handled around a transaction (`option http-keep-alive`,
 /// `option http-server-close`, `option httpclose`).

@@ -92,11 +92,21 @@ impl Shared {
     }
 }
 
+/// Bind UDP addresses; the first that fails fails them all.
+fn bind_udp(addrs: &[SocketAddr]) -> Result<Vec<(SocketAddr, std::net::UdpSocket)>, StartError> {
+    addrs
+        .iter()
+        .map(|&addr| l4::udp::bind(addr).map(|s| (addr, s)).map_err(|source| StartError::Bind { addr, source }))
+        .collect()
+}
+
 /// A running proxy: workers, listeners and checks.
 pub struct Proxy {
     shared: Arc<Shared>,
     workers: Vec<listen::Worker>,
     listening: std::collections::HashSet<SocketAddr>,
+    /// UDP listeners: the task serving each address, and its counters.
+    udp: HashMap<SocketAddr, (JoinHandle<()>, Arc<l4::udp::UdpCounters>)>,
     checks: Vec<JoinHandle<()>>,
 }
 
@@ -120,9 +130,13 @@ impl Proxy {
         });
         let workers =
             (0..threads.max(1)).map(|i| listen::Worker::spawn(i, shared.clone())).collect::<Result<_, _>>()?;
-        let mut proxy = Proxy { shared, workers, listening: Default::default(), checks: Vec::new() };
+        let mut proxy =
+            Proxy { shared, workers, listening: Default::default(), udp: HashMap::new(), checks: Vec::new() };
         let binds = proxy.shared.snapshot.load().binds_with_mode();
         proxy.listen_on(&binds)?;
+        let udp = proxy.shared.snapshot.load().udp_binds();
+        let sockets = bind_udp(&udp)?;
+        proxy.serve_udp(sockets);
         proxy.checks = checks::spawn_checks(&proxy.shared.snapshot.load());
         Ok(proxy)
     }
@@ -137,10 +151,21 @@ impl Proxy {
         let snapshot = Snapshot::build(model, &self.shared.live)?;
         let new_binds: Vec<(SocketAddr, bool)> =
             snapshot.binds_with_mode().into_iter().filter(|(a, _)| !self.listening.contains(a)).collect();
+        let new_udp: Vec<SocketAddr> = snapshot.udp_binds().into_iter().filter(|a| !self.udp.contains_key(a)).collect();
         // Bind before swapping: a port that cannot be bound fails the reload and changes nothing.
         let sockets = listen::bind_all(&new_binds, self.workers.len())?;
+        let udp_sockets = bind_udp(&new_udp)?;
         self.shared.snapshot.store(Arc::new(snapshot));
         self.hand_out(sockets);
+        self.serve_udp(udp_sockets);
+        let udp_now = self.shared.snapshot.load().udp_binds();
+        self.udp.retain(|addr, (task, _)| {
+            let keep = udp_now.contains(addr);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
         let current: Vec<SocketAddr> = self.shared.snapshot.load().binds().collect();
         let gone: Vec<SocketAddr> = self.listening.iter().filter(|a| !current.contains(a)).copied().collect();
         for addr in gone {
@@ -154,6 +179,20 @@ impl Proxy {
         }
         self.checks = checks::spawn_checks(&self.shared.snapshot.load());
         Ok(())
+    }
+
+    /// Serve each bound UDP socket on a task of the control runtime.
+    fn serve_udp(&mut self, sockets: Vec<(SocketAddr, std::net::UdpSocket)>) {
+        for (addr, socket) in sockets {
+            let counters = Arc::new(l4::udp::UdpCounters::default());
+            let task = tokio::spawn(l4::udp::serve(socket, addr, self.shared.clone(), counters.clone()));
+            self.udp.insert(addr, (task, counters));
+        }
+    }
+
+    /// The counters of the UDP listener on `addr`.
+    pub fn udp_counters(&self, addr: &SocketAddr) -> Option<Arc<l4::udp::UdpCounters>> {
+        self.udp.get(addr).map(|(_, c)| c.clone())
     }
 
     fn listen_on(&mut self, addrs: &[(SocketAddr, bool)]) -> Result<(), StartError> {
@@ -175,6 +214,9 @@ impl Proxy {
     /// Stop accepting, let in-flight requests finish (up to `grace`), then stop.
     pub async fn shutdown(mut self, grace: Duration) {
         for task in self.checks.drain(..) {
+            task.abort();
+        }
+        for (_, (task, _)) in self.udp.drain() {
             task.abort();
         }
         let workers = std::mem::take(&mut self.workers);

@@ -572,7 +572,7 @@ impl Parser {
         fe.binds = st.binds.iter().map(|(a, _)| *a).collect();
         for (addr, line) in &st.binds {
             let origin = Origin { file: self.sink.file.clone(), line: *line };
-            self.out.binds.push(BindRef { frontend: st.name.clone(), addr: *addr, origin });
+            self.out.binds.push(BindRef { frontend: st.name.clone(), addr: *addr, udp: false, origin });
         }
         if st.kind == Kind::Listen && !st.default_backend_here {
             fe.default_backend = Some(st.name.clone());

@@ -333,21 +333,20 @@ impl Parser {
         let udp = match protocol {
             Some(udp) => udp,
             None => {
-                self.report(
+                self.warn(
                     at,
-                    Problem::unsupported("no protocol set: keepalived makes it UDP, which fulcrum does not serve yet")
-                        .hint("write protocol TCP if the service is TCP"),
+                    format!("virtual server {name}: no protocol set - defaulting to UDP, as keepalived does"),
+                    Some("write protocol TCP if the service is TCP".into()),
                 );
-                return;
+                true
             }
         };
-        if udp {
-            return self
-                .report(at, Problem::unsupported("protocol UDP is not supported yet").hint("TCP virtual servers are"));
+        if one_packet && !udp {
+            self.warn(at, "one packet scheduling requires UDP - resetting", None);
+            one_packet = false;
         }
-        if one_packet {
-            self.warn(at, "'ops' is ignored: one-packet scheduling requires UDP", None);
-        }
+        let name = if udp { format!("{name}/udp") } else { name };
+        let mode = if udp { Mode::Udp } else { Mode::Tcp };
         if servers.is_empty() {
             let hint = Some("add real_server IP PORT { ... }".to_string());
             return self.error(at, format!("virtual server {name} has no real servers"), hint);
@@ -371,7 +370,7 @@ impl Parser {
         servers.extend(sorry);
         let mut backend = Backend::new(name.clone());
         backend.origin = at.clone();
-        backend.mode = Mode::Tcp;
+        backend.mode = mode;
         backend.algorithm = Algorithm::Lvs(lvs);
         backend.servers = servers;
         backend.persistence = persistence;
@@ -382,12 +381,12 @@ impl Parser {
         backend.timeout_tunnel = Some(TCP_IDLE);
         let mut frontend = Frontend::new(name.clone());
         frontend.origin = at.clone();
-        frontend.mode = Mode::Tcp;
+        frontend.mode = mode;
         frontend.binds = binds.clone();
         frontend.default_backend = Some(name.clone());
-        frontend.timeout_client = TCP_IDLE;
+        frontend.timeout_client = if udp { fulcrum_model::UDP_IDLE } else { TCP_IDLE };
         for addr in binds {
-            self.out.binds.push(BindRef { frontend: name.clone(), addr, origin: at.clone() });
+            self.out.binds.push(BindRef { frontend: name.clone(), addr, udp, origin: at.clone() });
         }
         if self.out.backends.iter().any(|b| b.name == name) {
             return self.error(at, format!("virtual server {name} is defined twice"), None);

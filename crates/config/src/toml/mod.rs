@@ -272,6 +272,7 @@ const GLOBAL_KEYS: &[&str] =
     &["maxconn", "threads", "access_log", "hard_stop_after", "bufsize", "maxrewrite", "max_headers"];
 const FRONTEND_KEYS: &[&str] = &[
     "name",
+    "mode",
     "bind",
     "maxconn",
     "default_backend",
@@ -289,6 +290,8 @@ const FRONTEND_KEYS: &[&str] = &[
 const FRONTEND_TIMEOUTS: &[&str] = &["client", "http_request", "http_keep_alive"];
 const BACKEND_KEYS: &[&str] = &[
     "name",
+    "mode",
+    "persistence",
     "balance",
     "hash_type",
     "retries",
@@ -621,13 +624,20 @@ impl<'t> Doc<'t> {
         fe.name = name.clone();
         fe.origin = self.origin(line);
         let mut incomplete = false;
+        if let Some(mode) = self.mode(&mut t) {
+            if mode == Mode::Udp && fe.mode != Mode::Udp {
+                fe.timeout_client = UDP_IDLE;
+            }
+            fe.mode = mode;
+        }
+        let udp = fe.mode == Mode::Udp;
         for (text, line) in self.strings(&mut t, "bind") {
             for part in text.split(',') {
                 match crate::values::bind_address(part.trim(), &self.inherited) {
                     Ok(addr) => {
                         fe.binds.push(addr);
                         let origin = self.origin(line);
-                        self.out.binds.push(BindRef { frontend: name.clone(), addr, origin });
+                        self.out.binds.push(BindRef { frontend: name.clone(), addr, udp, origin });
                     }
                     Err(e) => {
                         incomplete = true;
@@ -935,15 +945,50 @@ impl<'t> Doc<'t> {
         self.out.backends.push(base.backend);
     }
 
+    /// `mode = "http" | "tcp" | "udp"`.
+    fn mode(&mut self, t: &mut Table<'_>) -> Option<Mode> {
+        let (text, line) = self.string(t, "mode")?;
+        match text.as_str() {
+            "http" => Some(Mode::Http),
+            "tcp" => Some(Mode::Tcp),
+            "udp" => Some(Mode::Udp),
+            other => {
+                self.report(line, Problem::unknown("mode", other, ["http", "tcp", "udp"]));
+                None
+            }
+        }
+    }
+
     /// Settings a backend may also take from `[defaults.backend]`.
     fn backend_settings(&mut self, t: &mut Table<'_>, base: &mut BackendBase) {
         let be = &mut base.backend;
+        if let Some(mode) = self.mode(t) {
+            be.mode = mode;
+        }
         if let Some((text, line)) = self.string(t, "balance") {
             if let Some(words) = self.words(&text, line) {
-                match hb::parse_balance(&words) {
-                    Ok(algorithm) => be.algorithm = algorithm,
-                    Err(problem) => self.report(line, problem),
+                // HAProxy's algorithms, and the IPVS schedulers by their ipvsadm names
+                // (`balance = "wrr"`, `balance = "sh sh-port sh-fallback"`).
+                match (hb::parse_balance(&words), lvs_balance(&words)) {
+                    (_, Some(Ok(lvs))) => be.algorithm = Algorithm::Lvs(lvs),
+                    (_, Some(Err(problem))) => self.report(line, problem),
+                    (Ok(algorithm), None) => be.algorithm = algorithm,
+                    (Err(problem), None) => self.report(line, problem),
                 }
+            }
+        }
+        if let Some(node) = t.get("persistence") {
+            if let Some(mut pt) = self.table(node, format!("persistence of {}", t.context)) {
+                let timeout = self.duration(&mut pt, "timeout").unwrap_or(std::time::Duration::from_secs(300));
+                let mut p = Persistence { timeout, prefix_v4: 32, prefix_v6: 128 };
+                if let Some(n) = self.integer::<u8>(&mut pt, "prefix_v4") {
+                    p.prefix_v4 = n.min(32);
+                }
+                if let Some(n) = self.integer::<u8>(&mut pt, "prefix_v6") {
+                    p.prefix_v6 = n.min(128);
+                }
+                be.persistence = Some(p);
+                self.finish(pt, &["timeout", "prefix_v4", "prefix_v6"]);
             }
         }
         if let Some((text, line)) = self.string(t, "hash_type") {
@@ -1224,4 +1269,21 @@ impl<'t> Doc<'t> {
             }
         }
     }
+}
+
+/// An IPVS scheduler by its ipvsadm name, with its flags: None when the first word is not one.
+fn lvs_balance(words: &[String]) -> Option<Result<Lvs, Problem>> {
+    let scheduler = LvsScheduler::from_name(words.first()?)?;
+    let mut lvs = Lvs::new(scheduler);
+    for flag in words.get(1..).unwrap_or_default() {
+        match flag.as_str() {
+            "sh-port" | "mh-port" => lvs.port = true,
+            "sh-fallback" | "mh-fallback" => lvs.fallback = true,
+            other => {
+                let flags = ["sh-port", "sh-fallback", "mh-port", "mh-fallback"];
+                return Some(Err(Problem::unknown("scheduler flag", other, flags)));
+            }
+        }
+    }
+    Some(Ok(lvs))
 }

@@ -7,6 +7,7 @@
 //! moves either way for `timeout tunnel` (else the shorter of `timeout client` and
 //! `timeout server`). One tcplog-shaped line per connection when logging is on.
 pub mod hello;
+pub mod udp;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

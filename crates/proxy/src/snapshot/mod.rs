@@ -63,11 +63,21 @@ impl Snapshot {
         self.by_bind.get(bind).and_then(|i| self.frontends.get(*i))
     }
 
-    /// Every bound address, and whether it serves HTTP (`mode http`) rather than TCP.
+    /// Every TCP address to listen on, and whether it serves HTTP (`mode http`) rather than TCP.
     pub fn binds_with_mode(&self) -> Vec<(SocketAddr, bool)> {
         self.binds()
+            .filter(|a| !self.is_udp(a))
             .map(|a| (a, self.frontend_for(&a).is_none_or(|f| f.cfg.mode == fulcrum_model::Mode::Http)))
             .collect()
+    }
+
+    /// The addresses of UDP frontends.
+    pub fn udp_binds(&self) -> Vec<SocketAddr> {
+        self.binds().filter(|a| self.is_udp(a)).collect()
+    }
+
+    fn is_udp(&self, addr: &SocketAddr) -> bool {
+        self.frontend_for(addr).is_some_and(|f| f.cfg.mode == fulcrum_model::Mode::Udp)
     }
 
     pub fn binds(&self) -> impl Iterator<Item = SocketAddr> + '_ {
