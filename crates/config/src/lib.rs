@@ -5,8 +5,10 @@
 mod acl;
 mod diag;
 mod haproxy;
+pub mod ipvsadm;
 mod keepalived;
 mod load;
+mod lvs;
 mod partial;
 mod toml;
 mod validate;

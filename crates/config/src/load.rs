@@ -14,8 +14,10 @@ pub enum Format {
     Toml,
     /// haproxy.cfg.
     Haproxy,
-    /// keepalived.conf (its VRRP part).
+    /// keepalived.conf.
     Keepalived,
+    /// ipvsadm rules (what `ipvsadm-save -n` prints).
+    Ipvsadm,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -123,6 +125,7 @@ fn parse_one(
         }
         Format::Toml => crate::toml::parse(text, path, &opts.inherited),
         Format::Keepalived => crate::keepalived::parse(text, path, opts.lenient),
+        Format::Ipvsadm => crate::ipvsadm::rules::parse_file(text, path),
     };
     (Some(partial), sink.diags)
 }
@@ -132,7 +135,7 @@ fn file_error(path: &Path, message: impl Into<String>, hint: Option<String>) -> 
 }
 
 /// The format of a file: `--format`, else keepalived.conf content (whatever the file's name),
-/// else ipvsadm rules (refused with a clear message), else the extension, else the content.
+/// else ipvsadm rules, else the extension, else the content.
 fn detect(text: &str, path: &Path, forced: Option<Format>) -> Result<Format, Diagnostic> {
     if let Some(format) = forced {
         return Ok(format);
@@ -151,8 +154,8 @@ fn detect(text: &str, path: &Path, forced: Option<Format>) -> Result<Format, Dia
     if keepalived {
         return Ok(Format::Keepalived);
     }
-    if lines().any(|l| l.starts_with("-A -t") || l.starts_with("-A -u") || l.starts_with("-a -t")) {
-        return Err(file_error(path, "ipvsadm rules are not supported yet", None));
+    if crate::ipvsadm::rules::looks_like(text) {
+        return Ok(Format::Ipvsadm);
     }
     let sniffed = sniff(lines().map(|l| (first_word(l), l)));
     match path.extension().and_then(|e| e.to_str()) {

@@ -33,6 +33,7 @@ pub(crate) struct GlobalPatch {
     pub bufsize: Option<usize>,
     pub maxrewrite: Option<usize>,
     pub max_headers: Option<usize>,
+    pub ipvs_timeouts: Option<fulcrum_model::IpvsTimeouts>,
 }
 
 impl GlobalPatch {
@@ -57,6 +58,9 @@ impl GlobalPatch {
         }
         if let Some(v) = self.max_headers {
             global.max_headers = v;
+        }
+        if let Some(v) = self.ipvs_timeouts {
+            global.ipvs_timeouts = v;
         }
     }
 }

@@ -50,6 +50,23 @@ pub struct Global {
     pub maxrewrite: usize,
     /// `tune.http.maxhdr`: the most header fields a message may have (101).
     pub max_headers: usize,
+    /// IPVS's connection timeouts (`ipvsadm --set tcp tcpfin udp`), for LVS virtual services.
+    pub ipvs_timeouts: IpvsTimeouts,
+}
+
+/// `ipvsadm --set tcp tcpfin udp`: how long an idle established TCP connection, a half-closed
+/// one, and a UDP flow live (the kernel's defaults: 900, 120, 300 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpvsTimeouts {
+    pub tcp: Duration,
+    pub tcpfin: Duration,
+    pub udp: Duration,
+}
+
+impl Default for IpvsTimeouts {
+    fn default() -> Self {
+        IpvsTimeouts { tcp: Duration::from_secs(900), tcpfin: Duration::from_secs(120), udp: UDP_IDLE }
+    }
 }
 
 impl Global {
@@ -69,6 +86,7 @@ impl Default for Global {
             bufsize: 16384,
             maxrewrite: 1024,
             max_headers: 101,
+            ipvs_timeouts: IpvsTimeouts::default(),
         }
     }
 }
@@ -405,6 +423,9 @@ pub struct Server {
     pub cookie: Option<String>,
     /// `send-proxy` / `send-proxy-v2`: a PROXY protocol header opens each new connection.
     pub send_proxy: Option<ProxyVersion>,
+    /// The forwarding method an LVS service gave this server (ipvsadm `-g/-m/-i`, keepalived
+    /// `lvs_method`); None: the service's. Listed, not acted on: a proxy forwards alike.
+    pub forward: Option<LvsMethod>,
     /// IPVS connection thresholds (ipvsadm `-x`/`-y`, keepalived `uthreshold`/`lthreshold`;
     /// 0: none): at `upper` connections the server takes no new ones until it falls below
     /// `lower` (without one, below ¾ of `upper`).
@@ -444,6 +465,7 @@ impl Server {
             on_error: OnError::FailCheck,
             cookie: None,
             send_proxy: None,
+            forward: None,
             upper_threshold: 0,
             lower_threshold: 0,
             checkers: Vec::new(),

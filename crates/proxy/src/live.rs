@@ -27,6 +27,9 @@ pub struct ServerLive {
     /// A weight set at run time (keepalived `misc_dynamic`); `NO_WEIGHT`: the configured one.
     dynamic_weight: AtomicU32,
     pub total: AtomicU64,
+    /// Traffic relayed to and from the server (`mode tcp` and UDP): bytes, and packets as
+    /// the proxy sees them (reads from the client, reads from the server; datagrams for UDP).
+    pub traffic: Traffic,
     pub connect_errors: AtomicU64,
     pub response_errors: AtomicU64,
     pub retries: AtomicU64,
@@ -51,6 +54,7 @@ impl ServerLive {
             overloaded: AtomicBool::new(false),
             dynamic_weight: AtomicU32::new(NO_WEIGHT),
             total: AtomicU64::new(0),
+            traffic: Traffic::default(),
             connect_errors: AtomicU64::new(0),
             response_errors: AtomicU64::new(0),
             retries: AtomicU64::new(0),
@@ -119,6 +123,26 @@ impl ServerLive {
             let total = before.saturating_sub(1);
             self.overloaded.store(thresholds.after_remove(true, total), Ordering::Relaxed);
         }
+    }
+}
+
+/// Bytes and packets through a server, both ways ("in": from clients, "out": to them, as
+/// ipvsadm counts).
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub in_packets: AtomicU64,
+    pub out_packets: AtomicU64,
+    pub in_bytes: AtomicU64,
+    pub out_bytes: AtomicU64,
+}
+
+impl Traffic {
+    /// One read of `bytes` from the client (`inbound`) or from the server.
+    pub fn add(&self, inbound: bool, bytes: usize) {
+        let (packets, total) =
+            if inbound { (&self.in_packets, &self.in_bytes) } else { (&self.out_packets, &self.out_bytes) };
+        packets.fetch_add(1, Ordering::Relaxed);
+        total.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 }
 

@@ -29,18 +29,24 @@ impl Activity {
     }
 }
 
-/// A read half that notes when bytes last came in.
+/// A read half that notes when bytes last came in, and counts them.
 struct Watched<'a, R> {
     stream: R,
     activity: &'a Activity,
+    /// Where reads are counted, and whether as inbound (from the client).
+    count: Option<(&'a crate::live::Traffic, bool)>,
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Watched<'_, R> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
-        if buf.filled().len() > before {
+        let read = buf.filled().len() - before;
+        if read > 0 {
             self.activity.touch();
+            if let Some((traffic, inbound)) = self.count {
+                traffic.add(inbound, read);
+            }
         }
         polled
     }
@@ -50,17 +56,19 @@ impl<R: AsyncRead + Unpin> AsyncRead for Watched<'_, R> {
 /// Returns the bytes moved from `a` to `b` and from `b` to `a`, when both ended cleanly.
 /// `half_closed` is called once, when the first direction ends (one side has closed, the other
 /// is finishing: what IPVS counts as an inactive connection).
+/// `traffic`: where reads are counted (from `a` as inbound, from `b` as outbound).
 pub(crate) async fn splice(
     a: &mut TcpStream,
     b: &mut TcpStream,
     idle: Duration,
     half_closed: &(dyn Fn() + Sync),
+    traffic: Option<&crate::live::Traffic>,
 ) -> Option<(u64, u64)> {
     let activity = Activity { start: Instant::now(), last: AtomicU64::new(0) };
     let (a_read, mut a_write) = a.split();
     let (b_read, mut b_write) = b.split();
-    let mut a_read = Watched { stream: a_read, activity: &activity };
-    let mut b_read = Watched { stream: b_read, activity: &activity };
+    let mut a_read = Watched { stream: a_read, activity: &activity, count: traffic.map(|t| (t, true)) };
+    let mut b_read = Watched { stream: b_read, activity: &activity, count: traffic.map(|t| (t, false)) };
     let forward = async {
         let moved = tokio::io::copy(&mut a_read, &mut b_write).await?;
         b_write.shutdown().await?;
@@ -119,7 +127,7 @@ mod tests {
             let (mut client, mut a) = pair().await;
             let (mut b, mut server) = pair().await;
             let idle = Duration::from_millis(300);
-            let tunnel = tokio::spawn(async move { splice(&mut a, &mut b, idle, &|| ()).await });
+            let tunnel = tokio::spawn(async move { splice(&mut a, &mut b, idle, &|| (), None).await });
             // Traffic every 100 ms for a second: three idle timeouts long, never idle.
             let mut buf = [0u8; 8];
             for i in 0..10u8 {

@@ -8,8 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use fulcrum_model::{
-    Algorithm, Backend, Checker, CheckerKind, Frontend, Lvs, LvsMethod, LvsScheduler, LvsService, Mode, Origin,
-    Persistence, Quorum, Server, UrlCheck,
+    Checker, CheckerKind, Lvs, LvsMethod, LvsScheduler, Origin, Persistence, Quorum, Server, UrlCheck,
 };
 
 use super::tokenize::Stmt;
@@ -20,8 +19,6 @@ use crate::values::{parse_number, parse_seconds};
 
 /// keepalived's `persistence_timeout` without a value, and with only a granularity.
 const PERSISTENCE_DEFAULT: Duration = Duration::from_secs(360);
-/// IPVS's idle timeout of an established TCP connection (`ipvsadm --set` tcp 900).
-const TCP_IDLE: Duration = Duration::from_secs(900);
 
 /// What cascades from a virtual server to its real servers and from those to their checkers.
 #[derive(Debug, Clone, Default)]
@@ -346,7 +343,6 @@ impl Parser {
             one_packet = false;
         }
         let name = if udp { format!("{name}/udp") } else { name };
-        let mode = if udp { Mode::Udp } else { Mode::Tcp };
         if servers.is_empty() {
             let hint = Some("add real_server IP PORT { ... }".to_string());
             return self.error(at, format!("virtual server {name} has no real servers"), hint);
@@ -367,24 +363,23 @@ impl Parser {
             quorum.hysteresis = quorum.quorum - 1;
         }
         let _ = inhibit;
+        for s in &mut servers {
+            s.forward = s.forward.or(Some(method));
+        }
         servers.extend(sorry);
-        let mut backend = Backend::new(name.clone());
-        backend.origin = at.clone();
-        backend.mode = mode;
-        backend.algorithm = Algorithm::Lvs(lvs);
-        backend.servers = servers;
-        backend.persistence = persistence;
-        backend.quorum = Some(quorum);
-        backend.lvs = Some(LvsService { udp, method, one_packet });
-        backend.redispatch = true;
-        backend.timeout_server = TCP_IDLE;
-        backend.timeout_tunnel = Some(TCP_IDLE);
-        let mut frontend = Frontend::new(name.clone());
-        frontend.origin = at.clone();
-        frontend.mode = mode;
-        frontend.binds = binds.clone();
-        frontend.default_backend = Some(name.clone());
-        frontend.timeout_client = if udp { fulcrum_model::UDP_IDLE } else { TCP_IDLE };
+        let parts = crate::lvs::ServiceParts {
+            name: name.clone(),
+            origin: at.clone(),
+            binds: binds.clone(),
+            udp,
+            lvs,
+            method,
+            one_packet,
+            persistence,
+            quorum: Some(quorum),
+            servers,
+        };
+        let (frontend, backend) = crate::lvs::virtual_service(parts, &fulcrum_model::IpvsTimeouts::default());
         for addr in binds {
             self.out.binds.push(BindRef { frontend: name.clone(), addr, udp, origin: at.clone() });
         }
@@ -453,7 +448,14 @@ impl Parser {
                 }
                 "notify_up" => server.notify_up = self.command(at, kw, args),
                 "notify_down" => server.notify_down = self.command(at, kw, args),
-                "inhibit_on_failure" | "lvs_method" | "snmp_name" => {}
+                "lvs_method" | "lb_kind" => {
+                    server.forward = match args.first().map(String::as_str) {
+                        Some("DR") => Some(LvsMethod::Dr),
+                        Some("TUN") => Some(LvsMethod::Tun),
+                        _ => Some(LvsMethod::Nat),
+                    }
+                }
+                "inhibit_on_failure" | "snmp_name" => {}
                 "smtp_alert" => self.warn(
                     at,
                     "'smtp_alert' is ignored: fulcrum does not send mail; use notify_up/notify_down",

@@ -128,7 +128,10 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
         half_closed.store(true, Ordering::Relaxed);
         live.inactive.fetch_add(1, Ordering::Relaxed);
     };
-    let moved = crate::tunnel::splice(&mut client, &mut server, idle, &on_half).await;
+    if !first.is_empty() {
+        live.traffic.add(true, first.len());
+    }
+    let moved = crate::tunnel::splice(&mut client, &mut server, idle, &on_half, Some(&live.traffic)).await;
     if half_closed.load(Ordering::Relaxed) {
         live.inactive.fetch_sub(1, Ordering::Relaxed);
     }

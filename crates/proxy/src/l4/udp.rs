@@ -53,6 +53,7 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 struct FlowEntry {
     upstream: Arc<UdpSocket>,
     last: Arc<AtomicU64>,
+    server: Arc<crate::live::ServerLive>,
 }
 
 /// Serves one UDP address until the task is aborted.
@@ -90,6 +91,7 @@ pub(crate) async fn serve(
         let now = elapsed(start);
         if let Some(flow) = flows.get(&client) {
             flow.last.store(now, Ordering::Relaxed);
+            flow.server.traffic.add(true, n);
             if let Err(e) = flow.upstream.send(datagram).await {
                 tracing::debug!(%bind, %client, "udp send to server: {e}");
             }
@@ -137,6 +139,7 @@ pub(crate) async fn serve(
             }
         };
         server.live.total.fetch_add(1, Ordering::Relaxed);
+        server.live.traffic.add(true, n);
         counters.flows.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = upstream.send(datagram).await {
             tracing::debug!(%client, "udp send to server: {e}");
@@ -149,7 +152,8 @@ pub(crate) async fn serve(
         });
         let last = Arc::new(AtomicU64::new(now));
         if !one_packet {
-            flows.insert(client, FlowEntry { upstream: upstream.clone(), last: last.clone() });
+            let server = server.live.clone();
+            flows.insert(client, FlowEntry { upstream: upstream.clone(), last: last.clone(), server });
         }
         let idle = fe.cfg.timeout_client.max(Duration::from_millis(1));
         let reply_to = socket.clone();
@@ -157,8 +161,9 @@ pub(crate) async fn serve(
         // A UDP flow counts as an inactive connection, as in IPVS.
         server.live.inactive.fetch_add(1, Ordering::Relaxed);
         let backend_for_task = backend.clone();
+        let live = server.live.clone();
         tokio::spawn(async move {
-            relay_replies(&upstream, &reply_to, client, &last, start, idle).await;
+            relay_replies(&upstream, &reply_to, client, &last, start, idle, &live.traffic).await;
             let _ = ended.send((client, last));
             let server = &backend_for_task.servers[id];
             server.live.inactive.fetch_sub(1, Ordering::Relaxed);
@@ -195,6 +200,7 @@ async fn relay_replies(
     last: &AtomicU64,
     start: Instant,
     idle: Duration,
+    traffic: &crate::live::Traffic,
 ) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
@@ -205,6 +211,7 @@ async fn relay_replies(
             received = upstream.recv(&mut buf) => match received {
                 Ok(n) => {
                     last.store(elapsed(start), Ordering::Relaxed);
+                    traffic.add(false, n);
                     if let Err(e) = reply_to.send_to(buf.get(..n).unwrap_or_default(), client).await {
                         tracing::debug!(%client, "udp reply: {e}");
                     }

@@ -603,5 +603,5 @@ async fn tunnel(client: &mut Client, up: &mut Upstream, head: Vec<u8>, from_serv
     let client_side = std::mem::replace(&mut client.side, Side::closed());
     let server_side = std::mem::replace(&mut up.side, Side::closed());
     let (Ok(mut a), Ok(mut b)) = (client_side.into_stream(), server_side.into_stream()) else { return };
-    crate::tunnel::splice(&mut a, &mut b, idle, &|| ()).await;
+    crate::tunnel::splice(&mut a, &mut b, idle, &|| (), None).await;
 }
