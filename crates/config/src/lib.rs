@@ -26,3 +26,12 @@ pub mod haproxy_conditions {
     pub use crate::haproxy::cond::{eval, eval_text, CondError, FEATURES, HAPROXY_VERSION};
 }
 pub use load::{load_files, load_str, Format, LoadOptions, Loaded};
+
+/// The checks of a whole configuration on a Model changed at run time (`fulcrum ctl`): its
+/// errors, empty when it may run.
+pub fn check_model(model: &fulcrum_model::Model) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    validate::validate(model, std::path::Path::new("(runtime)"), &[], false, &mut diags);
+    diags.retain(|d| d.severity == Severity::Error);
+    diags
+}

@@ -34,6 +34,7 @@ pub(crate) struct GlobalPatch {
     pub maxrewrite: Option<usize>,
     pub max_headers: Option<usize>,
     pub ipvs_timeouts: Option<fulcrum_model::IpvsTimeouts>,
+    pub control_socket: Option<PathBuf>,
 }
 
 impl GlobalPatch {
@@ -61,6 +62,9 @@ impl GlobalPatch {
         }
         if let Some(v) = self.ipvs_timeouts {
             global.ipvs_timeouts = v;
+        }
+        if let Some(v) = &self.control_socket {
+            global.control_socket = Some(v.clone());
         }
     }
 }

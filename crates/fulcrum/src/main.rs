@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use fulcrum_config::{Format, LoadOptions};
 
+mod ctl;
 mod daemon;
 mod demo;
 mod haproxy;
@@ -106,6 +107,15 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Send ipvsadm's commands to a running fulcrum: `fulcrum ctl -Ln`, `fulcrum ctl -A -t
+    /// 10.0.0.1:80 -s rr` (also when linked as `ipvsadm`). `--socket PATH` names its control
+    /// socket (default /run/fulcrum/fulcrum.sock).
+    #[command(disable_help_flag = true)]
+    Ctl {
+        /// `[--socket PATH]` and ipvsadm's options (`fulcrum ctl -h` lists them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Internal: the VRRP crash guard started by `run` (releases the virtual addresses if the
     /// main process dies without a clean shutdown).
     #[command(hide = true)]
@@ -125,6 +135,9 @@ fn personality(argv0: &OsString) -> Option<&'static str> {
     match Path::new(argv0).file_name()?.to_str()? {
         "haproxy" => Some("haproxy"),
         "keepalived" => Some("keepalived"),
+        "ipvsadm" => Some("ipvsadm"),
+        "ipvsadm-save" => Some("ipvsadm-save"),
+        "ipvsadm-restore" => Some("ipvsadm-restore"),
         _ => None,
     }
 }
@@ -140,6 +153,9 @@ fn main() -> ExitCode {
             init_tracing();
             return keepalived::main(argv.split_off(1));
         }
+        Some(name @ ("ipvsadm" | "ipvsadm-save" | "ipvsadm-restore")) => {
+            return ctl::personality(name, argv.split_off(1));
+        }
         _ => {}
     }
     let cli = Cli::parse();
@@ -150,6 +166,7 @@ fn main() -> ExitCode {
         Command::Demo { port, origin_port } => demo::demo(port, origin_port),
         Command::Haproxy { args } => haproxy::main(args),
         Command::Keepalived { args } => keepalived::main(args),
+        Command::Ctl { args } => ctl::main(args),
         Command::VrrpGuard => fulcrum_vrrp_io::guard_main(),
     }
 }

@@ -127,6 +127,20 @@ pub fn serve(mut loaded: Loaded, files: &[PathBuf], opts: &LoadOptions, run: Run
         let admin = Arc::new(Admin::default());
         let threads = threads_for(&loaded.model, threads);
         let vrrp = loaded.model.vrrp.clone();
+        let current = loaded.model.clone();
+        let (jobs_tx, jobs) = tokio::sync::mpsc::channel(16);
+        let socket = current.global.control_socket.clone().unwrap_or_else(|| crate::ctl::DEFAULT_SOCKET.into());
+        let _control = match crate::ctl::server::listen(&socket, jobs_tx) {
+            Ok(c) => Some(c),
+            Err(why) if current.global.control_socket.is_some() => {
+                eprintln!("fulcrum: control socket: {why}");
+                return ExitCode::from(1);
+            }
+            Err(why) => {
+                tracing::debug!("control socket: {why}");
+                None
+            }
+        };
         let mut proxy = if loaded.model.frontends.is_empty() && !vrrp.instances.is_empty() {
             None
         } else {
@@ -166,7 +180,8 @@ pub fn serve(mut loaded: Loaded, files: &[PathBuf], opts: &LoadOptions, run: Run
                 tracing::warn!("cannot point standard error at /dev/null: {e}");
             }
         }
-        let ctx = SignalContext { files, opts, access_log, signals, notifier: notifier.as_ref() };
+        let ctx =
+            SignalContext { files, opts, access_log, signals, notifier: notifier.as_ref(), jobs, current, threads };
         let (outcome, stop) = serve_signals(&mut proxy, &mut vrrp_rt, &admin, ctx).await;
         if let Some(n) = &notifier {
             n.send("STOPPING=1");
@@ -284,13 +299,18 @@ struct SignalContext<'a> {
     access_log: Option<PathBuf>,
     signals: Signals,
     notifier: Option<&'a crate::notify::Notifier>,
+    /// Requests from the control socket.
+    jobs: tokio::sync::mpsc::Receiver<crate::ctl::server::Job>,
+    /// The running Model: the files' as last loaded, with the control socket's changes.
+    current: Model,
+    threads: usize,
 }
 
 async fn serve_signals(
     proxy: &mut Option<Proxy>,
     vrrp_rt: &mut Option<Runtime>,
     admin: &Arc<Admin>,
-    ctx: SignalContext<'_>,
+    mut ctx: SignalContext<'_>,
 ) -> (ExitCode, Stop) {
     let (Ok(mut hup), Ok(mut term), Ok(mut int), Ok(mut usr1), Ok(mut usr2)) = (
         signal(SignalKind::hangup()),
@@ -324,6 +344,25 @@ async fn serve_signals(
                 }
                 "SIGUSR2"
             }
+            Some((request, reply)) = ctx.jobs.recv() => {
+                let snap = proxy.as_ref().map(|p| p.shared().snapshot.load_full());
+                let outcome = crate::ctl::server::execute(&request, &ctx.current, snap.as_ref());
+                let mut response = outcome.response;
+                if let Some(model) = outcome.model {
+                    match reload(proxy, vrrp_rt, admin, model.clone(), ctx.threads).await {
+                        Ok(()) => {
+                            tracing::info!("control socket: {} applied", request.args.join(" "));
+                            ctx.current = model;
+                        }
+                        Err(e) => {
+                            response.code = 255;
+                            response.stderr.push_str(&format!("{e}\n"));
+                        }
+                    }
+                }
+                let _ = reply.send(response);
+                continue;
+            }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); return (ExitCode::SUCCESS, on_term); }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); return (ExitCode::SUCCESS, on_term); }
         };
@@ -339,8 +378,12 @@ async fn serve_signals(
                 }
                 let threads = threads_for(&loaded.model, None);
                 adopt_inherited(&loaded.model);
+                let model = loaded.model.clone();
                 match reload(proxy, vrrp_rt, admin, loaded.model, threads).await {
-                    Ok(()) => tracing::info!("reload applied"),
+                    Ok(()) => {
+                        ctx.current = model;
+                        tracing::info!("reload applied");
+                    }
                     Err(e) => tracing::error!("reload failed, keeping the running configuration: {e}"),
                 }
             }

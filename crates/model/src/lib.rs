@@ -52,6 +52,9 @@ pub struct Global {
     pub max_headers: usize,
     /// IPVS's connection timeouts (`ipvsadm --set tcp tcpfin udp`), for LVS virtual services.
     pub ipvs_timeouts: IpvsTimeouts,
+    /// The control socket (`fulcrum ctl`): haproxy.cfg `stats socket PATH`, TOML
+    /// `control_socket`; None: the default, /run/fulcrum/fulcrum.sock.
+    pub control_socket: Option<PathBuf>,
 }
 
 /// `ipvsadm --set tcp tcpfin udp`: how long an idle established TCP connection, a half-closed
@@ -87,6 +90,7 @@ impl Default for Global {
             maxrewrite: 1024,
             max_headers: 101,
             ipvs_timeouts: IpvsTimeouts::default(),
+            control_socket: None,
         }
     }
 }

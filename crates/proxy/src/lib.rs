@@ -108,6 +108,8 @@ pub struct Proxy {
     /// UDP listeners: the task serving each address, and its counters.
     udp: HashMap<SocketAddr, (JoinHandle<()>, Arc<l4::udp::UdpCounters>)>,
     checks: Vec<JoinHandle<()>>,
+    /// The rate estimator (`ipvsadm --rate`).
+    rates: Option<JoinHandle<()>>,
 }
 
 impl Proxy {
@@ -130,14 +132,28 @@ impl Proxy {
         });
         let workers =
             (0..threads.max(1)).map(|i| listen::Worker::spawn(i, shared.clone())).collect::<Result<_, _>>()?;
-        let mut proxy =
-            Proxy { shared, workers, listening: Default::default(), udp: HashMap::new(), checks: Vec::new() };
+        let mut proxy = Proxy {
+            shared,
+            workers,
+            listening: Default::default(),
+            udp: HashMap::new(),
+            checks: Vec::new(),
+            rates: None,
+        };
         let binds = proxy.shared.snapshot.load().binds_with_mode();
         proxy.listen_on(&binds)?;
         let udp = proxy.shared.snapshot.load().udp_binds();
         let sockets = bind_udp(&udp)?;
         proxy.serve_udp(sockets);
         proxy.checks = checks::spawn_checks(&proxy.shared.snapshot.load());
+        let shared = proxy.shared.clone();
+        proxy.rates = Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tick.tick().await;
+                shared.live.sample_rates();
+            }
+        }));
         Ok(proxy)
     }
 
@@ -217,6 +233,9 @@ impl Proxy {
             task.abort();
         }
         for (_, (task, _)) in self.udp.drain() {
+            task.abort();
+        }
+        if let Some(task) = self.rates.take() {
             task.abort();
         }
         let workers = std::mem::take(&mut self.workers);

@@ -30,6 +30,8 @@ pub struct ServerLive {
     /// Traffic relayed to and from the server (`mode tcp` and UDP): bytes, and packets as
     /// the proxy sees them (reads from the client, reads from the server; datagrams for UDP).
     pub traffic: Traffic,
+    /// Rate estimates of `total` and `traffic` (see [`Rates`]).
+    pub rates: Mutex<Rates>,
     pub connect_errors: AtomicU64,
     pub response_errors: AtomicU64,
     pub retries: AtomicU64,
@@ -55,6 +57,7 @@ impl ServerLive {
             dynamic_weight: AtomicU32::new(NO_WEIGHT),
             total: AtomicU64::new(0),
             traffic: Traffic::default(),
+            rates: Mutex::new(Rates::default()),
             connect_errors: AtomicU64::new(0),
             response_errors: AtomicU64::new(0),
             retries: AtomicU64::new(0),
@@ -146,6 +149,63 @@ impl Traffic {
     }
 }
 
+/// Rate estimates as IPVS keeps them: every 2 s, the increase of each counter is folded into
+/// an average that moves a quarter of the way toward it (values kept scaled: connections and
+/// packets per second × 2^10, bytes × 2^5). `ipvsadm --rate` shows them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Rates {
+    last: [u64; 5],
+    scaled: [i64; 5],
+}
+
+impl Rates {
+    /// One 2-second sample: connections, in packets, out packets, in bytes, out bytes.
+    pub fn sample(&mut self, now: [u64; 5]) {
+        for (i, (&n, last)) in now.iter().zip(self.last.iter_mut()).enumerate() {
+            let shift = if i < 3 { 9 } else { 4 };
+            let rate = i64::try_from(n.saturating_sub(*last)).unwrap_or(i64::MAX >> 10) << shift;
+            if let Some(avg) = self.scaled.get_mut(i) {
+                *avg += (rate - *avg) >> 2;
+            }
+            *last = n;
+        }
+    }
+
+    /// Per second: connections, in packets, out packets, in bytes, out bytes.
+    pub fn per_second(&self) -> [u64; 5] {
+        let mut out = [0u64; 5];
+        for (i, (o, avg)) in out.iter_mut().zip(self.scaled).enumerate() {
+            let (round, shift) = if i < 3 { (0x1ff, 10) } else { (0xf, 5) };
+            *o = u64::try_from((avg + round) >> shift).unwrap_or(0);
+        }
+        out
+    }
+}
+
+impl ServerLive {
+    /// The counters as `ipvsadm --stats` reads them: connections, in/out packets, in/out bytes.
+    pub fn counters(&self) -> [u64; 5] {
+        let t = &self.traffic;
+        [
+            self.total.load(Ordering::Relaxed),
+            t.in_packets.load(Ordering::Relaxed),
+            t.out_packets.load(Ordering::Relaxed),
+            t.in_bytes.load(Ordering::Relaxed),
+            t.out_bytes.load(Ordering::Relaxed),
+        ]
+    }
+
+    /// `ipvsadm -Z`: counters and rates back to zero.
+    pub fn zero(&self) {
+        self.total.store(0, Ordering::Relaxed);
+        let t = &self.traffic;
+        for c in [&t.in_packets, &t.out_packets, &t.in_bytes, &t.out_bytes] {
+            c.store(0, Ordering::Relaxed);
+        }
+        *lock(&self.rates) = Rates::default();
+    }
+}
+
 /// Lock a mutex, recovering the data if a panicking thread poisoned it: the state kept here
 /// (counters, health) stays meaningful after a panic elsewhere.
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -192,6 +252,15 @@ impl LiveRegistry {
         }
         drop(current);
         live
+    }
+
+    /// Takes a rate sample of every server (every 2 s, as IPVS's estimator).
+    pub fn sample_rates(&self) {
+        let servers: Vec<Arc<ServerLive>> = lock(&self.servers).values().cloned().collect();
+        for s in servers {
+            let now = s.counters();
+            lock(&s.rates).sample(now);
+        }
     }
 
     /// Forget servers that the new configuration no longer has.

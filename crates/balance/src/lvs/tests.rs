@@ -384,3 +384,9 @@ fn every_scheduler_survives_empty_and_all_refused() {
         let _ = Duration::ZERO;
     }
 }
+
+#[test]
+fn wrr_three_one() {
+    let mut s = scheduler(LvsScheduler::Wrr, &[3, 1]);
+    assert_eq!(sequence(&mut s, 8, &idle()), "aaabaaab");
+}

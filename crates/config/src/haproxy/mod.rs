@@ -369,6 +369,11 @@ impl Parser {
             },
             ("default-path", Some(v)) => self.default_path(v, args.get(1)),
             ("stats", Some(sub)) => match sub {
+                // A path (not an inherited fd@N): fulcrum's control socket (`fulcrum ctl`).
+                "socket" if args.get(1).is_some_and(|p| !p.starts_with("fd@") && !p.contains(':')) => {
+                    self.out.global.control_socket = args.get(1).map(std::path::PathBuf::from);
+                    Ok(())
+                }
                 "socket" | "timeout" | "maxconn" | "bind-process" => {
                     let why = "fulcrum does not serve HAProxy's runtime socket (its admin API is separate)";
                     self.sink.warn(line, format!("'stats {sub}' is ignored: {why}"), None);

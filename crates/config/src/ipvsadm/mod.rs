@@ -8,6 +8,7 @@ pub(crate) mod rules;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 pub use apply::{apply, service_name, Applied};
+pub use rules::words;
 
 /// The `IP Virtual Server version` fulcrum reports, as the kernel's IPVS.
 pub const IPVS_VERSION: &str = "1.2.1";
@@ -285,8 +286,7 @@ pub fn parse(program: &str, args: &[String]) -> Result<Command, IpvsError> {
             };
             given.push(Given { name: msg, long, value });
         } else if let Some(cluster) = word.strip_prefix('-').filter(|c| !c.is_empty()) {
-            let mut chars = cluster.char_indices();
-            while let Some((at, letter)) = chars.next() {
+            for (at, letter) in cluster.char_indices() {
                 if COMMANDS.iter().any(|(_, s, _)| *s == letter) || letter == 'l' || letter == 'h' || letter == 'v' {
                     return Err(IpvsError::usage(format!("invalid option `-{letter}'")));
                 }

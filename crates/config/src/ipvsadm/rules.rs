@@ -19,7 +19,7 @@ pub(crate) fn looks_like(text: &str) -> bool {
 }
 
 /// The words of a rules line (ipvsadm's own tokenizing: blanks, no quoting; `ipvsadm` dropped).
-pub(crate) fn words(line: &str) -> Vec<String> {
+pub fn words(line: &str) -> Vec<String> {
     line.split([' ', '\t', '\r']).filter(|w| !w.is_empty() && *w != "ipvsadm").map(str::to_string).collect()
 }
 

@@ -269,7 +269,7 @@ impl Default for BackendBase {
 
 const ROOT_KEYS: &[&str] = &["global", "defaults", "frontend", "backend", "vrrp"];
 const GLOBAL_KEYS: &[&str] =
-    &["maxconn", "threads", "access_log", "hard_stop_after", "bufsize", "maxrewrite", "max_headers"];
+    &["maxconn", "threads", "access_log", "hard_stop_after", "bufsize", "maxrewrite", "max_headers", "control_socket"];
 const FRONTEND_KEYS: &[&str] = &[
     "name",
     "mode",
@@ -559,6 +559,7 @@ impl<'t> Doc<'t> {
             }
         }
         self.out.global.access_log = self.string(t, "access_log").map(|(p, _)| p.into());
+        self.out.global.control_socket = self.string(t, "control_socket").map(|(p, _)| p.into());
         self.out.global.hard_stop_after = self.duration(t, "hard_stop_after");
         self.out.global.bufsize = self.integer(t, "bufsize");
         self.out.global.maxrewrite = self.integer(t, "maxrewrite");

@@ -296,37 +296,69 @@ impl BackendRt {
         self.quorum_up.load(Ordering::Relaxed)
     }
 
+    /// A server's weight now (the configured one, or what `misc_dynamic` set).
+    pub fn weight_of(&self, id: ServerId) -> u32 {
+        self.servers.get(id).map_or(0, |s| s.live.dynamic_weight().unwrap_or(s.cfg.weight))
+    }
+
+    /// How many persistence templates point at each server (`ipvsadm --persistent-conn`).
+    pub fn templates(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.servers.len()];
+        if let Some(table) = &self.persist {
+            let now = Instant::now();
+            let table = lock(table);
+            for (key, server, _) in table.iter() {
+                if table.peek(key, now).is_some() {
+                    if let Some(c) = counts.get_mut(server) {
+                        *c += 1;
+                    }
+                }
+            }
+        }
+        counts
+    }
+
     /// Whether a server may take traffic now (health and admin state).
     pub fn usable(&self, id: ServerId) -> bool {
         self.servers.get(id).is_some_and(|s| !s.cfg.disabled && s.live.is_up())
     }
 
-    /// Recompute the eligible set: the primaries that are up; when none is, the first backup
-    /// that is up (all of them with `option allbackups`). Returns whether a server is ramping
-    /// up under `slowstart`, so the caller knows to call again soon.
-    pub fn rebuild(&self, now: Instant) -> bool {
-        let mut ramping = false;
-        let mut slot = |id: usize, s: &ServerRt| {
-            let (weight, ramp) = effective_weight(s, now);
-            ramping |= ramp;
-            Slot { id, weight }
-        };
+    /// The servers that take traffic now: the primaries that are up; when none is, the first
+    /// backup that is up (all of them with `option allbackups`); with keepalived's quorum lost,
+    /// the backups (the sorry server) instead of the primaries.
+    pub fn serving(&self) -> Vec<ServerId> {
         let up = |s: &&(usize, &ServerRt)| !s.1.cfg.disabled && s.1.live.is_up();
         let all: Vec<(usize, &ServerRt)> = self.servers.iter().enumerate().collect();
-        let mut slots: Vec<Slot> = all.iter().filter(|s| !s.1.cfg.backup).filter(up).map(|s| slot(s.0, s.1)).collect();
-        // keepalived: with quorum lost, the sorry server replaces the primaries still up.
+        let mut ids: Vec<ServerId> = all.iter().filter(|s| !s.1.cfg.backup).filter(up).map(|s| s.0).collect();
         let has_backups = all.iter().any(|s| s.1.cfg.backup);
         if self.cfg.quorum.is_some() && !self.quorum_up() && has_backups {
-            slots.clear();
+            ids.clear();
         }
-        if slots.is_empty() {
+        if ids.is_empty() {
             let mut backups = all.iter().filter(|s| s.1.cfg.backup).filter(up);
-            slots = if self.cfg.allbackups {
-                backups.map(|s| slot(s.0, s.1)).collect()
+            ids = if self.cfg.allbackups {
+                backups.map(|s| s.0).collect()
             } else {
-                backups.next().map(|s| slot(s.0, s.1)).into_iter().collect()
+                backups.next().map(|s| s.0).into_iter().collect()
             };
         }
+        ids
+    }
+
+    /// Recompute the eligible set ([`BackendRt::serving`]) with the effective weights. Returns
+    /// whether a server is ramping up under `slowstart`, so the caller knows to call again soon.
+    pub fn rebuild(&self, now: Instant) -> bool {
+        let mut ramping = false;
+        let slots: Vec<Slot> = self
+            .serving()
+            .into_iter()
+            .filter_map(|id| {
+                let s = self.servers.get(id)?;
+                let (weight, ramp) = effective_weight(s, now);
+                ramping |= ramp;
+                Some(Slot { id, weight })
+            })
+            .collect();
         lock(&self.scheduler).rebuild(&slots);
         self.slot_freed.notify_waiters();
         ramping

@@ -1,0 +1,213 @@
+//! The control socket's server side: accepting requests (any number of clients, each read on
+//! its own task) and executing them one at a time against the running table. A command that
+//! changes the table yields a new Model, which the caller applies as a reload does (new
+//! listeners bound first, established connections kept, server state carried over).
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fulcrum_config::ipvsadm::{self, Applied, Command, IpvsError};
+use fulcrum_model::Model;
+use fulcrum_proxy::Snapshot;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{parse_request, Request, Response};
+
+/// A request waiting for its answer.
+pub(crate) type Job = (Request, oneshot::Sender<Response>);
+
+/// The most a request may carry (a rules file on standard input).
+const MAX_REQUEST: u64 = 16 << 20;
+
+/// A listening control socket; the file is removed when it is dropped.
+pub(crate) struct Control {
+    path: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Listens on `path`. A socket another process answers on is left alone (a warning): two
+/// fulcrum processes on one default path do not steal each other's socket.
+pub(crate) fn listen(path: &Path, jobs: mpsc::Sender<Job>) -> Result<Control, String> {
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(format!(
+            "{} is answered by another process; fulcrum ctl will not reach this one there",
+            path.display()
+        ));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::remove_file(path);
+    let listener =
+        tokio::net::UnixListener::bind(path).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let jobs = jobs.clone();
+            tokio::spawn(async move { serve_one(stream, jobs).await });
+        }
+    });
+    Ok(Control { path: path.to_path_buf(), task })
+}
+
+async fn serve_one(mut stream: tokio::net::UnixStream, jobs: mpsc::Sender<Job>) {
+    let mut bytes = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(30), (&mut stream).take(MAX_REQUEST).read_to_end(&mut bytes)).await;
+    if !matches!(read, Ok(Ok(_))) {
+        return;
+    }
+    let response = match parse_request(&bytes) {
+        Some(request) => {
+            let (tx, rx) = oneshot::channel();
+            if jobs.send((request, tx)).await.is_err() {
+                return;
+            }
+            match rx.await {
+                Ok(r) => r,
+                Err(_) => return,
+            }
+        }
+        None => Response {
+            code: 2,
+            stderr: "fulcrum's control socket answers `fulcrum ctl` (ipvsadm's commands); HAProxy's runtime commands are not served yet\n".into(),
+            ..Response::default()
+        },
+    };
+    let _ = stream.write_all(&response.encode()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// What executing a request gives: the answer, and the Model to apply when the table changed.
+pub(crate) struct Outcome {
+    pub response: Response,
+    pub model: Option<Model>,
+}
+
+fn error(e: &IpvsError) -> Response {
+    Response { code: e.code, stdout: String::new(), stderr: format!("{}\n", e.message) }
+}
+
+/// Executes one request against the running table (`current`, and the live `snap`).
+pub(crate) fn execute(request: &Request, current: &Model, snap: Option<&Arc<Snapshot>>) -> Outcome {
+    let program = "ipvsadm";
+    let command = match ipvsadm::parse(program, &request.args) {
+        Ok(c) => c,
+        Err(e) => return Outcome { response: error(&e), model: None },
+    };
+    match command {
+        Command::Help => {
+            Outcome { response: Response { stdout: super::format::help(), ..Response::default() }, model: None }
+        }
+        Command::Version => Outcome {
+            response: Response { stdout: format!("{}\n", ipvsadm::VERSION_LINE), ..Response::default() },
+            model: None,
+        },
+        Command::List(opts) => {
+            let response = match super::format::list(current, snap, &opts) {
+                Ok(text) => Response { stdout: text, ..Response::default() },
+                Err(e) => error(&e),
+            };
+            Outcome { response, model: None }
+        }
+        Command::Save { numeric } => Outcome {
+            response: Response { stdout: super::format::save(current, numeric), ..Response::default() },
+            model: None,
+        },
+        Command::Zero(service) => {
+            let mut model = current.clone();
+            if let Err(e) = ipvsadm::apply(&mut model, &Command::Zero(service)) {
+                return Outcome { response: error(&e), model: None };
+            }
+            if let Some(snap) = snap {
+                let name = service.map(|s| ipvsadm::service_name(&s).unwrap_or_default());
+                for b in snap.backends.iter().filter(|b| b.cfg.lvs.is_some()) {
+                    if name.as_ref().is_none_or(|n| *n == b.cfg.name) {
+                        for s in &b.servers {
+                            s.live.zero();
+                        }
+                    }
+                }
+            }
+            Outcome { response: Response::default(), model: None }
+        }
+        Command::Restore => restore(&request.stdin, current),
+        command => {
+            let mut model = current.clone();
+            match ipvsadm::apply(&mut model, &command) {
+                Ok(Applied::Changed) => checked(model, Response::default()),
+                Ok(Applied::Unchanged) => Outcome { response: Response::default(), model: None },
+                Err(e) => Outcome { response: error(&e), model: None },
+            }
+        }
+    }
+}
+
+/// A changed Model, if the whole configuration still holds.
+fn checked(model: Model, response: Response) -> Outcome {
+    let problems = fulcrum_config::check_model(&model);
+    if problems.is_empty() {
+        return Outcome { response, model: Some(model) };
+    }
+    let text: String = problems.iter().map(|d| format!("{}\n", d.message)).collect();
+    Outcome { response: Response { code: 255, stdout: String::new(), stderr: text }, model: None }
+}
+
+/// `-R`: each line of standard input is a command; a command-line error stops there (what came
+/// before stays applied), an operation error is printed and the next line runs; the status is
+/// the last line's.
+fn restore(input: &[u8], current: &Model) -> Outcome {
+    let mut model = current.clone();
+    let mut response = Response::default();
+    let mut changed = false;
+    for line in String::from_utf8_lossy(input).lines() {
+        let words = ipvsadm::words(line);
+        if words.is_empty() {
+            continue;
+        }
+        let command = match ipvsadm::parse("ipvsadm", &words) {
+            Ok(Command::Restore) => Err(ipvsadm::try_help("ipvsadm")),
+            other => other,
+        };
+        let command = match command {
+            Ok(c) => c,
+            Err(e) => {
+                response.stderr.push_str(&format!("{}\n", e.message));
+                response.code = e.code;
+                if e.code == 2 {
+                    break;
+                }
+                continue;
+            }
+        };
+        match ipvsadm::apply(&mut model, &command) {
+            Ok(Applied::Changed) => {
+                changed = true;
+                response.code = 0;
+            }
+            Ok(Applied::Unchanged) => response.code = 0,
+            Err(e) => {
+                response.stderr.push_str(&format!("{}\n", e.message));
+                response.code = e.code;
+            }
+        }
+    }
+    if changed {
+        let code = response.code;
+        let mut out = checked(model, response);
+        if out.model.is_some() {
+            out.response.code = code;
+        }
+        out
+    } else {
+        Outcome { response, model: None }
+    }
+}
