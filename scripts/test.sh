@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Runs fulcrum's whole test suite. Installs what the tests need when it is missing
 # (haproxy, nginx, keepalived; curl, python3, iproute2 and nftables for the VRRP namespace
-# tests; all from Debian) - needs root or sudo for that step only. Ends with one line:
+# tests; redis-server and postgresql, real peers of the protocol health checks; all from
+# Debian) - needs root or sudo for that step only. Ends with one line:
 # passed, failed, ignored, over every test binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in haproxy:haproxy nginx:nginx keepalived:keepalived curl:curl python3:python3 ip:iproute2 nft:nftables; do
+for pair in haproxy:haproxy nginx:nginx keepalived:keepalived curl:curl python3:python3 ip:iproute2 nft:nftables \
+  redis-server:redis-server openssl:openssl logger:bsdutils; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
+# PostgreSQL's server programs live outside PATH on Debian.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
 if ((${#need[@]})); then
   echo "test.sh: installing ${need[*]}" >&2
   SUDO=""

@@ -596,8 +596,9 @@ backend app
 ";
     let loaded = ok(text);
     assert!(loaded.warnings.iter().all(|w| w.severity == Severity::Warning));
-    assert_eq!(loaded.warnings.len(), 12, "{}", show(&loaded.warnings));
+    assert_eq!(loaded.warnings.len(), 11, "{}", show(&loaded.warnings));
     assert!(loaded.model.frontends[0].httplog);
+    assert_eq!(loaded.model.global.control_socket, Some("/run/haproxy/admin.sock".into()));
 }
 
 #[test]

@@ -130,7 +130,8 @@ pub fn serve(mut loaded: Loaded, files: &[PathBuf], opts: &LoadOptions, run: Run
         let current = loaded.model.clone();
         let (jobs_tx, jobs) = tokio::sync::mpsc::channel(16);
         let socket = current.global.control_socket.clone().unwrap_or_else(|| crate::ctl::DEFAULT_SOCKET.into());
-        let _control = match crate::ctl::server::listen(&socket, jobs_tx) {
+        let configured = current.global.control_socket.is_some();
+        let _control = match crate::ctl::server::listen(&socket, configured, jobs_tx) {
             Ok(c) => Some(c),
             Err(why) if current.global.control_socket.is_some() => {
                 eprintln!("fulcrum: control socket: {why}");

@@ -20,6 +20,8 @@ pub enum CheckSpec {
     Misc(crate::keepalived::Misc),
     /// keepalived `DNS_CHECK`.
     Dns(crate::keepalived::Dns),
+    /// `option tcp-check` or a protocol check (mysql, pgsql, redis, smtp, ldap, ssl-hello).
+    TcpCheck(crate::tcpcheck::CompiledTcpCheck),
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +89,10 @@ pub async fn run_check(addr: SocketAddr, spec: &CheckSpec, timeout: Duration) ->
             CheckSpec::HttpGet(check) => kept(crate::keepalived::http_get(check, addr).await),
             CheckSpec::Misc(check) => kept(crate::keepalived::misc(check, addr, timeout).await),
             CheckSpec::Dns(check) => kept(crate::keepalived::dns(check, addr).await),
+            CheckSpec::TcpCheck(check) => {
+                let out = crate::tcpcheck::run(check, addr).await;
+                (out.ok, out.reason, None)
+            }
             CheckSpec::Tcp | CheckSpec::Http(_) => {
                 let (ok, reason) = check_once(addr, spec).await;
                 (ok, reason, None)

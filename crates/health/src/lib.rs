@@ -6,7 +6,9 @@ mod check;
 pub mod keepalived;
 mod machine;
 mod task;
+mod tcpcheck;
 
 pub use check::{run_check, CheckOutcome, CheckSpec, CompiledHttpCheck};
 pub use machine::{HealthMachine, Intervals, Transition};
 pub use task::{check_loop, CheckPlan, CheckSink};
+pub use tcpcheck::CompiledTcpCheck;

@@ -381,6 +381,52 @@ impl Default for HttpCheck {
     }
 }
 
+/// `option tcp-check` and its `tcp-check` rules, or one of HAProxy's protocol checks
+/// (`option mysql-check`, `pgsql-check`, `redis-check`, `smtpchk`, `ldap-check`,
+/// `ssl-hello-chk`), each speaking its protocol as HAProxy 2.6 does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpCheck {
+    /// `option tcp-check`: the rules in order (none: a connection, as a plain `check`).
+    Rules(Vec<TcpCheckRule>),
+    /// `option mysql-check [user U [post-41|pre-41]]`.
+    Mysql {
+        user: Option<String>,
+        post41: bool,
+    },
+    /// `option pgsql-check user U`.
+    Pgsql {
+        user: String,
+    },
+    Redis,
+    /// `option smtpchk [EHLO|HELO DOMAIN]`: the command sent after the banner.
+    Smtp {
+        command: String,
+    },
+    Ldap,
+    SslHello,
+}
+
+/// One `tcp-check` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpCheckRule {
+    /// `tcp-check connect [port N] [addr A] [send-proxy] [linger]`.
+    Connect { port: Option<u16>, addr: Option<std::net::IpAddr>, send_proxy: bool, comment: Option<String> },
+    /// `tcp-check send STRING` / `send-binary HEX`.
+    Send { data: Vec<u8>, comment: Option<String> },
+    /// `tcp-check expect [min-recv N] [!] string|binary|rstring|rbinary PATTERN`.
+    Expect { negate: bool, pattern: TcpExpect, min_recv: Option<usize>, comment: Option<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpExpect {
+    String(Vec<u8>),
+    Binary(Vec<u8>),
+    /// A regular expression over the bytes received (validated at load time).
+    Rstring(String),
+    /// A regular expression over the upper-case hex of the bytes received.
+    Rbinary(String),
+}
+
 /// `observe layer4|layer7`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observe {
@@ -573,6 +619,8 @@ pub struct Backend {
     pub key_hash: KeyHash,
     pub servers: Vec<Server>,
     pub http_check: Option<HttpCheck>,
+    /// `option tcp-check` or a protocol check (only one of this and `http_check` is set).
+    pub tcp_check: Option<TcpCheck>,
     pub retries: u32,
     pub redispatch: bool,
     pub allbackups: bool,
@@ -647,6 +695,7 @@ impl Backend {
             key_hash: KeyHash::default(),
             servers: Vec::new(),
             http_check: None,
+            tcp_check: None,
             retries: 3,
             redispatch: false,
             allbackups: false,

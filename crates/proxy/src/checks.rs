@@ -28,9 +28,22 @@ pub fn spawn_checks(snap: &Snapshot) -> Vec<JoinHandle<()>> {
                 spawn_checkers(backend, id, n as u32, count, &mut tasks);
                 continue;
             }
-            let spec = match &backend.cfg.http_check {
-                None => CheckSpec::Tcp,
-                Some(hc) => match CompiledHttpCheck::new(hc, &server.addr.ip().to_string()) {
+            let spec = match (&backend.cfg.http_check, &backend.cfg.tcp_check) {
+                (_, Some(tc)) => match fulcrum_health::CompiledTcpCheck::new(tc) {
+                    Ok(c) => match server.send_proxy {
+                        Some(version) => CheckSpec::TcpCheck(c.with_proxy_header(
+                            crate::proxy_protocol::local_header(version),
+                            server.check_addr.is_none(),
+                        )),
+                        None => CheckSpec::TcpCheck(c),
+                    },
+                    Err(e) => {
+                        tracing::error!(backend = %backend.cfg.name, "tcp-check: {e}");
+                        continue;
+                    }
+                },
+                (None, None) => CheckSpec::Tcp,
+                (Some(hc), None) => match CompiledHttpCheck::new(hc, &server.addr.ip().to_string()) {
                     // As HAProxy: checks to a send-proxy server speak the PROXY protocol too,
                     // unless they go to another address or port.
                     Ok(c) => match server.send_proxy.filter(|_| server.check_addr.is_none()) {

@@ -11,6 +11,225 @@ use crate::diag::Problem;
 use crate::values::{parse_duration, parse_host_port, parse_number, parse_size, resolve, Host, HostPort};
 use fulcrum_model::*;
 
+/// The options that choose a tcp-check ruleset.
+pub(super) const TCP_CHECK_OPTIONS: &[&str] =
+    &["tcp-check", "mysql-check", "pgsql-check", "redis-check", "smtpchk", "ldap-check", "ssl-hello-chk"];
+
+/// `option tcp-check` and the protocol checks, with their arguments.
+pub(crate) fn parse_tcp_check_option(name: &str, rest: &[String]) -> Result<TcpCheck, Problem> {
+    let words: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let none = |check: TcpCheck| match words.first() {
+        None => Ok(check),
+        Some(extra) => Err(Problem::invalid(format!("unexpected '{extra}' after 'option {name}'"))),
+    };
+    match name {
+        "tcp-check" => none(TcpCheck::Rules(Vec::new())),
+        "redis-check" => none(TcpCheck::Redis),
+        "ldap-check" => none(TcpCheck::Ldap),
+        "ssl-hello-chk" => none(TcpCheck::SslHello),
+        "mysql-check" => match words.as_slice() {
+            [] => Ok(TcpCheck::Mysql { user: None, post41: true }),
+            ["user", user] => Ok(TcpCheck::Mysql { user: Some((*user).to_string()), post41: true }),
+            ["user", user, v @ ("post-41" | "pre-41")] => {
+                Ok(TcpCheck::Mysql { user: Some((*user).to_string()), post41: *v == "post-41" })
+            }
+            _ => Err(Problem::invalid("'option mysql-check' takes [user NAME [post-41|pre-41]]")),
+        },
+        "pgsql-check" => match words.as_slice() {
+            ["user", user] => Ok(TcpCheck::Pgsql { user: (*user).to_string() }),
+            _ => Err(Problem::invalid("'option pgsql-check' expects 'user <username>' as argument")),
+        },
+        // HAProxy sends HELO localhost unless given EHLO|HELO and a domain.
+        _ => Ok(TcpCheck::Smtp {
+            command: match words.as_slice() {
+                [verb @ ("EHLO" | "HELO"), domain, ..] => format!("{verb} {domain}"),
+                _ => "HELO localhost".into(),
+            },
+        }),
+    }
+}
+
+/// Unescapes a `tcp-check send` string as HAProxy's tokenizer does (`\r`, `\n`, `\t`,
+/// `\xNN`, `\\`): the line's words have lost their quotes already.
+fn unescape(text: &str) -> Result<Vec<u8>, Problem> {
+    let mut out = Vec::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            let mut b = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            continue;
+        }
+        match chars.next() {
+            Some('r') => out.push(b'\r'),
+            Some('n') => out.push(b'\n'),
+            Some('t') => out.push(b'\t'),
+            Some('x') => {
+                let hex: String = chars.by_ref().take(2).collect();
+                out.push(
+                    u8::from_str_radix(&hex, 16).map_err(|_| Problem::invalid(format!("invalid escape '\\x{hex}'")))?,
+                );
+            }
+            Some(other) => {
+                let mut b = [0u8; 4];
+                out.extend_from_slice(other.encode_utf8(&mut b).as_bytes());
+            }
+            None => out.push(b'\\'),
+        }
+    }
+    Ok(out)
+}
+
+fn hex_bytes(text: &str) -> Result<Vec<u8>, Problem> {
+    if !text.len().is_multiple_of(2) {
+        return Err(Problem::invalid("an even number of hex digit is expected"));
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            let pair = text.get(i..i + 2).unwrap_or_default();
+            u8::from_str_radix(pair, 16)
+                .map_err(|_| Problem::invalid(format!("an hex digit is expected (found '{pair}')")))
+        })
+        .collect()
+}
+
+/// One `tcp-check` line; None for `comment` (its text goes nowhere fulcrum shows yet).
+pub(crate) fn parse_tcp_check(args: &[String]) -> Result<Option<TcpCheckRule>, Problem> {
+    let Some((action, rest)) = args.split_first() else {
+        return Err(
+            Problem::invalid("'tcp-check' needs an action").hint("connect, send, send-binary, expect or comment")
+        );
+    };
+    let mut comment = None;
+    let mut words: Vec<&str> = Vec::new();
+    let mut it = rest.iter();
+    while let Some(w) = it.next() {
+        if w == "comment" {
+            comment = it.next().cloned();
+        } else {
+            words.push(w);
+        }
+    }
+    match action.as_str() {
+        "comment" => Ok(None),
+        "connect" => {
+            let (mut port, mut addr, mut send_proxy) = (None, None, false);
+            let mut it = words.iter();
+            while let Some(w) = it.next() {
+                match *w {
+                    "port" => {
+                        port = Some(
+                            it.next()
+                                .and_then(|p| p.parse::<u16>().ok())
+                                .filter(|p| *p > 0)
+                                .ok_or_else(|| Problem::invalid("'tcp-check connect port' takes 1..65535"))?,
+                        )
+                    }
+                    "addr" => {
+                        let a =
+                            it.next().ok_or_else(|| Problem::invalid("'tcp-check connect addr' needs an address"))?;
+                        let (ip, p) = match a.parse::<SocketAddr>() {
+                            Ok(sa) => (sa.ip(), Some(sa.port())),
+                            Err(_) => {
+                                (a.parse().map_err(|_| Problem::invalid(format!("invalid address '{a}'")))?, None)
+                            }
+                        };
+                        addr = Some(ip);
+                        port = port.or(p);
+                    }
+                    "send-proxy" => send_proxy = true,
+                    "default" | "linger" => {}
+                    w @ ("ssl" | "sni" | "alpn" | "via-socks4" | "proto") => {
+                        return Err(Problem::unsupported(format!("'tcp-check connect {w}' is not supported yet")))
+                    }
+                    other => {
+                        return Err(Problem::unknown(
+                            "tcp-check connect option",
+                            other,
+                            ["port", "addr", "send-proxy", "default", "linger", "comment"],
+                        ))
+                    }
+                }
+            }
+            Ok(Some(TcpCheckRule::Connect { port, addr, send_proxy, comment }))
+        }
+        "send" => match words.as_slice() {
+            [data] => Ok(Some(TcpCheckRule::Send { data: unescape(data)?, comment })),
+            _ => Err(Problem::invalid("'tcp-check send' takes one string (quote it if it has spaces)")),
+        },
+        "send-binary" => match words.as_slice() {
+            [hex] => Ok(Some(TcpCheckRule::Send { data: hex_bytes(hex)?, comment })),
+            _ => Err(Problem::invalid("'tcp-check send-binary' takes one hex string")),
+        },
+        "expect" => {
+            let mut negate = false;
+            let mut min_recv = None;
+            let mut it = words.iter().peekable();
+            let mut kind = None;
+            while let Some(w) = it.next() {
+                match *w {
+                    "!" => negate = !negate,
+                    "min-recv" => {
+                        min_recv = it
+                            .next()
+                            .and_then(|n| n.parse::<usize>().ok())
+                            .map(Some)
+                            .ok_or_else(|| Problem::invalid("'min-recv' needs a number"))?
+                    }
+                    "ok-status" | "error-status" | "tout-status" | "on-success" | "on-error" | "status-code" => {
+                        it.next();
+                    }
+                    w if w.starts_with('!') && w.len() > 1 => {
+                        negate = !negate;
+                        kind = Some(w.trim_start_matches('!'));
+                        break;
+                    }
+                    w => {
+                        kind = Some(w);
+                        break;
+                    }
+                }
+            }
+            let kind = kind.ok_or_else(|| {
+                Problem::invalid("'tcp-check expect' needs a match").hint("e.g. tcp-check expect string +PONG")
+            })?;
+            let pattern =
+                it.next().ok_or_else(|| Problem::invalid(format!("'tcp-check expect {kind}' needs a pattern")))?;
+            let pattern = match kind {
+                "string" => TcpExpect::String(unescape(pattern)?),
+                "binary" => TcpExpect::Binary(hex_bytes(pattern)?),
+                "rstring" | "rbinary" => {
+                    regex::Regex::new(pattern)
+                        .map_err(|e| Problem::invalid(format!("invalid regex '{pattern}': {e}")))?;
+                    if kind == "rstring" {
+                        TcpExpect::Rstring((*pattern).to_string())
+                    } else {
+                        TcpExpect::Rbinary((*pattern).to_string())
+                    }
+                }
+                "string-lf" | "binary-lf" => {
+                    return Err(Problem::unsupported(format!("'tcp-check expect {kind}' is not supported yet")))
+                }
+                other => {
+                    return Err(Problem::unknown(
+                        "tcp-check expect match",
+                        other,
+                        ["string", "binary", "rstring", "rbinary"],
+                    ))
+                }
+            };
+            Ok(Some(TcpCheckRule::Expect { negate, pattern, min_recv, comment }))
+        }
+        a @ ("send-lf" | "send-binary-lf" | "set-var" | "set-var-fmt" | "unset-var") => {
+            Err(Problem::unsupported(format!("'tcp-check {a}' is not supported yet")))
+        }
+        other => {
+            Err(Problem::unknown("tcp-check action", other, ["connect", "send", "send-binary", "expect", "comment"]))
+        }
+    }
+}
+
 const BALANCE_WORDS: &[&str] =
     &["roundrobin", "static-rr", "leastconn", "first", "source", "uri", "url_param", "hdr", "random"];
 
@@ -42,6 +261,16 @@ impl Parser {
             "server" => self.server(st, line, args)?,
             "default-server" => self.server_params(&mut st.server_defaults, line, args),
             "http-check" => self.http_check(st, line, args)?,
+            "tcp-check" => {
+                let rule = parse_tcp_check(args)?;
+                if !st.tcp_rules_here {
+                    st.tcp_rules.clear();
+                    st.tcp_rules_here = true;
+                }
+                if let Some(rule) = rule {
+                    st.tcp_rules.push(rule);
+                }
+            }
             "http-reuse" => {
                 let [mode] = args else { return Err(Problem::invalid("'http-reuse' needs one value")) };
                 st.be.http_reuse = parse_http_reuse(mode)?;
@@ -72,7 +301,15 @@ impl Parser {
     ) -> Result<(), Problem> {
         match name {
             "httpchk" if negated => st.be.http_check = None,
-            "httpchk" => st.be.http_check = Some(parse_httpchk(rest)?),
+            "httpchk" => {
+                st.be.http_check = Some(parse_httpchk(rest)?);
+                st.be.tcp_check = None;
+            }
+            _ if TCP_CHECK_OPTIONS.contains(&name) && negated => st.be.tcp_check = None,
+            _ if TCP_CHECK_OPTIONS.contains(&name) => {
+                st.be.tcp_check = Some(parse_tcp_check_option(name, rest)?);
+                st.be.http_check = None;
+            }
             _ if !rest.is_empty() => {
                 return Err(Problem::unsupported(format!("arguments to 'option {name}' are not supported yet")))
             }
@@ -215,6 +452,9 @@ impl Parser {
 
     pub(super) fn build_backend(&mut self, st: &ProxyState) -> Backend {
         let mut be = st.be.clone();
+        if let Some(TcpCheck::Rules(rules)) = be.tcp_check.as_mut() {
+            rules.clone_from(&st.tcp_rules);
+        }
         be.name = st.name.clone();
         be.origin = Origin { file: self.sink.file.clone(), line: st.line };
         match be.http_check.as_mut() {

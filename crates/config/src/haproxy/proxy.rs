@@ -63,8 +63,8 @@ impl Parser {
         args: &[String],
     ) -> Result<(), Problem> {
         match keyword {
-            "balance" | "hash-type" | "server" | "default-server" | "http-check" | "http-reuse" | "retries"
-            | "redispatch" | "redisp" | "cookie" | "stick-table" | "stick" => {
+            "balance" | "hash-type" | "server" | "default-server" | "http-check" | "tcp-check" | "http-reuse"
+            | "retries" | "redispatch" | "redisp" | "cookie" | "stick-table" | "stick" => {
                 self.backend_keyword(st, line, keyword, args)
             }
             k if lookup(Context::Proxy, k).is_some_and(|kw| kw.support == Support::NotYet) => {
@@ -283,7 +283,8 @@ impl Parser {
             }
         };
         match name {
-            "httpchk" | "redispatch" | "allbackups" => {
+            "httpchk" | "redispatch" | "allbackups" | "tcp-check" | "mysql-check" | "pgsql-check" | "redis-check"
+            | "smtpchk" | "ldap-check" | "ssl-hello-chk" => {
                 if !self.need_backend(st, line, &format!("option {name}")) {
                     return Ok(());
                 }

@@ -60,6 +60,10 @@ pub(super) struct ProxyState {
     /// With the line when set in this section, None when inherited from defaults.
     pub expect: Option<(Expect, Option<usize>)>,
     pub check_send: Option<(CheckSend, Option<usize>)>,
+    /// `tcp-check` rules; `tcp_rules_here`: written in this section (the first one replaces
+    /// what defaults gave).
+    pub tcp_rules: Vec<TcpCheckRule>,
+    pub tcp_rules_here: bool,
     pub stick_table: Option<(StickTable, usize)>,
     pub stick_on_src: Option<usize>,
     /// A routing or bind line of this section was in error.
@@ -89,6 +93,8 @@ impl ProxyState {
             binds: Vec::new(),
             expect: None,
             check_send: None,
+            tcp_rules: Vec::new(),
+            tcp_rules_here: false,
             stick_table: None,
             stick_on_src: None,
             incomplete: false,
@@ -109,6 +115,7 @@ impl ProxyState {
         state.be.servers.clear();
         state.server_lines.clear();
         state.incomplete = false;
+        state.tcp_rules_here = false;
         if let Some((_, line)) = state.expect.as_mut() {
             *line = None;
         }

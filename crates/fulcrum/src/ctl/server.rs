@@ -23,20 +23,29 @@ const MAX_REQUEST: u64 = 16 << 20;
 /// A listening control socket; the file is removed when it is dropped.
 pub(crate) struct Control {
     path: PathBuf,
+    /// The socket file's inode: a newer process that took the path over keeps its file.
+    inode: Option<u64>,
     task: tokio::task::JoinHandle<()>,
+}
+
+fn inode(path: &Path) -> Option<u64> {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(path).ok()?).into()
 }
 
 impl Drop for Control {
     fn drop(&mut self) {
         self.task.abort();
-        let _ = std::fs::remove_file(&self.path);
+        if self.inode.is_some() && inode(&self.path) == self.inode {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
-/// Listens on `path`. A socket another process answers on is left alone (a warning): two
-/// fulcrum processes on one default path do not steal each other's socket.
-pub(crate) fn listen(path: &Path, jobs: mpsc::Sender<Job>) -> Result<Control, String> {
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+/// Listens on `path`. A configured socket is taken over from a process still answering on it
+/// (as HAProxy does on a reload: the old process keeps its open socket until it exits); the
+/// default one is left alone, so that two fulcrum processes do not steal each other's.
+pub(crate) fn listen(path: &Path, configured: bool, jobs: mpsc::Sender<Job>) -> Result<Control, String> {
+    if !configured && std::os::unix::net::UnixStream::connect(path).is_ok() {
         return Err(format!(
             "{} is answered by another process; fulcrum ctl will not reach this one there",
             path.display()
@@ -55,7 +64,7 @@ pub(crate) fn listen(path: &Path, jobs: mpsc::Sender<Job>) -> Result<Control, St
             tokio::spawn(async move { serve_one(stream, jobs).await });
         }
     });
-    Ok(Control { path: path.to_path_buf(), task })
+    Ok(Control { path: path.to_path_buf(), inode: inode(path), task })
 }
 
 async fn serve_one(mut stream: tokio::net::UnixStream, jobs: mpsc::Sender<Job>) {
