@@ -1,55 +1,87 @@
 //! Two connections spliced together: bytes move both ways until each side has closed (a close
 //! from one side half-closes the other), or nothing moves either way for `idle` (HAProxy's
 //! `timeout tunnel` is an inactivity timeout, not a limit on the tunnel's life). The upgraded
-//! HTTP connections of L7 use it; so will L4.
+//! HTTP connections of L7 use it, and `mode tcp`.
+//!
+//! Memory, as in `io`: a read lands in the worker's scratch buffer and is written to the other
+//! side before the next await; only what that side will not take at once is kept, in a buffer
+//! of its own, until it drains (and that direction reads nothing more meanwhile). An idle
+//! tunnel holds its two sockets and nothing else.
 use std::io;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-/// When bytes last came in, in nanoseconds from the tunnel's start (atomic only so that the
-/// future stays `Send`; one task touches it).
-struct Activity {
-    start: Instant,
-    last: AtomicU64,
+/// One direction of a tunnel.
+#[derive(Default)]
+struct Direction {
+    /// Bytes read but not yet written to the other side, and how far they went.
+    pending: Option<(Vec<u8>, usize)>,
+    /// The source has closed; once `pending` is out, the destination is shut down.
+    eof: bool,
+    done: bool,
+    moved: u64,
 }
 
-impl Activity {
-    fn touch(&self) {
-        let ns = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.last.store(ns, Ordering::Relaxed);
-    }
-
-    fn last(&self) -> Instant {
-        self.start + Duration::from_nanos(self.last.load(Ordering::Relaxed))
-    }
+/// Half-closes a socket's sending side.
+fn shutdown_write(to: &TcpStream) {
+    let _ = socket2::SockRef::from(to).shutdown(std::net::Shutdown::Write);
 }
 
-/// A read half that notes when bytes last came in, and counts them.
-struct Watched<'a, R> {
-    stream: R,
-    activity: &'a Activity,
-    /// Where reads are counted, and whether as inbound (from the client).
-    count: Option<(&'a crate::live::Traffic, bool)>,
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for Watched<'_, R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
-        let read = buf.filled().len() - before;
-        if read > 0 {
-            self.activity.touch();
-            if let Some((traffic, inbound)) = self.count {
-                traffic.add(inbound, read);
+/// The next step of one direction: flush what is pending, or read and pass on. Cancel-safe:
+/// it only waits for readiness, then acts without waiting. Returns the bytes that moved (read,
+/// or written from what was pending): any movement keeps the tunnel alive.
+async fn step(
+    from: &TcpStream,
+    to: &TcpStream,
+    dir: &mut Direction,
+    count: Option<(&crate::live::Traffic, bool)>,
+) -> io::Result<usize> {
+    if let Some((data, offset)) = dir.pending.as_mut() {
+        to.writable().await?;
+        let written = match to.try_write(data.get(*offset..).unwrap_or_default()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        *offset += written;
+        if *offset >= data.len() {
+            dir.pending = None;
+            if dir.eof {
+                shutdown_write(to);
+                dir.done = true;
             }
         }
-        polled
+        return Ok(written);
     }
+    from.readable().await?;
+    crate::io::with_scratch(|buf| match from.try_read(buf) {
+        Ok(0) => {
+            // The end of the source: `to` is shut down at once (nothing pending, or
+            // `pending` would have been flushed first: a direction with bytes pending reads
+            // nothing).
+            dir.eof = true;
+            shutdown_write(to);
+            dir.done = true;
+            Ok(0)
+        }
+        Ok(n) => {
+            let data = buf.get(..n).unwrap_or_default();
+            dir.moved += n as u64;
+            if let Some((traffic, inbound)) = count {
+                traffic.add(inbound, n);
+            }
+            match to.try_write(data) {
+                Ok(written) if written == n => {}
+                Ok(written) => dir.pending = Some((data.get(written..).unwrap_or_default().to_vec(), 0)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => dir.pending = Some((data.to_vec(), 0)),
+                Err(e) => return Err(e),
+            }
+            Ok(n)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        Err(e) => Err(e),
+    })
 }
 
 /// Splices `a` and `b` until both directions have ended or `idle` passes without a byte.
@@ -64,46 +96,34 @@ pub(crate) async fn splice(
     half_closed: &(dyn Fn() + Sync),
     traffic: Option<&crate::live::Traffic>,
 ) -> Option<(u64, u64)> {
-    let activity = Activity { start: Instant::now(), last: AtomicU64::new(0) };
-    let (a_read, mut a_write) = a.split();
-    let (b_read, mut b_write) = b.split();
-    let mut a_read = Watched { stream: a_read, activity: &activity, count: traffic.map(|t| (t, true)) };
-    let mut b_read = Watched { stream: b_read, activity: &activity, count: traffic.map(|t| (t, false)) };
-    let forward = async {
-        let moved = tokio::io::copy(&mut a_read, &mut b_write).await?;
-        b_write.shutdown().await?;
-        Ok::<u64, io::Error>(moved)
-    };
-    let backward = async {
-        let moved = tokio::io::copy(&mut b_read, &mut a_write).await?;
-        a_write.shutdown().await?;
-        Ok::<u64, io::Error>(moved)
-    };
-    tokio::pin!(forward, backward);
-    let (mut up, mut down): (Option<u64>, Option<u64>) = (None, None);
+    let (a, b) = (&*a, &*b);
+    let mut up = Direction::default();
+    let mut down = Direction::default();
+    let mut last = Instant::now();
+    let mut halved = false;
     loop {
-        if let (Some(up), Some(down)) = (up, down) {
-            return Some((up, down));
+        if up.done && down.done {
+            return Some((up.moved, down.moved));
         }
-        let deadline = tokio::time::Instant::from_std(activity.last() + idle);
-        tokio::select! {
-            moved = &mut forward, if up.is_none() => {
-                up = Some(moved.ok()?);
-                if down.is_none() {
-                    half_closed();
-                }
-            }
-            moved = &mut backward, if down.is_none() => {
-                down = Some(moved.ok()?);
-                if up.is_none() {
-                    half_closed();
-                }
-            }
+        if (up.done || down.done) && !halved {
+            halved = true;
+            half_closed();
+        }
+        let deadline = tokio::time::Instant::from_std(last + idle);
+        let moved = tokio::select! {
+            r = step(a, b, &mut up, traffic.map(|t| (t, true))), if !up.done => r,
+            r = step(b, a, &mut down, traffic.map(|t| (t, false))), if !down.done => r,
             () = tokio::time::sleep_until(deadline) => {
-                if activity.last() + idle <= Instant::now() {
+                if last + idle <= Instant::now() {
                     return None;
                 }
+                continue;
             }
+        };
+        match moved {
+            Ok(n) if n > 0 => last = Instant::now(),
+            Ok(_) => {}
+            Err(_) => return None,
         }
     }
 }
