@@ -38,12 +38,14 @@ pub(crate) fn virtual_service(parts: ServiceParts, timeouts: &IpvsTimeouts) -> (
     backend.redispatch = true;
     backend.timeout_server = idle;
     backend.timeout_tunnel = Some(idle);
+    backend.timeout_server_fin = (!parts.udp).then_some(timeouts.tcpfin);
     let mut frontend = Frontend::new(parts.name.clone());
     frontend.origin = parts.origin;
     frontend.mode = mode;
     frontend.binds = parts.binds;
     frontend.default_backend = Some(parts.name);
     frontend.timeout_client = idle;
+    frontend.timeout_client_fin = (!parts.udp).then_some(timeouts.tcpfin);
     (frontend, backend)
 }
 
@@ -54,8 +56,10 @@ pub(crate) fn retime(frontends: &mut [Frontend], backends: &mut [Backend], timeo
         let idle = if lvs.udp { timeouts.udp } else { timeouts.tcp };
         be.timeout_server = idle;
         be.timeout_tunnel = Some(idle);
+        be.timeout_server_fin = (!lvs.udp).then_some(timeouts.tcpfin);
         if let Some(fe) = frontends.iter_mut().find(|f| f.default_backend.as_deref() == Some(be.name.as_str())) {
             fe.timeout_client = idle;
+            fe.timeout_client_fin = (!lvs.udp).then_some(timeouts.tcpfin);
         }
     }
 }

@@ -191,3 +191,34 @@ fn modes_must_agree() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("frontend 'web' (mode http) cannot use backend 'raw' (mode tcp)"), "{err}");
 }
+
+#[test]
+fn timeout_server_fin_ends_a_half_closed_tunnel() {
+    // A server that reads to the end and then neither answers nor closes.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(2) {
+            let Ok(mut s) = stream else { continue };
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            held.push(s);
+        }
+        std::thread::sleep(Duration::from_secs(60));
+    });
+    let bind = free_addr();
+    let backend = format!("    timeout tunnel 60s\n    timeout server-fin 1s\n    server s1 {silent}\n");
+    let _f = start("serverfin.cfg", &cfg(bind, "    mode tcp\n", &backend));
+    let mut s = TcpStream::connect(bind).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    s.write_all(b"bye").expect("send");
+    s.shutdown(Shutdown::Write).expect("half-close");
+    // The client has closed its side: the silent server gets `server-fin`, not the 60 s
+    // tunnel timeout, and the client sees the end.
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let read = s.read_to_end(&mut rest);
+    assert!(read.is_ok(), "the proxy closed the connection: {read:?}");
+    assert!(started.elapsed() < Duration::from_secs(20), "closed by server-fin, long before the tunnel timeout");
+}

@@ -211,6 +211,9 @@ pub struct Frontend {
     /// Bind addresses with `accept-proxy`: each connection starts with a PROXY protocol
     /// header (v1 or v2), whose source address stands for the client's.
     pub accept_proxy: Vec<SocketAddr>,
+    /// `timeout client-fin`: once the server has closed its side, how long the client may stay
+    /// silent (None: the tunnel's timeout).
+    pub timeout_client_fin: Option<Duration>,
 }
 
 impl Frontend {
@@ -236,6 +239,7 @@ impl Frontend {
             stats: None,
             tcp_request: TcpRequest::default(),
             accept_proxy: Vec::new(),
+            timeout_client_fin: None,
         }
     }
 }
@@ -635,6 +639,9 @@ pub struct Backend {
     /// `timeout tunnel`: how long a tunnel (an upgraded HTTP connection, a TCP connection)
     /// may see nothing either way. None: the client and server timeouts, the shorter one.
     pub timeout_tunnel: Option<Duration>,
+    /// `timeout server-fin`: once the client has closed its side, how long the server may stay
+    /// silent (None: the tunnel's timeout).
+    pub timeout_server_fin: Option<Duration>,
     pub errorfiles: BTreeMap<u16, ErrorFile>,
     pub cookie: Option<Cookie>,
     pub stick_src: Option<StickTable>,
@@ -707,6 +714,7 @@ impl Backend {
             timeout_queue: Duration::from_secs(5),
             timeout_check: None,
             timeout_tunnel: None,
+            timeout_server_fin: None,
             errorfiles: BTreeMap::new(),
             cookie: None,
             stick_src: None,

@@ -88,11 +88,25 @@ async fn step(
 /// Returns the bytes moved from `a` to `b` and from `b` to `a`, when both ended cleanly.
 /// `half_closed` is called once, when the first direction ends (one side has closed, the other
 /// is finishing: what IPVS counts as an inactive connection).
-/// `traffic`: where reads are counted (from `a` as inbound, from `b` as outbound).
+/// `traffic`: where reads are counted (from `a` as inbound, from `b` as outbound). `fin`:
+/// the inactivity limits once one side has closed (`timeout client-fin`, for `a` once `b` has
+/// closed; `timeout server-fin`, for `b` once `a` has).
 pub(crate) async fn splice(
     a: &mut TcpStream,
     b: &mut TcpStream,
     idle: Duration,
+    half_closed: &(dyn Fn() + Sync),
+    traffic: Option<&crate::live::Traffic>,
+) -> Option<(u64, u64)> {
+    splice_fin(a, b, idle, (None, None), half_closed, traffic).await
+}
+
+/// [`splice`] with `timeout client-fin` / `server-fin`.
+pub(crate) async fn splice_fin(
+    a: &mut TcpStream,
+    b: &mut TcpStream,
+    mut idle: Duration,
+    (a_fin, b_fin): (Option<Duration>, Option<Duration>),
     half_closed: &(dyn Fn() + Sync),
     traffic: Option<&crate::live::Traffic>,
 ) -> Option<(u64, u64)> {
@@ -101,6 +115,11 @@ pub(crate) async fn splice(
     let mut down = Direction::default();
     let mut last = Instant::now();
     let mut halved = false;
+    // One timer for the tunnel's life: it fires at the deadline it was set to, and is moved
+    // on then if bytes came meanwhile (re-arming it per read would cost a timer operation
+    // per chunk of a bulk transfer).
+    let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(last + idle));
+    tokio::pin!(sleep);
     loop {
         if up.done && down.done {
             return Some((up.moved, down.moved));
@@ -108,15 +127,21 @@ pub(crate) async fn splice(
         if (up.done || down.done) && !halved {
             halved = true;
             half_closed();
+            // `b` closed (down done): `a` must finish within client-fin; and the other way.
+            let fin = if down.done { a_fin } else { b_fin };
+            if let Some(fin) = fin {
+                idle = fin;
+                sleep.as_mut().reset(tokio::time::Instant::from_std(last + idle));
+            }
         }
-        let deadline = tokio::time::Instant::from_std(last + idle);
         let moved = tokio::select! {
             r = step(a, b, &mut up, traffic.map(|t| (t, true))), if !up.done => r,
             r = step(b, a, &mut down, traffic.map(|t| (t, false))), if !down.done => r,
-            () = tokio::time::sleep_until(deadline) => {
+            () = &mut sleep => {
                 if last + idle <= Instant::now() {
                     return None;
                 }
+                sleep.as_mut().reset(tokio::time::Instant::from_std(last + idle));
                 continue;
             }
         };

@@ -368,7 +368,7 @@ impl Parser {
         let d = parse_duration(value)?;
         let keyword = format!("timeout {name}");
         match name {
-            "client" | "http-request" | "http-keep-alive" => {
+            "client" | "http-request" | "http-keep-alive" | "client-fin" => {
                 let in_backend = st.kind == Kind::Backend;
                 if in_backend && name != "client" {
                     let message = format!("'{keyword}' in {} has no effect in fulcrum", st.title());
@@ -380,6 +380,7 @@ impl Parser {
                 }
                 match name {
                     "client" => st.fe.timeout_client = d,
+                    "client-fin" => st.fe.timeout_client_fin = Some(d),
                     "http-request" => st.fe.timeout_http_request = d,
                     _ => st.fe.timeout_http_keep_alive = d,
                 }
@@ -393,6 +394,7 @@ impl Parser {
                     "server" => st.be.timeout_server = d,
                     "queue" => st.be.timeout_queue = d,
                     "check" => st.be.timeout_check = Some(d),
+                    "server-fin" => st.be.timeout_server_fin = Some(d),
                     _ => st.be.timeout_tunnel = Some(d),
                 }
             }

@@ -42,7 +42,7 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     // here on (the connection rules above saw the real address, as in HAProxy).
     let mut first = Vec::new();
     if fe.cfg.accept_proxy.contains(&bind) {
-        match read_proxy_header(&mut client, &mut first, fe.cfg.timeout_client).await {
+        match Box::pin(read_proxy_header(&mut client, &mut first, fe.cfg.timeout_client)).await {
             Ok(source) => {
                 peer = source.unwrap_or(peer);
                 facts.client = peer.ip();
@@ -56,7 +56,7 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     // The first bytes, when an ACL reads the ClientHello: up to `tcp-request inspect-delay`.
     let mut sni = None;
     if let (true, Some(delay)) = (fe.reads_hello, fe.cfg.tcp_request.inspect_delay) {
-        if let hello::Hello::Handshake { kind, sni: name } = read_hello(&mut client, &mut first, delay).await {
+        if let hello::Hello::Handshake { kind, sni: name } = Box::pin(read_hello(&mut client, &mut first, delay)).await {
             facts.hello_type = Some(kind);
             sni = name;
         }
@@ -92,7 +92,9 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
         (key, lock(table).get(&key, accepted), table)
     });
     let preferred = template.as_ref().and_then(|(_, server, _)| *server);
-    let connected = connect(&backend, key.as_deref(), &flow, preferred, accepted, entry.as_deref_mut()).await;
+    // Boxed, as the phases before the relay: the task keeps only the relay's state for the
+    // connection's life, not the largest phase's.
+    let connected = Box::pin(connect(&backend, key.as_deref(), &flow, preferred, accepted, entry.as_deref_mut())).await;
     let (mut server, slot) = match connected {
         Ok(pair) => pair,
         Err(error) => {
@@ -115,7 +117,7 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     }
     if !first.is_empty() {
         use tokio::io::AsyncWriteExt;
-        if let Err(e) = server.write_all(&first).await {
+        if let Err(e) = Box::pin(server.write_all(&first)).await {
             tracing::debug!(backend = %backend.cfg.name, %peer, "sending the first bytes: {e}");
             return;
         }
@@ -131,7 +133,8 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     if !first.is_empty() {
         live.traffic.add(true, first.len());
     }
-    let moved = crate::tunnel::splice(&mut client, &mut server, idle, &on_half, Some(&live.traffic)).await;
+    let fin = (fe.cfg.timeout_client_fin, cfg.timeout_server_fin);
+    let moved = crate::tunnel::splice_fin(&mut client, &mut server, idle, fin, &on_half, Some(&live.traffic)).await;
     if half_closed.load(Ordering::Relaxed) {
         live.inactive.fetch_sub(1, Ordering::Relaxed);
     }
