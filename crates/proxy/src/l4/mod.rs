@@ -56,7 +56,8 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     // The first bytes, when an ACL reads the ClientHello: up to `tcp-request inspect-delay`.
     let mut sni = None;
     if let (true, Some(delay)) = (fe.reads_hello, fe.cfg.tcp_request.inspect_delay) {
-        if let hello::Hello::Handshake { kind, sni: name } = Box::pin(read_hello(&mut client, &mut first, delay)).await {
+        if let hello::Hello::Handshake { kind, sni: name } = Box::pin(read_hello(&mut client, &mut first, delay)).await
+        {
             facts.hello_type = Some(kind);
             sni = name;
         }
@@ -84,7 +85,9 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
         Algorithm::Source => Some(crate::l7::source_key(peer.ip())),
         _ => None,
     };
-    let local = client.local_addr().unwrap_or(bind);
+    // The address the client reached: the bind's, unless it is a wildcard (one system call
+    // less per connection in the common case).
+    let local = if bind.ip().is_unspecified() { client.local_addr().unwrap_or(bind) } else { bind };
     let flow = Flow { client: peer, destination: local, now: accepted };
     // IPVS persistence: the client's (masked) address names a template that points at a server.
     let template = backend.cfg.persistence.zip(backend.persist.as_ref()).map(|(p, table)| {
