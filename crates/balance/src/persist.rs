@@ -75,6 +75,11 @@ impl<K: Eq + Hash + Clone> PersistTable<K> {
         self.expire
     }
 
+    /// A new `expire` (a reload changed the timeout): entries keep theirs until next used.
+    pub fn set_expire(&mut self, expire: Duration) {
+        self.expire = expire;
+    }
+
     /// Entries currently stored, including expired ones not yet purged.
     pub fn len(&self) -> usize {
         self.index.len()
@@ -104,7 +109,7 @@ impl<K: Eq + Hash + Clone> PersistTable<K> {
     pub fn peek(&self, key: &K, now: Instant) -> Option<ServerId> {
         let slot = *self.index.get(key)?;
         let entry = self.entries.get(slot)?;
-        (!expired(entry, now)).then_some(entry.server)
+        (entry.users > 0 || !expired(entry, now)).then_some(entry.server)
     }
 
     /// Remembers `key → server` until `now + expire`, replacing any previous server for `key`.

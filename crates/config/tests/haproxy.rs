@@ -726,3 +726,41 @@ fn tcp_request_rules_and_sni_acls() {
     assert!(first(format!("{http}{tail}"))
         .contains("tcp-request rules in frontend 'web' (mode http) are not supported yet"));
 }
+
+#[test]
+fn tcp_check_rules_and_protocol_checks() {
+    let be = |body: &str| {
+        format!("defaults\n    mode tcp\nfrontend f\n    bind :6379\n    default_backend b\nbackend b\n{body}    server s 127.0.0.1:6380 check\n")
+    };
+    let loaded = ok(&be("    option tcp-check\n    tcp-check connect port 6380\n    tcp-check send PING\\r\\n\n    tcp-check send-binary 2a310d0a\n    tcp-check expect min-recv 5 ! rstring ^-ERR\n"));
+    match &loaded.model.backends[0].tcp_check {
+        Some(TcpCheck::Rules(rules)) => {
+            assert_eq!(rules.len(), 4);
+            assert_eq!(rules[1], TcpCheckRule::Send { data: b"PING\r\n".to_vec(), comment: None });
+            assert_eq!(rules[2], TcpCheckRule::Send { data: b"*1\r\n".to_vec(), comment: None });
+            assert!(
+                matches!(&rules[3], TcpCheckRule::Expect { negate: true, min_recv: Some(5), pattern: TcpExpect::Rstring(re), .. } if re == "^-ERR")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let mysql = ok(&be("    option mysql-check user haproxy pre-41\n"));
+    assert_eq!(
+        mysql.model.backends[0].tcp_check,
+        Some(TcpCheck::Mysql { user: Some("haproxy".into()), post41: false })
+    );
+    let smtp = ok(&be("    option smtpchk EHLO mail.example.com\n"));
+    assert_eq!(smtp.model.backends[0].tcp_check, Some(TcpCheck::Smtp { command: "EHLO mail.example.com".into() }));
+    // The last check option wins, as in HAProxy.
+    let last = ok(&be("    option httpchk GET /\n    option redis-check\n"));
+    assert_eq!(
+        (last.model.backends[0].tcp_check.clone(), last.model.backends[0].http_check.is_none()),
+        (Some(TcpCheck::Redis), true)
+    );
+    let message = |body: &str| errors(&be(body)).first().map(|d| d.message.clone()).unwrap_or_default();
+    assert_eq!(message("    tcp-check send-binary +a+b\n"), "an hex digit is expected (found '+')");
+    assert_eq!(message("    tcp-check send-binary abc\n"), "an even number of hex digit is expected");
+    assert!(message("    tcp-check send \\x4\n").starts_with("invalid escape '\\x4"));
+    assert_eq!(message("    option pgsql-check\n"), "'option pgsql-check' expects 'user <username>' as argument");
+    assert_eq!(message("    tcp-check expect strng +PONG\n"), "unknown tcp-check expect match 'strng'");
+}

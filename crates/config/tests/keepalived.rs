@@ -359,6 +359,10 @@ fn virtual_server_errors_name_the_line_and_the_fix() {
     let names: Vec<&str> = both.model.frontends.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["10.0.0.1:53/udp", "10.0.0.1:53"]);
     assert_eq!(
+        errors("virtual_server 10.0.0.1 0 {\n    protocol TCP\n    persistence_timeout\n    real_server 10.0.0.2 80 {\n    }\n}\n"),
+        ["k.conf:1: a virtual server on port 0 (every port of the address) is not supported (a proxy listens on given ports: write one virtual_server (or group entry) per port)"]
+    );
+    assert_eq!(
         errors("virtual_server 10.0.0.1 80 {\n    protocol TCP\n}\n"),
         ["k.conf:1: virtual server 10.0.0.1:80 has no real servers (add real_server IP PORT { ... })"]
     );

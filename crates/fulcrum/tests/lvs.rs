@@ -195,6 +195,13 @@ fn persistence_with_a_netmask_keeps_a_network_on_its_server_until_it_dies() {
     // Another /24 starts its own template: rr gives it the other server.
     let other = exchange_from(Some(IpAddr::from([127, 0, 1, 1])), addr, "x");
     assert_ne!(other.chars().next(), Some(mine), "{other}");
+    // A reload keeps the templates (rr starts over, the clients stay).
+    f.signal("HUP");
+    f.wait_log("reload applied", Duration::from_secs(10));
+    for i in [20, 21] {
+        let answer = exchange_from(Some(IpAddr::from([127, 0, 0, i])), addr, "x");
+        assert_eq!(answer.chars().next(), Some(mine), "after the reload, 127.0.0.{i}: {answer}");
+    }
     // The sticky server fails its check: the network is redispatched, and stays on the new one.
     let index = usize::from(mine == 'b');
     healthy[index].store(false, Ordering::Relaxed);

@@ -167,3 +167,33 @@ fn a_keepalived_udp_virtual_server_carries_dns_and_syslog() {
     let line = String::from_utf8_lossy(&buf[..n]);
     assert!(line.contains("fulcrum-test") && line.contains("hello over udp"), "{line}");
 }
+
+#[test]
+fn one_address_carries_a_tcp_and_a_udp_service() {
+    let udp_echo = echo("u");
+    let tcp_echo = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let tcp_addr = tcp_echo.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for s in tcp_echo.incoming().take(4) {
+            use std::io::Write;
+            let Ok(mut s) = s else { continue };
+            let _ = s.write_all(b"t:");
+        }
+    });
+    // The same address and port for both: a free TCP port, checked free for UDP too.
+    let vip = free_addr();
+    assert!(UdpSocket::bind(vip).is_ok(), "{vip} is taken for UDP");
+    let text = format!(
+        "[[frontend]]\nname = \"dns-udp\"\nmode = \"udp\"\nbind = \"{vip}\"\ndefault_backend = \"u\"\n\
+         [[frontend]]\nname = \"dns-tcp\"\nmode = \"tcp\"\nbind = \"{vip}\"\ndefault_backend = \"t\"\n\
+         [[backend]]\nname = \"u\"\nmode = \"udp\"\n[[backend.server]]\nname = \"u1\"\naddress = \"{udp_echo}\"\n\
+         [[backend]]\nname = \"t\"\nmode = \"tcp\"\n[[backend.server]]\nname = \"t1\"\naddress = \"{tcp_addr}\"\n"
+    );
+    let _f = start("both.toml", &text);
+    assert_eq!(ask(&client(), vip, "q"), Some("u:q".into()));
+    let mut s = std::net::TcpStream::connect(vip).expect("tcp");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let mut got = [0u8; 2];
+    std::io::Read::read_exact(&mut s, &mut got).expect("tcp answer");
+    assert_eq!(&got, b"t:");
+}

@@ -53,7 +53,7 @@ impl HealthMachine {
     }
 
     fn top(&self) -> u32 {
-        self.rise + self.fall - 1
+        self.rise.saturating_add(self.fall).saturating_sub(1)
     }
 
     /// Record a check result; returns the transition it caused, if any.

@@ -422,6 +422,10 @@ async fn custom_step(
                 return Err(("Layer7 invalid response", String::new()));
             }
             let (len, start) = mysql_packet(buf, off).ok_or(("Layer7 invalid response", String::new()))?;
+            // HAProxy reads into its 16 KiB check buffer: a longer packet is not read.
+            if start + len > BUFFER {
+                return Err(("Layer7 invalid response", String::new()));
+            }
             if !fill(s, buf, closed, start + len).await {
                 return Err(("Layer7 invalid response", String::new()));
             }
@@ -449,6 +453,9 @@ async fn custom_step(
             } else {
                 (usize::from(first), 0)
             };
+            if 2 + n + len > BUFFER {
+                return Err(bad());
+            }
             if !fill(s, buf, closed, 2 + n + len).await {
                 return Err(("Layer7 invalid response", String::new()));
             }

@@ -212,10 +212,16 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// IPVS persistence templates of one backend.
+pub type Templates = Mutex<fulcrum_balance::PersistTable<std::net::IpAddr>>;
+
 /// All live server states, across reloads.
 #[derive(Debug, Default)]
 pub struct LiveRegistry {
     servers: Mutex<HashMap<(String, String), Arc<ServerLive>>>,
+    /// Persistence templates by backend: a reload (or a `fulcrum ctl` change) keeps clients
+    /// where they were, as the kernel's table does.
+    templates: Mutex<HashMap<String, Arc<Templates>>>,
 }
 
 impl LiveRegistry {
@@ -261,6 +267,23 @@ impl LiveRegistry {
             let now = s.counters();
             lock(&s.rates).sample(now);
         }
+    }
+
+    /// The persistence templates of `backend`, kept from the last configuration.
+    pub fn templates(&self, backend: &str, capacity: usize, expire: std::time::Duration) -> Arc<Templates> {
+        let mut map = lock(&self.templates);
+        let table = map
+            .entry(backend.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(fulcrum_balance::PersistTable::new(capacity, expire))))
+            .clone();
+        lock(&table).set_expire(expire);
+        table
+    }
+
+    /// Forget the templates of backends the new configuration no longer has (or no longer
+    /// persists).
+    pub fn retain_templates(&self, keep: &dyn Fn(&str) -> bool) {
+        lock(&self.templates).retain(|b, _| keep(b));
     }
 
     /// Forget servers that the new configuration no longer has.

@@ -27,7 +27,10 @@ pub(crate) fn pick_server(
     tried: &[ServerId],
     preferred: Option<ServerId>,
 ) -> Pick {
-    if let Some(id) = preferred.filter(|id| !tried.contains(id) && backend.usable(*id)) {
+    // Persistence's server, if it may serve now (with keepalived's quorum lost, only the
+    // sorry server serves).
+    let serving = |id: ServerId| backend.cfg.quorum.is_none() || backend.serving().contains(&id);
+    if let Some(id) = preferred.filter(|id| !tried.contains(id) && backend.usable(*id) && serving(*id)) {
         if backend.servers[id].try_reserve() {
             return Pick::Server(id);
         }

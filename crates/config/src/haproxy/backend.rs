@@ -49,40 +49,13 @@ pub(crate) fn parse_tcp_check_option(name: &str, rest: &[String]) -> Result<TcpC
     }
 }
 
-/// Unescapes a `tcp-check send` string as HAProxy's tokenizer does (`\r`, `\n`, `\t`,
-/// `\xNN`, `\\`): the line's words have lost their quotes already.
-fn unescape(text: &str) -> Result<Vec<u8>, Problem> {
-    let mut out = Vec::new();
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            let mut b = [0u8; 4];
-            out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
-            continue;
-        }
-        match chars.next() {
-            Some('r') => out.push(b'\r'),
-            Some('n') => out.push(b'\n'),
-            Some('t') => out.push(b'\t'),
-            Some('x') => {
-                let hex: String = chars.by_ref().take(2).collect();
-                out.push(
-                    u8::from_str_radix(&hex, 16).map_err(|_| Problem::invalid(format!("invalid escape '\\x{hex}'")))?,
-                );
-            }
-            Some(other) => {
-                let mut b = [0u8; 4];
-                out.extend_from_slice(other.encode_utf8(&mut b).as_bytes());
-            }
-            None => out.push(b'\\'),
-        }
-    }
-    Ok(out)
-}
-
 fn hex_bytes(text: &str) -> Result<Vec<u8>, Problem> {
     if !text.len().is_multiple_of(2) {
         return Err(Problem::invalid("an even number of hex digit is expected"));
+    }
+    // `from_str_radix` would take a sign: only hex digits are.
+    if let Some(bad) = text.chars().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(Problem::invalid(format!("an hex digit is expected (found '{bad}')")));
     }
     (0..text.len())
         .step_by(2)
@@ -155,7 +128,8 @@ pub(crate) fn parse_tcp_check(args: &[String]) -> Result<Option<TcpCheckRule>, P
             Ok(Some(TcpCheckRule::Connect { port, addr, send_proxy, comment }))
         }
         "send" => match words.as_slice() {
-            [data] => Ok(Some(TcpCheckRule::Send { data: unescape(data)?, comment })),
+            // The line's tokenizer has already turned `\r`, `\n`, `\xHH`... into bytes.
+            [data] => Ok(Some(TcpCheckRule::Send { data: data.as_bytes().to_vec(), comment })),
             _ => Err(Problem::invalid("'tcp-check send' takes one string (quote it if it has spaces)")),
         },
         "send-binary" => match words.as_slice() {
@@ -197,7 +171,7 @@ pub(crate) fn parse_tcp_check(args: &[String]) -> Result<Option<TcpCheckRule>, P
             let pattern =
                 it.next().ok_or_else(|| Problem::invalid(format!("'tcp-check expect {kind}' needs a pattern")))?;
             let pattern = match kind {
-                "string" => TcpExpect::String(unescape(pattern)?),
+                "string" => TcpExpect::String(pattern.as_bytes().to_vec()),
                 "binary" => TcpExpect::Binary(hex_bytes(pattern)?),
                 "rstring" | "rbinary" => {
                     regex::Regex::new(pattern)

@@ -70,6 +70,11 @@ pub fn apply(model: &mut Model, cmd: &Command) -> Result<Applied, IpvsError> {
                 return Err(IpvsError::op("Service already exists"));
             }
             let addr = spec.service.addr().ok_or_else(|| IpvsError::op("Service not defined"))?;
+            if addr.port() == 0 {
+                return Err(IpvsError::op(
+                    "port 0 (every port of the address) is not served by fulcrum: a proxy listens on given ports; add one service per port",
+                ));
+            }
             if model.frontends.iter().any(|f| {
                 f.binds.contains(&addr)
                     && (f.mode == fulcrum_model::Mode::Udp) == matches!(spec.service, Service::Udp(_))

@@ -309,12 +309,10 @@ impl Parser {
         if !sched_set {
             self.notice_default(at, "no scheduler set (lb_algo/lvs_sched): keepalived's default wlc is used");
         }
-        if vs_port == 0 && persistence.is_none() && binds.iter().any(|b| b.port() == 0) {
-            self.error(
-                at,
-                "a virtual server without a port must be persistent",
-                Some("add persistence_timeout".into()),
-            );
+        if binds.iter().any(|b| b.port() == 0) {
+            let hint =
+                Some("a proxy listens on given ports: write one virtual_server (or group entry) per port".to_string());
+            return self.error(at, "a virtual server on port 0 (every port of the address) is not supported", hint);
         }
         let mut servers = Vec::new();
         for (rs_at, rs_args, rs_body) in reals {

@@ -119,7 +119,12 @@ fn service_text(row: &Row<'_>, numeric: bool) -> String {
     let proto = if row.udp { "UDP" } else { "TCP" };
     let mut text = format!("{proto:<4} {}", addr_text(row.addr, numeric, row.udp));
     if row.addr.is_ipv4() {
-        text.truncate(33);
+        // ipvsadm cuts at 33 bytes; a host name from /etc/hosts may not be ASCII.
+        let mut end = text.len().min(33);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
     }
     text
 }

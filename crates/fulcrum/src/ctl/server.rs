@@ -59,7 +59,15 @@ pub(crate) fn listen(path: &Path, configured: bool, jobs: mpsc::Sender<Job>) -> 
         tokio::net::UnixListener::bind(path).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, most likely: wait rather than spin.
+                    tracing::warn!("control socket: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
             let jobs = jobs.clone();
             tokio::spawn(async move { serve_one(stream, jobs).await });
         }

@@ -14,7 +14,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use fulcrum_balance::{mask_ip, Flow, ServerId};
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use fulcrum_balance::{mask_ip, Flow, PersistTable, ServerId};
 use fulcrum_model::Algorithm;
 use tokio::net::TcpStream;
 
@@ -90,14 +93,16 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     let local = if bind.ip().is_unspecified() { client.local_addr().unwrap_or(bind) } else { bind };
     let flow = Flow { client: peer, destination: local, now: accepted };
     // IPVS persistence: the client's (masked) address names a template that points at a server.
-    let template = backend.cfg.persistence.zip(backend.persist.as_ref()).map(|(p, table)| {
+    let template = backend.cfg.persistence.zip(backend.persist.as_deref()).map(|(p, table)| {
         let key = mask_ip(peer.ip(), p.prefix_v4, p.prefix_v6);
         (key, lock(table).get(&key, accepted), table)
     });
     let preferred = template.as_ref().and_then(|(_, server, _)| *server);
     // Boxed, as the phases before the relay: the task keeps only the relay's state for the
     // connection's life, not the largest phase's.
-    let connected = Box::pin(connect(&backend, key.as_deref(), &flow, preferred, accepted, entry.as_deref_mut())).await;
+    let remember = template.as_ref().map(|(key, _, table)| (*key, *table));
+    let connected =
+        Box::pin(connect(&backend, key.as_deref(), &flow, (preferred, remember), accepted, entry.as_deref_mut())).await;
     let (mut server, slot) = match connected {
         Ok(pair) => pair,
         Err(error) => {
@@ -111,10 +116,8 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
         }
     };
     let id = slot.id;
-    let held = template.map(|(key, _, table)| {
-        lock(table).hold(key, id, Instant::now());
-        (key, table)
-    });
+    // The template lives while this connection does (released however the relay ends).
+    let _held = template.map(|(key, _, table)| Held::new(table, key, id));
     if let Some(version) = backend.servers[id].cfg.send_proxy {
         first.splice(0..0, crate::proxy_protocol::header(version, peer, local));
     }
@@ -142,14 +145,36 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
         live.inactive.fetch_sub(1, Ordering::Relaxed);
     }
     drop(slot);
-    if let Some((key, table)) = held {
-        lock(table).unhold(&key, Instant::now());
-    }
     if let Some(mut e) = entry {
         // A tunnel that went idle is cut by the proxy's timeout: `cD` (HAProxy's client-side
         // data timeout); a clean end of both directions is `--`.
         e.termination = if moved.is_some() { *b"--" } else { *b"cD" };
         shared.access_log.write(&e.format_tcp(moved.map_or(0, |(_, from_server)| from_server)));
+    }
+}
+
+/// Where a connection's persistence template is: the client's masked address and the table.
+type Remember<'a> = (IpAddr, &'a Mutex<PersistTable<IpAddr>>);
+
+/// A persistence template held by a connection: released when the connection ends.
+struct Held<'a> {
+    table: &'a Mutex<PersistTable<IpAddr>>,
+    key: IpAddr,
+    held: bool,
+}
+
+impl<'a> Held<'a> {
+    fn new(table: &'a Mutex<PersistTable<IpAddr>>, key: IpAddr, server: ServerId) -> Self {
+        let held = lock(table).hold(key, server, Instant::now());
+        Held { table, key, held }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if self.held {
+            lock(self.table).unhold(&self.key, Instant::now());
+        }
     }
 }
 
@@ -244,7 +269,7 @@ async fn connect(
     backend: &Arc<BackendRt>,
     key: Option<&[u8]>,
     flow: &Flow,
-    mut preferred: Option<ServerId>,
+    (mut preferred, remember): (Option<ServerId>, Option<Remember<'_>>),
     accepted: Instant,
     mut entry: Option<&mut LogEntry>,
 ) -> Result<(TcpStream, Slot), ProxyError> {
@@ -256,6 +281,11 @@ async fn connect(
     let queue_deadline = accepted + cfg.timeout_queue;
     loop {
         let id = choose(backend, again.take(), key, flow, &tried, preferred.take(), queue_deadline).await?;
+        // The template points at the chosen server at once, as IPVS creates it when it
+        // schedules: the client's parallel connections follow it.
+        if let Some((client, table)) = remember {
+            lock(table).insert(client, id, Instant::now());
+        }
         let slot = Slot::new(backend, id);
         let server = &backend.servers[id];
         server.live.total.fetch_add(1, Ordering::Relaxed);

@@ -70,6 +70,8 @@ pub(crate) async fn serve(
     let (ended_tx, mut ended_rx) = mpsc::unbounded_channel::<(SocketAddr, Arc<AtomicU64>)>();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut last_refusal_log: Option<Instant> = None;
+    // Relay tasks alive (with `ops`, flows that are not in `flows`): what the limit counts.
+    let alive = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     loop {
         let (n, client) = tokio::select! {
             received = socket.recv_from(&mut buf) => match received {
@@ -98,11 +100,11 @@ pub(crate) async fn serve(
             continue;
         }
         let snap = shared.snapshot.load_full();
-        let Some(fe) = snap.frontend_for(&bind) else { continue };
+        let Some(fe) = snap.udp_frontend_for(&bind) else { continue };
         let facts = crate::snapshot::Facts { client: client.ip(), req: None, sni: None, hello_type: None };
         let Some(backend) = fe.route_tcp(&facts).cloned() else { continue };
         let limit = fe.cfg.maxconn.unwrap_or(snap.model.global.maxconn).max(1) as usize;
-        if flows.len() >= limit {
+        if alive.load(Ordering::Relaxed) >= limit {
             let refused = counters.refused.fetch_add(1, Ordering::Relaxed) + 1;
             if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
                 last_refusal_log = Some(Instant::now());
@@ -114,7 +116,7 @@ pub(crate) async fn serve(
             continue;
         }
         let one_packet = backend.cfg.lvs.as_ref().is_some_and(|l| l.one_packet);
-        let template = backend.cfg.persistence.zip(backend.persist.as_ref()).map(|(p, table)| {
+        let template = backend.cfg.persistence.zip(backend.persist.as_deref()).map(|(p, table)| {
             let key = mask_ip(client.ip(), p.prefix_v4, p.prefix_v6);
             (key, lock(table).get(&key, Instant::now()))
         });
@@ -144,11 +146,9 @@ pub(crate) async fn serve(
         if let Err(e) = upstream.send(datagram).await {
             tracing::debug!(%client, "udp send to server: {e}");
         }
-        let held = template.map(|(key, _)| {
-            if let Some(table) = &backend.persist {
-                lock(table).hold(key, id, Instant::now());
-            }
-            key
+        let held = template.and_then(|(key, _)| {
+            let table = backend.persist.as_ref()?;
+            lock(table).hold(key, id, Instant::now()).then_some(key)
         });
         let last = Arc::new(AtomicU64::new(now));
         if !one_packet {
@@ -161,6 +161,8 @@ pub(crate) async fn serve(
         // A UDP flow counts as an inactive connection, as in IPVS.
         server.live.inactive.fetch_add(1, Ordering::Relaxed);
         let backend_for_task = backend.clone();
+        let alive_for_task = alive.clone();
+        alive.fetch_add(1, Ordering::Relaxed);
         let live = server.live.clone();
         tokio::spawn(async move {
             relay_replies(&upstream, &reply_to, client, &last, start, idle, &live.traffic).await;
@@ -171,6 +173,7 @@ pub(crate) async fn serve(
             if let (Some(key), Some(table)) = (held, &backend_for_task.persist) {
                 lock(table).unhold(&key, Instant::now());
             }
+            alive_for_task.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
@@ -202,23 +205,36 @@ async fn relay_replies(
     idle: Duration,
     traffic: &crate::live::Traffic,
 ) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
     let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
     loop {
         let seen = last.load(Ordering::Relaxed);
         let deadline = start + Duration::from_millis(seen.saturating_add(idle_ms));
         tokio::select! {
-            received = upstream.recv(&mut buf) => match received {
-                Ok(n) => {
-                    last.store(elapsed(start), Ordering::Relaxed);
-                    traffic.add(false, n);
-                    if let Err(e) = reply_to.send_to(buf.get(..n).unwrap_or_default(), client).await {
-                        tracing::debug!(%client, "udp reply: {e}");
+            // A flow holds no buffer: a datagram is read into the thread's scratch buffer and
+            // sent on before the next wait.
+            ready = upstream.readable() => {
+                if ready.is_err() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                let relayed = crate::io::with_scratch(|buf| match upstream.try_recv(buf) {
+                    Ok(n) => {
+                        last.store(elapsed(start), Ordering::Relaxed);
+                        traffic.add(false, n);
+                        reply_to.try_send_to(buf.get(..n).unwrap_or_default(), client).map(|_| ())
+                    }
+                    Err(e) => Err(e),
+                });
+                match relayed {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    // An ICMP error from the server (port unreachable): keep the flow until
+                    // idle, as IPVS does; the client may send again.
+                    Err(e) => {
+                        tracing::debug!(%client, "udp relay: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 }
-                // An ICMP error from the server (port unreachable): keep the flow until idle,
-                // as IPVS does; the client may send again.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             },
             () = tokio::time::sleep_until(deadline.into()) => {
                 if elapsed(start) >= last.load(Ordering::Relaxed).saturating_add(idle_ms) {

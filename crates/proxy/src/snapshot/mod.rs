@@ -27,7 +27,10 @@ pub struct Snapshot {
     pub limits: crate::h1::Limits,
     pub frontends: Vec<FrontendRt>,
     pub backends: Vec<Arc<BackendRt>>,
+    /// TCP addresses (`mode http`, `mode tcp`) to their frontend.
     by_bind: HashMap<SocketAddr, usize, crate::fasthash::FastBuild>,
+    /// UDP addresses to their frontend: an address may carry a TCP and a UDP service.
+    by_udp: HashMap<SocketAddr, usize, crate::fasthash::FastBuild>,
 }
 
 impl Snapshot {
@@ -38,10 +41,12 @@ impl Snapshot {
         let by_name: HashMap<&str, &Arc<BackendRt>> = backends.iter().map(|b| (b.cfg.name.as_str(), b)).collect();
         let mut frontends = Vec::new();
         let mut by_bind: HashMap<SocketAddr, usize, crate::fasthash::FastBuild> = HashMap::default();
+        let mut by_udp: HashMap<SocketAddr, usize, crate::fasthash::FastBuild> = HashMap::default();
         for (index, fe) in model.frontends.iter().enumerate() {
             frontends.push(FrontendRt::build(fe, &by_name)?);
+            let map = if fe.mode == fulcrum_model::Mode::Udp { &mut by_udp } else { &mut by_bind };
             for bind in &fe.binds {
-                by_bind.insert(*bind, index);
+                map.insert(*bind, index);
             }
         }
         // Linear: a backend may hold 100k servers.
@@ -51,8 +56,11 @@ impl Snapshot {
             .flat_map(|b| b.servers.iter().map(move |s| (b.name.as_str(), s.name.as_str())))
             .collect();
         live.retain(&|b, s| current.contains(&(b, s)));
+        let persistent: std::collections::HashSet<&str> =
+            model.backends.iter().filter(|b| b.persistence.is_some()).map(|b| b.name.as_str()).collect();
+        live.retain_templates(&|b| persistent.contains(b));
         let limits = crate::h1::Limits { max_head: model.global.max_head(), max_headers: model.global.max_headers };
-        Ok(Snapshot { model, limits, frontends, backends, by_bind })
+        Ok(Snapshot { model, limits, frontends, backends, by_bind, by_udp })
     }
 
     pub fn frontend_index(&self, bind: &SocketAddr) -> Option<usize> {
@@ -66,20 +74,21 @@ impl Snapshot {
     /// Every TCP address to listen on, and whether it serves HTTP (`mode http`) rather than TCP.
     pub fn binds_with_mode(&self) -> Vec<(SocketAddr, bool)> {
         self.binds()
-            .filter(|a| !self.is_udp(a))
             .map(|a| (a, self.frontend_for(&a).is_none_or(|f| f.cfg.mode == fulcrum_model::Mode::Http)))
             .collect()
     }
 
     /// The addresses of UDP frontends.
     pub fn udp_binds(&self) -> Vec<SocketAddr> {
-        self.binds().filter(|a| self.is_udp(a)).collect()
+        self.by_udp.keys().copied().collect()
     }
 
-    fn is_udp(&self, addr: &SocketAddr) -> bool {
-        self.frontend_for(addr).is_some_and(|f| f.cfg.mode == fulcrum_model::Mode::Udp)
+    /// The UDP frontend of an address.
+    pub fn udp_frontend_for(&self, bind: &SocketAddr) -> Option<&FrontendRt> {
+        self.by_udp.get(bind).and_then(|i| self.frontends.get(*i))
     }
 
+    /// The TCP addresses.
     pub fn binds(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.by_bind.keys().copied()
     }
@@ -206,8 +215,8 @@ pub struct BackendRt {
     pub(crate) queued: AtomicUsize,
     pub(crate) errors: ErrorPages,
     pub(crate) stick: Option<Mutex<PersistTable<IpAddr>>>,
-    /// IPVS persistence templates: masked client address → server.
-    pub(crate) persist: Option<Mutex<PersistTable<IpAddr>>>,
+    /// IPVS persistence templates: masked client address → server (kept across reloads).
+    pub(crate) persist: Option<Arc<crate::live::Templates>>,
     /// keepalived quorum state: whether the primaries serve (else the sorry server).
     quorum_up: AtomicBool,
     /// Upper bound of the queue (sum of `maxqueue`; 0: unbounded).
@@ -250,7 +259,7 @@ impl BackendRt {
             queued: AtomicUsize::new(0),
             errors: ErrorPages::new(&b.errorfiles)?,
             stick: b.stick_src.as_ref().map(|t| Mutex::new(PersistTable::new(t.size, t.expire))),
-            persist: b.persistence.map(|p| Mutex::new(PersistTable::new(PERSIST_CAPACITY, p.timeout))),
+            persist: b.persistence.map(|p| live.templates(&b.name, PERSIST_CAPACITY, p.timeout)),
             quorum_up: AtomicBool::new(true),
             max_queue,
             forwardfor: forwardfor(b.forwardfor.as_ref())?,
