@@ -1,5 +1,6 @@
-//! A server's answer to an HTTP health check, judged by each kind of `http-check expect`: a
-//! verdict, never a panic.
+//! A server's answer to a health check, judged by each kind of `http-check expect`, by
+//! keepalived's HTTP_GET (status and digest) and DNS_CHECK, and by the MySQL and LDAP checks:
+//! a verdict, never a panic.
 #![no_main]
 use std::sync::OnceLock;
 
@@ -31,4 +32,15 @@ fuzz_target!(|data: &[u8]| {
     for check in checks() {
         let _ = check.judge(data);
     }
+    let url = fulcrum_model::UrlCheck {
+        path: "/".into(),
+        digest: Some("d41d8cd98f00b204e9800998ecf8427e".into()),
+        status: vec![(200, 299)],
+        virtualhost: None,
+    };
+    let _ = fulcrum_health::keepalived::judge_url(&url, data);
+    let _ = fulcrum_health::keepalived::dns_reply_ok(0x1234, data);
+    let _ = fulcrum_health::mysql_reply(data, false);
+    let _ = fulcrum_health::mysql_reply(data, true);
+    let _ = fulcrum_health::ldap_reply(data);
 });

@@ -11,4 +11,4 @@ mod tcpcheck;
 pub use check::{run_check, CheckOutcome, CheckSpec, CompiledHttpCheck};
 pub use machine::{HealthMachine, Intervals, Transition};
 pub use task::{check_loop, CheckPlan, CheckSink};
-pub use tcpcheck::CompiledTcpCheck;
+pub use tcpcheck::{ldap_reply, mysql_reply, CompiledTcpCheck, Reply};

@@ -404,78 +404,108 @@ fn mysql_packet(buf: &[u8], off: usize) -> Option<(usize, usize)> {
     Some((len, off + 4))
 }
 
+/// What a protocol reply says so far.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Undecided until the buffer holds this many bytes.
+    Need(usize),
+    /// Passed, with the text HAProxy reports.
+    Pass(String),
+    /// Failed: HAProxy's reason and info.
+    Fail(&'static str, String),
+}
+
+/// Judges a MySQL server's bytes: the greeting (`login` false) or the answer to the login after
+/// it. Pure: the check reads more while it says [`Reply::Need`]. Any bytes give a verdict.
+pub fn mysql_reply(buf: &[u8], login: bool) -> Reply {
+    let invalid = || Reply::Fail("Layer7 invalid response", String::new());
+    let mut off = 0;
+    if login {
+        // The login's answer follows the greeting.
+        match mysql_packet(buf, 0) {
+            Some((len, start)) => off = start + len,
+            None => return Reply::Need(4),
+        }
+    }
+    let Some((len, start)) = mysql_packet(buf, off) else { return Reply::Need(off + 4) };
+    // HAProxy reads into its 16 KiB check buffer: a longer packet is not read.
+    if start + len > BUFFER {
+        return invalid();
+    }
+    if buf.len() < start + len {
+        return Reply::Need(start + len);
+    }
+    let payload = buf.get(start..start + len).unwrap_or_default();
+    if payload.first() == Some(&0xff) {
+        let code = u16::from_le_bytes([payload.get(1).copied().unwrap_or(0), payload.get(2).copied().unwrap_or(0)]);
+        let text = String::from_utf8_lossy(buf.get(off + 7..start + len).unwrap_or_default()).into_owned();
+        return Reply::Fail("Layer7 wrong status", format!("code: {code}, {text}"));
+    }
+    // The server's version: the greeting's NUL-terminated string after the protocol byte.
+    let version = buf.get(5..).unwrap_or_default().split(|b| *b == 0).next().unwrap_or_default();
+    Reply::Pass(String::from_utf8_lossy(version).into_owned())
+}
+
+/// Judges an LDAP BindResponse as HAProxy's ldap-check does. Pure, any bytes.
+pub fn ldap_reply(buf: &[u8]) -> Reply {
+    let bad = || Reply::Fail("Layer7 invalid response", "Not LDAPv3 protocol".to_string());
+    let Some(&first) = buf.get(1) else { return Reply::Need(2) };
+    let (len, n) = if first & 0x80 != 0 {
+        let n = usize::from(first & 0x7f);
+        if n != 2 && n != 4 {
+            return bad();
+        }
+        let Some(bytes) = buf.get(2..2 + n) else { return Reply::Need(2 + n) };
+        (bytes.iter().fold(0usize, |acc, b| acc << 8 | usize::from(*b)), n)
+    } else {
+        (usize::from(first), 0)
+    };
+    if 2 + n + len > BUFFER {
+        return bad();
+    }
+    if buf.len() < 2 + n + len {
+        return Reply::Need(2 + n + len);
+    }
+    let mut at = 2 + n;
+    if buf.get(at..at + 4) != Some(&[0x02, 0x01, 0x01, 0x61][..]) {
+        return bad();
+    }
+    at += 4;
+    let Some(&l) = buf.get(at) else { return bad() };
+    at += 1 + if l & 0x80 != 0 { usize::from(l & 0x7f) } else { 0 };
+    if buf.get(at..at + 2) != Some(&[0x0a, 0x01][..]) {
+        return bad();
+    }
+    match buf.get(at + 2) {
+        Some(0) => Reply::Pass("Success".into()),
+        Some(code) => Reply::Fail(
+            "Layer7 wrong status",
+            format!("code: {code}, See RFC: http://tools.ietf.org/html/rfc4511#section-4.1.9"),
+        ),
+        None => bad(),
+    }
+}
+
+/// Runs a protocol step: reads until its judge decides (or the server closes).
 async fn custom_step(
     custom: Custom,
     s: &mut TcpStream,
     buf: &mut Vec<u8>,
     closed: &mut bool,
 ) -> Result<String, (&'static str, String)> {
-    match custom {
-        Custom::MysqlGreeting | Custom::MysqlLogin => {
-            let mut off = 0;
-            if custom == Custom::MysqlLogin {
-                // The login's answer follows the greeting.
-                let (len, start) = mysql_packet(buf, 0).ok_or(("Layer7 invalid response", String::new()))?;
-                off = start + len;
-            }
-            if !fill(s, buf, closed, off + 4).await {
-                return Err(("Layer7 invalid response", String::new()));
-            }
-            let (len, start) = mysql_packet(buf, off).ok_or(("Layer7 invalid response", String::new()))?;
-            // HAProxy reads into its 16 KiB check buffer: a longer packet is not read.
-            if start + len > BUFFER {
-                return Err(("Layer7 invalid response", String::new()));
-            }
-            if !fill(s, buf, closed, start + len).await {
-                return Err(("Layer7 invalid response", String::new()));
-            }
-            let payload = buf.get(start..start + len).unwrap_or_default();
-            if payload.first() == Some(&0xff) {
-                let code =
-                    u16::from_le_bytes([payload.get(1).copied().unwrap_or(0), payload.get(2).copied().unwrap_or(0)]);
-                let text = String::from_utf8_lossy(buf.get(off + 7..start + len).unwrap_or_default()).into_owned();
-                return Err(("Layer7 wrong status", format!("code: {code}, {text}")));
-            }
-            // The server's version: the greeting's NUL-terminated string after the protocol byte.
-            let version = buf.get(5..).unwrap_or_default().split(|b| *b == 0).next().unwrap_or_default();
-            Ok(String::from_utf8_lossy(version).into_owned())
-        }
-        Custom::LdapBind => {
-            let bad = || ("Layer7 invalid response", "Not LDAPv3 protocol".to_string());
-            let first = *buf.get(1).ok_or_else(bad)?;
-            let (len, n) = if first & 0x80 != 0 {
-                let n = usize::from(first & 0x7f);
-                if n != 2 && n != 4 {
-                    return Err(bad());
+    loop {
+        let reply = match custom {
+            Custom::MysqlGreeting => mysql_reply(buf, false),
+            Custom::MysqlLogin => mysql_reply(buf, true),
+            Custom::LdapBind => ldap_reply(buf),
+        };
+        match reply {
+            Reply::Pass(info) => return Ok(info),
+            Reply::Fail(reason, info) => return Err((reason, info)),
+            Reply::Need(want) => {
+                if !fill(s, buf, closed, want.max(buf.len() + 1)).await {
+                    return Err(("Layer7 invalid response", String::new()));
                 }
-                let bytes = buf.get(2..2 + n).ok_or_else(bad)?;
-                (bytes.iter().fold(0usize, |acc, b| acc << 8 | usize::from(*b)), n)
-            } else {
-                (usize::from(first), 0)
-            };
-            if 2 + n + len > BUFFER {
-                return Err(bad());
-            }
-            if !fill(s, buf, closed, 2 + n + len).await {
-                return Err(("Layer7 invalid response", String::new()));
-            }
-            let mut at = 2 + n;
-            if buf.get(at..at + 4) != Some(&[0x02, 0x01, 0x01, 0x61][..]) {
-                return Err(bad());
-            }
-            at += 4;
-            let l = *buf.get(at).ok_or_else(bad)?;
-            at += 1 + if l & 0x80 != 0 { usize::from(l & 0x7f) } else { 0 };
-            if buf.get(at..at + 2) != Some(&[0x0a, 0x01][..]) {
-                return Err(bad());
-            }
-            match buf.get(at + 2) {
-                Some(0) => Ok("Success".into()),
-                Some(code) => Err((
-                    "Layer7 wrong status",
-                    format!("code: {code}, See RFC: http://tools.ietf.org/html/rfc4511#section-4.1.9"),
-                )),
-                None => Err(bad()),
             }
         }
     }
@@ -510,5 +540,27 @@ mod tests {
             &Match::HexRegex(regex::Regex::new("^52000000(08|0A|0C)000000(00|02|03|04|05|06)").expect("re")),
             &[b'R', 0, 0, 0, 8, 0, 0, 0, 0]
         ));
+    }
+
+    #[test]
+    fn protocol_replies_are_judged_on_any_bytes() {
+        // A greeting (protocol 10, version "8.0"), then an OK to the login.
+        let greeting = [5, 0, 0, 0, 0x0a, b'8', b'.', b'0', 0];
+        assert_eq!(mysql_reply(&greeting, false), Reply::Pass("8.0".into()));
+        assert_eq!(mysql_reply(&greeting[..3], false), Reply::Need(4));
+        assert_eq!(mysql_reply(&greeting, true), Reply::Need(13));
+        let mut both = greeting.to_vec();
+        both.extend_from_slice(&[3, 0, 0, 2, 0xff, 0x15, 0x04]);
+        assert_eq!(mysql_reply(&both, true), Reply::Fail("Layer7 wrong status", "code: 1045, ".into()));
+        // A 16 MiB packet is refused, not awaited.
+        assert_eq!(mysql_reply(&[0xff, 0xff, 0xff, 0], false), Reply::Fail("Layer7 invalid response", String::new()));
+        let ok = [0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00];
+        assert_eq!(ldap_reply(&ok), Reply::Pass("Success".into()));
+        assert_eq!(ldap_reply(&ok[..5]), Reply::Need(14));
+        assert!(matches!(ldap_reply(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), Reply::Fail(..)));
+        for n in 0..64u8 {
+            let garbage: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37) ^ n).collect();
+            let _ = (mysql_reply(&garbage, false), mysql_reply(&garbage, true), ldap_reply(&garbage));
+        }
     }
 }
