@@ -294,3 +294,45 @@ fn documented_examples_are_valid() {
         load_str(&text, &dir.join("www.toml"), &LoadOptions::default()).unwrap_or_else(|e| panic!("{}", show(&e)));
     assert_eq!(loaded.model.frontends[0].stats.as_ref().map(|s| s.uri.as_str()), Some("/stats"));
 }
+
+#[test]
+fn layer_4_services_modes_lvs_schedulers_and_persistence() {
+    let text = r#"
+[[frontend]]
+name = "dns"
+mode = "udp"
+bind = "127.0.0.1:5353"
+default_backend = "resolvers"
+
+[[backend]]
+name = "resolvers"
+mode = "udp"
+balance = "mh mh-port mh-fallback"
+mh_table_size = 65521
+persistence = { timeout = "30s", prefix_v4 = 24 }
+
+[[backend.server]]
+name = "r1"
+address = "127.0.0.1:53"
+"#;
+    let loaded = ok(text);
+    let fe = &loaded.model.frontends[0];
+    assert_eq!((fe.mode, fe.timeout_client), (Mode::Udp, std::time::Duration::from_secs(300)));
+    let be = &loaded.model.backends[0];
+    let mut mh = Lvs::new(LvsScheduler::Mh);
+    (mh.port, mh.fallback, mh.mh_table) = (true, true, 65521);
+    assert_eq!(be.algorithm, Algorithm::Lvs(mh));
+    assert_eq!(
+        be.persistence,
+        Some(Persistence { timeout: std::time::Duration::from_secs(30), prefix_v4: 24, prefix_v6: 128 })
+    );
+    let bad = errors(&text.replace("65521", "4000"));
+    assert!(bad.iter().any(|e| e.contains("mh_table_size 4000 is not one of the Maglev table sizes")), "{bad:?}");
+    let bad = errors(&text.replace("mh mh-port mh-fallback", "wrr sh-port"));
+    assert!(bad.iter().any(|e| e.contains("incompatible scheduler flag 'sh-port'")), "{bad:?}");
+    let bad = errors(&text.replace("mode = \"udp\"\nbind", "mode = \"tcp\"\nbind"));
+    assert!(
+        bad.iter().any(|e| e.contains("frontend 'dns' (mode tcp) cannot use backend 'resolvers' (mode udp)")),
+        "{bad:?}"
+    );
+}

@@ -292,6 +292,7 @@ const BACKEND_KEYS: &[&str] = &[
     "name",
     "mode",
     "persistence",
+    "mh_table_size",
     "balance",
     "hash_type",
     "retries",
@@ -978,6 +979,20 @@ impl<'t> Doc<'t> {
                 }
             }
         }
+        if let Some(n) = self.integer::<u32>(t, "mh_table_size") {
+            // The kernel's choices (CONFIG_IP_VS_MH_TAB_INDEX): primes, 4093 by default.
+            const PRIMES: [u32; 10] = [251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071];
+            match &mut be.algorithm {
+                Algorithm::Lvs(l) if l.scheduler == LvsScheduler::Mh && PRIMES.contains(&n) => l.mh_table = n,
+                Algorithm::Lvs(l) if l.scheduler == LvsScheduler::Mh => {
+                    let hint = Some(
+                        "one of the kernel's sizes: 251 509 1021 2039 4093 8191 16381 32749 65521 131071".to_string(),
+                    );
+                    self.sink.error(t.line, format!("mh_table_size {n} is not one of the Maglev table sizes"), hint);
+                }
+                _ => self.sink.error(t.line, "mh_table_size needs balance = \"mh\"", None),
+            }
+        }
         if let Some(node) = t.get("persistence") {
             if let Some(mut pt) = self.table(node, format!("persistence of {}", t.context)) {
                 let timeout = self.duration(&mut pt, "timeout").unwrap_or(std::time::Duration::from_secs(300));
@@ -1277,7 +1292,12 @@ fn lvs_balance(words: &[String]) -> Option<Result<Lvs, Problem>> {
     let scheduler = LvsScheduler::from_name(words.first()?)?;
     let mut lvs = Lvs::new(scheduler);
     for flag in words.get(1..).unwrap_or_default() {
+        let own = flag.starts_with(&format!("{}-", scheduler.name()));
         match flag.as_str() {
+            "sh-port" | "mh-port" | "sh-fallback" | "mh-fallback" if !own => {
+                return Some(Err(Problem::invalid(format!("incompatible scheduler flag '{flag}'"))
+                    .hint(format!("{flag} goes with balance = \"{}\"", &flag[..2]))));
+            }
             "sh-port" | "mh-port" => lvs.port = true,
             "sh-fallback" | "mh-fallback" => lvs.fallback = true,
             other => {
