@@ -93,17 +93,6 @@ for p in $PORTS; do
   curl -sf "http://127.0.0.1:$p/" >/dev/null || { echo "bench: proxy on :$p is not answering"; cat "$WORK/fulcrum.log"; exit 1; }
 done
 
-# Total CPU ticks (user+system) of a process and its children threads.
-cpu_ticks() {
-  local pid=$1 total=0
-  # nginx: the worker is a child of the master
-  for p in $pid $(pgrep -P "$pid" || true); do
-    read -r -a f < "/proc/$p/stat"
-    total=$((total + f[13] + f[14]))
-  done
-  echo $total
-}
-HZ=$(getconf CLK_TCK)
 # perf counters per request when perf can read them (root, or perf_event_paranoid <= 1).
 PERF=""
 # (A guest without a virtual PMU answers "<not supported>": no counters then.)

@@ -3,6 +3,7 @@
 #   origin_conf DIR PORT1 PORT2 > nginx.conf   (one worker, keep-alive, a fixed 42-byte body)
 #   bench_cfg PORT O1 O2 > haproxy.cfg         (the benchmark's config, for HAProxy and fulcrum)
 #   proxy_defaults                             (its global and defaults sections alone)
+#   cpu_ticks PID                              (CPU ticks of a process and its children; $HZ per s)
 #   PIDS+=($!) for each process started; trap stop_all EXIT kills them and removes $WORK
 origin_conf() {
   local dir=$1 p1=$2 p2=$3
@@ -51,6 +52,18 @@ backend origins
     server o2 127.0.0.1:$3
 CFG
 }
+
+# Total CPU ticks (user+system) of a process and its children (nginx: the worker is a child
+# of the master); HZ ticks per second.
+cpu_ticks() {
+  local pid=$1 total=0
+  for p in $pid $(pgrep -P "$pid" || true); do
+    read -r -a f < "/proc/$p/stat"
+    total=$((total + f[13] + f[14]))
+  done
+  echo $total
+}
+HZ=$(getconf CLK_TCK)
 
 PIDS=()
 stop_all() {

@@ -108,15 +108,6 @@ start_proxy() { # NAME -> PID in $PROXY_PID
 
 stop_proxy() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-cpu_ticks() {
-  local pid=$1 total=0
-  for p in $pid $(pgrep -P "$pid" || true); do
-    read -r -a f < "/proc/$p/stat"
-    total=$((total + f[13] + f[14]))
-  done
-  echo $total
-}
-HZ=$(getconf CLK_TCK)
 
 measure() { # MODE NAME
   local mode=$1 name=$2 base=${BASE[$2]}

@@ -4,31 +4,12 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{free_addr, Fulcrum};
-
-fn server(name: &'static str) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(500) {
-            let Ok(mut s) = stream else { continue };
-            std::thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
-                let mut got = Vec::new();
-                if s.read_to_end(&mut got).is_ok() {
-                    let _ = s.write_all(format!("{name}:").as_bytes());
-                    let _ = s.write_all(&got);
-                }
-            });
-        }
-    });
-    addr
-}
+use common::{free_addr, tagged_server, Fulcrum};
 
 fn who(addr: SocketAddr, n: usize) -> String {
     (0..n)
@@ -83,7 +64,7 @@ struct Setup {
 /// fulcrum running a rules file (a rr service of two servers) plus a TOML with the control
 /// socket and a probe frontend.
 fn setup(tag: &str) -> Setup {
-    let (a, b) = (server("a"), server("b"));
+    let (a, b) = (tagged_server("a", 500), tagged_server("b", 500));
     let vip = free_addr();
     let dir = common::temp_dir(tag);
     let socket = dir.join("fulcrum.sock");

@@ -9,27 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{free_addr, Fulcrum};
-
-/// Answers each connection with `NAME:` and what the client sent, until the test ends.
-fn server(name: &'static str) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(500) {
-            let Ok(mut s) = stream else { continue };
-            std::thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-                let mut got = Vec::new();
-                if s.read_to_end(&mut got).is_ok() {
-                    let _ = s.write_all(format!("{name}:").as_bytes());
-                    let _ = s.write_all(&got);
-                }
-            });
-        }
-    });
-    addr
-}
+use common::{free_addr, tagged_server, Fulcrum, Killed};
 
 /// An HTTP health endpoint: `hello\n` (MD5 b1946ac92492d2347c6235b4d2611184) with 200 while
 /// `healthy`, else a 503.
@@ -108,7 +88,7 @@ fn rs(addr: SocketAddr, body: &str) -> String {
 
 #[test]
 fn schedulers_choose_as_the_kernel_does() {
-    let (a, b, c) = (server("a"), server("b"), server("c"));
+    let (a, b, c) = (tagged_server("a", 500), tagged_server("b", 500), tagged_server("c", 500));
     let (wrr, fo, rr, wlc) = (free_addr(), free_addr(), free_addr(), free_addr());
     let weighted = |w: [u32; 3]| {
         [a, b, c].iter().zip(w).map(|(s, w)| rs(*s, &format!("        weight {w}\n"))).collect::<String>()
@@ -146,7 +126,7 @@ fn schedulers_choose_as_the_kernel_does() {
 
 #[test]
 fn source_hashing_keeps_a_client_and_spreads_ports_with_sh_port() {
-    let (a, b, c) = (server("a"), server("b"), server("c"));
+    let (a, b, c) = (tagged_server("a", 500), tagged_server("b", 500), tagged_server("c", 500));
     let (sh, sh_port, mh) = (free_addr(), free_addr(), free_addr());
     let three = [a, b, c].iter().map(|s| rs(*s, "")).collect::<String>();
     let text = [
@@ -172,7 +152,7 @@ fn source_hashing_keeps_a_client_and_spreads_ports_with_sh_port() {
 
 #[test]
 fn persistence_with_a_netmask_keeps_a_network_on_its_server_until_it_dies() {
-    let (a, b) = (server("a"), server("b"));
+    let (a, b) = (tagged_server("a", 500), tagged_server("b", 500));
     let healthy = [Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(true))];
     let checks = healthy.iter().map(|h| health(h.clone())).collect::<Vec<_>>();
     let addr = free_addr();
@@ -216,7 +196,7 @@ fn persistence_with_a_netmask_keeps_a_network_on_its_server_until_it_dies() {
 
 #[test]
 fn checkers_remove_and_restore_servers_and_the_sorry_server_takes_over() {
-    let (a, b, sorry) = (server("a"), server("b"), server("s"));
+    let (a, b, sorry) = (tagged_server("a", 500), tagged_server("b", 500), tagged_server("s", 500));
     let healthy = [Arc::new(AtomicBool::new(true)), Arc::new(AtomicBool::new(true))];
     let check_a = health(healthy[0].clone());
     let b_check_dead = Arc::new(AtomicBool::new(false));
@@ -269,7 +249,7 @@ fn checkers_remove_and_restore_servers_and_the_sorry_server_takes_over() {
 
 #[test]
 fn misc_dynamic_sets_the_weight_from_the_exit_status() {
-    let (a, b) = (server("a"), server("b"));
+    let (a, b) = (tagged_server("a", 500), tagged_server("b", 500));
     let dir = common::temp_dir("misc");
     let status = dir.join("status");
     std::fs::write(&status, "0").expect("write");
@@ -302,7 +282,7 @@ fn the_seeds_keepalived_conf_checks_like_keepalived_and_runs_on_loopback() {
     let out = std::process::Command::new(common::bin()).args(["check", "-c"]).arg(&example).output().expect("check");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // The same file with its addresses moved into 127.0.0.0/8, and a real server there.
-    let web = server("w");
+    let web = tagged_server("w", 500);
     let healthy = Arc::new(AtomicBool::new(true));
     let check = health(healthy);
     let text = std::fs::read_to_string(&example).expect("example");
@@ -325,26 +305,10 @@ fn the_seeds_keepalived_conf_checks_like_keepalived_and_runs_on_loopback() {
     assert!(f.stderr().contains("MD5 digest error"), "{}", f.stderr());
 }
 
-/// Kills a child process when dropped.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn ssl_get_checks_a_real_tls_server_by_its_digest() {
     let dir = common::temp_dir("ssl-get");
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
-        .args(["-keyout", "key.pem", "-out", "cert.pem", "-subj", "/CN=fulcrum-test", "-days", "1"])
-        .current_dir(&dir)
-        .output()
-        .expect("openssl req");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    common::self_signed(&dir);
     std::fs::write(dir.join("health"), "hello\n").expect("write");
     let tls = free_addr();
     let _server = Killed(
@@ -364,7 +328,7 @@ fn ssl_get_checks_a_real_tls_server_by_its_digest() {
         assert!(std::time::Instant::now() < deadline, "s_server does not listen on {tls}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (a, b) = (server("a"), server("b"));
+    let (a, b) = (tagged_server("a", 500), tagged_server("b", 500));
     let addr = free_addr();
     // a is checked over TLS (s_server -WWW serves the file `health`); b has no checker.
     let check = format!(
@@ -407,7 +371,7 @@ fn dns(rcode: Arc<std::sync::atomic::AtomicU8>) -> SocketAddr {
 fn dns_check_follows_the_answers_rcode() {
     let rcode = Arc::new(std::sync::atomic::AtomicU8::new(0));
     let resolver = dns(rcode.clone());
-    let (a, b) = (server("a"), server("b"));
+    let (a, b) = (tagged_server("a", 500), tagged_server("b", 500));
     let addr = free_addr();
     let check = format!(
         "        DNS_CHECK {{\n            type A\n            name example.com\n            connect_ip {}\n            connect_port {}\n            retry 0\n            delay_loop 0.2\n        }}\n",

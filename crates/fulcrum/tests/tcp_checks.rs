@@ -6,19 +6,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_addr, Fulcrum};
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{free_addr, Fulcrum, Killed};
 
 /// fulcrum with one backend per check, each server checked on `port`, every 200 ms, down
 /// after one failure and up after one success.
@@ -254,13 +245,7 @@ fn mysql_smtp_and_ldap_checks_against_scripted_peers() {
 #[test]
 fn ssl_hello_chk_against_openssl() {
     let dir = common::temp_dir("sslhello");
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
-        .args(["-keyout", "key.pem", "-out", "cert.pem", "-subj", "/CN=fulcrum-test", "-days", "1"])
-        .current_dir(&dir)
-        .output()
-        .expect("openssl req");
-    assert!(made.status.success());
+    common::self_signed(&dir);
     let peer = free_addr();
     let f = start("sslhello.cfg", &[("tls", "    option ssl-hello-chk\n", peer)]);
     wait_down(&f, "tls");

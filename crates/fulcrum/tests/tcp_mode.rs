@@ -6,28 +6,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{free_addr, Fulcrum};
-
-/// A server that answers each connection with `NAME:` + everything the client sent before it
-/// half-closed; bounded to `conns` connections.
-fn server(name: &'static str, conns: usize) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(conns) {
-            let Ok(mut s) = stream else { continue };
-            std::thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-                let mut got = Vec::new();
-                if s.read_to_end(&mut got).is_ok() {
-                    let _ = s.write_all(format!("{name}:").as_bytes());
-                    let _ = s.write_all(&got);
-                }
-            });
-        }
-    });
-    addr
-}
+use common::{free_addr, tagged_server, Fulcrum};
 
 /// Sends `data`, half-closes, reads the answer to its end.
 fn exchange(addr: SocketAddr, data: &[u8]) -> String {
@@ -60,7 +39,7 @@ fn start(name: &str, text: &str) -> Fulcrum {
 
 #[test]
 fn relays_both_ways_with_half_close_and_round_robin() {
-    let (s1, s2) = (server("s1", 8), server("s2", 8));
+    let (s1, s2) = (tagged_server("s1", 8), tagged_server("s2", 8));
     let bind = free_addr();
     let backend = format!("    balance roundrobin\n    server s1 {s1}\n    server s2 {s2}\n");
     let _f = start("tcp.cfg", &cfg(bind, "    mode tcp\n", &backend));
@@ -90,7 +69,7 @@ fn relays_both_ways_with_half_close_and_round_robin() {
 
 #[test]
 fn a_section_without_mode_is_tcp_as_in_haproxy() {
-    let s1 = server("plain", 2);
+    let s1 = tagged_server("plain", 2);
     let bind = free_addr();
     let _f = start("nomode.cfg", &cfg(bind, "", &format!("    server s1 {s1}\n")));
     assert_eq!(exchange(bind, b"GET / HTTP/1.1\r\n\r\n"), "plain:GET / HTTP/1.1\r\n\r\n");
@@ -98,7 +77,7 @@ fn a_section_without_mode_is_tcp_as_in_haproxy() {
 
 #[test]
 fn connection_failures_retry_then_redispatch() {
-    let good = server("good", 8);
+    let good = tagged_server("good", 8);
     let dead = free_addr();
     let bind = free_addr();
     let backend = format!("    retries 2\n    option redispatch\n    server dead {dead}\n    server good {good}\n");
@@ -167,7 +146,7 @@ fn idle_connections_end_after_the_inactivity_timeout() {
 
 #[test]
 fn balance_source_keeps_a_client_on_one_server() {
-    let (a, b, c) = (server("a", 16), server("b", 16), server("c", 16));
+    let (a, b, c) = (tagged_server("a", 16), tagged_server("b", 16), tagged_server("c", 16));
     let bind = free_addr();
     let backend = format!("    balance source\n    server a {a}\n    server b {b}\n    server c {c}\n");
     let _f = start("source.cfg", &cfg(bind, "    mode tcp\n", &backend));

@@ -7,19 +7,10 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_addr, temp_dir, Fulcrum};
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{free_addr, temp_dir, Fulcrum, Killed};
 
 /// `openssl s_server -WWW` in `dir` (which holds `who`, naming it), on a free port.
 fn tls_server(dir: &Path, name: &str) -> (Killed, SocketAddr) {
@@ -58,13 +49,7 @@ fn curl(bind: SocketAddr, host: &str) -> Option<String> {
 #[test]
 fn tls_pass_through_is_routed_by_sni() {
     let dir = temp_dir("sni");
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
-        .args(["-keyout", "key.pem", "-out", "cert.pem", "-subj", "/CN=fulcrum-test", "-days", "1"])
-        .current_dir(&dir)
-        .output()
-        .expect("openssl req");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    common::self_signed(&dir);
     let (_alpha, alpha) = tls_server(&dir.join("alpha"), "alpha");
     let (_beta, beta) = tls_server(&dir.join("beta"), "beta");
     // A plain server for everything else: answers `fallback:` and what it read.

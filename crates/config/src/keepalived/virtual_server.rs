@@ -140,10 +140,11 @@ impl Parser {
         let mut sorry: Option<Server> = None;
         let mut reals: Vec<(Origin, &[String], &[Stmt])> = Vec::new();
         let _ = keyword;
-        for (at, words, block) in statements(body, VS_WORDS) {
+        let vs_known = vs_words();
+        for (at, words, block) in statements(body, &vs_known) {
             let kw = words.first().map(String::as_str).unwrap_or_default();
             let args = words.get(1..).unwrap_or_default();
-            if kw != "real_server" && VS_WORDS.contains(&kw) {
+            if kw != "real_server" && vs_known.contains(&kw) {
                 self.no_block(at, kw, block);
             }
             match kw {
@@ -301,7 +302,7 @@ impl Parser {
                 }
                 k => {
                     if !self.timing(at, k, args, &mut timing, true) {
-                        self.report(at, Problem::unknown("virtual_server keyword", k, VS_WORDS.iter().copied()));
+                        self.report(at, Problem::unknown("virtual_server keyword", k, vs_known.iter().copied()));
                     }
                 }
             }
@@ -418,7 +419,7 @@ impl Parser {
         server.weight = default_weight;
         let mut timing = Timing::default();
         let mut checkers: Vec<(Origin, &str, &[String], &[Stmt])> = Vec::new();
-        let known: Vec<&str> = RS_WORDS.iter().chain(CHECKERS).copied().collect();
+        let known: Vec<&str> = with_timing(RS_OWN).into_iter().chain(CHECKERS.iter().copied()).collect();
         for (at, words, block) in statements(body, &known) {
             let kw = words.first().map(String::as_str).unwrap_or_default();
             let args = words.get(1..).unwrap_or_default();
@@ -461,10 +462,7 @@ impl Parser {
                 ),
                 k => {
                     if !self.timing(at, k, args, &mut timing, true) {
-                        self.report(
-                            at,
-                            Problem::unknown("real_server keyword", k, RS_WORDS.iter().chain(CHECKERS).copied()),
-                        );
+                        self.report(at, Problem::unknown("real_server keyword", k, known.iter().copied()));
                     }
                 }
             }
@@ -507,10 +505,11 @@ impl Parser {
         let (mut misc_path, mut misc_timeout, mut misc_dynamic, mut user) = (None, None, false, None);
         let (mut dns_type, mut dns_name) = ("SOA".to_string(), String::new());
         let mut sni = false;
-        for (at, words, block) in statements(body, CHECKER_WORDS) {
+        let checker_known = with_timing(CHECKER_OWN);
+        for (at, words, block) in statements(body, &checker_known) {
             let kw = words.first().map(String::as_str).unwrap_or_default();
             let args = words.get(1..).unwrap_or_default();
-            if kw != "url" && CHECKER_WORDS.contains(&kw) {
+            if kw != "url" && checker_known.contains(&kw) {
                 self.no_block(at, kw, block);
             }
             let http = matches!(kind, "HTTP_GET" | "SSL_GET");
@@ -555,7 +554,7 @@ impl Parser {
                 "name" if kind == "DNS_CHECK" => dns_name = args.first().cloned().unwrap_or_default(),
                 k => {
                     if !self.timing(at, k, args, &mut timing, false) {
-                        self.report(at, Problem::unknown(&format!("{kind} keyword"), k, CHECKER_WORDS.iter().copied()));
+                        self.report(at, Problem::unknown(&format!("{kind} keyword"), k, checker_known.iter().copied()));
                     }
                 }
             }
@@ -863,7 +862,11 @@ const CHECKERS: &[&str] = &[
     "BFD_CHECK",
 ];
 const UNSUPPORTED_CHECKERS: &[&str] = &["SMTP_CHECK", "UDP_CHECK", "PING_CHECK", "FILE_CHECK", "BFD_CHECK"];
-pub(super) const VS_WORDS: &[&str] = &[
+/// The keywords every level takes, cascading from the virtual server to its checkers.
+const TIMING_WORDS: &[&str] =
+    &["delay_loop", "connect_timeout", "retry", "delay_before_retry", "warmup", "alpha", "virtualhost"];
+/// A virtual server's own keywords (with [`TIMING_WORDS`]: [`vs_words`]).
+const VS_OWN: &[&str] = &[
     "real_server",
     "lb_algo",
     "lvs_sched",
@@ -896,15 +899,8 @@ pub(super) const VS_WORDS: &[&str] = &[
     "quorum_down",
     "smtp_alert",
     "snmp_name",
-    "delay_loop",
-    "connect_timeout",
-    "retry",
-    "delay_before_retry",
-    "warmup",
-    "alpha",
-    "virtualhost",
 ];
-const RS_WORDS: &[&str] = &[
+const RS_OWN: &[&str] = &[
     "weight",
     "uthreshold",
     "lthreshold",
@@ -914,15 +910,8 @@ const RS_WORDS: &[&str] = &[
     "lvs_method",
     "snmp_name",
     "smtp_alert",
-    "delay_loop",
-    "connect_timeout",
-    "retry",
-    "delay_before_retry",
-    "warmup",
-    "alpha",
-    "virtualhost",
 ];
-const CHECKER_WORDS: &[&str] = &[
+const CHECKER_OWN: &[&str] = &[
     "url",
     "nb_get_retry",
     "connect_ip",
@@ -941,14 +930,17 @@ const CHECKER_WORDS: &[&str] = &[
     "user",
     "type",
     "name",
-    "delay_loop",
-    "connect_timeout",
-    "retry",
-    "delay_before_retry",
-    "warmup",
-    "alpha",
-    "virtualhost",
 ];
+
+fn with_timing(own: &[&'static str]) -> Vec<&'static str> {
+    own.iter().chain(TIMING_WORDS).copied().collect()
+}
+
+/// Every keyword of a virtual server.
+pub(super) fn vs_words() -> Vec<&'static str> {
+    with_timing(VS_OWN)
+}
+
 const URL_WORDS: &[&str] = &[
     "path",
     "digest",

@@ -229,3 +229,49 @@ pub async fn tally(addr: SocketAddr, path: &str, n: usize) -> std::collections::
     }
     counts
 }
+
+/// A TCP server that answers each connection with `NAME:` and everything the client sent
+/// before it half-closed; at most `conns` connections, each on its own thread.
+#[allow(dead_code)] // Not every test binary uses every helper.
+pub fn tagged_server(name: &'static str, conns: usize) -> SocketAddr {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(conns) {
+            let Ok(mut s) = stream else { continue };
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+                let mut got = Vec::new();
+                if s.read_to_end(&mut got).is_ok() {
+                    let _ = s.write_all(format!("{name}:").as_bytes());
+                    let _ = s.write_all(&got);
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A child process killed (and reaped) when dropped.
+#[allow(dead_code)]
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A self-signed EC certificate and key, `cert.pem` and `key.pem` in `dir` (by openssl).
+#[allow(dead_code)]
+pub fn self_signed(dir: &std::path::Path) {
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["-keyout", "key.pem", "-out", "cert.pem", "-subj", "/CN=fulcrum-test", "-days", "1"])
+        .current_dir(dir)
+        .output()
+        .expect("openssl req");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+}
