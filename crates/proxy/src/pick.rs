@@ -8,7 +8,7 @@ use std::time::Instant;
 use fulcrum_balance::{Flow, Load, ServerId};
 
 use crate::error::{Failure, ProxyError, Stage};
-use crate::live::lock;
+use crate::live::{lock, Templates};
 use crate::snapshot::{BackendRt, ServerRt};
 
 pub(crate) enum Pick {
@@ -137,5 +137,53 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         release(&self.backend, self.id);
+    }
+}
+
+/// IPVS persistence for one client: its backend's template table and the client's address
+/// masked as the backend says. `mode tcp` connections and UDP flows both use it.
+#[derive(Clone)]
+pub(crate) struct Template {
+    table: Arc<Templates>,
+    key: std::net::IpAddr,
+}
+
+impl Template {
+    /// The client's template, when the backend is persistent.
+    pub(crate) fn of(backend: &BackendRt, client: std::net::IpAddr) -> Option<Template> {
+        let (p, table) = backend.cfg.persistence.zip(backend.persist.as_ref())?;
+        Some(Template { table: table.clone(), key: fulcrum_balance::mask_ip(client, p.prefix_v4, p.prefix_v6) })
+    }
+
+    /// The server the template points at (its use refreshes it).
+    pub(crate) fn server(&self, now: Instant) -> Option<ServerId> {
+        lock(&self.table).get(&self.key, now)
+    }
+
+    /// Points the template at a chosen server at once, as IPVS creates it when it schedules:
+    /// the client's parallel connections follow it.
+    pub(crate) fn point(&self, id: ServerId) {
+        lock(&self.table).insert(self.key, id, Instant::now());
+    }
+
+    /// Holds the template for a connection (or flow) on `id` until the guard is dropped.
+    pub(crate) fn hold(self, id: ServerId) -> Held {
+        let held = lock(&self.table).hold(self.key, id, Instant::now());
+        Held { template: self, held }
+    }
+}
+
+/// A template held by a connection: released when it drops (however the connection ends), if
+/// it was taken.
+pub(crate) struct Held {
+    template: Template,
+    held: bool,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.held {
+            lock(&self.template.table).unhold(&self.template.key, Instant::now());
+        }
     }
 }

@@ -153,17 +153,6 @@ fn read_drained(from: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
 pub(crate) async fn splice(
     a: &mut TcpStream,
     b: &mut TcpStream,
-    idle: Duration,
-    half_closed: &(dyn Fn() + Sync),
-    traffic: Option<&crate::live::Traffic>,
-) -> Option<(u64, u64)> {
-    splice_fin(a, b, idle, (None, None), half_closed, traffic).await
-}
-
-/// [`splice`] with `timeout client-fin` / `server-fin`.
-pub(crate) async fn splice_fin(
-    a: &mut TcpStream,
-    b: &mut TcpStream,
     mut idle: Duration,
     (a_fin, b_fin): (Option<Duration>, Option<Duration>),
     half_closed: &(dyn Fn() + Sync),
@@ -232,7 +221,7 @@ mod tests {
             let (mut client, mut a) = pair().await;
             let (mut b, mut server) = pair().await;
             let idle = Duration::from_millis(300);
-            let tunnel = tokio::spawn(async move { splice(&mut a, &mut b, idle, &|| (), None).await });
+            let tunnel = tokio::spawn(async move { splice(&mut a, &mut b, idle, (None, None), &|| (), None).await });
             // Traffic every 100 ms for a second: three idle timeouts long, never idle.
             let mut buf = [0u8; 8];
             for i in 0..10u8 {

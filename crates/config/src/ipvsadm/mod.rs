@@ -349,10 +349,8 @@ fn build(cmd: Cmd, given: Vec<Given>, positional: Vec<String>) -> Result<Command
     }
     let has = |name: &str| given.iter().any(|g| g.long == name);
     let value = |name: &str| given.iter().rev().find(|g| g.long == name).and_then(|g| g.value.clone());
-    for method in ["forwarding-method"] {
-        if given.iter().filter(|g| g.name == method).count() > 1 {
-            return Err(IpvsError::usage(format!("multiple '{method}' options specified")));
-        }
+    if given.iter().filter(|g| g.name == "forwarding-method").count() > 1 {
+        return Err(IpvsError::usage("multiple 'forwarding-method' options specified"));
     }
     let service = parse_service(&given)?;
     let allowed: &[&str] = match cmd {

@@ -12,7 +12,7 @@ use fulcrum_model::{
 };
 
 use super::tokenize::Stmt;
-use super::{keyword, Parser};
+use super::Parser;
 use crate::diag::Problem;
 use crate::partial::BindRef;
 use crate::values::{parse_number, parse_seconds};
@@ -136,10 +136,8 @@ impl Parser {
         let mut timing = Timing::default();
         let mut weight = 1u32;
         let mut quorum = Quorum { quorum: 1, hysteresis: 0, up: None, down: None };
-        let mut inhibit = false;
         let mut sorry: Option<Server> = None;
         let mut reals: Vec<(Origin, &[String], &[Stmt])> = Vec::new();
-        let _ = keyword;
         let vs_known = vs_words();
         for (at, words, block) in statements(body, &vs_known) {
             let kw = words.first().map(String::as_str).unwrap_or_default();
@@ -266,7 +264,8 @@ impl Parser {
                     ),
                 },
                 "sorry_server_inhibit" | "sorry_server_lvs_method" | "ip_family" | "snmp_name" | "omega" => {}
-                "inhibit_on_failure" => inhibit = true,
+                // Removal and weight 0 are the same for a proxy: open connections go on.
+                "inhibit_on_failure" => {}
                 "ha_suspend" => self.warn(
                     at,
                     "'ha_suspend' is ignored: checks run whether or not this node holds the address",
@@ -308,7 +307,7 @@ impl Parser {
             }
         }
         if !sched_set {
-            self.notice_default(at, "no scheduler set (lb_algo/lvs_sched): keepalived's default wlc is used");
+            self.warn(at, "no scheduler set (lb_algo/lvs_sched): keepalived's default wlc is used", None);
         }
         if binds.iter().any(|b| b.port() == 0) {
             let hint =
@@ -361,7 +360,6 @@ impl Parser {
         if quorum.hysteresis >= quorum.quorum {
             quorum.hysteresis = quorum.quorum - 1;
         }
-        let _ = inhibit;
         for s in &mut servers {
             s.forward = s.forward.or(Some(method));
         }
@@ -722,10 +720,6 @@ impl Parser {
                 None
             }
         }
-    }
-
-    fn notice_default(&mut self, at: &Origin, message: &str) {
-        self.warn(at, message.to_string(), None);
     }
 }
 

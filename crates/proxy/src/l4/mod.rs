@@ -14,18 +14,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use std::net::IpAddr;
-use std::sync::Mutex;
-
-use fulcrum_balance::{mask_ip, Flow, PersistTable, ServerId};
+use fulcrum_balance::{Flow, ServerId};
 use fulcrum_model::Algorithm;
 use tokio::net::TcpStream;
 
 use crate::error::{Failure, ProxyError, Stage};
 use crate::l7::{ms, LogEntry};
-use crate::live::lock;
 use crate::observe::{observe_result, Observation};
-use crate::pick::{choose, Slot};
+use crate::pick::{choose, Slot, Template};
 use crate::retry::{decide, Attempt, Decision, RetryPolicy};
 use crate::snapshot::{BackendRt, Facts};
 use crate::Shared;
@@ -93,16 +89,19 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     let local = if bind.ip().is_unspecified() { client.local_addr().unwrap_or(bind) } else { bind };
     let flow = Flow { client: peer, destination: local, now: accepted };
     // IPVS persistence: the client's (masked) address names a template that points at a server.
-    let template = backend.cfg.persistence.zip(backend.persist.as_deref()).map(|(p, table)| {
-        let key = mask_ip(peer.ip(), p.prefix_v4, p.prefix_v6);
-        (key, lock(table).get(&key, accepted), table)
-    });
-    let preferred = template.as_ref().and_then(|(_, server, _)| *server);
+    let template = Template::of(&backend, peer.ip());
+    let preferred = template.as_ref().and_then(|t| t.server(accepted));
     // Boxed, as the phases before the relay: the task keeps only the relay's state for the
     // connection's life, not the largest phase's.
-    let remember = template.as_ref().map(|(key, _, table)| (*key, *table));
-    let connected =
-        Box::pin(connect(&backend, key.as_deref(), &flow, (preferred, remember), accepted, entry.as_deref_mut())).await;
+    let connected = Box::pin(connect(
+        &backend,
+        key.as_deref(),
+        &flow,
+        (preferred, template.as_ref()),
+        accepted,
+        entry.as_deref_mut(),
+    ))
+    .await;
     let (mut server, slot) = match connected {
         Ok(pair) => pair,
         Err(error) => {
@@ -117,7 +116,7 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     };
     let id = slot.id;
     // The template lives while this connection does (released however the relay ends).
-    let _held = template.map(|(key, _, table)| Held::new(table, key, id));
+    let _held = template.map(|t| t.hold(id));
     if let Some(version) = backend.servers[id].cfg.send_proxy {
         first.splice(0..0, crate::proxy_protocol::header(version, peer, local));
     }
@@ -140,7 +139,7 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
         live.traffic.add(true, first.len());
     }
     let fin = (fe.cfg.timeout_client_fin, cfg.timeout_server_fin);
-    let moved = crate::tunnel::splice_fin(&mut client, &mut server, idle, fin, &on_half, Some(&live.traffic)).await;
+    let moved = crate::tunnel::splice(&mut client, &mut server, idle, fin, &on_half, Some(&live.traffic)).await;
     if half_closed.load(Ordering::Relaxed) {
         live.inactive.fetch_sub(1, Ordering::Relaxed);
     }
@@ -150,31 +149,6 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
         // data timeout); a clean end of both directions is `--`.
         e.termination = if moved.is_some() { *b"--" } else { *b"cD" };
         shared.access_log.write(&e.format_tcp(moved.map_or(0, |(_, from_server)| from_server)));
-    }
-}
-
-/// Where a connection's persistence template is: the client's masked address and the table.
-type Remember<'a> = (IpAddr, &'a Mutex<PersistTable<IpAddr>>);
-
-/// A persistence template held by a connection: released when the connection ends.
-struct Held<'a> {
-    table: &'a Mutex<PersistTable<IpAddr>>,
-    key: IpAddr,
-    held: bool,
-}
-
-impl<'a> Held<'a> {
-    fn new(table: &'a Mutex<PersistTable<IpAddr>>, key: IpAddr, server: ServerId) -> Self {
-        let held = lock(table).hold(key, server, Instant::now());
-        Held { table, key, held }
-    }
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        if self.held {
-            lock(self.table).unhold(&self.key, Instant::now());
-        }
     }
 }
 
@@ -269,7 +243,7 @@ async fn connect(
     backend: &Arc<BackendRt>,
     key: Option<&[u8]>,
     flow: &Flow,
-    (mut preferred, remember): (Option<ServerId>, Option<Remember<'_>>),
+    (mut preferred, template): (Option<ServerId>, Option<&Template>),
     accepted: Instant,
     mut entry: Option<&mut LogEntry>,
 ) -> Result<(TcpStream, Slot), ProxyError> {
@@ -283,8 +257,8 @@ async fn connect(
         let id = choose(backend, again.take(), key, flow, &tried, preferred.take(), queue_deadline).await?;
         // The template points at the chosen server at once, as IPVS creates it when it
         // schedules: the client's parallel connections follow it.
-        if let Some((client, table)) = remember {
-            lock(table).insert(client, id, Instant::now());
+        if let Some(t) = template {
+            t.point(id);
         }
         let slot = Slot::new(backend, id);
         let server = &backend.servers[id];

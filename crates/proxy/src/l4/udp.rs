@@ -14,12 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fulcrum_balance::{mask_ip, Flow};
+use fulcrum_balance::Flow;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::live::lock;
-use crate::pick::{pick_server, Pick, Slot};
+use crate::pick::{pick_server, Pick, Slot, Template};
 use crate::Shared;
 
 /// The largest datagram relayed (the most a UDP payload can be).
@@ -116,11 +115,8 @@ pub(crate) async fn serve(
             continue;
         }
         let one_packet = backend.cfg.lvs.as_ref().is_some_and(|l| l.one_packet);
-        let template = backend.cfg.persistence.zip(backend.persist.as_deref()).map(|(p, table)| {
-            let key = mask_ip(client.ip(), p.prefix_v4, p.prefix_v6);
-            (key, lock(table).get(&key, Instant::now()))
-        });
-        let preferred = template.as_ref().and_then(|(_, server)| *server);
+        let template = Template::of(&backend, client.ip());
+        let preferred = template.as_ref().and_then(|t| t.server(Instant::now()));
         let flow = Flow { client, destination: bind, now: Instant::now() };
         let id = match pick_server(&backend, None, &flow, &[], preferred) {
             Pick::Server(id) => id,
@@ -146,10 +142,7 @@ pub(crate) async fn serve(
         if let Err(e) = upstream.send(datagram).await {
             tracing::debug!(%client, "udp send to server: {e}");
         }
-        let held = template.and_then(|(key, _)| {
-            let table = backend.persist.as_ref()?;
-            lock(table).hold(key, id, Instant::now()).then_some(key)
-        });
+        let held = template.map(|t| t.hold(id));
         let last = Arc::new(AtomicU64::new(now));
         if !one_packet {
             let server = server.live.clone();
@@ -160,19 +153,15 @@ pub(crate) async fn serve(
         let ended = ended_tx.clone();
         // A UDP flow counts as an inactive connection, as in IPVS.
         server.live.inactive.fetch_add(1, Ordering::Relaxed);
-        let backend_for_task = backend.clone();
         let alive_for_task = alive.clone();
         alive.fetch_add(1, Ordering::Relaxed);
         let live = server.live.clone();
         tokio::spawn(async move {
             relay_replies(&upstream, &reply_to, client, &last, start, idle, &live.traffic).await;
             let _ = ended.send((client, last));
-            let server = &backend_for_task.servers[id];
-            server.live.inactive.fetch_sub(1, Ordering::Relaxed);
+            live.inactive.fetch_sub(1, Ordering::Relaxed);
             drop(slot);
-            if let (Some(key), Some(table)) = (held, &backend_for_task.persist) {
-                lock(table).unhold(&key, Instant::now());
-            }
+            drop(held);
             alive_for_task.fetch_sub(1, Ordering::Relaxed);
         });
     }

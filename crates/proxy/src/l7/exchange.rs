@@ -198,7 +198,8 @@ async fn forward(x: &mut Exchange, client: &mut Client, drain: &Drain) -> Result
     let mut t = Tries { tried: Vec::new(), retries: 0, again: None, fresh_only: false, preferred: x.preferred };
     loop {
         let deadline = x.parsed + x.backend.cfg.timeout_queue;
-        let flow = fulcrum_balance::Flow { client: client.peer, destination: client.bind, now: Instant::now() };
+        // The request's time stands for the flow's (no clock read per request).
+        let flow = fulcrum_balance::Flow { client: client.peer, destination: client.bind, now: x.parsed };
         let id =
             choose(&x.backend, t.again.take(), x.key.as_deref(), &flow, &t.tried, t.preferred.take(), deadline).await?;
         let (error, attempt) = match attempt(x, client, drain, id, &mut t).await {
@@ -603,5 +604,5 @@ async fn tunnel(client: &mut Client, up: &mut Upstream, head: Vec<u8>, from_serv
     let client_side = std::mem::replace(&mut client.side, Side::closed());
     let server_side = std::mem::replace(&mut up.side, Side::closed());
     let (Ok(mut a), Ok(mut b)) = (client_side.into_stream(), server_side.into_stream()) else { return };
-    crate::tunnel::splice(&mut a, &mut b, idle, &|| (), None).await;
+    crate::tunnel::splice(&mut a, &mut b, idle, (None, None), &|| (), None).await;
 }
