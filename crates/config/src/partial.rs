@@ -35,6 +35,7 @@ pub(crate) struct GlobalPatch {
     pub max_headers: Option<usize>,
     pub ipvs_timeouts: Option<fulcrum_model::IpvsTimeouts>,
     pub control_socket: Option<PathBuf>,
+    pub tls_cache_size: Option<usize>,
 }
 
 impl GlobalPatch {
@@ -65,6 +66,9 @@ impl GlobalPatch {
         }
         if let Some(v) = &self.control_socket {
             global.control_socket = Some(v.clone());
+        }
+        if let Some(v) = self.tls_cache_size {
+            global.tls_cache_size = v;
         }
     }
 }

@@ -4,12 +4,14 @@
 //! no parsing, no dependency.
 #![forbid(unsafe_code)]
 
+pub mod tls;
 pub mod vrrp;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use tls::{CertSource, ClientVerify, TlsBind, TlsVersion};
 pub use vrrp::{Tracked, Vip, Vrrp, VrrpInstance, VrrpScript, VrrpState, VrrpSyncGroup};
 
 /// Where a Model object came from, for messages at run time ("backend app (haproxy.cfg:12)").
@@ -55,6 +57,8 @@ pub struct Global {
     /// The control socket (`fulcrum ctl`): haproxy.cfg `stats socket PATH`, TOML
     /// `control_socket`; None: the default, /run/fulcrum/fulcrum.sock.
     pub control_socket: Option<PathBuf>,
+    /// `tune.ssl.cachesize`: TLS sessions kept for resumption by session ID, per bind (20000).
+    pub tls_cache_size: usize,
 }
 
 /// `ipvsadm --set tcp tcpfin udp`: how long an idle established TCP connection, a half-closed
@@ -91,6 +95,7 @@ impl Default for Global {
             max_headers: 101,
             ipvs_timeouts: IpvsTimeouts::default(),
             control_socket: None,
+            tls_cache_size: 20_000,
         }
     }
 }
@@ -214,6 +219,8 @@ pub struct Frontend {
     /// `timeout client-fin`: once the server has closed its side, how long the client may stay
     /// silent (None: the tunnel's timeout).
     pub timeout_client_fin: Option<Duration>,
+    /// Bind lines with TLS (`bind ... ssl crt ...`); the other binds are plain.
+    pub tls: Vec<TlsBind>,
 }
 
 impl Frontend {
@@ -240,6 +247,7 @@ impl Frontend {
             tcp_request: TcpRequest::default(),
             accept_proxy: Vec::new(),
             timeout_client_fin: None,
+            tls: Vec::new(),
         }
     }
 }

@@ -10,6 +10,11 @@
 //! A client socket is first used without the reactor: a short exchange (`Connection: close`)
 //! reads and writes without ever waiting, and registering it would cost two `epoll_ctl` calls.
 //! It is registered the first time a wait is needed.
+//!
+//! A client side may carry TLS (`bind ... ssl`): a rustls connection sits between the socket
+//! and the same calls. Reads feed it ciphertext and hand on the plaintext; writes give it
+//! plaintext (the parts of one answer joined into one record) and send what it encrypted; the
+//! handshake happens inside the first reads, under the first request's deadline.
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io::{self, IoSlice, Read as _, Write as _};
@@ -86,7 +91,9 @@ use std::future::Future as _;
 /// A socket with its pending output and its timer.
 pub(crate) struct Side {
     sock: Sock,
-    /// Output accepted but not written yet.
+    /// TLS between the socket and the calls (a client of an `ssl` bind).
+    tls: Option<Box<rustls::ServerConnection>>,
+    /// Output accepted but not written yet (with TLS: plaintext rustls did not take yet).
     pending: Vec<u8>,
     /// How much of `pending` is already written.
     sent: usize,
@@ -102,17 +109,29 @@ pub(crate) enum Interest {
 impl Side {
     /// A socket not registered with the reactor yet (an accepted client).
     pub(crate) fn plain(stream: std::net::TcpStream) -> Side {
-        Side { sock: Sock::Plain(stream), pending: Vec::new(), sent: 0, timer: Timer::default() }
+        Side { sock: Sock::Plain(stream), tls: None, pending: Vec::new(), sent: 0, timer: Timer::default() }
     }
 
     /// A side whose socket was handed over (to a tunnel).
     pub(crate) fn closed() -> Side {
-        Side { sock: Sock::Gone, pending: Vec::new(), sent: 0, timer: Timer::default() }
+        Side { sock: Sock::Gone, tls: None, pending: Vec::new(), sent: 0, timer: Timer::default() }
     }
 
     /// A registered socket (a server connection).
     pub(crate) fn registered(stream: TcpStream) -> Side {
-        Side { sock: Sock::Registered(stream), pending: Vec::new(), sent: 0, timer: Timer::default() }
+        Side { sock: Sock::Registered(stream), tls: None, pending: Vec::new(), sent: 0, timer: Timer::default() }
+    }
+
+    /// An accepted client of a TLS bind.
+    pub(crate) fn tls(stream: std::net::TcpStream, tls: rustls::ServerConnection) -> Side {
+        let mut side = Side::plain(stream);
+        side.tls = Some(Box::new(tls));
+        side
+    }
+
+    /// The TLS connection, once its handshake is done.
+    pub(crate) fn tls_session(&self) -> Option<&rustls::ServerConnection> {
+        self.tls.as_deref().filter(|t| !t.is_handshaking())
     }
 
     fn stream(&mut self) -> io::Result<&TcpStream> {
@@ -130,6 +149,9 @@ impl Side {
 
     /// The registered stream, for a tunnel (pending output must have been flushed).
     pub(crate) fn into_stream(mut self) -> io::Result<TcpStream> {
+        if self.tls.is_some() {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "a tunnel over TLS"));
+        }
         self.stream()?;
         match std::mem::replace(&mut self.sock, Sock::Gone) {
             Sock::Registered(s) => Ok(s),
@@ -148,35 +170,37 @@ impl Side {
 
     /// Reads what is there; `WouldBlock` when nothing is.
     pub(crate) fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match &self.sock {
-            Sock::Plain(s) => (&*s).read(buf),
-            Sock::Registered(s) => {
-                let n = s.try_read(buf)?;
-                // A read shorter than asked took all there was: the next read waits for the
-                // reactor instead of asking the kernel to hear "nothing yet" (a system call per
-                // request saved, as HAProxy does). Data arriving from now on is a new event.
-                if n > 0 && n < buf.len() {
-                    forget_readiness(s);
-                }
-                Ok(n)
-            }
-            Sock::Gone => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        match self.tls.as_deref_mut() {
+            None => raw_read(&self.sock, buf),
+            Some(tls) => tls_read(tls, &self.sock, buf),
         }
     }
 
     fn try_write(&self, parts: &[IoSlice<'_>]) -> io::Result<usize> {
-        match &self.sock {
-            Sock::Plain(s) if parts.len() == 1 => (&*s).write(&parts[0]),
-            Sock::Plain(s) => (&*s).write_vectored(parts),
-            Sock::Registered(s) if parts.len() == 1 => s.try_write(&parts[0]),
-            Sock::Registered(s) => s.try_write_vectored(parts),
-            Sock::Gone => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        raw_write(&self.sock, parts)
+    }
+
+    /// Waits until the socket is ready for `interest`, as [`Side::ready_raw`]; with TLS, what
+    /// rustls has to send (handshake messages) goes out first.
+    pub(crate) async fn ready(
+        &mut self,
+        interest: Interest,
+        deadline: Option<Instant>,
+        stop: Option<&AtomicBool>,
+    ) -> Result<(), IoFail> {
+        while let Some(tls) = self.tls.as_deref_mut() {
+            flush_tls(tls, &self.sock)?;
+            if !tls.wants_write() {
+                break;
+            }
+            self.ready_raw(Interest::Write, deadline, stop).await?;
         }
+        self.ready_raw(interest, deadline, stop).await
     }
 
     /// Waits until the socket is ready for `interest`, `deadline` passes (`TimedOut`) or
     /// `stop` is raised (`Stopped`, checked whenever the task is woken).
-    pub(crate) async fn ready(
+    async fn ready_raw(
         &mut self,
         interest: Interest,
         deadline: Option<Instant>,
@@ -228,6 +252,9 @@ impl Side {
 
     /// Writes `parts` as far as the socket takes them now; the rest is kept for [`Side::flush`].
     pub(crate) fn send(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            return tls_send(tls, &self.sock, &mut self.pending, &mut self.sent, parts);
+        }
         if self.has_pending() {
             for p in parts {
                 self.pending.extend_from_slice(p);
@@ -261,11 +288,14 @@ impl Side {
     }
 
     pub(crate) fn has_pending(&self) -> bool {
-        self.sent < self.pending.len()
+        self.sent < self.pending.len() || self.tls.as_deref().is_some_and(|t| t.wants_write())
     }
 
     /// Writes out everything pending. `idle`: how long the peer may take no byte at all.
     pub(crate) async fn flush(&mut self, idle: Option<Duration>) -> Result<(), IoFail> {
+        if self.tls.is_some() {
+            return self.flush_tls(idle).await;
+        }
         while self.has_pending() {
             let chunk = [IoSlice::new(&self.pending[self.sent..])];
             match self.try_write(&chunk) {
@@ -286,10 +316,37 @@ impl Side {
 }
 
 impl Side {
+    /// `flush` with TLS: plaintext into rustls as it takes it, records out as the socket takes
+    /// them.
+    async fn flush_tls(&mut self, idle: Option<Duration>) -> Result<(), IoFail> {
+        loop {
+            let Some(tls) = self.tls.as_deref_mut() else { return Ok(()) };
+            if self.sent < self.pending.len() {
+                use std::io::Write as _;
+                self.sent += tls.writer().write(&self.pending[self.sent..])?;
+            }
+            flush_tls(tls, &self.sock)?;
+            let waiting = tls.wants_write();
+            if !waiting && self.sent >= self.pending.len() {
+                self.pending = Vec::new();
+                self.sent = 0;
+                return Ok(());
+            }
+            if waiting {
+                let deadline = idle.map(|d| Instant::now() + d);
+                self.ready_raw(Interest::Write, deadline, None).await?;
+            }
+        }
+    }
+
     /// Closes our direction, then reads and drops what the peer still sends, until it closes,
     /// `limit` passes or a megabyte went by: a socket closed with unread data answers with a
     /// reset, which would destroy the response just sent (HAProxy's lingering close).
     pub(crate) async fn linger(&mut self, limit: Duration) {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.send_close_notify();
+            let _ = flush_tls(tls, &self.sock);
+        }
         let shut = match &self.sock {
             Sock::Plain(s) => s.shutdown(std::net::Shutdown::Write),
             Sock::Registered(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write),
@@ -321,4 +378,148 @@ pub(crate) fn peer_spoke(stream: &TcpStream) -> bool {
 /// Only events seen before this call are forgotten; a later close sets readiness again.
 pub(crate) fn forget_readiness(stream: &TcpStream) {
     let _ = stream.try_io(tokio::io::Interest::READABLE, || Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock)));
+}
+
+/// One read from the socket itself.
+fn raw_read(sock: &Sock, buf: &mut [u8]) -> io::Result<usize> {
+    match sock {
+        Sock::Plain(s) => (&*s).read(buf),
+        Sock::Registered(s) => {
+            let n = s.try_read(buf)?;
+            // A read shorter than asked took all there was: the next read waits for the
+            // reactor instead of asking the kernel to hear "nothing yet" (a system call per
+            // request saved, as HAProxy does). Data arriving from now on is a new event.
+            if n > 0 && n < buf.len() {
+                forget_readiness(s);
+            }
+            Ok(n)
+        }
+        Sock::Gone => Err(io::Error::from(io::ErrorKind::NotConnected)),
+    }
+}
+
+fn raw_write(sock: &Sock, parts: &[IoSlice<'_>]) -> io::Result<usize> {
+    match sock {
+        Sock::Plain(s) if parts.len() == 1 => (&*s).write(&parts[0]),
+        Sock::Plain(s) => (&*s).write_vectored(parts),
+        Sock::Registered(s) if parts.len() == 1 => s.try_write(&parts[0]),
+        Sock::Registered(s) => s.try_write_vectored(parts),
+        Sock::Gone => Err(io::Error::from(io::ErrorKind::NotConnected)),
+    }
+}
+
+/// The socket as rustls reads and writes it.
+struct Raw<'a>(&'a Sock);
+
+impl io::Read for Raw<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        raw_read(self.0, buf)
+    }
+}
+
+impl io::Write for Raw<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        raw_write(self.0, &[IoSlice::new(buf)])
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        raw_write(self.0, bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Plaintext from a TLS connection: what rustls holds, else one read from the socket through
+/// it (the handshake is done this way too: its replies are sent as they are made). `Ok(0)`
+/// at the end, with or without the client's close_notify.
+fn tls_read(tls: &mut rustls::ServerConnection, sock: &Sock, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match tls.reader().read(buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+            Err(e) => return Err(e),
+        }
+        let got = tls.read_tls(&mut Raw(sock))?;
+        if let Err(e) = tls.process_new_packets() {
+            // The alert rustls queued tells the client why.
+            let _ = flush_tls(tls, sock);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        flush_tls(tls, sock)?;
+        if got == 0 && !tls.wants_read() {
+            return Ok(0);
+        }
+    }
+}
+
+/// Sends what rustls has encrypted, as far as the socket takes it now.
+fn flush_tls(tls: &mut rustls::ServerConnection, sock: &Sock) -> io::Result<()> {
+    while tls.wants_write() {
+        match tls.write_tls(&mut Raw(sock)) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// Where the parts of one answer are joined, so that they make one TLS record.
+    static JOIN_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The largest answer joined into one record (a TLS record carries 16 KiB).
+const JOIN_MAX: usize = 16 * 1024;
+
+/// `send` with TLS: the parts go to rustls (joined when they fit one record); what it does not
+/// take waits in `pending`; what it encrypted goes out as far as the socket takes it.
+fn tls_send(
+    tls: &mut rustls::ServerConnection,
+    sock: &Sock,
+    pending: &mut Vec<u8>,
+    sent: &mut usize,
+    parts: &[&[u8]],
+) -> io::Result<()> {
+    use std::io::Write as _;
+    if *sent < pending.len() {
+        for p in parts {
+            pending.extend_from_slice(p);
+        }
+        return flush_tls(tls, sock);
+    }
+    let mut give = |data: &[u8], pending: &mut Vec<u8>| -> io::Result<()> {
+        if !pending.is_empty() {
+            pending.extend_from_slice(data);
+            return Ok(());
+        }
+        let took = tls.writer().write(data)?;
+        if took < data.len() {
+            pending.clear();
+            pending.extend_from_slice(&data[took..]);
+        }
+        Ok(())
+    };
+    // Everything before was taken: start afresh.
+    pending.clear();
+    *sent = 0;
+    let nonempty = parts.iter().filter(|p| !p.is_empty()).count();
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if nonempty > 1 && total <= JOIN_MAX {
+        JOIN_BUF.with(|join| -> io::Result<()> {
+            let mut join = join.try_borrow_mut().map_err(|_| io::Error::other("join buffer"))?;
+            join.clear();
+            for p in parts {
+                join.extend_from_slice(p);
+            }
+            give(&join, pending)
+        })?;
+    } else {
+        for p in parts.iter().filter(|p| !p.is_empty()) {
+            give(p, pending)?;
+        }
+    }
+    flush_tls(tls, sock)
 }

@@ -22,6 +22,8 @@ pub enum CompileError {
     ForwardForNetwork(String),
     #[error("cookie {name}: invalid value {value:?}")]
     Cookie { name: String, value: String },
+    #[error("frontend {frontend}: TLS: {error}")]
+    Tls { frontend: String, error: fulcrum_tls::TlsError },
 }
 
 /// An errorfile that is not an HTTP response.

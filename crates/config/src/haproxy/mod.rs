@@ -12,6 +12,7 @@ pub mod cond;
 pub(crate) mod keywords;
 mod proxy;
 pub(crate) mod section;
+mod tls;
 pub(crate) mod tokenize;
 
 use keywords::{known, lookup, supported, Context, Support};
@@ -79,6 +80,8 @@ struct Parser {
     blocks: cond::Blocks,
     /// What `fd@N` stands for.
     inherited: std::collections::BTreeMap<i32, std::net::SocketAddr>,
+    /// `global`'s TLS settings, defaults of the `ssl` bind lines.
+    tls: tls::TlsDefaults,
 }
 
 /// Parse one haproxy.cfg, starting from what earlier files left. The Sink holds every error
@@ -97,6 +100,7 @@ pub(crate) fn parse(text: &str, file: &Path, opts: &crate::LoadOptions, carry: C
         mode_lines: carry.mode_lines,
         errorfiles: Vec::new(),
         blocks: cond::Blocks::default(),
+        tls: tls::TlsDefaults::default(),
     };
     for (index, raw) in text.lines().enumerate() {
         parser.line(index + 1, raw);
@@ -328,6 +332,12 @@ impl Parser {
         let keyword = words.first().map(String::as_str).unwrap_or_default();
         let args = words.get(1..).unwrap_or_default();
         let value = args.first().map(String::as_str);
+        if let Some(result) = self.global_tls(line, keyword, args) {
+            if let Err(problem) = result {
+                self.sink.report(line, problem);
+            }
+            return;
+        }
         let result: Result<(), Problem> = match (keyword, value) {
             ("maxconn", Some(v)) => {
                 parse_number(v, "maxconn").map(|n| self.out.global.maxconn = Some(n)).map_err(Problem::from)

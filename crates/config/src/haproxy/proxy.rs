@@ -134,31 +134,35 @@ impl Parser {
         };
         let before = st.binds.len();
         self.bind_addresses(st, line, addrs);
+        let added: Vec<std::net::SocketAddr> = st.binds[before..].iter().map(|(a, _)| *a).collect();
         let mut unsupported: Vec<&str> = Vec::new();
         let mut index = 0;
         while let Some(option) = options.get(index) {
             match option.as_str() {
                 "name" | "id" => index += 1,
-                "accept-proxy" => {
-                    let added: Vec<std::net::SocketAddr> = st.binds[before..].iter().map(|(a, _)| *a).collect();
-                    st.fe.accept_proxy.extend(added);
-                }
-                "ssl" | "crt" | "crt-list" | "quic" => {
-                    // Serving plain HTTP where clients expect TLS would break them: not ignorable.
-                    let message = "TLS on bind lines (ssl, crt) is not supported yet in haproxy.cfg";
-                    let hint = "terminate TLS in front of fulcrum for now; --lenient cannot ignore this".to_string();
-                    self.sink.error(line, message, Some(hint));
+                "accept-proxy" => st.fe.accept_proxy.extend(added.iter().copied()),
+                "quic" => {
+                    let hint = "serve HTTP/3 elsewhere; fulcrum speaks TLS over TCP".to_string();
+                    self.sink.error(line, "QUIC binds are not supported", Some(hint));
                     return Ok(());
                 }
-                other => unsupported.push(other),
+                other => match super::tls::bind_option(other) {
+                    Some(args) => index += args,
+                    None => unsupported.push(other),
+                },
             }
             index += 1;
         }
-        if unsupported.is_empty() {
-            Ok(())
-        } else {
-            Err(Problem::unsupported(format!("bind options '{}' are not supported yet", unsupported.join(" "))))
+        if !unsupported.is_empty() {
+            return Err(Problem::unsupported(format!(
+                "bind options '{}' are not supported yet",
+                unsupported.join(" ")
+            )));
         }
+        if let Some(tls) = self.bind_tls(line, added, options) {
+            st.fe.tls.push(tls);
+        }
+        Ok(())
     }
 
     /// `ADDR:PORT[,ADDR:PORT...]`
@@ -540,7 +544,29 @@ impl Parser {
         if st.kind.has_frontend() {
             let mut frontend = self.build_frontend(st);
             frontend.mode = mode;
+            self.tls_for_mode(&mut frontend);
             self.out.frontends.push(frontend);
+        }
+    }
+
+    /// What TLS binds can do in the frontend's mode: `mode tcp` does not terminate TLS yet; an
+    /// HTTP frontend offers `h2` in ALPN only once fulcrum speaks HTTP/2 (until then clients
+    /// fall back to HTTP/1.1, which every h2 client can).
+    fn tls_for_mode(&mut self, fe: &mut Frontend) {
+        for bind in &mut fe.tls {
+            let line = bind.origin.line;
+            if fe.mode == Mode::Tcp {
+                let message = "TLS termination in mode tcp is not supported yet";
+                let hint = "route TLS by SNI without terminating it (req.ssl_sni), or use mode http";
+                self.sink.error(line, message, Some(hint.into()));
+            } else if bind.alpn.iter().any(|p| p == "h2") {
+                bind.alpn.retain(|p| p != "h2");
+                if bind.alpn.is_empty() {
+                    bind.alpn.push("http/1.1".into());
+                }
+                let message = "ALPN 'h2' is left out: fulcrum does not speak HTTP/2 yet (clients use HTTP/1.1)";
+                self.sink.warn(line, message, None);
+            }
         }
     }
 

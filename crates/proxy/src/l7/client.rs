@@ -111,6 +111,18 @@ impl Client {
         let timeouts = ClientTimeouts::of(fe);
         Client { side: Side::plain(stream), peer, bind, buf: None, timeouts, accepted: Instant::now() }
     }
+
+    /// An accepted connection on an `ssl` bind: TLS is spoken from the first byte.
+    pub(crate) fn with_tls(
+        stream: std::net::TcpStream,
+        tls: rustls::ServerConnection,
+        peer: SocketAddr,
+        bind: SocketAddr,
+        fe: Option<&FrontendRt>,
+    ) -> Client {
+        let timeouts = ClientTimeouts::of(fe);
+        Client { side: Side::tls(stream, tls), peer, bind, buf: None, timeouts, accepted: Instant::now() }
+    }
 }
 
 /// A request head and when its first byte arrived.

@@ -180,7 +180,18 @@ async fn accept_loop(listener: AsyncFd<socket2::Socket>, bind: SocketAddr, share
             let fe = snap.frontend_for(&bind);
             match fe.is_some_and(|f| f.cfg.mode == fulcrum_model::Mode::Tcp) {
                 true => Err(stream),
-                false => Ok(crate::l7::Client::new(stream, peer, bind, fe)),
+                false => match fe.and_then(|f| f.tls_for(&bind)) {
+                    None => Ok(crate::l7::Client::new(stream, peer, bind, fe)),
+                    Some(config) => match rustls::ServerConnection::new(Arc::clone(config)) {
+                        Ok(tls) => Ok(crate::l7::Client::with_tls(stream, tls, peer, bind, fe)),
+                        Err(e) => {
+                            tracing::warn!(%bind, "TLS: {e}");
+                            conns.open.fetch_sub(1, Ordering::AcqRel);
+                            shared.parked.fetch_sub(1, Ordering::AcqRel);
+                            continue;
+                        }
+                    },
+                },
             }
         };
         match client {

@@ -43,7 +43,7 @@ impl Snapshot {
         let mut by_bind: HashMap<SocketAddr, usize, crate::fasthash::FastBuild> = HashMap::default();
         let mut by_udp: HashMap<SocketAddr, usize, crate::fasthash::FastBuild> = HashMap::default();
         for (index, fe) in model.frontends.iter().enumerate() {
-            frontends.push(FrontendRt::build(fe, &by_name)?);
+            frontends.push(FrontendRt::build(fe, &by_name, model.global.tls_cache_size)?);
             let map = if fe.mode == fulcrum_model::Mode::Udp { &mut by_udp } else { &mut by_bind };
             for bind in &fe.binds {
                 map.insert(*bind, index);
@@ -108,10 +108,13 @@ pub struct FrontendRt {
     pub(crate) tcp_content: Vec<(bool, Option<CompiledCondition>)>,
     /// Some ACL reads the TLS ClientHello (`req.ssl_sni`): the first bytes are awaited.
     pub(crate) reads_hello: bool,
+    /// The TLS configuration of each `ssl` bind address (certificates read at compile time,
+    /// so a reload picks up renewed ones).
+    pub(crate) tls: Vec<(SocketAddr, Arc<rustls::ServerConfig>)>,
 }
 
 impl FrontendRt {
-    fn build(fe: &Frontend, backends: &HashMap<&str, &Arc<BackendRt>>) -> Result<Self, CompileError> {
+    fn build(fe: &Frontend, backends: &HashMap<&str, &Arc<BackendRt>>, tls_cache: usize) -> Result<Self, CompileError> {
         let find = |name: &str| {
             backends
                 .get(name)
@@ -136,7 +139,14 @@ impl FrontendRt {
         let tcp_connection = tcp_rules(&fe.tcp_request.connection)?;
         let tcp_content = tcp_rules(&fe.tcp_request.content)?;
         let reads_hello = fe.acls.iter().any(|a| a.fetch.needs_payload());
+        let mut tls = Vec::new();
+        for bind in &fe.tls {
+            let built = fulcrum_tls::server_config(bind, tls_cache)
+                .map_err(|error| CompileError::Tls { frontend: fe.name.clone(), error })?;
+            tls.extend(bind.addrs.iter().map(|a| (*a, Arc::clone(&built.config))));
+        }
         Ok(FrontendRt {
+            tls,
             cfg: fe.clone(),
             tcp_connection,
             tcp_content,
@@ -147,6 +157,11 @@ impl FrontendRt {
             errors: ErrorPages::new(&fe.errorfiles)?,
             forwardfor: forwardfor(fe.forwardfor.as_ref())?,
         })
+    }
+
+    /// The TLS configuration of a bind address, if it is an `ssl` bind.
+    pub(crate) fn tls_for(&self, bind: &SocketAddr) -> Option<&Arc<rustls::ServerConfig>> {
+        self.tls.iter().find(|(a, _)| a == bind).map(|(_, c)| c)
     }
 
     /// `mode tcp`: whether `tcp-request connection|content` rules let the connection in (the

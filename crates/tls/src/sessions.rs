@@ -1,0 +1,57 @@
+//! Session resumption state that outlives a configuration: each bind keeps its session cache
+//! and its ticket keys (rotated by rustls every six hours) across reloads, so that clients
+//! resume after a SIGHUP as before it. Keyed by the bind's addresses and what a resumed
+//! session skips (the client-certificate requirement), so that a session made where no
+//! certificate was asked for never resumes where one is required.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use fulcrum_model::TlsBind;
+use rustls::server::{ProducesTickets, ServerSessionMemoryCache, StoresServerSessions};
+
+#[derive(Clone)]
+pub(crate) struct Kept {
+    pub cache: Arc<dyn StoresServerSessions>,
+    pub ticketer: Arc<dyn ProducesTickets>,
+}
+
+fn registry() -> &'static Mutex<HashMap<String, (usize, Kept)>> {
+    static KEPT: OnceLock<Mutex<HashMap<String, (usize, Kept)>>> = OnceLock::new();
+    KEPT.get_or_init(Default::default)
+}
+
+pub(crate) fn for_bind(bind: &TlsBind, cache_size: usize) -> Kept {
+    let key = format!("{:?} {:?} {:?} {:?}", bind.addrs, bind.verify, bind.ca_file, bind.crl_file);
+    let fresh = || Kept {
+        cache: ServerSessionMemoryCache::new(cache_size.max(1)),
+        ticketer: rustls::crypto::ring::Ticketer::new().unwrap_or_else(|_| Arc::new(NoTickets)),
+    };
+    let Ok(mut map) = registry().lock() else { return fresh() };
+    match map.get(&key) {
+        Some((size, kept)) if *size == cache_size => kept.clone(),
+        _ => {
+            let kept = fresh();
+            map.insert(key, (cache_size, kept.clone()));
+            kept
+        }
+    }
+}
+
+/// Tickets off (the system's random source failed when the keys were made).
+#[derive(Debug)]
+struct NoTickets;
+
+impl ProducesTickets for NoTickets {
+    fn enabled(&self) -> bool {
+        false
+    }
+    fn lifetime(&self) -> u32 {
+        0
+    }
+    fn encrypt(&self, _plain: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+    fn decrypt(&self, _cipher: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+}
