@@ -29,6 +29,16 @@ const SUPPORTED_CRITERIA: &[&str] = &[
     "req_ssl_sni",
     "req.ssl_hello_type",
     "req_ssl_hello_type",
+    "ssl_fc",
+    "ssl_fc_sni",
+    "ssl_fc_sni_end",
+    "ssl_fc_sni_reg",
+    "ssl_fc_protocol",
+    "ssl_fc_alpn",
+    "ssl_fc_cipher",
+    "ssl_c_used",
+    "ssl_c_verify",
+    "ssl_c_s_dn",
 ];
 
 /// Common HAProxy fetches fulcrum does not evaluate yet: known, so reported as unsupported
@@ -78,11 +88,6 @@ const UNSUPPORTED_CRITERIA: &[&str] = &[
     "req.ssl_sni",
     "req_ssl_sni",
     "req.ssl_ver",
-    "ssl_fc",
-    "ssl_fc_sni",
-    "ssl_c_used",
-    "ssl_c_verify",
-    "ssl_fc_alpn",
     "dst",
     "dst_port",
     "src_port",
@@ -210,6 +215,10 @@ pub(crate) fn parse_acl_body(name: &str, words: &[String]) -> Result<Acl, Proble
     let (fetch, kind, patterns) = match criterion.as_str() {
         "always_true" => (Fetch::Src, MatchKind::Ip, vec!["0.0.0.0/0".to_string(), "::/0".to_string()]),
         "always_false" => (Fetch::Src, MatchKind::Ip, Vec::new()),
+        _ if kind == MatchKind::Bool => match patterns.is_empty() {
+            true => (fetch, kind, patterns),
+            false => return Err(Problem::invalid(format!("'{criterion}' is a boolean: it takes no pattern"))),
+        },
         _ if patterns.is_empty() => {
             return Err(Problem::invalid(format!("acl '{name}' has no pattern to match"))
                 .hint(format!("e.g. acl {name} {criterion} VALUE")))
@@ -268,6 +277,16 @@ fn parse_criterion(word: &str) -> Result<(Fetch, MatchKind), Problem> {
         "always_true" | "always_false" => (no_arg(Fetch::Src)?, MatchKind::Ip),
         "req.ssl_sni" | "req_ssl_sni" => (no_arg(Fetch::ReqSslSni)?, MatchKind::Exact),
         "req.ssl_hello_type" | "req_ssl_hello_type" => (no_arg(Fetch::ReqSslHelloType)?, MatchKind::Exact),
+        "ssl_fc" => (no_arg(Fetch::SslFc)?, MatchKind::Bool),
+        "ssl_c_used" => (no_arg(Fetch::SslCUsed)?, MatchKind::Bool),
+        "ssl_fc_sni" => (no_arg(Fetch::SslFcSni)?, MatchKind::Exact),
+        "ssl_fc_sni_end" => (no_arg(Fetch::SslFcSni)?, MatchKind::Suffix),
+        "ssl_fc_sni_reg" => (no_arg(Fetch::SslFcSni)?, MatchKind::Regex),
+        "ssl_fc_protocol" => (no_arg(Fetch::SslFcProtocol)?, MatchKind::Exact),
+        "ssl_fc_alpn" => (no_arg(Fetch::SslFcAlpn)?, MatchKind::Exact),
+        "ssl_fc_cipher" => (no_arg(Fetch::SslFcCipher)?, MatchKind::Exact),
+        "ssl_c_verify" => (no_arg(Fetch::SslCVerify)?, MatchKind::Exact),
+        "ssl_c_s_dn" => (no_arg(Fetch::SslCSDn)?, MatchKind::Exact),
         _ if UNSUPPORTED_CRITERIA.contains(&base) || base.starts_with("sc") || base.starts_with("ssl_") => {
             return Err(Problem::unsupported(format!("acl criterion '{base}' is not supported yet"))
                 .hint(format!("supported: {}", SUPPORTED_CRITERIA.join(", "))))

@@ -266,12 +266,44 @@ pub enum Fetch {
     ReqSslSni,
     /// `req.ssl_hello_type`: the handshake type of the first TLS record (1: ClientHello).
     ReqSslHelloType,
+    /// `ssl_fc`: the connection came over TLS fulcrum terminated (a boolean).
+    SslFc,
+    /// `ssl_fc_sni`: the server name the client asked for in its TLS handshake.
+    SslFcSni,
+    /// `ssl_fc_protocol`: `TLSv1.2`, `TLSv1.3`.
+    SslFcProtocol,
+    /// `ssl_fc_alpn`: the protocol agreed by ALPN.
+    SslFcAlpn,
+    /// `ssl_fc_cipher`: the cipher suite, OpenSSL's name.
+    SslFcCipher,
+    /// `ssl_c_used`: the client presented a certificate (a boolean).
+    SslCUsed,
+    /// `ssl_c_verify`: the client certificate's verification result: 0 when it passed (a
+    /// failed one ends the handshake, so 0 is the only value a request sees).
+    SslCVerify,
+    /// `ssl_c_s_dn`: the client certificate's subject (`/C=FR/O=Example/CN=client`).
+    SslCSDn,
 }
 
 impl Fetch {
     /// Whether the fetch needs an HTTP request (`mode http`).
     pub fn needs_http(&self) -> bool {
         matches!(self, Fetch::Path | Fetch::Header(_) | Fetch::Method)
+    }
+
+    /// Whether the fetch reads what a terminated TLS connection negotiated.
+    pub fn needs_tls(&self) -> bool {
+        matches!(
+            self,
+            Fetch::SslFc
+                | Fetch::SslFcSni
+                | Fetch::SslFcProtocol
+                | Fetch::SslFcAlpn
+                | Fetch::SslFcCipher
+                | Fetch::SslCUsed
+                | Fetch::SslCVerify
+                | Fetch::SslCSDn
+        )
     }
 
     /// Whether the fetch reads the first bytes of a `mode tcp` connection.
@@ -291,6 +323,8 @@ pub enum MatchKind {
     Regex,
     /// Patterns are addresses or CIDR networks (validated at load time).
     Ip,
+    /// A boolean fetch (`ssl_fc`): true matches; no patterns.
+    Bool,
 }
 
 /// `acl NAME CRITERION [-i] PATTERN...`

@@ -57,6 +57,8 @@ pub(crate) struct Client {
     pub buf: Option<BytesMut>,
     pub timeouts: ClientTimeouts,
     pub(super) accepted: Instant,
+    /// What the TLS handshake negotiated, read once at the first request (`ssl` binds).
+    pub(super) tls: Option<Box<fulcrum_tls::Negotiated>>,
 }
 
 impl Client {
@@ -96,6 +98,13 @@ impl Client {
         }
     }
 
+    /// Notes what the TLS handshake negotiated (nothing on a plain connection), once it is done.
+    pub(super) fn note_tls(&mut self) {
+        if self.tls.is_none() {
+            self.tls = self.side.tls_session().map(|t| Box::new(fulcrum_tls::Negotiated::of(t)));
+        }
+    }
+
     /// The connection got its slots under `maxconn`: its first request's time starts now.
     pub(crate) fn admitted(&mut self) {
         self.accepted = Instant::now();
@@ -109,7 +118,7 @@ impl Client {
         fe: Option<&FrontendRt>,
     ) -> Client {
         let timeouts = ClientTimeouts::of(fe);
-        Client { side: Side::plain(stream), peer, bind, buf: None, timeouts, accepted: Instant::now() }
+        Client { side: Side::plain(stream), peer, bind, buf: None, timeouts, accepted: Instant::now(), tls: None }
     }
 
     /// An accepted connection on an `ssl` bind: TLS is spoken from the first byte.
@@ -121,7 +130,7 @@ impl Client {
         fe: Option<&FrontendRt>,
     ) -> Client {
         let timeouts = ClientTimeouts::of(fe);
-        Client { side: Side::tls(stream, tls), peer, bind, buf: None, timeouts, accepted: Instant::now() }
+        Client { side: Side::tls(stream, tls), peer, bind, buf: None, timeouts, accepted: Instant::now(), tls: None }
     }
 }
 

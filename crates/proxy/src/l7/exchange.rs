@@ -90,12 +90,15 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
         }
     }
     let client_ip = client.peer.ip();
-    let Some(backend) = fe.route(&req.head, client_ip).cloned() else {
+    let tls = client.tls.as_deref();
+    let Some(backend) = fe.route(&req.head, client_ip, tls).cloned() else {
         return Prepared::Answer(Some(error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None)), head, keep);
     };
     let entry = shared.log_enabled(fe).then(|| {
         let line = format!("{} {} {:?}", req.head.method, req.head.uri, req.head.version);
-        let mut e = LogEntry::new(client.peer, started, &fe.cfg.name, line);
+        // HAProxy marks a frontend reached over TLS with a '~' in its log lines.
+        let name = if client.tls.is_some() { format!("{}~", fe.cfg.name) } else { fe.cfg.name.clone() };
+        let mut e = LogEntry::new(client.peer, started, &name, line);
         e.backend.clone_from(&backend.cfg.name);
         e.tq = ms(parsed - started);
         e

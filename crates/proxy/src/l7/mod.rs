@@ -49,6 +49,9 @@ pub(crate) async fn serve(client: &mut Client, shared: &Arc<Shared>, drain: &Dra
             Ok(None) => return,
             Err(error) => break error,
         };
+        if first {
+            client.note_tls();
+        }
         first = false;
         // Boxed: a request's state is large, and the connection waits between requests
         // holding only its socket and timer.

@@ -14,6 +14,7 @@ enum Matcher {
     Substring(Vec<String>),
     Regex(Vec<regex::Regex>),
     Ip(Vec<(IpAddr, u8)>),
+    Bool,
 }
 
 #[derive(Debug)]
@@ -49,6 +50,7 @@ impl CompiledAcl {
                     })
                     .collect::<Result<_, _>>()?,
             ),
+            MatchKind::Bool => Matcher::Bool,
             MatchKind::Ip => Matcher::Ip(
                 acl.patterns
                     .iter()
@@ -81,6 +83,14 @@ impl CompiledAcl {
             }),
             Fetch::ReqSslSni => facts.sni.is_some_and(|sni| self.match_str(sni)),
             Fetch::ReqSslHelloType => facts.hello_type.is_some_and(|t| self.match_str(&t.to_string())),
+            Fetch::SslFc => facts.tls.is_some(),
+            Fetch::SslCUsed => facts.tls.is_some_and(|t| t.client_cert),
+            Fetch::SslFcSni => facts.tls.and_then(|t| t.sni.as_deref()).is_some_and(|v| self.match_str(v)),
+            Fetch::SslFcProtocol => facts.tls.is_some_and(|t| self.match_str(t.protocol)),
+            Fetch::SslFcAlpn => facts.tls.and_then(|t| t.alpn.as_deref()).is_some_and(|v| self.match_str(v)),
+            Fetch::SslFcCipher => facts.tls.is_some_and(|t| self.match_str(t.cipher)),
+            Fetch::SslCVerify => facts.tls.is_some_and(|_| self.match_str("0")),
+            Fetch::SslCSDn => facts.tls.and_then(|t| t.client_subject.as_deref()).is_some_and(|v| self.match_str(v)),
         }
     }
 
@@ -99,6 +109,7 @@ impl CompiledAcl {
             Matcher::Substring(p) => p.iter().any(|p| v.contains(p.as_str())),
             Matcher::Regex(r) => r.iter().any(|r| r.is_match(v)),
             Matcher::Ip(nets) => v.parse().map(|ip| nets.iter().any(|(n, l)| in_net(ip, *n, *l))).unwrap_or(false),
+            Matcher::Bool => !v.is_empty(),
         }
     }
 }
@@ -110,6 +121,8 @@ pub struct Facts<'a> {
     pub req: Option<&'a Parts>,
     pub sni: Option<&'a str>,
     pub hello_type: Option<u8>,
+    /// What a TLS connection fulcrum terminated negotiated (`ssl_fc*`, `ssl_c_*`).
+    pub tls: Option<&'a fulcrum_tls::Negotiated>,
 }
 
 /// `ADDR` or `ADDR/LEN`.
@@ -168,8 +181,14 @@ impl CompiledCondition {
         Ok(CompiledCondition { unless: cond.unless, alternatives })
     }
 
-    pub fn eval(&self, acls: &[CompiledAcl], req: &Parts, client: IpAddr) -> bool {
-        self.eval_facts(acls, &Facts { client, req: Some(req), sni: None, hello_type: None })
+    pub fn eval(
+        &self,
+        acls: &[CompiledAcl],
+        req: &Parts,
+        client: IpAddr,
+        tls: Option<&fulcrum_tls::Negotiated>,
+    ) -> bool {
+        self.eval_facts(acls, &Facts { client, req: Some(req), sni: None, hello_type: None, tls })
     }
 
     pub fn eval_facts(&self, acls: &[CompiledAcl], facts: &Facts<'_>) -> bool {

@@ -184,10 +184,15 @@ impl FrontendRt {
     }
 
     /// The backend for a request: the first `use_backend` whose condition holds, else the default.
-    pub fn route(&self, req: &http::request::Parts, client: IpAddr) -> Option<&Arc<BackendRt>> {
+    pub fn route(
+        &self,
+        req: &http::request::Parts,
+        client: IpAddr,
+        tls: Option<&fulcrum_tls::Negotiated>,
+    ) -> Option<&Arc<BackendRt>> {
         self.rules
             .iter()
-            .find(|(cond, _)| cond.eval(&self.acls, req, client))
+            .find(|(cond, _)| cond.eval(&self.acls, req, client, tls))
             .map(|(_, b)| b)
             .or(self.default_backend.as_ref())
     }

@@ -1,0 +1,420 @@
+//! TLS termination (`bind ... ssl crt ...`) with real peers: certificates and a CA made by
+//! `openssl`, curl and `openssl s_client` as the clients, fulcrum's own test origins behind.
+//! The certificate is chosen by SNI (exact names, wildcards, the first as default), clients
+//! verify it against the CA; client certificates are required and read by ACLs; broken
+//! certificate files are errors naming the file; a reload serves a renewed certificate.
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{free_addr, temp_dir, Fulcrum};
+use fulcrum_testkit::Origin;
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A certificate for `cn` with `sans` (DNS names), signed by the CA in `dir`: `NAME.pem` holds
+/// the certificate then its key, as HAProxy wants it; `extra` adds X.509 extensions.
+fn make_cert(dir: &Path, name: &str, cn: &str, sans: &[&str], extra: &str) {
+    let key = format!("{name}.key");
+    let csr = format!("{name}.csr");
+    let crt = format!("{name}.crt");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/O=Fulcrum Test/CN={cn}"),
+        ],
+    );
+    // A v3 certificate (an empty extension file would make a v1 one).
+    let mut ext = String::from("basicConstraints=CA:FALSE\n");
+    if !sans.is_empty() {
+        let list: Vec<String> = sans.iter().map(|s| format!("DNS:{s}")).collect();
+        ext.push_str(&format!("subjectAltName={}\n", list.join(",")));
+    }
+    ext.push_str(extra);
+    std::fs::write(dir.join(format!("{name}.ext")), ext).expect("ext");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+        ],
+    );
+    let pem = [std::fs::read(dir.join(&crt)).expect("crt"), std::fs::read(dir.join(&key)).expect("key")].concat();
+    std::fs::write(dir.join(format!("{name}.pem")), pem).expect("pem");
+}
+
+fn setup() -> std::path::PathBuf {
+    let dir = temp_dir("tls");
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=fulcrum test CA",
+            "-days",
+            "2",
+        ],
+    );
+    dir
+}
+
+/// `curl https://HOST:PORT/PATH` resolved to 127.0.0.1, verifying against the test CA: the
+/// status code, or None when the TLS handshake (or its verification) failed.
+fn curl(dir: &Path, bind: SocketAddr, host: &str, path: &str, extra: &[&str]) -> Option<(u16, String)> {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10", "--cacert", "ca.pem", "-w", "\n%{http_code}", "--resolve"])
+        .arg(format!("{host}:{}:127.0.0.1", bind.port()))
+        .args(extra)
+        .arg(format!("https://{host}:{}{path}", bind.port()))
+        .current_dir(dir)
+        .stderr(Stdio::null())
+        .output()
+        .expect("curl");
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n')?;
+    Some((code.trim().parse().ok()?, body.to_string()))
+}
+
+/// The subject of the certificate fulcrum presents for `sni` (None: no server name sent).
+fn served_subject(bind: SocketAddr, sni: Option<&str>) -> String {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect", &bind.to_string()]);
+    match sni {
+        Some(name) => cmd.args(["-servername", name]),
+        None => cmd.arg("-noservername"),
+    };
+    let out = cmd.stdin(Stdio::null()).stderr(Stdio::null()).output().expect("s_client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().find(|l| l.starts_with("subject=")).unwrap_or_default().to_string()
+}
+
+#[test]
+fn https_is_served_with_the_certificate_for_each_name() {
+    let dir = setup();
+    make_cert(&dir, "site", "www.example.com", &["www.example.com", "*.apps.example.com"], "");
+    make_cert(&dir, "other", "other.example.net", &[], "");
+    let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let bind = free_addr();
+    let cfg = format!(
+        "global\n    ssl-default-bind-options ssl-min-ver TLSv1.2\n\
+         defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind {bind} ssl crt {d}/site.pem crt {d}/other.pem alpn h2,http/1.1\n    option httplog\n    default_backend be\n\
+         backend be\n    server web {}\n",
+        origin.addr,
+        d = dir.display()
+    );
+    let f = Fulcrum::start("tls.cfg", &cfg, bind);
+    // Each name gets its certificate: curl verifies it against the CA and the name.
+    for host in ["www.example.com", "shop.apps.example.com", "other.example.net"] {
+        let got = curl(&dir, bind, host, "/", &[]);
+        assert_eq!(got.map(|(c, b)| (c, b.contains("served by web"))), Some((200, true)), "{host}");
+    }
+    // A name no certificate has: the first one is served (and curl refuses it for that name).
+    assert!(served_subject(bind, Some("nobody.example.org")).contains("www.example.com"));
+    assert!(served_subject(bind, None).contains("www.example.com"));
+    assert!(served_subject(bind, Some("other.example.net")).contains("other.example.net"));
+    assert_eq!(curl(&dir, bind, "nobody.example.org", "/", &[]), None);
+    // h2 is not offered yet: curl asks for it and gets HTTP/1.1.
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_version}", "--cacert", "ca.pem", "--http2", "--resolve"])
+        .arg(format!("www.example.com:{}:127.0.0.1", bind.port()))
+        .arg(format!("https://www.example.com:{}/", bind.port()))
+        .current_dir(&dir)
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1.1");
+    // The access log marks the frontend as reached over TLS, as HAProxy does.
+    f.wait_log(" fe~ be/web ", Duration::from_secs(5));
+    // A client speaking plain HTTP to the TLS port gets no answer in HTTP.
+    let reply = common::raw(bind, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(!reply.contains("HTTP/1.1 200"), "{reply}");
+    // TLS 1.1 is refused, 1.2 and 1.3 are spoken.
+    for (flag, ok) in [("-tls1_1", false), ("-tls1_2", true), ("-tls1_3", true)] {
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", &bind.to_string(), flag, "-servername", "www.example.com"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .expect("s_client");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.contains("Cipher is TLS") || text.contains("Cipher is ECDHE"), ok, "{flag}: {text}");
+    }
+}
+
+#[test]
+fn acls_route_by_what_tls_negotiated_and_client_certificates_are_checked() {
+    let dir = setup();
+    make_cert(&dir, "site", "www.example.com", &["www.example.com", "api.example.com"], "");
+    make_cert(&dir, "alice", "alice", &[], "extendedKeyUsage=clientAuth\n");
+    // A client certificate from a CA fulcrum does not trust.
+    let rogue = dir.join("rogue");
+    std::fs::create_dir_all(&rogue).expect("dir");
+    openssl(
+        &rogue,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=rogue CA",
+            "-days",
+            "2",
+        ],
+    );
+    make_cert(&rogue, "mallory", "mallory", &[], "extendedKeyUsage=clientAuth\n");
+    let web = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let api = Origin::spawn("api", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let admin = Origin::spawn("admin", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let (open, mtls) = (free_addr(), free_addr());
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind {open} ssl crt {d}/site.pem\n    bind {mtls} ssl crt {d}/site.pem verify optional ca-file {d}/ca.pem\n\
+         \x20   acl api_name ssl_fc_sni api.example.com\n    acl tls13 ssl_fc_protocol TLSv1.3\n\
+         \x20   acl has_cert ssl_c_used\n    acl is_alice ssl_c_s_dn -m end /CN=alice\n    acl verified ssl_c_verify 0\n\
+         \x20   use_backend admin if has_cert is_alice verified\n    use_backend api if api_name tls13\n    default_backend web\n\
+         backend web\n    server web {}\nbackend api\n    server api {}\nbackend admin\n    server admin {}\n",
+        web.addr,
+        api.addr,
+        admin.addr,
+        d = dir.display()
+    );
+    let _f = Fulcrum::start("mtls.cfg", &cfg, open);
+    let served =
+        |bind, host, extra: &[&str]| curl(&dir, bind, host, "/", extra).map(|(_, body)| body.trim().to_string());
+    let by = |name: &str| Some(format!("served by {name}"));
+    assert_eq!(served(open, "www.example.com", &[]), by("web"));
+    assert_eq!(served(open, "api.example.com", &[]), by("api"));
+    // TLS 1.2 is not 1.3: the api rule does not hold.
+    assert_eq!(served(open, "api.example.com", &["--tls-max", "1.2"]), by("web"));
+    // verify optional: no certificate is fine; alice's (signed by the CA) routes to admin;
+    // mallory's (another CA) ends the handshake.
+    assert_eq!(served(mtls, "www.example.com", &[]), by("web"));
+    let alice = ["--cert", "alice.crt", "--key", "alice.key"];
+    assert_eq!(served(mtls, "www.example.com", &alice), by("admin"));
+    let mallory = ["--cert", "rogue/mallory.crt", "--key", "rogue/mallory.key"];
+    assert_eq!(served(mtls, "www.example.com", &mallory), None);
+    // Offered on the bind without `verify`, alice's certificate is not even asked for.
+    assert_eq!(served(open, "www.example.com", &alice), by("web"));
+}
+
+#[test]
+fn verify_required_refuses_clients_without_a_certificate() {
+    let dir = setup();
+    make_cert(&dir, "site", "www.example.com", &["www.example.com"], "");
+    make_cert(&dir, "alice", "alice", &[], "extendedKeyUsage=clientAuth\n");
+    let web = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let bind = free_addr();
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind {bind} ssl crt {d}/site.pem verify required ca-file {d}/ca.pem\n    default_backend web\n\
+         backend web\n    server web {}\n",
+        web.addr,
+        d = dir.display()
+    );
+    let _f = Fulcrum::start("required.cfg", &cfg, bind);
+    assert_eq!(curl(&dir, bind, "www.example.com", "/", &[]), None);
+    let alice = ["--cert", "alice.crt", "--key", "alice.key"];
+    assert_eq!(curl(&dir, bind, "www.example.com", "/", &alice).map(|(c, _)| c), Some(200));
+    // Other clients are still served while the refused ones come and go.
+    for _ in 0..3 {
+        assert_eq!(curl(&dir, bind, "www.example.com", "/", &[]), None);
+        assert_eq!(curl(&dir, bind, "www.example.com", "/", &alice).map(|(c, _)| c), Some(200));
+    }
+}
+
+/// `fulcrum check` on a config whose bind line is `bind 127.0.0.1:1 ssl OPTIONS`: its exit
+/// status and its messages.
+fn check(dir: &Path, options: &str) -> (bool, String) {
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind 127.0.0.1:1 ssl {options}\n    default_backend be\nbackend be\n    server s 127.0.0.1:2\n"
+    );
+    let path = dir.join("check.cfg");
+    std::fs::write(&path, cfg).expect("write");
+    let out = Command::new(common::bin()).args(["check", "-c"]).arg(&path).output().expect("check");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn broken_certificates_are_errors_naming_the_line_and_the_file() {
+    let dir = setup();
+    make_cert(&dir, "good", "good.example", &["good.example"], "");
+    make_cert(&dir, "second", "second.example", &["second.example"], "");
+    let d = dir.display();
+    assert!(check(&dir, &format!("crt {d}/good.pem")).0);
+    // A certificate without its key (and no good.crt.key beside it).
+    let (ok, out) = check(&dir, &format!("crt {d}/good.crt"));
+    assert!(!ok && out.contains("check.cfg:7") && out.contains("good.crt: no private key"), "{out}");
+    // ... which is found in FILE.key.
+    std::fs::copy(dir.join("good.key"), dir.join("good.crt.key")).expect("copy");
+    assert!(check(&dir, &format!("crt {d}/good.crt")).0);
+    // A key that belongs to another certificate.
+    let mixed =
+        [std::fs::read(dir.join("good.crt")).expect("crt"), std::fs::read(dir.join("second.key")).expect("key")]
+            .concat();
+    std::fs::write(dir.join("mixed.pem"), mixed).expect("write");
+    let (ok, out) = check(&dir, &format!("crt {d}/mixed.pem"));
+    assert!(!ok && out.contains("mixed.pem: the private key does not match the certificate"), "{out}");
+    // A missing file, a file that is not PEM.
+    let (ok, out) = check(&dir, &format!("crt {d}/missing.pem"));
+    assert!(!ok && out.contains("missing.pem: cannot read it"), "{out}");
+    std::fs::write(dir.join("junk.pem"), "not a certificate\n").expect("write");
+    let (ok, out) = check(&dir, &format!("crt {d}/junk.pem"));
+    assert!(!ok && out.contains("junk.pem: no certificate"), "{out}");
+    // An expired certificate (signed for 2020 by `openssl ca`).
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=serial\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n",
+    )
+    .expect("write");
+    std::fs::write(dir.join("index.txt"), "").expect("write");
+    std::fs::write(dir.join("serial"), "1000\n").expect("write");
+    openssl(
+        &dir,
+        &[
+            "ca",
+            "-batch",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            "ca.pem",
+            "-keyfile",
+            "ca.key",
+            "-in",
+            "good.csr",
+            "-out",
+            "old.crt",
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200102000000Z",
+            "-notext",
+        ],
+    );
+    let old =
+        [std::fs::read(dir.join("old.crt")).expect("crt"), std::fs::read(dir.join("good.key")).expect("key")].concat();
+    std::fs::write(dir.join("old.pem"), old).expect("write");
+    let (ok, out) = check(&dir, &format!("crt {d}/old.pem"));
+    assert!(!ok && out.contains("old.pem: the certificate expired on 2020-01-02"), "{out}");
+    // Settings rustls cannot honour, and ones that leave nothing.
+    let (ok, out) = check(&dir, &format!("crt {d}/good.pem ssl-max-ver TLSv1.1"));
+    assert!(!ok && out.contains("no TLS version left"), "{out}");
+    let (ok, out) = check(&dir, &format!("crt {d}/good.pem ciphers DHE-RSA-AES128-SHA:RC4-MD5"));
+    assert!(!ok && out.contains("none is a TLS 1.2 suite rustls has"), "{out}");
+    let (ok, out) = check(&dir, &format!("crt {d}/good.pem verify required"));
+    assert!(!ok && out.contains("needs 'ca-file FILE'"), "{out}");
+    let (ok, out) = check(&dir, "");
+    assert!(!ok && out.contains("at least one certificate"), "{out}");
+    // A crt-list with a bad line names the list's line.
+    std::fs::write(dir.join("list.txt"), format!("{d}/good.pem good.example\n{d}/missing.pem x.example\n"))
+        .expect("write");
+    let (ok, out) = check(&dir, &format!("crt-list {d}/list.txt"));
+    assert!(!ok && out.contains("list.txt:2:") && out.contains("missing.pem"), "{out}");
+    // A directory loads every certificate in it (keys and other extras skipped).
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).expect("dir");
+    for name in ["good.pem", "second.pem"] {
+        std::fs::copy(dir.join(name), certs.join(name)).expect("copy");
+    }
+    std::fs::copy(dir.join("good.key"), certs.join("good.pem.key")).expect("copy");
+    assert!(check(&dir, &format!("crt {}", certs.display())).0);
+}
+
+#[test]
+fn crt_lists_filter_names_and_a_reload_serves_a_renewed_certificate() {
+    let dir = setup();
+    make_cert(&dir, "one", "one.example", &["one.example", "shared.example"], "");
+    make_cert(&dir, "two", "two.example", &["two.example", "shared.example"], "");
+    let d = dir.display();
+    // `two` is served for shared.example by the list's filter, whatever its certificate says
+    // (and `one` is kept out of that name by `!shared.example`).
+    std::fs::write(dir.join("list.txt"), "# certificates\none.pem one.example !shared.example\ntwo.pem\n")
+        .expect("write");
+    std::fs::copy(dir.join("one.pem"), dir.join("live.pem")).expect("copy");
+    let web = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let (listed, live) = (free_addr(), free_addr());
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind {listed} ssl crt-list {d}/list.txt\n    bind {live} ssl crt {d}/live.pem\n    default_backend web\n\
+         backend web\n    server web {}\n",
+        web.addr
+    );
+    let f = Fulcrum::start("list.cfg", &cfg, listed);
+    assert!(served_subject(listed, Some("shared.example")).contains("two.example"));
+    assert!(served_subject(listed, Some("one.example")).contains("one.example"));
+    assert!(served_subject(live, Some("anything")).contains("one.example"));
+    // A keep-alive connection open across the reload keeps being served.
+    let mut before = std::process::Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &live.to_string(), "-servername", "one.example"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("s_client");
+    // The certificate is renewed in place, then SIGHUP.
+    std::fs::copy(dir.join("two.pem"), dir.join("live.pem")).expect("copy");
+    f.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !served_subject(live, Some("anything")).contains("two.example") {
+        assert!(std::time::Instant::now() < deadline, "the renewed certificate is not served:\n{}", f.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    use std::io::{Read, Write};
+    let mut stdin = before.stdin.take().expect("stdin");
+    stdin.write_all(b"GET / HTTP/1.1\r\nHost: one.example\r\nConnection: close\r\n\r\n").expect("write");
+    let mut out = String::new();
+    let _ = before.stdout.take().expect("stdout").read_to_string(&mut out);
+    let _ = before.wait();
+    assert!(out.contains("served by web"), "{out}");
+}
