@@ -596,7 +596,7 @@ backend app
 ";
     let loaded = ok(text);
     assert!(loaded.warnings.iter().all(|w| w.severity == Severity::Warning));
-    assert_eq!(loaded.warnings.len(), 11, "{}", show(&loaded.warnings));
+    assert_eq!(loaded.warnings.len(), 6, "{}", show(&loaded.warnings));
     assert!(loaded.model.frontends[0].httplog);
     assert_eq!(loaded.model.global.control_socket, Some("/run/haproxy/admin.sock".into()));
 }
@@ -623,9 +623,11 @@ fn buffer_tuning_sets_the_head_limits() {
     );
     let rewrite = shown(&format!("global\n    tune.bufsize 4096\n    tune.maxrewrite 3000\n{HEAD}{body}"));
     assert!(rewrite[0].contains("tune.maxrewrite 3000 leaves less than half of tune.bufsize 4096"), "{rewrite:?}");
-    // Other tune.* settings: TLS ones are ignored with a warning, the rest not supported yet.
-    let ssl = ok(&format!("global\n    tune.ssl.cachesize 100\n{HEAD}{body}"));
-    assert!(ssl.warnings[0].message.contains("'tune.ssl.cachesize' is ignored"), "{:?}", ssl.warnings);
+    // Other tune.* settings: the TLS session cache's size is read, other TLS ones are ignored
+    // with a warning, the rest not supported yet.
+    let ssl = ok(&format!("global\n    tune.ssl.cachesize 100\n    tune.ssl.lifetime 300\n{HEAD}{body}"));
+    assert_eq!(ssl.model.global.tls_cache_size, 100);
+    assert!(ssl.warnings[0].message.contains("'tune.ssl.lifetime' is ignored"), "{:?}", ssl.warnings);
     assert_eq!(shown(&format!("global\n    tune.h2.max-concurrent-streams 10\n{HEAD}{body}")).len(), 1);
 }
 

@@ -13,6 +13,10 @@ use std::time::Duration;
 use common::{free_addr, temp_dir, Fulcrum};
 use fulcrum_testkit::Origin;
 
+/// The defaults section of every test configuration.
+const DEFAULTS: &str =
+    "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n";
+
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl");
     assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -218,8 +222,7 @@ fn acls_route_by_what_tls_negotiated_and_client_certificates_are_checked() {
     let admin = Origin::spawn("admin", "127.0.0.1:0".parse().expect("addr")).expect("origin");
     let (open, mtls) = (free_addr(), free_addr());
     let cfg = format!(
-        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
-         frontend fe\n    bind {open} ssl crt {d}/site.pem\n    bind {mtls} ssl crt {d}/site.pem verify optional ca-file {d}/ca.pem\n\
+        "{DEFAULTS}frontend fe\n    bind {open} ssl crt {d}/site.pem\n    bind {mtls} ssl crt {d}/site.pem verify optional ca-file {d}/ca.pem\n\
          \x20   acl api_name ssl_fc_sni api.example.com\n    acl tls13 ssl_fc_protocol TLSv1.3\n\
          \x20   acl has_cert ssl_c_used\n    acl is_alice ssl_c_s_dn -m end /CN=alice\n    acl verified ssl_c_verify 0\n\
          \x20   use_backend admin if has_cert is_alice verified\n    use_backend api if api_name tls13\n    default_backend web\n\
@@ -256,8 +259,7 @@ fn verify_required_refuses_clients_without_a_certificate() {
     let web = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
     let bind = free_addr();
     let cfg = format!(
-        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
-         frontend fe\n    bind {bind} ssl crt {d}/site.pem verify required ca-file {d}/ca.pem\n    default_backend web\n\
+        "{DEFAULTS}frontend fe\n    bind {bind} ssl crt {d}/site.pem verify required ca-file {d}/ca.pem\n    default_backend web\n\
          backend web\n    server web {}\n",
         web.addr,
         d = dir.display()
@@ -277,8 +279,7 @@ fn verify_required_refuses_clients_without_a_certificate() {
 /// status and its messages.
 fn check(dir: &Path, options: &str) -> (bool, String) {
     let cfg = format!(
-        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
-         frontend fe\n    bind 127.0.0.1:1 ssl {options}\n    default_backend be\nbackend be\n    server s 127.0.0.1:2\n"
+        "{DEFAULTS}frontend fe\n    bind 127.0.0.1:1 ssl {options}\n    default_backend be\nbackend be\n    server s 127.0.0.1:2\n"
     );
     let path = dir.join("check.cfg");
     std::fs::write(&path, cfg).expect("write");
@@ -385,8 +386,7 @@ fn crt_lists_filter_names_and_a_reload_serves_a_renewed_certificate() {
     let web = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
     let (listed, live) = (free_addr(), free_addr());
     let cfg = format!(
-        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
-         frontend fe\n    bind {listed} ssl crt-list {d}/list.txt\n    bind {live} ssl crt {d}/live.pem\n    default_backend web\n\
+        "{DEFAULTS}frontend fe\n    bind {listed} ssl crt-list {d}/list.txt\n    bind {live} ssl crt {d}/live.pem\n    default_backend web\n\
          backend web\n    server web {}\n",
         web.addr
     );

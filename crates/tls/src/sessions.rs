@@ -23,7 +23,11 @@ fn registry() -> &'static Mutex<HashMap<String, (usize, Kept)>> {
 pub(crate) fn for_bind(bind: &TlsBind, cache_size: usize) -> Kept {
     let key = format!("{:?} {:?} {:?} {:?}", bind.addrs, bind.verify, bind.ca_file, bind.crl_file);
     let fresh = || Kept {
-        cache: ServerSessionMemoryCache::new(cache_size.max(1)),
+        // `tune.ssl.cachesize 0`: no resumption by session ID.
+        cache: match cache_size {
+            0 => Arc::new(rustls::server::NoServerSessionStorage {}),
+            n => ServerSessionMemoryCache::new(n),
+        },
         ticketer: rustls::crypto::ring::Ticketer::new().unwrap_or_else(|_| Arc::new(NoTickets)),
     };
     let Ok(mut map) = registry().lock() else { return fresh() };
