@@ -418,3 +418,93 @@ fn crt_lists_filter_names_and_a_reload_serves_a_renewed_certificate() {
     let _ = before.wait();
     assert!(out.contains("served by web"), "{out}");
 }
+
+/// `openssl s_client -quiet` to `bind` with `sni`: writes `input`, then reads until the
+/// connection closes or `wait` passes; what came back.
+fn s_client(bind: SocketAddr, sni: &str, input: &[u8], wait: Duration) -> String {
+    use std::io::{Read, Write};
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect", &bind.to_string(), "-servername", sni])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("s_client");
+    child.stdin.as_mut().expect("stdin").write_all(input).expect("write");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out);
+        out
+    });
+    let deadline = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < deadline && child.try_wait().ok().flatten().is_none() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned()
+}
+
+/// A TCP server that reads one line per connection and answers `NAME:LINE`, then closes.
+fn line_server(name: &'static str) -> SocketAddr {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16) {
+            let Ok(stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut reader = std::io::BufReader::new(stream);
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_ok() {
+                let _ = reader.get_mut().write_all(format!("{name}:{line}").as_bytes());
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn mode_tcp_terminates_tls_and_routes_by_the_negotiated_name() {
+    let dir = setup();
+    make_cert(&dir, "site", "ldap.example.com", &["ldap.example.com", "db.example.com"], "");
+    let (ldap, db) = (line_server("ldap"), line_server("db"));
+    let bind = free_addr();
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind {bind} ssl crt {d}/site.pem\n    option tcplog\n\
+         \x20   acl to_db ssl_fc_sni db.example.com\n    use_backend db if to_db\n    default_backend ldap\n\
+         backend ldap\n    server l {ldap}\nbackend db\n    server d {db}\n",
+        d = dir.display()
+    );
+    let f = Fulcrum::start("tcp-tls.cfg", &cfg, bind);
+    // The server closes after its answer: fulcrum closes the TLS side too, and s_client exits.
+    let got = s_client(bind, "ldap.example.com", b"hello\n", Duration::from_secs(10));
+    assert_eq!(got, "ldap:hello\n");
+    let got = s_client(bind, "db.example.com", b"select 1\n", Duration::from_secs(10));
+    assert_eq!(got, "db:select 1\n");
+    f.wait_log(" fe~ db/d ", Duration::from_secs(5));
+    // One certificate carries both names.
+    assert!(served_subject(bind, Some("db.example.com")).contains("ldap.example.com"));
+}
+
+#[test]
+fn a_websocket_upgrade_works_over_tls() {
+    let dir = setup();
+    make_cert(&dir, "site", "www.example.com", &["www.example.com"], "");
+    let web = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let bind = free_addr();
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {bind} ssl crt {d}/site.pem\n    default_backend web\nbackend web\n    server web {}\n",
+        web.addr,
+        d = dir.display()
+    );
+    let _f = Fulcrum::start("ws.cfg", &cfg, bind);
+    let upgrade =
+        b"GET /ws HTTP/1.1\r\nHost: www.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nping over tls";
+    // The origin echoes until the client leaves: s_client is stopped after a while.
+    let got = s_client(bind, "www.example.com", upgrade, Duration::from_secs(3));
+    assert!(got.starts_with("HTTP/1.1 101"), "{got}");
+    assert!(got.ends_with("ping over tls"), "{got}");
+}

@@ -129,6 +129,98 @@ impl Side {
         side
     }
 
+    /// A registered socket that speaks TLS (a `mode tcp` client of an `ssl` bind).
+    pub(crate) fn registered_tls(stream: TcpStream, tls: rustls::ServerConnection) -> Side {
+        let mut side = Side::registered(stream);
+        side.tls = Some(Box::new(tls));
+        side
+    }
+
+    /// Whether TLS sits between the socket and the calls.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Runs the TLS handshake to its end (nothing to do without TLS), within `deadline`.
+    pub(crate) async fn handshake(&mut self, deadline: Instant) -> Result<(), IoFail> {
+        while let Some(tls) = self.tls.as_deref_mut() {
+            if !tls.is_handshaking() {
+                flush_tls(tls, &self.sock)?;
+                return Ok(());
+            }
+            let got = tls.read_tls(&mut Raw(&self.sock));
+            match got {
+                Ok(0) => return Err(IoFail::Io(io::Error::from(io::ErrorKind::UnexpectedEof))),
+                Ok(_) => {
+                    if let Err(e) = tls.process_new_packets() {
+                        let _ = flush_tls(tls, &self.sock);
+                        return Err(IoFail::Io(io::Error::new(io::ErrorKind::InvalidData, e)));
+                    }
+                    flush_tls(tls, &self.sock)?;
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+                    self.ready(Interest::Read, Some(deadline), None).await?;
+                }
+                Err(e) => return Err(IoFail::Io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits (with no deadline: the caller has its own timer) until the socket is ready for
+    /// `interest`, registering it with the reactor first if it is not yet.
+    pub(crate) fn poll_io(&mut self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {
+        let stream = self.stream()?;
+        match interest {
+            Interest::Read => stream.poll_read_ready(cx),
+            Interest::Write => stream.poll_write_ready(cx),
+        }
+    }
+
+    /// Writes out what is pending as far as the socket takes it now, without waiting: true
+    /// when nothing is left.
+    pub(crate) fn try_flush(&mut self) -> io::Result<bool> {
+        match self.tls.as_deref_mut() {
+            Some(tls) => {
+                if self.sent < self.pending.len() {
+                    use std::io::Write as _;
+                    self.sent += tls.writer().write(&self.pending[self.sent..])?;
+                }
+                flush_tls(tls, &self.sock)?;
+            }
+            None => {
+                while self.sent < self.pending.len() {
+                    let chunk = [IoSlice::new(&self.pending[self.sent..])];
+                    match raw_write(&self.sock, &chunk) {
+                        Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                        Ok(n) => self.sent += n,
+                        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        if self.has_pending() {
+            return Ok(false);
+        }
+        self.pending = Vec::new();
+        self.sent = 0;
+        Ok(true)
+    }
+
+    /// Closes our sending direction: with TLS, a close_notify first.
+    pub(crate) fn shutdown_write(&mut self) {
+        if let Some(tls) = self.tls.as_deref_mut() {
+            tls.send_close_notify();
+            let _ = flush_tls(tls, &self.sock);
+        }
+        let _ = match &self.sock {
+            Sock::Plain(s) => s.shutdown(std::net::Shutdown::Write),
+            Sock::Registered(s) => socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write),
+            Sock::Gone => Ok(()),
+        };
+    }
+
     /// The TLS connection, once its handshake is done.
     pub(crate) fn tls_session(&self) -> Option<&rustls::ServerConnection> {
         self.tls.as_deref().filter(|t| !t.is_handshaking())

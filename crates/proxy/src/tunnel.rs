@@ -7,6 +7,7 @@
 //! side before the next await; only what that side will not take at once is kept, in a buffer
 //! of its own, until it drains (and that direction reads nothing more meanwhile). An idle
 //! tunnel holds its two sockets and nothing else.
+use std::future::Future as _;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -197,6 +198,138 @@ pub(crate) async fn splice(
         match moved {
             Ok(n) if n > 0 => last = Instant::now(),
             Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// One direction of [`relay`].
+#[derive(Default)]
+struct Flow {
+    done: bool,
+    moved: u64,
+}
+
+/// Moves what can move now from `from` to `to` without waiting: what `to` holds goes out
+/// first, then reads pass on while `to` takes them. The bytes read.
+fn pump(
+    from: &mut crate::io::Side,
+    to: &mut crate::io::Side,
+    flow: &mut Flow,
+    count: Option<(&crate::live::Traffic, bool)>,
+    other_done: bool,
+) -> io::Result<usize> {
+    let mut total = 0;
+    while !flow.done && to.try_flush()? {
+        let read = crate::io::with_scratch(|scratch| {
+            let take = READ_CHUNK.min(scratch.len());
+            let buf = scratch.get_mut(..take).unwrap_or_default();
+            match from.try_read(buf) {
+                Ok(0) => Ok(None),
+                Ok(n) => to.send(&[buf.get(..n).unwrap_or_default()]).map(|()| Some(n)),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(Some(0)),
+                Err(e) => Err(e),
+            }
+        })?;
+        match read {
+            None => {
+                if !other_done {
+                    // What is still pending goes first: `to` is flushed by later pumps, and
+                    // the close follows once it is out (see `relay`).
+                    if to.try_flush()? {
+                        to.shutdown_write();
+                    }
+                }
+                flow.done = true;
+            }
+            Some(0) => break,
+            Some(n) => {
+                flow.moved += n as u64;
+                total += n;
+                if let Some((traffic, inbound)) = count {
+                    traffic.add(inbound, n);
+                }
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// [`splice`] for sides that may speak TLS (a client of an `ssl` bind): the same rules of
+/// closing and idleness, through [`crate::io::Side`]'s reads and writes. Returns the bytes
+/// moved each way when both directions ended cleanly.
+pub(crate) async fn relay(
+    a: &mut crate::io::Side,
+    b: &mut crate::io::Side,
+    mut idle: Duration,
+    (a_fin, b_fin): (Option<Duration>, Option<Duration>),
+    half_closed: &(dyn Fn() + Sync),
+    traffic: Option<&crate::live::Traffic>,
+) -> Option<(u64, u64)> {
+    use crate::io::Interest;
+    let mut up = Flow::default();
+    let mut down = Flow::default();
+    let mut last = Instant::now();
+    let mut halved = false;
+    let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(last + idle));
+    tokio::pin!(sleep);
+    loop {
+        loop {
+            let (up_done, down_done) = (up.done, down.done);
+            let moved = pump(a, b, &mut up, traffic.map(|t| (t, true)), down_done)
+                .and_then(|n| Ok(n + pump(b, a, &mut down, traffic.map(|t| (t, false)), up_done)?));
+            match moved {
+                Ok(0) => break,
+                Ok(_) => last = Instant::now(),
+                Err(_) => return None,
+            }
+        }
+        // A direction that ended with bytes still pending closes once they are out.
+        for (flow, to) in [(&up, &mut *b), (&down, &mut *a)] {
+            if flow.done && to.has_pending() && matches!(to.try_flush(), Ok(true)) {
+                to.shutdown_write();
+            }
+        }
+        if up.done && down.done && !a.has_pending() && !b.has_pending() {
+            return Some((up.moved, down.moved));
+        }
+        if (up.done || down.done) && !halved {
+            halved = true;
+            half_closed();
+            let fin = if down.done { a_fin } else { b_fin };
+            if let Some(fin) = fin {
+                idle = fin;
+            }
+        }
+        sleep.as_mut().reset(tokio::time::Instant::from_std(last + idle));
+        // What each side waits for: to be written to while it holds bytes, to be read from
+        // while its direction goes on and the other side holds nothing.
+        let a_wants = (!up.done && !b.has_pending(), a.has_pending());
+        let b_wants = (!down.done && !a.has_pending(), b.has_pending());
+        let woke = std::future::poll_fn(|cx| {
+            let mut ready = false;
+            for (side, (read, write)) in [(&mut *a, a_wants), (&mut *b, b_wants)] {
+                for (wanted, interest) in [(read, Interest::Read), (write, Interest::Write)] {
+                    if !wanted {
+                        continue;
+                    }
+                    match side.poll_io(cx, interest) {
+                        std::task::Poll::Ready(Ok(())) => ready = true,
+                        std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
+                        std::task::Poll::Pending => {}
+                    }
+                }
+            }
+            if ready {
+                return std::task::Poll::Ready(Ok(true));
+            }
+            sleep.as_mut().poll(cx).map(|()| Ok(false))
+        })
+        .await;
+        match woke {
+            Ok(true) => {}
+            Ok(false) if last + idle <= Instant::now() => return None,
+            Ok(false) => {}
             Err(_) => return None,
         }
     }

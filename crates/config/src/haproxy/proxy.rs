@@ -549,17 +549,13 @@ impl Parser {
         }
     }
 
-    /// What TLS binds can do in the frontend's mode: `mode tcp` does not terminate TLS yet; an
-    /// HTTP frontend offers `h2` in ALPN only once fulcrum speaks HTTP/2 (until then clients
-    /// fall back to HTTP/1.1, which every h2 client can).
+    /// What TLS binds offer in the frontend's mode: an HTTP frontend offers `h2` in ALPN only
+    /// once fulcrum speaks HTTP/2 (until then clients fall back to HTTP/1.1, which every h2
+    /// client can); a `mode tcp` one offers what it is told (the protocol is the server's).
     fn tls_for_mode(&mut self, fe: &mut Frontend) {
         for bind in &mut fe.tls {
             let line = bind.origin.line;
-            if fe.mode == Mode::Tcp {
-                let message = "TLS termination in mode tcp is not supported yet";
-                let hint = "route TLS by SNI without terminating it (req.ssl_sni), or use mode http";
-                self.sink.error(line, message, Some(hint.into()));
-            } else if bind.alpn.iter().any(|p| p == "h2") {
+            if fe.mode == Mode::Http && bind.alpn.iter().any(|p| p == "h2") {
                 bind.alpn.retain(|p| p != "h2");
                 if bind.alpn.is_empty() {
                     bind.alpn.push("http/1.1".into());

@@ -52,11 +52,29 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
             }
         }
     }
+    // An `ssl` bind: TLS is terminated here, and ACLs see what it negotiated (`ssl_fc_sni`).
+    let negotiated;
+    let mut client = match fe.tls_for(&bind) {
+        None => Conn::Plain(client),
+        Some(config) => {
+            let deadline = Instant::now() + fe.cfg.timeout_client;
+            let Some(side) = Box::pin(terminate(client, config, std::mem::take(&mut first), deadline)).await else {
+                return;
+            };
+            negotiated = side.tls_session().map(fulcrum_tls::Negotiated::of);
+            facts.tls = negotiated.as_ref();
+            Conn::Tls(Box::new(side))
+        }
+    };
+    // HAProxy's logs mark a frontend reached over TLS with a '~'.
+    let fe_name = match client {
+        Conn::Tls(_) => format!("{}~", fe.cfg.name),
+        Conn::Plain(_) => fe.cfg.name.clone(),
+    };
     // The first bytes, when an ACL reads the ClientHello: up to `tcp-request inspect-delay`.
     let mut sni = None;
-    if let (true, Some(delay)) = (fe.reads_hello, fe.cfg.tcp_request.inspect_delay) {
-        if let hello::Hello::Handshake { kind, sni: name } = Box::pin(read_hello(&mut client, &mut first, delay)).await
-        {
+    if let (true, Some(delay), Conn::Plain(plain)) = (fe.reads_hello, fe.cfg.tcp_request.inspect_delay, &mut client) {
+        if let hello::Hello::Handshake { kind, sni: name } = Box::pin(read_hello(plain, &mut first, delay)).await {
             facts.hello_type = Some(kind);
             sni = name;
         }
@@ -66,7 +84,7 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     let routed = fe.route_tcp(&facts).cloned();
     let Some(backend) = routed.filter(|_| accepted_content) else {
         if !accepted_content && shared.log_enabled(fe) {
-            let mut e = LogEntry::new(peer, accepted, &fe.cfg.name, String::new());
+            let mut e = LogEntry::new(peer, accepted, &fe_name, String::new());
             e.backend = fe.cfg.name.clone();
             e.server = "<NOSRV>".into();
             e.termination = *b"PR";
@@ -76,7 +94,7 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
         return;
     };
     let mut entry = shared.log_enabled(fe).then(|| {
-        let mut e = LogEntry::new(peer, accepted, &fe.cfg.name, String::new());
+        let mut e = LogEntry::new(peer, accepted, &fe_name, String::new());
         e.backend.clone_from(&backend.cfg.name);
         e
     });
@@ -139,7 +157,14 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
         live.traffic.add(true, first.len());
     }
     let fin = (fe.cfg.timeout_client_fin, cfg.timeout_server_fin);
-    let moved = crate::tunnel::splice(&mut client, &mut server, idle, fin, &on_half, Some(&live.traffic)).await;
+    let traffic = Some(&live.traffic);
+    let moved = match &mut client {
+        Conn::Plain(plain) => crate::tunnel::splice(plain, &mut server, idle, fin, &on_half, traffic).await,
+        Conn::Tls(side) => {
+            let mut server = crate::io::Side::registered(server);
+            crate::tunnel::relay(side, &mut server, idle, fin, &on_half, traffic).await
+        }
+    };
     if half_closed.load(Ordering::Relaxed) {
         live.inactive.fetch_sub(1, Ordering::Relaxed);
     }
@@ -157,6 +182,48 @@ enum ReadEnd {
     Closed,
     Failed(std::io::Error),
     TimedOut,
+}
+
+/// The client's connection: as accepted, or behind TLS that fulcrum terminates.
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<crate::io::Side>),
+}
+
+impl Conn {
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            Conn::Plain(s) => s.local_addr(),
+            Conn::Tls(side) => side.local_addr(),
+        }
+    }
+}
+
+/// The TLS handshake of an `ssl` bind's client, within `deadline`; `first`: bytes already read
+/// (after a PROXY protocol header), the start of the handshake. None when it fails (logged at
+/// debug level, as a connection closed before any request).
+async fn terminate(
+    client: TcpStream,
+    config: &Arc<rustls::ServerConfig>,
+    first: Vec<u8>,
+    deadline: Instant,
+) -> Option<crate::io::Side> {
+    let mut tls = rustls::ServerConnection::new(Arc::clone(config)).ok()?;
+    let mut rest = &first[..];
+    while !rest.is_empty() {
+        if tls.read_tls(&mut rest).is_err() || tls.process_new_packets().is_err() {
+            return None;
+        }
+    }
+    let peer = client.peer_addr().ok();
+    let mut side = crate::io::Side::registered_tls(client, tls);
+    match side.handshake(deadline).await {
+        Ok(()) => Some(side),
+        Err(e) => {
+            tracing::debug!(?peer, "TLS handshake: {e}");
+            None
+        }
+    }
 }
 
 /// Reads the client's first bytes into `buf` until `decide` makes something of what it holds,
@@ -226,7 +293,8 @@ async fn read_hello(client: &mut TcpStream, first: &mut Vec<u8>, delay: std::tim
 
 /// Reads and drops what the client has sent so far, so that closing sends a FIN rather than
 /// the reset the kernel sends for unread data.
-fn close_read(client: &TcpStream) {
+fn close_read(client: &Conn) {
+    let Conn::Plain(client) = client else { return };
     let mut scratch = [0u8; 4096];
     for _ in 0..16 {
         match client.try_read(&mut scratch) {

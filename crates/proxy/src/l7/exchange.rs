@@ -604,8 +604,13 @@ async fn tunnel(client: &mut Client, up: &mut Upstream, head: Vec<u8>, from_serv
             return;
         }
     }
-    let client_side = std::mem::replace(&mut client.side, Side::closed());
-    let server_side = std::mem::replace(&mut up.side, Side::closed());
+    let mut client_side = std::mem::replace(&mut client.side, Side::closed());
+    let mut server_side = std::mem::replace(&mut up.side, Side::closed());
+    if client_side.is_tls() {
+        // Over TLS the bytes pass through rustls: the relay of sides.
+        crate::tunnel::relay(&mut client_side, &mut server_side, idle, (None, None), &|| (), None).await;
+        return;
+    }
     let (Ok(mut a), Ok(mut b)) = (client_side.into_stream(), server_side.into_stream()) else { return };
     crate::tunnel::splice(&mut a, &mut b, idle, (None, None), &|| (), None).await;
 }
