@@ -154,6 +154,9 @@ fn modes(model: &Model, fe: &Frontend, diags: &mut Vec<Diagnostic>) {
     if !fe.errorfiles.is_empty() {
         ignored.push("errorfile");
     }
+    if !fe.redirects.is_empty() {
+        ignored.push("redirect");
+    }
     if !ignored.is_empty() {
         let message = format!("{} ignored in frontend '{}': it needs mode http", ignored.join(", "), fe.name);
         diags.push(at(&fe.origin, Severity::Warning, message, Some("add 'mode http' if it carries HTTP".into())));

@@ -508,3 +508,44 @@ fn a_websocket_upgrade_works_over_tls() {
     assert!(got.starts_with("HTTP/1.1 101"), "{got}");
     assert!(got.ends_with("ping over tls"), "{got}");
 }
+
+#[test]
+fn plain_http_is_redirected_to_https() {
+    let dir = setup();
+    make_cert(&dir, "site", "www.example.com", &["www.example.com"], "");
+    let web = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let (plain, secure) = (free_addr(), free_addr());
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {plain}\n    bind {secure} ssl crt {d}/site.pem\n\
+         \x20   redirect scheme https code 301 if !{{ ssl_fc }}\n    redirect prefix https://new.example.com code 308 drop-query if {{ path_beg /old }}\n\
+         \x20   default_backend web\nbackend web\n    server web {}\n",
+        web.addr,
+        d = dir.display()
+    );
+    let _f = Fulcrum::start("redirect.cfg", &cfg, plain);
+    let head = |url: &str, host: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-D", "-", "-o", "/dev/null", "--cacert", "ca.pem", "--max-time", "10", "-H"])
+            .arg(format!("Host: {host}"))
+            .arg(url)
+            .current_dir(&dir)
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).to_lowercase()
+    };
+    let got = head(&format!("http://{plain}/a/b?x=1"), "www.example.com");
+    assert!(got.starts_with("http/1.1 301"), "{got}");
+    assert!(got.contains("location: https://www.example.com/a/b?x=1\r\n"), "{got}");
+    // Over TLS the first rule does not hold; the second does for /old, with its code.
+    let secure_url = |path: &str| format!("https://www.example.com:{}{path}", secure.port());
+    let resolve = format!("www.example.com:{}:127.0.0.1", secure.port());
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", "--cacert", "ca.pem", "--resolve", &resolve])
+        .arg(secure_url("/old/page?q=2"))
+        .current_dir(&dir)
+        .output()
+        .expect("curl");
+    let got = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(got.starts_with("http/1.1 308") && got.contains("location: https://new.example.com/old/page\r\n"), "{got}");
+    assert_eq!(curl(&dir, secure, "www.example.com", "/new", &[]).map(|(c, _)| c), Some(200));
+}

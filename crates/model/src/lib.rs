@@ -221,6 +221,34 @@ pub struct Frontend {
     pub timeout_client_fin: Option<Duration>,
     /// Bind lines with TLS (`bind ... ssl crt ...`); the other binds are plain.
     pub tls: Vec<TlsBind>,
+    /// `redirect` rules, in order: the first whose condition holds answers the request.
+    pub redirects: Vec<Redirect>,
+}
+
+/// `redirect location|prefix|scheme VALUE [code N] [drop-query] [append-slash]
+/// [set-cookie NAME[=VALUE]] [clear-cookie NAME[=]] [if|unless COND]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub kind: RedirectKind,
+    pub value: String,
+    /// 301, 302 (the default), 303, 307 or 308.
+    pub code: u16,
+    pub drop_query: bool,
+    pub append_slash: bool,
+    /// `Set-Cookie` sent with the redirect (`set-cookie NAME=VALUE`, or a `clear-cookie`
+    /// turned into an expired one).
+    pub cookie: Option<String>,
+    pub condition: Option<Condition>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectKind {
+    /// The Location is the value as written.
+    Location,
+    /// The value, then the request's path (and query unless `drop-query`).
+    Prefix,
+    /// `VALUE://` + the request's Host + its path (and query).
+    Scheme,
 }
 
 impl Frontend {
@@ -248,6 +276,7 @@ impl Frontend {
             accept_proxy: Vec::new(),
             timeout_client_fin: None,
             tls: Vec::new(),
+            redirects: Vec::new(),
         }
     }
 }

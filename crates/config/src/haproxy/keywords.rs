@@ -294,7 +294,7 @@ pub const VOCABULARY: &[Keyword] = &[
     not_yet(C::Proxy, "monitor-uri"),
     not_yet(C::Proxy, "persist"),
     not_yet(C::Proxy, "rate-limit"),
-    not_yet(C::Proxy, "redirect"),
+    yes(C::Proxy, "redirect"),
     not_yet(C::Proxy, "reqadd"),
     not_yet(C::Proxy, "reqallow"),
     not_yet(C::Proxy, "reqdel"),

@@ -91,6 +91,19 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
     }
     let client_ip = client.peer.ip();
     let tls = client.tls.as_deref();
+    if let Some((rule, location)) = fe.redirect(&req.head, client_ip, tls) {
+        let mut headers = http::HeaderMap::new();
+        if let Ok(value) = http::HeaderValue::try_from(location) {
+            headers.insert(http::header::LOCATION, value);
+        }
+        headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
+        if let Some(cookie) = rule.cookie.as_deref().and_then(|c| http::HeaderValue::try_from(c).ok()) {
+            headers.insert(http::header::SET_COOKIE, cookie);
+        }
+        let status = StatusCode::from_u16(rule.code).unwrap_or(StatusCode::FOUND);
+        let page = LocalResponse { status, headers, body: bytes::Bytes::new() };
+        return Prepared::Answer(Some(page), head, keep);
+    }
     let Some(backend) = fe.route(&req.head, client_ip, tls).cloned() else {
         return Prepared::Answer(Some(error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None)), head, keep);
     };

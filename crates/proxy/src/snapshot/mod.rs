@@ -108,6 +108,8 @@ pub struct FrontendRt {
     pub(crate) tcp_content: Vec<(bool, Option<CompiledCondition>)>,
     /// Some ACL reads the TLS ClientHello (`req.ssl_sni`): the first bytes are awaited.
     pub(crate) reads_hello: bool,
+    /// `redirect` rules with their compiled conditions.
+    pub(crate) redirects: Vec<(fulcrum_model::Redirect, Option<CompiledCondition>)>,
     /// The TLS configuration of each `ssl` bind address (certificates read at compile time,
     /// so a reload picks up renewed ones).
     pub(crate) tls: Vec<(SocketAddr, Arc<rustls::ServerConfig>)>,
@@ -145,7 +147,13 @@ impl FrontendRt {
                 .map_err(|error| CompileError::Tls { frontend: fe.name.clone(), error })?;
             tls.extend(bind.addrs.iter().map(|a| (*a, Arc::clone(&built.config))));
         }
+        let redirects = fe
+            .redirects
+            .iter()
+            .map(|r| Ok((r.clone(), r.condition.as_ref().map(|c| CompiledCondition::compile(c, &acls)).transpose()?)))
+            .collect::<Result<Vec<_>, CompileError>>()?;
         Ok(FrontendRt {
+            redirects,
             tls,
             cfg: fe.clone(),
             tcp_connection,
@@ -181,6 +189,20 @@ impl FrontendRt {
             .find(|(cond, _)| cond.eval_facts(&self.acls, facts))
             .map(|(_, b)| b)
             .or(self.default_backend.as_ref())
+    }
+
+    /// The first `redirect` rule whose condition holds for a request, and the Location it makes.
+    pub(crate) fn redirect(
+        &self,
+        req: &http::request::Parts,
+        client: IpAddr,
+        tls: Option<&fulcrum_tls::Negotiated>,
+    ) -> Option<(&fulcrum_model::Redirect, String)> {
+        let (rule, _) = self
+            .redirects
+            .iter()
+            .find(|(_, cond)| cond.as_ref().is_none_or(|c| c.eval(&self.acls, req, client, tls)))?;
+        Some((rule, redirect_location(rule, req)))
     }
 
     /// The backend for a request: the first `use_backend` whose condition holds, else the default.
@@ -468,4 +490,78 @@ fn cookie_header(c: &fulcrum_model::Cookie, value: &str) -> Result<http::HeaderV
         v.push_str("; Secure");
     }
     http::HeaderValue::from_str(&v).map_err(|_| CompileError::Cookie { name: c.name.clone(), value: value.to_string() })
+}
+
+/// Where a `redirect` rule sends a request, as HAProxy builds it.
+fn redirect_location(rule: &fulcrum_model::Redirect, req: &http::request::Parts) -> String {
+    use fulcrum_model::RedirectKind;
+    let path = req.uri.path();
+    let query = req.uri.query().filter(|_| !rule.drop_query);
+    let mut tail = String::from(if path.is_empty() { "/" } else { path });
+    if rule.append_slash && query.is_none() && !tail.ends_with('/') {
+        tail.push('/');
+    }
+    if let Some(q) = query {
+        tail.push('?');
+        tail.push_str(q);
+    }
+    match rule.kind {
+        RedirectKind::Location => rule.value.clone(),
+        // `prefix /`: the request's own path (for a redirect that only sets a cookie).
+        RedirectKind::Prefix if rule.value == "/" => tail,
+        RedirectKind::Prefix => format!("{}{tail}", rule.value.trim_end_matches('/')),
+        RedirectKind::Scheme => {
+            let host = req
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| req.uri.authority().map(|a| a.as_str()))
+                .unwrap_or("");
+            // The default port of the scheme left behind does not follow the request.
+            let host = match rule.value.as_str() {
+                "https" => host.strip_suffix(":80").unwrap_or(host),
+                "http" => host.strip_suffix(":443").unwrap_or(host),
+                _ => host,
+            };
+            format!("{}://{host}{tail}", rule.value)
+        }
+    }
+}
+
+#[cfg(test)]
+mod redirect_tests {
+    use super::redirect_location;
+    use fulcrum_model::{Redirect, RedirectKind};
+
+    fn rule(kind: RedirectKind, value: &str) -> Redirect {
+        Redirect {
+            kind,
+            value: value.into(),
+            code: 302,
+            drop_query: false,
+            append_slash: false,
+            cookie: None,
+            condition: None,
+        }
+    }
+
+    fn parts(uri: &str, host: &str) -> http::request::Parts {
+        http::Request::get(uri).header("host", host).body(()).expect("request").into_parts().0
+    }
+
+    #[test]
+    fn locations_as_haproxy_builds_them() {
+        let req = parts("/a/b?x=1", "www.example.com:80");
+        assert_eq!(redirect_location(&rule(RedirectKind::Scheme, "https"), &req), "https://www.example.com/a/b?x=1");
+        assert_eq!(
+            redirect_location(&rule(RedirectKind::Prefix, "https://new.example.com/"), &req),
+            "https://new.example.com/a/b?x=1"
+        );
+        assert_eq!(redirect_location(&rule(RedirectKind::Location, "/maintenance"), &req), "/maintenance");
+        let mut drop = rule(RedirectKind::Prefix, "http://x");
+        drop.drop_query = true;
+        drop.append_slash = true;
+        assert_eq!(redirect_location(&drop, &req), "http://x/a/b/");
+        assert_eq!(redirect_location(&rule(RedirectKind::Scheme, "https"), &parts("/", "h:8080")), "https://h:8080/");
+    }
 }
