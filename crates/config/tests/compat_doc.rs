@@ -232,6 +232,14 @@ fn the_parser_reads_every_keyword_the_table_says_it_reads() {
                     "send-proxy" | "send-proxy-v2" | "no-send-proxy" | "no-send-proxy-v2" => "",
                     "inter" | "fastinter" | "downinter" | "slowstart" => " 1s",
                     "cookie" | "id" => " c1",
+                    // TLS: verification needs a CA file, so these samples turn it off.
+                    "ssl" | "check-ssl" => " verify none",
+                    "no-ssl" | "no-check-ssl" | "no-tls-tickets" | "tls-tickets" | "ssl-reuse" | "no-ssl-reuse" => "",
+                    "no-verifyhost" | "allow-0rtt" | "force-tlsv12" | "force-tlsv13" | "no-sslv3" => "",
+                    "no-tlsv10" | "no-tlsv11" | "no-tlsv12" | "no-tlsv13" => "",
+                    "verify" => " none",
+                    "sni" => " str(example.com)",
+                    "ssl-min-ver" | "ssl-max-ver" => " TLSv1.2",
                     _ => " 2",
                 };
                 format!("    server s 127.0.0.1:4 {word}{value}")

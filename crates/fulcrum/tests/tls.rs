@@ -549,3 +549,124 @@ fn plain_http_is_redirected_to_https() {
     assert!(got.starts_with("http/1.1 308") && got.contains("location: https://new.example.com/old/page\r\n"), "{got}");
     assert_eq!(curl(&dir, secure, "www.example.com", "/new", &[]).map(|(c, _)| c), Some(200));
 }
+
+/// HAProxy running `config`; waits until it listens on `listens`.
+fn haproxy(dir: &Path, config: &str, listens: SocketAddr) -> Option<common::Killed> {
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        fulcrum_testkit::skip("TLS with HAProxy", "haproxy");
+        return None;
+    }
+    let path = dir.join(format!("haproxy-{}.cfg", listens.port()));
+    std::fs::write(&path, config).expect("write");
+    let child =
+        Command::new("haproxy").arg("-db").arg("-f").arg(&path).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
+    let child = common::Killed(child.expect("start haproxy"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(listens).is_err() {
+        assert!(std::time::Instant::now() < deadline, "haproxy does not listen on {listens}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(child)
+}
+
+#[test]
+fn tls_to_servers_with_haproxy_on_both_sides() {
+    let dir = setup();
+    make_cert(&dir, "backend", "backend.example", &["backend.example"], "");
+    make_cert(&dir, "site", "www.example.com", &["www.example.com"], "");
+    // HAProxy as the TLS server behind fulcrum: it answers who it is and what SNI it saw.
+    let hap_tls = free_addr();
+    let backend_cfg = format!(
+        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend tls\n    bind {hap_tls} ssl crt {d}/backend.pem\n\
+         \x20   http-request return status 200 content-type text/plain lf-string \"haproxy sni=%[ssl_fc_sni] proto=%[ssl_fc_protocol]\"\n",
+        d = dir.display()
+    );
+    let Some(_backend) = haproxy(&dir, &backend_cfg, hap_tls) else { return };
+    // A second CA that did not sign HAProxy's certificate.
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).expect("dir");
+    openssl(
+        &other,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=other CA",
+            "-days",
+            "2",
+        ],
+    );
+    let (front, front_tls) = (free_addr(), free_addr());
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {front}\n    bind {front_tls} ssl crt {d}/site.pem\n\
+         \x20   use_backend wrong_ca if {{ path_beg /wrong }}\n    use_backend no_verify if {{ path_beg /any }}\n    default_backend good\n\
+         backend good\n    server h {hap_tls} ssl verify required ca-file {d}/ca.pem sni str(backend.example) check inter 500ms\n\
+         backend wrong_ca\n    retries 0\n    server h {hap_tls} ssl verify required ca-file {d}/other/ca.pem sni str(backend.example)\n\
+         backend no_verify\n    server h {hap_tls} ssl verify none\n",
+        d = dir.display()
+    );
+    let f = Fulcrum::start("to-tls.cfg", &cfg, front);
+    let get = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "10", "-w", "\n%{http_code}"])
+            .arg(format!("http://{front}{path}"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Verified against the CA, with the SNI it was told to send; keep-alive connections to
+    // HAProxy are reused for the next requests.
+    for _ in 0..3 {
+        assert_eq!(get("/"), "haproxy sni=backend.example proto=TLSv1.3\n200");
+    }
+    // The wrong CA: the handshake fails, the client gets 503 (no retry was allowed).
+    let wrong = get("/wrong");
+    assert!(wrong.ends_with("\n503"), "{wrong}");
+    // verify none: no SNI sent, any certificate accepted.
+    assert_eq!(get("/any"), "haproxy sni= proto=TLSv1.3\n200");
+    // The health check speaks TLS too: the server is up, and stays so.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(!f.stderr().contains("is DOWN"), "{}", f.stderr());
+    // HAProxy as a TLS client in front of fulcrum: plain HTTP in, TLS to fulcrum's ssl bind
+    // (verified, with SNI), then TLS again to the HAProxy behind.
+    let hap_front = free_addr();
+    let front_cfg = format!(
+        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend plain\n    bind {hap_front}\n    default_backend fulcrum\n\
+         backend fulcrum\n    server f {front_tls} ssl verify required ca-file {d}/ca.pem sni str(www.example.com)\n",
+        d = dir.display()
+    );
+    let Some(_front) = haproxy(&dir, &front_cfg, hap_front) else { return };
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10"])
+        .arg(format!("http://{hap_front}/"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "haproxy sni=backend.example proto=TLSv1.3");
+}
+
+#[test]
+fn a_server_that_requires_verification_needs_a_ca_file() {
+    let dir = setup();
+    let cfg = "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+               frontend fe\n    bind 127.0.0.1:1\n    default_backend be\nbackend be\n    server s 127.0.0.1:2 ssl\n";
+    let path = dir.join("verify.cfg");
+    std::fs::write(&path, cfg).expect("write");
+    let out = Command::new(common::bin()).args(["check", "-c"]).arg(&path).output().expect("check");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("verify.cfg:10") && text.contains("verify none"), "{text}");
+    // `ssl-server-verify none` in global, or `verify none` on the line, accept it.
+    std::fs::write(&path, format!("global\n    ssl-server-verify none\n{cfg}")).expect("write");
+    let out = Command::new(common::bin()).args(["check", "-c"]).arg(&path).output().expect("check");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

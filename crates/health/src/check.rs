@@ -22,6 +22,22 @@ pub enum CheckSpec {
     Dns(crate::keepalived::Dns),
     /// `option tcp-check` or a protocol check (mysql, pgsql, redis, smtp, ldap, ssl-hello).
     TcpCheck(crate::tcpcheck::CompiledTcpCheck),
+    /// A TCP or HTTP check over TLS (`check-ssl`, or a server with `ssl`): the handshake is
+    /// the layer-6 check, then the HTTP exchange if any.
+    Tls(Box<CheckSpec>, CheckTls),
+}
+
+/// TLS for a check: the server's client configuration and the name to present.
+#[derive(Clone)]
+pub struct CheckTls {
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    pub name: rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for CheckTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckTls").field("name", &self.name).finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +113,10 @@ pub async fn run_check(addr: SocketAddr, spec: &CheckSpec, timeout: Duration) ->
                 let (ok, reason) = check_once(addr, spec).await;
                 (ok, reason, None)
             }
+            CheckSpec::Tls(inner, tls) => {
+                let (ok, reason) = check_tls(addr, inner, tls).await;
+                (ok, reason, None)
+            }
         }
     };
     let (ok, reason, weight) = match tokio::time::timeout(timeout, run).await {
@@ -112,7 +132,7 @@ pub async fn run_check(addr: SocketAddr, spec: &CheckSpec, timeout: Duration) ->
 }
 
 async fn check_once(addr: SocketAddr, spec: &CheckSpec) -> (bool, String) {
-    let mut stream = match TcpStream::connect(addr).await {
+    let stream = match TcpStream::connect(addr).await {
         Ok(s) => s,
         Err(e) => return (false, format!("Layer4 connection problem: {e}")),
     };
@@ -121,6 +141,32 @@ async fn check_once(addr: SocketAddr, spec: &CheckSpec) -> (bool, String) {
         _ => return (true, "Layer4 check passed".to_string()),
     };
     let _ = stream.set_nodelay(true);
+    http_exchange(stream, http).await
+}
+
+/// A check over TLS: connect, handshake (HAProxy's layer 6), then the HTTP check if any.
+async fn check_tls(addr: SocketAddr, inner: &CheckSpec, tls: &CheckTls) -> (bool, String) {
+    let stream = match TcpStream::connect(addr).await {
+        Ok(s) => s,
+        Err(e) => return (false, format!("Layer4 connection problem: {e}")),
+    };
+    let _ = stream.set_nodelay(true);
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&tls.config));
+    let stream = match connector.connect(tls.name.clone(), stream).await {
+        Ok(s) => s,
+        Err(e) => return (false, format!("Layer6 invalid response: SSL handshake failure ({e})")),
+    };
+    match inner {
+        CheckSpec::Http(http) => http_exchange(stream, http).await,
+        _ => (true, "Layer6 check passed".to_string()),
+    }
+}
+
+/// Sends an HTTP check's request on `stream` and judges the answer.
+async fn http_exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    http: &CompiledHttpCheck,
+) -> (bool, String) {
     if let Err(e) = stream.write_all(&http.request).await {
         return (false, format!("Layer7 write error: {e}"));
     }

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use tls::{CertSource, ClientVerify, TlsBind, TlsVersion};
+pub use tls::{CertSource, ClientVerify, ServerTls, SniSource, TlsBind, TlsVersion};
 pub use vrrp::{Tracked, Vip, Vrrp, VrrpInstance, VrrpScript, VrrpState, VrrpSyncGroup};
 
 /// Where a Model object came from, for messages at run time ("backend app (haproxy.cfg:12)").
@@ -564,6 +564,8 @@ pub struct Server {
     /// Scripts run when the server goes up / down (keepalived `notify_up`/`notify_down`).
     pub notify_up: Option<String>,
     pub notify_down: Option<String>,
+    /// TLS to the server (`ssl`, `verify`, `ca-file`, `sni`...).
+    pub tls: ServerTls,
 }
 
 impl Server {
@@ -597,6 +599,7 @@ impl Server {
             start_down: false,
             notify_up: None,
             notify_down: None,
+            tls: ServerTls::default(),
         }
     }
 

@@ -47,7 +47,7 @@ pub enum CertSource {
     List(PathBuf),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TlsVersion {
     /// SSLv3, TLSv1.0 and TLSv1.1 name versions rustls does not speak; they are refused
     /// where they would be the only ones, and ignored as a lower bound.
@@ -84,4 +84,47 @@ pub enum ClientVerify {
     None,
     Optional,
     Required,
+}
+
+/// TLS to a server (`server ... ssl verify ... ca-file ... sni ...`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
+pub struct ServerTls {
+    /// `ssl`: traffic to the server is TLS.
+    pub enabled: bool,
+    /// Health checks speak TLS: `check-ssl`, or `ssl` when the checks go to the traffic address.
+    pub check: bool,
+    /// Verify the server's certificate (`verify required`, the default unless `verify none` or
+    /// the global `ssl-server-verify none`).
+    pub verify: bool,
+    /// CAs that sign the servers' certificates; `@system-ca`: the system's.
+    pub ca_file: Option<PathBuf>,
+    pub crl_file: Option<PathBuf>,
+    /// A client certificate for servers that ask for one (`crt FILE`).
+    pub crt: Option<PathBuf>,
+    /// The server name sent (SNI) and checked in the certificate.
+    pub sni: Option<SniSource>,
+    /// `check-sni NAME`: the name the health checks send.
+    pub check_sni: Option<String>,
+    /// `verifyhost NAME`: the name the certificate must carry (else the SNI's; else none is
+    /// checked, as HAProxy does).
+    pub verifyhost: Option<String>,
+    /// `alpn LIST`.
+    pub alpn: Vec<String>,
+    pub min_version: Option<TlsVersion>,
+    pub max_version: Option<TlsVersion>,
+    pub ciphers: Option<String>,
+    pub ciphersuites: Option<String>,
+    /// `no-tls-tickets`: no session tickets (resumption by session ID only).
+    pub no_tickets: bool,
+    /// `no-ssl-reuse`: every connection makes a full handshake.
+    pub no_reuse: bool,
+}
+
+/// Where a server connection's SNI comes from (`sni EXPR`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SniSource {
+    /// `sni str(NAME)`.
+    Fixed(String),
+    /// `sni req.hdr(host)` (or `hdr(host)`): the request's Host, without its port.
+    RequestHost,
 }

@@ -58,6 +58,19 @@ pub fn spawn_checks(snap: &Snapshot) -> Vec<JoinHandle<()>> {
                     }
                 },
             };
+            // `check-ssl` (or `ssl` with checks to the same address): the check speaks TLS.
+            let spec = match (&backend.servers[id].tls, server.tls.check, &spec) {
+                (Some(config), true, CheckSpec::Tcp | CheckSpec::Http(_)) => {
+                    let ip = server.check_addr.unwrap_or(server.addr).ip();
+                    let name = match &server.tls.check_sni {
+                        Some(sni) => rustls::pki_types::ServerName::try_from(sni.clone())
+                            .unwrap_or(rustls::pki_types::ServerName::IpAddress(ip.into())),
+                        None => fulcrum_tls::server_name(&server.tls, ip, None),
+                    };
+                    CheckSpec::Tls(Box::new(spec), fulcrum_health::CheckTls { config: Arc::clone(config), name })
+                }
+                _ => spec,
+            };
             let plan = CheckPlan {
                 target: server.check_addr.unwrap_or(server.addr),
                 spec,

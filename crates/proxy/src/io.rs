@@ -92,7 +92,7 @@ use std::future::Future as _;
 pub(crate) struct Side {
     sock: Sock,
     /// TLS between the socket and the calls (a client of an `ssl` bind).
-    tls: Option<Box<rustls::ServerConnection>>,
+    tls: Option<Box<rustls::Connection>>,
     /// Output accepted but not written yet (with TLS: plaintext rustls did not take yet).
     pending: Vec<u8>,
     /// How much of `pending` is already written.
@@ -125,15 +125,31 @@ impl Side {
     /// An accepted client of a TLS bind.
     pub(crate) fn tls(stream: std::net::TcpStream, tls: rustls::ServerConnection) -> Side {
         let mut side = Side::plain(stream);
-        side.tls = Some(Box::new(tls));
+        side.tls = Some(Box::new(rustls::Connection::Server(tls)));
         side
     }
 
     /// A registered socket that speaks TLS (a `mode tcp` client of an `ssl` bind).
     pub(crate) fn registered_tls(stream: TcpStream, tls: rustls::ServerConnection) -> Side {
         let mut side = Side::registered(stream);
-        side.tls = Some(Box::new(tls));
+        side.tls = Some(Box::new(rustls::Connection::Server(tls)));
         side
+    }
+
+    /// A server connection that speaks TLS (`server ... ssl`); the handshake happens with the
+    /// first request's writes and reads.
+    pub(crate) fn registered_tls_client(stream: TcpStream, tls: rustls::ClientConnection) -> Side {
+        let mut side = Side::registered(stream);
+        side.tls = Some(Box::new(rustls::Connection::Client(tls)));
+        side
+    }
+
+    /// The registered socket (for the pool's look at its readiness).
+    pub(crate) fn registered_stream(&self) -> Option<&TcpStream> {
+        match &self.sock {
+            Sock::Registered(s) => Some(s),
+            _ => None,
+        }
     }
 
     /// Whether TLS sits between the socket and the calls.
@@ -223,7 +239,10 @@ impl Side {
 
     /// The TLS connection, once its handshake is done.
     pub(crate) fn tls_session(&self) -> Option<&rustls::ServerConnection> {
-        self.tls.as_deref().filter(|t| !t.is_handshaking())
+        match self.tls.as_deref() {
+            Some(rustls::Connection::Server(s)) if !s.is_handshaking() => Some(s),
+            _ => None,
+        }
     }
 
     fn stream(&mut self) -> io::Result<&TcpStream> {
@@ -524,7 +543,7 @@ impl io::Write for Raw<'_> {
 /// Plaintext from a TLS connection: what rustls holds, else one read from the socket through
 /// it (the handshake is done this way too: its replies are sent as they are made). `Ok(0)`
 /// at the end, with or without the client's close_notify.
-fn tls_read(tls: &mut rustls::ServerConnection, sock: &Sock, buf: &mut [u8]) -> io::Result<usize> {
+fn tls_read(tls: &mut rustls::Connection, sock: &Sock, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match tls.reader().read(buf) {
             Ok(n) => return Ok(n),
@@ -546,7 +565,7 @@ fn tls_read(tls: &mut rustls::ServerConnection, sock: &Sock, buf: &mut [u8]) -> 
 }
 
 /// Sends what rustls has encrypted, as far as the socket takes it now.
-fn flush_tls(tls: &mut rustls::ServerConnection, sock: &Sock) -> io::Result<()> {
+fn flush_tls(tls: &mut rustls::Connection, sock: &Sock) -> io::Result<()> {
     while tls.wants_write() {
         match tls.write_tls(&mut Raw(sock)) {
             Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
@@ -569,7 +588,7 @@ const JOIN_MAX: usize = 16 * 1024;
 /// `send` with TLS: the parts go to rustls (joined when they fit one record); what it does not
 /// take waits in `pending`; what it encrypted goes out as far as the socket takes it.
 fn tls_send(
-    tls: &mut rustls::ServerConnection,
+    tls: &mut rustls::Connection,
     sock: &Sock,
     pending: &mut Vec<u8>,
     sent: &mut usize,

@@ -22,7 +22,8 @@ pub enum CompileError {
     ForwardForNetwork(String),
     #[error("cookie {name}: invalid value {value:?}")]
     Cookie { name: String, value: String },
-    #[error("frontend {frontend}: TLS: {error}")]
+    /// `frontend`: the frontend, or `backend B server S`.
+    #[error("{frontend}: TLS: {error}")]
     Tls { frontend: String, error: fulcrum_tls::TlsError },
 }
 

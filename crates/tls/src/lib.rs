@@ -12,6 +12,7 @@
 
 mod certs;
 mod ciphers;
+mod client;
 pub mod crtlist;
 mod resolve;
 mod sessions;
@@ -26,6 +27,7 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer};
 use rustls::server::{ServerConfig, WebPkiClientVerifier};
 
 pub use certs::Loaded;
+pub use client::{client_config, server_name};
 pub use rustls;
 
 /// Why a bind's TLS cannot be set up.

@@ -367,6 +367,15 @@ impl Parser {
         server.origin = Origin { file: self.sink.file.clone(), line };
         server.addr = addr;
         server.check_addr = check_address(&defaults, addr)?;
+        if server.tls.enabled || defaults.check_ssl == Some(true) {
+            self.server_tls_paths(&mut server.tls);
+            server.tls.verify = defaults.tls_verify.unwrap_or(self.tls_server_verify());
+            // As HAProxy: checks speak TLS with the traffic, unless they go elsewhere.
+            server.tls.check = defaults.check_ssl.unwrap_or(server.tls.enabled && server.check_addr.is_none());
+            if let Err(e) = fulcrum_tls::client_config(&server.tls) {
+                return Err(Problem::invalid(format!("server '{name}': {e}")));
+            }
+        }
         st.server_lines.insert(name.clone(), line);
         st.be.servers.push(server);
         Ok(())
@@ -398,6 +407,23 @@ impl Parser {
                     | "send-proxy-v2"
                     | "no-send-proxy"
                     | "no-send-proxy-v2"
+                    | "ssl"
+                    | "no-ssl"
+                    | "check-ssl"
+                    | "no-check-ssl"
+                    | "no-tls-tickets"
+                    | "tls-tickets"
+                    | "ssl-reuse"
+                    | "no-ssl-reuse"
+                    | "no-verifyhost"
+                    | "allow-0rtt"
+                    | "force-tlsv12"
+                    | "force-tlsv13"
+                    | "no-sslv3"
+                    | "no-tlsv10"
+                    | "no-tlsv11"
+                    | "no-tlsv12"
+                    | "no-tlsv13"
             );
             let value = if takes_value && support.is_some() {
                 let Some(value) = params.get(index) else {
@@ -516,9 +542,70 @@ pub(crate) fn apply_server_param(
             d.check_host = Some(hp.host);
         }
         "id" => return Ok(Some("server 'id' is ignored: fulcrum identifies servers by name".into())),
+        "npn" => return Ok(Some("server 'npn' is ignored: NPN is obsolete (ALPN replaced it)".into())),
+        "allow-0rtt" => return Ok(Some("server 'allow-0rtt' is ignored: early data is not sent".into())),
+        "ssl" => s.tls.enabled = true,
+        "no-ssl" => s.tls.enabled = false,
+        "check-ssl" => d.check_ssl = Some(true),
+        "no-check-ssl" => d.check_ssl = Some(false),
+        "verify" => {
+            d.tls_verify = Some(match value {
+                "none" => false,
+                "required" => true,
+                other => return Err(Problem::unknown("verify mode", other, ["none", "required"])),
+            })
+        }
+        "ca-file" => s.tls.ca_file = Some(value.into()),
+        "crl-file" => s.tls.crl_file = Some(value.into()),
+        "crt" => s.tls.crt = Some(value.into()),
+        "verifyhost" => s.tls.verifyhost = Some(value.to_string()),
+        "no-verifyhost" => s.tls.verifyhost = None,
+        "sni" => s.tls.sni = Some(parse_sni(value)?),
+        "check-sni" => s.tls.check_sni = Some(value.to_string()),
+        "alpn" => s.tls.alpn = value.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect(),
+        "ciphers" => s.tls.ciphers = Some(value.to_string()),
+        "ciphersuites" => s.tls.ciphersuites = Some(value.to_string()),
+        "ssl-min-ver" | "ssl-max-ver" => {
+            let v = fulcrum_model::TlsVersion::parse(value)
+                .ok_or_else(|| Problem::unknown("TLS version", value, ["TLSv1.2", "TLSv1.3"]))?;
+            if keyword == "ssl-min-ver" {
+                s.tls.min_version = Some(v);
+            } else {
+                s.tls.max_version = Some(v);
+            }
+        }
+        "no-sslv3" | "no-tlsv10" | "no-tlsv11" => {}
+        "no-tlsv12" => s.tls.min_version = Some(fulcrum_model::TlsVersion::Tls13),
+        "no-tlsv13" => s.tls.max_version = Some(fulcrum_model::TlsVersion::Tls12),
+        "force-tlsv12" => {
+            (s.tls.min_version, s.tls.max_version) =
+                (Some(fulcrum_model::TlsVersion::Tls12), Some(fulcrum_model::TlsVersion::Tls12))
+        }
+        "force-tlsv13" => {
+            (s.tls.min_version, s.tls.max_version) =
+                (Some(fulcrum_model::TlsVersion::Tls13), Some(fulcrum_model::TlsVersion::Tls13))
+        }
+        "no-tls-tickets" => s.tls.no_tickets = true,
+        "tls-tickets" => s.tls.no_tickets = false,
+        "no-ssl-reuse" => s.tls.no_reuse = true,
+        "ssl-reuse" => s.tls.no_reuse = false,
         other => return Err(Problem::unknown("server keyword", other, supported(Context::Server))),
     }
     Ok(None)
+}
+
+/// `sni EXPR`: `str(NAME)`, or the request's Host (`req.hdr(host)`, `hdr(host)`, `req.host`).
+fn parse_sni(value: &str) -> Result<fulcrum_model::SniSource, Problem> {
+    use fulcrum_model::SniSource;
+    let lower = value.to_ascii_lowercase();
+    if let Some(name) = value.strip_prefix("str(").and_then(|v| v.strip_suffix(')')) {
+        return Ok(SniSource::Fixed(name.to_string()));
+    }
+    match lower.as_str() {
+        "req.hdr(host)" | "hdr(host)" | "req.hdr(host,1)" | "hdr(host,1)" | "req.host" => Ok(SniSource::RequestHost),
+        _ => Err(Problem::unsupported(format!("sni expression '{value}' is not supported yet"))
+            .hint("use sni str(NAME) or sni req.hdr(host)")),
+    }
 }
 
 /// Where health checks go when `addr`/`port` differ from the traffic address.

@@ -142,6 +142,11 @@ pub(crate) struct ServerDefaults {
     pub check_port: Option<u16>,
     /// `addr HOST`: health checks go to this address.
     pub check_host: Option<Host>,
+    /// `verify none|required` as written (None: the global `ssl-server-verify`).
+    pub tls_verify: Option<bool>,
+    /// `check-ssl` / `no-check-ssl` as written (None: checks speak TLS when the traffic does
+    /// and they go to the same address).
+    pub check_ssl: Option<bool>,
 }
 
 impl Default for ServerDefaults {
@@ -150,6 +155,8 @@ impl Default for ServerDefaults {
             server: Server::new("", SocketAddr::from(([0, 0, 0, 0], 0))),
             check_port: None,
             check_host: None,
+            tls_verify: None,
+            check_ssl: None,
         }
     }
 }

@@ -19,6 +19,8 @@ pub(super) struct TlsDefaults {
     ciphersuites: Option<String>,
     /// `ssl-default-bind-options`: bind options applied before the line's own.
     options: Vec<String>,
+    /// `ssl-server-verify none|required` (required when unset, as in HAProxy).
+    server_verify: Option<bool>,
 }
 
 /// Bind options that take one argument and concern TLS.
@@ -70,6 +72,27 @@ pub(super) fn bind_option(option: &str) -> Option<usize> {
 }
 
 impl Parser {
+    /// Whether servers' certificates are verified unless a server says (`ssl-server-verify`).
+    pub(super) fn tls_server_verify(&self) -> bool {
+        self.tls.server_verify.unwrap_or(true)
+    }
+
+    /// A server's TLS file names resolved: `ca-file` and `crl-file` under `ca-base`, `crt` under
+    /// `crt-base`, else as `default-path` says (`@system-ca` stays as it is).
+    pub(super) fn server_tls_paths(&self, tls: &mut fulcrum_model::ServerTls) {
+        let place = |path: &mut Option<PathBuf>, base: &Option<PathBuf>| {
+            if let Some(p) = path.as_mut().filter(|p| p.is_relative() && p.as_os_str() != "@system-ca") {
+                *p = match base {
+                    Some(dir) => dir.join(&*p),
+                    None => self.resolve_path(&p.to_string_lossy()),
+                };
+            }
+        };
+        place(&mut tls.ca_file, &self.tls.ca_base);
+        place(&mut tls.crl_file, &self.tls.ca_base);
+        place(&mut tls.crt, &self.tls.crt_base);
+    }
+
     /// `global` keywords about TLS; None when `keyword` is not one of them.
     pub(super) fn global_tls(&mut self, line: usize, keyword: &str, args: &[String]) -> Option<Result<(), Problem>> {
         let value = || args.first().cloned().ok_or_else(|| Problem::invalid(format!("'{keyword}' needs a value")));
@@ -99,6 +122,15 @@ impl Parser {
                 self.tls.options = options;
                 Ok(())
             }
+            "ssl-server-verify" => value().and_then(|v| {
+                let verify = match v.as_str() {
+                    "none" => false,
+                    "required" => true,
+                    other => return Err(Problem::unknown("ssl-server-verify", other, ["none", "required"])),
+                };
+                self.tls.server_verify = Some(verify);
+                Ok(())
+            }),
             "tune.ssl.cachesize" => value().and_then(|v| {
                 parse_number::<usize>(&v, "tune.ssl.cachesize")
                     .map(|n| self.out.global.tls_cache_size = Some(n))

@@ -158,11 +158,29 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     }
     let fin = (fe.cfg.timeout_client_fin, cfg.timeout_server_fin);
     let traffic = Some(&live.traffic);
-    let moved = match &mut client {
-        Conn::Plain(plain) => crate::tunnel::splice(plain, &mut server, idle, fin, &on_half, traffic).await,
-        Conn::Tls(side) => {
-            let mut server = crate::io::Side::registered(server);
-            crate::tunnel::relay(side, &mut server, idle, fin, &on_half, traffic).await
+    // `server ... ssl`: TLS to the server (its handshake runs with the first bytes relayed).
+    let server_tls = backend.servers[id].tls.as_ref().filter(|_| backend.servers[id].cfg.tls.enabled).map(|config| {
+        let name = fulcrum_tls::server_name(&backend.servers[id].cfg.tls, backend.servers[id].cfg.addr.ip(), None);
+        rustls::ClientConnection::new(Arc::clone(config), name)
+    });
+    let moved = match (client, server_tls) {
+        (Conn::Plain(mut plain), None) => {
+            crate::tunnel::splice(&mut plain, &mut server, idle, fin, &on_half, traffic).await
+        }
+        (_, Some(Err(e))) => {
+            tracing::debug!(backend = %backend.cfg.name, "TLS to the server: {e}");
+            None
+        }
+        (client, tls) => {
+            let mut server = match tls {
+                Some(Ok(conn)) => crate::io::Side::registered_tls_client(server, conn),
+                _ => crate::io::Side::registered(server),
+            };
+            let mut client = match client {
+                Conn::Tls(side) => *side,
+                Conn::Plain(plain) => crate::io::Side::registered(plain),
+            };
+            crate::tunnel::relay(&mut client, &mut server, idle, fin, &on_half, traffic).await
         }
     };
     if half_closed.load(Ordering::Relaxed) {

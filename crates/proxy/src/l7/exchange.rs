@@ -278,7 +278,8 @@ async fn attempt(
         let local = client.side.local_addr().unwrap_or(client.bind);
         crate::proxy_protocol::header(version, client.peer, local)
     });
-    let mut up = match get_connection(server.cfg.addr, &backend, safe, fresh_only, proxy_header).await {
+    let tls = server.tls.as_ref().filter(|_| server.cfg.tls.enabled).map(|c| tls_to(server, c, &x.req.head));
+    let mut up = match get_connection(server.cfg.addr, &backend, safe, fresh_only, proxy_header, tls.as_ref()).await {
         Ok(up) => up,
         Err(e) => {
             tracing::debug!(backend = %backend.cfg.name, server = %server.cfg.name, "{e}");
@@ -286,7 +287,7 @@ async fn attempt(
             observe_result(&backend, id, Observation::ConnectFailed);
             let failure = match e {
                 ConnectError::Timeout => Failure::ConnectTimeout,
-                ConnectError::Io(e) => Failure::ConnectFailed(e.kind()),
+                ConnectError::Io(e) | ConnectError::Tls(e) => Failure::ConnectFailed(e.kind()),
             };
             let error = ProxyError::new(failure, Stage::Connect);
             return Err((error, Attempt { retries: t.retries, reused: false, replayable: true }));
@@ -327,6 +328,16 @@ fn end_after_response(x: &mut Exchange, error: &ProxyError) {
     }
 }
 
+/// A server's TLS for a request: its configuration, and the name the connection presents.
+fn tls_to<'a>(
+    server: &crate::snapshot::ServerRt,
+    config: &'a std::sync::Arc<rustls::ClientConfig>,
+    req: &http::request::Parts,
+) -> upstream::TlsTo<'a> {
+    let host = req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok());
+    upstream::TlsTo { config, name: fulcrum_tls::server_name(&server.cfg.tls, server.cfg.addr.ip(), host) }
+}
+
 /// A pooled connection when reuse allows it, else a new one.
 async fn get_connection(
     addr: std::net::SocketAddr,
@@ -334,15 +345,31 @@ async fn get_connection(
     replayable: bool,
     fresh_only: bool,
     proxy_header: Option<Vec<u8>>,
+    tls: Option<&upstream::TlsTo<'_>>,
 ) -> Result<Upstream, ConnectError> {
     if let Some(header) = proxy_header {
-        let mut up = Box::pin(upstream::connect(addr, backend.cfg.timeout_connect)).await?;
+        let mut up = Box::pin(upstream::connect(addr, backend.cfg.timeout_connect, None)).await?;
         up.side.send(&[&header]).map_err(ConnectError::Io)?;
+        if let Some(tls) = tls {
+            // The PROXY header goes first, in the clear; TLS follows on the same socket.
+            up.side
+                .flush(Some(backend.cfg.timeout_connect))
+                .await
+                .map_err(|e| ConnectError::Io(std::io::Error::other(e)))?;
+            let conn = rustls::ClientConnection::new(std::sync::Arc::clone(tls.config), tls.name.clone())
+                .map_err(|e| ConnectError::Io(std::io::Error::other(e)))?;
+            let Some(stream) = std::mem::replace(&mut up.side, Side::closed()).into_stream().ok() else {
+                return Err(ConnectError::Io(std::io::Error::from(std::io::ErrorKind::NotConnected)));
+            };
+            up.side = Side::registered_tls_client(stream, conn);
+            upstream::handshake(&mut up.side, std::time::Instant::now() + backend.cfg.timeout_connect).await?;
+        }
         return Ok(up);
     }
+    let key = tls.map_or(upstream::PoolKey::plain(addr), |t| t.key(addr));
     let reuse = backend.cfg.http_reuse != HttpReuse::Never && backend.cfg.conn_mode == ConnMode::KeepAlive;
     if reuse && !fresh_only {
-        while let Some(up) = upstream::take_idle(addr) {
+        while let Some(up) = upstream::take_idle(key) {
             // A request that could not be sent again is not risked on a connection the server
             // may be closing right now (`http-reuse safe`); `always` takes the risk.
             let stale = up.idle_for.is_some_and(|d| d > SAFE_IDLE);
@@ -354,7 +381,7 @@ async fn get_connection(
     }
     // Boxed: the connect path is the rare one, and its state would otherwise sit in every
     // request's future.
-    Box::pin(upstream::connect(addr, backend.cfg.timeout_connect)).await
+    Box::pin(upstream::connect(addr, backend.cfg.timeout_connect, tls)).await
 }
 
 /// An attempt that failed, and whether any of the request body was consumed by it.
@@ -482,9 +509,12 @@ async fn relay_response(
     })?;
     // A connection that began with a PROXY protocol header speaks for one client only.
     if server_keeps && moved.extra.is_none() && backend.servers[id].cfg.send_proxy.is_none() {
-        if let Ok(stream) = std::mem::replace(&mut up.side, Side::closed()).into_stream() {
-            upstream::put_idle(backend.servers[id].cfg.addr, stream);
-        }
+        let server = &backend.servers[id];
+        let key = match server.tls.as_ref().filter(|_| server.cfg.tls.enabled) {
+            None => upstream::PoolKey::plain(server.cfg.addr),
+            Some(config) => tls_to(server, config, &x.req.head).key(server.cfg.addr),
+        };
+        upstream::put_idle(key, std::mem::replace(&mut up.side, Side::closed()));
     }
     if let Some(e) = x.entry.take() {
         x.shared.access_log.write(&e.format(moved.bytes));
@@ -619,7 +649,7 @@ async fn tunnel(client: &mut Client, up: &mut Upstream, head: Vec<u8>, from_serv
     }
     let mut client_side = std::mem::replace(&mut client.side, Side::closed());
     let mut server_side = std::mem::replace(&mut up.side, Side::closed());
-    if client_side.is_tls() {
+    if client_side.is_tls() || server_side.is_tls() {
         // Over TLS the bytes pass through rustls: the relay of sides.
         crate::tunnel::relay(&mut client_side, &mut server_side, idle, (None, None), &|| (), None).await;
         return;

@@ -144,7 +144,7 @@ impl FrontendRt {
         let mut tls = Vec::new();
         for bind in &fe.tls {
             let built = fulcrum_tls::server_config(bind, tls_cache)
-                .map_err(|error| CompileError::Tls { frontend: fe.name.clone(), error })?;
+                .map_err(|error| CompileError::Tls { frontend: format!("frontend {}", fe.name), error })?;
             tls.extend(bind.addrs.iter().map(|a| (*a, Arc::clone(&built.config))));
         }
         let redirects = fe
@@ -228,6 +228,8 @@ pub struct ServerRt {
     pub set_cookie: Option<http::HeaderValue>,
     /// IPVS upper/lower connection thresholds.
     pub thresholds: Thresholds,
+    /// TLS to the server (`ssl`): its rustls client configuration.
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ServerRt {
@@ -268,10 +270,27 @@ pub struct BackendRt {
 
 impl BackendRt {
     fn build(b: &Backend, live: &LiveRegistry) -> Result<Self, CompileError> {
+        // Servers with the same TLS settings share one client configuration (and its CA file
+        // is read once): a backend may hold thousands of servers.
+        let mut tls_configs: HashMap<&fulcrum_model::ServerTls, Arc<rustls::ClientConfig>> = HashMap::new();
         let servers = b
             .servers
             .iter()
             .map(|s| {
+                let tls = match s.tls.enabled || s.tls.check {
+                    false => None,
+                    true => Some(match tls_configs.get(&s.tls) {
+                        Some(config) => Arc::clone(config),
+                        None => {
+                            let config = fulcrum_tls::client_config(&s.tls).map_err(|error| CompileError::Tls {
+                                frontend: format!("backend {} server {}", b.name, s.name),
+                                error,
+                            })?;
+                            tls_configs.insert(&s.tls, Arc::clone(&config));
+                            config
+                        }
+                    }),
+                };
                 let set_cookie = match (&b.cookie, &s.cookie) {
                     (Some(c), Some(value)) => Some(cookie_header(c, value)?),
                     _ => None,
@@ -282,6 +301,7 @@ impl BackendRt {
                     live: live.server(&b.name, &s.name, s.addr, (rise, fall), s.start_down),
                     set_cookie,
                     thresholds: Thresholds { upper: s.upper_threshold, lower: s.lower_threshold },
+                    tls,
                 })
             })
             .collect::<Result<Vec<_>, CompileError>>()?;

@@ -24,12 +24,51 @@ const MAX_IDLE_PER_SERVER: usize = 512;
 pub(crate) const PURGE_DELAY: Duration = Duration::from_secs(5);
 
 struct Idle {
-    stream: TcpStream,
+    side: Side,
     since: Instant,
 }
 
+impl Idle {
+    /// Whether the server closed it or spoke since it was pooled (no system call).
+    fn spoke(&self) -> bool {
+        self.side.registered_stream().is_none_or(peer_spoke)
+    }
+}
+
+/// Which connections may serve a request: to this address, and over TLS with this
+/// configuration and server name (a hash of both; 0 without TLS). Two backends that reach one
+/// server with different CAs never share a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct PoolKey {
+    pub addr: SocketAddr,
+    pub sni: u64,
+}
+
+impl PoolKey {
+    pub(crate) fn plain(addr: SocketAddr) -> PoolKey {
+        PoolKey { addr, sni: 0 }
+    }
+}
+
+/// A server's TLS for one connection: its configuration and the name it presents.
+pub(crate) struct TlsTo<'a> {
+    pub config: &'a std::sync::Arc<rustls::ClientConfig>,
+    pub name: rustls::pki_types::ServerName<'static>,
+}
+
+impl TlsTo<'_> {
+    /// The pool key of connections made with this name.
+    pub(crate) fn key(&self, addr: SocketAddr) -> PoolKey {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.name.hash(&mut h);
+        std::sync::Arc::as_ptr(self.config).hash(&mut h);
+        PoolKey { addr, sni: h.finish() | 1 }
+    }
+}
+
 thread_local! {
-    static POOL: RefCell<HashMap<SocketAddr, Vec<Idle>, FastBuild>> = RefCell::new(HashMap::default());
+    static POOL: RefCell<HashMap<PoolKey, Vec<Idle>, FastBuild>> = RefCell::new(HashMap::default());
     static LAST_PURGE: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
 }
 
@@ -47,16 +86,18 @@ pub(crate) enum ConnectError {
     Timeout,
     #[error("connect: {0}")]
     Io(#[from] std::io::Error),
+    #[error("SSL handshake failure: {0}")]
+    Tls(std::io::Error),
 }
 
-/// The most recently used live idle connection to `addr`, if any.
-pub(crate) fn take_idle(addr: SocketAddr) -> Option<Upstream> {
+/// The most recently used live idle connection for `key`, if any.
+pub(crate) fn take_idle(key: PoolKey) -> Option<Upstream> {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
-        let idle = pool.get_mut(&addr)?;
-        while let Some(Idle { stream, since }) = idle.pop() {
-            if !peer_spoke(&stream) {
-                return Some(Upstream { side: Side::registered(stream), idle_for: Some(since.elapsed()) });
+        let idle = pool.get_mut(&key)?;
+        while let Some(conn) = idle.pop() {
+            if !conn.spoke() {
+                return Some(Upstream { side: conn.side, idle_for: Some(conn.since.elapsed()) });
             }
         }
         None
@@ -66,25 +107,30 @@ pub(crate) fn take_idle(addr: SocketAddr) -> Option<Upstream> {
 /// Gives back a connection whose response was read to its last byte. A connection the server
 /// has spoken on since (extra bytes, a close) is not pooled: the next request would read them
 /// as its answer.
-pub(crate) fn put_idle(addr: SocketAddr, stream: TcpStream) {
-    if peer_spoke(&stream) {
+pub(crate) fn put_idle(key: PoolKey, mut side: Side) {
+    if side.has_pending() {
+        return;
+    }
+    let Some(stream) = side.registered_stream() else { return };
+    if peer_spoke(stream) {
         // Readiness may be stale (the last read filled the buffer) or real: one read tells,
-        // and clears it when nothing is there.
-        match stream.try_read(&mut [0u8; 1]) {
+        // and clears it when nothing is there. Over TLS that read goes through rustls (a
+        // session ticket the server sent late is taken in; application bytes are not).
+        match side.try_read(&mut [0u8; 1]) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             _ => return,
         }
     }
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
-        let idle = pool.entry(addr).or_default();
+        let idle = pool.entry(key).or_default();
         if idle.len() >= MAX_IDLE_PER_SERVER {
-            idle.retain(|c| !peer_spoke(&c.stream));
+            idle.retain(|c| !c.spoke());
             if idle.len() >= MAX_IDLE_PER_SERVER {
                 return;
             }
         }
-        idle.push(Idle { stream, since: Instant::now() });
+        idle.push(Idle { side, since: Instant::now() });
     });
 }
 
@@ -102,7 +148,7 @@ pub(crate) fn sweep(now: Instant) {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         for idle in pool.values_mut() {
-            idle.retain(|c| !peer_spoke(&c.stream));
+            idle.retain(|c| !c.spoke());
             if purge {
                 let stale = idle.iter().take_while(|c| now.duration_since(c.since) >= PURGE_DELAY).count();
                 idle.drain(..stale.div_ceil(2));
@@ -112,12 +158,39 @@ pub(crate) fn sweep(now: Instant) {
     });
 }
 
-/// Opens a new connection.
-pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Upstream, ConnectError> {
+/// Opens a new connection; with `tls`, its TLS handshake is done too, within the same
+/// `timeout connect` (as HAProxy counts it): a failed handshake is a failed connection, retried
+/// and redispatched as one.
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+    tls: Option<&TlsTo<'_>>,
+) -> Result<Upstream, ConnectError> {
+    let deadline = Instant::now() + timeout;
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Err(_) => return Err(ConnectError::Timeout),
         Ok(result) => result?,
     };
     let _ = stream.set_nodelay(true);
-    Ok(Upstream { side: Side::registered(stream), idle_for: None })
+    let side = match tls {
+        None => Side::registered(stream),
+        Some(tls) => {
+            let conn = rustls::ClientConnection::new(std::sync::Arc::clone(tls.config), tls.name.clone())
+                .map_err(|e| ConnectError::Io(std::io::Error::other(e)))?;
+            let mut side = Side::registered_tls_client(stream, conn);
+            handshake(&mut side, deadline).await?;
+            side
+        }
+    };
+    Ok(Upstream { side, idle_for: None })
+}
+
+/// A server connection's TLS handshake, within `deadline`.
+pub(crate) async fn handshake(side: &mut Side, deadline: Instant) -> Result<(), ConnectError> {
+    match side.handshake(deadline).await {
+        Ok(()) => Ok(()),
+        Err(crate::io::IoFail::TimedOut) => Err(ConnectError::Timeout),
+        Err(crate::io::IoFail::Io(e)) => Err(ConnectError::Tls(e)),
+        Err(crate::io::IoFail::Stopped) => Err(ConnectError::Timeout),
+    }
 }
