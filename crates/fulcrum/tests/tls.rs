@@ -670,3 +670,145 @@ fn a_server_that_requires_verification_needs_a_ca_file() {
     let out = Command::new(common::bin()).args(["check", "-c"]).arg(&path).output().expect("check");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn an_ocsp_response_beside_the_certificate_is_stapled() {
+    let dir = setup();
+    // The certificate is signed by `openssl ca`, whose index the OCSP responder reads.
+    std::fs::write(
+        dir.join("ca.cnf"),
+        "[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=serial\ndefault_md=sha256\npolicy=p\ndefault_days=2\n[p]\ncommonName=supplied\n",
+    )
+    .expect("write");
+    std::fs::write(dir.join("index.txt"), "").expect("write");
+    std::fs::write(dir.join("serial"), "2000\n").expect("write");
+    std::fs::write(dir.join("site.ext"), "subjectAltName=DNS:www.example.com\n").expect("write");
+    let newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        &dir,
+        &[&["req"][..], &newkey, &["-keyout", "site.key", "-out", "site.csr", "-subj", "/CN=www.example.com"]].concat(),
+    );
+    openssl(
+        &dir,
+        &[
+            "ca", "-batch", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key", "-in", "site.csr", "-out",
+            "site.crt", "-notext", "-extfile", "site.ext",
+        ],
+    );
+    let pem =
+        [std::fs::read(dir.join("site.crt")).expect("crt"), std::fs::read(dir.join("site.key")).expect("key")].concat();
+    std::fs::write(dir.join("site.pem"), pem).expect("pem");
+    openssl(&dir, &["ocsp", "-issuer", "ca.pem", "-cert", "site.crt", "-reqout", "req.der", "-no_nonce"]);
+    openssl(
+        &dir,
+        &[
+            "ocsp",
+            "-index",
+            "index.txt",
+            "-rsigner",
+            "ca.pem",
+            "-rkey",
+            "ca.key",
+            "-CA",
+            "ca.pem",
+            "-reqin",
+            "req.der",
+            "-respout",
+            "site.pem.ocsp",
+            "-ndays",
+            "1",
+        ],
+    );
+    let web = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let bind = free_addr();
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {bind} ssl crt {d}/site.pem\n    default_backend web\nbackend web\n    server web {}\n",
+        web.addr,
+        d = dir.display()
+    );
+    let _f = Fulcrum::start("ocsp.cfg", &cfg, bind);
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &bind.to_string(),
+            "-servername",
+            "www.example.com",
+            "-status",
+            "-CAfile",
+            "ca.pem",
+        ])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .expect("s_client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("OCSP Response Status: successful"), "{text}");
+    assert!(text.contains("Cert Status: good"), "{text}");
+}
+
+#[test]
+fn certificates_are_renewed_under_load_without_a_failed_request() {
+    let dir = setup();
+    make_cert(&dir, "one", "www.example.com", &["www.example.com"], "");
+    make_cert(&dir, "two", "www.example.com", &["www.example.com"], "");
+    std::fs::copy(dir.join("one.pem"), dir.join("live.pem")).expect("copy");
+    let web = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let bind = free_addr();
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {bind} ssl crt {d}/live.pem\n    default_backend web\nbackend web\n    server web {}\n",
+        web.addr,
+        d = dir.display()
+    );
+    let f = Fulcrum::start("renew.cfg", &cfg, bind);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Load: curl processes, each with five requests on one keep-alive connection, until told
+    // to stop (bounded: at most 200 rounds).
+    let load = {
+        let (dir, stop) = (dir.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let url = format!("https://www.example.com:{}/", bind.port());
+            let resolve = format!("www.example.com:{}:127.0.0.1", bind.port());
+            let mut codes = Vec::new();
+            for _ in 0..200 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let mut cmd = Command::new("curl");
+                cmd.args([
+                    "-s",
+                    "--max-time",
+                    "10",
+                    "--cacert",
+                    "ca.pem",
+                    "--resolve",
+                    &resolve,
+                    "-w",
+                    "%{http_code}\n",
+                ]);
+                for _ in 0..5 {
+                    cmd.args(["-o", "/dev/null", &url]);
+                }
+                let out = cmd.current_dir(&dir).output().expect("curl");
+                codes.extend(String::from_utf8_lossy(&out.stdout).lines().map(str::to_string));
+                if !out.status.success() {
+                    codes.push(format!("curl exit {:?}", out.status.code()));
+                }
+            }
+            codes
+        })
+    };
+    for round in 0..4 {
+        std::thread::sleep(Duration::from_millis(300));
+        let next = if round % 2 == 0 { "two.pem" } else { "one.pem" };
+        std::fs::copy(dir.join(next), dir.join("live.pem")).expect("copy");
+        f.signal("HUP");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let codes = load.join().expect("load");
+    assert!(codes.len() >= 20, "too little load: {codes:?}");
+    let failed: Vec<&String> = codes.iter().filter(|c| c.as_str() != "200").collect();
+    assert!(failed.is_empty(), "{} of {} requests failed: {failed:?}\n{}", failed.len(), codes.len(), f.stderr());
+}
