@@ -812,3 +812,75 @@ fn certificates_are_renewed_under_load_without_a_failed_request() {
     let failed: Vec<&String> = codes.iter().filter(|c| c.as_str() != "200").collect();
     assert!(failed.is_empty(), "{} of {} requests failed: {failed:?}\n{}", failed.len(), codes.len(), f.stderr());
 }
+
+#[test]
+fn the_native_format_configures_tls_both_ways() {
+    let dir = setup();
+    make_cert(&dir, "site", "www.example.com", &["www.example.com"], "");
+    make_cert(&dir, "backend", "backend.example", &["backend.example"], "");
+    let web = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let (plain, secure, inner) = (free_addr(), free_addr(), free_addr());
+    // The outer frontend re-encrypts to the inner one (same process), which verifies nothing
+    // of its client and forwards in the clear to the origin.
+    let toml = format!(
+        r#"
+[[frontend]]
+name = "outer"
+bind = ["{plain}"]
+default_backend = "inner"
+[[frontend.tls]]
+bind = ["{secure}"]
+certificates = ["site.pem"]
+alpn = ["http/1.1"]
+min_version = "TLSv1.2"
+
+[[frontend]]
+name = "inner"
+default_backend = "web"
+[[frontend.tls]]
+bind = "{inner}"
+certificates = ["backend.pem"]
+
+[[backend]]
+name = "inner"
+[[backend.server]]
+name = "tls"
+address = "{inner}"
+tls = {{ ca_file = "ca.pem", sni = "backend.example" }}
+
+[[backend]]
+name = "web"
+[[backend.server]]
+name = "web"
+address = "{}"
+"#,
+        web.addr
+    );
+    let path = dir.join("fulcrum.toml");
+    std::fs::write(&path, &toml).expect("write");
+    let mut child = common::Killed(
+        Command::new(common::bin())
+            .args(["run", "-c"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("fulcrum"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(secure).is_err() {
+        assert!(std::time::Instant::now() < deadline, "fulcrum does not listen");
+        assert!(child.0.try_wait().ok().flatten().is_none(), "fulcrum exited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = curl(&dir, secure, "www.example.com", "/", &[]).map(|(c, b)| (c, b.trim().to_string()));
+    assert_eq!(got, Some((200, "served by web".to_string())));
+    let out =
+        Command::new("curl").args(["-s", "--max-time", "10"]).arg(format!("http://{plain}/")).output().expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "served by web");
+    // A server without a CA file is an error naming the line, as in haproxy.cfg.
+    std::fs::write(&path, toml.replace("ca_file = \"ca.pem\", ", "")).expect("write");
+    let out = Command::new(common::bin()).args(["check", "-c"]).arg(&path).output().expect("check");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("fulcrum.toml:") && text.contains("verify none"), "{text}");
+}

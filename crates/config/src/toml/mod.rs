@@ -19,6 +19,7 @@ use crate::partial::{BackendRef, BindRef, Partial};
 use crate::values::{parse_duration, parse_host_port, parse_size, resolve};
 use fulcrum_model::*;
 
+mod tls;
 mod vrrp;
 
 /// A value and where it is in the text, when the TOML parser knows (implicit tables, such as
@@ -286,6 +287,7 @@ const FRONTEND_KEYS: &[&str] = &[
     "errorfiles",
     "stats",
     "max_request_body",
+    "tls",
 ];
 const FRONTEND_TIMEOUTS: &[&str] = &["client", "http_request", "http_keep_alive"];
 const BACKEND_KEYS: &[&str] = &[
@@ -334,6 +336,7 @@ const SERVER_KEYS: &[&str] = &[
     "cookie",
     "check_port",
     "check_address",
+    "tls",
 ];
 const STATS_KEYS: &[&str] = &["uri", "auth", "realm", "refresh", "hide_version", "show_node", "admin", "admin_if"];
 const COOKIE_KEYS: &[&str] = &["name", "mode", "indirect", "nocache", "httponly", "secure", "domain", "preserve"];
@@ -648,6 +651,7 @@ impl<'t> Doc<'t> {
                 }
             }
         }
+        self.frontend_tls(&mut t, &mut fe, udp);
         if let Some((backend, line)) = self.string(&mut t, "default_backend") {
             self.backend_ref(&name, &backend, line);
             fe.default_backend = Some(backend);
@@ -1235,11 +1239,21 @@ impl<'t> Doc<'t> {
             Ok(check_addr) => server.check_addr = check_addr,
             Err(problem) => self.report(line, problem),
         }
+        if server.tls.enabled {
+            server.tls.verify = defaults.tls_verify.unwrap_or(true);
+            server.tls.check = defaults.check_ssl.unwrap_or(server.check_addr.is_none());
+            if let Err(e) = fulcrum_tls::client_config(&server.tls) {
+                self.sink.error(name_line, format!("server '{}': {e}", server.name), None);
+            }
+        }
         Some(server)
     }
 
     /// Server settings, by HAProxy's keyword parser: `weight = 10` is `weight 10`.
     fn server_params(&mut self, t: &mut Table<'_>, defaults: &mut ServerDefaults, check: &mut bool, keys: &[&str]) {
+        if keys.contains(&"tls") {
+            self.server_tls(t, defaults);
+        }
         if let Some(b) = keys.contains(&"check").then(|| self.boolean(t, "check")).flatten() {
             *check = b;
         }
