@@ -2,14 +2,14 @@
 # Runs fulcrum's whole test suite. Installs what the tests need when it is missing
 # (haproxy, nginx, keepalived; curl, python3, iproute2 and nftables for the VRRP namespace
 # tests; redis-server and postgresql, real peers of the protocol health checks; all from
-# Debian) - needs root or sudo for that step only. Ends with one line:
+# Debian; h2load, an HTTP/2 load client) - needs root or sudo for that step only. Ends with one line:
 # passed, failed, ignored, over every test binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 for pair in haproxy:haproxy nginx:nginx keepalived:keepalived curl:curl python3:python3 ip:iproute2 nft:nftables \
-  redis-server:redis-server openssl:openssl logger:bsdutils; do
+  redis-server:redis-server openssl:openssl logger:bsdutils h2load:nghttp2-client; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 # PostgreSQL's server programs live outside PATH on Debian.

@@ -36,6 +36,7 @@ pub(crate) struct GlobalPatch {
     pub ipvs_timeouts: Option<fulcrum_model::IpvsTimeouts>,
     pub control_socket: Option<PathBuf>,
     pub tls_cache_size: Option<usize>,
+    pub h2: Option<fulcrum_model::H2Settings>,
 }
 
 impl GlobalPatch {
@@ -69,6 +70,9 @@ impl GlobalPatch {
         }
         if let Some(v) = self.tls_cache_size {
             global.tls_cache_size = v;
+        }
+        if let Some(v) = self.h2 {
+            global.h2 = v;
         }
     }
 }

@@ -59,6 +59,32 @@ pub struct Global {
     pub control_socket: Option<PathBuf>,
     /// `tune.ssl.cachesize`: TLS sessions kept for resumption by session ID, per bind (20000).
     pub tls_cache_size: usize,
+    /// HTTP/2 settings offered to clients (`tune.h2.*`).
+    pub h2: H2Settings,
+}
+
+/// `tune.h2.*`: what fulcrum announces to HTTP/2 clients, HAProxy's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct H2Settings {
+    /// `tune.h2.max-concurrent-streams` (100).
+    pub max_concurrent_streams: u32,
+    /// `tune.h2.header-table-size` (4096).
+    pub header_table_size: u32,
+    /// `tune.h2.initial-window-size` (65535).
+    pub initial_window_size: u32,
+    /// `tune.h2.max-frame-size` (16384).
+    pub max_frame_size: u32,
+}
+
+impl Default for H2Settings {
+    fn default() -> Self {
+        H2Settings {
+            max_concurrent_streams: 100,
+            header_table_size: 4096,
+            initial_window_size: 65_535,
+            max_frame_size: 16_384,
+        }
+    }
 }
 
 /// `ipvsadm --set tcp tcpfin udp`: how long an idle established TCP connection, a half-closed
@@ -96,6 +122,7 @@ impl Default for Global {
             ipvs_timeouts: IpvsTimeouts::default(),
             control_socket: None,
             tls_cache_size: 20_000,
+            h2: H2Settings::default(),
         }
     }
 }
@@ -223,6 +250,9 @@ pub struct Frontend {
     pub tls: Vec<TlsBind>,
     /// `redirect` rules, in order: the first whose condition holds answers the request.
     pub redirects: Vec<Redirect>,
+    /// Bind addresses with `proto h2`: clients speak HTTP/2 from the first byte (cleartext
+    /// prior knowledge; on a TLS bind, whatever ALPN says).
+    pub h2_binds: Vec<SocketAddr>,
 }
 
 /// `redirect location|prefix|scheme VALUE [code N] [drop-query] [append-slash]
@@ -277,6 +307,7 @@ impl Frontend {
             timeout_client_fin: None,
             tls: Vec::new(),
             redirects: Vec::new(),
+            h2_binds: Vec::new(),
         }
     }
 }

@@ -132,6 +132,10 @@ pub const VOCABULARY: &[Keyword] = &[
     yes(C::Global, "ssl-default-bind-ciphersuites"),
     yes(C::Global, "ssl-default-bind-options"),
     yes(C::Global, "tune.ssl.cachesize"),
+    yes(C::Global, "tune.h2.max-concurrent-streams"),
+    yes(C::Global, "tune.h2.header-table-size"),
+    yes(C::Global, "tune.h2.initial-window-size"),
+    yes(C::Global, "tune.h2.max-frame-size"),
     ignored(C::Global, "tune.ssl.default-dh-param", "rustls has no finite-field Diffie-Hellman (DHE)"),
     ignored(
         C::Global,

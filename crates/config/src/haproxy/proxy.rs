@@ -142,6 +142,15 @@ impl Parser {
             match option.as_str() {
                 "name" | "id" => index += 1,
                 "accept-proxy" => st.fe.accept_proxy.extend(added.iter().copied()),
+                "proto" => {
+                    index += 1;
+                    match options.get(index).map(String::as_str) {
+                        Some("h2") => st.fe.h2_binds.extend(added.iter().copied()),
+                        Some("h1") | Some("http/1.1") => {}
+                        Some(other) => return Err(Problem::unknown("bind proto", other, ["h2", "h1"])),
+                        None => return Err(Problem::invalid("'proto' needs a protocol: h2")),
+                    }
+                }
                 "quic" => {
                     let hint = "serve HTTP/3 elsewhere; fulcrum speaks TLS over TCP".to_string();
                     self.sink.error(line, "QUIC binds are not supported", Some(hint));
@@ -616,25 +625,7 @@ impl Parser {
         if st.kind.has_frontend() {
             let mut frontend = self.build_frontend(st);
             frontend.mode = mode;
-            self.tls_for_mode(&mut frontend);
             self.out.frontends.push(frontend);
-        }
-    }
-
-    /// What TLS binds offer in the frontend's mode: an HTTP frontend offers `h2` in ALPN only
-    /// once fulcrum speaks HTTP/2 (until then clients fall back to HTTP/1.1, which every h2
-    /// client can); a `mode tcp` one offers what it is told (the protocol is the server's).
-    fn tls_for_mode(&mut self, fe: &mut Frontend) {
-        for bind in &mut fe.tls {
-            let line = bind.origin.line;
-            if fe.mode == Mode::Http && bind.alpn.iter().any(|p| p == "h2") {
-                bind.alpn.retain(|p| p != "h2");
-                if bind.alpn.is_empty() {
-                    bind.alpn.push("http/1.1".into());
-                }
-                let message = "ALPN 'h2' is left out: fulcrum does not speak HTTP/2 yet (clients use HTTP/1.1)";
-                self.sink.warn(line, message, None);
-            }
         }
     }
 

@@ -136,6 +136,23 @@ impl Parser {
                     .map(|n| self.out.global.tls_cache_size = Some(n))
                     .map_err(Problem::from)
             }),
+            "tune.h2.max-concurrent-streams"
+            | "tune.h2.header-table-size"
+            | "tune.h2.initial-window-size"
+            | "tune.h2.max-frame-size" => value().and_then(|v| {
+                let n = parse_number::<u32>(&v, keyword).map_err(Problem::from)?;
+                let h2 = self.out.global.h2.get_or_insert_with(fulcrum_model::H2Settings::default);
+                match keyword {
+                    "tune.h2.max-concurrent-streams" => h2.max_concurrent_streams = n.max(1),
+                    "tune.h2.header-table-size" => h2.header_table_size = n.min(65_536),
+                    "tune.h2.initial-window-size" => h2.initial_window_size = n.min(i32::MAX as u32),
+                    _ if !(16_384..=16_777_215).contains(&n) => {
+                        return Err(Problem::invalid("tune.h2.max-frame-size must be from 16384 to 16777215"))
+                    }
+                    _ => h2.max_frame_size = n,
+                }
+                Ok(())
+            }),
             "tune.ssl.default-dh-param" | "ssl-dh-param-file" => {
                 let why =
                     "rustls has no finite-field Diffie-Hellman (DHE): key exchange is ECDHE (X25519, P-256, P-384)";

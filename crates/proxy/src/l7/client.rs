@@ -43,7 +43,7 @@ impl ClientTimeouts {
         Duration::from_millis(u64::from(self.http_request))
     }
 
-    pub(super) fn keep_alive(&self) -> Duration {
+    pub(crate) fn keep_alive(&self) -> Duration {
         Duration::from_millis(u64::from(self.keep_alive))
     }
 }
@@ -58,7 +58,7 @@ pub(crate) struct Client {
     pub timeouts: ClientTimeouts,
     pub(super) accepted: Instant,
     /// What the TLS handshake negotiated, read once at the first request (`ssl` binds).
-    pub(super) tls: Option<Box<fulcrum_tls::Negotiated>>,
+    pub(crate) tls: Option<Box<fulcrum_tls::Negotiated>>,
 }
 
 impl Client {

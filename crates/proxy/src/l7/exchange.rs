@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use fulcrum_balance::ServerId;
-use fulcrum_model::{ConnMode, HttpReuse};
+use fulcrum_model::ConnMode;
 use http::{Method, StatusCode, Version};
 
 use super::accesslog::LogEntry;
@@ -26,10 +26,6 @@ use crate::retry::{decide, Attempt, Decision, RetryPolicy};
 use crate::snapshot::{BackendRt, FrontendRt, Snapshot};
 use crate::upstream::{self, ConnectError, Upstream};
 use crate::Shared;
-
-/// A pooled connection idle longer than this may have been closed by the server as we reuse
-/// it; a request that cannot be sent again is not risked on one.
-const SAFE_IDLE: Duration = Duration::from_millis(1500);
 
 /// Interim (1xx) responses passed on before the final one; more is a broken server.
 const MAX_INTERIM: usize = 16;
@@ -278,21 +274,22 @@ async fn attempt(
         let local = client.side.local_addr().unwrap_or(client.bind);
         crate::proxy_protocol::header(version, client.peer, local)
     });
-    let tls = server.tls.as_ref().filter(|_| server.cfg.tls.enabled).map(|c| tls_to(server, c, &x.req.head));
-    let mut up = match get_connection(server.cfg.addr, &backend, safe, fresh_only, proxy_header, tls.as_ref()).await {
-        Ok(up) => up,
-        Err(e) => {
-            tracing::debug!(backend = %backend.cfg.name, server = %server.cfg.name, "{e}");
-            server.live.connect_errors.fetch_add(1, Ordering::Relaxed);
-            observe_result(&backend, id, Observation::ConnectFailed);
-            let failure = match e {
-                ConnectError::Timeout => Failure::ConnectTimeout,
-                ConnectError::Io(e) | ConnectError::Tls(e) => Failure::ConnectFailed(e.kind()),
-            };
-            let error = ProxyError::new(failure, Stage::Connect);
-            return Err((error, Attempt { retries: t.retries, reused: false, replayable: true }));
-        }
-    };
+    let tls = server.tls.as_ref().filter(|_| server.cfg.tls.enabled).map(|c| upstream::tls_to(server, c, &x.req.head));
+    let mut up =
+        match upstream::get_connection(server.cfg.addr, &backend, safe, fresh_only, proxy_header, tls.as_ref()).await {
+            Ok(up) => up,
+            Err(e) => {
+                tracing::debug!(backend = %backend.cfg.name, server = %server.cfg.name, "{e}");
+                server.live.connect_errors.fetch_add(1, Ordering::Relaxed);
+                observe_result(&backend, id, Observation::ConnectFailed);
+                let failure = match e {
+                    ConnectError::Timeout => Failure::ConnectTimeout,
+                    ConnectError::Io(e) | ConnectError::Tls(e) => Failure::ConnectFailed(e.kind()),
+                };
+                let error = ProxyError::new(failure, Stage::Connect);
+                return Err((error, Attempt { retries: t.retries, reused: false, replayable: true }));
+            }
+        };
     if let Some(e) = x.entry.as_mut() {
         e.tc = t_connect.map_or(0, |t| ms(t.elapsed()));
     }
@@ -326,62 +323,6 @@ fn end_after_response(x: &mut Exchange, error: &ProxyError) {
         e.termination = error.termination();
         x.shared.access_log.write(&e.format(0));
     }
-}
-
-/// A server's TLS for a request: its configuration, and the name the connection presents.
-fn tls_to<'a>(
-    server: &crate::snapshot::ServerRt,
-    config: &'a std::sync::Arc<rustls::ClientConfig>,
-    req: &http::request::Parts,
-) -> upstream::TlsTo<'a> {
-    let host = req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok());
-    upstream::TlsTo { config, name: fulcrum_tls::server_name(&server.cfg.tls, server.cfg.addr.ip(), host) }
-}
-
-/// A pooled connection when reuse allows it, else a new one.
-async fn get_connection(
-    addr: std::net::SocketAddr,
-    backend: &BackendRt,
-    replayable: bool,
-    fresh_only: bool,
-    proxy_header: Option<Vec<u8>>,
-    tls: Option<&upstream::TlsTo<'_>>,
-) -> Result<Upstream, ConnectError> {
-    if let Some(header) = proxy_header {
-        let mut up = Box::pin(upstream::connect(addr, backend.cfg.timeout_connect, None)).await?;
-        up.side.send(&[&header]).map_err(ConnectError::Io)?;
-        if let Some(tls) = tls {
-            // The PROXY header goes first, in the clear; TLS follows on the same socket.
-            up.side
-                .flush(Some(backend.cfg.timeout_connect))
-                .await
-                .map_err(|e| ConnectError::Io(std::io::Error::other(e)))?;
-            let conn = rustls::ClientConnection::new(std::sync::Arc::clone(tls.config), tls.name.clone())
-                .map_err(|e| ConnectError::Io(std::io::Error::other(e)))?;
-            let Some(stream) = std::mem::replace(&mut up.side, Side::closed()).into_stream().ok() else {
-                return Err(ConnectError::Io(std::io::Error::from(std::io::ErrorKind::NotConnected)));
-            };
-            up.side = Side::registered_tls_client(stream, conn);
-            upstream::handshake(&mut up.side, std::time::Instant::now() + backend.cfg.timeout_connect).await?;
-        }
-        return Ok(up);
-    }
-    let key = tls.map_or(upstream::PoolKey::plain(addr), |t| t.key(addr));
-    let reuse = backend.cfg.http_reuse != HttpReuse::Never && backend.cfg.conn_mode == ConnMode::KeepAlive;
-    if reuse && !fresh_only {
-        while let Some(up) = upstream::take_idle(key) {
-            // A request that could not be sent again is not risked on a connection the server
-            // may be closing right now (`http-reuse safe`); `always` takes the risk.
-            let stale = up.idle_for.is_some_and(|d| d > SAFE_IDLE);
-            if stale && !replayable && backend.cfg.http_reuse != HttpReuse::Always {
-                continue;
-            }
-            return Ok(up);
-        }
-    }
-    // Boxed: the connect path is the rare one, and its state would otherwise sit in every
-    // request's future.
-    Box::pin(upstream::connect(addr, backend.cfg.timeout_connect, tls)).await
 }
 
 /// An attempt that failed, and whether any of the request body was consumed by it.
@@ -512,7 +453,7 @@ async fn relay_response(
         let server = &backend.servers[id];
         let key = match server.tls.as_ref().filter(|_| server.cfg.tls.enabled) {
             None => upstream::PoolKey::plain(server.cfg.addr),
-            Some(config) => tls_to(server, config, &x.req.head).key(server.cfg.addr),
+            Some(config) => upstream::tls_to(server, config, &x.req.head).key(server.cfg.addr),
         };
         upstream::put_idle(key, std::mem::replace(&mut up.side, Side::closed()));
     }

@@ -30,9 +30,10 @@ use bytes::BytesMut;
 
 pub use accesslog::AccessLog;
 pub(crate) use accesslog::LogEntry;
-use client::{error_page, respond, Incoming};
-pub(crate) use client::{ms, Client};
-pub(crate) use route::source_key;
+pub(crate) use client::{error_page, ms, Client, LocalResponse};
+use client::{respond, Incoming};
+pub(crate) use headers::{request_to_server, strip_hop_by_hop};
+pub(crate) use route::{hash_key, persistence, set_cookie, source_key};
 
 use crate::drain::Drain;
 use crate::error::{Failure, ProxyError, Stage};
@@ -42,10 +43,29 @@ use crate::Shared;
 
 /// Serves one accepted connection until it closes.
 pub(crate) async fn serve(client: &mut Client, shared: &Arc<Shared>, drain: &Drain) {
+    // Over TLS, ALPN tells the protocol: the handshake is done first (under the first
+    // request's `timeout http-request`). A `proto h2` bind speaks HTTP/2 from the start.
+    if client.side.is_tls() {
+        if client.side.handshake(client.accepted + client.timeouts.http_request()).await.is_err() {
+            return;
+        }
+        client.note_tls();
+    }
+    let h2_bind =
+        shared.snapshot.load().frontend_for(&client.bind).is_some_and(|f| f.cfg.h2_binds.contains(&client.bind));
+    if h2_bind || client.tls.as_deref().is_some_and(|t| t.alpn.as_deref() == Some("h2")) {
+        let prefix = client.buf.take();
+        return Box::pin(crate::h2::serve(client, prefix, shared, drain)).await;
+    }
     let mut first = true;
     let error = loop {
         let incoming = match next_request(client, first, shared, drain).await {
             Ok(Some(incoming)) => incoming,
+            // A clear-text client in prior knowledge: its first bytes are HTTP/2's preface.
+            Ok(None) if first && client.buf.as_deref().is_some_and(|b| b.starts_with(crate::h2::PREFACE)) => {
+                let prefix = client.buf.take();
+                return Box::pin(crate::h2::serve(client, prefix, shared, drain)).await;
+            }
             Ok(None) => return,
             Err(error) => break error,
         };
@@ -88,6 +108,14 @@ async fn next_request(
     let mut parse = true;
     loop {
         if let Some(buf) = client.buf.as_mut().filter(|_| parse) {
+            // HTTP/2's preface on a first request: handed to the HTTP/2 path once it is whole.
+            if first && crate::h2::may_be_preface(buf) {
+                if buf.len() >= crate::h2::PREFACE.len() {
+                    return Ok(None);
+                }
+                parse = false;
+                continue;
+            }
             match h1::parse_request(buf, &limits) {
                 Ok(Some(req)) => {
                     if buf.is_empty() {

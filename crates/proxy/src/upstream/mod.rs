@@ -16,6 +16,10 @@ use tokio::net::TcpStream;
 use crate::fasthash::FastBuild;
 use crate::io::{peer_spoke, Side};
 
+/// A pooled connection idle longer than this may have been closed by the server as we reuse
+/// it; a request that cannot be sent again is not risked on one.
+pub(crate) const SAFE_IDLE: Duration = Duration::from_millis(1500);
+
 /// Idle connections kept per server and worker; more are closed.
 const MAX_IDLE_PER_SERVER: usize = 512;
 
@@ -193,4 +197,61 @@ pub(crate) async fn handshake(side: &mut Side, deadline: Instant) -> Result<(), 
         Err(crate::io::IoFail::Io(e)) => Err(ConnectError::Tls(e)),
         Err(crate::io::IoFail::Stopped) => Err(ConnectError::Timeout),
     }
+}
+
+/// A server's TLS for a request: its configuration, and the name the connection presents.
+pub(crate) fn tls_to<'a>(
+    server: &crate::snapshot::ServerRt,
+    config: &'a std::sync::Arc<rustls::ClientConfig>,
+    req: &http::request::Parts,
+) -> TlsTo<'a> {
+    let host = req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok());
+    TlsTo { config, name: fulcrum_tls::server_name(&server.cfg.tls, server.cfg.addr.ip(), host) }
+}
+
+/// A pooled connection when reuse allows it, else a new one.
+pub(crate) async fn get_connection(
+    addr: std::net::SocketAddr,
+    backend: &crate::snapshot::BackendRt,
+    replayable: bool,
+    fresh_only: bool,
+    proxy_header: Option<Vec<u8>>,
+    tls: Option<&TlsTo<'_>>,
+) -> Result<Upstream, ConnectError> {
+    if let Some(header) = proxy_header {
+        let mut up = Box::pin(connect(addr, backend.cfg.timeout_connect, None)).await?;
+        up.side.send(&[&header]).map_err(ConnectError::Io)?;
+        if let Some(tls) = tls {
+            // The PROXY header goes first, in the clear; TLS follows on the same socket.
+            up.side
+                .flush(Some(backend.cfg.timeout_connect))
+                .await
+                .map_err(|e| ConnectError::Io(std::io::Error::other(e)))?;
+            let conn = rustls::ClientConnection::new(std::sync::Arc::clone(tls.config), tls.name.clone())
+                .map_err(|e| ConnectError::Io(std::io::Error::other(e)))?;
+            let Some(stream) = std::mem::replace(&mut up.side, Side::closed()).into_stream().ok() else {
+                return Err(ConnectError::Io(std::io::Error::from(std::io::ErrorKind::NotConnected)));
+            };
+            up.side = Side::registered_tls_client(stream, conn);
+            handshake(&mut up.side, std::time::Instant::now() + backend.cfg.timeout_connect).await?;
+        }
+        return Ok(up);
+    }
+    let key = tls.map_or(PoolKey::plain(addr), |t| t.key(addr));
+    let reuse = backend.cfg.http_reuse != fulcrum_model::HttpReuse::Never
+        && backend.cfg.conn_mode == fulcrum_model::ConnMode::KeepAlive;
+    if reuse && !fresh_only {
+        while let Some(up) = take_idle(key) {
+            // A request that could not be sent again is not risked on a connection the server
+            // may be closing right now (`http-reuse safe`); `always` takes the risk.
+            let stale = up.idle_for.is_some_and(|d| d > SAFE_IDLE);
+            if stale && !replayable && backend.cfg.http_reuse != fulcrum_model::HttpReuse::Always {
+                continue;
+            }
+            return Ok(up);
+        }
+    }
+    // Boxed: the connect path is the rare one, and its state would otherwise sit in every
+    // request's future.
+    Box::pin(connect(addr, backend.cfg.timeout_connect, tls)).await
 }

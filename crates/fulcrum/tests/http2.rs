@@ -1,0 +1,180 @@
+//! HTTP/2 from clients, with real peers: curl (`--http2` over TLS by ALPN, and
+//! `--http2-prior-knowledge` in clear text, detected by the preface or on a `proto h2` bind),
+//! h2load from Debian's nghttp2-client for many concurrent streams, and abusive clients
+//! written with the h2 crate for the test (rapid reset, an oversized header block): each is
+//! cut off while fulcrum goes on serving the others.
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{free_addr, temp_dir, Fulcrum};
+use fulcrum_testkit::Origin;
+
+/// A self-signed certificate and key in one PEM, `site.pem` in `dir`.
+fn site_pem(dir: &Path) {
+    common::self_signed(dir);
+    let pem =
+        [std::fs::read(dir.join("cert.pem")).expect("cert"), std::fs::read(dir.join("key.pem")).expect("key")].concat();
+    std::fs::write(dir.join("site.pem"), pem).expect("pem");
+}
+
+/// `curl ARGS URL`: the status, the HTTP version and the body.
+fn curl(args: &[&str], url: &str) -> (String, String, String) {
+    let out = Command::new("curl")
+        .args(["-sk", "--max-time", "20", "-w", "\n%{http_code} %{http_version}"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, tail) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let (code, version) = tail.split_once(' ').unwrap_or((tail, ""));
+    (code.to_string(), version.to_string(), body.trim().to_string())
+}
+
+fn start(dir: &Path, origin: SocketAddr, api: SocketAddr) -> (Fulcrum, SocketAddr, SocketAddr, SocketAddr) {
+    let (tls, plain, h2) = (free_addr(), free_addr(), free_addr());
+    let cfg = format!(
+        "global\n    tune.h2.max-concurrent-streams 50\n\
+         defaults\n    mode http\n    option httplog\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind {tls} ssl crt {d}/site.pem alpn h2,http/1.1\n    bind {plain}\n    bind {h2} proto h2\n\
+         \x20   option forwardfor\n    acl api path_beg /api\n    use_backend api if api\n    default_backend web\n\
+         backend web\n    server web {origin}\nbackend api\n    http-reuse always\n    server api {api}\n",
+        d = dir.display()
+    );
+    let f = Fulcrum::start("h2.cfg", &cfg, plain);
+    (f, tls, plain, h2)
+}
+
+#[test]
+fn http2_is_spoken_over_tls_by_alpn_and_in_prior_knowledge() {
+    let dir = temp_dir("h2");
+    site_pem(&dir);
+    let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let api = Origin::spawn("api", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let (f, tls, plain, h2) = start(&dir, origin.addr, api.addr);
+    assert_eq!(curl(&["--http2"], &format!("https://{tls}/")), ("200".into(), "2".into(), "served by web".into()));
+    // Without ALPN h2 (curl --http1.1), the same bind speaks HTTP/1.1.
+    assert_eq!(curl(&["--http1.1"], &format!("https://{tls}/")).1, "1.1");
+    // Clear text: the preface is detected on a plain bind; a `proto h2` bind expects it.
+    assert_eq!(curl(&["--http2-prior-knowledge"], &format!("http://{plain}/")).1, "2");
+    assert_eq!(curl(&["--http2-prior-knowledge"], &format!("http://{h2}/")).1, "2");
+    assert_eq!(curl(&[], &format!("http://{plain}/")).1, "1.1");
+    // Requests are routed as HTTP/1 ones are, and the server sees the client's address and
+    // a Host made of the :authority.
+    let (code, _, body) = curl(&["--http2-prior-knowledge"], &format!("http://{plain}/api/x"));
+    assert_eq!((code.as_str(), body.as_str()), ("200", "served by api"));
+    let (_, _, headers) = curl(&["--http2"], &format!("https://{tls}/headers"));
+    assert!(headers.to_lowercase().contains("x-forwarded-for: 127.0.0.1"), "{headers}");
+    assert!(headers.to_lowercase().contains(&format!("host: {tls}")), "{headers}");
+    f.wait_log(" fe~ web/web ", Duration::from_secs(5));
+    assert!(f.stderr().contains("HTTP/2.0\""), "{}", f.stderr());
+}
+
+#[test]
+fn bodies_both_ways_and_many_concurrent_streams() {
+    let dir = temp_dir("h2-bodies");
+    site_pem(&dir);
+    let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let (_f, tls, plain, _) = start(&dir, origin.addr, origin.addr);
+    // A 3 MB upload (with and without a length): the origin counts what it got.
+    let upload = dir.join("upload.bin");
+    std::fs::write(&upload, vec![7u8; 3_000_000]).expect("write");
+    let data = format!("@{}", upload.display());
+    let (code, _, body) = curl(&["--http2", "--data-binary", &data], &format!("https://{tls}/echo"));
+    assert_eq!((code.as_str(), body.as_str()), ("200", "web received 3000000 bytes"));
+    let (code, _, body) = curl(
+        &["--http2-prior-knowledge", "-H", "Content-Length:", "-H", "Transfer-Encoding:", "--data-binary", &data],
+        &format!("http://{plain}/echo"),
+    );
+    assert_eq!((code.as_str(), body.as_str()), ("200", "web received 3000000 bytes"));
+    // A 4 MB chunked download, byte for byte.
+    let out = Command::new("curl")
+        .args(["-sk", "--http2", "--max-time", "20"])
+        .arg(format!("https://{tls}/pattern?bytes=4000000&chunk=10000"))
+        .output()
+        .expect("curl");
+    assert_eq!(out.stdout.len(), 4_000_000);
+    assert!(out.stdout.iter().enumerate().all(|(i, b)| *b == fulcrum_testkit::pattern_byte(i)));
+    // h2load: 2 connections, 20 streams each in flight, 2000 requests: all answered 2xx.
+    let out = Command::new("h2load")
+        .args(["-n", "2000", "-c", "2", "-m", "20"])
+        .arg(format!("https://{tls}/"))
+        .output()
+        .expect("h2load (apt-get install nghttp2-client)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2000 succeeded, 0 failed, 0 errored"), "{text}");
+    assert!(text.contains("status codes: 2000 2xx"), "{text}");
+}
+
+/// An h2 client on a clear-text prior-knowledge connection.
+async fn h2_client(
+    addr: SocketAddr,
+) -> (h2::client::SendRequest<bytes::Bytes>, tokio::task::JoinHandle<Result<(), h2::Error>>) {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (send, conn) = h2::client::handshake(tcp).await.expect("handshake");
+    (send, tokio::spawn(conn))
+}
+
+#[test]
+fn abusive_http2_clients_are_cut_off_while_others_are_served() {
+    let dir = temp_dir("h2-abuse");
+    site_pem(&dir);
+    let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let (f, _tls, plain, _) = start(&dir, origin.addr, origin.addr);
+    let rt = common::runtime();
+    rt.block_on(async {
+        // Rapid reset (CVE-2023-44487): streams opened and cancelled at once, by the thousand.
+        let (mut send, conn) = h2_client(plain).await;
+        let mut opened = 0;
+        for _ in 0..5000 {
+            let req = http::Request::get(format!("http://{plain}/slow?ms=200")).body(()).expect("request");
+            let Ok(ready) = send.clone().ready().await else { break };
+            send = ready;
+            match send.send_request(req, true) {
+                Ok((_, mut stream)) => {
+                    stream.send_reset(h2::Reason::CANCEL);
+                    opened += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        // fulcrum ends the connection (GOAWAY ENHANCE_YOUR_CALM, then the close the client
+        // meets while it is still writing), and says why.
+        let ended = tokio::time::timeout(Duration::from_secs(10), conn).await;
+        assert!(matches!(ended, Ok(Ok(Err(_)))), "rapid reset ({opened} streams): {ended:?}");
+        // A header block far over tune.bufsize: refused (431 or a reset), fulcrum stays up.
+        let (mut send, _conn) = h2_client(plain).await;
+        let req = http::Request::get(format!("http://{plain}/"))
+            .header("x-big", "a".repeat(200_000))
+            .body(())
+            .expect("request");
+        send = send.ready().await.expect("ready");
+        let outcome = match send.send_request(req, true) {
+            Ok((resp, _)) => {
+                tokio::time::timeout(Duration::from_secs(5), resp).await.ok().map(|r| r.map(|r| r.status()))
+            }
+            Err(e) => Some(Err(e)),
+        };
+        assert!(!matches!(outcome, Some(Ok(s)) if s.is_success()), "an oversized header block was served: {outcome:?}");
+        // More streams than announced at once: the extra ones wait or are refused, never served
+        // beyond the limit; and a well-behaved client is served throughout.
+        let (send, _conn) = h2_client(plain).await;
+        let mut pending = Vec::new();
+        for _ in 0..10 {
+            let req = http::Request::get(format!("http://{plain}/")).body(()).expect("request");
+            let mut s = send.clone().ready().await.expect("ready");
+            let (resp, _) = s.send_request(req, true).expect("send");
+            pending.push(resp);
+        }
+        for resp in pending {
+            let resp = tokio::time::timeout(Duration::from_secs(10), resp).await.expect("in time").expect("response");
+            assert_eq!(resp.status(), 200);
+        }
+    });
+    assert_eq!(curl(&["--http2-prior-knowledge"], &format!("http://{plain}/")).0, "200");
+    f.wait_log("too many streams reset", Duration::from_secs(5));
+}

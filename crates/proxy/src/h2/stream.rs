@@ -1,0 +1,476 @@
+//! One HTTP/2 request: routed like an HTTP/1 request (redirects, the stats page, ACLs and
+//! `use_backend`, persistence, `X-Forwarded-For`), forwarded to a server over HTTP/1.1 from
+//! the same pool of connections, with connect retries and redispatch, and the answer streamed
+//! back as HTTP/2 frames under the client's flow control.
+use std::future::poll_fn;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use fulcrum_balance::Flow;
+use h2::server::SendResponse;
+use h2::{RecvStream, SendStream};
+use http::header::{self, HeaderValue};
+use http::{Method, StatusCode, Uri};
+
+use super::ConnInfo;
+use crate::error::{Failure, ProxyError, Stage};
+use crate::h1::{self, Framing};
+use crate::io::{IoFail, Side};
+use crate::l7::{error_page, ms, LocalResponse, LogEntry};
+use crate::pick::{choose, Slot};
+use crate::retry::{decide, Attempt, Decision, RetryPolicy};
+use crate::snapshot::{BackendRt, FrontendRt};
+use crate::upstream::{self, ConnectError, Upstream};
+use crate::Shared;
+
+/// Serves one stream to its end.
+pub(super) async fn serve(
+    req: http::Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    conn: Arc<ConnInfo>,
+    shared: Arc<Shared>,
+) {
+    let started = Instant::now();
+    let snap = shared.snapshot.load_full();
+    let Some(fe) = snap.frontend_for(&conn.bind) else {
+        respond.send_reset(h2::Reason::REFUSED_STREAM);
+        return;
+    };
+    let (mut parts, body) = req.into_parts();
+    let head_only = parts.method == Method::HEAD;
+    // HTTP/1 servers read the authority from Host (HAProxy converts it alike).
+    if let Some(authority) = parts.uri.authority().map(|a| a.as_str().to_string()) {
+        if let Ok(host) = HeaderValue::from_str(&authority) {
+            parts.headers.insert(header::HOST, host);
+        }
+    }
+    let line = format!("{} {} HTTP/2.0", parts.method, parts.uri);
+    let name = if conn.tls.is_some() { format!("{}~", fe.cfg.name) } else { fe.cfg.name.clone() };
+    let mut entry = shared.log_enabled(fe).then(|| LogEntry::new(conn.peer, started, &name, line));
+    if !parts.headers.contains_key(header::HOST) || parts.method == Method::CONNECT {
+        // No authority at all (or an extended CONNECT, which needs a tunnel): refused.
+        let page = error_page(StatusCode::BAD_REQUEST, Some(fe), None);
+        finish_local(&mut respond, page, head_only, entry, &shared).await;
+        return;
+    }
+    let client_ip = conn.peer.ip();
+    let tls = conn.tls.as_ref();
+    if let Some(stats) = &fe.cfg.stats {
+        if parts.uri.path().starts_with(stats.uri.as_str()) {
+            let page = match &shared.pages {
+                Some(pages) => pages.stats(&parts, stats, &snap).into(),
+                None => error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None),
+            };
+            finish_local(&mut respond, page, head_only, entry, &shared).await;
+            return;
+        }
+    }
+    if let Some((rule, location)) = fe.redirect(&parts, client_ip, tls) {
+        let mut headers = http::HeaderMap::new();
+        if let Ok(value) = HeaderValue::try_from(location) {
+            headers.insert(header::LOCATION, value);
+        }
+        if let Some(cookie) = rule.cookie.as_deref().and_then(|c| HeaderValue::try_from(c).ok()) {
+            headers.insert(header::SET_COOKIE, cookie);
+        }
+        let status = StatusCode::from_u16(rule.code).unwrap_or(StatusCode::FOUND);
+        let page = LocalResponse { status, headers, body: Bytes::new() };
+        finish_local(&mut respond, page, head_only, entry, &shared).await;
+        return;
+    }
+    let Some(backend) = fe.route(&parts, client_ip, tls).cloned() else {
+        let page = error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None);
+        finish_local(&mut respond, page, head_only, entry, &shared).await;
+        return;
+    };
+    if let Some(e) = entry.as_mut() {
+        e.backend.clone_from(&backend.cfg.name);
+        e.tq = ms(started.elapsed());
+    }
+    // The request as an HTTP/1.1 server reads it: origin-form, its body framed by its length
+    // or chunked.
+    let framing = match (body.is_end_stream(), content_length(&parts.headers)) {
+        (true, _) => Framing::Empty,
+        (false, Some(n)) => Framing::Length(n),
+        (false, None) => Framing::Chunked,
+    };
+    let key = crate::l7::hash_key(&backend.cfg.algorithm, &parts, client_ip);
+    let (preferred, cookie_ok) = crate::l7::persistence(&backend, &mut parts, client_ip);
+    crate::l7::request_to_server(&mut parts.headers, fe, &backend, client_ip, false, framing);
+    parts.uri = parts
+        .uri
+        .path_and_query()
+        .map_or(Uri::from_static("/"), |pq| Uri::try_from(pq.as_str()).unwrap_or(Uri::from_static("/")));
+    let mut x = Stream { fe, backend, parts, framing, body, entry, started, conn: &conn, shared: &shared };
+    match forward(&mut x, key.as_deref(), preferred, cookie_ok, &mut respond).await {
+        Ok(()) => {}
+        Err(error) => {
+            let status = error.status().unwrap_or(StatusCode::BAD_GATEWAY);
+            tracing::debug!(backend = %x.backend.cfg.name, peer = %conn.peer, "{error}");
+            let page = error_page(status, Some(x.fe), Some(&x.backend));
+            if let Some(e) = x.entry.as_mut() {
+                e.termination = error.termination();
+                if e.tw < 0 {
+                    e.tw = ms(started.elapsed());
+                }
+            }
+            if error.stage == Stage::Data {
+                // A response was under way: the stream is cut.
+                respond.send_reset(h2::Reason::INTERNAL_ERROR);
+                if let Some(e) = x.entry.take() {
+                    shared.access_log.write(&e.format(0));
+                }
+            } else {
+                finish_local(&mut respond, page, head_only, x.entry.take(), &shared).await;
+            }
+        }
+    }
+}
+
+/// What one stream's forwarding holds.
+struct Stream<'a> {
+    fe: &'a FrontendRt,
+    backend: Arc<BackendRt>,
+    parts: http::request::Parts,
+    framing: Framing,
+    body: RecvStream,
+    entry: Option<Box<LogEntry>>,
+    started: Instant,
+    conn: &'a ConnInfo,
+    shared: &'a Arc<Shared>,
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Picks a server and connects (retrying and redispatching connect failures as the backend
+/// says), sends the request and streams the answer.
+async fn forward(
+    x: &mut Stream<'_>,
+    key: Option<&[u8]>,
+    mut preferred: Option<fulcrum_balance::ServerId>,
+    cookie_ok: bool,
+    respond: &mut SendResponse<Bytes>,
+) -> Result<(), ProxyError> {
+    let backend = Arc::clone(&x.backend);
+    let cfg = &backend.cfg;
+    let policy = RetryPolicy { retries: cfg.retries, redispatch: cfg.redispatch, timeout_connect: cfg.timeout_connect };
+    let (mut tried, mut retries, mut again) = (Vec::new(), 0u32, None);
+    let safe = matches!(x.parts.method, Method::GET | Method::HEAD | Method::OPTIONS) && x.framing.is_empty();
+    loop {
+        let deadline = x.started + cfg.timeout_queue;
+        let flow = Flow { client: x.conn.peer, destination: x.conn.bind, now: x.started };
+        let id = choose(&backend, again.take(), key, &flow, &tried, preferred.take(), deadline).await?;
+        let slot = Slot::new(&backend, id);
+        let server = &backend.servers[id];
+        server.live.total.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = x.entry.as_mut() {
+            e.server.clone_from(&server.cfg.name);
+            e.tw = ms(x.started.elapsed());
+            e.retries = retries;
+        }
+        let t_connect = Instant::now();
+        let tls = server.tls.as_ref().filter(|_| server.cfg.tls.enabled).map(|c| upstream::tls_to(server, c, &x.parts));
+        let proxy_header = server.cfg.send_proxy.map(|v| crate::proxy_protocol::header(v, x.conn.peer, x.conn.bind));
+        let got = upstream::get_connection(server.cfg.addr, &backend, safe, false, proxy_header, tls.as_ref()).await;
+        let up = match got {
+            Ok(up) => up,
+            Err(e) => {
+                server.live.connect_errors.fetch_add(1, Ordering::Relaxed);
+                let failure = match e {
+                    ConnectError::Timeout => Failure::ConnectTimeout,
+                    ConnectError::Io(e) | ConnectError::Tls(e) => Failure::ConnectFailed(e.kind()),
+                };
+                let error = ProxyError::new(failure, Stage::Connect);
+                drop(slot);
+                match decide(&policy, &Attempt { retries, reused: false, replayable: true }, error) {
+                    Decision::SameServer { pause } => {
+                        retries += 1;
+                        again = Some(id);
+                        tokio::time::sleep(pause).await;
+                    }
+                    Decision::Redispatch | Decision::NewConnection => {
+                        retries += 1;
+                        tried.push(id);
+                    }
+                    Decision::GiveUp(error) => return Err(error),
+                }
+                continue;
+            }
+        };
+        if let Some(e) = x.entry.as_mut() {
+            e.tc = ms(t_connect.elapsed());
+        }
+        let result = exchange(x, up, id, cookie_ok, respond).await;
+        drop(slot);
+        return result;
+    }
+}
+
+/// The request on an open server connection, and its answer back to the stream.
+async fn exchange(
+    x: &mut Stream<'_>,
+    mut up: Upstream,
+    id: fulcrum_balance::ServerId,
+    cookie_ok: bool,
+    respond: &mut SendResponse<Bytes>,
+) -> Result<(), ProxyError> {
+    let backend = Arc::clone(&x.backend);
+    let server = &backend.servers[id];
+    let timeout_server = backend.cfg.timeout_server;
+    let timeout_client = x.fe.cfg.timeout_client;
+    let failed = |failure, stage| ProxyError::new(failure, stage);
+    let t_send = Instant::now();
+    let mut head = Vec::with_capacity(512);
+    h1::write_request_head(&mut head, &x.parts.method, &x.parts.uri, &x.parts.headers, server.cfg.addr);
+    up.side.send(&[&head]).map_err(|_| failed(Failure::ServerClosed, Stage::Headers))?;
+    if !x.framing.is_empty() {
+        send_body(x, &mut up.side).await?;
+    }
+    up.side.flush(Some(timeout_server)).await.map_err(|_| failed(Failure::ServerClosed, Stage::Headers))?;
+    // The answer's head (interim answers are skipped: h2 sends none of them here).
+    let limits = x.shared.snapshot.load().limits;
+    let mut buf = BytesMut::new();
+    let resp = loop {
+        if !buf.is_empty() {
+            match h1::parse_response(&mut buf, &limits, &x.parts.method) {
+                Ok(Some(resp)) if resp.status.is_informational() => continue,
+                Ok(Some(resp)) => break resp,
+                Ok(None) => {}
+                Err(e) => return Err(failed(Failure::BadResponse(e), Stage::Headers)),
+            }
+        }
+        let deadline = Some(Instant::now() + timeout_server);
+        match up
+            .side
+            .read_with(deadline, |b| {
+                buf.extend_from_slice(b);
+                b.len()
+            })
+            .await
+        {
+            Ok(0) => return Err(failed(Failure::ServerClosed, Stage::Headers)),
+            Ok(_) => {}
+            Err(IoFail::TimedOut) => return Err(failed(Failure::ServerTimeout, Stage::Headers)),
+            Err(_) => return Err(failed(Failure::ServerClosed, Stage::Headers)),
+        }
+    };
+    crate::observe::observe_result(&backend, id, crate::observe::Observation::Status(resp.status.as_u16()));
+    if let Some(e) = x.entry.as_mut() {
+        e.tr = ms(t_send.elapsed());
+        e.status = resp.status.as_u16();
+    }
+    if let Some(stick) = &backend.stick {
+        crate::live::lock(stick).insert(x.conn.peer.ip(), id, Instant::now());
+    }
+    let mut headers = resp.headers;
+    crate::l7::strip_hop_by_hop(&mut headers);
+    headers.remove(header::TRANSFER_ENCODING);
+    if backend.cfg.cookie.is_some() {
+        crate::l7::set_cookie(&backend, id, cookie_ok, &mut headers);
+    }
+    let mut out = http::Response::new(());
+    *out.status_mut() = resp.status;
+    *out.headers_mut() = headers;
+    let framing = resp.framing;
+    let no_body = framing.is_empty() || x.parts.method == Method::HEAD;
+    let mut send = respond.send_response(out, no_body).map_err(|_| failed(Failure::ClientClosed, Stage::Data))?;
+    let mut moved = 0u64;
+    let mut complete = no_body;
+    if !no_body {
+        let got = relay_body(&mut up.side, buf, framing, &mut send, timeout_server, timeout_client).await;
+        match got {
+            Ok(n) => {
+                moved = n;
+                complete = true;
+            }
+            Err(failure) => return Err(failed(failure, Stage::Data)),
+        }
+    } else if !buf.is_empty() {
+        complete = false;
+    }
+    // The server connection carries another request if this answer ended cleanly.
+    if complete && !resp.close && server.cfg.send_proxy.is_none() && framing != Framing::UntilClose {
+        let key = match server.tls.as_ref().filter(|_| server.cfg.tls.enabled) {
+            None => upstream::PoolKey::plain(server.cfg.addr),
+            Some(config) => upstream::tls_to(server, config, &x.parts).key(server.cfg.addr),
+        };
+        upstream::put_idle(key, std::mem::replace(&mut up.side, Side::closed()));
+    }
+    if let Some(e) = x.entry.take() {
+        x.shared.access_log.write(&e.format(moved));
+    }
+    Ok(())
+}
+
+/// The request body from the stream to the server, framed as the head says.
+async fn send_body(x: &mut Stream<'_>, up: &mut Side) -> Result<(), ProxyError> {
+    let timeout_server = x.backend.cfg.timeout_server;
+    let timeout_client = x.fe.cfg.timeout_client;
+    let chunked = x.framing == Framing::Chunked;
+    let limit = x.fe.cfg.max_request_body;
+    let mut total = 0u64;
+    loop {
+        let next = tokio::time::timeout(timeout_client, x.body.data()).await;
+        let data = match next {
+            Err(_) => return Err(ProxyError::new(Failure::ClientTimeout, Stage::Request)),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(ProxyError::new(Failure::ClientClosed, Stage::Request)),
+            Ok(Some(Ok(data))) => data,
+        };
+        let _ = x.body.flow_control().release_capacity(data.len());
+        total += data.len() as u64;
+        if limit.is_some_and(|l| total > l) {
+            return Err(ProxyError::new(Failure::RequestTooLarge, Stage::Request));
+        }
+        if data.is_empty() {
+            continue;
+        }
+        let sent = if chunked {
+            let size = crate::h1::size_line(data.len());
+            up.send(&[size.as_bytes(), &data, b"\r\n"])
+        } else {
+            up.send(&[&data])
+        };
+        sent.map_err(|_| ProxyError::new(Failure::ServerClosed, Stage::Request))?;
+        if up.has_pending() {
+            up.flush(Some(timeout_server)).await.map_err(|_| ProxyError::new(Failure::ServerClosed, Stage::Request))?;
+        }
+    }
+    if chunked {
+        up.send(&[b"0\r\n\r\n"]).map_err(|_| ProxyError::new(Failure::ServerClosed, Stage::Request))?;
+    }
+    Ok(())
+}
+
+/// The response body from the server to the stream: `first` (read with the head), then reads
+/// until the framing says it is over. Data frames wait for the client's flow-control window.
+/// The data bytes sent.
+async fn relay_body(
+    up: &mut Side,
+    first: BytesMut,
+    framing: Framing,
+    send: &mut SendStream<Bytes>,
+    timeout_server: std::time::Duration,
+    timeout_client: std::time::Duration,
+) -> Result<u64, Failure> {
+    let mut decoder = (framing == Framing::Chunked).then(crate::h1::Chunked::new);
+    let mut left = match framing {
+        Framing::Length(n) => Some(n),
+        _ => None,
+    };
+    let mut moved = 0u64;
+    let mut pending: Option<BytesMut> = Some(first).filter(|b| !b.is_empty());
+    loop {
+        let input = match pending.take() {
+            Some(b) => b,
+            None => {
+                let deadline = Some(Instant::now() + timeout_server);
+                let mut got = BytesMut::new();
+                match up
+                    .read_with(deadline, |b| {
+                        got.extend_from_slice(b);
+                        b.len()
+                    })
+                    .await
+                {
+                    Ok(0) if framing == Framing::UntilClose => {
+                        let _ = send.send_data(Bytes::new(), true);
+                        return Ok(moved);
+                    }
+                    Ok(0) => return Err(Failure::ServerClosed),
+                    Ok(_) => got,
+                    Err(IoFail::TimedOut) => return Err(Failure::ServerTimeout),
+                    Err(_) => return Err(Failure::ServerClosed),
+                }
+            }
+        };
+        // The data of this input, and whether the body ends with it.
+        let mut data: Vec<Bytes> = Vec::new();
+        let mut end = false;
+        match (&mut decoder, &mut left) {
+            (Some(dec), _) => {
+                dec.scan(&input, |d| data.push(Bytes::copy_from_slice(d))).map_err(Failure::BadResponseBody)?;
+                end = dec.is_done();
+            }
+            (None, Some(n)) => {
+                let take = (*n).min(input.len() as u64) as usize;
+                data.push(input.freeze().slice(..take));
+                *n -= take as u64;
+                end = *n == 0;
+            }
+            (None, None) => data.push(input.freeze()),
+        }
+        let count = data.len();
+        for (i, piece) in data.into_iter().enumerate() {
+            let last = end && i + 1 == count;
+            moved += piece.len() as u64;
+            send_data(send, piece, last, timeout_client).await?;
+        }
+        if end {
+            if count == 0 {
+                send_data(send, Bytes::new(), true, timeout_client).await?;
+            }
+            return Ok(moved);
+        }
+    }
+}
+
+/// One piece of data on the stream, as the client's window lets it go.
+async fn send_data(
+    send: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    end: bool,
+    timeout_client: std::time::Duration,
+) -> Result<(), Failure> {
+    if data.is_empty() {
+        return send.send_data(data, end).map_err(|_| Failure::ClientClosed);
+    }
+    while !data.is_empty() {
+        send.reserve_capacity(data.len());
+        let got = tokio::time::timeout(timeout_client, poll_fn(|cx| send.poll_capacity(cx))).await;
+        let room = match got {
+            Err(_) => return Err(Failure::ClientTimeout),
+            Ok(None) | Ok(Some(Err(_))) => return Err(Failure::ClientClosed),
+            Ok(Some(Ok(n))) => n,
+        };
+        if room == 0 {
+            continue;
+        }
+        let piece = data.split_to(room.min(data.len()));
+        let last = end && data.is_empty();
+        send.send_data(piece, last).map_err(|_| Failure::ClientClosed)?;
+    }
+    Ok(())
+}
+
+/// An answer made here (error page, stats, redirect), and its log line.
+async fn finish_local(
+    respond: &mut SendResponse<Bytes>,
+    page: LocalResponse,
+    head_only: bool,
+    entry: Option<Box<LogEntry>>,
+    shared: &Shared,
+) {
+    let mut out = http::Response::new(());
+    *out.status_mut() = page.status;
+    *out.headers_mut() = page.headers;
+    out.headers_mut().insert(header::CONTENT_LENGTH, crate::h1::length_value(page.body.len() as u64));
+    let no_body = head_only || page.body.is_empty();
+    let mut bytes = 0;
+    if let Ok(mut send) = respond.send_response(out, no_body) {
+        if !no_body {
+            bytes = page.body.len() as u64;
+            let _ = send_data(&mut send, page.body, true, std::time::Duration::from_secs(30)).await;
+        }
+    }
+    if let Some(mut e) = entry {
+        if e.status == 0 {
+            e.status = page.status.as_u16();
+        }
+        shared.access_log.write(&e.format(bytes));
+    }
+}
