@@ -628,7 +628,12 @@ fn buffer_tuning_sets_the_head_limits() {
     let ssl = ok(&format!("global\n    tune.ssl.cachesize 100\n    tune.ssl.lifetime 300\n{HEAD}{body}"));
     assert_eq!(ssl.model.global.tls_cache_size, 100);
     assert!(ssl.warnings[0].message.contains("'tune.ssl.lifetime' is ignored"), "{:?}", ssl.warnings);
-    assert_eq!(shown(&format!("global\n    tune.h2.max-concurrent-streams 10\n{HEAD}{body}")).len(), 1);
+    let h2 = ok(&format!(
+        "global\n    tune.h2.max-concurrent-streams 10\n    tune.h2.initial-window-size 1048576\n{HEAD}{body}"
+    ));
+    assert_eq!((h2.model.global.h2.max_concurrent_streams, h2.model.global.h2.initial_window_size), (10, 1_048_576));
+    assert_eq!(shown(&format!("global\n    tune.h2.max-frame-size 1000\n{HEAD}{body}")).len(), 1);
+    assert_eq!(shown(&format!("global\n    tune.vars.global-max-size 10\n{HEAD}{body}")).len(), 1);
 }
 
 #[test]

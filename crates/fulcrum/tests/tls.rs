@@ -161,7 +161,7 @@ fn https_is_served_with_the_certificate_for_each_name() {
     assert!(served_subject(bind, None).contains("www.example.com"));
     assert!(served_subject(bind, Some("other.example.net")).contains("other.example.net"));
     assert_eq!(curl(&dir, bind, "nobody.example.org", "/", &[]), None);
-    // h2 is not offered yet: curl asks for it and gets HTTP/1.1.
+    // ALPN: curl asks for h2 and gets it.
     let out = Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_version}", "--cacert", "ca.pem", "--http2", "--resolve"])
         .arg(format!("www.example.com:{}:127.0.0.1", bind.port()))
@@ -169,7 +169,7 @@ fn https_is_served_with_the_certificate_for_each_name() {
         .current_dir(&dir)
         .output()
         .expect("curl");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "1.1");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2");
     // The access log marks the frontend as reached over TLS, as HAProxy does.
     f.wait_log(" fe~ be/web ", Duration::from_secs(5));
     // A client speaking plain HTTP to the TLS port gets no answer in HTTP.
