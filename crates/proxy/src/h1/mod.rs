@@ -482,6 +482,15 @@ pub fn valid_host(value: &[u8]) -> bool {
         && port.is_none_or(|p| p.iter().all(u8::is_ascii_digit))
 }
 
+/// The HTTP/2 connection preface a client in prior knowledge starts with (RFC 9113 §3.4).
+pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the bytes read so far may be the HTTP/2 preface (all of them match its start).
+pub fn may_be_h2_preface(buf: &[u8]) -> bool {
+    let n = buf.len().min(H2_PREFACE.len());
+    buf[..n] == H2_PREFACE[..n]
+}
+
 /// Writes a request head, always in HTTP/1.1 (so that an HTTP/1.0 client's requests can share
 /// kept-alive server connections). HTTP/1.1 requires Host; an HTTP/1.0 request may come
 /// without one, and then names `server` (the server's address: its default virtual host).

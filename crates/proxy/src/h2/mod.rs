@@ -27,9 +27,6 @@ use crate::io::Side;
 use crate::l7::Client;
 use crate::Shared;
 
-/// The HTTP/2 connection preface a client in prior knowledge starts with.
-pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
 /// Streams reset by the client before they were served, kept at most (h2's own default
 /// is 20); beyond, the connection ends with ENHANCE_YOUR_CALM.
 const MAX_PENDING_RESETS: usize = 20;
@@ -42,12 +39,6 @@ pub(crate) struct ConnInfo {
     pub peer: SocketAddr,
     pub bind: SocketAddr,
     pub tls: Option<fulcrum_tls::Negotiated>,
-}
-
-/// Whether the bytes read so far may be the HTTP/2 preface (all of them match its start).
-pub(crate) fn may_be_preface(buf: &[u8]) -> bool {
-    let n = buf.len().min(PREFACE.len());
-    buf[..n] == PREFACE[..n]
 }
 
 /// Serves a client connection in HTTP/2 until it ends. `prefix`: bytes already read from it

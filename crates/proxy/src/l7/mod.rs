@@ -41,32 +41,38 @@ use crate::h1;
 use crate::io::{with_scratch, Interest, IoFail};
 use crate::Shared;
 
-/// Serves one accepted connection until it closes.
-pub(crate) async fn serve(client: &mut Client, shared: &Arc<Shared>, drain: &Drain) {
+/// How an HTTP connection ended on the HTTP/1 path.
+pub(crate) enum Served {
+    Done,
+    /// The client speaks HTTP/2 (ALPN, a `proto h2` bind, or the preface, whose bytes read so
+    /// far are given): the caller hands the connection to the HTTP/2 path.
+    Http2(Option<BytesMut>),
+}
+
+/// Serves one accepted connection until it closes, or says it speaks HTTP/2.
+pub(crate) async fn serve(client: &mut Client, shared: &Arc<Shared>, drain: &Drain) -> Served {
     // Over TLS, ALPN tells the protocol: the handshake is done first (under the first
     // request's `timeout http-request`). A `proto h2` bind speaks HTTP/2 from the start.
     if client.side.is_tls() {
         if client.side.handshake(client.accepted + client.timeouts.http_request()).await.is_err() {
-            return;
+            return Served::Done;
         }
         client.note_tls();
     }
     let h2_bind =
         shared.snapshot.load().frontend_for(&client.bind).is_some_and(|f| f.cfg.h2_binds.contains(&client.bind));
     if h2_bind || client.tls.as_deref().is_some_and(|t| t.alpn.as_deref() == Some("h2")) {
-        let prefix = client.buf.take();
-        return Box::pin(crate::h2::serve(client, prefix, shared, drain)).await;
+        return Served::Http2(client.buf.take());
     }
     let mut first = true;
     let error = loop {
         let incoming = match next_request(client, first, shared, drain).await {
             Ok(Some(incoming)) => incoming,
             // A clear-text client in prior knowledge: its first bytes are HTTP/2's preface.
-            Ok(None) if first && client.buf.as_deref().is_some_and(|b| b.starts_with(crate::h2::PREFACE)) => {
-                let prefix = client.buf.take();
-                return Box::pin(crate::h2::serve(client, prefix, shared, drain)).await;
+            Ok(None) if first && client.buf.as_deref().is_some_and(|b| b.starts_with(h1::H2_PREFACE)) => {
+                return Served::Http2(client.buf.take());
             }
-            Ok(None) => return,
+            Ok(None) => return Served::Done,
             Err(error) => break error,
         };
         if first {
@@ -78,11 +84,12 @@ pub(crate) async fn serve(client: &mut Client, shared: &Arc<Shared>, drain: &Dra
         let prepared = exchange::prepare(client, incoming, shared, drain);
         let keep_alive = Box::pin(exchange::run(client, prepared, drain)).await;
         if !keep_alive || drain.is_draining() {
-            return;
+            return Served::Done;
         }
     };
     // Boxed too: the rare path should not grow every connection's task.
     Box::pin(refuse(client, shared, error)).await;
+    Served::Done
 }
 
 /// Reads the next request head. `Ok(None)`: the connection ends quietly (closed by the
@@ -109,8 +116,8 @@ async fn next_request(
     loop {
         if let Some(buf) = client.buf.as_mut().filter(|_| parse) {
             // HTTP/2's preface on a first request: handed to the HTTP/2 path once it is whole.
-            if first && crate::h2::may_be_preface(buf) {
-                if buf.len() >= crate::h2::PREFACE.len() {
+            if first && h1::may_be_h2_preface(buf) {
+                if buf.len() >= h1::H2_PREFACE.len() {
                     return Ok(None);
                 }
                 parse = false;

@@ -252,7 +252,9 @@ fn serve(mut client: crate::l7::Client, shared: Arc<Shared>, conns: Arc<Drain>) 
         client.admitted();
         let id = conns.enter().await;
         if !accept_proxy || Box::pin(client.read_proxy_header()).await {
-            crate::l7::serve(&mut client, &shared, &conns).await;
+            if let crate::l7::Served::Http2(prefix) = crate::l7::serve(&mut client, &shared, &conns).await {
+                Box::pin(crate::h2::serve(&mut client, prefix, &shared, &conns)).await;
+            }
         }
         conns.leave(id);
         conns.open.fetch_sub(1, Ordering::AcqRel);
