@@ -8,7 +8,9 @@
 # rotated as in bench/http.sh. Modes:
 #   handshake: every request on a new connection with a full handshake (wrk with
 #              `Connection: close`; wrk does not resume sessions): handshakes per proxy CPU-second;
-#   keepalive: HTTPS keep-alive, 50 connections: req/s, p99, req/s per proxy CPU-second.
+#   keepalive: HTTPS keep-alive, 50 connections: req/s, p99, req/s per proxy CPU-second;
+#   h2:        HTTP/2 over TLS (ALPN h2) with h2load: 4 connections, 25 streams each in
+#              flight: req/s and req/s per proxy CPU-second (h2load reports no p99).
 # Prints medians and ratios to HAProxy, and the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,11 +18,11 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-5}
 SECS=${2:-10}
 PROXIES=${PROXIES:-haproxy nginx fulcrum}
-MODES=${MODES:-handshake keepalive}
+MODES=${MODES:-handshake keepalive h2}
 WORK=$(mktemp -d /tmp/fulcrum-tls.XXXXXX)
 trap stop_all EXIT
-for cmd in haproxy nginx wrk openssl taskset python3; do
-  command -v "$cmd" >/dev/null || { echo "bench: $cmd missing (apt-get install -y haproxy nginx wrk openssl util-linux python3)"; exit 1; }
+for cmd in haproxy nginx wrk h2load openssl taskset python3; do
+  command -v "$cmd" >/dev/null || { echo "bench: $cmd missing (apt-get install -y haproxy nginx wrk nghttp2-client openssl util-linux python3)"; exit 1; }
 done
 cargo build --release -q -p fulcrum
 FULCRUM=target/release/fulcrum
@@ -50,7 +52,7 @@ defaults
     timeout server 30s
     http-reuse always
 frontend fe
-    bind 127.0.0.1:$1 ssl crt $WORK/site.pem ssl-min-ver TLSv1.3 no-tls-tickets
+    bind 127.0.0.1:$1 ssl crt $WORK/site.pem ssl-min-ver TLSv1.3 no-tls-tickets alpn h2,http/1.1
     default_backend origins
 backend origins
     balance roundrobin
@@ -70,7 +72,7 @@ http {
   access_log off;
   upstream origins { server 127.0.0.1:$O1; server 127.0.0.1:$O2; keepalive 64; }
   server {
-    listen 127.0.0.1:$1 ssl reuseport backlog=4096;
+    listen 127.0.0.1:$1 ssl http2 reuseport backlog=4096;
     ssl_certificate $WORK/site.crt;
     ssl_certificate_key $WORK/site.key;
     ssl_protocols TLSv1.3;
@@ -107,13 +109,21 @@ measure() { # MODE NAME
   start_proxy "$name"
   local pid=$PROXY_PID c0 c1 out
   c0=$(cpu_ticks "$pid")
-  out=$(taskset -c 1 wrk -t1 -c50 -d"${SECS}s" --latency "${hdr[@]}" "https://127.0.0.1:$port/" 2>&1)
-  c1=$(cpu_ticks "$pid")
-  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   local rps p99 cpu errs
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out" | to_ms)
-  errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+  if [ "$mode" = h2 ]; then
+    out=$(taskset -c 1 h2load -c 4 -m 25 -D "$SECS" "https://127.0.0.1:$port/" 2>&1)
+    c1=$(cpu_ticks "$pid")
+    rps=$(awk '/^finished in/ {print $4}' <<<"$out")
+    p99=0
+    errs=$(awk '/^requests:/ {print}' <<<"$out")
+  else
+    out=$(taskset -c 1 wrk -t1 -c50 -d"${SECS}s" --latency "${hdr[@]}" "https://127.0.0.1:$port/" 2>&1)
+    c1=$(cpu_ticks "$pid")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    p99=$(awk '$1=="99%" {print $2}' <<<"$out" | to_ms)
+    errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+  fi
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" -v s="$SECS" 'BEGIN {printf "%.3f", (b-a)/hz/s}')
   echo "$mode $name $rps $p99 $cpu" >> "$WORK/results"
   printf '  %-9s %-8s %10s req/s  p99 %8s ms  proxy CPU %s  %s\n' "$mode" "$name" "$rps" "$p99" "$cpu" "$errs"

@@ -197,13 +197,19 @@ impl Side {
     /// when nothing is left.
     pub(crate) fn try_flush(&mut self) -> io::Result<bool> {
         match self.tls.as_deref_mut() {
-            Some(tls) => {
+            Some(tls) => loop {
+                // Plaintext into records as rustls takes it, records out as the socket does.
+                let mut took = 0;
                 if self.sent < self.pending.len() {
                     use std::io::Write as _;
-                    self.sent += tls.writer().write(&self.pending[self.sent..])?;
+                    took = tls.writer().write(&self.pending[self.sent..])?;
+                    self.sent += took;
                 }
                 flush_tls(tls, &self.sock)?;
-            }
+                if tls.wants_write() || self.sent >= self.pending.len() || took == 0 {
+                    break;
+                }
+            },
             None => {
                 while self.sent < self.pending.len() {
                     let chunk = [IoSlice::new(&self.pending[self.sent..])];
@@ -396,6 +402,23 @@ impl Side {
             }
         }
         Ok(())
+    }
+
+    /// Takes `parts` to send without writing them yet; the next `try_flush` or `flush` writes
+    /// everything in as few system calls (and, with TLS, as few records) as it can.
+    pub(crate) fn queue(&mut self, parts: &[&[u8]]) {
+        if self.sent > 0 && self.sent >= self.pending.len() {
+            self.pending.clear();
+            self.sent = 0;
+        }
+        for p in parts {
+            self.pending.extend_from_slice(p);
+        }
+    }
+
+    /// Bytes taken and not written yet (plaintext, and with TLS the records rustls holds).
+    pub(crate) fn queued(&self) -> usize {
+        self.pending.len().saturating_sub(self.sent)
     }
 
     pub(crate) fn has_pending(&self) -> bool {

@@ -56,14 +56,14 @@ impl AsyncRead for SideIo {
     }
 }
 
-impl AsyncWrite for SideIo {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        // One write's worth is kept at most: beyond it, the writer waits for the socket.
-        loop {
-            match this.side.try_flush() {
+impl SideIo {
+    /// Takes what the h2 crate writes without a system call (one flush writes it all); past
+    /// [`QUEUE_MAX`] unwritten bytes, the writer waits for the socket first.
+    fn poll_queue(&mut self, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        while self.side.queued() >= QUEUE_MAX {
+            match self.side.try_flush() {
                 Ok(true) => break,
-                Ok(false) => match this.side.poll_io(cx, Interest::Write) {
+                Ok(false) => match self.side.poll_io(cx, Interest::Write) {
                     Poll::Ready(Ok(())) => continue,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => return Poll::Pending,
@@ -71,8 +71,30 @@ impl AsyncWrite for SideIo {
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
-        this.side.send(&[buf])?;
-        Poll::Ready(Ok(buf.len()))
+        let parts: Vec<&[u8]> = bufs.iter().map(|b| &**b).filter(|b| !b.is_empty()).collect();
+        self.side.queue(&parts);
+        Poll::Ready(Ok(parts.iter().map(|p| p.len()).sum()))
+    }
+}
+
+/// Unwritten bytes a connection may hold before the h2 crate waits for the socket.
+const QUEUE_MAX: usize = 256 * 1024;
+
+impl AsyncWrite for SideIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_queue(cx, &[io::IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_queue(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
