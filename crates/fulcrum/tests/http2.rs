@@ -160,6 +160,23 @@ fn abusive_http2_clients_are_cut_off_while_others_are_served() {
             Err(e) => Some(Err(e)),
         };
         assert!(!matches!(outcome, Some(Ok(s)) if s.is_success()), "an oversized header block was served: {outcome:?}");
+        // HTTP/1's rules hold for HTTP/2 requests: a Host that contradicts :authority, and
+        // more fields than tune.http.maxhdr, are answered 400.
+        let (send, _conn) = h2_client(plain).await;
+        let mismatched = http::Request::get(format!("http://{plain}/"))
+            .header("host", "elsewhere.example")
+            .body(())
+            .expect("request");
+        let mut many = http::Request::get(format!("http://{plain}/"));
+        for i in 0..150 {
+            many = many.header(format!("x-field-{i}"), "1");
+        }
+        for req in [mismatched, many.body(()).expect("request")] {
+            let mut s = send.clone().ready().await.expect("ready");
+            let (resp, _) = s.send_request(req, true).expect("send");
+            let resp = tokio::time::timeout(Duration::from_secs(10), resp).await.expect("in time").expect("response");
+            assert_eq!(resp.status(), 400);
+        }
         // More streams than announced at once: the extra ones wait or are refused, never served
         // beyond the limit; and a well-behaved client is served throughout.
         let (send, _conn) = h2_client(plain).await;

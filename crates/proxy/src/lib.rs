@@ -9,7 +9,7 @@ mod drain;
 pub mod error;
 mod fasthash;
 pub mod h1;
-mod h2;
+pub mod h2;
 mod io;
 pub mod l4;
 mod l7;

@@ -13,6 +13,8 @@
 mod io;
 mod stream;
 
+pub use stream::{to_http1, Refusal};
+
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -40,17 +40,16 @@ pub(super) async fn serve(
     };
     let (mut parts, body) = req.into_parts();
     let head_only = parts.method == Method::HEAD;
-    // HTTP/1 servers read the authority from Host (HAProxy converts it alike).
-    if let Some(authority) = parts.uri.authority().map(|a| a.as_str().to_string()) {
-        if let Ok(host) = HeaderValue::from_str(&authority) {
-            parts.headers.insert(header::HOST, host);
+    let mut entry = shared.log_enabled(fe).then(|| {
+        let line = format!("{} {} HTTP/2.0", parts.method, parts.uri);
+        let name = if conn.tls.is_some() { format!("{}~", fe.cfg.name) } else { fe.cfg.name.clone() };
+        LogEntry::new(conn.peer, started, &name, line)
+    });
+    if let Err(why) = to_http1(&mut parts, &snap.limits) {
+        tracing::debug!(peer = %conn.peer, "HTTP/2 request refused: {why}");
+        if let Some(e) = entry.as_mut() {
+            e.termination = *b"PR";
         }
-    }
-    let line = format!("{} {} HTTP/2.0", parts.method, parts.uri);
-    let name = if conn.tls.is_some() { format!("{}~", fe.cfg.name) } else { fe.cfg.name.clone() };
-    let mut entry = shared.log_enabled(fe).then(|| LogEntry::new(conn.peer, started, &name, line));
-    if !parts.headers.contains_key(header::HOST) || parts.method == Method::CONNECT {
-        // No authority at all (or an extended CONNECT, which needs a tunnel): refused.
         let page = error_page(StatusCode::BAD_REQUEST, Some(fe), None);
         finish_local(&mut respond, page, head_only, entry, &shared).await;
         return;
@@ -126,6 +125,56 @@ pub(super) async fn serve(
                 finish_local(&mut respond, page, head_only, x.entry.take(), &shared).await;
             }
         }
+    }
+}
+
+/// Why an HTTP/2 request is refused (answered 400), as HTTP/1's rules would refuse it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Refusal {
+    #[error("no :authority and no Host")]
+    NoAuthority,
+    #[error("invalid authority or Host")]
+    BadHost,
+    #[error(":authority and Host differ")]
+    HostMismatch,
+    #[error("several Host fields")]
+    SeveralHosts,
+    #[error("more header fields than tune.http.maxhdr")]
+    TooManyFields,
+    #[error("a CONNECT (tunnels over HTTP/2 are not supported)")]
+    Connect,
+}
+
+/// An HTTP/2 request head made into what an HTTP/1.1 server reads, under the HTTP/1 rules
+/// (`tune.http.maxhdr`, one valid Host): Host from `:authority`, which must agree with a Host
+/// the client also sent. The path stays as it is until the request is forwarded.
+pub fn to_http1(parts: &mut http::request::Parts, limits: &h1::Limits) -> Result<(), Refusal> {
+    if parts.method == Method::CONNECT {
+        return Err(Refusal::Connect);
+    }
+    if parts.headers.len() > limits.max_headers {
+        return Err(Refusal::TooManyFields);
+    }
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    let host = hosts.next().cloned();
+    if hosts.next().is_some() {
+        return Err(Refusal::SeveralHosts);
+    }
+    match (parts.uri.authority().map(|a| a.as_str()), host) {
+        (None, None) => Err(Refusal::NoAuthority),
+        (Some(authority), host) => {
+            if !h1::valid_host(authority.as_bytes()) {
+                return Err(Refusal::BadHost);
+            }
+            if host.is_some_and(|h| !h.as_bytes().eq_ignore_ascii_case(authority.as_bytes())) {
+                return Err(Refusal::HostMismatch);
+            }
+            let value = HeaderValue::from_str(authority).map_err(|_| Refusal::BadHost)?;
+            parts.headers.insert(header::HOST, value);
+            Ok(())
+        }
+        (None, Some(host)) if h1::valid_host(host.as_bytes()) => Ok(()),
+        (None, Some(_)) => Err(Refusal::BadHost),
     }
 }
 
@@ -472,5 +521,37 @@ async fn finish_local(
             e.status = page.status.as_u16();
         }
         shared.access_log.write(&e.format(bytes));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, hosts: &[&str]) -> http::request::Parts {
+        let mut b = http::Request::get(uri);
+        for h in hosts {
+            b = b.header("host", *h);
+        }
+        b.body(()).expect("request").into_parts().0
+    }
+
+    #[test]
+    fn http1_rules_for_http2_requests() {
+        let limits = h1::Limits { max_head: 15_360, max_headers: 101 };
+        let mut p = parts("https://www.example.com:8443/a", &[]);
+        assert_eq!(to_http1(&mut p, &limits), Ok(()));
+        assert_eq!(p.headers.get("host").map(|h| h.as_bytes()), Some(&b"www.example.com:8443"[..]));
+        assert_eq!(to_http1(&mut parts("https://a.example/", &["A.EXAMPLE"]), &limits), Ok(()));
+        assert_eq!(to_http1(&mut parts("https://a.example/", &["b.example"]), &limits), Err(Refusal::HostMismatch));
+        assert_eq!(to_http1(&mut parts("/x", &["a", "b"]), &limits), Err(Refusal::SeveralHosts));
+        assert_eq!(to_http1(&mut parts("/x", &[]), &limits), Err(Refusal::NoAuthority));
+        assert_eq!(to_http1(&mut parts("/x", &["bad host"]), &limits), Err(Refusal::BadHost));
+        assert_eq!(to_http1(&mut parts("/x", &["ok.example"]), &limits), Ok(()));
+        let mut many = parts("https://a.example/", &[]);
+        for i in 0..120 {
+            many.headers.append("x-n", HeaderValue::from(i));
+        }
+        assert_eq!(to_http1(&mut many, &limits), Err(Refusal::TooManyFields));
     }
 }
