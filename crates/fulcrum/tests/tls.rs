@@ -884,3 +884,58 @@ address = "{}"
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && text.contains("fulcrum.toml:") && text.contains("verify none"), "{text}");
 }
+
+/// `openssl s_client` to `bind` for `sni`, saving its session to `out` and resuming from `from`:
+/// whether the handshake was a resumption.
+fn resumed(dir: &Path, bind: SocketAddr, from: Option<&str>, out: &str, extra: &[&str]) -> bool {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect", &bind.to_string(), "-servername", "www.example.com", "-sess_out", out]);
+    if let Some(from) = from {
+        cmd.args(["-sess_in", from]);
+    }
+    // TLS 1.3 tickets come after the handshake: a request and its answer make sure they did.
+    let mut child = cmd
+        .args(extra)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("s_client");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        let _ = stdin.write_all(b"GET / HTTP/1.1\r\nHost: www.example.com\r\nConnection: close\r\n\r\n");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let out = child.wait_with_output().expect("s_client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().any(|l| l.starts_with("Reused,"))
+}
+
+#[test]
+fn sessions_resume_by_ticket_and_by_session_id_across_a_reload() {
+    let dir = setup();
+    make_cert(&dir, "site", "www.example.com", &["www.example.com"], "");
+    let web = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let (tickets, ids) = (free_addr(), free_addr());
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {tickets} ssl crt {d}/site.pem\n    bind {ids} ssl crt {d}/site.pem no-tls-tickets\n\
+         \x20   default_backend web\nbackend web\n    server web {}\n",
+        web.addr,
+        d = dir.display()
+    );
+    let f = Fulcrum::start("resume.cfg", &cfg, tickets);
+    // TLS 1.3 by ticket; TLS 1.2 by ticket and, without tickets, by session ID.
+    for (bind, version) in [(tickets, "-tls1_3"), (tickets, "-tls1_2"), (ids, "-tls1_2")] {
+        assert!(!resumed(&dir, bind, None, "s.pem", &[version]), "first handshake {bind} {version}");
+        assert!(resumed(&dir, bind, Some("s.pem"), "s2.pem", &[version]), "resumption {bind} {version}");
+    }
+    // A reload keeps the ticket keys and the session cache.
+    assert!(!resumed(&dir, tickets, None, "t.pem", &["-tls1_3"]));
+    assert!(!resumed(&dir, ids, None, "i.pem", &["-tls1_2"]));
+    f.signal("HUP");
+    f.wait_log("reload applied", Duration::from_secs(10));
+    assert!(resumed(&dir, tickets, Some("t.pem"), "t2.pem", &["-tls1_3"]), "ticket after reload");
+    assert!(resumed(&dir, ids, Some("i.pem"), "i2.pem", &["-tls1_2"]), "session id after reload");
+}

@@ -69,12 +69,16 @@ fn provider() -> CryptoProvider {
 /// Reads and checks everything a bind's TLS needs, as [`server_config`] does, without keeping
 /// it: the warnings, or the first error.
 pub fn check(bind: &TlsBind) -> Result<Vec<String>, TlsError> {
-    server_config(bind, 16).map(|b| b.warnings)
+    build(bind, 16, false).map(|b| b.warnings)
 }
 
 /// The rustls configuration of one bind line. `cache_size`: sessions kept for resumption by
 /// session ID (`tune.ssl.cachesize`).
 pub fn server_config(bind: &TlsBind, cache_size: usize) -> Result<Built, TlsError> {
+    build(bind, cache_size, true)
+}
+
+fn build(bind: &TlsBind, cache_size: usize, keep: bool) -> Result<Built, TlsError> {
     let mut warnings = Vec::new();
     let mut provider = provider();
     provider.cipher_suites = ciphers::select(bind, &provider.cipher_suites, &mut warnings)?;
@@ -98,7 +102,7 @@ pub fn server_config(bind: &TlsBind, cache_size: usize) -> Result<Built, TlsErro
     config.alpn_protocols = bind.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     // OpenSSL as HAProxy sets it up: the server's order of ciphers wins.
     config.ignore_client_order = true;
-    let kept = sessions::for_bind(bind, cache_size);
+    let kept = sessions::for_bind(bind, cache_size, keep);
     config.session_storage = kept.cache;
     if bind.no_tickets {
         config.send_tls13_tickets = 0;

@@ -20,25 +20,31 @@ fn registry() -> &'static Mutex<HashMap<String, (usize, Kept)>> {
     KEPT.get_or_init(Default::default)
 }
 
-pub(crate) fn for_bind(bind: &TlsBind, cache_size: usize) -> Kept {
+/// The session state of a bind: kept from an earlier configuration when there is one (a new
+/// cache when `tune.ssl.cachesize` changed; the ticket keys stay). `keep`: false for a
+/// configuration only checked, never served (`fulcrum check`), which must not disturb the
+/// running one's state.
+pub(crate) fn for_bind(bind: &TlsBind, cache_size: usize, keep: bool) -> Kept {
     let key = format!("{:?} {:?} {:?} {:?}", bind.addrs, bind.verify, bind.ca_file, bind.crl_file);
-    let fresh = || Kept {
-        // `tune.ssl.cachesize 0`: no resumption by session ID.
-        cache: match cache_size {
+    let cache = || -> Arc<dyn StoresServerSessions> {
+        match cache_size {
+            // `tune.ssl.cachesize 0`: no resumption by session ID.
             0 => Arc::new(rustls::server::NoServerSessionStorage {}),
             n => ServerSessionMemoryCache::new(n),
-        },
-        ticketer: rustls::crypto::ring::Ticketer::new().unwrap_or_else(|_| Arc::new(NoTickets)),
-    };
-    let Ok(mut map) = registry().lock() else { return fresh() };
-    match map.get(&key) {
-        Some((size, kept)) if *size == cache_size => kept.clone(),
-        _ => {
-            let kept = fresh();
-            map.insert(key, (cache_size, kept.clone()));
-            kept
         }
+    };
+    let ticketer = || rustls::crypto::ring::Ticketer::new().unwrap_or_else(|_| Arc::new(NoTickets));
+    if !keep {
+        return Kept { cache: cache(), ticketer: ticketer() };
     }
+    let Ok(mut map) = registry().lock() else { return Kept { cache: cache(), ticketer: ticketer() } };
+    let kept = match map.get(&key) {
+        Some((size, kept)) if *size == cache_size => kept.clone(),
+        Some((_, kept)) => Kept { cache: cache(), ticketer: Arc::clone(&kept.ticketer) },
+        None => Kept { cache: cache(), ticketer: ticketer() },
+    };
+    map.insert(key, (cache_size, kept.clone()));
+    kept
 }
 
 /// Tickets off (the system's random source failed when the keys were made).
