@@ -238,6 +238,7 @@ fn the_parser_reads_every_keyword_the_table_says_it_reads() {
                     "no-verifyhost" | "allow-0rtt" | "force-tlsv12" | "force-tlsv13" | "no-sslv3" => "",
                     "no-tlsv10" | "no-tlsv11" | "no-tlsv12" | "no-tlsv13" => "",
                     "verify" => " none",
+                    "proto" => " h2",
                     "sni" => " str(example.com)",
                     "ssl-min-ver" | "ssl-max-ver" => " TLSv1.2",
                     _ => " 2",

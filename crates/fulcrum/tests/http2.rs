@@ -195,3 +195,107 @@ fn abusive_http2_clients_are_cut_off_while_others_are_served() {
     assert_eq!(curl(&["--http2-prior-knowledge"], &format!("http://{plain}/")).0, "200");
     f.wait_log("too many streams reset", Duration::from_secs(5));
 }
+
+/// Debian's python3 with grpcio (python3-grpcio), or None when it is missing.
+fn grpc_python() -> Option<&'static str> {
+    let ok = Command::new("/usr/bin/python3").args(["-c", "import grpc"]).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        fulcrum_testkit::skip("gRPC through fulcrum", "python3-grpcio");
+        return None;
+    }
+    Some("/usr/bin/python3")
+}
+
+/// A gRPC server (grpcio, no generated code: methods on raw bytes): `Echo` (unary, reversed),
+/// `Count` (server streaming), `Chat` (bidirectional), `Fail` (NOT_FOUND with a message and
+/// trailing metadata). Prints its port, then serves until killed.
+const GRPC_SERVER: &str = r#"
+import grpc, sys, time
+from concurrent import futures
+def echo(req, ctx):
+    ctx.set_trailing_metadata((("x-trailer", "kept"),))
+    return req[::-1]
+def count(req, ctx):
+    for i in range(int(req)):
+        yield b"n%d" % i
+def chat(reqs, ctx):
+    for r in reqs:
+        yield b"re:" + r
+def fail(req, ctx):
+    ctx.set_trailing_metadata((("x-why", "nothing-here"),))
+    ctx.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
+h = grpc.method_handlers_generic_handler("t.S", {
+    "Echo": grpc.unary_unary_rpc_method_handler(echo),
+    "Count": grpc.unary_stream_rpc_method_handler(count),
+    "Chat": grpc.stream_stream_rpc_method_handler(chat),
+    "Fail": grpc.unary_unary_rpc_method_handler(fail),
+})
+s = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+s.add_generic_rpc_handlers((h,))
+port = s.add_insecure_port("127.0.0.1:0")
+s.start()
+print(port, flush=True)
+time.sleep(60)
+"#;
+
+/// The client: each call through fulcrum, its results printed one per line.
+const GRPC_CLIENT: &str = r#"
+import grpc, sys, queue, threading
+ch = grpc.insecure_channel(sys.argv[1])
+grpc.channel_ready_future(ch).result(timeout=10)
+echo = ch.unary_unary("/t.S/Echo")
+resp, call = echo.with_call(b"hello", timeout=10)
+print("echo", resp.decode(), dict(call.trailing_metadata()).get("x-trailer"))
+print("count", ",".join(r.decode() for r in ch.unary_stream("/t.S/Count")(b"5", timeout=10)))
+# Bidirectional: each message is sent only once the previous answer came back.
+q = queue.Queue()
+def gen():
+    for m in [b"a", b"b", b"c"]:
+        yield m
+        q.get(timeout=10)
+answers = []
+for r in ch.stream_stream("/t.S/Chat")(gen(), timeout=10):
+    answers.append(r.decode())
+    q.put(1)
+print("chat", ",".join(answers))
+try:
+    ch.unary_unary("/t.S/Fail")(b"x", timeout=10)
+except grpc.RpcError as e:
+    print("fail", e.code().name, e.details(), dict(e.trailing_metadata()).get("x-why"))
+"#;
+
+#[test]
+fn grpc_calls_of_every_kind_go_through() {
+    let Some(python) = grpc_python() else { return };
+    let dir = temp_dir("grpc");
+    std::fs::write(dir.join("server.py"), GRPC_SERVER).expect("write");
+    std::fs::write(dir.join("client.py"), GRPC_CLIENT).expect("write");
+    let mut server = Command::new(python)
+        .arg(dir.join("server.py"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("grpc server");
+    let port = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("port");
+        line.trim().parse::<u16>().expect("a port")
+    };
+    let _server = common::Killed(server);
+    let bind = free_addr();
+    let cfg = format!(
+        "defaults\n    mode http\n    option httplog\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend grpc\n    bind {bind} proto h2\n    default_backend grpc\n\
+         backend grpc\n    server g 127.0.0.1:{port} proto h2\n"
+    );
+    let f = Fulcrum::start("grpc.cfg", &cfg, bind);
+    let out = Command::new(python).arg(dir.join("client.py")).arg(bind.to_string()).output().expect("grpc client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}\n{}", String::from_utf8_lossy(&out.stderr), f.stderr());
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["echo olleh kept", "count n0,n1,n2,n3,n4", "chat re:a,re:b,re:c", "fail NOT_FOUND no such thing nothing-here"]
+    );
+    f.wait_log("\"POST http://", Duration::from_secs(5));
+}

@@ -597,6 +597,9 @@ pub struct Server {
     pub notify_down: Option<String>,
     /// TLS to the server (`ssl`, `verify`, `ca-file`, `sni`...).
     pub tls: ServerTls,
+    /// `proto h2`: the server speaks HTTP/2 (gRPC); HTTP/2 clients' streams are multiplexed
+    /// over one connection per server and worker.
+    pub h2: bool,
 }
 
 impl Server {
@@ -631,6 +634,7 @@ impl Server {
             notify_up: None,
             notify_down: None,
             tls: ServerTls::default(),
+            h2: false,
         }
     }
 

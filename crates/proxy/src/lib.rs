@@ -20,6 +20,7 @@ mod pick;
 pub mod proxy_protocol;
 pub mod retry;
 mod setup_error;
+mod side_io;
 mod snapshot;
 mod tunnel;
 mod upstream;

@@ -367,6 +367,10 @@ impl Parser {
         server.origin = Origin { file: self.sink.file.clone(), line };
         server.addr = addr;
         server.check_addr = check_address(&defaults, addr)?;
+        if server.h2 && server.tls.enabled && server.tls.alpn.is_empty() {
+            // An HTTP/2 server over TLS is reached with ALPN h2 (gRPC servers insist on it).
+            server.tls.alpn = vec!["h2".into()];
+        }
         if server.tls.enabled || defaults.check_ssl == Some(true) {
             self.server_tls_paths(&mut server.tls);
             server.tls.verify = defaults.tls_verify.unwrap_or(self.tls_server_verify());
@@ -544,6 +548,13 @@ pub(crate) fn apply_server_param(
         "id" => return Ok(Some("server 'id' is ignored: fulcrum identifies servers by name".into())),
         "npn" => return Ok(Some("server 'npn' is ignored: NPN is obsolete (ALPN replaced it)".into())),
         "allow-0rtt" => return Ok(Some("server 'allow-0rtt' is ignored: early data is not sent".into())),
+        "proto" => {
+            s.h2 = match value {
+                "h2" => true,
+                "h1" | "http/1.1" => false,
+                other => return Err(Problem::unknown("server proto", other, ["h2", "h1"])),
+            }
+        }
         "ssl" => s.tls.enabled = true,
         "no-ssl" => s.tls.enabled = false,
         "check-ssl" => d.check_ssl = Some(true),

@@ -516,7 +516,7 @@ pub const VOCABULARY: &[Keyword] = &[
     not_yet_with(C::Server, "init-addr", 1),
     not_yet_with(C::Server, "source", 1),
     not_yet_with(C::Server, "namespace", 1),
-    not_yet_with(C::Server, "proto", 1),
+    yes(C::Server, "proto"),
     not_yet_with(C::Server, "pool-max-conn", 1),
     not_yet_with(C::Server, "pool-purge-delay", 1),
     not_yet_with(C::Server, "pool-low-conn", 1),

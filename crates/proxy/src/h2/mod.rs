@@ -10,7 +10,6 @@
 //! by the client before they are served are bounded (rapid reset, CVE-2023-44487), and so are
 //! the resets fulcrum itself must send; an idle connection closes after
 //! `timeout http-keep-alive`, and a draining worker sends GOAWAY and lets streams finish.
-mod io;
 mod stream;
 
 pub use stream::{to_http1, Refusal};
@@ -63,14 +62,16 @@ pub(crate) async fn serve(client: &mut Client, prefix: Option<BytesMut>, shared:
         .max_header_list_size(max_header_list)
         .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
         .max_local_error_reset_streams(Some(MAX_LOCAL_RESETS));
-    let mut conn = match tokio::time::timeout(handshake_limit, builder.handshake(io::SideIo::new(side, prefix))).await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => {
-            tracing::debug!(peer = %info.peer, "HTTP/2 handshake: {e}");
-            return;
-        }
-        Err(_) => return,
-    };
+    let mut conn =
+        match tokio::time::timeout(handshake_limit, builder.handshake(crate::side_io::SideIo::new(side, prefix))).await
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %info.peer, "HTTP/2 handshake: {e}");
+                return;
+            }
+            Err(_) => return,
+        };
     let active = Arc::new(AtomicUsize::new(0));
     let mut closing = false;
     let mut idle_since = Instant::now();

@@ -224,7 +224,13 @@ async fn forward(
         let t_connect = Instant::now();
         let tls = server.tls.as_ref().filter(|_| server.cfg.tls.enabled).map(|c| upstream::tls_to(server, c, &x.parts));
         let proxy_header = server.cfg.send_proxy.map(|v| crate::proxy_protocol::header(v, x.conn.peer, x.conn.bind));
-        let got = upstream::get_connection(server.cfg.addr, &backend, safe, false, proxy_header, tls.as_ref()).await;
+        let got = if server.cfg.h2 {
+            upstream::h2_pool::sender(server.cfg.addr, cfg.timeout_connect, tls.as_ref()).await.map(Upstream2::H2)
+        } else {
+            upstream::get_connection(server.cfg.addr, &backend, safe, false, proxy_header, tls.as_ref())
+                .await
+                .map(Upstream2::H1)
+        };
         let up = match got {
             Ok(up) => up,
             Err(e) => {
@@ -253,10 +259,137 @@ async fn forward(
         if let Some(e) = x.entry.as_mut() {
             e.tc = ms(t_connect.elapsed());
         }
-        let result = exchange(x, up, id, cookie_ok, respond).await;
+        let result = match up {
+            Upstream2::H1(up) => exchange(x, up, id, cookie_ok, respond).await,
+            Upstream2::H2(send) => Box::pin(exchange_h2(x, send, id, cookie_ok, respond)).await,
+        };
         drop(slot);
         return result;
     }
+}
+
+/// A connection to a server: HTTP/1.1 from the pool, or a stream to open on the server's
+/// HTTP/2 connection.
+enum Upstream2 {
+    H1(Upstream),
+    H2(h2::client::SendRequest<Bytes>),
+}
+
+/// The request as a stream of the server's HTTP/2 connection (`proto h2`, gRPC): head, body
+/// and trailers each way, the two directions at once (a bidirectional gRPC call streams both).
+async fn exchange_h2(
+    x: &mut Stream<'_>,
+    mut send: h2::client::SendRequest<Bytes>,
+    id: fulcrum_balance::ServerId,
+    cookie_ok: bool,
+    respond: &mut SendResponse<Bytes>,
+) -> Result<(), ProxyError> {
+    let backend = Arc::clone(&x.backend);
+    let server = &backend.servers[id];
+    let timeout_server = backend.cfg.timeout_server;
+    let timeout_client = x.fe.cfg.timeout_client;
+    let failed = |failure, stage| ProxyError::new(failure, stage);
+    // HTTP/2 carries no connection-level fields; the authority goes in :authority.
+    let mut parts = x.parts.clone();
+    for name in [header::TRANSFER_ENCODING, header::CONNECTION, header::HOST] {
+        parts.headers.remove(&name);
+    }
+    let authority = x.parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let scheme = if server.cfg.tls.enabled { "https" } else { "http" };
+    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    parts.uri = Uri::try_from(format!("{scheme}://{authority}{pq}"))
+        .map_err(|_| failed(Failure::BadRequest(h1::HeadError::Malformed("authority")), Stage::Request))?;
+    parts.version = http::Version::HTTP_2;
+    let t_send = Instant::now();
+    let request = http::Request::from_parts(parts, ());
+    let no_body = x.body.is_end_stream();
+    let (response, mut to_server) =
+        send.send_request(request, no_body).map_err(|_| failed(Failure::ServerClosed, Stage::Headers))?;
+    // The request body (and trailers) go up while the answer comes down.
+    let body = &mut x.body;
+    let upload = async {
+        if no_body {
+            return Ok(0);
+        }
+        relay_h2(body, &mut to_server, timeout_client, timeout_server).await
+    };
+    let shared = x.shared;
+    let entry = &mut x.entry;
+    let download = async {
+        let resp = match tokio::time::timeout(timeout_server, response).await {
+            Err(_) => return Err(failed(Failure::ServerTimeout, Stage::Headers)),
+            Ok(Err(_)) => return Err(failed(Failure::ServerClosed, Stage::Headers)),
+            Ok(Ok(resp)) => resp,
+        };
+        let (mut head, mut from_server) = resp.into_parts();
+        crate::observe::observe_result(&backend, id, crate::observe::Observation::Status(head.status.as_u16()));
+        if let Some(e) = entry.as_mut() {
+            e.tr = ms(t_send.elapsed());
+            e.status = head.status.as_u16();
+        }
+        if backend.cfg.cookie.is_some() {
+            crate::l7::set_cookie(&backend, id, cookie_ok, &mut head.headers);
+        }
+        let end = from_server.is_end_stream();
+        let mut out = http::Response::from_parts(head, ());
+        *out.version_mut() = http::Version::HTTP_2;
+        let mut to_client = respond.send_response(out, end).map_err(|_| failed(Failure::ClientClosed, Stage::Data))?;
+        if end {
+            return Ok(0);
+        }
+        let moved = relay_h2(&mut from_server, &mut to_client, timeout_server, timeout_client)
+            .await
+            .map_err(|e| ProxyError::new(e.failure, Stage::Data))?;
+        Ok(moved)
+    };
+    let (up, down) = tokio::join!(upload, download);
+    let moved = down?;
+    if let Err(e) = up {
+        tracing::debug!(backend = %backend.cfg.name, "request body: {e}");
+    }
+    if let Some(stick) = &backend.stick {
+        crate::live::lock(stick).insert(x.conn.peer.ip(), id, Instant::now());
+    }
+    if let Some(e) = x.entry.take() {
+        shared.access_log.write(&e.format(moved));
+    }
+    Ok(())
+}
+
+/// Data and trailers from one HTTP/2 stream to another, each piece released to the sender's
+/// window once the receiver took it. `read_idle`/`write_idle`: how long either may stall.
+/// The data bytes moved.
+async fn relay_h2(
+    from: &mut RecvStream,
+    to: &mut SendStream<Bytes>,
+    read_idle: std::time::Duration,
+    write_idle: std::time::Duration,
+) -> Result<u64, ProxyError> {
+    let mut moved = 0u64;
+    loop {
+        let next = tokio::time::timeout(read_idle, from.data()).await;
+        match next {
+            Err(_) => return Err(ProxyError::new(Failure::ServerTimeout, Stage::Data)),
+            Ok(Some(Ok(data))) => {
+                let n = data.len();
+                moved += n as u64;
+                send_data(to, data, false, write_idle).await.map_err(|f| ProxyError::new(f, Stage::Data))?;
+                let _ = from.flow_control().release_capacity(n);
+            }
+            Ok(Some(Err(_))) => return Err(ProxyError::new(Failure::ServerClosed, Stage::Data)),
+            Ok(None) => break,
+        }
+    }
+    match tokio::time::timeout(read_idle, from.trailers()).await {
+        Ok(Ok(Some(trailers))) => {
+            to.send_trailers(trailers).map_err(|_| ProxyError::new(Failure::ClientClosed, Stage::Data))?
+        }
+        Ok(Ok(None)) => {
+            send_data(to, Bytes::new(), true, write_idle).await.map_err(|f| ProxyError::new(f, Stage::Data))?
+        }
+        _ => return Err(ProxyError::new(Failure::ServerClosed, Stage::Data)),
+    }
+    Ok(moved)
 }
 
 /// The request on an open server connection, and its answer back to the stream.

@@ -260,6 +260,12 @@ async fn attempt(
     let slot = Slot::new(&backend, id);
     let server = &backend.servers[id];
     server.live.total.fetch_add(1, Ordering::Relaxed);
+    if server.cfg.h2 {
+        // A `proto h2` server takes HTTP/2 clients' streams only (docs/tls.md).
+        let why = h1::HeadError::Malformed("an HTTP/1 request to a 'proto h2' server (not supported yet)");
+        let error = ProxyError::new(Failure::BadResponse(why), Stage::Headers);
+        return Err((error, Attempt { retries: t.retries, reused: false, replayable: false }));
+    }
     if let Some(e) = x.entry.as_mut() {
         e.server.clone_from(&server.cfg.name);
         e.tw = ms(x.parsed.elapsed());

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
+pub(crate) mod h2_pool;
+
 use crate::fasthash::FastBuild;
 use crate::io::{peer_spoke, Side};
 

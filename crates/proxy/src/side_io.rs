@@ -1,5 +1,6 @@
-//! A client [`Side`] as the h2 crate reads and writes it (`AsyncRead`/`AsyncWrite`), with the
-//! bytes already read before the switch to HTTP/2 (the connection preface) given back first.
+//! A [`Side`] as the h2 crate reads and writes it (`AsyncRead`/`AsyncWrite`): a client's (with
+//! the bytes already read before the switch to HTTP/2, the preface, given back first), or a
+//! connection to an HTTP/2 server.
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -8,14 +9,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::io::{Interest, Side};
 
-pub(super) struct SideIo {
+pub(crate) struct SideIo {
     side: Side,
     /// Read before the switch; handed out before the socket is read again.
     prefix: Option<bytes::BytesMut>,
 }
 
 impl SideIo {
-    pub(super) fn new(side: Side, prefix: Option<bytes::BytesMut>) -> SideIo {
+    pub(crate) fn new(side: Side, prefix: Option<bytes::BytesMut>) -> SideIo {
         SideIo { side, prefix: prefix.filter(|p| !p.is_empty()) }
     }
 }
