@@ -299,3 +299,49 @@ fn grpc_calls_of_every_kind_go_through() {
     );
     f.wait_log("\"POST http://", Duration::from_secs(5));
 }
+
+/// An HTTP/1.1 server that answers the first request of each connection (keeping it open) and
+/// closes the connection, unanswered, when a second request comes on it: a keep-alive
+/// connection the server drops just as it is reused.
+fn one_request_per_connection() -> SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut s) = stream else { continue };
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                        _ => return,
+                    }
+                }
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh");
+                // The next request on this connection is met with a close.
+                let _ = s.read(&mut buf);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_reused_connection_closed_by_the_server_is_retried_on_a_new_one() {
+    let server = one_request_per_connection();
+    let bind = free_addr();
+    let cfg = format!(
+        "global\n    nbthread 1\n\
+         defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind {bind} proto h2\n    default_backend be\nbackend be\n    http-reuse always\n    server s {server}\n"
+    );
+    let _f = Fulcrum::start("reuse.cfg", &cfg, bind);
+    // Sequential requests: from the second on, each meets the closed pooled connection first.
+    for i in 0..4 {
+        let (code, _, body) = curl(&["--http2-prior-knowledge"], &format!("http://{bind}/{i}"));
+        assert_eq!((code.as_str(), body.as_str()), ("200", "fresh"), "request {i}");
+    }
+}

@@ -209,6 +209,8 @@ async fn forward(
     let policy = RetryPolicy { retries: cfg.retries, redispatch: cfg.redispatch, timeout_connect: cfg.timeout_connect };
     let (mut tried, mut retries, mut again) = (Vec::new(), 0u32, None);
     let safe = matches!(x.parts.method, Method::GET | Method::HEAD | Method::OPTIONS) && x.framing.is_empty();
+    // A pooled connection the server closed under a safe request: sent again on a new one.
+    let mut fresh_only = false;
     loop {
         let deadline = x.started + cfg.timeout_queue;
         let flow = Flow { client: x.conn.peer, destination: x.conn.bind, now: x.started };
@@ -227,7 +229,7 @@ async fn forward(
         let got = if server.cfg.h2 {
             upstream::h2_pool::sender(server.cfg.addr, cfg.timeout_connect, tls.as_ref()).await.map(Upstream2::H2)
         } else {
-            upstream::get_connection(server.cfg.addr, &backend, safe, false, proxy_header, tls.as_ref())
+            upstream::get_connection(server.cfg.addr, &backend, safe, fresh_only, proxy_header, tls.as_ref())
                 .await
                 .map(Upstream2::H1)
         };
@@ -260,7 +262,28 @@ async fn forward(
             e.tc = ms(t_connect.elapsed());
         }
         let result = match up {
-            Upstream2::H1(up) => exchange(x, up, id, cookie_ok, respond).await,
+            Upstream2::H1(up) => {
+                let reused = up.idle_for.is_some();
+                let result = exchange(x, up, id, cookie_ok, respond).await;
+                match result {
+                    // Nothing of the answer came, on a connection that had been idle: the
+                    // server closed it as it was reused. Once more on a new connection, as
+                    // HTTP/1 requests are.
+                    Err(e)
+                        if reused
+                            && safe
+                            && !fresh_only
+                            && e.stage == Stage::Headers
+                            && e.failure == Failure::ServerClosed =>
+                    {
+                        drop(slot);
+                        fresh_only = true;
+                        again = Some(id);
+                        continue;
+                    }
+                    other => other,
+                }
+            }
             Upstream2::H2(send) => Box::pin(exchange_h2(x, send, id, cookie_ok, respond)).await,
         };
         drop(slot);
