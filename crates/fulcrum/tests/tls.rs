@@ -377,11 +377,14 @@ fn crt_lists_filter_names_and_a_reload_serves_a_renewed_certificate() {
     let dir = setup();
     make_cert(&dir, "one", "one.example", &["one.example", "shared.example"], "");
     make_cert(&dir, "two", "two.example", &["two.example", "shared.example"], "");
+    make_cert(&dir, "three", "three.example", &["three.example"], "");
     let d = dir.display();
     // `two` is served for shared.example by the list's filter, whatever its certificate says
     // (and `one` is kept out of that name by `!shared.example`).
-    std::fs::write(dir.join("list.txt"), "# certificates\none.pem one.example !shared.example\ntwo.pem\n")
-        .expect("write");
+    // `three` serves a wildcard, except one name under it.
+    let list =
+        "# certificates\none.pem one.example !shared.example\ntwo.pem\nthree.pem *.wild.example !admin.wild.example\n";
+    std::fs::write(dir.join("list.txt"), list).expect("write");
     std::fs::copy(dir.join("one.pem"), dir.join("live.pem")).expect("copy");
     let web = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
     let (listed, live) = (free_addr(), free_addr());
@@ -393,6 +396,9 @@ fn crt_lists_filter_names_and_a_reload_serves_a_renewed_certificate() {
     let f = Fulcrum::start("list.cfg", &cfg, listed);
     assert!(served_subject(listed, Some("shared.example")).contains("two.example"));
     assert!(served_subject(listed, Some("one.example")).contains("one.example"));
+    assert!(served_subject(listed, Some("x.wild.example")).contains("three.example"));
+    // The excluded name falls back to the default certificate.
+    assert!(served_subject(listed, Some("admin.wild.example")).contains("one.example"));
     assert!(served_subject(live, Some("anything")).contains("one.example"));
     // A keep-alive connection open across the reload keeps being served.
     let mut before = std::process::Command::new("openssl")
@@ -938,4 +944,39 @@ fn sessions_resume_by_ticket_and_by_session_id_across_a_reload() {
     f.wait_log("reload applied", Duration::from_secs(10));
     assert!(resumed(&dir, tickets, Some("t.pem"), "t2.pem", &["-tls1_3"]), "ticket after reload");
     assert!(resumed(&dir, ids, Some("i.pem"), "i2.pem", &["-tls1_2"]), "session id after reload");
+}
+
+#[test]
+fn mode_tcp_reencrypts_to_a_tls_server_and_half_closes_through_it() {
+    let dir = setup();
+    make_cert(&dir, "backend", "backend.example", &["backend.example"], "");
+    // HAProxy terminates the TLS fulcrum opens and relays to a server that answers once the
+    // client has half-closed.
+    let echo = common::tagged_server("echo", 4);
+    let hap = free_addr();
+    let hap_cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend tls\n    bind {hap} ssl crt {d}/backend.pem\n    default_backend echo\nbackend echo\n    server e {echo}\n",
+        d = dir.display()
+    );
+    let Some(_hap) = haproxy(&dir, &hap_cfg, hap) else { return };
+    let bind = free_addr();
+    let cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind {bind}\n    default_backend tls\n\
+         backend tls\n    server h {hap} ssl verify required ca-file {d}/ca.pem sni str(backend.example)\n",
+        d = dir.display()
+    );
+    let _f = Fulcrum::start("tcp-to-tls.cfg", &cfg, bind);
+    use std::io::{Read, Write};
+    for message in [&b"hello"[..], &[7u8; 200_000][..]] {
+        let mut client = std::net::TcpStream::connect(bind).expect("connect");
+        client.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        client.write_all(message).expect("write");
+        client.shutdown(std::net::Shutdown::Write).expect("half-close");
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).expect("read");
+        assert_eq!(&got[..5], b"echo:");
+        assert_eq!(&got[5..], message, "{} bytes back of {}", got.len() - 5, message.len());
+    }
 }

@@ -286,8 +286,13 @@ pub(crate) async fn relay(
         }
         // A direction that ended with bytes still pending closes once they are out.
         for (flow, to) in [(&up, &mut *b), (&down, &mut *a)] {
-            if flow.done && to.has_pending() && matches!(to.try_flush(), Ok(true)) {
-                to.shutdown_write();
+            if flow.done && to.has_pending() {
+                match to.try_flush() {
+                    Ok(true) => to.shutdown_write(),
+                    Ok(false) => {}
+                    // The peer is gone: nothing more can be delivered.
+                    Err(_) => return None,
+                }
             }
         }
         if up.done && down.done && !a.has_pending() && !b.has_pending() {
@@ -327,9 +332,10 @@ pub(crate) async fn relay(
         })
         .await;
         match woke {
-            Ok(true) => {}
-            Ok(false) if last + idle <= Instant::now() => return None,
-            Ok(false) => {}
+            // Woken by readiness or by the timer: either way the inactivity limit holds (a
+            // side ready without progress must not keep the relay spinning past it).
+            Ok(_) if last + idle <= Instant::now() => return None,
+            Ok(_) => {}
             Err(_) => return None,
         }
     }

@@ -13,6 +13,8 @@ use crate::certs::Loaded;
 #[derive(Debug)]
 pub(crate) struct SniResolver {
     keys: Vec<Arc<CertifiedKey>>,
+    /// Names each certificate is never served for (a crt-list's `!name`), wildcards included.
+    excluded: Vec<Vec<String>>,
     exact: HashMap<String, Vec<usize>>,
     /// By the domain under the `*.`.
     wildcard: HashMap<String, Vec<usize>>,
@@ -24,6 +26,7 @@ impl SniResolver {
         let mut exact: HashMap<String, Vec<usize>> = HashMap::new();
         let mut wildcard: HashMap<String, Vec<usize>> = HashMap::new();
         let mut keys = Vec::with_capacity(certs.len());
+        let mut excluded = Vec::with_capacity(certs.len());
         for (i, cert) in certs.into_iter().enumerate() {
             for name in cert.names.iter().filter(|n| !cert.excluded.contains(n)) {
                 let list = match name.strip_prefix("*.") {
@@ -35,14 +38,17 @@ impl SniResolver {
                 }
             }
             keys.push(cert.key);
+            excluded.push(cert.excluded);
         }
-        SniResolver { keys, exact, wildcard, strict }
+        SniResolver { keys, excluded, exact, wildcard, strict }
     }
 
-    fn pick(&self, candidates: &[usize], hello: &ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+    fn pick(&self, candidates: &[usize], name: &str, hello: &ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let schemes = hello.signature_schemes();
-        let usable = candidates.iter().find(|&&i| self.keys[i].key.choose_scheme(schemes).is_some());
-        usable.or(candidates.first()).map(|&i| Arc::clone(&self.keys[i]))
+        let allowed: Vec<usize> =
+            candidates.iter().copied().filter(|&i| !self.excluded[i].iter().any(|x| x == name)).collect();
+        let usable = allowed.iter().find(|&&i| self.keys[i].key.choose_scheme(schemes).is_some());
+        usable.or(allowed.first()).map(|&i| Arc::clone(&self.keys[i]))
     }
 
     /// The certificates served for `name` (lower-case).
@@ -65,7 +71,7 @@ impl ResolvesServerCert for SniResolver {
             } else {
                 name
             };
-            if let Some(found) = self.for_name(name).and_then(|c| self.pick(c, &hello)) {
+            if let Some(found) = self.for_name(name).and_then(|c| self.pick(c, name, &hello)) {
                 return Some(found);
             }
             if self.strict {

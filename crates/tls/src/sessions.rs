@@ -25,7 +25,23 @@ fn registry() -> &'static Mutex<HashMap<String, (usize, Kept)>> {
 /// configuration only checked, never served (`fulcrum check`), which must not disturb the
 /// running one's state.
 pub(crate) fn for_bind(bind: &TlsBind, cache_size: usize, keep: bool) -> Kept {
-    let key = format!("{:?} {:?} {:?} {:?}", bind.addrs, bind.verify, bind.ca_file, bind.crl_file);
+    // What a resumed session skips is the client certificate's check: a session made under
+    // other CAs or another revocation list (changed files included) must not resume.
+    let contents = |path: &Option<std::path::PathBuf>| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        path.as_ref().and_then(|p| std::fs::read(p).ok()).hash(&mut h);
+        h.finish()
+    };
+    let key = format!(
+        "{:?} {:?} {:?} {:x} {:?} {:x}",
+        bind.addrs,
+        bind.verify,
+        bind.ca_file,
+        contents(&bind.ca_file),
+        bind.crl_file,
+        contents(&bind.crl_file)
+    );
     let cache = || -> Arc<dyn StoresServerSessions> {
         match cache_size {
             // `tune.ssl.cachesize 0`: no resumption by session ID.

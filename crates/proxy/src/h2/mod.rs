@@ -73,6 +73,10 @@ pub(crate) async fn serve(client: &mut Client, prefix: Option<BytesMut>, shared:
             Err(_) => return,
         };
     let active = Arc::new(AtomicUsize::new(0));
+    let max_streams = settings.max_concurrent_streams as usize;
+    // When the last stream in flight ended, in milliseconds from `base`: idleness starts then.
+    let base = Instant::now();
+    let last_end = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut closing = false;
     let mut idle_since = Instant::now();
     let idle = tokio::time::sleep(keep_alive);
@@ -83,11 +87,23 @@ pub(crate) async fn serve(client: &mut Client, prefix: Option<BytesMut>, shared:
                 closing = true;
                 conn.graceful_shutdown();
             }
-            if let Poll::Ready(got) = conn.poll_accept(cx) {
-                return Poll::Ready(Some(got));
+            // A stream is taken only while fewer than the announced limit are being served:
+            // streams the client resets after they were accepted still hold their task until
+            // it ends, so this bounds the work in flight; meanwhile the connection is driven
+            // without accepting, and streams reset while waiting count as the rapid reset
+            // defence counts them.
+            if active.load(Ordering::Acquire) < max_streams {
+                if let Poll::Ready(got) = conn.poll_accept(cx) {
+                    return Poll::Ready(Some(got));
+                }
+            } else if let Poll::Ready(closed) = conn.poll_closed(cx) {
+                // The connection ended (cleanly: no more streams; or with an error).
+                return Poll::Ready(Some(closed.err().map(Err)));
             }
             // No stream for `timeout http-keep-alive`: GOAWAY, and the connection ends.
             if !closing && idle.as_mut().poll(cx).is_ready() {
+                let ended = base + std::time::Duration::from_millis(last_end.load(Ordering::Acquire));
+                idle_since = idle_since.max(ended);
                 if active.load(Ordering::Acquire) == 0 && idle_since.elapsed() >= keep_alive {
                     closing = true;
                     conn.graceful_shutdown();
@@ -110,9 +126,13 @@ pub(crate) async fn serve(client: &mut Client, prefix: Option<BytesMut>, shared:
                 idle_since = Instant::now();
                 active.fetch_add(1, Ordering::AcqRel);
                 let (info, shared, active) = (Arc::clone(&info), Arc::clone(shared), Arc::clone(&active));
+                let last_end = Arc::clone(&last_end);
                 tokio::spawn(async move {
                     stream::serve(req, respond, info, shared).await;
-                    active.fetch_sub(1, Ordering::AcqRel);
+                    if active.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        let ms = u64::try_from(base.elapsed().as_millis()).unwrap_or(u64::MAX);
+                        last_end.store(ms, Ordering::Release);
+                    }
                 });
             }
             Some(Some(Err(e))) => {

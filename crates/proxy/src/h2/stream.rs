@@ -488,9 +488,9 @@ async fn exchange(
     if !no_body {
         let got = relay_body(&mut up.side, buf, framing, &mut send, timeout_server, timeout_client).await;
         match got {
-            Ok(n) => {
+            Ok((n, clean)) => {
                 moved = n;
-                complete = true;
+                complete = clean;
             }
             Err(failure) => return Err(failed(failure, Stage::Data)),
         }
@@ -498,7 +498,8 @@ async fn exchange(
         complete = false;
     }
     // The server connection carries another request if this answer ended cleanly.
-    if complete && !resp.close && server.cfg.send_proxy.is_none() && framing != Framing::UntilClose {
+    let reuse = crate::l7::server_reuse(x.fe, &backend);
+    if complete && reuse && !resp.close && server.cfg.send_proxy.is_none() && framing != Framing::UntilClose {
         let key = match server.tls.as_ref().filter(|_| server.cfg.tls.enabled) {
             None => upstream::PoolKey::plain(server.cfg.addr),
             Some(config) => upstream::tls_to(server, config, &x.parts).key(server.cfg.addr),
@@ -561,7 +562,7 @@ async fn relay_body(
     send: &mut SendStream<Bytes>,
     timeout_server: std::time::Duration,
     timeout_client: std::time::Duration,
-) -> Result<u64, Failure> {
+) -> Result<(u64, bool), Failure> {
     let mut decoder = (framing == Framing::Chunked).then(crate::h1::Chunked::new);
     let mut left = match framing {
         Framing::Length(n) => Some(n),
@@ -584,7 +585,7 @@ async fn relay_body(
                 {
                     Ok(0) if framing == Framing::UntilClose => {
                         let _ = send.send_data(Bytes::new(), true);
-                        return Ok(moved);
+                        return Ok((moved, false));
                     }
                     Ok(0) => return Err(Failure::ServerClosed),
                     Ok(_) => got,
@@ -593,16 +594,21 @@ async fn relay_body(
                 }
             }
         };
-        // The data of this input, and whether the body ends with it.
+        // The data of this input, whether the body ends with it, and whether bytes came past
+        // its end (the connection then cannot carry another request).
         let mut data: Vec<Bytes> = Vec::new();
         let mut end = false;
+        let mut surplus = false;
         match (&mut decoder, &mut left) {
             (Some(dec), _) => {
-                dec.scan(&input, |d| data.push(Bytes::copy_from_slice(d))).map_err(Failure::BadResponseBody)?;
+                let used =
+                    dec.scan(&input, |d| data.push(Bytes::copy_from_slice(d))).map_err(Failure::BadResponseBody)?;
                 end = dec.is_done();
+                surplus = end && used < input.len();
             }
             (None, Some(n)) => {
                 let take = (*n).min(input.len() as u64) as usize;
+                surplus = take < input.len();
                 data.push(input.freeze().slice(..take));
                 *n -= take as u64;
                 end = *n == 0;
@@ -619,7 +625,7 @@ async fn relay_body(
             if count == 0 {
                 send_data(send, Bytes::new(), true, timeout_client).await?;
             }
-            return Ok(moved);
+            return Ok((moved, !surplus));
         }
     }
 }

@@ -135,15 +135,49 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     let id = slot.id;
     // The template lives while this connection does (released however the relay ends).
     let _held = template.map(|t| t.hold(id));
-    if let Some(version) = backend.servers[id].cfg.send_proxy {
-        first.splice(0..0, crate::proxy_protocol::header(version, peer, local));
+    // `server ... ssl`: TLS to the server, its handshake done before any byte is relayed (within
+    // `timeout connect`, as HAProxy counts it); the PROXY protocol header goes first, in the
+    // clear, and the client's first bytes through TLS.
+    let server_tls = backend.servers[id].tls.as_ref().filter(|_| backend.servers[id].cfg.tls.enabled);
+    let mut head = match backend.servers[id].cfg.send_proxy {
+        Some(version) => crate::proxy_protocol::header(version, peer, local),
+        None => Vec::new(),
+    };
+    if server_tls.is_none() {
+        head.append(&mut first);
     }
-    if !first.is_empty() {
+    if !head.is_empty() {
         use tokio::io::AsyncWriteExt;
-        if let Err(e) = Box::pin(server.write_all(&first)).await {
+        if let Err(e) = Box::pin(server.write_all(&head)).await {
             tracing::debug!(backend = %backend.cfg.name, %peer, "sending the first bytes: {e}");
             return;
         }
+    }
+    let mut server_side = None;
+    let mut server = Some(server);
+    if let (Some(config), Some(stream)) = (server_tls, server.take_if(|_| server_tls.is_some())) {
+        let name = fulcrum_tls::server_name(&backend.servers[id].cfg.tls, backend.servers[id].cfg.addr.ip(), None);
+        let conn = match rustls::ClientConnection::new(Arc::clone(config), name) {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::debug!(backend = %backend.cfg.name, "TLS to the server: {e}");
+                return;
+            }
+        };
+        let mut side = crate::io::Side::registered_tls_client(stream, conn);
+        let deadline = Instant::now() + backend.cfg.timeout_connect;
+        if let Err(e) = Box::pin(crate::upstream::handshake(&mut side, deadline)).await {
+            tracing::debug!(backend = %backend.cfg.name, %peer, "{e}");
+            if let Some(mut e) = entry {
+                e.termination = *b"SC";
+                shared.access_log.write(&e.format_tcp(0));
+            }
+            return;
+        }
+        if !first.is_empty() && side.send(&[&first]).is_err() {
+            return;
+        }
+        server_side = Some(side);
     }
     let cfg = &backend.cfg;
     let idle = cfg.timeout_tunnel.unwrap_or_else(|| cfg.timeout_server.min(fe.cfg.timeout_client));
@@ -158,24 +192,12 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     }
     let fin = (fe.cfg.timeout_client_fin, cfg.timeout_server_fin);
     let traffic = Some(&live.traffic);
-    // `server ... ssl`: TLS to the server (its handshake runs with the first bytes relayed).
-    let server_tls = backend.servers[id].tls.as_ref().filter(|_| backend.servers[id].cfg.tls.enabled).map(|config| {
-        let name = fulcrum_tls::server_name(&backend.servers[id].cfg.tls, backend.servers[id].cfg.addr.ip(), None);
-        rustls::ClientConnection::new(Arc::clone(config), name)
-    });
-    let moved = match (client, server_tls) {
-        (Conn::Plain(mut plain), None) => {
+    let moved = match (client, server_side, server) {
+        (Conn::Plain(mut plain), None, Some(mut server)) => {
             crate::tunnel::splice(&mut plain, &mut server, idle, fin, &on_half, traffic).await
         }
-        (_, Some(Err(e))) => {
-            tracing::debug!(backend = %backend.cfg.name, "TLS to the server: {e}");
-            None
-        }
-        (client, tls) => {
-            let mut server = match tls {
-                Some(Ok(conn)) => crate::io::Side::registered_tls_client(server, conn),
-                _ => crate::io::Side::registered(server),
-            };
+        (client, server_side, server) => {
+            let Some(mut server) = server_side.or_else(|| server.map(crate::io::Side::registered)) else { return };
             let mut client = match client {
                 Conn::Tls(side) => *side,
                 Conn::Plain(plain) => crate::io::Side::registered(plain),
