@@ -118,7 +118,7 @@ fn error_pages_502_503_504_and_errorfile() {
     let dir = temp_dir("errorfile");
     let ef = dir.join("503.http");
     std::fs::write(&ef, "HTTP/1.0 503 Service Unavailable\r\nCache-Control: no-cache\r\nContent-Type: text/html\r\n\r\n<html><body>custom sorry page</body></html>\n").expect("write");
-    let dead = free_addr();
+    let (_held, dead) = common::dead_addr();
     let bind = free_addr();
     let cfg = format!(
         "defaults\n    mode http\n    timeout connect 200ms\n    timeout client 5s\n    timeout server 300ms\n    retries 1\n\

@@ -109,7 +109,7 @@ fn killed_server_costs_no_request_and_returns_after_rise() {
 #[test]
 fn dead_server_without_checks_is_retried_and_redispatched() {
     let a = Origin::spawn("a", any()).expect("origin");
-    let dead = free_addr();
+    let (_held, dead) = common::dead_addr();
     let bind = free_addr();
     // Each retry of the dead server waits min(timeout connect, 1 s) first, as in HAProxy; the
     // last one (retries 3) goes to the other server at once (option redispatch).

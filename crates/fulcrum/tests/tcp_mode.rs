@@ -78,7 +78,7 @@ fn a_section_without_mode_is_tcp_as_in_haproxy() {
 #[test]
 fn connection_failures_retry_then_redispatch() {
     let good = tagged_server("good", 8);
-    let dead = free_addr();
+    let (_held, dead) = common::dead_addr();
     let bind = free_addr();
     let backend = format!("    retries 2\n    option redispatch\n    server dead {dead}\n    server good {good}\n");
     let f = start("redispatch.cfg", &cfg(bind, "    mode tcp\n    option tcplog\n", &backend));

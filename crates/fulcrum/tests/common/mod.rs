@@ -275,3 +275,14 @@ pub fn self_signed(dir: &std::path::Path) {
         .expect("openssl req");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
 }
+
+/// An address where nothing listens and nothing can start listening while the returned socket
+/// lives (it holds the port, bound but not listening): connections to it are refused. A port
+/// from `free_addr` can be taken by a concurrent test's listener.
+#[allow(dead_code)]
+pub fn dead_addr() -> (socket2::Socket, SocketAddr) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).expect("bind");
+    let addr = socket.local_addr().expect("addr").as_socket().expect("inet");
+    (socket, addr)
+}
