@@ -104,9 +104,9 @@ fn build(bind: &TlsBind, cache_size: usize, keep: bool) -> Result<Built, TlsErro
     config.ignore_client_order = true;
     let kept = sessions::for_bind(bind, cache_size, keep);
     config.session_storage = kept.cache;
-    if bind.no_tickets {
-        config.send_tls13_tickets = 0;
-    } else {
+    // `no-tls-tickets`: no stateless (encrypted) tickets; TLS 1.3 still resumes, by stateful
+    // tickets that name a session of the cache, as OpenSSL does under SSL_OP_NO_TICKET.
+    if !bind.no_tickets {
         config.ticketer = kept.ticketer;
     }
     Ok(Built { config: Arc::new(config), warnings })
