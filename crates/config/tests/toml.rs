@@ -336,3 +336,34 @@ address = "127.0.0.1:53"
         "{bad:?}"
     );
 }
+
+#[test]
+fn servers_speak_http2_and_tls_when_told() {
+    let text = r#"
+[[frontend]]
+name = "grpc"
+bind = "127.0.0.1:50051"
+default_backend = "grpc"
+
+[[backend]]
+name = "grpc"
+[[backend.server]]
+name = "g1"
+address = "127.0.0.1:50052"
+proto = "h2"
+[[backend.server]]
+name = "g2"
+address = "127.0.0.1:50053"
+proto = "h2"
+tls = { verify = "none", sni = "grpc.internal" }
+"#;
+    let loaded = ok(text);
+    let servers = &loaded.model.backends[0].servers;
+    assert!(servers.iter().all(|s| s.h2));
+    assert!(!servers[0].tls.enabled);
+    assert!(servers[1].tls.enabled && !servers[1].tls.verify);
+    assert_eq!(servers[1].tls.alpn, ["h2"]);
+    assert_eq!(servers[1].tls.sni, Some(fulcrum_model::SniSource::Fixed("grpc.internal".into())));
+    let bad = text.replace("proto = \"h2\"\ntls", "proto = \"h3\"\ntls");
+    assert!(load_str(&bad, std::path::Path::new("t.toml"), &LoadOptions::default()).is_err());
+}

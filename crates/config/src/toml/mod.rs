@@ -337,6 +337,7 @@ const SERVER_KEYS: &[&str] = &[
     "check_port",
     "check_address",
     "tls",
+    "proto",
 ];
 const STATS_KEYS: &[&str] = &["uri", "auth", "realm", "refresh", "hide_version", "show_node", "admin", "admin_if"];
 const COOKIE_KEYS: &[&str] = &["name", "mode", "indirect", "nocache", "httponly", "secure", "domain", "preserve"];
@@ -1239,6 +1240,9 @@ impl<'t> Doc<'t> {
             Ok(check_addr) => server.check_addr = check_addr,
             Err(problem) => self.report(line, problem),
         }
+        if server.h2 && server.tls.enabled && server.tls.alpn.is_empty() {
+            server.tls.alpn = vec!["h2".into()];
+        }
         if server.tls.enabled {
             server.tls.verify = defaults.tls_verify.unwrap_or(true);
             server.tls.check = defaults.check_ssl.unwrap_or(server.check_addr.is_none());
@@ -1266,7 +1270,8 @@ impl<'t> Doc<'t> {
             }
         }
         // TOML key and HAProxy keyword, for settings with a value.
-        const VALUED: [(&str, &str); 15] = [
+        const VALUED: [(&str, &str); 16] = [
+            ("proto", "proto"),
             ("weight", "weight"),
             ("maxconn", "maxconn"),
             ("maxqueue", "maxqueue"),
