@@ -981,3 +981,39 @@ fn mode_tcp_reencrypts_to_a_tls_server_and_half_closes_through_it() {
         assert_eq!(&got[5..], message, "{} bytes back of {}", got.len() - 5, message.len());
     }
 }
+
+#[test]
+fn a_proxy_protocol_header_then_tls_from_haproxy() {
+    let dir = setup();
+    make_cert(&dir, "site", "www.example.com", &["www.example.com"], "");
+    let web = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let (bind, tcp_bind) = (free_addr(), free_addr());
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {bind} ssl crt {d}/site.pem accept-proxy\n    option forwardfor\n    default_backend web\n\
+         frontend tcp\n    mode tcp\n    bind {tcp_bind} ssl crt {d}/site.pem accept-proxy\n    default_backend echo\n\
+         backend web\n    server web {}\nbackend echo\n    mode tcp\n    server e {}\n",
+        web.addr,
+        common::tagged_server("echo", 2),
+        d = dir.display()
+    );
+    let _f = Fulcrum::start("pp-tls.cfg", &cfg, bind);
+    // HAProxy sends the PROXY v2 header, then TLS on the same connection (AWS NLB and the
+    // like do the same): the client address is the PROXY header's.
+    let hap = free_addr();
+    let hap_cfg = format!(
+        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend plain\n    bind {hap}\n    default_backend f\n\
+         backend f\n    server f {bind} send-proxy-v2 ssl verify required ca-file {d}/ca.pem sni str(www.example.com)\n",
+        d = dir.display()
+    );
+    let Some(_hap) = haproxy(&dir, &hap_cfg, hap) else { return };
+    for _ in 0..3 {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "10"])
+            .arg(format!("http://{hap}/headers"))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        assert!(text.contains("x-forwarded-for: 127.0.0.1"), "{text}");
+    }
+}

@@ -152,6 +152,17 @@ impl Side {
         }
     }
 
+    /// Gives rustls bytes read from the socket before TLS began (what followed a PROXY
+    /// protocol header in the same read).
+    pub(crate) fn feed_tls(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        let Some(tls) = self.tls.as_deref_mut() else { return Ok(()) };
+        while !bytes.is_empty() {
+            tls.read_tls(&mut bytes)?;
+            tls.process_new_packets().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        }
+        Ok(())
+    }
+
     /// Whether TLS sits between the socket and the calls.
     pub(crate) fn is_tls(&self) -> bool {
         self.tls.is_some()
@@ -351,10 +362,29 @@ impl Side {
     pub(crate) async fn read_with<R>(
         &mut self,
         deadline: Option<Instant>,
+        f: impl FnMut(&[u8]) -> R,
+    ) -> Result<R, IoFail> {
+        self.read_with_layer(deadline, f, false).await
+    }
+
+    /// [`Side::read_with`] below TLS: the socket's own bytes (a PROXY protocol header comes
+    /// before the TLS handshake).
+    pub(crate) async fn read_raw_with<R>(
+        &mut self,
+        deadline: Option<Instant>,
+        f: impl FnMut(&[u8]) -> R,
+    ) -> Result<R, IoFail> {
+        self.read_with_layer(deadline, f, true).await
+    }
+
+    async fn read_with_layer<R>(
+        &mut self,
+        deadline: Option<Instant>,
         mut f: impl FnMut(&[u8]) -> R,
+        raw: bool,
     ) -> Result<R, IoFail> {
         loop {
-            let got = with_scratch(|buf| match self.try_read(buf) {
+            let got = with_scratch(|buf| match if raw { raw_read(&self.sock, buf) } else { self.try_read(buf) } {
                 Ok(n) => Ok(Some(f(&buf[..n]))),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(None),
@@ -362,6 +392,7 @@ impl Side {
             })?;
             match got {
                 Some(r) => return Ok(r),
+                None if raw => self.ready_raw(Interest::Read, deadline, None).await?,
                 None => self.ready(Interest::Read, deadline, None).await?,
             }
         }

@@ -191,6 +191,11 @@ impl Parser {
         };
         let mut index = 0;
         while let Some(word) = words.get(index) {
+            // The bind line's other options were read by `bind` (with their value, if any).
+            if bind_option(word).is_none() {
+                index += if matches!(word.as_str(), "name" | "id" | "proto") { 2 } else { 1 };
+                continue;
+            }
             let arg = words.get(index + 1);
             let result = self.tls_word(&mut bind, line, word, arg);
             if let Err(problem) = result {

@@ -87,7 +87,8 @@ impl Client {
                     return false;
                 }
             }
-            let read = self.side.read_with(Some(deadline), |bytes| {
+            // Below TLS, if the bind has it: the header is in the clear.
+            let read = self.side.read_raw_with(Some(deadline), |bytes| {
                 got.extend_from_slice(bytes);
                 !bytes.is_empty()
             });

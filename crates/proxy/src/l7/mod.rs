@@ -54,6 +54,12 @@ pub(crate) async fn serve(client: &mut Client, shared: &Arc<Shared>, drain: &Dra
     // Over TLS, ALPN tells the protocol: the handshake is done first (under the first
     // request's `timeout http-request`). A `proto h2` bind speaks HTTP/2 from the start.
     if client.side.is_tls() {
+        // Bytes that came with a PROXY protocol header are the start of the handshake.
+        if let Some(early) = client.buf.take() {
+            if client.side.feed_tls(&early).is_err() {
+                return Served::Done;
+            }
+        }
         if client.side.handshake(client.accepted + client.timeouts.http_request()).await.is_err() {
             return Served::Done;
         }
