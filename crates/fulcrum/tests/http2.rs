@@ -345,3 +345,104 @@ fn a_reused_connection_closed_by_the_server_is_retried_on_a_new_one() {
         assert_eq!((code.as_str(), body.as_str()), ("200", "fresh"), "request {i}");
     }
 }
+
+#[test]
+fn http1_clients_reach_http2_servers() {
+    let dir = temp_dir("h1-to-h2");
+    // HAProxy as an HTTP/2 (clear text) server that says what it got.
+    let hap = free_addr();
+    let hap_cfg = format!(
+        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend h2\n    bind {hap} proto h2\n    http-request wait-for-body time 2s\n\
+         \x20   http-request return status 200 content-type text/plain lf-string \"v=%[req.ver] len=%[req.body_len] host=%[req.hdr(host)]\"\n"
+    );
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        fulcrum_testkit::skip("HTTP/1 to HTTP/2 servers", "haproxy");
+        return;
+    }
+    std::fs::write(dir.join("hap.cfg"), hap_cfg).expect("write");
+    let _hap = common::Killed(
+        Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(dir.join("hap.cfg"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(hap).is_err() {
+        assert!(std::time::Instant::now() < deadline, "haproxy does not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let bind = free_addr();
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind {bind}\n    default_backend h2\nbackend h2\n    server h {hap} proto h2\n"
+    );
+    let _f = Fulcrum::start("h1-h2.cfg", &cfg, bind);
+    let url = format!("http://{bind}/x");
+    let host = format!("host={bind}");
+    assert_eq!(curl(&[], &url), ("200".into(), "1.1".into(), format!("v=2.0 len=0 {host}")));
+    assert_eq!(curl(&["-d", "hello world"], &url).2, format!("v=2.0 len=11 {host}"));
+    assert_eq!(
+        curl(&["-H", "Transfer-Encoding: chunked", "-d", "chunked body!"], &url).2,
+        format!("v=2.0 len=13 {host}")
+    );
+    // (An HTTP/1.0 client is answered with an HTTP/1.1 status line, as HAProxy does.)
+    assert_eq!(curl(&["--http1.0"], &url).2, format!("v=2.0 len=0 {host}"));
+    // Several requests on one kept-alive HTTP/1.1 connection.
+    let out =
+        Command::new("curl").args(["-s", "-w", "|%{num_connects}\n"]).args([&url, &url, &url]).output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("v=2.0").count(), 3, "{text}");
+    assert_eq!(text.matches("|0").count(), 2, "one connection for the three: {text}");
+}
+
+#[test]
+fn grpc_trailers_reach_an_http1_client_as_chunked_trailers() {
+    let Some(python) = grpc_python() else { return };
+    let dir = temp_dir("grpc-h1");
+    std::fs::write(dir.join("server.py"), GRPC_SERVER).expect("write");
+    let mut server = Command::new(python)
+        .arg(dir.join("server.py"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("grpc server");
+    let port = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("port");
+        line.trim().parse::<u16>().expect("a port")
+    };
+    let _server = common::Killed(server);
+    let bind = free_addr();
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind {bind}\n    default_backend grpc\nbackend grpc\n    server g 127.0.0.1:{port} proto h2\n"
+    );
+    let _f = Fulcrum::start("grpc-h1.cfg", &cfg, bind);
+    // One gRPC message (no compression, length 5, "hello") over HTTP/1.1.
+    std::fs::write(dir.join("msg"), [&[0u8, 0, 0, 0, 5][..], b"hello"].concat()).expect("write");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--raw",
+            "--http1.1",
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", dir.join("msg").display()))
+        .arg(format!("http://{bind}/t.S/Echo"))
+        .output()
+        .expect("curl");
+    let raw = String::from_utf8_lossy(&out.stdout);
+    assert!(raw.contains("olleh"), "{raw:?}");
+    assert!(raw.contains("grpc-status: 0\r\n"), "the trailers as chunked trailers: {raw:?}");
+    assert!(raw.contains("x-trailer: kept\r\n"), "{raw:?}");
+}

@@ -260,16 +260,16 @@ async fn attempt(
     let slot = Slot::new(&backend, id);
     let server = &backend.servers[id];
     server.live.total.fetch_add(1, Ordering::Relaxed);
-    if server.cfg.h2 {
-        // A `proto h2` server takes HTTP/2 clients' streams only (docs/tls.md).
-        let why = h1::HeadError::Malformed("an HTTP/1 request to a 'proto h2' server (not supported yet)");
-        let error = ProxyError::new(Failure::BadResponse(why), Stage::Headers);
-        return Err((error, Attempt { retries: t.retries, reused: false, replayable: false }));
-    }
     if let Some(e) = x.entry.as_mut() {
         e.server.clone_from(&server.cfg.name);
         e.tw = ms(x.parsed.elapsed());
         e.retries = t.retries;
+    }
+    if server.cfg.h2 {
+        // A `proto h2` server: the request becomes a stream of its HTTP/2 connection.
+        let result = Box::pin(via_h2(x, client, id, t)).await;
+        drop(slot);
+        return result;
     }
     let safe = matches!(x.req.head.method, Method::GET | Method::HEAD | Method::OPTIONS) && x.req.framing.is_empty();
     // Phase timestamps are only taken when a log line will use them.
@@ -603,4 +603,225 @@ async fn tunnel(client: &mut Client, up: &mut Upstream, head: Vec<u8>, from_serv
     }
     let (Ok(mut a), Ok(mut b)) = (client_side.into_stream(), server_side.into_stream()) else { return };
     crate::tunnel::splice(&mut a, &mut b, idle, (None, None), &|| (), None).await;
+}
+
+/// An HTTP/1 request to a `proto h2` server: a stream of the server's HTTP/2 connection, the
+/// body re-framed each way (chunked or by length to the client, as HTTP/1.1 wants it; the
+/// server's trailers become chunked trailers). Ok: whether the client connection stays open.
+async fn via_h2(
+    x: &mut Exchange,
+    client: &mut Client,
+    id: ServerId,
+    t: &mut Tries,
+) -> Result<bool, (ProxyError, Attempt)> {
+    let backend = x.backend.clone();
+    let server = &backend.servers[id];
+    let give_up = |failure, stage, replayable| {
+        (ProxyError::new(failure, stage), Attempt { retries: t.retries, reused: false, replayable })
+    };
+    let t_connect = Instant::now();
+    let tls = server.tls.as_ref().filter(|_| server.cfg.tls.enabled).map(|c| upstream::tls_to(server, c, &x.req.head));
+    let mut send = match upstream::h2_pool::sender(server.cfg.addr, backend.cfg.timeout_connect, tls.as_ref()).await {
+        Ok(send) => send,
+        Err(e) => {
+            server.live.connect_errors.fetch_add(1, Ordering::Relaxed);
+            observe_result(&backend, id, Observation::ConnectFailed);
+            let failure = match e {
+                ConnectError::Timeout => Failure::ConnectTimeout,
+                ConnectError::Io(e) | ConnectError::Tls(e) => Failure::ConnectFailed(e.kind()),
+            };
+            return Err(give_up(failure, Stage::Connect, true));
+        }
+    };
+    if let Some(e) = x.entry.as_mut() {
+        e.tc = ms(t_connect.elapsed());
+    }
+    // The head as HTTP/2 carries it: no connection-level fields, the authority in :authority.
+    let mut parts = x.req.head.clone();
+    for name in [http::header::TRANSFER_ENCODING, http::header::CONNECTION, http::header::HOST] {
+        parts.headers.remove(&name);
+    }
+    let authority = x.req.head.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let scheme = if server.cfg.tls.enabled { "https" } else { "http" };
+    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let Ok(uri) = http::Uri::try_from(format!("{scheme}://{authority}{pq}")) else {
+        return Err(give_up(Failure::BadRequest(h1::HeadError::Malformed("authority")), Stage::Request, false));
+    };
+    parts.uri = uri;
+    parts.version = Version::HTTP_2;
+    let framing = x.req.framing;
+    let t_send = Instant::now();
+    let (response, mut upload) = match send.send_request(http::Request::from_parts(parts, ()), framing.is_empty()) {
+        Ok(pair) => pair,
+        Err(_) => return Err(give_up(Failure::ServerClosed, Stage::Headers, true)),
+    };
+    // The request body, decoded from its HTTP/1 framing, as DATA frames.
+    if !framing.is_empty() {
+        let idle = client.timeouts.client();
+        let mut chunked = (framing == Framing::Chunked).then(h1::Chunked::new);
+        let mut left = match framing {
+            Framing::Length(n) => n,
+            _ => u64::MAX,
+        };
+        let mut pending = client.buf.take();
+        loop {
+            let input = match pending.take() {
+                Some(b) => b,
+                None => {
+                    let mut got = BytesMut::new();
+                    let read = client.side.read_with(Some(Instant::now() + idle), |b| {
+                        got.extend_from_slice(b);
+                        b.len()
+                    });
+                    match read.await {
+                        Ok(0) => return Err(give_up(Failure::ClientClosed, Stage::Request, false)),
+                        Ok(_) => got,
+                        Err(IoFail::TimedOut) => return Err(give_up(Failure::ClientTimeout, Stage::Request, false)),
+                        Err(_) => return Err(give_up(Failure::ClientClosed, Stage::Request, false)),
+                    }
+                }
+            };
+            let mut data: Vec<bytes::Bytes> = Vec::new();
+            let (used, done) = match chunked.as_mut() {
+                Some(dec) => {
+                    let used = dec
+                        .scan(&input, |d| data.push(bytes::Bytes::copy_from_slice(d)))
+                        .map_err(|e| give_up(Failure::BadRequestBody(e), Stage::Request, false))?;
+                    (used, dec.is_done())
+                }
+                None => {
+                    let take = left.min(input.len() as u64) as usize;
+                    data.push(bytes::Bytes::copy_from_slice(&input[..take]));
+                    left -= take as u64;
+                    (take, left == 0)
+                }
+            };
+            for piece in data.into_iter().filter(|d| !d.is_empty()) {
+                if h2_send(&mut upload, piece, false, backend.cfg.timeout_server).await.is_err() {
+                    return Err(give_up(Failure::ServerClosed, Stage::Request, false));
+                }
+            }
+            if done {
+                // What follows the body is the client's next request.
+                if used < input.len() {
+                    client.buf = Some(BytesMut::from(&input[used..]));
+                }
+                let _ = upload.send_data(bytes::Bytes::new(), true);
+                break;
+            }
+        }
+    }
+    // The answer.
+    let resp = match tokio::time::timeout(backend.cfg.timeout_server, response).await {
+        Err(_) => return Err(give_up(Failure::ServerTimeout, Stage::Headers, false)),
+        Ok(Err(_)) => return Err(give_up(Failure::ServerClosed, Stage::Headers, framing.is_empty())),
+        Ok(Ok(resp)) => resp,
+    };
+    let (mut head, mut body) = resp.into_parts();
+    observe_result(&backend, id, Observation::Status(head.status.as_u16()));
+    if let Some(e) = x.entry.as_mut() {
+        e.tr = ms(t_send.elapsed());
+        e.status = head.status.as_u16();
+    }
+    if backend.cfg.cookie.is_some() {
+        route::set_cookie(&backend, id, x.cookie_ok, &mut head.headers);
+    }
+    let is_head = x.req.head.method == Method::HEAD;
+    let http10 = x.req.head.version == Version::HTTP_10;
+    let no_body = is_head
+        || body.is_end_stream()
+        || head.status == StatusCode::NO_CONTENT
+        || head.status == StatusCode::NOT_MODIFIED;
+    let length = head.headers.get(http::header::CONTENT_LENGTH).is_some();
+    // Without a length, an HTTP/1.1 client gets it chunked; an HTTP/1.0 one until the close.
+    let chunk = !no_body && !length && !http10;
+    // An HTTP/1.0 client reading a body to the close cannot be kept.
+    let until_close = http10 && !length && !no_body;
+    let keep = !(x.req.close || until_close || client.side.has_pending());
+    if chunk {
+        head.headers.insert(http::header::TRANSFER_ENCODING, http::HeaderValue::from_static("chunked"));
+    } else if no_body && !is_head && !length {
+        head.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("0"));
+    }
+    if !keep {
+        head.headers.insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
+    let mut out = Vec::with_capacity(256);
+    h1::write_response_head(&mut out, head.status, b"", &head.headers);
+    if client.side.send(&[&out]).is_err() {
+        return Err(give_up(Failure::ClientClosed, Stage::Data, false));
+    }
+    let write_idle = client.timeouts.client();
+    let mut moved = 0u64;
+    if !no_body {
+        loop {
+            match tokio::time::timeout(backend.cfg.timeout_server, body.data()).await {
+                Err(_) => return Err(give_up(Failure::ServerTimeout, Stage::Data, false)),
+                Ok(Some(Ok(data))) => {
+                    let n = data.len();
+                    moved += n as u64;
+                    let sent = if chunk && n > 0 {
+                        let size = h1::size_line(n);
+                        client.side.send(&[size.as_bytes(), &data, b"\r\n"])
+                    } else {
+                        client.side.send(&[&data])
+                    };
+                    if sent.is_err() || client.side.flush(Some(write_idle)).await.is_err() {
+                        return Err(give_up(Failure::ClientClosed, Stage::Data, false));
+                    }
+                    let _ = body.flow_control().release_capacity(n);
+                }
+                Ok(Some(Err(_))) => return Err(give_up(Failure::ServerClosed, Stage::Data, false)),
+                Ok(None) => break,
+            }
+        }
+        if chunk {
+            // The server's trailers, as chunked trailers.
+            let mut end = b"0\r\n".to_vec();
+            if let Ok(Ok(Some(trailers))) = tokio::time::timeout(backend.cfg.timeout_server, body.trailers()).await {
+                for (name, value) in &trailers {
+                    end.extend_from_slice(name.as_str().as_bytes());
+                    end.extend_from_slice(b": ");
+                    end.extend_from_slice(value.as_bytes());
+                    end.extend_from_slice(b"\r\n");
+                }
+            }
+            end.extend_from_slice(b"\r\n");
+            if client.side.send(&[&end]).is_err() {
+                return Err(give_up(Failure::ClientClosed, Stage::Data, false));
+            }
+        }
+    }
+    if client.side.flush(Some(write_idle)).await.is_err() {
+        return Err(give_up(Failure::ClientClosed, Stage::Data, false));
+    }
+    if let Some(stick) = &backend.stick {
+        lock(stick).insert(client.peer.ip(), id, Instant::now());
+    }
+    if let Some(e) = x.entry.take() {
+        x.shared.access_log.write(&e.format(moved));
+    }
+    Ok(keep)
+}
+
+/// One piece of data on an HTTP/2 stream to a server, as its window lets it go.
+async fn h2_send(
+    send: &mut h2::SendStream<bytes::Bytes>,
+    mut data: bytes::Bytes,
+    end: bool,
+    idle: Duration,
+) -> Result<(), ()> {
+    while !data.is_empty() {
+        send.reserve_capacity(data.len());
+        let room = match tokio::time::timeout(idle, std::future::poll_fn(|cx| send.poll_capacity(cx))).await {
+            Ok(Some(Ok(n))) => n,
+            _ => return Err(()),
+        };
+        if room == 0 {
+            continue;
+        }
+        let piece = data.split_to(room.min(data.len()));
+        send.send_data(piece, end && data.is_empty()).map_err(|_| ())?;
+    }
+    Ok(())
 }
