@@ -2,7 +2,6 @@
 //! `use_backend`, persistence, `X-Forwarded-For`), forwarded to a server over HTTP/1.1 from
 //! the same pool of connections, with connect retries and redispatch, and the answer streamed
 //! back as HTTP/2 frames under the client's flow control.
-use std::future::poll_fn;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,6 +21,7 @@ use crate::l7::{error_page, ms, LocalResponse, LogEntry};
 use crate::pick::{choose, Slot};
 use crate::retry::{decide, Attempt, Decision, RetryPolicy};
 use crate::snapshot::{BackendRt, FrontendRt};
+use crate::upstream::h2_pool::send_data;
 use crate::upstream::{self, ConnectError, Upstream};
 use crate::Shared;
 
@@ -312,17 +312,8 @@ async fn exchange_h2(
     let timeout_server = backend.cfg.timeout_server;
     let timeout_client = x.fe.cfg.timeout_client;
     let failed = |failure, stage| ProxyError::new(failure, stage);
-    // HTTP/2 carries no connection-level fields; the authority goes in :authority.
-    let mut parts = x.parts.clone();
-    for name in [header::TRANSFER_ENCODING, header::CONNECTION, header::HOST] {
-        parts.headers.remove(&name);
-    }
-    let authority = x.parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let scheme = if server.cfg.tls.enabled { "https" } else { "http" };
-    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    parts.uri = Uri::try_from(format!("{scheme}://{authority}{pq}"))
-        .map_err(|_| failed(Failure::BadRequest(h1::HeadError::Malformed("authority")), Stage::Request))?;
-    parts.version = http::Version::HTTP_2;
+    let parts = upstream::h2_pool::request_head(&x.parts, server.cfg.tls.enabled)
+        .ok_or_else(|| failed(Failure::BadRequest(h1::HeadError::Malformed("authority")), Stage::Request))?;
     let t_send = Instant::now();
     let request = http::Request::from_parts(parts, ());
     let no_body = x.body.is_end_stream();
@@ -628,34 +619,6 @@ async fn relay_body(
             return Ok((moved, !surplus));
         }
     }
-}
-
-/// One piece of data on the stream, as the client's window lets it go.
-async fn send_data(
-    send: &mut SendStream<Bytes>,
-    mut data: Bytes,
-    end: bool,
-    timeout_client: std::time::Duration,
-) -> Result<(), Failure> {
-    if data.is_empty() {
-        return send.send_data(data, end).map_err(|_| Failure::ClientClosed);
-    }
-    while !data.is_empty() {
-        send.reserve_capacity(data.len());
-        let got = tokio::time::timeout(timeout_client, poll_fn(|cx| send.poll_capacity(cx))).await;
-        let room = match got {
-            Err(_) => return Err(Failure::ClientTimeout),
-            Ok(None) | Ok(Some(Err(_))) => return Err(Failure::ClientClosed),
-            Ok(Some(Ok(n))) => n,
-        };
-        if room == 0 {
-            continue;
-        }
-        let piece = data.split_to(room.min(data.len()));
-        let last = end && data.is_empty();
-        send.send_data(piece, last).map_err(|_| Failure::ClientClosed)?;
-    }
-    Ok(())
 }
 
 /// An answer made here (error page, stats, redirect), and its log line.

@@ -636,19 +636,9 @@ async fn via_h2(
     if let Some(e) = x.entry.as_mut() {
         e.tc = ms(t_connect.elapsed());
     }
-    // The head as HTTP/2 carries it: no connection-level fields, the authority in :authority.
-    let mut parts = x.req.head.clone();
-    for name in [http::header::TRANSFER_ENCODING, http::header::CONNECTION, http::header::HOST] {
-        parts.headers.remove(&name);
-    }
-    let authority = x.req.head.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let scheme = if server.cfg.tls.enabled { "https" } else { "http" };
-    let pq = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let Ok(uri) = http::Uri::try_from(format!("{scheme}://{authority}{pq}")) else {
+    let Some(parts) = upstream::h2_pool::request_head(&x.req.head, server.cfg.tls.enabled) else {
         return Err(give_up(Failure::BadRequest(h1::HeadError::Malformed("authority")), Stage::Request, false));
     };
-    parts.uri = uri;
-    parts.version = Version::HTTP_2;
     let framing = x.req.framing;
     let t_send = Instant::now();
     let (response, mut upload) = match send.send_request(http::Request::from_parts(parts, ()), framing.is_empty()) {
@@ -697,7 +687,7 @@ async fn via_h2(
                 }
             };
             for piece in data.into_iter().filter(|d| !d.is_empty()) {
-                if h2_send(&mut upload, piece, false, backend.cfg.timeout_server).await.is_err() {
+                if upstream::h2_pool::send_data(&mut upload, piece, false, backend.cfg.timeout_server).await.is_err() {
                     return Err(give_up(Failure::ServerClosed, Stage::Request, false));
                 }
             }
@@ -802,26 +792,4 @@ async fn via_h2(
         x.shared.access_log.write(&e.format(moved));
     }
     Ok(keep)
-}
-
-/// One piece of data on an HTTP/2 stream to a server, as its window lets it go.
-async fn h2_send(
-    send: &mut h2::SendStream<bytes::Bytes>,
-    mut data: bytes::Bytes,
-    end: bool,
-    idle: Duration,
-) -> Result<(), ()> {
-    while !data.is_empty() {
-        send.reserve_capacity(data.len());
-        let room = match tokio::time::timeout(idle, std::future::poll_fn(|cx| send.poll_capacity(cx))).await {
-            Ok(Some(Ok(n))) => n,
-            _ => return Err(()),
-        };
-        if room == 0 {
-            continue;
-        }
-        let piece = data.split_to(room.min(data.len()));
-        send.send_data(piece, end && data.is_empty()).map_err(|_| ())?;
-    }
-    Ok(())
 }

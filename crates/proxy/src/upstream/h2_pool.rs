@@ -49,3 +49,49 @@ pub(crate) async fn sender(
     CONNS.with(|c| c.borrow_mut().insert(key, send.clone()));
     send.ready().await.map_err(|e| ConnectError::Io(std::io::Error::other(e)))
 }
+
+/// An HTTP/1-shaped request head as an HTTP/2 server takes it: no connection-level fields, the
+/// Host as `:authority`, an absolute URI with the scheme the connection speaks. None when the
+/// authority cannot make a URI.
+pub(crate) fn request_head(parts: &http::request::Parts, tls: bool) -> Option<http::request::Parts> {
+    use http::header;
+    let mut out = parts.clone();
+    for name in [header::TRANSFER_ENCODING, header::CONNECTION, header::HOST] {
+        out.headers.remove(&name);
+    }
+    let authority = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let scheme = if tls { "https" } else { "http" };
+    let pq = out.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    out.uri = http::Uri::try_from(format!("{scheme}://{authority}{pq}")).ok()?;
+    out.version = http::Version::HTTP_2;
+    Some(out)
+}
+
+/// One piece of data on an HTTP/2 stream (to a client or to a server), as the receiver's
+/// window lets it go; `idle`: how long the window may stay shut.
+pub(crate) async fn send_data(
+    send: &mut h2::SendStream<Bytes>,
+    mut data: Bytes,
+    end: bool,
+    idle: std::time::Duration,
+) -> Result<(), crate::error::Failure> {
+    if data.is_empty() {
+        return send.send_data(data, end).map_err(|_| crate::error::Failure::ClientClosed);
+    }
+    while !data.is_empty() {
+        send.reserve_capacity(data.len());
+        let got = tokio::time::timeout(idle, std::future::poll_fn(|cx| send.poll_capacity(cx))).await;
+        let room = match got {
+            Err(_) => return Err(crate::error::Failure::ClientTimeout),
+            Ok(None) | Ok(Some(Err(_))) => return Err(crate::error::Failure::ClientClosed),
+            Ok(Some(Ok(n))) => n,
+        };
+        if room == 0 {
+            continue;
+        }
+        let piece = data.split_to(room.min(data.len()));
+        let last = end && data.is_empty();
+        send.send_data(piece, last).map_err(|_| crate::error::Failure::ClientClosed)?;
+    }
+    Ok(())
+}
