@@ -238,6 +238,21 @@ print(port, flush=True)
 time.sleep(60)
 "#;
 
+/// The gRPC server of [`GRPC_SERVER`], started in `dir`, and its port.
+fn grpc_server(python: &str, dir: &Path) -> (common::Killed, u16) {
+    use std::io::BufRead;
+    std::fs::write(dir.join("server.py"), GRPC_SERVER).expect("write");
+    let mut server = Command::new(python)
+        .arg(dir.join("server.py"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("grpc server");
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("port");
+    (common::Killed(server), line.trim().parse::<u16>().expect("a port"))
+}
+
 /// The client: each call through fulcrum, its results printed one per line.
 const GRPC_CLIENT: &str = r#"
 import grpc, sys, queue, threading
@@ -268,21 +283,8 @@ except grpc.RpcError as e:
 fn grpc_calls_of_every_kind_go_through() {
     let Some(python) = grpc_python() else { return };
     let dir = temp_dir("grpc");
-    std::fs::write(dir.join("server.py"), GRPC_SERVER).expect("write");
     std::fs::write(dir.join("client.py"), GRPC_CLIENT).expect("write");
-    let mut server = Command::new(python)
-        .arg(dir.join("server.py"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("grpc server");
-    let port = {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("port");
-        line.trim().parse::<u16>().expect("a port")
-    };
-    let _server = common::Killed(server);
+    let (_server, port) = grpc_server(python, &dir);
     let bind = free_addr();
     let cfg = format!(
         "defaults\n    mode http\n    option httplog\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
@@ -404,20 +406,7 @@ fn http1_clients_reach_http2_servers() {
 fn grpc_trailers_reach_an_http1_client_as_chunked_trailers() {
     let Some(python) = grpc_python() else { return };
     let dir = temp_dir("grpc-h1");
-    std::fs::write(dir.join("server.py"), GRPC_SERVER).expect("write");
-    let mut server = Command::new(python)
-        .arg(dir.join("server.py"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("grpc server");
-    let port = {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line).expect("port");
-        line.trim().parse::<u16>().expect("a port")
-    };
-    let _server = common::Killed(server);
+    let (_server, port) = grpc_server(python, &dir);
     let bind = free_addr();
     let cfg = format!(
         "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\

@@ -77,28 +77,15 @@ fn make_cert(dir: &Path, name: &str, cn: &str, sans: &[&str], extra: &str) {
     std::fs::write(dir.join(format!("{name}.pem")), pem).expect("pem");
 }
 
+/// A test CA in `dir`: `ca.pem` and `ca.key`, subject `subject`.
+fn make_ca(dir: &Path, subject: &str) {
+    let args = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(dir, &[&args[..], &["-keyout", "ca.key", "-out", "ca.pem", "-subj", subject, "-days", "2"]].concat());
+}
+
 fn setup() -> std::path::PathBuf {
     let dir = temp_dir("tls");
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-subj",
-            "/CN=fulcrum test CA",
-            "-days",
-            "2",
-        ],
-    );
+    make_ca(&dir, "/CN=fulcrum test CA");
     dir
 }
 
@@ -196,26 +183,7 @@ fn acls_route_by_what_tls_negotiated_and_client_certificates_are_checked() {
     // A client certificate from a CA fulcrum does not trust.
     let rogue = dir.join("rogue");
     std::fs::create_dir_all(&rogue).expect("dir");
-    openssl(
-        &rogue,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-subj",
-            "/CN=rogue CA",
-            "-days",
-            "2",
-        ],
-    );
+    make_ca(&rogue, "/CN=rogue CA");
     make_cert(&rogue, "mallory", "mallory", &[], "extendedKeyUsage=clientAuth\n");
     let web = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
     let api = Origin::spawn("api", "127.0.0.1:0".parse().expect("addr")).expect("origin");
@@ -592,26 +560,7 @@ fn tls_to_servers_with_haproxy_on_both_sides() {
     // A second CA that did not sign HAProxy's certificate.
     let other = dir.join("other");
     std::fs::create_dir_all(&other).expect("dir");
-    openssl(
-        &other,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-subj",
-            "/CN=other CA",
-            "-days",
-            "2",
-        ],
-    );
+    make_ca(&other, "/CN=other CA");
     let (front, front_tls) = (free_addr(), free_addr());
     let cfg = format!(
         "{DEFAULTS}frontend fe\n    bind {front}\n    bind {front_tls} ssl crt {d}/site.pem\n\
