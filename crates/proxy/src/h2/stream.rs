@@ -246,11 +246,13 @@ async fn forward(
                 match decide(&policy, &Attempt { retries, reused: false, replayable: true }, error) {
                     Decision::SameServer { pause } => {
                         retries += 1;
+                        server.live.retries.fetch_add(1, Ordering::Relaxed);
                         again = Some(id);
                         tokio::time::sleep(pause).await;
                     }
                     Decision::Redispatch | Decision::NewConnection => {
                         retries += 1;
+                        server.live.redispatches.fetch_add(1, Ordering::Relaxed);
                         tried.push(id);
                     }
                     Decision::GiveUp(error) => return Err(error),
@@ -287,6 +289,12 @@ async fn forward(
             Upstream2::H2(send) => Box::pin(exchange_h2(x, send, id, cookie_ok, respond)).await,
         };
         drop(slot);
+        // Counted against the server when it failed, as for HTTP/1 requests (the stats page).
+        if let Err(e) = &result {
+            if matches!(e.failure, Failure::ServerClosed | Failure::ServerTimeout | Failure::BadResponse(_)) {
+                server.live.response_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         return result;
     }
 }

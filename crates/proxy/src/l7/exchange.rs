@@ -269,6 +269,11 @@ async fn attempt(
         // A `proto h2` server: the request becomes a stream of its HTTP/2 connection.
         let result = Box::pin(via_h2(x, client, id, t)).await;
         drop(slot);
+        if let Err((e, _)) = &result {
+            if matches!(e.failure, Failure::ServerClosed | Failure::ServerTimeout | Failure::BadResponse(_)) {
+                server.live.response_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         return result;
     }
     let safe = matches!(x.req.head.method, Method::GET | Method::HEAD | Method::OPTIONS) && x.req.framing.is_empty();
