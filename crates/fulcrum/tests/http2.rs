@@ -435,3 +435,53 @@ fn grpc_trailers_reach_an_http1_client_as_chunked_trailers() {
     assert!(raw.contains("grpc-status: 0\r\n"), "the trailers as chunked trailers: {raw:?}");
     assert!(raw.contains("x-trailer: kept\r\n"), "{raw:?}");
 }
+
+#[test]
+fn trailers_of_a_chunked_http1_answer_reach_an_http2_client() {
+    use std::io::{Read, Write};
+    // An HTTP/1.1 server answering chunked, with trailers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let server = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: abc123\r\nGrpc-Status: 0\r\n\r\n",
+            );
+        }
+    });
+    let bind = free_addr();
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind {bind} proto h2\n    default_backend be\nbackend be\n    server s {server}\n"
+    );
+    let _f = Fulcrum::start("trailers.cfg", &cfg, bind);
+    let rt = common::runtime();
+    rt.block_on(async {
+        let (send, _conn) = h2_client(bind).await;
+        let mut send = send.ready().await.expect("ready");
+        let req = http::Request::get(format!("http://{bind}/")).body(()).expect("request");
+        let (resp, _) = send.send_request(req, true).expect("send");
+        let resp = tokio::time::timeout(Duration::from_secs(10), resp).await.expect("in time").expect("response");
+        assert_eq!(resp.status(), 200);
+        let mut body = resp.into_body();
+        let mut data = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.expect("data");
+            data.extend_from_slice(&chunk);
+            let _ = body.flow_control().release_capacity(chunk.len());
+        }
+        assert_eq!(data, b"hello");
+        let trailers = body.trailers().await.expect("trailers").expect("some trailers");
+        assert_eq!(trailers.get("x-checksum").map(|v| v.as_bytes()), Some(&b"abc123"[..]));
+        assert_eq!(trailers.get("grpc-status").map(|v| v.as_bytes()), Some(&b"0"[..]));
+    });
+}

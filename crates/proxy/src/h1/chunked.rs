@@ -44,6 +44,9 @@ pub struct Chunked {
     trailer_bytes: usize,
     /// Data bytes seen so far.
     pub data: u64,
+    /// The trailer field lines, without their line ends, when `keep_trailers` asked for them.
+    pub trailers: Vec<Vec<u8>>,
+    keep_trailers: bool,
 }
 
 /// What one call to [`Chunked::step`] found at the start of its input.
@@ -63,7 +66,19 @@ impl Default for Chunked {
 
 impl Chunked {
     pub fn new() -> Chunked {
-        Chunked { phase: Phase::Size, line: Vec::new(), trailer_bytes: 0, data: 0 }
+        Chunked {
+            phase: Phase::Size,
+            line: Vec::new(),
+            trailer_bytes: 0,
+            data: 0,
+            trailers: Vec::new(),
+            keep_trailers: false,
+        }
+    }
+
+    /// A decoder that keeps the trailer fields (`trailers`), for a receiver that passes them on.
+    pub fn keeping_trailers() -> Chunked {
+        Chunked { keep_trailers: true, ..Chunked::new() }
     }
 
     /// Whether the last chunk and the trailers have been read.
@@ -125,6 +140,8 @@ impl Chunked {
                     self.phase = Phase::Done;
                 } else if !valid_trailer(line) {
                     return Err(ChunkError::Trailers);
+                } else if self.keep_trailers {
+                    self.trailers.push(line.to_vec());
                 }
                 self.line.clear();
                 Ok(ChunkStep { used, data: None })

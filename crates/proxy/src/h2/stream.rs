@@ -562,7 +562,7 @@ async fn relay_body(
     timeout_server: std::time::Duration,
     timeout_client: std::time::Duration,
 ) -> Result<(u64, bool), Failure> {
-    let mut decoder = (framing == Framing::Chunked).then(crate::h1::Chunked::new);
+    let mut decoder = (framing == Framing::Chunked).then(crate::h1::Chunked::keeping_trailers);
     let mut left = match framing {
         Framing::Length(n) => Some(n),
         _ => None,
@@ -615,18 +615,47 @@ async fn relay_body(
             (None, None) => data.push(input.freeze()),
         }
         let count = data.len();
+        let trailers_follow = end && decoder.as_ref().is_some_and(|d| !d.trailers.is_empty());
         for (i, piece) in data.into_iter().enumerate() {
-            let last = end && i + 1 == count;
+            let last = end && i + 1 == count && !trailers_follow;
             moved += piece.len() as u64;
             send_data(send, piece, last, timeout_client).await?;
         }
         if end {
-            if count == 0 {
-                send_data(send, Bytes::new(), true, timeout_client).await?;
+            // A chunked body's trailers become the stream's trailers (gRPC-style servers over
+            // HTTP/1.1 send their status this way).
+            let trailers = decoder.as_ref().map(|d| trailer_map(&d.trailers)).filter(|t| !t.is_empty());
+            match trailers {
+                // The data went without END_STREAM (see below): the trailers end the stream.
+                Some(map) => send.send_trailers(map).map_err(|_| Failure::ClientClosed)?,
+                None if count == 0 => send_data(send, Bytes::new(), true, timeout_client).await?,
+                None => {}
             }
             return Ok((moved, !surplus));
         }
     }
+}
+
+/// Trailer field lines (`name: value`) as HTTP/2 trailers: names lower-cased, fields HTTP/2
+/// forbids (connection-level ones) or cannot carry left out.
+fn trailer_map(lines: &[Vec<u8>]) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    for line in lines {
+        let Some(colon) = line.iter().position(|b| *b == b':') else { continue };
+        let name = line[..colon].to_ascii_lowercase();
+        let value = line[colon + 1..].trim_ascii();
+        let (Ok(name), Ok(value)) = (header::HeaderName::from_bytes(&name), HeaderValue::from_bytes(value)) else {
+            continue;
+        };
+        if matches!(
+            name.as_str(),
+            "connection" | "transfer-encoding" | "keep-alive" | "te" | "upgrade" | "content-length"
+        ) {
+            continue;
+        }
+        map.append(name, value);
+    }
+    map
 }
 
 /// An answer made here (error page, stats, redirect), and its log line.
