@@ -264,3 +264,38 @@ fn ssl_hello_chk_against_openssl() {
     // A modern server answers an SSLv3 hello with an alert record: that passes, as in HAProxy.
     assert!(up_line(&f, "tls").contains("Layer6 check passed"));
 }
+
+#[test]
+fn tcp_check_connect_ssl_speaks_tls_to_redis() {
+    let dir = common::temp_dir("redis-tls");
+    common::self_signed(&dir);
+    let (tls_port, plain) = (free_addr(), free_addr());
+    let _plain_redis = redis(plain.port());
+    let probe = free_addr();
+    let rules = "    option tcp-check\n    tcp-check connect ssl\n    tcp-check send PING\\r\\n\n    tcp-check expect string +PONG\n";
+    let text = format!(
+        "global\n    ssl-server-verify none\n\
+         defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n    timeout check 2s\n\
+         frontend probe\n    bind {probe}\n    default_backend tls\n\
+         backend tls\n{rules}    server s1 {tls_port} check inter 200 rise 1 fall 1\n\
+         backend plain\n{rules}    server s1 {plain} check inter 200 rise 1 fall 1\n"
+    );
+    let f = Fulcrum::start("redis-tls.cfg", &text, probe);
+    // Nothing listens yet on the TLS port: down. A server that does not speak TLS: down too.
+    wait_down(&f, "tls");
+    wait_down(&f, "plain");
+    // redis-server with TLS only (its own certificate, no client certificates asked for):
+    // PING over TLS gets +PONG.
+    let child = Command::new("redis-server")
+        .args(["--port", "0", "--tls-port", &tls_port.port().to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args(["--tls-cert-file", "cert.pem", "--tls-key-file", "key.pem", "--tls-ca-cert-file", "cert.pem"])
+        .args(["--tls-auth-clients", "no"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let _tls_redis = Killed(child);
+    assert!(up_line(&f, "tls").contains("Layer7 check passed"), "{}", f.stderr());
+    assert!(!f.stderr().contains("Server plain/s1 is UP"), "{}", f.stderr());
+}

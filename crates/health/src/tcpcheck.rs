@@ -37,7 +37,7 @@ enum Custom {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Connect { port: Option<u16>, addr: Option<std::net::IpAddr>, send_proxy: bool },
+    Connect { port: Option<u16>, addr: Option<std::net::IpAddr>, send_proxy: bool, ssl: bool },
     Send(Vec<u8>),
     Expect { negate: bool, what: Match, text: String, min_recv: Option<usize>, on_error: Option<&'static str> },
     Custom(Custom),
@@ -57,6 +57,71 @@ pub struct CompiledTcpCheck {
     proxy_header: Option<Vec<u8>>,
     /// The implicit connect sends it too (a `send-proxy` server checked on its own address).
     implicit_proxy: bool,
+    /// The server's TLS, for `tcp-check connect ssl`.
+    tls: Option<crate::check::CheckTls>,
+}
+
+impl CompiledTcpCheck {
+    /// Whether a connect step asks for TLS (`tcp-check connect ssl`).
+    pub fn wants_tls(&self) -> bool {
+        self.steps.iter().any(|s| matches!(s, Step::Connect { ssl: true, .. }))
+    }
+
+    /// The TLS `tcp-check connect ssl` speaks: the server's configuration and name.
+    pub fn with_tls(mut self, tls: crate::check::CheckTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+}
+
+/// A check's connection: plain, or TLS after a `connect ssl`.
+enum CheckStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for CheckStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            CheckStream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            CheckStream::Tls(s) => std::pin::Pin::new(&mut **s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for CheckStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            CheckStream::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            CheckStream::Tls(s) => std::pin::Pin::new(&mut **s).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            CheckStream::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            CheckStream::Tls(s) => std::pin::Pin::new(&mut **s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            CheckStream::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            CheckStream::Tls(s) => std::pin::Pin::new(&mut **s).poll_shutdown(cx),
+        }
+    }
 }
 
 fn expect(negate: bool, what: Match, text: impl Into<String>, min_recv: Option<usize>) -> Step {
@@ -76,14 +141,15 @@ impl CompiledTcpCheck {
             layer6: false,
             proxy_header: None,
             implicit_proxy: false,
+            tls: None,
         };
         match check {
             TcpCheck::Rules(rules) => {
                 c.rules = true;
                 for rule in rules {
                     c.steps.push(match rule {
-                        TcpCheckRule::Connect { port, addr, send_proxy, .. } => {
-                            Step::Connect { port: *port, addr: *addr, send_proxy: *send_proxy }
+                        TcpCheckRule::Connect { port, addr, send_proxy, ssl, .. } => {
+                            Step::Connect { port: *port, addr: *addr, send_proxy: *send_proxy, ssl: *ssl }
                         }
                         TcpCheckRule::Send { data, .. } => Step::Send(data.clone()),
                         TcpCheckRule::Expect { negate, pattern, min_recv, .. } => {
@@ -223,7 +289,7 @@ fn fail(reason: &str, info: String) -> TcpOutcome {
 
 /// Runs the check against `target` (the server's check address).
 pub(crate) async fn run(check: &CompiledTcpCheck, target: SocketAddr) -> TcpOutcome {
-    let mut stream: Option<TcpStream> = None;
+    let mut stream: Option<CheckStream> = None;
     let mut buf: Vec<u8> = Vec::new();
     let mut closed = false;
     // An implicit connect first, unless the rules start with one.
@@ -236,7 +302,7 @@ pub(crate) async fn run(check: &CompiledTcpCheck, target: SocketAddr) -> TcpOutc
                         return fail("Layer4 connection problem", e.to_string());
                     }
                 }
-                stream = Some(s);
+                stream = Some(CheckStream::Plain(s));
             }
             Err(e) => {
                 let info =
@@ -249,7 +315,7 @@ pub(crate) async fn run(check: &CompiledTcpCheck, target: SocketAddr) -> TcpOutc
     for (index, step) in check.steps.iter().enumerate() {
         let number = index + 1;
         match step {
-            Step::Connect { port, addr, send_proxy } => {
+            Step::Connect { port, addr, send_proxy, ssl } => {
                 let to = SocketAddr::new(addr.unwrap_or(target.ip()), port.unwrap_or(target.port()));
                 match TcpStream::connect(to).await {
                     Ok(mut s) => {
@@ -261,6 +327,29 @@ pub(crate) async fn run(check: &CompiledTcpCheck, target: SocketAddr) -> TcpOutc
                                 );
                             }
                         }
+                        let s = match (*ssl, &check.tls) {
+                            (false, _) => CheckStream::Plain(s),
+                            (true, None) => {
+                                return fail(
+                                    "Layer6 invalid response",
+                                    format!("no TLS settings at step {number} of tcp-check (connect ssl)"),
+                                )
+                            }
+                            (true, Some(tls)) => {
+                                let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&tls.config));
+                                match connector.connect(tls.name.clone(), s).await {
+                                    Ok(t) => CheckStream::Tls(Box::new(t)),
+                                    Err(e) => {
+                                        return fail(
+                                            "Layer6 invalid response",
+                                            format!(
+                                            "SSL handshake failure ({e}) at step {number} of tcp-check (connect ssl)"
+                                        ),
+                                        )
+                                    }
+                                }
+                            }
+                        };
                         stream = Some(s);
                         buf.clear();
                         closed = false;
@@ -373,7 +462,7 @@ fn first_line(buf: &[u8]) -> String {
 }
 
 /// Reads more into `buf`; false at the end of the stream or on an error.
-async fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>, closed: &mut bool) -> bool {
+async fn read_more(s: &mut CheckStream, buf: &mut Vec<u8>, closed: &mut bool) -> bool {
     let mut chunk = [0u8; 4096];
     match s.read(&mut chunk).await {
         Ok(0) | Err(_) => {
@@ -388,7 +477,7 @@ async fn read_more(s: &mut TcpStream, buf: &mut Vec<u8>, closed: &mut bool) -> b
 }
 
 /// Reads until `buf` holds `want` bytes; false if the stream ends first.
-async fn fill(s: &mut TcpStream, buf: &mut Vec<u8>, closed: &mut bool, want: usize) -> bool {
+async fn fill(s: &mut CheckStream, buf: &mut Vec<u8>, closed: &mut bool, want: usize) -> bool {
     while buf.len() < want {
         if *closed || !read_more(s, buf, closed).await {
             return false;
@@ -489,7 +578,7 @@ pub fn ldap_reply(buf: &[u8]) -> Reply {
 /// Runs a protocol step: reads until its judge decides (or the server closes).
 async fn custom_step(
     custom: Custom,
-    s: &mut TcpStream,
+    s: &mut CheckStream,
     buf: &mut Vec<u8>,
     closed: &mut bool,
 ) -> Result<String, (&'static str, String)> {

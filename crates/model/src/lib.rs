@@ -516,7 +516,14 @@ pub enum TcpCheck {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TcpCheckRule {
     /// `tcp-check connect [port N] [addr A] [send-proxy] [linger]`.
-    Connect { port: Option<u16>, addr: Option<std::net::IpAddr>, send_proxy: bool, comment: Option<String> },
+    Connect {
+        port: Option<u16>,
+        addr: Option<std::net::IpAddr>,
+        send_proxy: bool,
+        /// `ssl`: the connection speaks TLS (with the server's TLS settings).
+        ssl: bool,
+        comment: Option<String>,
+    },
     /// `tcp-check send STRING` / `send-binary HEX`.
     Send { data: Vec<u8>, comment: Option<String> },
     /// `tcp-check expect [min-recv N] [!] string|binary|rstring|rbinary PATTERN`.

@@ -59,6 +59,19 @@ pub fn spawn_checks(snap: &Snapshot) -> Vec<JoinHandle<()>> {
                 },
             };
             // `check-ssl` (or `ssl` with checks to the same address): the check speaks TLS.
+            // `tcp-check connect ssl`: the server's TLS for those connects.
+            let spec = match (spec, &backend.servers[id].tls) {
+                (CheckSpec::TcpCheck(c), Some(config)) if c.wants_tls() => {
+                    let ip = server.check_addr.unwrap_or(server.addr).ip();
+                    let name = match &server.tls.check_sni {
+                        Some(sni) => rustls::pki_types::ServerName::try_from(sni.clone())
+                            .unwrap_or(rustls::pki_types::ServerName::IpAddress(ip.into())),
+                        None => fulcrum_tls::server_name(&server.tls, ip, None),
+                    };
+                    CheckSpec::TcpCheck(c.with_tls(fulcrum_health::CheckTls { config: Arc::clone(config), name }))
+                }
+                (spec, _) => spec,
+            };
             let spec = match (&backend.servers[id].tls, server.tls.check, &spec) {
                 (Some(config), true, CheckSpec::Tcp | CheckSpec::Http(_)) => {
                     let ip = server.check_addr.unwrap_or(server.addr).ip();

@@ -87,7 +87,7 @@ pub(crate) fn parse_tcp_check(args: &[String]) -> Result<Option<TcpCheckRule>, P
     match action.as_str() {
         "comment" => Ok(None),
         "connect" => {
-            let (mut port, mut addr, mut send_proxy) = (None, None, false);
+            let (mut port, mut addr, mut send_proxy, mut ssl) = (None, None, false, false);
             let mut it = words.iter();
             while let Some(w) = it.next() {
                 match *w {
@@ -112,20 +112,21 @@ pub(crate) fn parse_tcp_check(args: &[String]) -> Result<Option<TcpCheckRule>, P
                         port = port.or(p);
                     }
                     "send-proxy" => send_proxy = true,
+                    "ssl" => ssl = true,
                     "default" | "linger" => {}
-                    w @ ("ssl" | "sni" | "alpn" | "via-socks4" | "proto") => {
+                    w @ ("sni" | "alpn" | "via-socks4" | "proto") => {
                         return Err(Problem::unsupported(format!("'tcp-check connect {w}' is not supported yet")))
                     }
                     other => {
                         return Err(Problem::unknown(
                             "tcp-check connect option",
                             other,
-                            ["port", "addr", "send-proxy", "default", "linger", "comment"],
+                            ["port", "addr", "send-proxy", "ssl", "default", "linger", "comment"],
                         ))
                     }
                 }
             }
-            Ok(Some(TcpCheckRule::Connect { port, addr, send_proxy, comment }))
+            Ok(Some(TcpCheckRule::Connect { port, addr, send_proxy, ssl, comment }))
         }
         "send" => match words.as_slice() {
             // The line's tokenizer has already turned `\r`, `\n`, `\xHH`... into bytes.
@@ -458,6 +459,21 @@ impl Parser {
         let mut be = st.be.clone();
         if let Some(TcpCheck::Rules(rules)) = be.tcp_check.as_mut() {
             rules.clone_from(&st.tcp_rules);
+        }
+        // `tcp-check connect ssl` speaks TLS with the servers' TLS settings (as HAProxy), so a
+        // server without `ssl` gets them for its checks, verification as `ssl-server-verify`.
+        let ssl_checks = matches!(&be.tcp_check, Some(TcpCheck::Rules(rules))
+            if rules.iter().any(|r| matches!(r, fulcrum_model::TcpCheckRule::Connect { ssl: true, .. })));
+        if ssl_checks {
+            let verify = self.tls_server_verify();
+            for server in be.servers.iter_mut().filter(|s| !s.tls.enabled && !s.tls.check) {
+                server.tls.check = true;
+                server.tls.verify = verify;
+                if let Err(e) = fulcrum_tls::client_config(&server.tls) {
+                    let message = format!("server '{}' (tcp-check connect ssl): {e}", server.name);
+                    self.sink.error(server.origin.line, message, None);
+                }
+            }
         }
         be.name = st.name.clone();
         be.origin = Origin { file: self.sink.file.clone(), line: st.line };
