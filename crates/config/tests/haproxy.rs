@@ -751,6 +751,22 @@ fn tcp_check_rules_and_protocol_checks() {
         }
         other => panic!("{other:?}"),
     }
+    // `connect ssl sni NAME`: TLS with the server's settings (verification off here, as the
+    // server has no CA file), presenting NAME.
+    let tls = ok(&format!(
+        "global\n    ssl-server-verify none\n{}",
+        be("    option tcp-check\n    tcp-check connect ssl sni redis.example\n")
+    ));
+    match &tls.model.backends[0].tcp_check {
+        Some(TcpCheck::Rules(rules)) => assert!(
+            matches!(&rules[0], TcpCheckRule::Connect { ssl: true, sni: Some(n), .. } if n == "redis.example"),
+            "{rules:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(tls.model.backends[0].servers[0].tls.check);
+    // Without `ssl-server-verify none`, a server with no CA file cannot verify: an error.
+    assert!(errors(&be("    option tcp-check\n    tcp-check connect ssl\n"))[0].message.contains("verify none"));
     let mysql = ok(&be("    option mysql-check user haproxy pre-41\n"));
     assert_eq!(
         mysql.model.backends[0].tcp_check,

@@ -37,9 +37,21 @@ enum Custom {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Connect { port: Option<u16>, addr: Option<std::net::IpAddr>, send_proxy: bool, ssl: bool },
+    Connect {
+        port: Option<u16>,
+        addr: Option<std::net::IpAddr>,
+        send_proxy: bool,
+        ssl: bool,
+        sni: Option<rustls::pki_types::ServerName<'static>>,
+    },
     Send(Vec<u8>),
-    Expect { negate: bool, what: Match, text: String, min_recv: Option<usize>, on_error: Option<&'static str> },
+    Expect {
+        negate: bool,
+        what: Match,
+        text: String,
+        min_recv: Option<usize>,
+        on_error: Option<&'static str>,
+    },
     Custom(Custom),
 }
 
@@ -148,9 +160,13 @@ impl CompiledTcpCheck {
                 c.rules = true;
                 for rule in rules {
                     c.steps.push(match rule {
-                        TcpCheckRule::Connect { port, addr, send_proxy, ssl, .. } => {
-                            Step::Connect { port: *port, addr: *addr, send_proxy: *send_proxy, ssl: *ssl }
-                        }
+                        TcpCheckRule::Connect { port, addr, send_proxy, ssl, sni, .. } => Step::Connect {
+                            port: *port,
+                            addr: *addr,
+                            send_proxy: *send_proxy,
+                            ssl: *ssl,
+                            sni: sni.as_ref().and_then(|n| rustls::pki_types::ServerName::try_from(n.clone()).ok()),
+                        },
                         TcpCheckRule::Send { data, .. } => Step::Send(data.clone()),
                         TcpCheckRule::Expect { negate, pattern, min_recv, .. } => {
                             let (what, text) = match pattern {
@@ -315,7 +331,7 @@ pub(crate) async fn run(check: &CompiledTcpCheck, target: SocketAddr) -> TcpOutc
     for (index, step) in check.steps.iter().enumerate() {
         let number = index + 1;
         match step {
-            Step::Connect { port, addr, send_proxy, ssl } => {
+            Step::Connect { port, addr, send_proxy, ssl, sni } => {
                 let to = SocketAddr::new(addr.unwrap_or(target.ip()), port.unwrap_or(target.port()));
                 match TcpStream::connect(to).await {
                     Ok(mut s) => {
@@ -337,7 +353,8 @@ pub(crate) async fn run(check: &CompiledTcpCheck, target: SocketAddr) -> TcpOutc
                             }
                             (true, Some(tls)) => {
                                 let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&tls.config));
-                                match connector.connect(tls.name.clone(), s).await {
+                                let name = sni.clone().unwrap_or_else(|| tls.name.clone());
+                                match connector.connect(name, s).await {
                                     Ok(t) => CheckStream::Tls(Box::new(t)),
                                     Err(e) => {
                                         return fail(

@@ -522,6 +522,8 @@ pub enum TcpCheckRule {
         send_proxy: bool,
         /// `ssl`: the connection speaks TLS (with the server's TLS settings).
         ssl: bool,
+        /// `sni NAME`: the server name the TLS connection presents.
+        sni: Option<String>,
         comment: Option<String>,
     },
     /// `tcp-check send STRING` / `send-binary HEX`.

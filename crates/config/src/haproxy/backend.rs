@@ -87,7 +87,7 @@ pub(crate) fn parse_tcp_check(args: &[String]) -> Result<Option<TcpCheckRule>, P
     match action.as_str() {
         "comment" => Ok(None),
         "connect" => {
-            let (mut port, mut addr, mut send_proxy, mut ssl) = (None, None, false, false);
+            let (mut port, mut addr, mut send_proxy, mut ssl, mut sni) = (None, None, false, false, None);
             let mut it = words.iter();
             while let Some(w) = it.next() {
                 match *w {
@@ -113,20 +113,24 @@ pub(crate) fn parse_tcp_check(args: &[String]) -> Result<Option<TcpCheckRule>, P
                     }
                     "send-proxy" => send_proxy = true,
                     "ssl" => ssl = true,
+                    "sni" => {
+                        let name = it.next().ok_or_else(|| Problem::invalid("'tcp-check connect sni' needs a name"))?;
+                        sni = Some((*name).to_string());
+                    }
                     "default" | "linger" => {}
-                    w @ ("sni" | "alpn" | "via-socks4" | "proto") => {
+                    w @ ("alpn" | "via-socks4" | "proto") => {
                         return Err(Problem::unsupported(format!("'tcp-check connect {w}' is not supported yet")))
                     }
                     other => {
                         return Err(Problem::unknown(
                             "tcp-check connect option",
                             other,
-                            ["port", "addr", "send-proxy", "ssl", "default", "linger", "comment"],
+                            ["port", "addr", "send-proxy", "ssl", "sni", "default", "linger", "comment"],
                         ))
                     }
                 }
             }
-            Ok(Some(TcpCheckRule::Connect { port, addr, send_proxy, ssl, comment }))
+            Ok(Some(TcpCheckRule::Connect { port, addr, send_proxy, ssl, sni, comment }))
         }
         "send" => match words.as_slice() {
             // The line's tokenizer has already turned `\r`, `\n`, `\xHH`... into bytes.
