@@ -6,6 +6,8 @@ use fulcrum_model::{Expect, ExpectRule, HttpCheck};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::check_tls::CheckTls;
+
 /// How much of a check response is read, as HAProxy's default `tune.chksize`.
 const MAX_CHECK_RESPONSE: usize = 16 * 1024;
 
@@ -25,19 +27,6 @@ pub enum CheckSpec {
     /// A TCP or HTTP check over TLS (`check-ssl`, or a server with `ssl`): the handshake is
     /// the layer-6 check, then the HTTP exchange if any.
     Tls(Box<CheckSpec>, CheckTls),
-}
-
-/// TLS for a check: the server's client configuration and the name to present.
-#[derive(Clone)]
-pub struct CheckTls {
-    pub config: std::sync::Arc<rustls::ClientConfig>,
-    pub name: rustls::pki_types::ServerName<'static>,
-}
-
-impl std::fmt::Debug for CheckTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CheckTls").field("name", &self.name).finish_non_exhaustive()
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -151,8 +140,7 @@ async fn check_tls(addr: SocketAddr, inner: &CheckSpec, tls: &CheckTls) -> (bool
         Err(e) => return (false, format!("Layer4 connection problem: {e}")),
     };
     let _ = stream.set_nodelay(true);
-    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&tls.config));
-    let stream = match connector.connect(tls.name.clone(), stream).await {
+    let stream = match tls.connect(stream, None).await {
         Ok(s) => s,
         Err(e) => return (false, format!("Layer6 invalid response: SSL handshake failure ({e})")),
     };

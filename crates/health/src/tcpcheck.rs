@@ -70,7 +70,7 @@ pub struct CompiledTcpCheck {
     /// The implicit connect sends it too (a `send-proxy` server checked on its own address).
     implicit_proxy: bool,
     /// The server's TLS, for `tcp-check connect ssl`.
-    tls: Option<crate::check::CheckTls>,
+    tls: Option<crate::check_tls::CheckTls>,
 }
 
 impl CompiledTcpCheck {
@@ -80,7 +80,7 @@ impl CompiledTcpCheck {
     }
 
     /// The TLS `tcp-check connect ssl` speaks: the server's configuration and name.
-    pub fn with_tls(mut self, tls: crate::check::CheckTls) -> Self {
+    pub fn with_tls(mut self, tls: crate::check_tls::CheckTls) -> Self {
         self.tls = Some(tls);
         self
     }
@@ -351,21 +351,17 @@ pub(crate) async fn run(check: &CompiledTcpCheck, target: SocketAddr) -> TcpOutc
                                     format!("no TLS settings at step {number} of tcp-check (connect ssl)"),
                                 )
                             }
-                            (true, Some(tls)) => {
-                                let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(&tls.config));
-                                let name = sni.clone().unwrap_or_else(|| tls.name.clone());
-                                match connector.connect(name, s).await {
-                                    Ok(t) => CheckStream::Tls(Box::new(t)),
-                                    Err(e) => {
-                                        return fail(
-                                            "Layer6 invalid response",
-                                            format!(
+                            (true, Some(tls)) => match tls.connect(s, sni.as_ref()).await {
+                                Ok(t) => CheckStream::Tls(Box::new(t)),
+                                Err(e) => {
+                                    return fail(
+                                        "Layer6 invalid response",
+                                        format!(
                                             "SSL handshake failure ({e}) at step {number} of tcp-check (connect ssl)"
                                         ),
-                                        )
-                                    }
+                                    )
                                 }
-                            }
+                            },
                         };
                         stream = Some(s);
                         buf.clear();

@@ -102,7 +102,8 @@ pub(super) async fn serve(
         .uri
         .path_and_query()
         .map_or(Uri::from_static("/"), |pq| Uri::try_from(pq.as_str()).unwrap_or(Uri::from_static("/")));
-    let mut x = Stream { fe, backend, parts, framing, body, entry, started, conn: &conn, shared: &shared };
+    let limits = snap.limits;
+    let mut x = Stream { fe, backend, parts, framing, body, entry, started, limits, conn: &conn, shared: &shared };
     match forward(&mut x, key.as_deref(), preferred, cookie_ok, &mut respond).await {
         Ok(()) => {}
         Err(error) => {
@@ -187,6 +188,8 @@ struct Stream<'a> {
     body: RecvStream,
     entry: Option<Box<LogEntry>>,
     started: Instant,
+    /// The head limits of the snapshot the stream was routed with.
+    limits: h1::Limits,
     conn: &'a ConnInfo,
     shared: &'a Arc<Shared>,
 }
@@ -436,7 +439,7 @@ async fn exchange(
     }
     up.side.flush(Some(timeout_server)).await.map_err(|_| failed(Failure::ServerClosed, Stage::Headers))?;
     // The answer's head (interim answers are skipped: h2 sends none of them here).
-    let limits = x.shared.snapshot.load().limits;
+    let limits = x.limits;
     let mut buf = BytesMut::new();
     let resp = loop {
         if !buf.is_empty() {

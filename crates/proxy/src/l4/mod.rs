@@ -157,23 +157,19 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     let mut server = Some(server);
     if let (Some(config), Some(stream)) = (server_tls, server.take_if(|_| server_tls.is_some())) {
         let name = fulcrum_tls::server_name(&backend.servers[id].cfg.tls, backend.servers[id].cfg.addr.ip(), None);
-        let conn = match rustls::ClientConnection::new(Arc::clone(config), name) {
-            Ok(conn) => conn,
+        let tls = crate::upstream::TlsTo { config, name };
+        let deadline = Instant::now() + backend.cfg.timeout_connect;
+        let mut side = match Box::pin(crate::upstream::start_tls(stream, &tls, deadline)).await {
+            Ok(side) => side,
             Err(e) => {
-                tracing::debug!(backend = %backend.cfg.name, "TLS to the server: {e}");
+                tracing::debug!(backend = %backend.cfg.name, %peer, "{e}");
+                if let Some(mut e) = entry {
+                    e.termination = *b"SC";
+                    shared.access_log.write(&e.format_tcp(0));
+                }
                 return;
             }
         };
-        let mut side = crate::io::Side::registered_tls_client(stream, conn);
-        let deadline = Instant::now() + backend.cfg.timeout_connect;
-        if let Err(e) = Box::pin(crate::upstream::handshake(&mut side, deadline)).await {
-            tracing::debug!(backend = %backend.cfg.name, %peer, "{e}");
-            if let Some(mut e) = entry {
-                e.termination = *b"SC";
-                shared.access_log.write(&e.format_tcp(0));
-            }
-            return;
-        }
         if !first.is_empty() && side.send(&[&first]).is_err() {
             return;
         }

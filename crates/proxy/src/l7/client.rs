@@ -59,6 +59,8 @@ pub(crate) struct Client {
     pub(super) accepted: Instant,
     /// What the TLS handshake negotiated, read once at the first request (`ssl` binds).
     pub(crate) tls: Option<Box<fulcrum_tls::Negotiated>>,
+    /// The bind says `proto h2`: HTTP/2 from the first byte.
+    pub(crate) h2_bind: bool,
 }
 
 impl Client {
@@ -119,7 +121,16 @@ impl Client {
         fe: Option<&FrontendRt>,
     ) -> Client {
         let timeouts = ClientTimeouts::of(fe);
-        Client { side: Side::plain(stream), peer, bind, buf: None, timeouts, accepted: Instant::now(), tls: None }
+        Client {
+            side: Side::plain(stream),
+            peer,
+            bind,
+            buf: None,
+            timeouts,
+            accepted: Instant::now(),
+            tls: None,
+            h2_bind: fe.is_some_and(|f| f.cfg.h2_binds.contains(&bind)),
+        }
     }
 
     /// An accepted connection on an `ssl` bind: TLS is spoken from the first byte.
@@ -131,7 +142,16 @@ impl Client {
         fe: Option<&FrontendRt>,
     ) -> Client {
         let timeouts = ClientTimeouts::of(fe);
-        Client { side: Side::tls(stream, tls), peer, bind, buf: None, timeouts, accepted: Instant::now(), tls: None }
+        Client {
+            side: Side::tls(stream, tls),
+            peer,
+            bind,
+            buf: None,
+            timeouts,
+            accepted: Instant::now(),
+            tls: None,
+            h2_bind: fe.is_some_and(|f| f.cfg.h2_binds.contains(&bind)),
+        }
     }
 }
 

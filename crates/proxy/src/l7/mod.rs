@@ -65,9 +65,7 @@ pub(crate) async fn serve(client: &mut Client, shared: &Arc<Shared>, drain: &Dra
         }
         client.note_tls();
     }
-    let h2_bind =
-        shared.snapshot.load().frontend_for(&client.bind).is_some_and(|f| f.cfg.h2_binds.contains(&client.bind));
-    if h2_bind || client.tls.as_deref().is_some_and(|t| t.alpn.as_deref() == Some("h2")) {
+    if client.h2_bind || client.tls.as_deref().is_some_and(|t| t.alpn.as_deref() == Some("h2")) {
         return Served::Http2(client.buf.take());
     }
     let mut first = true;

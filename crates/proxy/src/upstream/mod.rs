@@ -180,24 +180,21 @@ pub(crate) async fn connect(
     let _ = stream.set_nodelay(true);
     let side = match tls {
         None => Side::registered(stream),
-        Some(tls) => {
-            let conn = rustls::ClientConnection::new(std::sync::Arc::clone(tls.config), tls.name.clone())
-                .map_err(|e| ConnectError::Io(std::io::Error::other(e)))?;
-            let mut side = Side::registered_tls_client(stream, conn);
-            handshake(&mut side, deadline).await?;
-            side
-        }
+        Some(tls) => start_tls(stream, tls, deadline).await?,
     };
     Ok(Upstream { side, idle_for: None })
 }
 
-/// A server connection's TLS handshake, within `deadline`.
-pub(crate) async fn handshake(side: &mut Side, deadline: Instant) -> Result<(), ConnectError> {
+/// TLS on a connected server socket: the client connection, its handshake done within
+/// `deadline` (a failed one is a failed connect).
+pub(crate) async fn start_tls(stream: TcpStream, tls: &TlsTo<'_>, deadline: Instant) -> Result<Side, ConnectError> {
+    let conn = rustls::ClientConnection::new(std::sync::Arc::clone(tls.config), tls.name.clone())
+        .map_err(|e| ConnectError::Io(std::io::Error::other(e)))?;
+    let mut side = Side::registered_tls_client(stream, conn);
     match side.handshake(deadline).await {
-        Ok(()) => Ok(()),
-        Err(crate::io::IoFail::TimedOut) => Err(ConnectError::Timeout),
+        Ok(()) => Ok(side),
+        Err(crate::io::IoFail::TimedOut | crate::io::IoFail::Stopped) => Err(ConnectError::Timeout),
         Err(crate::io::IoFail::Io(e)) => Err(ConnectError::Tls(e)),
-        Err(crate::io::IoFail::Stopped) => Err(ConnectError::Timeout),
     }
 }
 
@@ -229,13 +226,10 @@ pub(crate) async fn get_connection(
                 .flush(Some(backend.cfg.timeout_connect))
                 .await
                 .map_err(|e| ConnectError::Io(std::io::Error::other(e)))?;
-            let conn = rustls::ClientConnection::new(std::sync::Arc::clone(tls.config), tls.name.clone())
-                .map_err(|e| ConnectError::Io(std::io::Error::other(e)))?;
             let Some(stream) = std::mem::replace(&mut up.side, Side::closed()).into_stream().ok() else {
                 return Err(ConnectError::Io(std::io::Error::from(std::io::ErrorKind::NotConnected)));
             };
-            up.side = Side::registered_tls_client(stream, conn);
-            handshake(&mut up.side, std::time::Instant::now() + backend.cfg.timeout_connect).await?;
+            up.side = start_tls(stream, tls, Instant::now() + backend.cfg.timeout_connect).await?;
         }
         return Ok(up);
     }
