@@ -62,11 +62,15 @@ enum Sock {
     Gone,
 }
 
-/// A deadline that is armed once and moved only when it changes.
+/// A deadline that is armed once and moved only when it comes earlier. A later deadline (the
+/// usual case: each request pushes the inactivity limit forward) leaves the timer where it is;
+/// when that earlier wake comes, the timer is moved to the real deadline then. Timers rarely
+/// fire, so most requests never touch the timer wheel.
 #[derive(Default)]
 struct Timer {
     sleep: Option<Pin<Box<Sleep>>>,
-    at: Option<Instant>,
+    /// When the sleep is set to wake.
+    armed: Option<Instant>,
 }
 
 impl Timer {
@@ -74,14 +78,26 @@ impl Timer {
         let at = tokio::time::Instant::from_std(deadline);
         let sleep = match &mut self.sleep {
             Some(sleep) => {
-                if self.at != Some(deadline) {
+                if self.armed.is_none_or(|armed| armed > deadline) {
                     sleep.as_mut().reset(at);
+                    self.armed = Some(deadline);
                 }
                 sleep
             }
-            None => self.sleep.insert(Box::pin(tokio::time::sleep_until(at))),
+            None => {
+                self.armed = Some(deadline);
+                self.sleep.insert(Box::pin(tokio::time::sleep_until(at)))
+            }
         };
-        self.at = Some(deadline);
+        if sleep.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        if Instant::now() >= deadline {
+            return true;
+        }
+        // An earlier deadline's wake: now to the real one.
+        sleep.as_mut().reset(at);
+        self.armed = Some(deadline);
         sleep.as_mut().poll(cx).is_ready()
     }
 }

@@ -1,7 +1,7 @@
 //! HTTP/2 from clients (on the h2 crate): over TLS when ALPN agrees on `h2`, and in clear text
 //! on a bind with `proto h2` or when a connection opens with the HTTP/2 preface (prior
-//! knowledge, as HAProxy detects it). The connection task reads and writes the frames; each
-//! stream is a task of its own, routed and forwarded as an HTTP/1 request is (`stream`), to
+//! knowledge, as HAProxy detects it). The connection task reads and writes the frames and runs
+//! the streams (`streams`): each is routed and forwarded as an HTTP/1 request is (`stream`), to
 //! servers over HTTP/1.1 from the same pool.
 //!
 //! Limits and defences: the `tune.h2.*` settings are announced (concurrent streams, header
@@ -11,12 +11,12 @@
 //! the resets fulcrum itself must send; an idle connection closes after
 //! `timeout http-keep-alive`, and a draining worker sends GOAWAY and lets streams finish.
 mod stream;
+mod streams;
 
 pub use stream::{to_http1, Refusal};
 
 use std::future::poll_fn;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
@@ -72,80 +72,93 @@ pub(crate) async fn serve(client: &mut Client, prefix: Option<BytesMut>, shared:
             }
             Err(_) => return,
         };
-    let active = Arc::new(AtomicUsize::new(0));
     let max_streams = settings.max_concurrent_streams as usize;
-    // When the last stream in flight ended, in milliseconds from `base`: idleness starts then.
-    let base = Instant::now();
-    let last_end = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut streams = streams::Streams::default();
     let mut closing = false;
+    // Since when no stream has been in flight (idleness counts from then).
     let mut idle_since = Instant::now();
     let idle = tokio::time::sleep(keep_alive);
     tokio::pin!(idle);
-    loop {
-        let next = poll_fn(|cx| {
+    let ended = poll_fn(|cx| {
+        for _ in 0..MAX_ROUNDS {
             if drain.is_draining() && !closing {
                 closing = true;
                 conn.graceful_shutdown();
             }
             // A stream is taken only while fewer than the announced limit are being served:
-            // streams the client resets after they were accepted still hold their task until
-            // it ends, so this bounds the work in flight; meanwhile the connection is driven
+            // streams the client resets after they were accepted still hold their slot until
+            // they end, so this bounds the work in flight; meanwhile the connection is driven
             // without accepting, and streams reset while waiting count as the rapid reset
-            // defence counts them.
-            if active.load(Ordering::Acquire) < max_streams {
-                if let Poll::Ready(got) = conn.poll_accept(cx) {
-                    return Poll::Ready(Some(got));
+            // defence counts them. Driving the connection also writes what the streams
+            // produced in the previous round.
+            let mut accepted = false;
+            loop {
+                if streams.len() >= max_streams {
+                    if let Poll::Ready(closed) = conn.poll_closed(cx) {
+                        // The connection ended (cleanly: no more streams; or with an error).
+                        return Poll::Ready(closed.err());
+                    }
+                    break;
                 }
-            } else if let Poll::Ready(closed) = conn.poll_closed(cx) {
-                // The connection ended (cleanly: no more streams; or with an error).
-                return Poll::Ready(Some(closed.err().map(Err)));
+                match conn.poll_accept(cx) {
+                    Poll::Ready(Some(Ok((req, respond)))) => {
+                        streams.push(Box::pin(stream::serve(req, respond, Arc::clone(&info), Arc::clone(shared))));
+                        accepted = true;
+                    }
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(e)),
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => break,
+                }
+            }
+            let (polled, ended) = streams.poll(cx);
+            if ended && streams.is_empty() {
+                idle_since = Instant::now();
             }
             // No stream for `timeout http-keep-alive`: GOAWAY, and the connection ends.
             if !closing && idle.as_mut().poll(cx).is_ready() {
-                let ended = base + std::time::Duration::from_millis(last_end.load(Ordering::Acquire));
-                idle_since = idle_since.max(ended);
-                if active.load(Ordering::Acquire) == 0 && idle_since.elapsed() >= keep_alive {
+                if streams.is_empty() && idle_since.elapsed() >= keep_alive {
                     closing = true;
                     conn.graceful_shutdown();
-                } else {
-                    idle.as_mut().reset(tokio::time::Instant::now() + keep_alive);
-                    if active.load(Ordering::Acquire) > 0 {
-                        idle_since = Instant::now();
-                    }
+                    continue;
                 }
-                return Poll::Ready(None);
+                let from = if streams.is_empty() { idle_since } else { Instant::now() };
+                idle.as_mut().reset(tokio::time::Instant::from_std(from + keep_alive));
+                let _ = idle.as_mut().poll(cx);
             }
-            Poll::Pending
-        })
-        .await;
-        match next {
-            // A timer tick: look again.
-            None => continue,
-            Some(None) => break,
-            Some(Some(Ok((req, respond)))) => {
-                idle_since = Instant::now();
-                active.fetch_add(1, Ordering::AcqRel);
-                let (info, shared, active) = (Arc::clone(&info), Arc::clone(shared), Arc::clone(&active));
-                let last_end = Arc::clone(&last_end);
-                tokio::spawn(async move {
-                    stream::serve(req, respond, info, shared).await;
-                    if active.fetch_sub(1, Ordering::AcqRel) == 1 {
-                        let ms = u64::try_from(base.elapsed().as_millis()).unwrap_or(u64::MAX);
-                        last_end.store(ms, Ordering::Release);
-                    }
-                });
-            }
-            Some(Some(Err(e))) => {
-                // The defences (rapid reset, too many errors) are worth an operator's look.
-                if e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM) {
-                    tracing::info!(peer = %info.peer, "HTTP/2 connection closed: {e} (too many streams reset)");
-                } else {
-                    tracing::debug!(peer = %info.peer, "HTTP/2: {e}");
-                }
-                break;
+            if !accepted && !polled {
+                return Poll::Pending;
             }
         }
+        // Busy: the task runs again after the worker's other tasks.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await;
+    if let Some(e) = ended {
+        // The defences (rapid reset, too many errors) are worth an operator's look.
+        if e.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM) {
+            tracing::info!(peer = %info.peer, "HTTP/2 connection closed: {e} (too many streams reset)");
+        } else {
+            tracing::debug!(peer = %info.peer, "HTTP/2: {e}");
+        }
+    }
+    // Streams still in flight end on their own (their sends to the client now fail; each
+    // logs what became of it), as they would have as tasks of their own.
+    drop(conn);
+    if !streams.is_empty() {
+        poll_fn(|cx| {
+            streams.poll(cx);
+            if streams.is_empty() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
 }
+
+/// Rounds of accepting and serving streams in one poll of the connection task.
+const MAX_ROUNDS: usize = 8;
 
 use std::future::Future as _;

@@ -98,10 +98,11 @@ pub(super) async fn serve(
     let key = crate::l7::hash_key(&backend.cfg.algorithm, &parts, client_ip);
     let (preferred, cookie_ok) = crate::l7::persistence(&backend, &mut parts, client_ip);
     crate::l7::request_to_server(&mut parts.headers, fe, &backend, client_ip, false, framing);
-    parts.uri = parts
-        .uri
-        .path_and_query()
-        .map_or(Uri::from_static("/"), |pq| Uri::try_from(pq.as_str()).unwrap_or(Uri::from_static("/")));
+    parts.uri = parts.uri.path_and_query().cloned().map_or(Uri::from_static("/"), |pq| {
+        let mut origin = http::uri::Parts::default();
+        origin.path_and_query = Some(pq);
+        Uri::from_parts(origin).unwrap_or(Uri::from_static("/"))
+    });
     let limits = snap.limits;
     let mut x = Stream { fe, backend, parts, framing, body, entry, started, limits, conn: &conn, shared: &shared };
     match forward(&mut x, key.as_deref(), preferred, cookie_ok, &mut respond).await {
@@ -226,7 +227,8 @@ async fn forward(
             e.tw = ms(x.started.elapsed());
             e.retries = retries;
         }
-        let t_connect = Instant::now();
+        // Timings are read only for the log line.
+        let t_connect = x.entry.is_some().then(Instant::now);
         let tls = server.tls.as_ref().filter(|_| server.cfg.tls.enabled).map(|c| upstream::tls_to(server, c, &x.parts));
         let proxy_header = server.cfg.send_proxy.map(|v| crate::proxy_protocol::header(v, x.conn.peer, x.conn.bind));
         let got = if server.cfg.h2 {
@@ -263,8 +265,8 @@ async fn forward(
                 continue;
             }
         };
-        if let Some(e) = x.entry.as_mut() {
-            e.tc = ms(t_connect.elapsed());
+        if let (Some(e), Some(t)) = (x.entry.as_mut(), t_connect) {
+            e.tc = ms(t.elapsed());
         }
         let result = match up {
             Upstream2::H1(up) => {
@@ -441,6 +443,7 @@ async fn exchange(
     // The answer's head (interim answers are skipped: h2 sends none of them here).
     let limits = x.limits;
     let mut buf = BytesMut::new();
+    let mut deadline = t_send + timeout_server;
     let resp = loop {
         if !buf.is_empty() {
             match h1::parse_response(&mut buf, &limits, &x.parts.method) {
@@ -450,17 +453,17 @@ async fn exchange(
                 Err(e) => return Err(failed(Failure::BadResponse(e), Stage::Headers)),
             }
         }
-        let deadline = Some(Instant::now() + timeout_server);
         match up
             .side
-            .read_with(deadline, |b| {
+            .read_with(Some(deadline), |b| {
                 buf.extend_from_slice(b);
                 b.len()
             })
             .await
         {
             Ok(0) => return Err(failed(Failure::ServerClosed, Stage::Headers)),
-            Ok(_) => {}
+            // `timeout server` counts again from each part of the head.
+            Ok(_) => deadline = Instant::now() + timeout_server,
             Err(IoFail::TimedOut) => return Err(failed(Failure::ServerTimeout, Stage::Headers)),
             Err(_) => return Err(failed(Failure::ServerClosed, Stage::Headers)),
         }

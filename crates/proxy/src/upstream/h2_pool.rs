@@ -67,6 +67,11 @@ pub(crate) fn request_head(parts: &http::request::Parts, tls: bool) -> Option<ht
     Some(out)
 }
 
+/// A stream's last piece of data up to this size is handed to h2 at once, without waiting for
+/// the receiver's window: the bytes are held either way (here or in h2's send buffer until
+/// the window opens), and nothing more is read for the stream after it.
+const LAST_PIECE_UNWAITED: usize = 16 * 1024;
+
 /// One piece of data on an HTTP/2 stream (to a client or to a server), as the receiver's
 /// window lets it go; `idle`: how long the window may stay shut.
 pub(crate) async fn send_data(
@@ -75,7 +80,10 @@ pub(crate) async fn send_data(
     end: bool,
     idle: std::time::Duration,
 ) -> Result<(), crate::error::Failure> {
-    if data.is_empty() {
+    // Nothing to wait for: no data, or the last piece of the stream while the window already
+    // has room for it. (h2 holds data the window does not take yet; waiting for room only
+    // matters while more is to be read after this piece.)
+    if data.is_empty() || (end && send.capacity() >= data.len()) || (end && data.len() <= LAST_PIECE_UNWAITED) {
         return send.send_data(data, end).map_err(|_| crate::error::Failure::ClientClosed);
     }
     while !data.is_empty() {
