@@ -32,7 +32,7 @@ pub(super) async fn serve(
     conn: Arc<ConnInfo>,
     shared: Arc<Shared>,
 ) {
-    let started = Instant::now();
+    let started = super::streams::now();
     let snap = shared.snapshot.load_full();
     let Some(fe) = snap.frontend_for(&conn.bind) else {
         respond.send_reset(h2::Reason::REFUSED_STREAM);
@@ -327,7 +327,7 @@ async fn exchange_h2(
     let failed = |failure, stage| ProxyError::new(failure, stage);
     let parts = upstream::h2_pool::request_head(&x.parts, server.cfg.tls.enabled)
         .ok_or_else(|| failed(Failure::BadRequest(h1::HeadError::Malformed("authority")), Stage::Request))?;
-    let t_send = Instant::now();
+    let t_send = super::streams::now();
     let request = http::Request::from_parts(parts, ());
     let no_body = x.body.is_end_stream();
     let (response, mut to_server) =
@@ -432,7 +432,7 @@ async fn exchange(
     let timeout_server = backend.cfg.timeout_server;
     let timeout_client = x.fe.cfg.timeout_client;
     let failed = |failure, stage| ProxyError::new(failure, stage);
-    let t_send = Instant::now();
+    let t_send = super::streams::now();
     let mut head = Vec::with_capacity(512);
     h1::write_request_head(&mut head, &x.parts.method, &x.parts.uri, &x.parts.headers, server.cfg.addr);
     up.side.send(&[&head]).map_err(|_| failed(Failure::ServerClosed, Stage::Headers))?;

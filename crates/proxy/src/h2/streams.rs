@@ -7,8 +7,36 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Wake, Waker};
+use std::time::Instant;
 
 type StreamFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+thread_local! {
+    /// The time of the current pass over woken streams, read once for all of them.
+    static PASS_TIME: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Now, as a stream sees it: the time its pass started (streams polled in one pass share one
+/// clock reading, as HAProxy's loop shares its `now`), or the clock outside a pass.
+pub(super) fn now() -> Instant {
+    PASS_TIME.get().unwrap_or_else(Instant::now)
+}
+
+/// Sets the pass time while it lives.
+struct Pass;
+
+impl Pass {
+    fn start() -> Pass {
+        PASS_TIME.set(Some(Instant::now()));
+        Pass
+    }
+}
+
+impl Drop for Pass {
+    fn drop(&mut self) {
+        PASS_TIME.set(None);
+    }
+}
 
 /// Slots woken since the last pass, and the connection task to wake for them.
 #[derive(Default)]
@@ -111,6 +139,7 @@ impl Streams {
                 }
             }
             polled = true;
+            let _time = Pass::start();
             let mut pass = std::mem::take(&mut self.pass);
             for key in pass.drain(..) {
                 let Some(slot) = self.slots.get_mut(key).and_then(Option::as_mut) else { continue };
