@@ -9,6 +9,10 @@
 #   handshake: every request on a new connection with a full handshake (wrk with
 #              `Connection: close`; wrk does not resume sessions): handshakes per proxy CPU-second;
 #   keepalive: HTTPS keep-alive, 50 connections: req/s, p99, req/s per proxy CPU-second;
+#   resume:    every request on a new connection that resumes the previous connection's TLS 1.3
+#              session (a ticket), with bench/tls_resume.py in 3 processes (wrk and
+#              `openssl s_time` do not resume TLS 1.3): resumed handshakes per proxy CPU-second
+#              (the Python client, not the proxy, limits the rate);
 #   h2:        HTTP/2 over TLS (ALPN h2) with h2load: 4 connections, 25 streams each in
 #              flight: req/s and req/s per proxy CPU-second (h2load reports no p99).
 # Prints medians and ratios to HAProxy, and the machine.
@@ -18,7 +22,7 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-5}
 SECS=${2:-10}
 PROXIES=${PROXIES:-haproxy nginx fulcrum}
-MODES=${MODES:-handshake keepalive h2}
+MODES=${MODES:-handshake resume keepalive h2}
 WORK=$(mktemp -d /tmp/fulcrum-tls.XXXXXX)
 trap stop_all EXIT
 for cmd in haproxy nginx wrk h2load openssl taskset python3; do
@@ -38,13 +42,16 @@ origin_conf "$WORK/origin" $O1 $O2 > "$WORK/origin/nginx.conf"
 taskset -c 1 nginx -c "$WORK/origin/nginx.conf" -e "$WORK/origin/error.log" &
 PIDS+=($!)
 
-# The same haproxy.cfg for HAProxy and fulcrum: TLS 1.3 only, resumption off (full handshakes).
-tls_cfg() { # PORT
+# The same haproxy.cfg for HAProxy and fulcrum: TLS 1.3 only, resumption off (full handshakes)
+# but in the resume mode (tickets, as both proxies do by default).
+tls_cfg() { # PORT MODE
+  local cache="    tune.ssl.cachesize 0" tickets="no-tls-tickets"
+  if [ "${2:-}" = resume ]; then cache="" tickets=""; fi
   cat <<CFG
 global
     nbthread 1
     maxconn 8000
-    tune.ssl.cachesize 0
+$cache
 defaults
     mode http
     timeout connect 5s
@@ -52,7 +59,7 @@ defaults
     timeout server 30s
     http-reuse always
 frontend fe
-    bind 127.0.0.1:$1 ssl crt $WORK/site.pem ssl-min-ver TLSv1.3 no-tls-tickets alpn h2,http/1.1
+    bind 127.0.0.1:$1 ssl crt $WORK/site.pem ssl-min-ver TLSv1.3 $tickets alpn h2,http/1.1
     default_backend origins
 backend origins
     balance roundrobin
@@ -61,7 +68,9 @@ backend origins
 CFG
 }
 
-nginx_cfg() { # PORT DIR
+nginx_cfg() { # PORT DIR MODE
+  local resume="off"
+  [ "${3:-}" = resume ] && resume="on"
   cat <<NGX
 worker_processes 1;
 daemon off;
@@ -76,8 +85,8 @@ http {
     ssl_certificate $WORK/site.crt;
     ssl_certificate_key $WORK/site.key;
     ssl_protocols TLSv1.3;
-    ssl_session_tickets off;
-    ssl_session_cache off;
+    ssl_session_tickets $resume;
+    ssl_session_cache $( [ "$resume" = on ] && echo "shared:SSL:10m" || echo off );
     keepalive_requests 1000000;
     location / { proxy_pass http://origins; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
@@ -86,12 +95,12 @@ http {
 NGX
 }
 
-start_proxy() { # NAME -> PROXY_PID
-  local name=$1 port=${PORT[$1]}
+start_proxy() { # NAME MODE -> PROXY_PID
+  local name=$1 port=${PORT[$1]} mode=$2
   case $name in
-    haproxy) tls_cfg "$port" > "$WORK/h.cfg"; taskset -c 0 haproxy -f "$WORK/h.cfg" -db >/dev/null 2>&1 & ;;
-    nginx) mkdir -p "$WORK/ngx"; nginx_cfg "$port" "$WORK/ngx" > "$WORK/ngx/nginx.conf"; taskset -c 0 nginx -c "$WORK/ngx/nginx.conf" -e "$WORK/ngx/error.log" & ;;
-    fulcrum) tls_cfg "$port" > "$WORK/f.cfg"; taskset -c 0 "$FULCRUM" run -c "$WORK/f.cfg" 2>"$WORK/fulcrum.log" & ;;
+    haproxy) tls_cfg "$port" "$mode" > "$WORK/h.cfg"; taskset -c 0 haproxy -f "$WORK/h.cfg" -db >/dev/null 2>&1 & ;;
+    nginx) mkdir -p "$WORK/ngx"; nginx_cfg "$port" "$WORK/ngx" "$mode" > "$WORK/ngx/nginx.conf"; taskset -c 0 nginx -c "$WORK/ngx/nginx.conf" -e "$WORK/ngx/error.log" & ;;
+    fulcrum) tls_cfg "$port" "$mode" > "$WORK/f.cfg"; taskset -c 0 "$FULCRUM" run -c "$WORK/f.cfg" 2>"$WORK/fulcrum.log" & ;;
   esac
   PROXY_PID=$!
   for _ in $(seq 1 50); do
@@ -106,11 +115,17 @@ to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v=v/1000} else if (v ~ /m
 measure() { # MODE NAME
   local mode=$1 name=$2 port=${PORT[$2]} hdr=()
   [ "$mode" = handshake ] && hdr=(-H "Connection: close")
-  start_proxy "$name"
+  start_proxy "$name" "$mode"
   local pid=$PROXY_PID c0 c1 out
   c0=$(cpu_ticks "$pid")
   local rps p99 cpu errs
-  if [ "$mode" = h2 ]; then
+  if [ "$mode" = resume ]; then
+    out=$(taskset -c 1 python3 bench/tls_resume.py 127.0.0.1 "$port" "$SECS" 3 2>&1)
+    c1=$(cpu_ticks "$pid")
+    rps=$(awk -v s="$SECS" '/^handshakes/ {printf "%.1f", $4 / s}' <<<"$out")
+    p99=0
+    errs="$out"
+  elif [ "$mode" = h2 ]; then
     out=$(taskset -c 1 h2load -c 4 -m 25 -D "$SECS" "https://127.0.0.1:$port/" 2>&1)
     c1=$(cpu_ticks "$pid")
     rps=$(awk '/^finished in/ {print $4}' <<<"$out")

@@ -2,7 +2,9 @@
 # Runs fulcrum's whole test suite. Installs what the tests need when it is missing
 # (haproxy, nginx, keepalived; curl, python3, iproute2 and nftables for the VRRP namespace
 # tests; redis-server and postgresql, real peers of the protocol health checks; all from
-# Debian; h2load, an HTTP/2 load client; python3-grpcio, gRPC's client and server) - needs root or sudo for that step only. Ends with one line:
+# Debian; h2load, an HTTP/2 load client; python3-grpcio, gRPC's client and server;
+# python3-websockets, a WebSocket client and server) - needs root or sudo for that step only.
+# Ends with one line:
 # passed, failed, ignored, over every test binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,8 @@ for pair in haproxy:haproxy nginx:nginx keepalived:keepalived curl:curl python3:
 done
 # gRPC's Python runtime (Debian's), for the gRPC test's client and server.
 /usr/bin/python3 -c "import grpc" >/dev/null 2>&1 || need+=(python3-grpcio)
+# A WebSocket client and server (Debian's), for WebSockets over HTTP/2.
+/usr/bin/python3 -c "import websockets" >/dev/null 2>&1 || need+=(python3-websockets)
 # PostgreSQL's server programs live outside PATH on Debian.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
 if ((${#need[@]})); then

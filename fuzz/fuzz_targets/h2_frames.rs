@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
             while let Some(Ok((req, mut respond))) = conn.accept().await {
                 let (mut parts, _body) = req.into_parts();
                 let status = match fulcrum_proxy::h2::to_http1(&mut parts, &limits) {
-                    Ok(()) => 200,
+                    Ok(_) => 200,
                     Err(_) => 400,
                 };
                 let resp = http::Response::builder().status(status).body(()).unwrap_or_default();

@@ -485,3 +485,87 @@ fn trailers_of_a_chunked_http1_answer_reach_an_http2_client() {
         assert_eq!(trailers.get("grpc-status").map(|v| v.as_bytes()), Some(&b"0"[..]));
     });
 }
+
+/// A WebSocket echo server (Debian's python3-websockets, which checks the handshake: key,
+/// version 13) on a free port it prints, and a client that sends `ping N` three times through
+/// `ws://ADDR/chat` and prints each echo.
+const WS_SERVER: &str = r#"
+import asyncio, sys, websockets
+async def echo(ws, path):
+    async for m in ws:
+        await ws.send("echo " + path + " " + m)
+async def main():
+    async with websockets.serve(echo, "127.0.0.1", 0) as server:
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.Future()
+asyncio.run(main())
+"#;
+const WS_CLIENT: &str = r#"
+import asyncio, sys, websockets
+async def main():
+    async with websockets.connect("ws://" + sys.argv[1] + "/chat", open_timeout=10) as ws:
+        for i in range(3):
+            await ws.send("ping %d" % i)
+            print(await asyncio.wait_for(ws.recv(), 10), flush=True)
+asyncio.run(main())
+"#;
+
+#[test]
+fn websockets_over_http2_reach_http1_servers() {
+    let ok =
+        Command::new("/usr/bin/python3").args(["-c", "import websockets"]).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        fulcrum_testkit::skip("WebSockets over HTTP/2", "python3-websockets");
+        return;
+    }
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        fulcrum_testkit::skip("WebSockets over HTTP/2", "haproxy");
+        return;
+    }
+    let dir = temp_dir("ws-h2");
+    let mut server = common::Killed(
+        Command::new("/usr/bin/python3")
+            .args(["-c", WS_SERVER])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("websocket server"),
+    );
+    let mut line = String::new();
+    let out = server.0.stdout.take().expect("stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).expect("port");
+    let ws: SocketAddr = format!("127.0.0.1:{}", line.trim()).parse().expect("port");
+    // fulcrum speaks HTTP/2 only on its bind; HAProxy in front turns the client's HTTP/1.1
+    // upgrade into an RFC 8441 extended CONNECT, which fulcrum announces and turns back into
+    // an HTTP/1.1 upgrade to the server.
+    let (fbind, hap) = (free_addr(), free_addr());
+    let cfg = format!(
+        "defaults\n    mode http\n    option httplog\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind {fbind} proto h2\n    default_backend ws\nbackend ws\n    server ws {ws}\n"
+    );
+    let _f = Fulcrum::start("ws-h2.cfg", &cfg, fbind);
+    let hap_cfg = format!(
+        "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend ws\n    bind {hap}\n    default_backend f\nbackend f\n    server f {fbind} proto h2\n"
+    );
+    std::fs::write(dir.join("hap.cfg"), hap_cfg).expect("write");
+    let _hap = common::Killed(
+        Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(dir.join("hap.cfg"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(hap).is_err() {
+        assert!(std::time::Instant::now() < deadline, "haproxy does not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out =
+        Command::new("/usr/bin/python3").args(["-c", WS_CLIENT, &hap.to_string()]).output().expect("websocket client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(text.lines().collect::<Vec<_>>(), ["echo /chat ping 0", "echo /chat ping 1", "echo /chat ping 2"]);
+}

@@ -61,7 +61,9 @@ pub(crate) async fn serve(client: &mut Client, prefix: Option<BytesMut>, shared:
         .max_frame_size(settings.max_frame_size)
         .max_header_list_size(max_header_list)
         .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
-        .max_local_error_reset_streams(Some(MAX_LOCAL_RESETS));
+        .max_local_error_reset_streams(Some(MAX_LOCAL_RESETS))
+        // WebSockets over HTTP/2 (RFC 8441), as HAProxy announces them.
+        .enable_connect_protocol();
     let mut conn =
         match tokio::time::timeout(handshake_limit, builder.handshake(crate::side_io::SideIo::new(side, prefix))).await
         {

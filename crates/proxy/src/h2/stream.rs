@@ -45,15 +45,18 @@ pub(super) async fn serve(
         let name = if conn.tls.is_some() { format!("{}~", fe.cfg.name) } else { fe.cfg.name.clone() };
         LogEntry::new(conn.peer, started, &name, line)
     });
-    if let Err(why) = to_http1(&mut parts, &snap.limits) {
-        tracing::debug!(peer = %conn.peer, "HTTP/2 request refused: {why}");
-        if let Some(e) = entry.as_mut() {
-            e.termination = *b"PR";
+    let websocket = match to_http1(&mut parts, &snap.limits) {
+        Ok(websocket) => websocket,
+        Err(why) => {
+            tracing::debug!(peer = %conn.peer, "HTTP/2 request refused: {why}");
+            if let Some(e) = entry.as_mut() {
+                e.termination = *b"PR";
+            }
+            let page = error_page(StatusCode::BAD_REQUEST, Some(fe), None);
+            finish_local(&mut respond, page, head_only, entry, &shared).await;
+            return;
         }
-        let page = error_page(StatusCode::BAD_REQUEST, Some(fe), None);
-        finish_local(&mut respond, page, head_only, entry, &shared).await;
-        return;
-    }
+    };
     let client_ip = conn.peer.ip();
     let tls = conn.tls.as_ref();
     if let Some(stats) = &fe.cfg.stats {
@@ -90,21 +93,23 @@ pub(super) async fn serve(
     }
     // The request as an HTTP/1.1 server reads it: origin-form, its body framed by its length
     // or chunked.
-    let framing = match (body.is_end_stream(), content_length(&parts.headers)) {
+    // A WebSocket's stream carries the tunnel, not a body: the upgrade request has none.
+    let framing = match (body.is_end_stream() || websocket, content_length(&parts.headers)) {
         (true, _) => Framing::Empty,
         (false, Some(n)) => Framing::Length(n),
         (false, None) => Framing::Chunked,
     };
     let key = crate::l7::hash_key(&backend.cfg.algorithm, &parts, client_ip);
     let (preferred, cookie_ok) = crate::l7::persistence(&backend, &mut parts, client_ip);
-    crate::l7::request_to_server(&mut parts.headers, fe, &backend, client_ip, false, framing);
+    crate::l7::request_to_server(&mut parts.headers, fe, &backend, client_ip, websocket, framing);
     parts.uri = parts.uri.path_and_query().cloned().map_or(Uri::from_static("/"), |pq| {
         let mut origin = http::uri::Parts::default();
         origin.path_and_query = Some(pq);
         Uri::from_parts(origin).unwrap_or(Uri::from_static("/"))
     });
     let limits = snap.limits;
-    let mut x = Stream { fe, backend, parts, framing, body, entry, started, limits, conn: &conn, shared: &shared };
+    let mut x =
+        Stream { fe, backend, parts, framing, body, entry, started, limits, websocket, conn: &conn, shared: &shared };
     match forward(&mut x, key.as_deref(), preferred, cookie_ok, &mut respond).await {
         Ok(()) => {}
         Err(error) => {
@@ -143,16 +148,34 @@ pub enum Refusal {
     SeveralHosts,
     #[error("more header fields than tune.http.maxhdr")]
     TooManyFields,
-    #[error("a CONNECT (tunnels over HTTP/2 are not supported)")]
+    #[error("a CONNECT other than a WebSocket's (other tunnels over HTTP/2 are not supported)")]
     Connect,
 }
 
 /// An HTTP/2 request head made into what an HTTP/1.1 server reads, under the HTTP/1 rules
 /// (`tune.http.maxhdr`, one valid Host): Host from `:authority`, which must agree with a Host
 /// the client also sent. The path stays as it is until the request is forwarded.
-pub fn to_http1(parts: &mut http::request::Parts, limits: &h1::Limits) -> Result<(), Refusal> {
+///
+/// A WebSocket over HTTP/2 (RFC 8441: `CONNECT` with `:protocol websocket`) becomes the
+/// HTTP/1.1 upgrade a server expects (`GET` with `Upgrade: websocket`, a fresh
+/// `Sec-WebSocket-Key` and version 13 unless the client sent them); `Ok(true)` says so. Other
+/// CONNECTs are refused.
+pub fn to_http1(parts: &mut http::request::Parts, limits: &h1::Limits) -> Result<bool, Refusal> {
+    let mut websocket = false;
     if parts.method == Method::CONNECT {
-        return Err(Refusal::Connect);
+        let protocol = parts.extensions.get::<h2::ext::Protocol>().map(h2::ext::Protocol::as_str);
+        if !protocol.is_some_and(|p| p.eq_ignore_ascii_case("websocket")) {
+            return Err(Refusal::Connect);
+        }
+        websocket = true;
+        parts.method = Method::GET;
+        parts.headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        if !parts.headers.contains_key(header::SEC_WEBSOCKET_KEY) {
+            parts.headers.insert(header::SEC_WEBSOCKET_KEY, websocket_key());
+        }
+        if !parts.headers.contains_key(header::SEC_WEBSOCKET_VERSION) {
+            parts.headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        }
     }
     if parts.headers.len() > limits.max_headers {
         return Err(Refusal::TooManyFields);
@@ -173,9 +196,9 @@ pub fn to_http1(parts: &mut http::request::Parts, limits: &h1::Limits) -> Result
             }
             let value = HeaderValue::from_str(authority).map_err(|_| Refusal::BadHost)?;
             parts.headers.insert(header::HOST, value);
-            Ok(())
+            Ok(websocket)
         }
-        (None, Some(host)) if h1::valid_host(host.as_bytes()) => Ok(()),
+        (None, Some(host)) if h1::valid_host(host.as_bytes()) => Ok(websocket),
         (None, Some(_)) => Err(Refusal::BadHost),
     }
 }
@@ -191,8 +214,35 @@ struct Stream<'a> {
     started: Instant,
     /// The head limits of the snapshot the stream was routed with.
     limits: h1::Limits,
+    /// A WebSocket over HTTP/2: the server's `101` turns the stream into the tunnel.
+    websocket: bool,
     conn: &'a ConnInfo,
     shared: &'a Arc<Shared>,
+}
+
+/// A `Sec-WebSocket-Key`: 16 random bytes in base64 (RFC 6455 §4.1), for a server that
+/// expects the HTTP/1.1 handshake an RFC 8441 client does not make.
+fn websocket_key() -> HeaderValue {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    // A randomly keyed hasher (a fresh key per call): unpredictable enough for a nonce that
+    // only has to differ between connections (it protects nothing).
+    let keyed = std::collections::hash_map::RandomState::new();
+    let mut nonce = [0u8; 16];
+    nonce[..8].copy_from_slice(&std::hash::BuildHasher::hash_one(&keyed, 1u8).to_le_bytes());
+    nonce[8..].copy_from_slice(&std::hash::BuildHasher::hash_one(&keyed, 2u8).to_le_bytes());
+    let mut out = Vec::with_capacity(24);
+    for chunk in nonce.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
+    }
+    HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="))
 }
 
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {
@@ -447,6 +497,7 @@ async fn exchange(
     let resp = loop {
         if !buf.is_empty() {
             match h1::parse_response(&mut buf, &limits, &x.parts.method) {
+                Ok(Some(resp)) if x.websocket && resp.status == StatusCode::SWITCHING_PROTOCOLS => break resp,
                 Ok(Some(resp)) if resp.status.is_informational() => continue,
                 Ok(Some(resp)) => break resp,
                 Ok(None) => {}
@@ -482,6 +533,20 @@ async fn exchange(
     if backend.cfg.cookie.is_some() {
         crate::l7::set_cookie(&backend, id, cookie_ok, &mut headers);
     }
+    if x.websocket && resp.status == StatusCode::SWITCHING_PROTOCOLS {
+        // RFC 8441: the HTTP/2 side of the handshake is a 200, without the HTTP/1.1 one's key
+        // answer; what follows are the WebSocket's bytes, both ways, until either side ends.
+        headers.remove(header::SEC_WEBSOCKET_ACCEPT);
+        let mut out = http::Response::new(());
+        *out.headers_mut() = headers;
+        let send = respond.send_response(out, false).map_err(|_| failed(Failure::ClientClosed, Stage::Data))?;
+        let idle = backend.cfg.timeout_tunnel.unwrap_or_else(|| timeout_server.min(timeout_client));
+        let moved = Box::pin(websocket_tunnel(&mut up.side, buf, &mut x.body, send, idle)).await;
+        if let Some(e) = x.entry.take() {
+            x.shared.access_log.write(&e.format(moved));
+        }
+        return Ok(());
+    }
     let mut out = http::Response::new(());
     *out.status_mut() = resp.status;
     *out.headers_mut() = headers;
@@ -515,6 +580,64 @@ async fn exchange(
         x.shared.access_log.write(&e.format(moved));
     }
     Ok(())
+}
+
+/// A WebSocket between an HTTP/2 stream and the server's upgraded connection: the client's
+/// DATA frames to the server, the server's bytes (`first`: read with its 101) as DATA frames
+/// under the client's window. The client ending its stream half-closes the server side; the
+/// server closing ends the stream; nothing either way for `idle` ends both. The bytes sent
+/// to the client.
+async fn websocket_tunnel(
+    up: &mut Side,
+    first: BytesMut,
+    from_client: &mut RecvStream,
+    mut to_client: SendStream<Bytes>,
+    idle: std::time::Duration,
+) -> u64 {
+    let mut moved = 0u64;
+    if !first.is_empty() {
+        moved += first.len() as u64;
+        if send_data(&mut to_client, first.freeze(), false, idle).await.is_err() {
+            return moved;
+        }
+    }
+    let mut client_open = true;
+    loop {
+        let deadline = Instant::now() + idle;
+        tokio::select! {
+            got = from_client.data(), if client_open => match got {
+                Some(Ok(data)) => {
+                    let _ = from_client.flow_control().release_capacity(data.len());
+                    if up.send(&[&data]).is_err() || up.flush(Some(idle)).await.is_err() {
+                        to_client.send_reset(h2::Reason::CANCEL);
+                        return moved;
+                    }
+                }
+                // The client is done sending: so is the server side (its reading end closes).
+                None => {
+                    client_open = false;
+                    up.shutdown_write();
+                }
+                Some(Err(_)) => return moved,
+            },
+            got = up.read_with(Some(deadline), Bytes::copy_from_slice) => match got {
+                Ok(data) if data.is_empty() => {
+                    let _ = to_client.send_data(Bytes::new(), true);
+                    return moved;
+                }
+                Ok(data) => {
+                    moved += data.len() as u64;
+                    if send_data(&mut to_client, data, false, idle).await.is_err() {
+                        return moved;
+                    }
+                }
+                Err(_) => {
+                    to_client.send_reset(h2::Reason::CANCEL);
+                    return moved;
+                }
+            },
+        }
+    }
 }
 
 /// The request body from the stream to the server, framed as the head says.
@@ -708,18 +831,46 @@ mod tests {
     fn http1_rules_for_http2_requests() {
         let limits = h1::Limits { max_head: 15_360, max_headers: 101 };
         let mut p = parts("https://www.example.com:8443/a", &[]);
-        assert_eq!(to_http1(&mut p, &limits), Ok(()));
+        assert_eq!(to_http1(&mut p, &limits), Ok(false));
         assert_eq!(p.headers.get("host").map(|h| h.as_bytes()), Some(&b"www.example.com:8443"[..]));
-        assert_eq!(to_http1(&mut parts("https://a.example/", &["A.EXAMPLE"]), &limits), Ok(()));
+        assert_eq!(to_http1(&mut parts("https://a.example/", &["A.EXAMPLE"]), &limits), Ok(false));
         assert_eq!(to_http1(&mut parts("https://a.example/", &["b.example"]), &limits), Err(Refusal::HostMismatch));
         assert_eq!(to_http1(&mut parts("/x", &["a", "b"]), &limits), Err(Refusal::SeveralHosts));
         assert_eq!(to_http1(&mut parts("/x", &[]), &limits), Err(Refusal::NoAuthority));
         assert_eq!(to_http1(&mut parts("/x", &["bad host"]), &limits), Err(Refusal::BadHost));
-        assert_eq!(to_http1(&mut parts("/x", &["ok.example"]), &limits), Ok(()));
+        assert_eq!(to_http1(&mut parts("/x", &["ok.example"]), &limits), Ok(false));
         let mut many = parts("https://a.example/", &[]);
         for i in 0..120 {
             many.headers.append("x-n", HeaderValue::from(i));
         }
         assert_eq!(to_http1(&mut many, &limits), Err(Refusal::TooManyFields));
+    }
+
+    #[test]
+    fn a_websocket_connect_becomes_an_http1_upgrade() {
+        let limits = h1::Limits { max_head: 15_360, max_headers: 101 };
+        let connect = |protocol: Option<&'static str>| {
+            let mut p =
+                http::Request::connect("https://chat.example/ws?room=1").body(()).expect("request").into_parts().0;
+            if let Some(proto) = protocol {
+                p.extensions.insert(h2::ext::Protocol::from_static(proto));
+            }
+            p
+        };
+        let mut p = connect(Some("websocket"));
+        assert_eq!(to_http1(&mut p, &limits), Ok(true));
+        assert_eq!(p.method, Method::GET);
+        assert_eq!(p.headers.get(header::UPGRADE).map(|v| v.as_bytes()), Some(&b"websocket"[..]));
+        assert_eq!(p.headers.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes()), Some(&b"13"[..]));
+        let key = p.headers.get(header::SEC_WEBSOCKET_KEY).expect("a key").as_bytes().to_vec();
+        assert_eq!(key.len(), 24, "16 bytes in base64");
+        assert!(key.ends_with(b"==") && key[..22].iter().all(|b| b.is_ascii_alphanumeric() || b"+/".contains(b)));
+        // A fresh key per connection.
+        let mut q = connect(Some("websocket"));
+        assert_eq!(to_http1(&mut q, &limits), Ok(true));
+        assert_ne!(q.headers.get(header::SEC_WEBSOCKET_KEY).map(|v| v.as_bytes().to_vec()), Some(key));
+        // A plain CONNECT, or another protocol, is refused.
+        assert_eq!(to_http1(&mut connect(None), &limits), Err(Refusal::Connect));
+        assert_eq!(to_http1(&mut connect(Some("connect-udp")), &limits), Err(Refusal::Connect));
     }
 }
