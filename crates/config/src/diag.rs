@@ -95,6 +95,15 @@ pub(crate) enum Problem {
 }
 
 impl Problem {
+    /// The message and its hint, as one line.
+    pub(crate) fn text(&self) -> String {
+        let (Problem::Invalid { message, hint } | Problem::Unsupported { message, hint }) = self;
+        match hint {
+            Some(h) => format!("{message} ({h})"),
+            None => message.clone(),
+        }
+    }
+
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Problem::Invalid { message: message.into(), hint: None }
     }

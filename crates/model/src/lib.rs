@@ -4,6 +4,7 @@
 //! no parsing, no dependency.
 #![forbid(unsafe_code)]
 
+pub mod rules;
 pub mod tls;
 pub mod vrrp;
 use std::collections::BTreeMap;
@@ -249,6 +250,11 @@ pub struct Frontend {
     /// Bind lines with TLS (`bind ... ssl crt ...`); the other binds are plain.
     pub tls: Vec<TlsBind>,
     /// `redirect` rules, in order: the first whose condition holds answers the request.
+    /// `http-request` rules, in order (after the head is read, before `redirect` and
+    /// `use_backend`).
+    pub http_request: Vec<rules::HttpRule>,
+    /// `http-response` rules, in order (after the backend's).
+    pub http_response: Vec<rules::HttpRule>,
     pub redirects: Vec<Redirect>,
     /// Bind addresses with `proto h2`: clients speak HTTP/2 from the first byte (cleartext
     /// prior knowledge; on a TLS bind, whatever ALPN says).
@@ -307,6 +313,8 @@ impl Frontend {
             timeout_client_fin: None,
             tls: Vec::new(),
             redirects: Vec::new(),
+            http_request: Vec::new(),
+            http_response: Vec::new(),
             h2_binds: Vec::new(),
         }
     }
@@ -771,6 +779,12 @@ pub struct Backend {
     /// Where the backend came from and how its listing prints (ipvsadm `-L`): an LVS virtual
     /// service's forwarding method, protocol, etc.
     pub lvs: Option<LvsService>,
+    /// The ACLs a backend section declares (for its rules' conditions).
+    pub acls: Vec<Acl>,
+    /// `http-request` rules of a backend section (after the frontend's, once the backend is
+    /// chosen) and its `http-response` rules (before the frontend's).
+    pub http_request: Vec<rules::HttpRule>,
+    pub http_response: Vec<rules::HttpRule>,
 }
 
 /// Templates that keep a client (or its network) on one server: created at a client's first
@@ -839,6 +853,9 @@ impl Backend {
             persistence: None,
             quorum: None,
             lvs: None,
+            acls: Vec::new(),
+            http_request: Vec::new(),
+            http_response: Vec::new(),
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::values::{parse_duration, parse_number};
 
 pub(crate) mod backend;
 pub mod cond;
+mod http_rules;
 pub(crate) mod keywords;
 mod proxy;
 pub(crate) mod section;

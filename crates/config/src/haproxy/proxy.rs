@@ -21,6 +21,7 @@ impl Parser {
             "default_backend" => self.default_backend(st, line, args),
             "use_backend" => self.use_backend(st, line, args),
             "redirect" => self.redirect(st, args),
+            "http-request" | "http-response" => Self::http_rule(st, keyword, args),
             "tcp-request" => self.tcp_request(st, line, args),
             "acl" => self.acl(st, args),
             "option" => self.option(st, line, args, false),
@@ -227,73 +228,30 @@ impl Parser {
         Ok(())
     }
 
+    /// `http-request ACTION ...` / `http-response ACTION ...`.
+    fn http_rule(st: &mut ProxyState, keyword: &str, args: &[String]) -> Result<(), Problem> {
+        if st.kind == Kind::Defaults {
+            return Err(Problem::unsupported(format!("'{keyword}' rules in a defaults section are not supported yet"))
+                .hint("write the rules in each frontend, listen or backend section"));
+        }
+        let response = keyword == "http-response";
+        let rule = super::http_rules::parse_http_rule(args, response, &mut st.acls)?;
+        if response {
+            st.http_response.push(rule);
+        } else {
+            st.http_request.push(rule);
+        }
+        Ok(())
+    }
+
     /// `redirect location|prefix|scheme VALUE [code N] [options] [if|unless COND]`.
     fn redirect(&mut self, st: &mut ProxyState, args: &[String]) -> Result<(), Problem> {
-        use fulcrum_model::{Redirect, RedirectKind};
         Self::not_in_defaults(st, "redirect")?;
         if !st.kind.has_frontend() {
             return Err(Problem::unsupported("'redirect' in a backend section is not supported yet")
                 .hint("put the redirect in the frontend (or listen) section"));
         }
-        let (kind, value) = match args {
-            [kind, value, ..] => match kind.as_str() {
-                "location" => (RedirectKind::Location, value),
-                "prefix" => (RedirectKind::Prefix, value),
-                "scheme" => (RedirectKind::Scheme, value),
-                other => return Err(Problem::unknown("redirect type", other, ["location", "prefix", "scheme"])),
-            },
-            _ => {
-                return Err(Problem::invalid("'redirect' needs a type and a value")
-                    .hint("e.g. redirect scheme https code 301 if !{ ssl_fc }"))
-            }
-        };
-        if value.contains("%[") {
-            return Err(Problem::unsupported("log-format values (%[...]) in redirect are not supported yet"));
-        }
-        let mut rule = Redirect {
-            kind,
-            value: value.clone(),
-            code: 302,
-            drop_query: false,
-            append_slash: false,
-            cookie: None,
-            condition: None,
-        };
-        let mut words = args[2..].iter();
-        while let Some(word) = words.next() {
-            match word.as_str() {
-                "code" => {
-                    let code = words.next().ok_or_else(|| Problem::invalid("'code' needs a status code"))?;
-                    rule.code = match code.parse::<u16>() {
-                        Ok(c @ (301 | 302 | 303 | 307 | 308)) => c,
-                        _ => {
-                            return Err(Problem::invalid(format!(
-                                "redirect code '{code}' is not one of 301, 302, 303, 307, 308"
-                            )))
-                        }
-                    };
-                }
-                "drop-query" => rule.drop_query = true,
-                "append-slash" => rule.append_slash = true,
-                "set-cookie" => {
-                    let c = words.next().ok_or_else(|| Problem::invalid("'set-cookie' needs NAME[=VALUE]"))?;
-                    rule.cookie = Some(if c.contains('=') { c.clone() } else { format!("{c}=") });
-                }
-                "clear-cookie" => {
-                    let c = words.next().ok_or_else(|| Problem::invalid("'clear-cookie' needs NAME"))?;
-                    let name = c.trim_end_matches('=');
-                    rule.cookie = Some(format!("{name}=; Expires=Thu, 01-Jan-1970 00:00:01 GMT; Max-Age=0"));
-                }
-                "if" | "unless" => {
-                    let rest: Vec<String> = std::iter::once(word.clone()).chain(words.by_ref().cloned()).collect();
-                    rule.condition = Some(st.acls.parse_condition(&rest)?);
-                }
-                other => {
-                    let known = ["code", "drop-query", "append-slash", "set-cookie", "clear-cookie", "if", "unless"];
-                    return Err(Problem::unknown("redirect option", other, known));
-                }
-            }
-        }
+        let rule = super::http_rules::parse_redirect(args, &mut st.acls)?;
         st.fe.redirects.push(rule);
         Ok(())
     }
@@ -617,9 +575,25 @@ impl Parser {
             return;
         }
         let mode = self.check_mode(&st);
+        let mut st = st;
         if st.kind.has_backend() {
             let mut backend = self.build_backend(&st);
             backend.mode = mode;
+            if !st.kind.has_frontend() {
+                // A backend section's rules, with the ACLs they use.
+                backend.http_request = std::mem::take(&mut st.http_request);
+                backend.http_response = std::mem::take(&mut st.http_response);
+                let mut conditions: Vec<&mut Condition> = backend
+                    .http_request
+                    .iter_mut()
+                    .chain(backend.http_response.iter_mut())
+                    .filter_map(http_rule_condition)
+                    .collect();
+                match std::mem::take(&mut st.acls).finish(&mut conditions) {
+                    Ok(acls) => backend.acls = acls,
+                    Err(problem) => self.sink.report(st.line, problem),
+                }
+            }
             self.out.backends.push(backend);
         }
         if st.kind.has_frontend() {
@@ -676,7 +650,11 @@ impl Parser {
         conditions.extend(admin.as_mut());
         let tcp = &mut fe.tcp_request;
         conditions.extend(tcp.connection.iter_mut().chain(tcp.content.iter_mut()).filter_map(|r| r.condition.as_mut()));
+        fe.http_request = std::mem::take(&mut st.http_request);
+        fe.http_response = std::mem::take(&mut st.http_response);
         conditions.extend(fe.redirects.iter_mut().filter_map(|r| r.condition.as_mut()));
+        conditions
+            .extend(fe.http_request.iter_mut().chain(fe.http_response.iter_mut()).filter_map(http_rule_condition));
         match std::mem::take(&mut st.acls).finish(&mut conditions) {
             Ok(acls) => fe.acls = acls,
             Err(problem) => self.sink.report(st.line, problem),
@@ -744,4 +722,12 @@ fn check_errorfile(content: &[u8]) -> Result<Option<u16>, Problem> {
         return Err(Problem::invalid("errorfile has no empty line after its headers"));
     }
     Ok(status)
+}
+
+/// The conditions of a rule: its own, and a redirect action's.
+fn http_rule_condition(rule: &mut fulcrum_model::rules::HttpRule) -> Option<&mut Condition> {
+    match &mut rule.action {
+        fulcrum_model::rules::HttpAction::Redirect(r) => r.condition.as_mut(),
+        _ => rule.condition.as_mut(),
+    }
 }

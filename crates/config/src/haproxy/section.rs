@@ -66,6 +66,9 @@ pub(super) struct ProxyState {
     pub tcp_rules_here: bool,
     pub stick_table: Option<(StickTable, usize)>,
     pub stick_on_src: Option<usize>,
+    /// `http-request` and `http-response` rules, in order.
+    pub http_request: Vec<fulcrum_model::rules::HttpRule>,
+    pub http_response: Vec<fulcrum_model::rules::HttpRule>,
     /// A routing or bind line of this section was in error.
     pub incomplete: bool,
     /// The servers' names so far, with their lines: a backend of 100k servers is checked for
@@ -97,6 +100,8 @@ impl ProxyState {
             tcp_rules_here: false,
             stick_table: None,
             stick_on_src: None,
+            http_request: Vec::new(),
+            http_response: Vec::new(),
             incomplete: false,
             server_lines: std::collections::HashMap::new(),
         }
@@ -109,6 +114,8 @@ impl ProxyState {
         state.name = name;
         state.line = line;
         state.acls = AclSet::default();
+        state.http_request.clear();
+        state.http_response.clear();
         state.default_backend_here = false;
         state.use_backends.clear();
         state.binds.clear();

@@ -17,9 +17,10 @@ use super::ConnInfo;
 use crate::error::{Failure, ProxyError, Stage};
 use crate::h1::{self, Framing};
 use crate::io::{IoFail, Side};
-use crate::l7::{error_page, ms, LocalResponse, LogEntry};
+use crate::l7::{error_page, ms, redirect_answer, rule_answer, LocalResponse, LogEntry};
 use crate::pick::{choose, Slot};
 use crate::retry::{decide, Attempt, Decision, RetryPolicy};
+use crate::snapshot::rules::{Ctx, Vars};
 use crate::snapshot::{BackendRt, FrontendRt};
 use crate::upstream::h2_pool::send_data;
 use crate::upstream::{self, ConnectError, Upstream};
@@ -69,16 +70,19 @@ pub(super) async fn serve(
             return;
         }
     }
+    // The frontend's `http-request` rules, `redirect`, `use_backend`, the backend's rules.
+    let mut vars = Vars::default();
+    if !fe.http_request.is_empty() {
+        let mut ctx =
+            Ctx { client: conn.peer, bind: conn.bind, tls, frontend: &fe.cfg.name, backend: None, vars: &mut vars };
+        let verdict = fe.http_request.run_request(&fe.acls, &mut parts, &mut ctx);
+        if let Some(page) = rule_answer(verdict, fe, None) {
+            finish_local(&mut respond, page, head_only, entry, &shared).await;
+            return;
+        }
+    }
     if let Some((rule, location)) = fe.redirect(&parts, client_ip, tls) {
-        let mut headers = http::HeaderMap::new();
-        if let Ok(value) = HeaderValue::try_from(location) {
-            headers.insert(header::LOCATION, value);
-        }
-        if let Some(cookie) = rule.cookie.as_deref().and_then(|c| HeaderValue::try_from(c).ok()) {
-            headers.insert(header::SET_COOKIE, cookie);
-        }
-        let status = StatusCode::from_u16(rule.code).unwrap_or(StatusCode::FOUND);
-        let page = LocalResponse { status, headers, body: Bytes::new() };
+        let page = redirect_answer(rule.code, location, rule.cookie.as_deref());
         finish_local(&mut respond, page, head_only, entry, &shared).await;
         return;
     }
@@ -87,6 +91,21 @@ pub(super) async fn serve(
         finish_local(&mut respond, page, head_only, entry, &shared).await;
         return;
     };
+    if !backend.http_request.is_empty() {
+        let mut ctx = Ctx {
+            client: conn.peer,
+            bind: conn.bind,
+            tls,
+            frontend: &fe.cfg.name,
+            backend: Some(&backend.cfg.name),
+            vars: &mut vars,
+        };
+        let verdict = backend.http_request.run_request(&backend.acls, &mut parts, &mut ctx);
+        if let Some(page) = rule_answer(verdict, fe, Some(&backend)) {
+            finish_local(&mut respond, page, head_only, entry, &shared).await;
+            return;
+        }
+    }
     if let Some(e) = entry.as_mut() {
         e.backend.clone_from(&backend.cfg.name);
         e.tq = ms(started.elapsed());
@@ -108,8 +127,20 @@ pub(super) async fn serve(
         Uri::from_parts(origin).unwrap_or(Uri::from_static("/"))
     });
     let limits = snap.limits;
-    let mut x =
-        Stream { fe, backend, parts, framing, body, entry, started, limits, websocket, conn: &conn, shared: &shared };
+    let mut x = Stream {
+        fe,
+        backend,
+        parts,
+        framing,
+        body,
+        entry,
+        started,
+        limits,
+        websocket,
+        vars,
+        conn: &conn,
+        shared: &shared,
+    };
     match forward(&mut x, key.as_deref(), preferred, cookie_ok, &mut respond).await {
         Ok(()) => {}
         Err(error) => {
@@ -216,8 +247,47 @@ struct Stream<'a> {
     limits: h1::Limits,
     /// A WebSocket over HTTP/2: the server's `101` turns the stream into the tunnel.
     websocket: bool,
+    /// The transaction's variables (`set-var`).
+    vars: Vars,
     conn: &'a ConnInfo,
     shared: &'a Arc<Shared>,
+}
+
+/// What the response rules read besides the answer.
+struct RuleInput<'a> {
+    fe: &'a FrontendRt,
+    conn: &'a ConnInfo,
+    req: &'a http::request::Parts,
+    vars: &'a mut Vars,
+}
+
+/// The backend's `http-response` rules, then the frontend's, on a server's answer; the answer
+/// to send instead when one of them answers.
+fn response_rules(
+    input: RuleInput<'_>,
+    backend: &BackendRt,
+    status: &mut StatusCode,
+    headers: &mut http::HeaderMap,
+) -> Option<LocalResponse> {
+    let fe = input.fe;
+    if backend.http_response.is_empty() && fe.http_response.is_empty() {
+        return None;
+    }
+    let mut ctx = Ctx {
+        client: input.conn.peer,
+        bind: input.conn.bind,
+        tls: input.conn.tls.as_ref(),
+        frontend: &fe.cfg.name,
+        backend: Some(&backend.cfg.name),
+        vars: input.vars,
+    };
+    for (rules, acls) in [(&backend.http_response, &backend.acls), (&fe.http_response, &fe.acls)] {
+        let verdict = rules.run_response(acls, input.req, status, headers, &mut ctx);
+        if let Some(page) = rule_answer(verdict, fe, Some(backend)) {
+            return Some(page);
+        }
+    }
+    None
 }
 
 /// A `Sec-WebSocket-Key`: 16 random bytes in base64 (RFC 6455 §4.1), for a server that
@@ -392,6 +462,7 @@ async fn exchange_h2(
     };
     let shared = x.shared;
     let entry = &mut x.entry;
+    let input = RuleInput { fe: x.fe, conn: x.conn, req: &x.parts, vars: &mut x.vars };
     let download = async {
         let resp = match tokio::time::timeout(timeout_server, response).await {
             Err(_) => return Err(failed(Failure::ServerTimeout, Stage::Headers)),
@@ -400,6 +471,12 @@ async fn exchange_h2(
         };
         let (mut head, mut from_server) = resp.into_parts();
         crate::observe::observe_result(&backend, id, crate::observe::Observation::Status(head.status.as_u16()));
+        let head_only = input.req.method == Method::HEAD;
+        if let Some(page) = response_rules(input, &backend, &mut head.status, &mut head.headers) {
+            // The server's stream is dropped (reset) with its answer.
+            finish_local(respond, page, head_only, entry.take(), shared).await;
+            return Ok(0);
+        }
         if let Some(e) = entry.as_mut() {
             e.tr = ms(t_send.elapsed());
             e.status = head.status.as_u16();
@@ -528,8 +605,15 @@ async fn exchange(
         crate::live::lock(stick).insert(x.conn.peer.ip(), id, Instant::now());
     }
     let mut headers = resp.headers;
+    let mut status = resp.status;
     crate::l7::strip_hop_by_hop(&mut headers);
     headers.remove(header::TRANSFER_ENCODING);
+    let input = RuleInput { fe: x.fe, conn: x.conn, req: &x.parts, vars: &mut x.vars };
+    if let Some(page) = response_rules(input, &backend, &mut status, &mut headers) {
+        // The server's answer is dropped, and its connection with it.
+        finish_local(respond, page, x.parts.method == Method::HEAD, x.entry.take(), x.shared).await;
+        return Ok(());
+    }
     if backend.cfg.cookie.is_some() {
         crate::l7::set_cookie(&backend, id, cookie_ok, &mut headers);
     }
@@ -548,7 +632,7 @@ async fn exchange(
         return Ok(());
     }
     let mut out = http::Response::new(());
-    *out.status_mut() = resp.status;
+    *out.status_mut() = status;
     *out.headers_mut() = headers;
     let framing = resp.framing;
     let no_body = framing.is_empty() || x.parts.method == Method::HEAD;

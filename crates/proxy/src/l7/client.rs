@@ -189,6 +189,46 @@ pub(crate) fn error_page(
     LocalResponse { status: page.status, headers: page.headers, body: page.body }
 }
 
+/// A redirect made here (`redirect`, `http-request redirect`): its Location, no caching, and
+/// the cookie it sets, as HAProxy answers.
+pub(crate) fn redirect_answer(code: u16, location: String, cookie: Option<&str>) -> LocalResponse {
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::try_from(location) {
+        headers.insert(header::LOCATION, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Some(cookie) = cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
+        headers.insert(header::SET_COOKIE, cookie);
+    }
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::FOUND);
+    LocalResponse { status, headers, body: Bytes::new() }
+}
+
+/// What an `http-request` / `http-response` verdict answers in the server's place, if it
+/// answers: `deny`'s error page, `return`'s answer, `redirect`'s.
+pub(crate) fn rule_answer(
+    verdict: crate::snapshot::rules::Verdict,
+    fe: &FrontendRt,
+    backend: Option<&crate::snapshot::BackendRt>,
+) -> Option<LocalResponse> {
+    use crate::snapshot::rules::Verdict;
+    match verdict {
+        Verdict::Continue => None,
+        Verdict::Deny(status) => {
+            Some(error_page(StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN), Some(fe), backend))
+        }
+        Verdict::Return { status, content_type, body } => {
+            let mut headers = HeaderMap::new();
+            if let Some(ct) = content_type.and_then(|c| HeaderValue::try_from(c).ok()) {
+                headers.insert(header::CONTENT_TYPE, ct);
+            }
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            Some(LocalResponse { status, headers, body: Bytes::from(body) })
+        }
+        Verdict::Redirect { code, location, cookie } => Some(redirect_answer(code, location, cookie.as_deref())),
+    }
+}
+
 /// Writes a local response; returns the body bytes sent. The answer to a HEAD request has the
 /// body's length and no body. Waits for the client to take it (up to `timeout client`).
 pub(crate) async fn respond(client: &mut Client, mut resp: LocalResponse, head: bool, close: bool) -> u64 {

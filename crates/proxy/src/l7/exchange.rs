@@ -12,7 +12,7 @@ use http::{Method, StatusCode, Version};
 
 use super::accesslog::LogEntry;
 use super::body::{transfer, BodyError, Transfer};
-use super::client::{error_page, ms, respond, Client, Incoming, LocalResponse};
+use super::client::{error_page, ms, redirect_answer, respond, rule_answer, Client, Incoming, LocalResponse};
 use super::headers::{self, ClientFraming};
 use super::route;
 use crate::drain::Drain;
@@ -23,6 +23,7 @@ use crate::live::lock;
 use crate::observe::{observe_result, Observation};
 use crate::pick::{choose, Slot};
 use crate::retry::{decide, Attempt, Decision, RetryPolicy};
+use crate::snapshot::rules::{Ctx, Vars};
 use crate::snapshot::{BackendRt, FrontendRt, Snapshot};
 use crate::upstream::{self, ConnectError, Upstream};
 use crate::Shared;
@@ -46,6 +47,8 @@ pub(super) struct Exchange {
     shared: Arc<Shared>,
     /// When the request head was complete.
     parsed: Instant,
+    /// The transaction's variables (`set-var`).
+    vars: Vars,
 }
 
 impl Exchange {
@@ -87,22 +90,37 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
     }
     let client_ip = client.peer.ip();
     let tls = client.tls.as_deref();
+    // The frontend's `http-request` rules, then `redirect`, then `use_backend`, then the
+    // backend's rules: HAProxy's order.
+    let mut vars = Vars::default();
+    if !fe.http_request.is_empty() {
+        let mut ctx =
+            Ctx { client: client.peer, bind: client.bind, tls, frontend: &fe.cfg.name, backend: None, vars: &mut vars };
+        let verdict = fe.http_request.run_request(&fe.acls, &mut req.head, &mut ctx);
+        if let Some(page) = rule_answer(verdict, fe, None) {
+            return Prepared::Answer(Some(page), head, keep);
+        }
+    }
     if let Some((rule, location)) = fe.redirect(&req.head, client_ip, tls) {
-        let mut headers = http::HeaderMap::new();
-        if let Ok(value) = http::HeaderValue::try_from(location) {
-            headers.insert(http::header::LOCATION, value);
-        }
-        headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
-        if let Some(cookie) = rule.cookie.as_deref().and_then(|c| http::HeaderValue::try_from(c).ok()) {
-            headers.insert(http::header::SET_COOKIE, cookie);
-        }
-        let status = StatusCode::from_u16(rule.code).unwrap_or(StatusCode::FOUND);
-        let page = LocalResponse { status, headers, body: bytes::Bytes::new() };
-        return Prepared::Answer(Some(page), head, keep);
+        return Prepared::Answer(Some(redirect_answer(rule.code, location, rule.cookie.as_deref())), head, keep);
     }
     let Some(backend) = fe.route(&req.head, client_ip, tls).cloned() else {
         return Prepared::Answer(Some(error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None)), head, keep);
     };
+    if !backend.http_request.is_empty() {
+        let mut ctx = Ctx {
+            client: client.peer,
+            bind: client.bind,
+            tls,
+            frontend: &fe.cfg.name,
+            backend: Some(&backend.cfg.name),
+            vars: &mut vars,
+        };
+        let verdict = backend.http_request.run_request(&backend.acls, &mut req.head, &mut ctx);
+        if let Some(page) = rule_answer(verdict, fe, Some(&backend)) {
+            return Prepared::Answer(Some(page), head, keep);
+        }
+    }
     let entry = shared.log_enabled(fe).then(|| {
         let line = format!("{} {} {:?}", req.head.method, req.head.uri, req.head.version);
         // HAProxy marks a frontend reached over TLS with a '~' in its log lines.
@@ -127,6 +145,7 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
         cookie_ok,
         shared: shared.clone(),
         parsed,
+        vars,
     });
     if too_large {
         // The body is not read: the connection cannot carry another request.
@@ -389,6 +408,40 @@ async fn transact(
     relay_response(x, client, up, id, resp, resp_buf, request_complete && !drain.is_draining()).await
 }
 
+/// Runs the `http-response` rules of the backend, then of the frontend, on a server's
+/// answer; the answer to send instead when one of them answers.
+fn response_rules(
+    x: &mut Exchange,
+    client: &Client,
+    backend: &BackendRt,
+    resp: &mut h1::Response,
+) -> Option<LocalResponse> {
+    let fe = &x.snap.frontends[x.fe];
+    if backend.http_response.is_empty() && fe.http_response.is_empty() {
+        return None;
+    }
+    let mut ctx = Ctx {
+        client: client.peer,
+        bind: client.bind,
+        tls: client.tls.as_deref(),
+        frontend: &fe.cfg.name,
+        backend: Some(&backend.cfg.name),
+        vars: &mut x.vars,
+    };
+    let before = resp.status;
+    for (rules, acls) in [(&backend.http_response, &backend.acls), (&fe.http_response, &fe.acls)] {
+        let verdict = rules.run_response(acls, &x.req.head, &mut resp.status, &mut resp.headers, &mut ctx);
+        if let Some(page) = rule_answer(verdict, fe, Some(backend)) {
+            return Some(page);
+        }
+    }
+    if resp.status != before {
+        // `set-status`: the reason phrase follows the code.
+        resp.reason = bytes::Bytes::from_static(resp.status.canonical_reason().unwrap_or("").as_bytes());
+    }
+    None
+}
+
 /// Passes a 101 (or a CONNECT's 2xx) on, then splices the two connections.
 async fn switch_to_tunnel(
     x: &mut Exchange,
@@ -435,6 +488,18 @@ async fn relay_response(
     let suspect = resp.version != Version::HTTP_11 && resp.framing == Framing::Chunked;
     let server_keeps = server_keeps && !suspect;
     let keep_client = !x.req.close && x.fe().cfg.conn_mode != ConnMode::Close && may_keep && !suspect;
+    // The backend's `http-response` rules, then the frontend's. One that answers in the
+    // server's place (deny, return, redirect) drops the server's answer and its connection.
+    if let Some(page) = response_rules(x, client, &backend, &mut resp) {
+        let head = x.req.head.method == Method::HEAD;
+        let status = page.status.as_u16();
+        let bytes = respond(client, page, head, !keep_client).await;
+        if let Some(mut e) = x.entry.take() {
+            e.status = status;
+            x.shared.access_log.write(&e.format(bytes));
+        }
+        return Ok(keep_client);
+    }
     route::set_cookie(&backend, id, x.cookie_ok, &mut resp.headers);
     let client_http10 = x.req.head.version == Version::HTTP_10;
     let out = headers::response_to_client(&mut resp.headers, resp.framing, client_http10, keep_client);

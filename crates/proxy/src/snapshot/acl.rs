@@ -74,6 +74,8 @@ impl CompiledAcl {
             },
             Fetch::Path => facts.req.is_some_and(|req| self.match_str(req.uri.path())),
             Fetch::Method => facts.req.is_some_and(|req| self.match_str(req.method.as_str())),
+            // The request's headers only: in a response rule's condition `hdr()` never matches,
+            // as in HAProxy 2.6 (which warns about it).
             Fetch::Header(name) => facts.req.is_some_and(|req| {
                 req.headers
                     .get_all(name.as_str())

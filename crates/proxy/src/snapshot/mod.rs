@@ -14,6 +14,7 @@ use crate::CompileError;
 
 mod acl;
 mod pages;
+pub(crate) mod rules;
 
 pub(crate) use acl::{in_net, parse_net, CompiledAcl, CompiledCondition, Facts};
 pub(crate) use pages::{error_page, ErrorPages};
@@ -113,6 +114,9 @@ pub struct FrontendRt {
     /// The TLS configuration of each `ssl` bind address (certificates read at compile time,
     /// so a reload picks up renewed ones).
     pub(crate) tls: Vec<(SocketAddr, Arc<rustls::ServerConfig>)>,
+    /// `http-request` and `http-response` rules.
+    pub(crate) http_request: rules::Rules,
+    pub(crate) http_response: rules::Rules,
 }
 
 impl FrontendRt {
@@ -153,6 +157,8 @@ impl FrontendRt {
             .map(|r| Ok((r.clone(), r.condition.as_ref().map(|c| CompiledCondition::compile(c, &acls)).transpose()?)))
             .collect::<Result<Vec<_>, CompileError>>()?;
         Ok(FrontendRt {
+            http_request: rules::Rules::compile(&fe.http_request, &acls)?,
+            http_response: rules::Rules::compile(&fe.http_response, &acls)?,
             redirects,
             tls,
             cfg: fe.clone(),
@@ -266,6 +272,10 @@ pub struct BackendRt {
     /// Upper bound of the queue (sum of `maxqueue`; 0: unbounded).
     pub(crate) max_queue: usize,
     pub(crate) forwardfor: Option<ForwardForRule>,
+    /// A backend section's ACLs and its `http-request` / `http-response` rules.
+    pub(crate) acls: Vec<CompiledAcl>,
+    pub(crate) http_request: rules::Rules,
+    pub(crate) http_response: rules::Rules,
 }
 
 impl BackendRt {
@@ -310,6 +320,7 @@ impl BackendRt {
         } else {
             b.servers.iter().map(|s| s.maxqueue as usize).sum()
         };
+        let acls = b.acls.iter().map(CompiledAcl::compile).collect::<Result<Vec<_>, _>>()?;
         let rt = BackendRt {
             scheduler: Mutex::new(
                 Scheduler::new(b.algorithm.clone(), b.hash_type)
@@ -325,6 +336,9 @@ impl BackendRt {
             quorum_up: AtomicBool::new(true),
             max_queue,
             forwardfor: forwardfor(b.forwardfor.as_ref())?,
+            http_request: rules::Rules::compile(&b.http_request, &acls)?,
+            http_response: rules::Rules::compile(&b.http_response, &acls)?,
+            acls,
             cfg: b.clone(),
         };
         if let Some(q) = &b.quorum {

@@ -1,0 +1,321 @@
+//! `http-request` and `http-response` rules (and `redirect`, which `http-request redirect`
+//! shares): the action, its arguments, then an optional `if|unless` condition.
+use crate::acl::AclSet;
+use crate::diag::Problem;
+use crate::sample::{parse_log_format_in, parse_sample_in, var_name, Dir};
+use fulcrum_model::rules::{HttpAction, HttpRule};
+use fulcrum_model::{Redirect, RedirectKind};
+
+/// `redirect location|prefix|scheme VALUE [code N] [options] [if|unless COND]`.
+pub(super) fn parse_redirect(args: &[String], acls: &mut AclSet) -> Result<Redirect, Problem> {
+    let (kind, value) = match args {
+        [kind, value, ..] => match kind.as_str() {
+            "location" => (RedirectKind::Location, value),
+            "prefix" => (RedirectKind::Prefix, value),
+            "scheme" => (RedirectKind::Scheme, value),
+            other => return Err(Problem::unknown("redirect type", other, ["location", "prefix", "scheme"])),
+        },
+        _ => {
+            return Err(Problem::invalid("'redirect' needs a type and a value")
+                .hint("e.g. redirect scheme https code 301 if !{ ssl_fc }"))
+        }
+    };
+    if value.contains("%[") {
+        return Err(Problem::unsupported("log-format values (%[...]) in redirect are not supported yet"));
+    }
+    let mut rule = Redirect {
+        kind,
+        value: value.clone(),
+        code: 302,
+        drop_query: false,
+        append_slash: false,
+        cookie: None,
+        condition: None,
+    };
+    let mut words = args[2..].iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "code" => {
+                let code = words.next().ok_or_else(|| Problem::invalid("'code' needs a status code"))?;
+                rule.code = match code.parse::<u16>() {
+                    Ok(c @ (301 | 302 | 303 | 307 | 308)) => c,
+                    _ => {
+                        return Err(Problem::invalid(format!(
+                            "redirect code '{code}' is not one of 301, 302, 303, 307, 308"
+                        )))
+                    }
+                };
+            }
+            "drop-query" => rule.drop_query = true,
+            "append-slash" => rule.append_slash = true,
+            "set-cookie" => {
+                let c = words.next().ok_or_else(|| Problem::invalid("'set-cookie' needs NAME[=VALUE]"))?;
+                rule.cookie = Some(if c.contains('=') { c.clone() } else { format!("{c}=") });
+            }
+            "clear-cookie" => {
+                let c = words.next().ok_or_else(|| Problem::invalid("'clear-cookie' needs NAME"))?;
+                let name = c.trim_end_matches('=');
+                rule.cookie = Some(format!("{name}=; Expires=Thu, 01-Jan-1970 00:00:01 GMT; Max-Age=0"));
+            }
+            "if" | "unless" => {
+                let rest: Vec<String> = std::iter::once(word.clone()).chain(words.by_ref().cloned()).collect();
+                rule.condition = Some(acls.parse_condition(&rest)?);
+            }
+            other => {
+                let known = ["code", "drop-query", "append-slash", "set-cookie", "clear-cookie", "if", "unless"];
+                return Err(Problem::unknown("redirect option", other, known));
+            }
+        }
+    }
+    Ok(rule)
+}
+
+/// Actions fulcrum does.
+const REQUEST_ACTIONS: &[&str] = &[
+    "allow",
+    "deny",
+    "return",
+    "redirect",
+    "set-header",
+    "add-header",
+    "del-header",
+    "replace-header",
+    "replace-value",
+    "set-path",
+    "set-query",
+    "set-uri",
+    "set-method",
+    "replace-path",
+    "set-var",
+    "unset-var",
+];
+
+const RESPONSE_ACTIONS: &[&str] = &[
+    "allow",
+    "deny",
+    "return",
+    "redirect",
+    "set-header",
+    "add-header",
+    "del-header",
+    "replace-header",
+    "replace-value",
+    "set-status",
+    "set-var",
+    "unset-var",
+];
+
+/// HAProxy's actions fulcrum knows and does not do yet: an error that says so (a rule is
+/// never skipped silently).
+const NOT_YET_ACTIONS: &[&str] = &[
+    "auth",
+    "tarpit",
+    "reject",
+    "capture",
+    "track-sc0",
+    "track-sc1",
+    "track-sc2",
+    "sc-inc-gpc0",
+    "sc-inc-gpc1",
+    "sc-set-gpt0",
+    "set-src",
+    "set-src-port",
+    "set-dst",
+    "set-dst-port",
+    "set-timeout",
+    "set-log-level",
+    "set-nice",
+    "set-tos",
+    "set-mark",
+    "normalize-uri",
+    "cache-use",
+    "cache-store",
+    "wait-for-body",
+    "wait-for-handshake",
+    "do-resolve",
+    "set-map",
+    "del-map",
+    "add-acl",
+    "del-acl",
+    "silent-drop",
+    "early-hint",
+    "disable-l7-retry",
+    "use-service",
+    "send-spoe-group",
+    "set-bandwidth-limit",
+    "strict-mode",
+    "set-pathq",
+    "set-priority-class",
+    "set-priority-offset",
+];
+
+/// One `http-request` (or, with `response`, `http-response`) line after the keyword.
+pub(super) fn parse_http_rule(args: &[String], response: bool, acls: &mut AclSet) -> Result<HttpRule, Problem> {
+    let keyword = if response { "http-response" } else { "http-request" };
+    let dir = if response { Dir::Response } else { Dir::Request };
+    let parse_log_format = |text: &str| parse_log_format_in(text, dir);
+    let parse_sample = |text: &str| parse_sample_in(text, dir);
+    let Some((action, rest)) = args.split_first() else {
+        return Err(Problem::invalid(format!("'{keyword}' needs an action"))
+            .hint("e.g. http-request set-header X-Forwarded-Proto https if { ssl_fc }"));
+    };
+    // The condition starts at the first `if` or `unless` (not inside a redirect, which reads
+    // its own).
+    let split = rest.iter().position(|w| w == "if" || w == "unless");
+    let (words, cond) = match split {
+        Some(i) if action != "redirect" => (&rest[..i], &rest[i..]),
+        _ => (rest, &rest[rest.len()..]),
+    };
+    let expect = |n: usize, usage: &str| -> Result<(), Problem> {
+        if words.len() == n {
+            Ok(())
+        } else {
+            Err(Problem::invalid(format!("'{keyword} {action}' takes: {usage}")))
+        }
+    };
+    let header_name = |w: &str| -> Result<String, Problem> {
+        if w.is_empty() || !w.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)) {
+            return Err(Problem::invalid(format!("invalid header name '{w}'")));
+        }
+        Ok(w.to_ascii_lowercase())
+    };
+    let regex = |w: &str| -> Result<String, Problem> {
+        regex::Regex::new(w).map_err(|e| Problem::invalid(format!("invalid regular expression '{w}': {e}")))?;
+        Ok(w.to_string())
+    };
+    let known = if response { RESPONSE_ACTIONS } else { REQUEST_ACTIONS };
+    let name = action.split('(').next().unwrap_or(action);
+    if !known.contains(&name) {
+        if NOT_YET_ACTIONS.contains(&name) || RESPONSE_ACTIONS.contains(&name) || REQUEST_ACTIONS.contains(&name) {
+            return Err(Problem::unsupported(format!("'{keyword} {name}' is not supported yet")));
+        }
+        return Err(Problem::unknown(&format!("{keyword} action"), action, known.iter().copied()));
+    }
+    let action = match name {
+        "allow" => {
+            expect(0, "no argument")?;
+            HttpAction::Allow
+        }
+        "deny" => {
+            let default = if response { 502 } else { 403 };
+            let status = match words {
+                [] => default,
+                [kw, code] if kw == "deny_status" => status_code(code)?,
+                _ => return Err(Problem::invalid(format!("'{keyword} deny' takes: [deny_status CODE]"))),
+            };
+            HttpAction::Deny { status }
+        }
+        "return" => parse_return(words, keyword, dir)?,
+        "redirect" => {
+            let redirect = parse_redirect(rest, acls)?;
+            return Ok(HttpRule { action: HttpAction::Redirect(redirect), condition: None });
+        }
+        "set-header" | "add-header" => {
+            if words.len() < 2 {
+                return Err(Problem::invalid(format!("'{keyword} {name}' takes: NAME FORMAT")));
+            }
+            let header = header_name(&words[0])?;
+            // HAProxy joins the words of an unquoted value with spaces.
+            let value = parse_log_format(&words[1..].join(" "))?;
+            if name == "set-header" {
+                HttpAction::SetHeader { name: header, value }
+            } else {
+                HttpAction::AddHeader { name: header, value }
+            }
+        }
+        "del-header" => {
+            if words.len() != 1 {
+                return Err(Problem::unsupported(format!(
+                    "'{keyword} del-header' takes one header name (-m matching is not supported yet)"
+                )));
+            }
+            HttpAction::DelHeader { name: header_name(&words[0])? }
+        }
+        "replace-header" | "replace-value" => {
+            expect(3, "NAME REGEX FORMAT")?;
+            HttpAction::ReplaceHeader {
+                name: header_name(&words[0])?,
+                regex: regex(&words[1])?,
+                replacement: parse_log_format(&words[2])?,
+                each_value: name == "replace-value",
+            }
+        }
+        "set-path" | "set-query" | "set-uri" | "set-method" => {
+            expect(1, "FORMAT")?;
+            let f = parse_log_format(&words[0])?;
+            match name {
+                "set-path" => HttpAction::SetPath(f),
+                "set-query" => HttpAction::SetQuery(f),
+                "set-uri" => HttpAction::SetUri(f),
+                _ => HttpAction::SetMethod(f),
+            }
+        }
+        "replace-path" => {
+            expect(2, "REGEX FORMAT")?;
+            HttpAction::ReplacePath { regex: regex(&words[0])?, replacement: parse_log_format(&words[1])? }
+        }
+        "set-var" | "unset-var" => {
+            let var = action
+                .strip_prefix(name)
+                .and_then(|v| v.strip_prefix('('))
+                .and_then(|v| v.strip_suffix(')'))
+                .ok_or_else(|| Problem::invalid(format!("'{name}' is written {name}(SCOPE.NAME)")))?;
+            let var = var_name(var)?;
+            if name == "unset-var" {
+                expect(0, "no argument")?;
+                HttpAction::UnsetVar { name: var }
+            } else {
+                expect(1, "SAMPLE")?;
+                HttpAction::SetVar { name: var, value: parse_sample(&words[0])? }
+            }
+        }
+        "set-status" => {
+            let (status, reason) = match words {
+                [code] => (status_code(code)?, None),
+                [code, kw, reason] if kw == "reason" => (status_code(code)?, Some(reason.clone())),
+                _ => return Err(Problem::invalid("'http-response set-status' takes: CODE [reason TEXT]")),
+            };
+            HttpAction::SetStatus { status, reason }
+        }
+        other => return Err(Problem::unsupported(format!("'{keyword} {other}' is not supported yet"))),
+    };
+    let condition = if cond.is_empty() { None } else { Some(acls.parse_condition(cond)?) };
+    Ok(HttpRule { action, condition })
+}
+
+fn status_code(text: &str) -> Result<u16, Problem> {
+    text.parse::<u16>()
+        .ok()
+        .filter(|c| (100..=599).contains(c))
+        .ok_or_else(|| Problem::invalid(format!("'{text}' is not an HTTP status code")))
+}
+
+/// `return [status CODE] [content-type TYPE] [string TEXT | lf-string FORMAT] [hdr NAME FMT]`.
+fn parse_return(words: &[String], keyword: &str, dir: Dir) -> Result<HttpAction, Problem> {
+    let (mut status, mut content_type, mut body) = (200, None, None);
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        let mut value =
+            || it.next().cloned().ok_or_else(|| Problem::invalid(format!("'{keyword} return': '{w}' needs a value")));
+        match w.as_str() {
+            "status" => status = status_code(&value()?)?,
+            "content-type" => content_type = Some(value()?),
+            "string" => {
+                body = Some(fulcrum_model::rules::LogFormat {
+                    parts: vec![fulcrum_model::rules::FormatPart::Text(value()?)],
+                })
+            }
+            "lf-string" => body = Some(parse_log_format_in(&value()?, dir)?),
+            "file" | "lf-file" | "errorfile" | "errorfiles" | "hdr" | "default-errorfiles" => {
+                return Err(Problem::unsupported(format!("'{keyword} return ... {w}' is not supported yet")))
+            }
+            other => {
+                return Err(Problem::unknown("return option", other, ["status", "content-type", "string", "lf-string"]))
+            }
+        }
+    }
+    if body.is_some() && content_type.is_none() {
+        return Err(Problem::invalid(format!("'{keyword} return': a body needs a content-type")));
+    }
+    Ok(HttpAction::Return { status, content_type, body })
+}

@@ -1,0 +1,188 @@
+//! `http-request` and `http-response` rules, checked against HAProxy itself: the same
+//! haproxy.cfg runs in HAProxy 2.6 and in fulcrum in front of the same origin, the same
+//! requests go to both (curl, over HTTP/1.1 and, for fulcrum, HTTP/2 too), and what the origin
+//! saw and what the client got must be the same.
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{free_addr, temp_dir, Fulcrum};
+use fulcrum_testkit::Origin;
+
+fn rules_cfg(bind: SocketAddr, origin: SocketAddr) -> String {
+    format!(
+        r#"defaults
+    mode http
+    timeout connect 5s
+    timeout client 10s
+    timeout server 10s
+frontend fe
+    bind {bind}
+    acl admin path_beg /admin
+    http-request deny deny_status 403 if admin
+    http-request deny deny_status 429 if {{ hdr(x-flood) 1 }}
+    http-request return status 200 content-type text/plain lf-string "pong %[req.hdr(host),lower]" if {{ path /ping }}
+    http-request redirect prefix https://www.example.com code 301 if {{ path_beg /old }}
+    http-request allow if {{ path /allowed }}
+    http-request set-header X-Forwarded-Proto http
+    http-request add-header X-Client %[src]
+    http-request set-header X-Host %[req.hdr(host),lower,field(1,:)]
+    http-request set-header X-Agent-B64 %[req.hdr(user-agent),base64]
+    http-request del-header X-Secret
+    http-request set-var(txn.path) path
+    http-request set-header X-Path-Len %[var(txn.path),length]
+    http-request set-header X-Mask %[src,ipmask(16)]
+    http-request set-header X-Words "%[str(a/b//c),word(2,/)] %[str(a/b//c),field(3,/)] 100%%"
+    http-request replace-header User-Agent ^curl/(.*)$ Curl-\1
+    http-request set-path /headers if {{ path /show }}
+    use_backend st if {{ path_beg /status/ }}
+    use_backend dn if {{ path_beg /denied }}
+    use_backend gone if {{ path_beg /gone }}
+    default_backend web
+backend web
+    http-request set-header X-Backend %[be_name]
+    http-response set-header X-Frame-Options DENY
+    http-response add-header X-Status %[status]
+    http-response set-header X-Was %[var(txn.path)]
+    # Request fetches find nothing in a response rule's condition (HAProxy warns that it
+    # never matches).
+    http-response deny if {{ path /show }}
+    server web {origin}
+backend st
+    http-response set-status 202 if {{ src 127.0.0.1 }}
+    http-response set-header X-Status-Seen %[status]
+    server web {origin}
+backend dn
+    # In a response rule, %[hdr()] is the response's header; an hdr() ACL never matches
+    # (HAProxy warns).
+    http-response set-header X-Seen-By %[hdr(x-served-by)]
+    http-response deny deny_status 503 if {{ hdr(x-served-by) web }}
+    server web {origin}
+backend gone
+    http-response deny deny_status 503 if {{ src 127.0.0.1 }}
+    server web {origin}
+"#
+    )
+}
+
+/// `curl ARGS URL`: the status line's code, the response headers we compare, the body.
+fn curl(args: &[&str], url: &str) -> (String, Vec<String>, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-i", "--max-time", "10", "-H", "Host: Example.COM:8080", "-A", "curl/8.0", "-H", "X-Secret: s"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let code = lines.next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or("").to_string();
+    let mut compared: Vec<String> = lines
+        .map(str::to_ascii_lowercase)
+        .filter(|l| l.starts_with("x-") || l.starts_with("location") || l.starts_with("content-type"))
+        .collect();
+    compared.sort();
+    // The origin's view: only the headers the rules touch.
+    let mut body_lines: Vec<String> = body
+        .lines()
+        .map(str::to_ascii_lowercase)
+        .filter(|l| l.starts_with("x-") || l.starts_with("user-agent") || l.starts_with("pong"))
+        .collect();
+    body_lines.sort();
+    (code, compared, body_lines.join("\n"))
+}
+
+#[test]
+fn rules_do_what_haproxy_does() {
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        fulcrum_testkit::skip("http rules against HAProxy", "haproxy");
+        return;
+    }
+    let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let (hap, ful) = (free_addr(), free_addr());
+    let dir = temp_dir("rules");
+    std::fs::write(dir.join("hap.cfg"), rules_cfg(hap, origin.addr)).expect("write");
+    let check = Command::new("haproxy").arg("-c").arg("-f").arg(dir.join("hap.cfg")).output().expect("haproxy -c");
+    assert!(check.status.success(), "HAProxy refuses the test's config: {}", String::from_utf8_lossy(&check.stderr));
+    let _hap = common::Killed(
+        Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(dir.join("hap.cfg"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("haproxy"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(hap).is_err() {
+        assert!(std::time::Instant::now() < deadline, "haproxy does not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _f = Fulcrum::start("rules.cfg", &rules_cfg(ful, origin.addr), ful);
+    let cases: &[(&str, &[&str])] = &[
+        ("/show", &[]),
+        ("/show?q=1", &["-H", "X-Forwarded-Proto: https"]),
+        ("/admin/x", &[]),
+        ("/ping", &[]),
+        ("/old/page?a=b", &[]),
+        ("/allowed", &[]),
+        ("/status/200", &[]),
+        ("/status/418", &[]),
+        ("/status/404", &[]),
+        ("/denied", &[]),
+        ("/gone", &[]),
+        ("/show", &["-H", "X-Flood: 1"]),
+        ("/show", &["-X", "POST", "-d", "body"]),
+    ];
+    for (path, args) in cases {
+        let want = curl(args, &format!("http://{hap}{path}"));
+        let got = curl(args, &format!("http://{ful}{path}"));
+        assert_eq!(got, want, "{path} {args:?}: fulcrum (left) and HAProxy (right) differ");
+        // And over HTTP/2 (prior knowledge) fulcrum does the same.
+        let mut h2 = vec!["--http2-prior-knowledge"];
+        h2.extend_from_slice(args);
+        let got2 = curl(&h2, &format!("http://{ful}{path}"));
+        assert_eq!(got2, want, "{path} {args:?} over HTTP/2: fulcrum (left) and HAProxy over HTTP/1.1 (right) differ");
+    }
+    // The rules did run (so that equality above is not two proxies ignoring them alike).
+    let (code, _, seen) = curl(&[], &format!("http://{ful}/show"));
+    assert_eq!(code, "200");
+    for line in ["x-forwarded-proto: http", "x-client: 127.0.0.1", "x-host: example.com", "user-agent: curl-8.0"] {
+        assert!(seen.lines().any(|l| l == line), "{line} missing in:\n{seen}");
+    }
+    assert!(!seen.contains("x-secret"), "{seen}");
+    assert_eq!(curl(&[], &format!("http://{ful}/admin/")).0, "403");
+}
+
+#[test]
+fn rules_fulcrum_cannot_do_are_errors_naming_the_line() {
+    let bind = free_addr();
+    let cases = [
+        ("http-request track-sc0 src", "not supported yet"),
+        ("http-request set-header", "takes: NAME FORMAT"),
+        ("http-request sett-header X y", "did you mean set-header"),
+        ("http-request set-header X %[src,lowr]", "did you mean lower"),
+        ("http-request set-header X %[url_param(a)]", "not supported yet"),
+        ("http-request deny if { nope }", "nope"),
+        ("http-response set-path /x", "not supported yet"),
+        ("http-response set-header X %[path]", "response rules do not have"),
+        ("http-request set-header X %[status]", "request rules do not have"),
+    ];
+    for (line, expected) in cases {
+        let cfg = format!(
+            "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+             frontend fe\n    bind {bind}\n    {line}\n    default_backend b\nbackend b\n    server s 127.0.0.1:9\n"
+        );
+        let dir = temp_dir("rules-err");
+        let path = dir.join("bad.cfg");
+        std::fs::write(&path, cfg).expect("write");
+        let out = Command::new(common::bin()).args(["check", "-c"]).arg(&path).output().expect("check");
+        let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{line}: accepted");
+        assert!(text.contains("bad.cfg:8"), "{line}: no file:line in {text}");
+        assert!(text.contains(expected), "{line}: '{expected}' not in {text}");
+    }
+}

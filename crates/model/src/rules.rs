@@ -1,0 +1,205 @@
+//! Sample expressions (a fetch, then converters: `req.hdr(host),lower`), log-format strings
+//! (`%[src]` inside text) and the `http-request` / `http-response` rules that use them.
+use crate::{Condition, Redirect};
+
+/// Where a value comes from (HAProxy's sample fetches).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SampleFetch {
+    /// `src`, `src_port`, `dst`, `dst_port`: the client's and the bind's address and port.
+    Src,
+    SrcPort,
+    Dst,
+    DstPort,
+    /// `method`, `path`, `query` (after `?`, empty when none), `url` (as received), `base`
+    /// (Host and path), `req.ver` (`1.1`, `2.0`).
+    Method,
+    Path,
+    Query,
+    Url,
+    Base,
+    ReqVer,
+    /// `req.hdr(NAME[,OCC])` / `hdr(...)`: a header's value, the fields of comma lists split;
+    /// OCC: the position (1 first, -1 last, the default). `req.fhdr` does not split.
+    ReqHdr {
+        name: String,
+        occ: i64,
+        full: bool,
+    },
+    /// `req.hdr_cnt(NAME)`: how many values.
+    ReqHdrCnt(String),
+    /// `req.cook(NAME)` / `cook(NAME)`: a request cookie's value.
+    ReqCook(String),
+    /// `res.hdr(NAME[,OCC])` / `shdr`: a response header (in `http-response` rules).
+    ResHdr {
+        name: String,
+        occ: i64,
+    },
+    /// `status`: the response's status code.
+    Status,
+    /// `ssl_fc` (a boolean), `ssl_fc_sni`, `ssl_fc_protocol`, `ssl_fc_alpn`, `ssl_fc_cipher`,
+    /// `ssl_c_used` (a boolean), `ssl_c_s_dn`.
+    SslFc,
+    SslFcSni,
+    SslFcProtocol,
+    SslFcAlpn,
+    SslFcCipher,
+    SslCUsed,
+    SslCSDn,
+    /// `fe_name`, `be_name`.
+    FeName,
+    BeName,
+    /// `env(NAME)`: an environment variable of the process.
+    Env(String),
+    /// `str(TEXT)`, `int(N)`, `bool(0|1)`: a constant.
+    Str(String),
+    Int(i64),
+    /// `var(txn.NAME)` (also `req.`, `sess.`): a variable set by `set-var`.
+    Var(String),
+}
+
+/// What a converter does to the value before it (HAProxy's converters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Converter {
+    Lower,
+    Upper,
+    Base64,
+    B64Dec,
+    Hex,
+    /// `length`: the length of the string.
+    Length,
+    /// `field(N,DELIMS[,COUNT])`: the Nth field (1-based; negative from the end).
+    Field {
+        index: i64,
+        delims: String,
+        count: i64,
+    },
+    /// `word(N,DELIMS[,COUNT])`: as `field`, empty words skipped.
+    Word {
+        index: i64,
+        delims: String,
+        count: i64,
+    },
+    /// `bytes(OFFSET[,LENGTH])`.
+    Bytes {
+        offset: i64,
+        length: Option<i64>,
+    },
+    /// `ipmask(V4[,V6])`: the address's network part (lengths).
+    IpMask {
+        v4: u8,
+        v6: u8,
+    },
+    /// `regsub(REGEX,SUBST[,FLAGS])`: `g` replaces every match, `i` ignores case.
+    Regsub {
+        regex: String,
+        subst: String,
+        global: bool,
+        ignore_case: bool,
+    },
+    /// `add(N)`, `sub(N)`, `mul(N)`, `div(N)`, `mod(N)` on an integer value.
+    Add(i64),
+    Sub(i64),
+    Mul(i64),
+    Div(i64),
+    Mod(i64),
+    /// `json([ascii|utf8])`: escaped for a JSON string.
+    Json,
+    /// `sdbm`, `crc32`, `djb2` hashes (an integer); `[AVALANCHE]` not applied.
+    Sdbm,
+    Djb2,
+    Crc32,
+    /// `concat([START],[VAR],[END])`: the value, then START, the variable's value and END.
+    Concat {
+        before: String,
+        var: Option<String>,
+        after: String,
+    },
+}
+
+/// A fetch and its converters: `req.hdr(host),lower,field(1,:)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    pub fetch: SampleFetch,
+    pub converters: Vec<Converter>,
+}
+
+/// Text with samples in it (`X-%[src]`), as in `http-request set-header NAME FMT`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogFormat {
+    pub parts: Vec<FormatPart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormatPart {
+    Text(String),
+    Sample(Sample),
+}
+
+/// What an `http-request` or `http-response` rule does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpAction {
+    /// Stops the evaluation of this section's rules: the message goes on.
+    Allow,
+    /// Answers with an error page (403 by default; 502 in `http-response`).
+    Deny {
+        status: u16,
+    },
+    /// `return [status N] [content-type T] [string S | lf-string FMT]`: a local answer.
+    Return {
+        status: u16,
+        content_type: Option<String>,
+        body: Option<LogFormat>,
+    },
+    /// `redirect ...`, as the `redirect` keyword.
+    Redirect(Redirect),
+    /// `set-header NAME FMT` (replaces), `add-header NAME FMT` (appends), `del-header NAME`.
+    SetHeader {
+        name: String,
+        value: LogFormat,
+    },
+    AddHeader {
+        name: String,
+        value: LogFormat,
+    },
+    DelHeader {
+        name: String,
+    },
+    /// `replace-header NAME REGEX FMT` (the whole value) and `replace-value` (each
+    /// comma-separated value).
+    ReplaceHeader {
+        name: String,
+        regex: String,
+        replacement: LogFormat,
+        each_value: bool,
+    },
+    /// `set-path FMT`, `set-query FMT`, `set-uri FMT`, `set-method FMT`.
+    SetPath(LogFormat),
+    SetQuery(LogFormat),
+    SetUri(LogFormat),
+    SetMethod(LogFormat),
+    /// `replace-path REGEX FMT`.
+    ReplacePath {
+        regex: String,
+        replacement: LogFormat,
+    },
+    /// `set-var(SCOPE.NAME) SAMPLE` / `unset-var(SCOPE.NAME)`.
+    SetVar {
+        name: String,
+        value: Sample,
+    },
+    UnsetVar {
+        name: String,
+    },
+    /// `set-status N [reason R]` (`http-response`).
+    SetStatus {
+        status: u16,
+        reason: Option<String>,
+    },
+}
+
+/// `http-request ACTION ... [if|unless COND]` or `http-response ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRule {
+    pub action: HttpAction,
+    pub condition: Option<Condition>,
+}

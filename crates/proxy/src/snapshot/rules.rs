@@ -1,0 +1,724 @@
+//! `http-request` / `http-response` rules compiled for the request path (regexes built once),
+//! the sample expressions they compute values with, and the rules' evaluation: each rule in
+//! order, its condition first; `allow` ends the section's rules, `deny`, `return` and
+//! `redirect` answer in the proxy's place.
+use std::net::{IpAddr, SocketAddr};
+
+use fulcrum_model::rules::{Converter, FormatPart, HttpAction, HttpRule, LogFormat, Sample, SampleFetch};
+use http::header::{HeaderName, HeaderValue};
+use http::request::Parts;
+use http::{HeaderMap, Method, StatusCode, Uri};
+
+use super::acl::{CompiledAcl, CompiledCondition, Facts};
+use crate::CompileError;
+
+/// A sample's value, typed as HAProxy types them where it matters (integers add, addresses
+/// mask).
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Str(String),
+    Bin(Vec<u8>),
+    Int(i64),
+    Ip(IpAddr),
+    Bool(bool),
+}
+
+impl Value {
+    fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Value::Str(s) => s.into_bytes(),
+            Value::Bin(b) => b,
+            Value::Int(i) => i.to_string().into_bytes(),
+            Value::Ip(ip) => ip.to_string().into_bytes(),
+            Value::Bool(b) => {
+                if b {
+                    b"1".to_vec()
+                } else {
+                    b"0".to_vec()
+                }
+            }
+        }
+    }
+
+    fn into_string(self) -> String {
+        match self {
+            Value::Str(s) => s,
+            other => String::from_utf8_lossy(&other.into_bytes()).into_owned(),
+        }
+    }
+
+    fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Bool(b) => Some(i64::from(*b)),
+            Value::Str(s) => s.trim().parse().ok(),
+            Value::Bin(b) => std::str::from_utf8(b).ok()?.trim().parse().ok(),
+            Value::Ip(_) => None,
+        }
+    }
+}
+
+/// Variables of one transaction (`set-var(txn.x)`), read by `var(txn.x)`.
+#[derive(Debug, Default)]
+pub(crate) struct Vars(Vec<(String, String)>);
+
+impl Vars {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn set(&mut self, name: &str, value: String) {
+        match self.0.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name.to_string(), value)),
+        }
+    }
+
+    fn unset(&mut self, name: &str) {
+        self.0.retain(|(n, _)| n != name);
+    }
+}
+
+/// What rules and samples read besides the message.
+pub(crate) struct Ctx<'a> {
+    pub client: SocketAddr,
+    pub bind: SocketAddr,
+    pub tls: Option<&'a fulcrum_tls::Negotiated>,
+    pub frontend: &'a str,
+    pub backend: Option<&'a str>,
+    pub vars: &'a mut Vars,
+}
+
+/// The response a sample may read (`status`, `res.hdr`).
+#[derive(Clone, Copy)]
+pub(crate) struct Resp<'a> {
+    pub status: StatusCode,
+    pub headers: &'a HeaderMap,
+}
+
+#[derive(Debug)]
+enum CompiledConv {
+    Plain(Converter),
+    Regsub { regex: regex::Regex, subst: String, global: bool },
+}
+
+#[derive(Debug)]
+struct CompiledSample {
+    fetch: SampleFetch,
+    converters: Vec<CompiledConv>,
+}
+
+#[derive(Debug)]
+enum Part {
+    Text(String),
+    Sample(CompiledSample),
+}
+
+#[derive(Debug)]
+struct Format(Vec<Part>);
+
+#[derive(Debug)]
+enum Action {
+    Allow,
+    Deny(u16),
+    Return { status: u16, content_type: Option<String>, body: Option<Format> },
+    Redirect(fulcrum_model::Redirect),
+    SetHeader(HeaderName, Format),
+    AddHeader(HeaderName, Format),
+    DelHeader(HeaderName),
+    ReplaceHeader { name: HeaderName, regex: regex::Regex, replacement: Format, each_value: bool },
+    SetPath(Format),
+    SetQuery(Format),
+    SetUri(Format),
+    SetMethod(Format),
+    ReplacePath { regex: regex::Regex, replacement: Format },
+    SetVar(String, CompiledSample),
+    UnsetVar(String),
+    SetStatus(u16),
+}
+
+/// One section's rules.
+#[derive(Debug, Default)]
+pub(crate) struct Rules(Vec<(Action, Option<CompiledCondition>)>);
+
+/// How a section's rules end.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    Continue,
+    /// `deny`: the status of the error page.
+    Deny(u16),
+    /// `return`: an answer made here.
+    Return {
+        status: u16,
+        content_type: Option<String>,
+        body: String,
+    },
+    /// `redirect`: the code, the Location, the cookie to set.
+    Redirect {
+        code: u16,
+        location: String,
+        cookie: Option<String>,
+    },
+}
+
+fn regex(pattern: &str, ignore_case: bool, what: &str) -> Result<regex::Regex, CompileError> {
+    regex::RegexBuilder::new(pattern).case_insensitive(ignore_case).build().map_err(|source| CompileError::Regex {
+        acl: what.to_string(),
+        pattern: pattern.to_string(),
+        source,
+    })
+}
+
+fn sample(s: &Sample) -> Result<CompiledSample, CompileError> {
+    let converters = s
+        .converters
+        .iter()
+        .map(|c| match c {
+            Converter::Regsub { regex: r, subst, global, ignore_case } => Ok(CompiledConv::Regsub {
+                regex: regex(r, *ignore_case, "regsub")?,
+                subst: haproxy_subst(subst),
+                global: *global,
+            }),
+            other => Ok(CompiledConv::Plain(other.clone())),
+        })
+        .collect::<Result<_, CompileError>>()?;
+    Ok(CompiledSample { fetch: s.fetch.clone(), converters })
+}
+
+/// HAProxy's back-references (`\1`) in the regex crate's spelling (`${1}`).
+fn haproxy_subst(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek().is_some_and(char::is_ascii_digit) => {
+                let d = chars.next().unwrap_or('0');
+                out.push_str(&format!("${{{d}}}"));
+            }
+            '$' => out.push_str("$$"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn format(f: &LogFormat) -> Result<Format, CompileError> {
+    f.parts
+        .iter()
+        .map(|p| match p {
+            FormatPart::Text(t) => Ok(Part::Text(t.clone())),
+            FormatPart::Sample(s) => Ok(Part::Sample(sample(s)?)),
+        })
+        .collect::<Result<_, _>>()
+        .map(Format)
+}
+
+fn header_name(name: &str) -> Result<HeaderName, CompileError> {
+    HeaderName::from_bytes(name.as_bytes()).map_err(|_| CompileError::UnknownAcl(format!("header name {name:?}")))
+}
+
+impl Rules {
+    pub(crate) fn compile(rules: &[HttpRule], acls: &[CompiledAcl]) -> Result<Rules, CompileError> {
+        let mut out = Vec::with_capacity(rules.len());
+        for rule in rules {
+            let action = match &rule.action {
+                HttpAction::Allow => Action::Allow,
+                HttpAction::Deny { status } => Action::Deny(*status),
+                HttpAction::Return { status, content_type, body } => Action::Return {
+                    status: *status,
+                    content_type: content_type.clone(),
+                    body: body.as_ref().map(format).transpose()?,
+                },
+                HttpAction::Redirect(r) => Action::Redirect(r.clone()),
+                HttpAction::SetHeader { name, value } => Action::SetHeader(header_name(name)?, format(value)?),
+                HttpAction::AddHeader { name, value } => Action::AddHeader(header_name(name)?, format(value)?),
+                HttpAction::DelHeader { name } => Action::DelHeader(header_name(name)?),
+                HttpAction::ReplaceHeader { name, regex: r, replacement, each_value } => Action::ReplaceHeader {
+                    name: header_name(name)?,
+                    regex: regex(r, false, "replace-header")?,
+                    replacement: format(replacement)?,
+                    each_value: *each_value,
+                },
+                HttpAction::SetPath(f) => Action::SetPath(format(f)?),
+                HttpAction::SetQuery(f) => Action::SetQuery(format(f)?),
+                HttpAction::SetUri(f) => Action::SetUri(format(f)?),
+                HttpAction::SetMethod(f) => Action::SetMethod(format(f)?),
+                HttpAction::ReplacePath { regex: r, replacement } => {
+                    Action::ReplacePath { regex: regex(r, false, "replace-path")?, replacement: format(replacement)? }
+                }
+                HttpAction::SetVar { name, value } => Action::SetVar(name.clone(), sample(value)?),
+                HttpAction::UnsetVar { name } => Action::UnsetVar(name.clone()),
+                HttpAction::SetStatus { status, .. } => Action::SetStatus(*status),
+            };
+            // A redirect carries its own condition.
+            let cond = match &rule.action {
+                HttpAction::Redirect(r) => r.condition.as_ref(),
+                _ => rule.condition.as_ref(),
+            };
+            out.push((action, cond.map(|c| CompiledCondition::compile(c, acls)).transpose()?));
+        }
+        Ok(Rules(out))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Runs request rules on `req`.
+    pub(crate) fn run_request(&self, acls: &[CompiledAcl], req: &mut Parts, ctx: &mut Ctx<'_>) -> Verdict {
+        for (action, cond) in &self.0 {
+            if let Some(c) = cond {
+                if !c.eval(acls, req, ctx.client.ip(), ctx.tls) {
+                    continue;
+                }
+            }
+            match action {
+                Action::Allow => return Verdict::Continue,
+                Action::Deny(status) => return Verdict::Deny(*status),
+                Action::Return { status, content_type, body } => {
+                    let body = body.as_ref().map(|f| render(f, Some(req), None, ctx)).unwrap_or_default();
+                    return Verdict::Return { status: *status, content_type: content_type.clone(), body };
+                }
+                Action::Redirect(r) => {
+                    return Verdict::Redirect {
+                        code: r.code,
+                        location: super::redirect_location(r, req),
+                        cookie: r.cookie.clone(),
+                    }
+                }
+                Action::SetHeader(name, f) => {
+                    let v = render(f, Some(req), None, ctx);
+                    set_header(&mut req.headers, name, &v, true);
+                }
+                Action::AddHeader(name, f) => {
+                    let v = render(f, Some(req), None, ctx);
+                    set_header(&mut req.headers, name, &v, false);
+                }
+                Action::DelHeader(name) => {
+                    req.headers.remove(name);
+                }
+                Action::ReplaceHeader { name, regex, replacement, each_value } => {
+                    let with = render(replacement, Some(req), None, ctx);
+                    replace_header(&mut req.headers, name, regex, &with, *each_value);
+                }
+                Action::SetPath(f) => {
+                    let path = render(f, Some(req), None, ctx);
+                    let query = req.uri.query().map(str::to_string);
+                    let pq = match query {
+                        Some(q) => format!("{path}?{q}"),
+                        None => path,
+                    };
+                    set_path_and_query(req, &pq);
+                }
+                Action::SetQuery(f) => {
+                    let q = render(f, Some(req), None, ctx);
+                    let path = req.uri.path().to_string();
+                    let pq = if q.is_empty() { path } else { format!("{path}?{}", q.trim_start_matches('?')) };
+                    set_path_and_query(req, &pq);
+                }
+                Action::SetUri(f) => {
+                    let u = render(f, Some(req), None, ctx);
+                    if let Ok(uri) = Uri::try_from(u.as_str()) {
+                        req.uri = uri;
+                    }
+                }
+                Action::SetMethod(f) => {
+                    if let Ok(m) = Method::from_bytes(render(f, Some(req), None, ctx).as_bytes()) {
+                        req.method = m;
+                    }
+                }
+                Action::ReplacePath { regex, replacement } => {
+                    let with = render(replacement, Some(req), None, ctx);
+                    let path = req.uri.path().to_string();
+                    let new = regex.replace(&path, haproxy_subst(&with).as_str()).into_owned();
+                    if new != path {
+                        let pq = match req.uri.query() {
+                            Some(q) => format!("{new}?{q}"),
+                            None => new,
+                        };
+                        set_path_and_query(req, &pq);
+                    }
+                }
+                Action::SetVar(name, s) => {
+                    if let Some(v) = eval(s, Some(req), None, ctx) {
+                        ctx.vars.set(name, v.into_string());
+                    }
+                }
+                Action::UnsetVar(name) => ctx.vars.unset(name),
+                // Response-only: refused by the configuration in request rules.
+                Action::SetStatus(_) => {}
+            }
+        }
+        Verdict::Continue
+    }
+
+    /// Runs response rules on a response's status and headers (`req`: the request it answers).
+    pub(crate) fn run_response(
+        &self,
+        acls: &[CompiledAcl],
+        req: &Parts,
+        status: &mut StatusCode,
+        headers: &mut HeaderMap,
+        ctx: &mut Ctx<'_>,
+    ) -> Verdict {
+        // The request's content is gone by the time the response comes (HAProxy forwards it):
+        // request fetches find nothing in response rules, variables carry what is needed.
+        let _ = req;
+        for (action, cond) in &self.0 {
+            if let Some(c) = cond {
+                let facts = Facts { client: ctx.client.ip(), req: None, sni: None, hello_type: None, tls: ctx.tls };
+                if !c.eval_facts(acls, &facts) {
+                    continue;
+                }
+            }
+            match action {
+                Action::Allow => return Verdict::Continue,
+                Action::Deny(status) => return Verdict::Deny(*status),
+                Action::Return { status: code, content_type, body } => {
+                    let seen = Resp { status: *status, headers: &*headers };
+                    let body = body.as_ref().map(|f| render(f, None, Some(seen), ctx)).unwrap_or_default();
+                    return Verdict::Return { status: *code, content_type: content_type.clone(), body };
+                }
+                Action::Redirect(r) => {
+                    return Verdict::Redirect {
+                        code: r.code,
+                        location: super::redirect_location(r, req),
+                        cookie: r.cookie.clone(),
+                    }
+                }
+                Action::SetHeader(name, f) | Action::AddHeader(name, f) => {
+                    let v = render(f, None, Some(Resp { status: *status, headers }), ctx);
+                    set_header(headers, name, &v, matches!(action, Action::SetHeader(..)));
+                }
+                Action::DelHeader(name) => {
+                    headers.remove(name);
+                }
+                Action::ReplaceHeader { name, regex, replacement, each_value } => {
+                    let with = render(replacement, None, Some(Resp { status: *status, headers }), ctx);
+                    replace_header(headers, name, regex, &with, *each_value);
+                }
+                Action::SetStatus(code) => {
+                    if let Ok(s) = StatusCode::from_u16(*code) {
+                        *status = s;
+                    }
+                }
+                Action::SetVar(name, s) => {
+                    if let Some(v) = eval(s, None, Some(Resp { status: *status, headers }), ctx) {
+                        ctx.vars.set(name, v.into_string());
+                    }
+                }
+                Action::UnsetVar(name) => ctx.vars.unset(name),
+                // Request-only: refused by the configuration in response rules.
+                Action::SetPath(_)
+                | Action::SetQuery(_)
+                | Action::SetUri(_)
+                | Action::SetMethod(_)
+                | Action::ReplacePath { .. } => {}
+            }
+        }
+        Verdict::Continue
+    }
+}
+
+/// `set-header` (replace: every field of that name goes first) or `add-header`. A value that
+/// cannot be a header value (a control character) is not set.
+fn set_header(headers: &mut HeaderMap, name: &HeaderName, value: &str, replace: bool) {
+    let Ok(v) = HeaderValue::from_str(value) else { return };
+    if replace {
+        headers.insert(name.clone(), v);
+    } else {
+        headers.append(name.clone(), v);
+    }
+}
+
+/// `replace-header` (each field's whole value) or `replace-value` (each comma-separated value).
+fn replace_header(headers: &mut HeaderMap, name: &HeaderName, regex: &regex::Regex, with: &str, each_value: bool) {
+    let with = haproxy_subst(with);
+    let old: Vec<String> =
+        headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
+    if old.is_empty() {
+        return;
+    }
+    headers.remove(name);
+    for value in old {
+        let new = if each_value {
+            value
+                .split(',')
+                .map(|part| {
+                    let t = part.trim();
+                    regex.replace(t, with.as_str()).into_owned()
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            regex.replace(&value, with.as_str()).into_owned()
+        };
+        if let Ok(v) = HeaderValue::from_str(&new) {
+            headers.append(name.clone(), v);
+        }
+    }
+}
+
+fn set_path_and_query(req: &mut Parts, pq: &str) {
+    let mut parts = std::mem::take(&mut req.uri).into_parts();
+    match http::uri::PathAndQuery::try_from(pq) {
+        Ok(p) if pq.starts_with('/') || pq == "*" => parts.path_and_query = Some(p),
+        _ => {}
+    }
+    req.uri = Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"));
+}
+
+/// A log-format string's text, its samples rendered (a sample that finds nothing is empty).
+fn render(f: &Format, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Ctx<'_>) -> String {
+    let mut out = String::new();
+    for part in &f.0 {
+        match part {
+            Part::Text(t) => out.push_str(t),
+            Part::Sample(s) => {
+                if let Some(v) = eval(s, req, resp, ctx) {
+                    out.push_str(&v.into_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The `occ`th value of a header (1 first, negative from the end), comma lists split unless
+/// `full`.
+fn header_value(headers: &HeaderMap, name: &str, occ: i64, full: bool) -> Option<String> {
+    let values: Vec<String> = headers
+        .get_all(name)
+        .iter()
+        .flat_map(|v| {
+            let text = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            if full {
+                vec![text]
+            } else {
+                text.split(',').map(|p| p.trim().to_string()).collect()
+            }
+        })
+        .collect();
+    let n = values.len() as i64;
+    let i = if occ > 0 {
+        occ - 1
+    } else if occ < 0 {
+        n + occ
+    } else {
+        n - 1
+    };
+    usize::try_from(i).ok().and_then(|i| values.get(i).cloned())
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn fetch(f: &SampleFetch, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Ctx<'_>) -> Option<Value> {
+    let tls = ctx.tls;
+    Some(match f {
+        SampleFetch::Src => Value::Ip(ctx.client.ip()),
+        SampleFetch::SrcPort => Value::Int(i64::from(ctx.client.port())),
+        SampleFetch::Dst => Value::Ip(ctx.bind.ip()),
+        SampleFetch::DstPort => Value::Int(i64::from(ctx.bind.port())),
+        SampleFetch::Method => Value::Str(req?.method.as_str().to_string()),
+        SampleFetch::Path => Value::Str(req?.uri.path().to_string()),
+        SampleFetch::Query => Value::Str(req?.uri.query()?.to_string()),
+        SampleFetch::Url => Value::Str(req?.uri.to_string()),
+        SampleFetch::Base => {
+            let r = req?;
+            let host = r.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+            Value::Str(format!("{host}{}", r.uri.path()))
+        }
+        SampleFetch::ReqVer => Value::Str(
+            match req?.version {
+                http::Version::HTTP_10 => "1.0",
+                http::Version::HTTP_2 => "2.0",
+                _ => "1.1",
+            }
+            .to_string(),
+        ),
+        SampleFetch::ReqHdr { name, occ, full } => Value::Str(header_value(&req?.headers, name, *occ, *full)?),
+        SampleFetch::ReqHdrCnt(name) => Value::Int(
+            req?.headers.get_all(name.as_str()).iter().map(|v| v.as_bytes().split(|b| *b == b',').count() as i64).sum(),
+        ),
+        SampleFetch::ReqCook(name) => Value::Str(cookie(&req?.headers, name)?),
+        SampleFetch::ResHdr { name, occ } => Value::Str(header_value(resp?.headers, name, *occ, false)?),
+        SampleFetch::Status => Value::Int(i64::from(resp?.status.as_u16())),
+        SampleFetch::SslFc => Value::Bool(tls.is_some()),
+        SampleFetch::SslFcSni => Value::Str(tls?.sni.clone()?),
+        SampleFetch::SslFcProtocol => Value::Str(tls?.protocol.to_string()),
+        SampleFetch::SslFcAlpn => Value::Str(tls?.alpn.clone()?),
+        SampleFetch::SslFcCipher => Value::Str(tls?.cipher.to_string()),
+        SampleFetch::SslCUsed => Value::Bool(tls.is_some_and(|t| t.client_cert)),
+        SampleFetch::SslCSDn => Value::Str(tls?.client_subject.clone()?),
+        SampleFetch::FeName => Value::Str(ctx.frontend.to_string()),
+        SampleFetch::BeName => Value::Str(ctx.backend?.to_string()),
+        SampleFetch::Env(name) => Value::Str(std::env::var(name).ok()?),
+        SampleFetch::Str(s) => Value::Str(s.clone()),
+        SampleFetch::Int(i) => Value::Int(*i),
+        SampleFetch::Var(name) => Value::Str(ctx.vars.get(name)?.to_string()),
+    })
+}
+
+fn eval(s: &CompiledSample, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Ctx<'_>) -> Option<Value> {
+    let mut v = fetch(&s.fetch, req, resp, ctx)?;
+    for c in &s.converters {
+        v = convert(c, v, ctx)?;
+    }
+    Some(v)
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn b64dec(text: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in text.iter().filter(|c| **c != b'=') {
+        let v = B64.iter().position(|b| *b == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// `field` and `word`: the `index`th piece (negative from the end), `count` pieces joined.
+fn pieces(text: &str, delims: &str, index: i64, count: i64, skip_empty: bool) -> String {
+    let all: Vec<&str> = text.split(|c| delims.contains(c)).filter(|p| !(skip_empty && p.is_empty())).collect();
+    let n = all.len() as i64;
+    let start = if index > 0 { index - 1 } else { n + index };
+    if start < 0 || start >= n {
+        return String::new();
+    }
+    let end = if count <= 0 { n } else { (start + count).min(n) };
+    let sep = delims.chars().next().map(String::from).unwrap_or_default();
+    all[start as usize..end as usize].join(&sep)
+}
+
+fn hash_sdbm(data: &[u8]) -> u32 {
+    data.iter().fold(0u32, |h, b| u32::from(*b).wrapping_add(h << 6).wrapping_add(h << 16).wrapping_sub(h))
+}
+
+fn hash_djb2(data: &[u8]) -> u32 {
+    data.iter().fold(5381u32, |h, b| (h << 5).wrapping_add(h).wrapping_add(u32::from(*b)))
+}
+
+fn hash_crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+fn json_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn convert(c: &CompiledConv, v: Value, ctx: &Ctx<'_>) -> Option<Value> {
+    let conv = match c {
+        CompiledConv::Regsub { regex, subst, global } => {
+            let text = v.into_string();
+            let out =
+                if *global { regex.replace_all(&text, subst.as_str()) } else { regex.replace(&text, subst.as_str()) };
+            return Some(Value::Str(out.into_owned()));
+        }
+        CompiledConv::Plain(c) => c,
+    };
+    Some(match conv {
+        Converter::Lower => Value::Str(v.into_string().to_lowercase()),
+        Converter::Upper => Value::Str(v.into_string().to_uppercase()),
+        Converter::Base64 => Value::Str(base64(&v.into_bytes())),
+        Converter::B64Dec => Value::Bin(b64dec(&v.into_bytes())?),
+        Converter::Hex => Value::Str(v.into_bytes().iter().map(|b| format!("{b:02X}")).collect()),
+        Converter::Length => Value::Int(v.into_bytes().len() as i64),
+        Converter::Field { index, delims, count } => {
+            Value::Str(pieces(&v.into_string(), delims, *index, *count, false))
+        }
+        Converter::Word { index, delims, count } => Value::Str(pieces(&v.into_string(), delims, *index, *count, true)),
+        Converter::Bytes { offset, length } => {
+            let b = v.into_bytes();
+            let start = usize::try_from(*offset).ok()?.min(b.len());
+            let end = match length {
+                Some(l) => start.saturating_add(usize::try_from(*l).ok()?).min(b.len()),
+                None => b.len(),
+            };
+            Value::Bin(b[start..end].to_vec())
+        }
+        Converter::IpMask { v4, v6 } => {
+            let ip = match v {
+                Value::Ip(ip) => ip,
+                other => other.into_string().parse().ok()?,
+            };
+            Value::Ip(match ip {
+                IpAddr::V4(a) => {
+                    let mask = u32::MAX.checked_shl(32 - u32::from(*v4)).unwrap_or(0);
+                    IpAddr::V4((u32::from(a) & mask).into())
+                }
+                IpAddr::V6(a) => {
+                    let mask = u128::MAX.checked_shl(128 - u32::from(*v6)).unwrap_or(0);
+                    IpAddr::V6((u128::from(a) & mask).into())
+                }
+            })
+        }
+        Converter::Add(n) => Value::Int(v.as_int()?.wrapping_add(*n)),
+        Converter::Sub(n) => Value::Int(v.as_int()?.wrapping_sub(*n)),
+        Converter::Mul(n) => Value::Int(v.as_int()?.wrapping_mul(*n)),
+        // HAProxy: a division by zero gives the largest value.
+        Converter::Div(n) => Value::Int(if *n == 0 { i64::MAX } else { v.as_int()?.wrapping_div(*n) }),
+        Converter::Mod(n) => Value::Int(if *n == 0 { 0 } else { v.as_int()?.wrapping_rem(*n) }),
+        Converter::Json => Value::Str(json_escape(&v.into_string())),
+        Converter::Sdbm => Value::Int(i64::from(hash_sdbm(&v.into_bytes()))),
+        Converter::Djb2 => Value::Int(i64::from(hash_djb2(&v.into_bytes()))),
+        Converter::Crc32 => Value::Int(i64::from(hash_crc32(&v.into_bytes()))),
+        // Compiled into `CompiledConv::Regsub`.
+        Converter::Regsub { .. } => v,
+        Converter::Concat { before, var, after } => {
+            let middle = var.as_deref().and_then(|n| ctx.vars.get(n)).unwrap_or_default();
+            Value::Str(format!("{}{before}{middle}{after}", v.into_string()))
+        }
+    })
+}
