@@ -362,22 +362,7 @@ fn http1_clients_reach_http2_servers() {
         fulcrum_testkit::skip("HTTP/1 to HTTP/2 servers", "haproxy");
         return;
     }
-    std::fs::write(dir.join("hap.cfg"), hap_cfg).expect("write");
-    let _hap = common::Killed(
-        Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(dir.join("hap.cfg"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("haproxy"),
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(hap).is_err() {
-        assert!(std::time::Instant::now() < deadline, "haproxy does not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _hap = common::start_haproxy(&dir, &hap_cfg, hap);
     let bind = free_addr();
     let cfg = format!(
         "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
@@ -547,22 +532,7 @@ fn websockets_over_http2_reach_http1_servers() {
         "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
          frontend ws\n    bind {hap}\n    default_backend f\nbackend f\n    server f {fbind} proto h2\n"
     );
-    std::fs::write(dir.join("hap.cfg"), hap_cfg).expect("write");
-    let _hap = common::Killed(
-        Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(dir.join("hap.cfg"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("haproxy"),
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(hap).is_err() {
-        assert!(std::time::Instant::now() < deadline, "haproxy does not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _hap = common::start_haproxy(&dir, &hap_cfg, hap);
     let out =
         Command::new("/usr/bin/python3").args(["-c", WS_CLIENT, &hap.to_string()]).output().expect("websocket client");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -6,7 +6,6 @@ mod common;
 
 use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Duration;
 
 use common::{free_addr, temp_dir, Fulcrum};
 use fulcrum_testkit::Origin;
@@ -35,6 +34,9 @@ frontend fe
     http-request set-header X-Path-Len %[var(txn.path),length]
     http-request set-header X-Mask %[src,ipmask(16)]
     http-request set-header X-Words "%[str(a/b//c),word(2,/)] %[str(a/b//c),field(3,/)] 100%%"
+    http-request set-header X-Hashes "%[str(abc),sdbm] %[str(abc),djb2] %[str(abc),crc32] %[str(abc),hex]"
+    http-request set-header X-Conv "%[str(abcdef),bytes(1,2)] %[int(5),add(3),mul(2)] %[int(7),div(2)] %[path,regsub(/,_,g)] %[str(QUIET),lower,upper]"
+    http-request set-header X-B64 %[str(aGVsbG8=),b64dec]
     http-request replace-header User-Agent ^curl/(.*)$ Curl-\1
     http-request set-path /headers if {{ path /show }}
     use_backend st if {{ path_beg /status/ }}
@@ -106,21 +108,7 @@ fn rules_do_what_haproxy_does() {
     std::fs::write(dir.join("hap.cfg"), rules_cfg(hap, origin.addr)).expect("write");
     let check = Command::new("haproxy").arg("-c").arg("-f").arg(dir.join("hap.cfg")).output().expect("haproxy -c");
     assert!(check.status.success(), "HAProxy refuses the test's config: {}", String::from_utf8_lossy(&check.stderr));
-    let _hap = common::Killed(
-        Command::new("haproxy")
-            .arg("-db")
-            .arg("-f")
-            .arg(dir.join("hap.cfg"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("haproxy"),
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(hap).is_err() {
-        assert!(std::time::Instant::now() < deadline, "haproxy does not listen");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _hap = common::start_haproxy(&dir, &rules_cfg(hap, origin.addr), hap);
     let _f = Fulcrum::start("rules.cfg", &rules_cfg(ful, origin.addr), ful);
     let cases: &[(&str, &[&str])] = &[
         ("/show", &[]),
@@ -185,4 +173,17 @@ fn rules_fulcrum_cannot_do_are_errors_naming_the_line() {
         assert!(text.contains("bad.cfg:8"), "{line}: no file:line in {text}");
         assert!(text.contains(expected), "{line}: '{expected}' not in {text}");
     }
+}
+
+#[test]
+fn the_header_rules_example_is_valid_for_both() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/header-rules.cfg");
+    let out = Command::new(common::bin()).args(["check", "-c", example]).output().expect("check");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        fulcrum_testkit::skip("the example against haproxy -c", "haproxy");
+        return;
+    }
+    let out = Command::new("haproxy").args(["-c", "-f", example]).output().expect("haproxy -c");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

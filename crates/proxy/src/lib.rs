@@ -39,6 +39,7 @@ pub use l7::AccessLog;
 pub use listen::offer_listener;
 pub use live::{lock, LiveRegistry, ServerLive};
 pub use setup_error::{CompileError, ErrorFileError, StartError};
+pub use snapshot::rules::render_request;
 pub use snapshot::{BackendRt, FrontendRt, ServerRt, Snapshot};
 
 /// The pages a frontend serves itself (`stats uri`). The admin crate supplies them, so that the

@@ -70,39 +70,25 @@ pub(super) fn parse_redirect(args: &[String], acls: &mut AclSet) -> Result<Redir
     Ok(rule)
 }
 
-/// Actions fulcrum does.
-const REQUEST_ACTIONS: &[&str] = &[
-    "allow",
-    "deny",
-    "return",
-    "redirect",
-    "set-header",
-    "add-header",
-    "del-header",
-    "replace-header",
-    "replace-value",
-    "set-path",
-    "set-query",
-    "set-uri",
-    "set-method",
-    "replace-path",
-    "set-var",
-    "unset-var",
-];
-
-const RESPONSE_ACTIONS: &[&str] = &[
-    "allow",
-    "deny",
-    "return",
-    "redirect",
-    "set-header",
-    "add-header",
-    "del-header",
-    "replace-header",
-    "replace-value",
-    "set-status",
-    "set-var",
-    "unset-var",
+/// Actions fulcrum does: the name, in request rules, in response rules.
+const ACTIONS: &[(&str, bool, bool)] = &[
+    ("allow", true, true),
+    ("deny", true, true),
+    ("return", true, true),
+    ("redirect", true, true),
+    ("set-header", true, true),
+    ("add-header", true, true),
+    ("del-header", true, true),
+    ("replace-header", true, true),
+    ("replace-value", true, true),
+    ("set-var", true, true),
+    ("unset-var", true, true),
+    ("set-path", true, false),
+    ("set-query", true, false),
+    ("set-uri", true, false),
+    ("set-method", true, false),
+    ("replace-path", true, false),
+    ("set-status", false, true),
 ];
 
 /// HAProxy's actions fulcrum knows and does not do yet: an error that says so (a rule is
@@ -183,13 +169,13 @@ pub(super) fn parse_http_rule(args: &[String], response: bool, acls: &mut AclSet
         regex::Regex::new(w).map_err(|e| Problem::invalid(format!("invalid regular expression '{w}': {e}")))?;
         Ok(w.to_string())
     };
-    let known = if response { RESPONSE_ACTIONS } else { REQUEST_ACTIONS };
+    let known = ACTIONS.iter().filter(|(_, req, resp)| if response { *resp } else { *req }).map(|(n, _, _)| *n);
     let name = action.split('(').next().unwrap_or(action);
-    if !known.contains(&name) {
-        if NOT_YET_ACTIONS.contains(&name) || RESPONSE_ACTIONS.contains(&name) || REQUEST_ACTIONS.contains(&name) {
+    if !known.clone().any(|n| n == name) {
+        if NOT_YET_ACTIONS.contains(&name) || ACTIONS.iter().any(|(n, _, _)| *n == name) {
             return Err(Problem::unsupported(format!("'{keyword} {name}' is not supported yet")));
         }
-        return Err(Problem::unknown(&format!("{keyword} action"), action, known.iter().copied()));
+        return Err(Problem::unknown(&format!("{keyword} action"), action, known));
     }
     let action = match name {
         "allow" => {

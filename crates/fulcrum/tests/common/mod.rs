@@ -264,6 +264,28 @@ impl Drop for Killed {
     }
 }
 
+/// HAProxy (`haproxy -db`) on `config`, written to `dir/hap.cfg`, once `addr` accepts.
+#[allow(dead_code)]
+pub fn start_haproxy(dir: &std::path::Path, config: &str, addr: SocketAddr) -> Killed {
+    std::fs::write(dir.join("hap.cfg"), config).expect("write");
+    let hap = Killed(
+        Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(dir.join("hap.cfg"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("haproxy"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "haproxy does not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    hap
+}
+
 /// A self-signed EC certificate and key, `cert.pem` and `key.pem` in `dir` (by openssl).
 #[allow(dead_code)]
 pub fn self_signed(dir: &std::path::Path) {

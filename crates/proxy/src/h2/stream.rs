@@ -17,7 +17,7 @@ use super::ConnInfo;
 use crate::error::{Failure, ProxyError, Stage};
 use crate::h1::{self, Framing};
 use crate::io::{IoFail, Side};
-use crate::l7::{error_page, ms, redirect_answer, rule_answer, LocalResponse, LogEntry};
+use crate::l7::{error_page, ms, redirect_answer, request_rules, rule_answer, LocalResponse, LogEntry};
 use crate::pick::{choose, Slot};
 use crate::retry::{decide, Attempt, Decision, RetryPolicy};
 use crate::snapshot::rules::{Ctx, Vars};
@@ -72,14 +72,10 @@ pub(super) async fn serve(
     }
     // The frontend's `http-request` rules, `redirect`, `use_backend`, the backend's rules.
     let mut vars = Vars::default();
-    if !fe.http_request.is_empty() {
-        let mut ctx =
-            Ctx { client: conn.peer, bind: conn.bind, tls, frontend: &fe.cfg.name, backend: None, vars: &mut vars };
-        let verdict = fe.http_request.run_request(&fe.acls, &mut parts, &mut ctx);
-        if let Some(page) = rule_answer(verdict, fe, None) {
-            finish_local(&mut respond, page, head_only, entry, &shared).await;
-            return;
-        }
+    let scope = (conn.peer, conn.bind, tls);
+    if let Some(page) = request_rules(fe, None, scope, &mut parts, &mut vars) {
+        finish_local(&mut respond, page, head_only, entry, &shared).await;
+        return;
     }
     if let Some((rule, location)) = fe.redirect(&parts, client_ip, tls) {
         let page = redirect_answer(rule.code, location, rule.cookie.as_deref());
@@ -91,20 +87,9 @@ pub(super) async fn serve(
         finish_local(&mut respond, page, head_only, entry, &shared).await;
         return;
     };
-    if !backend.http_request.is_empty() {
-        let mut ctx = Ctx {
-            client: conn.peer,
-            bind: conn.bind,
-            tls,
-            frontend: &fe.cfg.name,
-            backend: Some(&backend.cfg.name),
-            vars: &mut vars,
-        };
-        let verdict = backend.http_request.run_request(&backend.acls, &mut parts, &mut ctx);
-        if let Some(page) = rule_answer(verdict, fe, Some(&backend)) {
-            finish_local(&mut respond, page, head_only, entry, &shared).await;
-            return;
-        }
+    if let Some(page) = request_rules(fe, Some(&backend), scope, &mut parts, &mut vars) {
+        finish_local(&mut respond, page, head_only, entry, &shared).await;
+        return;
     }
     if let Some(e) = entry.as_mut() {
         e.backend.clone_from(&backend.cfg.name);

@@ -229,6 +229,28 @@ pub(crate) fn rule_answer(
     }
 }
 
+/// Runs the `http-request` rules of the frontend (`backend` None) or of the backend on a
+/// request from `client` to `bind`; the answer to send in the server's place, if one answers.
+pub(crate) fn request_rules(
+    fe: &FrontendRt,
+    backend: Option<&crate::snapshot::BackendRt>,
+    (client, bind, tls): (SocketAddr, SocketAddr, Option<&fulcrum_tls::Negotiated>),
+    req: &mut http::request::Parts,
+    vars: &mut crate::snapshot::rules::Vars,
+) -> Option<LocalResponse> {
+    let (rules, acls) = match backend {
+        Some(b) => (&b.http_request, &b.acls),
+        None => (&fe.http_request, &fe.acls),
+    };
+    if rules.is_empty() {
+        return None;
+    }
+    let backend_name = backend.map(|b| b.cfg.name.as_str());
+    let mut ctx =
+        crate::snapshot::rules::Ctx { client, bind, tls, frontend: &fe.cfg.name, backend: backend_name, vars };
+    rule_answer(rules.run_request(acls, req, &mut ctx), fe, backend)
+}
+
 /// Writes a local response; returns the body bytes sent. The answer to a HEAD request has the
 /// body's length and no body. Waits for the client to take it (up to `timeout client`).
 pub(crate) async fn respond(client: &mut Client, mut resp: LocalResponse, head: bool, close: bool) -> u64 {

@@ -12,7 +12,9 @@ use http::{Method, StatusCode, Version};
 
 use super::accesslog::LogEntry;
 use super::body::{transfer, BodyError, Transfer};
-use super::client::{error_page, ms, redirect_answer, respond, rule_answer, Client, Incoming, LocalResponse};
+use super::client::{
+    error_page, ms, redirect_answer, request_rules, respond, rule_answer, Client, Incoming, LocalResponse,
+};
 use super::headers::{self, ClientFraming};
 use super::route;
 use crate::drain::Drain;
@@ -93,13 +95,9 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
     // The frontend's `http-request` rules, then `redirect`, then `use_backend`, then the
     // backend's rules: HAProxy's order.
     let mut vars = Vars::default();
-    if !fe.http_request.is_empty() {
-        let mut ctx =
-            Ctx { client: client.peer, bind: client.bind, tls, frontend: &fe.cfg.name, backend: None, vars: &mut vars };
-        let verdict = fe.http_request.run_request(&fe.acls, &mut req.head, &mut ctx);
-        if let Some(page) = rule_answer(verdict, fe, None) {
-            return Prepared::Answer(Some(page), head, keep);
-        }
+    let scope = (client.peer, client.bind, tls);
+    if let Some(page) = request_rules(fe, None, scope, &mut req.head, &mut vars) {
+        return Prepared::Answer(Some(page), head, keep);
     }
     if let Some((rule, location)) = fe.redirect(&req.head, client_ip, tls) {
         return Prepared::Answer(Some(redirect_answer(rule.code, location, rule.cookie.as_deref())), head, keep);
@@ -107,19 +105,8 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
     let Some(backend) = fe.route(&req.head, client_ip, tls).cloned() else {
         return Prepared::Answer(Some(error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None)), head, keep);
     };
-    if !backend.http_request.is_empty() {
-        let mut ctx = Ctx {
-            client: client.peer,
-            bind: client.bind,
-            tls,
-            frontend: &fe.cfg.name,
-            backend: Some(&backend.cfg.name),
-            vars: &mut vars,
-        };
-        let verdict = backend.http_request.run_request(&backend.acls, &mut req.head, &mut ctx);
-        if let Some(page) = rule_answer(verdict, fe, Some(&backend)) {
-            return Prepared::Answer(Some(page), head, keep);
-        }
+    if let Some(page) = request_rules(fe, Some(&backend), scope, &mut req.head, &mut vars) {
+        return Prepared::Answer(Some(page), head, keep);
     }
     let entry = shared.log_enabled(fe).then(|| {
         let line = format!("{} {} {:?}", req.head.method, req.head.uri, req.head.version);

@@ -420,6 +420,22 @@ impl Rules {
     }
 }
 
+/// A log-format string rendered for a request from `client` to `bind` (no TLS, no response),
+/// with its regexes compiled: what the fuzz target drives, and a way to see what a value
+/// becomes.
+pub fn render_request(
+    format_: &LogFormat,
+    req: &Parts,
+    client: SocketAddr,
+    bind: SocketAddr,
+) -> Result<String, CompileError> {
+    let f = format(format_)?;
+    let mut vars = Vars::default();
+    vars.set("txn.x", "value".to_string());
+    let ctx = Ctx { client, bind, tls: None, frontend: "fe", backend: Some("be"), vars: &mut vars };
+    Ok(render(&f, Some(req), None, &ctx))
+}
+
 /// `set-header` (replace: every field of that name goes first) or `add-header`. A value that
 /// cannot be a header value (a control character) is not set.
 fn set_header(headers: &mut HeaderMap, name: &HeaderName, value: &str, replace: bool) {
