@@ -215,7 +215,7 @@ pub(crate) fn parse_acl_body(name: &str, words: &[String]) -> Result<Acl, Proble
     let (fetch, kind, patterns) = match criterion.as_str() {
         "always_true" => (Fetch::Src, MatchKind::Ip, vec!["0.0.0.0/0".to_string(), "::/0".to_string()]),
         "always_false" => (Fetch::Src, MatchKind::Ip, Vec::new()),
-        _ if kind == MatchKind::Bool => match patterns.is_empty() {
+        _ if matches!(kind, MatchKind::Bool | MatchKind::Found) => match patterns.is_empty() {
             true => (fetch, kind, patterns),
             false => return Err(Problem::invalid(format!("'{criterion}' is a boolean: it takes no pattern"))),
         },
@@ -235,8 +235,8 @@ fn parse_criterion(word: &str) -> Result<(Fetch, MatchKind), Problem> {
         None => word.find(',').and_then(|c| word.get(c..)).unwrap_or_default(),
     };
     if !converters.is_empty() {
-        return Err(Problem::unsupported(format!("converters ('{converters}' in '{word}') are not supported yet"))
-            .hint("use -i for case-insensitive matching instead of ',lower'"));
+        // A fetch with converters: the rules' sample engine computes it.
+        return sample_criterion(word);
     }
     let (base, arg) = match word.split_once('(') {
         Some((base, rest)) => match rest.strip_suffix(')') {
@@ -287,12 +287,76 @@ fn parse_criterion(word: &str) -> Result<(Fetch, MatchKind), Problem> {
         "ssl_fc_cipher" => (no_arg(Fetch::SslFcCipher)?, MatchKind::Exact),
         "ssl_c_verify" => (no_arg(Fetch::SslCVerify)?, MatchKind::Exact),
         "ssl_c_s_dn" => (no_arg(Fetch::SslCSDn)?, MatchKind::Exact),
-        _ if UNSUPPORTED_CRITERIA.contains(&base) || base.starts_with("sc") || base.starts_with("ssl_") => {
-            return Err(Problem::unsupported(format!("acl criterion '{base}' is not supported yet"))
-                .hint(format!("supported: {}", SUPPORTED_CRITERIA.join(", "))))
-        }
-        _ => return Err(Problem::unknown("acl criterion", base, SUPPORTED_CRITERIA.iter().copied())),
+        "hdr_cnt" | "req.hdr_cnt" => sample_with(&format!("req.hdr_cnt({})", arg.unwrap_or_default()), MatchKind::Int)?,
+        "hdr_val" => sample_with(&format!("req.hdr({})", arg.unwrap_or_default()), MatchKind::Int)?,
+        "hdr_len" => sample_with(&format!("req.hdr({})", arg.unwrap_or_default()), MatchKind::Len)?,
+        "hdr_ip" => sample_with(&format!("req.hdr({})", arg.unwrap_or_default()), MatchKind::Ip)?,
+        "hdr_dom" => sample_with(&format!("req.hdr({})", arg.unwrap_or_default()), MatchKind::Dom)?,
+        "hdr_dir" => sample_with(&format!("req.hdr({})", arg.unwrap_or_default()), MatchKind::Dir)?,
+        "hdr_found" => sample_with(&format!("req.hdr({})", arg.unwrap_or_default()), MatchKind::Found)?,
+        _ => match derived(base, arg) {
+            Some(found) => found?,
+            None => sample_criterion(word).map_err(|e| {
+                if UNSUPPORTED_CRITERIA.contains(&base) || base.starts_with("sc") || base.starts_with("ssl_") {
+                    Problem::unsupported(format!("acl criterion '{base}' is not supported yet"))
+                } else if e.text().starts_with("unknown sample fetch") {
+                    Problem::unknown("acl criterion", base, SUPPORTED_CRITERIA.iter().copied())
+                } else {
+                    e
+                }
+            })?,
+        },
     })
+}
+
+/// HAProxy's derived ACL keywords: a fetch and a match method in one word (`url_beg`,
+/// `base_sub`, `path_dir`, `cook_len(x)`), for the fetches the sample engine has.
+fn derived(base: &str, arg: Option<&str>) -> Option<Result<(Fetch, MatchKind), Problem>> {
+    const SUFFIXES: &[(&str, MatchKind)] = &[
+        ("_beg", MatchKind::Prefix),
+        ("_end", MatchKind::Suffix),
+        ("_sub", MatchKind::Substring),
+        ("_reg", MatchKind::Regex),
+        ("_dir", MatchKind::Dir),
+        ("_dom", MatchKind::Dom),
+        ("_len", MatchKind::Len),
+        ("_found", MatchKind::Found),
+    ];
+    let (stem, kind) =
+        SUFFIXES.iter().find_map(|(suffix, kind)| base.strip_suffix(suffix).map(|stem| (stem, *kind)))?;
+    let fetch = match stem {
+        "path" | "url" | "base" | "query" | "ssl_fc_sni" | "ssl_c_s_dn" => stem.to_string(),
+        "cook" | "req.cook" => format!("req.cook({})", arg.unwrap_or_default()),
+        "shdr" | "res.hdr" => format!("res.hdr({})", arg.unwrap_or_default()),
+        _ => return None,
+    };
+    Some(sample_with(&fetch, kind))
+}
+
+/// A criterion the rules' sample engine computes: its fetch and converters, matched by the
+/// method its type suggests (integers as integers, addresses as networks, booleans as such).
+fn sample_criterion(word: &str) -> Result<(Fetch, MatchKind), Problem> {
+    use fulcrum_model::rules::{Converter as C, SampleFetch as F};
+    let sample = crate::sample::parse_sample_in(word, crate::sample::Dir::Request)?;
+    let kind = match sample.converters.last() {
+        Some(C::Length | C::Add(_) | C::Sub(_) | C::Mul(_) | C::Div(_) | C::Mod(_) | C::Sdbm | C::Djb2 | C::Crc32) => {
+            MatchKind::Int
+        }
+        Some(C::IpMask { .. }) => MatchKind::Ip,
+        Some(_) => MatchKind::Exact,
+        None => match sample.fetch {
+            F::Src | F::Dst => MatchKind::Ip,
+            F::SrcPort | F::DstPort | F::Status | F::ReqHdrCnt(_) | F::Int(_) => MatchKind::Int,
+            F::SslFc | F::SslCUsed => MatchKind::Bool,
+            _ => MatchKind::Exact,
+        },
+    };
+    Ok((Fetch::Sample(sample), kind))
+}
+
+fn sample_with(text: &str, kind: MatchKind) -> Result<(Fetch, MatchKind), Problem> {
+    let (fetch, _) = sample_criterion(text)?;
+    Ok((fetch, kind))
 }
 
 fn match_method(fetch: &Fetch, method: &str) -> Result<MatchKind, Problem> {
@@ -303,22 +367,64 @@ fn match_method(fetch: &Fetch, method: &str) -> Result<MatchKind, Problem> {
         "sub" => MatchKind::Substring,
         "reg" => MatchKind::Regex,
         "ip" => MatchKind::Ip,
-        "found" | "bool" | "int" | "len" | "bin" | "dom" | "dir" => {
-            return Err(Problem::unsupported(format!("match method '-m {method}' is not supported yet")))
+        "found" => MatchKind::Found,
+        "bool" => MatchKind::Bool,
+        "int" => MatchKind::Int,
+        "len" => MatchKind::Len,
+        "dom" => MatchKind::Dom,
+        "dir" => MatchKind::Dir,
+        "bin" => return Err(Problem::unsupported("match method '-m bin' is not supported yet")),
+        _ => {
+            return Err(Problem::unknown(
+                "match method",
+                method,
+                ["str", "beg", "end", "sub", "reg", "ip", "found", "bool", "int", "len", "dom", "dir"],
+            ))
         }
-        _ => return Err(Problem::unknown("match method", method, ["str", "beg", "end", "sub", "reg", "ip"])),
     };
     match (fetch, kind) {
-        (Fetch::Src, MatchKind::Ip) => Ok(kind),
-        (Fetch::Src, _) | (_, MatchKind::Ip) => {
+        (Fetch::Src, MatchKind::Ip) | (Fetch::Sample(_), _) => Ok(kind),
+        (Fetch::Src, _) | (_, MatchKind::Ip | MatchKind::Found | MatchKind::Int | MatchKind::Len | MatchKind::Bool) => {
             Err(Problem::unsupported(format!("match method '-m {method}' with this criterion is not supported yet")))
         }
         _ => Ok(kind),
     }
 }
 
+/// Integer patterns as ranges `LO:HI` (an open end empty): `10`, `10:20`, `gt 10` (`11:`),
+/// `ge 10`, `lt 10`, `le 10`, `eq 10`, as HAProxy reads them.
+fn int_patterns(words: Vec<String>) -> Result<Vec<String>, Problem> {
+    let number = |w: &str| -> Result<i64, Problem> {
+        w.parse::<i64>().map_err(|_| Problem::invalid(format!("'{w}' is not an integer")))
+    };
+    let mut out = Vec::new();
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        let op = w.as_str();
+        if matches!(op, "gt" | "ge" | "lt" | "le" | "eq") {
+            let v = number(it.next().ok_or_else(|| Problem::invalid(format!("'{op}' needs a number")))?)?;
+            out.push(match op {
+                "gt" => format!("{}:", v.saturating_add(1)),
+                "ge" => format!("{v}:"),
+                "lt" => format!(":{}", v.saturating_sub(1)),
+                "le" => format!(":{v}"),
+                _ => format!("{v}:{v}"),
+            });
+        } else if let Some((lo, hi)) = op.split_once(':') {
+            let lo = if lo.is_empty() { String::new() } else { number(lo)?.to_string() };
+            let hi = if hi.is_empty() { String::new() } else { number(hi)?.to_string() };
+            out.push(format!("{lo}:{hi}"));
+        } else {
+            let v = number(op)?;
+            out.push(format!("{v}:{v}"));
+        }
+    }
+    Ok(out)
+}
+
 fn validate_patterns(kind: MatchKind, patterns: Vec<String>, ignore_case: bool) -> Result<Vec<String>, Problem> {
     match kind {
+        MatchKind::Int | MatchKind::Len => int_patterns(patterns),
         MatchKind::Ip => patterns
             .iter()
             .map(|p| {
@@ -583,7 +689,21 @@ mod tests {
         assert_eq!(acl.patterns, ["10.0.0.0/8", "192.0.2.1/32"]);
         assert!(matches!(parse_acl_body("x", &w("src example.com")), Err(Problem::Invalid { .. })));
         assert!(matches!(parse_acl_body("x", &w("path_reg (")), Err(Problem::Invalid { .. })));
-        assert!(matches!(parse_acl_body("x", &w("url_beg /a")), Err(Problem::Unsupported { .. })));
+        // Derived keywords and any sample expression, with every match method.
+        let acl = parse_acl_body("x", &w("url_beg /a")).expect("valid");
+        assert_eq!(acl.kind, MatchKind::Prefix);
+        assert!(matches!(acl.fetch, Fetch::Sample(_)));
+        let acl = parse_acl_body("x", &w("hdr_cnt(host) gt 1")).expect("valid");
+        assert_eq!((acl.kind, acl.patterns.clone()), (MatchKind::Int, vec!["2:".to_string()]));
+        let acl = parse_acl_body("x", &w("dst_port 80 443:444 le 10")).expect("valid");
+        assert_eq!(acl.patterns, ["80:80", "443:444", ":10"]);
+        let acl = parse_acl_body("x", &w("req.cook(s) -m found")).expect("valid");
+        assert_eq!(acl.kind, MatchKind::Found);
+        assert!(parse_acl_body("x", &w("req.cook(s) -m found extra")).is_err());
+        let acl = parse_acl_body("x", &w("req.hdr(host),lower,field(1,:) -m end .example.com")).expect("valid");
+        assert_eq!(acl.kind, MatchKind::Suffix);
+        assert!(parse_acl_body("x", &w("query -m len gt x")).is_err());
+        assert!(matches!(parse_acl_body("x", &w("sc0_http_req_rate gt 10")), Err(Problem::Unsupported { .. })));
         let Err(Problem::Invalid { hint, .. }) = parse_acl_body("x", &w("path_bgn /a")) else { panic!("invalid") };
         assert_eq!(hint.as_deref(), Some("did you mean path_beg?"));
         assert!(parse_acl_body("x", &w("path")).is_err());

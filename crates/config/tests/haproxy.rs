@@ -84,7 +84,7 @@ backend api
 fn unsupported_directives_are_errors_or_lenient_warnings() {
     let text = format!(
         "{HEAD}frontend web\n    bind :80\n    http-request tarpit if {{ src 10.0.0.0/8 }}\n    option abortonclose\n    \
-         acl c req.cook(x) -m found\n    use_backend app if c\n    default_backend app\n\
+         acl c sc0_http_req_rate gt 10\n    use_backend app if c\n    default_backend app\n\
          backend app\n    server a 127.0.0.1:80 check agent-check agent-port 9999 weight 5\n"
     );
     let strict = errors(&text);

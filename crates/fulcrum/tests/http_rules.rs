@@ -10,7 +10,7 @@ use std::process::Command;
 use common::{free_addr, temp_dir, Fulcrum};
 use fulcrum_testkit::Origin;
 
-fn rules_cfg(bind: SocketAddr, origin: SocketAddr) -> String {
+fn rules_cfg(bind: SocketAddr, h2: SocketAddr, origin: SocketAddr) -> String {
     format!(
         r#"defaults
     mode http
@@ -19,6 +19,7 @@ fn rules_cfg(bind: SocketAddr, origin: SocketAddr) -> String {
     timeout server 10s
 frontend fe
     bind {bind}
+    bind {h2} proto h2
     acl admin path_beg /admin
     http-request deny deny_status 403 if admin
     http-request deny deny_status 429 if {{ hdr(x-flood) 1 }}
@@ -38,8 +39,34 @@ frontend fe
     http-request set-header X-Conv "%[str(abcdef),bytes(1,2)] %[int(5),add(3),mul(2)] %[int(7),div(2)] %[path,regsub(/,_,g)] %[str(QUIET),lower,upper]"
     http-request set-header X-B64 %[str(aGVsbG8=),b64dec]
     http-request replace-header User-Agent ^curl/(.*)$ Curl-\1
+    # ACLs on any fetch, with converters and every match method.
+    acl api url_beg /api
+    acl jpg path_end .jpg
+    acl has_query query -m found
+    acl long_query query -m len gt 3
+    acl high_port dst_port gt 1024
+    acl one_host hdr_cnt(host) eq 1
+    acl dom_example hdr(host) -m dom example
+    acl dir_b path -m dir b
+    acl has_session req.cook(sess) -m found
+    acl loud req.hdr(x-case),lower -m str yes
+    acl short_path path,length lt 5
+    http-request add-header X-Acl api if api
+    http-request add-header X-Acl jpg if jpg
+    http-request add-header X-Acl query if has_query
+    http-request add-header X-Acl long-query if long_query
+    http-request add-header X-Acl high-port if high_port
+    http-request add-header X-Acl one-host if one_host
+    http-request add-header X-Acl dom if dom_example
+    http-request add-header X-Acl dir if dir_b
+    http-request add-header X-Acl session if has_session
+    http-request add-header X-Acl loud if loud
+    http-request add-header X-Acl short if short_path
+    http-request set-path /headers if api or jpg or {{ path_beg /b/ }}
     http-request set-path /headers if {{ path /show }}
-    use_backend st if {{ path_beg /status/ }}
+    # A variable routes (a condition on what an earlier rule set).
+    http-request set-var(txn.route) str(st) if {{ path_beg /status/ }}
+    use_backend st if {{ var(txn.route) -m str st }}
     use_backend dn if {{ path_beg /denied }}
     use_backend gone if {{ path_beg /gone }}
     default_backend web
@@ -78,6 +105,9 @@ fn curl(args: &[&str], url: &str) -> (String, Vec<String>, String) {
         .output()
         .expect("curl");
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    if std::env::var("DEBUG_CURL").is_ok() {
+        eprintln!("curl {args:?} {url}:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    }
     let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
     let code = lines.next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or("").to_string();
@@ -103,13 +133,13 @@ fn rules_do_what_haproxy_does() {
         return;
     }
     let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
-    let (hap, ful) = (free_addr(), free_addr());
+    let (hap, ful, hap2, ful2) = (free_addr(), free_addr(), free_addr(), free_addr());
     let dir = temp_dir("rules");
-    std::fs::write(dir.join("hap.cfg"), rules_cfg(hap, origin.addr)).expect("write");
+    std::fs::write(dir.join("hap.cfg"), rules_cfg(hap, hap2, origin.addr)).expect("write");
     let check = Command::new("haproxy").arg("-c").arg("-f").arg(dir.join("hap.cfg")).output().expect("haproxy -c");
     assert!(check.status.success(), "HAProxy refuses the test's config: {}", String::from_utf8_lossy(&check.stderr));
-    let _hap = common::start_haproxy(&dir, &rules_cfg(hap, origin.addr), hap);
-    let _f = Fulcrum::start("rules.cfg", &rules_cfg(ful, origin.addr), ful);
+    let _hap = common::start_haproxy(&dir, &rules_cfg(hap, hap2, origin.addr), hap);
+    let _f = Fulcrum::start("rules.cfg", &rules_cfg(ful, ful2, origin.addr), ful);
     let cases: &[(&str, &[&str])] = &[
         ("/show", &[]),
         ("/show?q=1", &["-H", "X-Forwarded-Proto: https"]),
@@ -121,6 +151,10 @@ fn rules_do_what_haproxy_does() {
         ("/status/418", &[]),
         ("/status/404", &[]),
         ("/denied", &[]),
+        ("/api/x?abcd", &[]),
+        ("/api?a", &["-H", "X-Case: YES"]),
+        ("/b/c.jpg", &["-b", "sess=1"]),
+        ("/b/c", &["-b", "other=1"]),
         ("/gone", &[]),
         ("/show", &["-H", "X-Flood: 1"]),
         ("/show", &["-X", "POST", "-d", "body"]),
@@ -129,11 +163,12 @@ fn rules_do_what_haproxy_does() {
         let want = curl(args, &format!("http://{hap}{path}"));
         let got = curl(args, &format!("http://{ful}{path}"));
         assert_eq!(got, want, "{path} {args:?}: fulcrum (left) and HAProxy (right) differ");
-        // And over HTTP/2 (prior knowledge) fulcrum does the same.
+        // And over HTTP/2 (prior knowledge, on `proto h2` binds), both again.
         let mut h2 = vec!["--http2-prior-knowledge"];
         h2.extend_from_slice(args);
-        let got2 = curl(&h2, &format!("http://{ful}{path}"));
-        assert_eq!(got2, want, "{path} {args:?} over HTTP/2: fulcrum (left) and HAProxy over HTTP/1.1 (right) differ");
+        let want2 = curl(&h2, &format!("http://{hap2}{path}"));
+        let got2 = curl(&h2, &format!("http://{ful2}{path}"));
+        assert_eq!(got2, want2, "{path} {args:?} over HTTP/2: fulcrum (left) and HAProxy (right) differ");
     }
     // The rules did run (so that equality above is not two proxies ignoring them alike).
     let (code, _, seen) = curl(&[], &format!("http://{ful}/show"));

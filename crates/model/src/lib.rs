@@ -351,12 +351,33 @@ pub enum Fetch {
     SslCVerify,
     /// `ssl_c_s_dn`: the client certificate's subject (`/C=FR/O=Example/CN=client`).
     SslCSDn,
+    /// Any other sample expression (a fetch and converters: `url_beg`, `hdr_cnt(host)`,
+    /// `req.hdr(host),lower`, `dst_port`, `var(txn.x)`, ...), computed by the rules' engine.
+    Sample(rules::Sample),
 }
 
 impl Fetch {
     /// Whether the fetch needs an HTTP request (`mode http`).
     pub fn needs_http(&self) -> bool {
-        matches!(self, Fetch::Path | Fetch::Header(_) | Fetch::Method)
+        use rules::SampleFetch as S;
+        match self {
+            Fetch::Path | Fetch::Header(_) | Fetch::Method => true,
+            Fetch::Sample(s) => matches!(
+                s.fetch,
+                S::Method
+                    | S::Path
+                    | S::Query
+                    | S::Url
+                    | S::Base
+                    | S::ReqVer
+                    | S::ReqHdr { .. }
+                    | S::ReqHdrCnt(_)
+                    | S::ReqCook(_)
+                    | S::ResHdr { .. }
+                    | S::Status
+            ),
+            _ => false,
+        }
     }
 
     /// Whether the fetch reads what a terminated TLS connection negotiated.
@@ -393,6 +414,16 @@ pub enum MatchKind {
     Ip,
     /// A boolean fetch (`ssl_fc`): true matches; no patterns.
     Bool,
+    /// `-m found`: the fetch finds a value; no patterns.
+    Found,
+    /// `-m int`: the value as an integer within one of the patterns, each `LO:HI` (either end
+    /// open; `gt 10` is `11:`).
+    Int,
+    /// `-m len`: the value's length within one of the patterns (as `Int`).
+    Len,
+    /// `-m dom` / `-m dir`: the pattern found as whole dot- or slash-delimited words.
+    Dom,
+    Dir,
 }
 
 /// `acl NAME CRITERION [-i] PATTERN...`

@@ -21,6 +21,7 @@ use crate::l7::{error_page, ms, redirect_answer, request_rules, rule_answer, Loc
 use crate::pick::{choose, Slot};
 use crate::retry::{decide, Attempt, Decision, RetryPolicy};
 use crate::snapshot::rules::{Ctx, Vars};
+use crate::snapshot::Who;
 use crate::snapshot::{BackendRt, FrontendRt};
 use crate::upstream::h2_pool::send_data;
 use crate::upstream::{self, ConnectError, Upstream};
@@ -77,12 +78,13 @@ pub(super) async fn serve(
         finish_local(&mut respond, page, head_only, entry, &shared).await;
         return;
     }
-    if let Some((rule, location)) = fe.redirect(&parts, client_ip, tls) {
+    let who = Who { peer: conn.peer, bind: conn.bind, tls, vars: &vars };
+    if let Some((rule, location)) = fe.redirect(&parts, &who) {
         let page = redirect_answer(rule.code, location, rule.cookie.as_deref());
         finish_local(&mut respond, page, head_only, entry, &shared).await;
         return;
     }
-    let Some(backend) = fe.route(&parts, client_ip, tls).cloned() else {
+    let Some(backend) = fe.route(&parts, &who).cloned() else {
         let page = error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None);
         finish_local(&mut respond, page, head_only, entry, &shared).await;
         return;

@@ -32,7 +32,7 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     let snap = shared.snapshot.load_full();
     let Some(fe) = snap.frontend_for(&bind) else { return };
     let Ok(mut client) = TcpStream::from_std(stream) else { return };
-    let mut facts = Facts { client: peer.ip(), req: None, sni: None, hello_type: None, tls: None };
+    let mut facts = Facts::connection(peer, Some(bind));
     if !fe.tcp_accepts(false, &facts) {
         // `tcp-request connection reject`: closed at once, without a log line (as HAProxy).
         return;
@@ -45,6 +45,7 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
             Ok(source) => {
                 peer = source.unwrap_or(peer);
                 facts.client = peer.ip();
+                facts.peer = Some(peer);
             }
             Err(why) => {
                 tracing::debug!(%peer, "accept-proxy: {why}");

@@ -100,7 +100,7 @@ pub(crate) async fn serve(
         }
         let snap = shared.snapshot.load_full();
         let Some(fe) = snap.udp_frontend_for(&bind) else { continue };
-        let facts = crate::snapshot::Facts { client: client.ip(), req: None, sni: None, hello_type: None, tls: None };
+        let facts = crate::snapshot::Facts::connection(client, Some(bind));
         let Some(backend) = fe.route_tcp(&facts).cloned() else { continue };
         let limit = fe.cfg.maxconn.unwrap_or(snap.model.global.maxconn).max(1) as usize;
         if alive.load(Ordering::Relaxed) >= limit {

@@ -26,6 +26,7 @@ use crate::observe::{observe_result, Observation};
 use crate::pick::{choose, Slot};
 use crate::retry::{decide, Attempt, Decision, RetryPolicy};
 use crate::snapshot::rules::{Ctx, Vars};
+use crate::snapshot::Who;
 use crate::snapshot::{BackendRt, FrontendRt, Snapshot};
 use crate::upstream::{self, ConnectError, Upstream};
 use crate::Shared;
@@ -99,10 +100,11 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
     if let Some(page) = request_rules(fe, None, scope, &mut req.head, &mut vars) {
         return Prepared::Answer(Some(page), head, keep);
     }
-    if let Some((rule, location)) = fe.redirect(&req.head, client_ip, tls) {
+    let who = Who { peer: client.peer, bind: client.bind, tls, vars: &vars };
+    if let Some((rule, location)) = fe.redirect(&req.head, &who) {
         return Prepared::Answer(Some(redirect_answer(rule.code, location, rule.cookie.as_deref())), head, keep);
     }
-    let Some(backend) = fe.route(&req.head, client_ip, tls).cloned() else {
+    let Some(backend) = fe.route(&req.head, &who).cloned() else {
         return Prepared::Answer(Some(error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None)), head, keep);
     };
     if let Some(page) = request_rules(fe, Some(&backend), scope, &mut req.head, &mut vars) {

@@ -1,13 +1,21 @@
 //! ACLs compiled for the request path: regexes and networks are built once per snapshot.
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use fulcrum_model::{Acl, Condition, Fetch, MatchKind};
 use http::request::Parts;
 
 use crate::CompileError;
 
+/// An integer range; an open end is None.
+type Range = (Option<i64>, Option<i64>);
+
 #[derive(Debug)]
 enum Matcher {
+    Found,
+    Int(Vec<Range>),
+    Len(Vec<Range>),
+    Dom(Vec<String>),
+    Dir(Vec<String>),
     Exact(Vec<String>),
     Prefix(Vec<String>),
     Suffix(Vec<String>),
@@ -21,6 +29,8 @@ enum Matcher {
 pub struct CompiledAcl {
     pub name: String,
     fetch: Fetch,
+    /// `Fetch::Sample`, compiled.
+    sample: Option<super::rules::CompiledSample>,
     matcher: Matcher,
     ignore_case: bool,
 }
@@ -51,6 +61,11 @@ impl CompiledAcl {
                     .collect::<Result<_, _>>()?,
             ),
             MatchKind::Bool => Matcher::Bool,
+            MatchKind::Found => Matcher::Found,
+            MatchKind::Int => Matcher::Int(ranges(acl)?),
+            MatchKind::Len => Matcher::Len(ranges(acl)?),
+            MatchKind::Dom => Matcher::Dom(lower(&acl.patterns)),
+            MatchKind::Dir => Matcher::Dir(lower(&acl.patterns)),
             MatchKind::Ip => Matcher::Ip(
                 acl.patterns
                     .iter()
@@ -61,7 +76,17 @@ impl CompiledAcl {
                     .collect::<Result<_, _>>()?,
             ),
         };
-        Ok(CompiledAcl { name: acl.name.clone(), fetch: acl.fetch.clone(), matcher, ignore_case: acl.ignore_case })
+        let sample = match &acl.fetch {
+            Fetch::Sample(s) => Some(super::rules::sample(s)?),
+            _ => None,
+        };
+        Ok(CompiledAcl {
+            name: acl.name.clone(),
+            fetch: acl.fetch.clone(),
+            sample,
+            matcher,
+            ignore_case: acl.ignore_case,
+        })
     }
 
     /// A fetch that has nothing to read here (a path in `mode tcp`, a ClientHello that did not
@@ -93,6 +118,43 @@ impl CompiledAcl {
             Fetch::SslFcCipher => facts.tls.is_some_and(|t| self.match_str(t.cipher)),
             Fetch::SslCVerify => facts.tls.is_some_and(|_| self.match_str("0")),
             Fetch::SslCSDn => facts.tls.and_then(|t| t.client_subject.as_deref()).is_some_and(|v| self.match_str(v)),
+            Fetch::Sample(_) => self.match_sample(facts),
+        }
+    }
+
+    /// A sample expression's value, matched as the method says.
+    fn match_sample(&self, facts: &Facts<'_>) -> bool {
+        use super::rules::Value;
+        let Some(sample) = &self.sample else { return false };
+        let empty = super::rules::Vars::default();
+        let scope = super::rules::Scope {
+            client: facts.peer.unwrap_or(SocketAddr::new(facts.client, 0)),
+            bind: facts.bind.unwrap_or(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0)),
+            tls: facts.tls,
+            frontend: "",
+            backend: None,
+            vars: facts.vars.unwrap_or(&empty),
+        };
+        let Some(value) = super::rules::eval(sample, facts.req, None, &scope) else { return false };
+        let within = |ranges: &[Range], n: i64| {
+            ranges.iter().any(|(lo, hi)| lo.is_none_or(|l| n >= l) && hi.is_none_or(|h| n <= h))
+        };
+        match &self.matcher {
+            Matcher::Found => true,
+            Matcher::Bool => match &value {
+                Value::Bool(b) => *b,
+                other => other.as_int().is_some_and(|n| n != 0),
+            },
+            Matcher::Int(r) => value.as_int().is_some_and(|n| within(r, n)),
+            Matcher::Len(r) => within(r, value.into_string().len() as i64),
+            Matcher::Ip(nets) => {
+                let ip = match value {
+                    Value::Ip(ip) => Some(ip),
+                    other => other.into_string().trim().parse().ok(),
+                };
+                ip.is_some_and(|ip| nets.iter().any(|(n, l)| in_net(ip, *n, *l)))
+            }
+            _ => self.match_str(&value.into_string()),
         }
     }
 
@@ -112,8 +174,60 @@ impl CompiledAcl {
             Matcher::Regex(r) => r.iter().any(|r| r.is_match(v)),
             Matcher::Ip(nets) => v.parse().map(|ip| nets.iter().any(|(n, l)| in_net(ip, *n, *l))).unwrap_or(false),
             Matcher::Bool => !v.is_empty(),
+            Matcher::Found => true,
+            Matcher::Int(r) | Matcher::Len(r) => {
+                let n = match &self.matcher {
+                    Matcher::Len(_) => Some(v.len() as i64),
+                    _ => v.trim().parse().ok(),
+                };
+                n.is_some_and(|n| r.iter().any(|(lo, hi)| lo.is_none_or(|l| n >= l) && hi.is_none_or(|h| n <= h)))
+            }
+            Matcher::Dom(p) => p.iter().any(|p| words_in(v, p, &['.', '/', '?', ':', '#'])),
+            Matcher::Dir(p) => p.iter().any(|p| words_in(v, p, &['/', '?', '#'])),
         }
     }
+}
+
+/// `-m dom` / `-m dir`: `pattern` as whole words of `value`, delimited by `delims`.
+fn words_in(value: &str, pattern: &str, delims: &[char]) -> bool {
+    let trimmed = pattern.trim_matches(|c| delims.contains(&c));
+    if trimmed.is_empty() {
+        return false;
+    }
+    let mut from = 0;
+    while let Some(i) = value[from..].find(trimmed) {
+        let start = from + i;
+        let end = start + trimmed.len();
+        let before = value[..start].chars().next_back().is_none_or(|c| delims.contains(&c));
+        let after = value[end..].chars().next().is_none_or(|c| delims.contains(&c));
+        if before && after {
+            return true;
+        }
+        from = start + trimmed.chars().next().map_or(1, char::len_utf8);
+    }
+    false
+}
+
+/// `LO:HI` patterns (see `MatchKind::Int`).
+fn ranges(acl: &Acl) -> Result<Vec<Range>, CompileError> {
+    acl.patterns
+        .iter()
+        .map(|p| {
+            let bad = || CompileError::AclAddress { acl: acl.name.clone(), pattern: p.clone() };
+            let (lo, hi) = p.split_once(':').ok_or_else(bad)?;
+            let end = |t: &str| if t.is_empty() { Ok(None) } else { t.parse().map(Some).map_err(|_| bad()) };
+            Ok((end(lo)?, end(hi)?))
+        })
+        .collect()
+}
+
+/// Who a request comes from and what it has set so far: what conditions read besides the
+/// message (ports and the bind address for sample fetches, the transaction's variables).
+pub(crate) struct Who<'a> {
+    pub peer: SocketAddr,
+    pub bind: SocketAddr,
+    pub tls: Option<&'a fulcrum_tls::Negotiated>,
+    pub vars: &'a super::rules::Vars,
 }
 
 /// What a condition can look at: the client's address always; the request in `mode http`;
@@ -125,6 +239,40 @@ pub struct Facts<'a> {
     pub hello_type: Option<u8>,
     /// What a TLS connection fulcrum terminated negotiated (`ssl_fc*`, `ssl_c_*`).
     pub tls: Option<&'a fulcrum_tls::Negotiated>,
+    /// The client's and the bind's full addresses, and the variables (sample fetches).
+    pub peer: Option<SocketAddr>,
+    pub bind: Option<SocketAddr>,
+    pub vars: Option<&'a super::rules::Vars>,
+}
+
+impl<'a> Facts<'a> {
+    /// The facts of an HTTP transaction (without its request: set `req`).
+    pub fn of(who: &Who<'a>) -> Facts<'a> {
+        Facts {
+            client: who.peer.ip(),
+            req: None,
+            sni: None,
+            hello_type: None,
+            tls: who.tls,
+            peer: Some(who.peer),
+            bind: Some(who.bind),
+            vars: Some(who.vars),
+        }
+    }
+
+    /// A connection's facts before any request (`mode tcp`, UDP).
+    pub fn connection(peer: SocketAddr, bind: Option<SocketAddr>) -> Facts<'a> {
+        Facts {
+            client: peer.ip(),
+            req: None,
+            sni: None,
+            hello_type: None,
+            tls: None,
+            peer: Some(peer),
+            bind,
+            vars: None,
+        }
+    }
 }
 
 /// `ADDR` or `ADDR/LEN`.
@@ -183,14 +331,8 @@ impl CompiledCondition {
         Ok(CompiledCondition { unless: cond.unless, alternatives })
     }
 
-    pub fn eval(
-        &self,
-        acls: &[CompiledAcl],
-        req: &Parts,
-        client: IpAddr,
-        tls: Option<&fulcrum_tls::Negotiated>,
-    ) -> bool {
-        self.eval_facts(acls, &Facts { client, req: Some(req), sni: None, hello_type: None, tls })
+    pub fn eval(&self, acls: &[CompiledAcl], req: &Parts, who: &Who<'_>) -> bool {
+        self.eval_facts(acls, &Facts { req: Some(req), ..Facts::of(who) })
     }
 
     pub fn eval_facts(&self, acls: &[CompiledAcl], facts: &Facts<'_>) -> bool {

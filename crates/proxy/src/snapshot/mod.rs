@@ -16,6 +16,7 @@ mod acl;
 mod pages;
 pub(crate) mod rules;
 
+pub(crate) use acl::Who;
 pub(crate) use acl::{in_net, parse_net, CompiledAcl, CompiledCondition, Facts};
 pub(crate) use pages::{error_page, ErrorPages};
 
@@ -201,26 +202,18 @@ impl FrontendRt {
     pub(crate) fn redirect(
         &self,
         req: &http::request::Parts,
-        client: IpAddr,
-        tls: Option<&fulcrum_tls::Negotiated>,
+        who: &Who<'_>,
     ) -> Option<(&fulcrum_model::Redirect, String)> {
-        let (rule, _) = self
-            .redirects
-            .iter()
-            .find(|(_, cond)| cond.as_ref().is_none_or(|c| c.eval(&self.acls, req, client, tls)))?;
+        let (rule, _) =
+            self.redirects.iter().find(|(_, cond)| cond.as_ref().is_none_or(|c| c.eval(&self.acls, req, who)))?;
         Some((rule, redirect_location(rule, req)))
     }
 
     /// The backend for a request: the first `use_backend` whose condition holds, else the default.
-    pub fn route(
-        &self,
-        req: &http::request::Parts,
-        client: IpAddr,
-        tls: Option<&fulcrum_tls::Negotiated>,
-    ) -> Option<&Arc<BackendRt>> {
+    pub(crate) fn route(&self, req: &http::request::Parts, who: &Who<'_>) -> Option<&Arc<BackendRt>> {
         self.rules
             .iter()
-            .find(|(cond, _)| cond.eval(&self.acls, req, client, tls))
+            .find(|(cond, _)| cond.eval(&self.acls, req, who))
             .map(|(_, b)| b)
             .or(self.default_backend.as_ref())
     }

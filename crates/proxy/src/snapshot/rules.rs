@@ -15,7 +15,7 @@ use crate::CompileError;
 /// A sample's value, typed as HAProxy types them where it matters (integers add, addresses
 /// mask).
 #[derive(Debug, Clone, PartialEq)]
-enum Value {
+pub(crate) enum Value {
     Str(String),
     Bin(Vec<u8>),
     Int(i64),
@@ -40,14 +40,14 @@ impl Value {
         }
     }
 
-    fn into_string(self) -> String {
+    pub(crate) fn into_string(self) -> String {
         match self {
             Value::Str(s) => s,
             other => String::from_utf8_lossy(&other.into_bytes()).into_owned(),
         }
     }
 
-    fn as_int(&self) -> Option<i64> {
+    pub(crate) fn as_int(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
             Value::Bool(b) => Some(i64::from(*b)),
@@ -89,6 +89,35 @@ pub(crate) struct Ctx<'a> {
     pub vars: &'a mut Vars,
 }
 
+impl Ctx<'_> {
+    /// What samples read (the variables without the right to set them).
+    fn scope(&self) -> Scope<'_> {
+        Scope {
+            client: self.client,
+            bind: self.bind,
+            tls: self.tls,
+            frontend: self.frontend,
+            backend: self.backend,
+            vars: &*self.vars,
+        }
+    }
+
+    /// The condition's view of the transaction.
+    fn who(&self) -> super::acl::Who<'_> {
+        super::acl::Who { peer: self.client, bind: self.bind, tls: self.tls, vars: &*self.vars }
+    }
+}
+
+/// What a sample reads besides the message: [`Ctx`] without the right to set variables.
+pub(crate) struct Scope<'a> {
+    pub client: SocketAddr,
+    pub bind: SocketAddr,
+    pub tls: Option<&'a fulcrum_tls::Negotiated>,
+    pub frontend: &'a str,
+    pub backend: Option<&'a str>,
+    pub vars: &'a Vars,
+}
+
 /// The response a sample may read (`status`, `res.hdr`).
 #[derive(Clone, Copy)]
 pub(crate) struct Resp<'a> {
@@ -103,7 +132,7 @@ enum CompiledConv {
 }
 
 #[derive(Debug)]
-struct CompiledSample {
+pub(crate) struct CompiledSample {
     fetch: SampleFetch,
     converters: Vec<CompiledConv>,
 }
@@ -169,7 +198,7 @@ fn regex(pattern: &str, ignore_case: bool, what: &str) -> Result<regex::Regex, C
     })
 }
 
-fn sample(s: &Sample) -> Result<CompiledSample, CompileError> {
+pub(crate) fn sample(s: &Sample) -> Result<CompiledSample, CompileError> {
     let converters = s
         .converters
         .iter()
@@ -268,7 +297,7 @@ impl Rules {
     pub(crate) fn run_request(&self, acls: &[CompiledAcl], req: &mut Parts, ctx: &mut Ctx<'_>) -> Verdict {
         for (action, cond) in &self.0 {
             if let Some(c) = cond {
-                if !c.eval(acls, req, ctx.client.ip(), ctx.tls) {
+                if !c.eval(acls, req, &ctx.who()) {
                     continue;
                 }
             }
@@ -276,7 +305,7 @@ impl Rules {
                 Action::Allow => return Verdict::Continue,
                 Action::Deny(status) => return Verdict::Deny(*status),
                 Action::Return { status, content_type, body } => {
-                    let body = body.as_ref().map(|f| render(f, Some(req), None, ctx)).unwrap_or_default();
+                    let body = body.as_ref().map(|f| render(f, Some(req), None, &ctx.scope())).unwrap_or_default();
                     return Verdict::Return { status: *status, content_type: content_type.clone(), body };
                 }
                 Action::Redirect(r) => {
@@ -287,22 +316,22 @@ impl Rules {
                     }
                 }
                 Action::SetHeader(name, f) => {
-                    let v = render(f, Some(req), None, ctx);
+                    let v = render(f, Some(req), None, &ctx.scope());
                     set_header(&mut req.headers, name, &v, true);
                 }
                 Action::AddHeader(name, f) => {
-                    let v = render(f, Some(req), None, ctx);
+                    let v = render(f, Some(req), None, &ctx.scope());
                     set_header(&mut req.headers, name, &v, false);
                 }
                 Action::DelHeader(name) => {
                     req.headers.remove(name);
                 }
                 Action::ReplaceHeader { name, regex, replacement, each_value } => {
-                    let with = render(replacement, Some(req), None, ctx);
+                    let with = render(replacement, Some(req), None, &ctx.scope());
                     replace_header(&mut req.headers, name, regex, &with, *each_value);
                 }
                 Action::SetPath(f) => {
-                    let path = render(f, Some(req), None, ctx);
+                    let path = render(f, Some(req), None, &ctx.scope());
                     let query = req.uri.query().map(str::to_string);
                     let pq = match query {
                         Some(q) => format!("{path}?{q}"),
@@ -311,24 +340,24 @@ impl Rules {
                     set_path_and_query(req, &pq);
                 }
                 Action::SetQuery(f) => {
-                    let q = render(f, Some(req), None, ctx);
+                    let q = render(f, Some(req), None, &ctx.scope());
                     let path = req.uri.path().to_string();
                     let pq = if q.is_empty() { path } else { format!("{path}?{}", q.trim_start_matches('?')) };
                     set_path_and_query(req, &pq);
                 }
                 Action::SetUri(f) => {
-                    let u = render(f, Some(req), None, ctx);
+                    let u = render(f, Some(req), None, &ctx.scope());
                     if let Ok(uri) = Uri::try_from(u.as_str()) {
                         req.uri = uri;
                     }
                 }
                 Action::SetMethod(f) => {
-                    if let Ok(m) = Method::from_bytes(render(f, Some(req), None, ctx).as_bytes()) {
+                    if let Ok(m) = Method::from_bytes(render(f, Some(req), None, &ctx.scope()).as_bytes()) {
                         req.method = m;
                     }
                 }
                 Action::ReplacePath { regex, replacement } => {
-                    let with = render(replacement, Some(req), None, ctx);
+                    let with = render(replacement, Some(req), None, &ctx.scope());
                     let path = req.uri.path().to_string();
                     let new = regex.replace(&path, haproxy_subst(&with).as_str()).into_owned();
                     if new != path {
@@ -340,7 +369,7 @@ impl Rules {
                     }
                 }
                 Action::SetVar(name, s) => {
-                    if let Some(v) = eval(s, Some(req), None, ctx) {
+                    if let Some(v) = eval(s, Some(req), None, &ctx.scope()) {
                         ctx.vars.set(name, v.into_string());
                     }
                 }
@@ -366,7 +395,8 @@ impl Rules {
         let _ = req;
         for (action, cond) in &self.0 {
             if let Some(c) = cond {
-                let facts = Facts { client: ctx.client.ip(), req: None, sni: None, hello_type: None, tls: ctx.tls };
+                let who = ctx.who();
+                let facts = Facts { req: None, ..Facts::of(&who) };
                 if !c.eval_facts(acls, &facts) {
                     continue;
                 }
@@ -376,7 +406,7 @@ impl Rules {
                 Action::Deny(status) => return Verdict::Deny(*status),
                 Action::Return { status: code, content_type, body } => {
                     let seen = Resp { status: *status, headers: &*headers };
-                    let body = body.as_ref().map(|f| render(f, None, Some(seen), ctx)).unwrap_or_default();
+                    let body = body.as_ref().map(|f| render(f, None, Some(seen), &ctx.scope())).unwrap_or_default();
                     return Verdict::Return { status: *code, content_type: content_type.clone(), body };
                 }
                 Action::Redirect(r) => {
@@ -387,14 +417,14 @@ impl Rules {
                     }
                 }
                 Action::SetHeader(name, f) | Action::AddHeader(name, f) => {
-                    let v = render(f, None, Some(Resp { status: *status, headers }), ctx);
+                    let v = render(f, None, Some(Resp { status: *status, headers }), &ctx.scope());
                     set_header(headers, name, &v, matches!(action, Action::SetHeader(..)));
                 }
                 Action::DelHeader(name) => {
                     headers.remove(name);
                 }
                 Action::ReplaceHeader { name, regex, replacement, each_value } => {
-                    let with = render(replacement, None, Some(Resp { status: *status, headers }), ctx);
+                    let with = render(replacement, None, Some(Resp { status: *status, headers }), &ctx.scope());
                     replace_header(headers, name, regex, &with, *each_value);
                 }
                 Action::SetStatus(code) => {
@@ -403,7 +433,7 @@ impl Rules {
                     }
                 }
                 Action::SetVar(name, s) => {
-                    if let Some(v) = eval(s, None, Some(Resp { status: *status, headers }), ctx) {
+                    if let Some(v) = eval(s, None, Some(Resp { status: *status, headers }), &ctx.scope()) {
                         ctx.vars.set(name, v.into_string());
                     }
                 }
@@ -433,7 +463,7 @@ pub fn render_request(
     let mut vars = Vars::default();
     vars.set("txn.x", "value".to_string());
     let ctx = Ctx { client, bind, tls: None, frontend: "fe", backend: Some("be"), vars: &mut vars };
-    Ok(render(&f, Some(req), None, &ctx))
+    Ok(render(&f, Some(req), None, &ctx.scope()))
 }
 
 /// `set-header` (replace: every field of that name goes first) or `add-header`. A value that
@@ -485,7 +515,7 @@ fn set_path_and_query(req: &mut Parts, pq: &str) {
 }
 
 /// A log-format string's text, its samples rendered (a sample that finds nothing is empty).
-fn render(f: &Format, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Ctx<'_>) -> String {
+fn render(f: &Format, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Scope<'_>) -> String {
     let mut out = String::new();
     for part in &f.0 {
         match part {
@@ -537,7 +567,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn fetch(f: &SampleFetch, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Ctx<'_>) -> Option<Value> {
+fn fetch(f: &SampleFetch, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Scope<'_>) -> Option<Value> {
     let tls = ctx.tls;
     Some(match f {
         SampleFetch::Src => Value::Ip(ctx.client.ip()),
@@ -584,7 +614,7 @@ fn fetch(f: &SampleFetch, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Ctx
     })
 }
 
-fn eval(s: &CompiledSample, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Ctx<'_>) -> Option<Value> {
+pub(crate) fn eval(s: &CompiledSample, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Scope<'_>) -> Option<Value> {
     let mut v = fetch(&s.fetch, req, resp, ctx)?;
     for c in &s.converters {
         v = convert(c, v, ctx)?;
@@ -674,7 +704,7 @@ fn json_escape(text: &str) -> String {
     out
 }
 
-fn convert(c: &CompiledConv, v: Value, ctx: &Ctx<'_>) -> Option<Value> {
+fn convert(c: &CompiledConv, v: Value, ctx: &Scope<'_>) -> Option<Value> {
     let conv = match c {
         CompiledConv::Regsub { regex, subst, global } => {
             let text = v.into_string();
