@@ -441,19 +441,8 @@ pub(crate) fn parse_sample_in(text: &str, dir: Dir) -> Result<Sample, Problem> {
             fetch = SampleFetch::ResHdr { name, occ };
         }
     }
-    let request_only = matches!(
-        fetch,
-        SampleFetch::Method
-            | SampleFetch::Path
-            | SampleFetch::Query
-            | SampleFetch::Url
-            | SampleFetch::Base
-            | SampleFetch::ReqVer
-            | SampleFetch::ReqHdr { .. }
-            | SampleFetch::ReqHdrCnt(_)
-            | SampleFetch::ReqCook(_)
-    );
-    let response_only = matches!(fetch, SampleFetch::Status | SampleFetch::ResHdr { .. });
+    let request_only = fetch.needs_request();
+    let response_only = fetch.needs_response();
     if dir == Dir::Response && request_only {
         return Err(Problem::invalid(format!(
             "the sample fetch '{}' needs the request's headers, which response rules do not have",

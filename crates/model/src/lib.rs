@@ -359,23 +359,9 @@ pub enum Fetch {
 impl Fetch {
     /// Whether the fetch needs an HTTP request (`mode http`).
     pub fn needs_http(&self) -> bool {
-        use rules::SampleFetch as S;
         match self {
             Fetch::Path | Fetch::Header(_) | Fetch::Method => true,
-            Fetch::Sample(s) => matches!(
-                s.fetch,
-                S::Method
-                    | S::Path
-                    | S::Query
-                    | S::Url
-                    | S::Base
-                    | S::ReqVer
-                    | S::ReqHdr { .. }
-                    | S::ReqHdrCnt(_)
-                    | S::ReqCook(_)
-                    | S::ResHdr { .. }
-                    | S::Status
-            ),
+            Fetch::Sample(s) => s.fetch.needs_request() || s.fetch.needs_response(),
             _ => false,
         }
     }

@@ -57,6 +57,29 @@ pub enum SampleFetch {
     Var(String),
 }
 
+impl SampleFetch {
+    /// Reads the request's head (not there in response rules).
+    pub fn needs_request(&self) -> bool {
+        matches!(
+            self,
+            SampleFetch::Method
+                | SampleFetch::Path
+                | SampleFetch::Query
+                | SampleFetch::Url
+                | SampleFetch::Base
+                | SampleFetch::ReqVer
+                | SampleFetch::ReqHdr { .. }
+                | SampleFetch::ReqHdrCnt(_)
+                | SampleFetch::ReqCook(_)
+        )
+    }
+
+    /// Reads the response (only there in response rules).
+    pub fn needs_response(&self) -> bool {
+        matches!(self, SampleFetch::Status | SampleFetch::ResHdr { .. })
+    }
+}
+
 /// What a converter does to the value before it (HAProxy's converters).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Converter {
