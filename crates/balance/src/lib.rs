@@ -9,6 +9,7 @@
 //! (with [`mask_ip`] for the persistence netmask), with time passed in explicitly.
 #![forbid(unsafe_code)]
 
+pub mod counters;
 pub mod haproxy_hash;
 mod hash;
 pub mod lvs;
@@ -23,7 +24,7 @@ mod tests;
 
 pub use hash::{hash_key, hash_key32, mix64};
 pub use lvs::{Flow, Load, Thresholds};
-pub use persist::{mask_ip, PersistTable};
+pub use persist::{mask_ip, PersistTable, Table};
 pub use scheduler::*;
 
 pub use fulcrum_model::{Algorithm, HashFunction, HashType, KeyHash, Lvs, LvsScheduler};

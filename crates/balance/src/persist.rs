@@ -16,10 +16,11 @@ use crate::ServerId;
 const NIL: usize = usize::MAX;
 
 #[derive(Debug, Clone)]
-struct Entry<K> {
+struct Entry<K, V> {
     /// `None` while the entry sits on the free list.
     key: Option<K>,
-    server: ServerId,
+    /// The server (persistence), or the counters (stick tables that store data).
+    value: V,
     /// `None`: never expires (`now + expire` is beyond what `Instant` can represent).
     expires_at: Option<Instant>,
     /// Neighbours in recency order: toward the most recently used, and toward the least.
@@ -42,21 +43,24 @@ struct Entry<K> {
 /// `now` is expected not to go backwards between calls; if it does, lookups stay correct but
 /// `purge_expired` may leave some expired entries for a later call.
 #[derive(Debug, Clone)]
-pub struct PersistTable<K: Eq + Hash + Clone> {
+pub struct Table<K: Eq + Hash + Clone, V> {
     capacity: usize,
     expire: Duration,
     index: HashMap<K, usize>,
-    entries: Vec<Entry<K>>,
+    entries: Vec<Entry<K, V>>,
     free: Vec<usize>,
     newest: usize,
     oldest: usize,
 }
 
-impl<K: Eq + Hash + Clone> PersistTable<K> {
+/// A key → server table: persistence (stick on, IPVS templates).
+pub type PersistTable<K> = Table<K, ServerId>;
+
+impl<K: Eq + Hash + Clone, V: Clone> Table<K, V> {
     /// A table holding at most `capacity` entries (0: remembers nothing), each living `expire`
     /// after its last use. Memory grows with use, not with `capacity`.
     pub fn new(capacity: usize, expire: Duration) -> Self {
-        PersistTable {
+        Table {
             capacity,
             expire,
             index: HashMap::new(),
@@ -91,7 +95,7 @@ impl<K: Eq + Hash + Clone> PersistTable<K> {
 
     /// The server remembered for `key`, refreshing its expiry. An expired entry is removed and
     /// reported as a miss.
-    pub fn get(&mut self, key: &K, now: Instant) -> Option<ServerId> {
+    pub fn get(&mut self, key: &K, now: Instant) -> Option<V> {
         let slot = *self.index.get(key)?;
         if self.is_expired(slot, now) {
             self.release(slot);
@@ -100,28 +104,58 @@ impl<K: Eq + Hash + Clone> PersistTable<K> {
         let expires_at = now.checked_add(self.expire);
         let entry = self.entries.get_mut(slot)?;
         entry.expires_at = expires_at;
-        let server = entry.server;
+        let value = entry.value.clone();
         self.touch(slot);
-        Some(server)
+        Some(value)
     }
 
     /// The server remembered for `key` if not expired, without refreshing it (for display).
-    pub fn peek(&self, key: &K, now: Instant) -> Option<ServerId> {
+    pub fn peek(&self, key: &K, now: Instant) -> Option<V> {
+        self.peek_ref(key, now).cloned()
+    }
+
+    /// [`Table::peek`] by reference.
+    pub fn peek_ref(&self, key: &K, now: Instant) -> Option<&V> {
         let slot = *self.index.get(key)?;
         let entry = self.entries.get(slot)?;
-        (entry.users > 0 || !expired(entry, now)).then_some(entry.server)
+        (entry.users > 0 || !expired(entry, now)).then_some(&entry.value)
+    }
+
+    /// The value of `key`, refreshed (its expiry pushed to `now + expire`, moved to the front),
+    /// made by `make` when absent or expired (evicting the least recently used entry of a full
+    /// table). None when nothing can be stored (capacity 0, or every entry in use).
+    pub fn entry(&mut self, key: K, now: Instant, make: impl FnOnce() -> V) -> Option<&mut V> {
+        let live = self.index.get(&key).copied().filter(|&slot| !self.is_expired(slot, now));
+        let slot = match live {
+            Some(slot) => {
+                let expires_at = now.checked_add(self.expire);
+                if let Some(entry) = self.entries.get_mut(slot) {
+                    entry.expires_at = expires_at;
+                }
+                self.touch(slot);
+                slot
+            }
+            None => {
+                if let Some(&stale) = self.index.get(&key) {
+                    self.release(stale);
+                }
+                self.insert(key.clone(), make(), now);
+                *self.index.get(&key)?
+            }
+        };
+        self.entries.get_mut(slot).map(|e| &mut e.value)
     }
 
     /// Remembers `key → server` until `now + expire`, replacing any previous server for `key`.
     /// When the table is full, the least recently used entry is evicted first.
-    pub fn insert(&mut self, key: K, server: ServerId, now: Instant) {
+    pub fn insert(&mut self, key: K, value: V, now: Instant) {
         if self.capacity == 0 {
             return;
         }
         let expires_at = now.checked_add(self.expire);
         if let Some(&slot) = self.index.get(&key) {
             if let Some(entry) = self.entries.get_mut(slot) {
-                entry.server = server;
+                entry.value = value;
                 entry.expires_at = expires_at;
             }
             self.touch(slot);
@@ -130,7 +164,7 @@ impl<K: Eq + Hash + Clone> PersistTable<K> {
         if self.index.len() >= self.capacity && !self.evict_one(now) {
             return;
         }
-        let entry = Entry { key: Some(key.clone()), server, expires_at, newer: NIL, older: NIL, users: 0 };
+        let entry = Entry { key: Some(key.clone()), value, expires_at, newer: NIL, older: NIL, users: 0 };
         let slot = match self.free.pop() {
             Some(slot) if slot < self.entries.len() => {
                 self.entries[slot] = entry;
@@ -148,8 +182,8 @@ impl<K: Eq + Hash + Clone> PersistTable<K> {
     /// Remembers `key → server` (as [`PersistTable::insert`]) for a connection that is now
     /// open: the entry cannot expire until [`PersistTable::unhold`] says it ended. False when
     /// the table is full of entries in use.
-    pub fn hold(&mut self, key: K, server: ServerId, now: Instant) -> bool {
-        self.insert(key.clone(), server, now);
+    pub fn hold(&mut self, key: K, value: V, now: Instant) -> bool {
+        self.insert(key.clone(), value, now);
         match self.index.get(&key).and_then(|&slot| self.entries.get_mut(slot)) {
             Some(entry) => {
                 entry.users = entry.users.saturating_add(1);
@@ -193,25 +227,10 @@ impl<K: Eq + Hash + Clone> PersistTable<K> {
         self.touch(slot);
     }
 
-    /// Forgets `key`; returns the server it pointed to.
-    pub fn remove(&mut self, key: &K) -> Option<ServerId> {
+    /// Forgets `key`; returns its value.
+    pub fn remove(&mut self, key: &K) -> Option<V> {
         let slot = *self.index.get(key)?;
         self.release(slot)
-    }
-
-    /// Forgets every entry pointing to `server` (server deleted, or IPVS quiescent template
-    /// expiry); returns how many were removed.
-    pub fn remove_server(&mut self, server: ServerId) -> usize {
-        let mut removed = 0;
-        let mut slot = self.oldest;
-        while let Some(entry) = self.entries.get(slot) {
-            let (newer, matches) = (entry.newer, entry.server == server);
-            if matches && self.release(slot).is_some() {
-                removed += 1;
-            }
-            slot = newer;
-        }
-        removed
     }
 
     /// Removes entries expired at `now`; returns how many.
@@ -235,12 +254,12 @@ impl<K: Eq + Hash + Clone> PersistTable<K> {
     }
 
     /// Entries from most to least recently used: key, server, expiry (`None`: never).
-    pub fn iter(&self) -> impl Iterator<Item = (&K, ServerId, Option<Instant>)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V, Option<Instant>)> + '_ {
         let mut slot = self.newest;
         std::iter::from_fn(move || {
             let entry = self.entries.get(slot)?;
             slot = entry.older;
-            Some((entry.key.as_ref()?, entry.server, entry.expires_at))
+            Some((entry.key.as_ref()?, &entry.value, entry.expires_at))
         })
     }
 
@@ -249,12 +268,12 @@ impl<K: Eq + Hash + Clone> PersistTable<K> {
     }
 
     /// Unlinks and frees `slot`, removing its key from the index.
-    fn release(&mut self, slot: usize) -> Option<ServerId> {
+    fn release(&mut self, slot: usize) -> Option<V> {
         let key = self.entries.get_mut(slot)?.key.take()?;
         self.index.remove(&key);
         self.unlink(slot);
         self.free.push(slot);
-        self.entries.get(slot).map(|entry| entry.server)
+        self.entries.get(slot).map(|entry| entry.value.clone())
     }
 
     /// Moves a linked entry to the front.
@@ -296,7 +315,24 @@ impl<K: Eq + Hash + Clone> PersistTable<K> {
     }
 }
 
-fn expired<K>(entry: &Entry<K>, now: Instant) -> bool {
+impl<K: Eq + Hash + Clone> Table<K, ServerId> {
+    /// Forgets every entry pointing to `server` (server deleted, or IPVS quiescent template
+    /// expiry); returns how many were removed.
+    pub fn remove_server(&mut self, server: ServerId) -> usize {
+        let mut removed = 0;
+        let mut slot = self.oldest;
+        while let Some(entry) = self.entries.get(slot) {
+            let (newer, matches) = (entry.newer, entry.value == server);
+            if matches && self.release(slot).is_some() {
+                removed += 1;
+            }
+            slot = newer;
+        }
+        removed
+    }
+}
+
+fn expired<K, V>(entry: &Entry<K, V>, now: Instant) -> bool {
     entry.expires_at.is_some_and(|expires_at| now >= expires_at)
 }
 
@@ -472,7 +508,7 @@ mod tests {
         forever.insert(1, 1, t0);
         assert_eq!(forever.get(&1, secs(t0, 1 << 40)), Some(1));
         assert_eq!(forever.purge_expired(secs(t0, 1 << 40)), 0);
-        assert_eq!(forever.iter().next(), Some((&1, 1, None)));
+        assert_eq!(forever.iter().next(), Some((&1, &1, None)));
 
         let mut instant = PersistTable::new(4, Duration::ZERO);
         instant.insert(1, 1, t0);

@@ -346,7 +346,7 @@ fn sample_criterion(word: &str) -> Result<(Fetch, MatchKind), Problem> {
         Some(_) => MatchKind::Exact,
         None => match sample.fetch {
             F::Src | F::Dst => MatchKind::Ip,
-            F::SrcPort | F::DstPort | F::Status | F::ReqHdrCnt(_) | F::Int(_) => MatchKind::Int,
+            F::SrcPort | F::DstPort | F::Status | F::ReqHdrCnt(_) | F::Int(_) | F::Counter { .. } => MatchKind::Int,
             F::SslFc | F::SslCUsed => MatchKind::Bool,
             _ => MatchKind::Exact,
         },
@@ -703,7 +703,9 @@ mod tests {
         let acl = parse_acl_body("x", &w("req.hdr(host),lower,field(1,:) -m end .example.com")).expect("valid");
         assert_eq!(acl.kind, MatchKind::Suffix);
         assert!(parse_acl_body("x", &w("query -m len gt x")).is_err());
-        assert!(matches!(parse_acl_body("x", &w("sc0_http_req_rate gt 10")), Err(Problem::Unsupported { .. })));
+        assert!(matches!(parse_acl_body("x", &w("sc0_conn_cur gt 10")), Err(Problem::Unsupported { .. })));
+        let acl = parse_acl_body("x", &w("sc_http_req_rate(0) gt 10")).expect("valid");
+        assert_eq!((acl.kind, acl.patterns.clone()), (MatchKind::Int, vec!["11:".to_string()]));
         let Err(Problem::Invalid { hint, .. }) = parse_acl_body("x", &w("path_bgn /a")) else { panic!("invalid") };
         assert_eq!(hint.as_deref(), Some("did you mean path_beg?"));
         assert!(parse_acl_body("x", &w("path")).is_err());

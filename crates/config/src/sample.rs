@@ -4,7 +4,7 @@
 //! Arguments are split on commas inside the parentheses; a backslash keeps the next character
 //! as it is (`regsub(\,,;)`), as HAProxy reads them.
 use crate::diag::Problem;
-use fulcrum_model::rules::{Converter, FormatPart, LogFormat, Sample, SampleFetch};
+use fulcrum_model::rules::{Converter, Counter, CounterOf, FormatPart, LogFormat, Sample, SampleFetch};
 
 /// Fetches fulcrum evaluates, for "did you mean".
 const FETCHES: &[&str] = &[
@@ -42,6 +42,12 @@ const FETCHES: &[&str] = &[
     "int",
     "bool",
     "var",
+    "sc_http_req_rate",
+    "sc0_http_req_rate",
+    "src_http_req_rate",
+    "sc_http_req_cnt",
+    "sc_get_gpc0",
+    "sc_inc_gpc0",
 ];
 
 /// HAProxy fetches fulcrum knows but does not evaluate yet: reported as such, not misspelt.
@@ -69,16 +75,8 @@ const NOT_YET_FETCHES: &[&str] = &[
     "fe_id",
     "srv_id",
     "srv_name",
-    "sc_http_req_rate",
-    "sc0_http_req_rate",
-    "sc1_http_req_rate",
-    "sc2_http_req_rate",
-    "src_http_req_rate",
     "src_conn_rate",
     "src_conn_cur",
-    "sc_get_gpc0",
-    "sc0_get_gpc0",
-    "src_get_gpc0",
     "table_http_req_rate",
 ];
 
@@ -274,14 +272,31 @@ fn fetch(c: &Call<'_>) -> Result<SampleFetch, Problem> {
         "int" => SampleFetch::Int(int_arg(c, 0, None)?),
         "bool" => SampleFetch::Int(i64::from(int_arg(c, 0, None)? != 0)),
         "var" => SampleFetch::Var(var_name(&str_arg(c, 0)?)?),
-        other if NOT_YET_FETCHES.contains(&other) => {
+        other if counter_fetch(other).is_some() => {
+            let (of, counter, table_arg) = counter_fetch(other).unwrap_or((CounterOf::Src, Counter::HttpReqCnt, 0));
+            let of = match of {
+                // `sc_*(N[,TABLE])`: the slot is the first argument.
+                CounterOf::Slot(u8::MAX) => {
+                    let n = int_arg(c, 0, None)?;
+                    CounterOf::Slot(u8::try_from(n).ok().filter(|n| *n <= 2).ok_or_else(|| {
+                        Problem::invalid(format!("'{other}': the stick counter is 0, 1 or 2, not {n}"))
+                    })?)
+                }
+                of => of,
+            };
+            arity(c, table_arg + 1)?;
+            let table = c.args.get(table_arg).filter(|t| !t.is_empty()).cloned();
+            SampleFetch::Counter { of, counter, table }
+        }
+        other if NOT_YET_FETCHES.contains(&other) || other.starts_with("sc") || other.starts_with("src_") => {
             return Err(Problem::unsupported(format!("the sample fetch '{other}' is not supported yet")))
         }
         other => return Err(Problem::unknown("sample fetch", other, FETCHES.iter().copied())),
     };
     if !matches!(
         f,
-        SampleFetch::ReqHdr { .. }
+        SampleFetch::Counter { .. }
+            | SampleFetch::ReqHdr { .. }
             | SampleFetch::ResHdr { .. }
             | SampleFetch::ReqHdrCnt(_)
             | SampleFetch::ReqCook(_)
@@ -294,6 +309,30 @@ fn fetch(c: &Call<'_>) -> Result<SampleFetch, Problem> {
         return Err(Problem::invalid(format!("'{}' takes no argument", c.name)));
     }
     Ok(f)
+}
+
+/// A stick-counter fetch's name: whose counter (a slot, `u8::MAX` when the slot is the first
+/// argument; or the client's address), which, and the position of its optional table argument.
+fn counter_fetch(name: &str) -> Option<(CounterOf, Counter, usize)> {
+    let (of, rest, table_arg) = if let Some(rest) = name.strip_prefix("sc_") {
+        (CounterOf::Slot(u8::MAX), rest, 1)
+    } else if let Some(rest) = name.strip_prefix("src_") {
+        (CounterOf::Src, rest, 0)
+    } else {
+        let slot = name.strip_prefix("sc")?;
+        let (digit, rest) = slot.split_at_checked(1)?;
+        let n: u8 = digit.parse().ok().filter(|n| *n <= 2)?;
+        (CounterOf::Slot(n), rest.strip_prefix('_')?, 0)
+    };
+    let counter = match rest {
+        "http_req_cnt" => Counter::HttpReqCnt,
+        "http_req_rate" => Counter::HttpReqRate,
+        "get_gpc0" => Counter::Gpc0,
+        "gpc0_rate" => Counter::Gpc0Rate,
+        "inc_gpc0" => Counter::IncGpc0,
+        _ => return None,
+    };
+    Some((of, counter, table_arg))
 }
 
 /// `txn.NAME`, `req.NAME`, `sess.NAME`, `res.NAME`, `proc.NAME`: the scope is kept in the name.

@@ -41,6 +41,37 @@ pub(crate) fn validate(
     for be in &model.backends {
         backend(be, diags);
     }
+    tables(model, diags);
+}
+
+/// The stick tables rules and fetches use exist: `table NAME` names a section that declares
+/// one, and `track-sc*` / `src_*` without a name need their own section's, as HAProxy checks.
+fn tables(model: &Model, diags: &mut Vec<Diagnostic>) {
+    let declared = |name: &str| {
+        model.frontends.iter().any(|f| f.name == name && f.table.is_some())
+            || model.backends.iter().any(|b| b.name == name && b.table.is_some())
+    };
+    let sections = model
+        .frontends
+        .iter()
+        .map(|f| (&f.name, &f.origin, &f.http_request, &f.http_response, &f.acls))
+        .chain(model.backends.iter().map(|b| (&b.name, &b.origin, &b.http_request, &b.http_response, &b.acls)));
+    for (proxy, origin, request, response, acls) in sections {
+        let from_rules = request.iter().chain(response).flat_map(|r| r.tables_used());
+        let from_acls = acls.iter().filter_map(|a| match &a.fetch {
+            fulcrum_model::Fetch::Sample(s) => s.fetch.table_used(),
+            _ => None,
+        });
+        let mut missing: Vec<&str> =
+            from_rules.chain(from_acls).map(|t| t.unwrap_or(proxy)).filter(|t| !declared(t)).collect();
+        missing.dedup();
+        for table in missing {
+            let message = format!("'{proxy}' uses the stick-table '{table}', which is not declared");
+            let hint =
+                format!("add e.g. 'stick-table type ip size 100k expire 30s store http_req_rate(10s)' to '{table}'");
+            diags.push(at(origin, Severity::Error, message, Some(hint)));
+        }
+    }
 }
 
 /// The buffer settings must leave room for a head: HAProxy refuses to start otherwise.

@@ -84,7 +84,7 @@ backend api
 fn unsupported_directives_are_errors_or_lenient_warnings() {
     let text = format!(
         "{HEAD}frontend web\n    bind :80\n    http-request tarpit if {{ src 10.0.0.0/8 }}\n    option abortonclose\n    \
-         acl c sc0_http_req_rate gt 10\n    use_backend app if c\n    default_backend app\n\
+         acl c sc0_conn_cur gt 10\n    use_backend app if c\n    default_backend app\n\
          backend app\n    server a 127.0.0.1:80 check agent-check agent-port 9999 weight 5\n"
     );
     let strict = errors(&text);
@@ -413,7 +413,7 @@ fn stick_tables_and_cookies() {
     );
     let loaded = lenient(&text).expect("lenient");
     let b = loaded.model.backend("b").expect("b");
-    assert_eq!(b.stick_src, Some(StickTable { size: 200 * 1024, expire: Duration::from_secs(1800) }));
+    assert_eq!(b.stick_src, Some(StickTable::ip(200 * 1024, Duration::from_secs(1800))));
     let c = loaded.model.backend("c").expect("c");
     assert_eq!(
         c.cookie.as_ref().map(|c| (c.name.as_str(), c.mode, c.nocache)),

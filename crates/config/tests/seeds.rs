@@ -131,7 +131,7 @@ fn cloudstack_stick_on_source() {
     let (_, _, be) = cluster_web("cloudstack-stick.cfg", ("utilisateur", "motdepasse"));
     assert_eq!(be.algorithm, Algorithm::Source);
     assert_eq!(be.hash_type, HashType::Consistent);
-    assert_eq!(be.stick_src, Some(StickTable { size: 1 << 20, expire: Duration::from_secs(3600) }));
+    assert_eq!(be.stick_src, Some(StickTable::ip(1 << 20, Duration::from_secs(3600))));
 }
 
 #[test]

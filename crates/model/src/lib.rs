@@ -253,6 +253,8 @@ pub struct Frontend {
     /// `http-request` rules, in order (after the head is read, before `redirect` and
     /// `use_backend`).
     pub http_request: Vec<rules::HttpRule>,
+    /// A `stick-table` declared in a frontend section (tracking, rate limiting).
+    pub table: Option<StickTable>,
     /// `http-response` rules, in order (after the backend's).
     pub http_response: Vec<rules::HttpRule>,
     pub redirects: Vec<Redirect>,
@@ -315,6 +317,7 @@ impl Frontend {
             redirects: Vec::new(),
             http_request: Vec::new(),
             http_response: Vec::new(),
+            table: None,
             h2_binds: Vec::new(),
         }
     }
@@ -749,11 +752,44 @@ pub enum CookieMode {
     Rewrite,
 }
 
-/// `stick-table type ip size N expire T` + `stick on src` (the only key fulcrum sticks on yet).
+/// `stick-table type ip|ipv6|integer|string [len N] size N [expire T] [store ...]`: with
+/// `stick on src` it keeps clients on their server; with `store` it keeps counters that
+/// `track-sc*` rules feed and `sc_*`/`src_*` fetches read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StickTable {
     pub size: usize,
     pub expire: Duration,
+    pub key: TableKey,
+    /// What each entry stores besides a server.
+    pub store: Vec<TableStore>,
+}
+
+impl StickTable {
+    /// A table keyed by the client address, storing nothing else (`stick on src`).
+    pub fn ip(size: usize, expire: Duration) -> StickTable {
+        StickTable { size, expire, key: TableKey::Ip, store: Vec::new() }
+    }
+}
+
+/// A stick table's key type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKey {
+    Ip,
+    Ipv6,
+    Integer,
+    /// Strings cut at `len` bytes (HAProxy's default: 32).
+    String {
+        len: usize,
+    },
+}
+
+/// `store` data types fulcrum keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableStore {
+    HttpReqCnt,
+    HttpReqRate(Duration),
+    Gpc0,
+    Gpc0Rate(Duration),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -798,6 +834,8 @@ pub struct Backend {
     pub lvs: Option<LvsService>,
     /// The ACLs a backend section declares (for its rules' conditions).
     pub acls: Vec<Acl>,
+    /// The section's `stick-table` (also for `stick on src`, then in `stick_src` too).
+    pub table: Option<StickTable>,
     /// `http-request` rules of a backend section (after the frontend's, once the backend is
     /// chosen) and its `http-response` rules (before the frontend's).
     pub http_request: Vec<rules::HttpRule>,
@@ -871,6 +909,7 @@ impl Backend {
             quorum: None,
             lvs: None,
             acls: Vec::new(),
+            table: None,
             http_request: Vec::new(),
             http_response: Vec::new(),
         }

@@ -55,6 +55,30 @@ pub enum SampleFetch {
     Int(i64),
     /// `var(txn.NAME)` (also `req.`, `sess.`): a variable set by `set-var`.
     Var(String),
+    /// A stick-table counter: of what a `track-sc*` rule tracks in a slot
+    /// (`sc_http_req_rate(0)`, `sc0_http_req_rate`), or of the client's address looked up
+    /// (`src_http_req_rate`); `table`: another table than the tracked one (or the proxy's own).
+    Counter {
+        of: CounterOf,
+        counter: Counter,
+        table: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CounterOf {
+    Slot(u8),
+    Src,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    HttpReqCnt,
+    HttpReqRate,
+    Gpc0,
+    Gpc0Rate,
+    /// `sc*_inc_gpc0` as a fetch: increments, then gives the new value.
+    IncGpc0,
 }
 
 impl SampleFetch {
@@ -77,6 +101,35 @@ impl SampleFetch {
     /// Reads the response (only there in response rules).
     pub fn needs_response(&self) -> bool {
         matches!(self, SampleFetch::Status | SampleFetch::ResHdr { .. })
+    }
+
+    /// The stick table the fetch reads: `Some(Some(name))`, `Some(None)` for its proxy's own
+    /// (`src_*` without a table), None when it reads no table (`sc_*` read what is tracked).
+    pub fn table_used(&self) -> Option<Option<&str>> {
+        match self {
+            SampleFetch::Counter { table: Some(t), .. } => Some(Some(t)),
+            SampleFetch::Counter { of: CounterOf::Src, table: None, .. } => Some(None),
+            _ => None,
+        }
+    }
+}
+
+impl HttpRule {
+    /// The stick tables the rule uses (None: its proxy's own), by `track-sc*` or a fetch.
+    pub fn tables_used(&self) -> Vec<Option<&str>> {
+        fn format(f: &LogFormat) -> impl Iterator<Item = Option<&str>> {
+            f.parts.iter().filter_map(|p| match p {
+                FormatPart::Sample(s) => s.fetch.table_used(),
+                FormatPart::Text(_) => None,
+            })
+        }
+        match &self.action {
+            HttpAction::TrackSc { table, .. } => vec![table.as_deref()],
+            HttpAction::SetHeader { value, .. } | HttpAction::AddHeader { value, .. } => format(value).collect(),
+            HttpAction::Return { body: Some(body), .. } => format(body).collect(),
+            HttpAction::SetVar { value, .. } => value.fetch.table_used().into_iter().collect(),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -217,6 +270,16 @@ pub enum HttpAction {
     SetStatus {
         status: u16,
         reason: Option<String>,
+    },
+    /// `track-sc0|1|2 KEY [table T]`: the transaction counts in the table's entry for KEY.
+    TrackSc {
+        slot: u8,
+        key: Sample,
+        table: Option<String>,
+    },
+    /// `sc-inc-gpc0(N)`.
+    ScIncGpc0 {
+        slot: u8,
     },
 }
 

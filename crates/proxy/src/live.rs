@@ -215,10 +215,63 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// IPVS persistence templates of one backend.
 pub type Templates = Mutex<fulcrum_balance::PersistTable<std::net::IpAddr>>;
 
+/// A stick table's key, as its type makes it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TableKey {
+    Ip(std::net::IpAddr),
+    Int(i64),
+    Str(Box<[u8]>),
+}
+
+/// A stick table that stores counters (`store ...`), fed by `track-sc*` rules: kept across
+/// reloads while its proxy keeps the same table.
+#[derive(Debug)]
+pub struct CounterTable {
+    pub cfg: fulcrum_model::StickTable,
+    pub periods: fulcrum_balance::counters::Periods,
+    pub entries: Mutex<fulcrum_balance::Table<TableKey, fulcrum_balance::counters::Counters>>,
+}
+
+impl CounterTable {
+    fn new(cfg: &fulcrum_model::StickTable) -> CounterTable {
+        use fulcrum_model::TableStore;
+        let mut periods = fulcrum_balance::counters::Periods::default();
+        for s in &cfg.store {
+            match s {
+                TableStore::HttpReqRate(p) => periods.http_req_rate = ms(*p),
+                TableStore::Gpc0Rate(p) => periods.gpc0_rate = ms(*p),
+                _ => {}
+            }
+        }
+        CounterTable {
+            cfg: cfg.clone(),
+            periods,
+            entries: Mutex::new(fulcrum_balance::Table::new(cfg.size, cfg.expire)),
+        }
+    }
+
+    /// Whether the table keeps this kind of data (periods aside).
+    pub fn stores(&self, what: fulcrum_model::TableStore) -> bool {
+        self.cfg.store.iter().any(|s| std::mem::discriminant(s) == std::mem::discriminant(&what))
+    }
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Milliseconds of the process's clock (the rates' time base).
+pub fn clock_ms() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    ms(EPOCH.get_or_init(std::time::Instant::now).elapsed())
+}
+
 /// All live server states, across reloads.
 #[derive(Debug, Default)]
 pub struct LiveRegistry {
     servers: Mutex<HashMap<(String, String), Arc<ServerLive>>>,
+    /// Counter tables by proxy name.
+    tables: Mutex<HashMap<String, Arc<CounterTable>>>,
     /// Persistence templates by backend: a reload (or a `fulcrum ctl` change) keeps clients
     /// where they were, as the kernel's table does.
     templates: Mutex<HashMap<String, Arc<Templates>>>,
@@ -278,6 +331,25 @@ impl LiveRegistry {
             .clone();
         lock(&table).set_expire(expire);
         table
+    }
+
+    /// The counter table of proxy `name`: the one kept from the last configuration when it
+    /// is declared the same, a new one otherwise.
+    pub fn counter_table(&self, name: &str, cfg: &fulcrum_model::StickTable) -> Arc<CounterTable> {
+        let mut map = lock(&self.tables);
+        match map.get(name) {
+            Some(t) if t.cfg == *cfg => Arc::clone(t),
+            _ => {
+                let t = Arc::new(CounterTable::new(cfg));
+                map.insert(name.to_string(), Arc::clone(&t));
+                t
+            }
+        }
+    }
+
+    /// Forget the counter tables of proxies that no longer declare one.
+    pub fn retain_tables(&self, keep: &dyn Fn(&str) -> bool) {
+        lock(&self.tables).retain(|name, _| keep(name));
     }
 
     /// Forget the templates of backends the new configuration no longer has (or no longer

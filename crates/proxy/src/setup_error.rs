@@ -12,6 +12,8 @@ pub enum CompileError {
     AclAddress { acl: String, pattern: String },
     #[error("unknown acl {0:?}")]
     UnknownAcl(String),
+    #[error("{proxy}: no stick-table named {table:?} (a table is declared by 'stick-table' in the frontend, backend or listen section it is named after)")]
+    UnknownTable { proxy: String, table: String },
     #[error("frontend {frontend}: no backend named {backend:?}")]
     UnknownBackend { frontend: String, backend: String },
     #[error("errorfile {code} {path}: {reason}")]

@@ -499,17 +499,21 @@ impl Parser {
                 }
             }
         }
+        be.table = st.stick_table.as_ref().map(|(t, _)| t.clone());
         match (&st.stick_table, st.stick_on_src) {
-            (Some((table, _)), Some(_)) => be.stick_src = Some(table.clone()),
+            (Some((table, line)), Some(_)) => {
+                if matches!(table.key, fulcrum_model::TableKey::Ip | fulcrum_model::TableKey::Ipv6) {
+                    be.stick_src = Some(table.clone());
+                } else {
+                    let hint = Some("'stick on src' needs a table of type ip or ipv6".to_string());
+                    self.sink.error(*line, "the stick-table's type cannot hold client addresses", hint);
+                }
+            }
             (None, Some(line)) => {
                 let hint = Some("add e.g. 'stick-table type ip size 1m expire 1h' to this backend".to_string());
                 self.sink.error(line, "'stick on src' needs a stick-table in the same backend", hint);
             }
-            (Some((_, line)), None) => {
-                let message = "stick-table without 'stick on src' is ignored: fulcrum only sticks on src";
-                self.sink.warn(*line, message, None);
-            }
-            (None, None) => {}
+            _ => {}
         }
         if be.servers.is_empty() && st.kind == Kind::Backend {
             let message = format!("backend '{}' has no server: its requests get 503", st.name);
@@ -1051,41 +1055,88 @@ pub(crate) fn parse_cookie(args: &[String]) -> Result<Cookie, Problem> {
     Ok(cookie)
 }
 
-/// `stick-table type ip|ipv6 size N [expire T]`
+/// `stick-table type ip|ipv6|integer|string [len N] size N [expire T] [store ...]`
 pub(crate) fn parse_stick_table(args: &[String]) -> Result<StickTable, Problem> {
-    let (mut size, mut expire, mut kind) = (None, None, None);
+    use fulcrum_model::{TableKey, TableStore};
+    let (mut size, mut expire, mut kind, mut len, mut store) = (None, None, None, None, Vec::new());
     let mut words = args.iter();
     while let Some(word) = words.next() {
         let mut value = || words.next().ok_or_else(|| Problem::invalid(format!("'{word}' needs a value")));
         match word.as_str() {
             "type" => kind = Some(value()?.clone()),
+            "len" => {
+                let n = value()?;
+                len = Some(n.parse::<usize>().ok().filter(|n| (1..=4096).contains(n)).ok_or_else(|| {
+                    Problem::invalid(format!("stick-table len '{n}' is not a length from 1 to 4096"))
+                })?);
+            }
             "size" => {
                 let n = parse_size(value()?)?;
                 size = Some(usize::try_from(n).map_err(|_| Problem::invalid("stick-table size is too large"))?);
             }
             "expire" => expire = Some(parse_duration(value()?)?),
-            w @ ("nopurge" | "peers" | "store" | "srvkey" | "write-to" | "len" | "recv-only") => {
+            "store" => {
+                for item in value()?.split(',').filter(|i| !i.is_empty()) {
+                    let (name, period) = match item.split_once('(') {
+                        Some((n, rest)) => {
+                            let p = rest
+                                .strip_suffix(')')
+                                .ok_or_else(|| Problem::invalid(format!("'{item}' misses its ')'")))?;
+                            (n, Some(parse_duration(p)?))
+                        }
+                        None => (item, None),
+                    };
+                    let needs_period = |p: Option<Duration>| {
+                        p.ok_or_else(|| Problem::invalid(format!("'{name}' needs a period, e.g. {name}(10s)")))
+                    };
+                    store.push(match name {
+                        "http_req_cnt" => TableStore::HttpReqCnt,
+                        "http_req_rate" => TableStore::HttpReqRate(needs_period(period)?),
+                        "gpc0" => TableStore::Gpc0,
+                        "gpc0_rate" => TableStore::Gpc0Rate(needs_period(period)?),
+                        "server_id" => continue,
+                        "conn_cnt" | "conn_cur" | "conn_rate" | "sess_cnt" | "sess_rate" | "http_err_cnt"
+                        | "http_err_rate" | "bytes_in_cnt" | "bytes_in_rate" | "bytes_out_cnt" | "bytes_out_rate"
+                        | "gpc1" | "gpc1_rate" | "gpt0" | "gpc" | "gpc_rate" | "gpt" | "glitch_cnt" | "glitch_rate" => {
+                            return Err(Problem::unsupported(format!(
+                                "stick-table store '{name}' is not supported yet"
+                            ))
+                            .hint("stored so far: http_req_cnt, http_req_rate(P), gpc0, gpc0_rate(P)"))
+                        }
+                        other => {
+                            return Err(Problem::unknown(
+                                "stick-table data type",
+                                other,
+                                ["http_req_cnt", "http_req_rate", "gpc0", "gpc0_rate", "server_id", "conn_cnt"],
+                            ))
+                        }
+                    });
+                }
+            }
+            w @ ("nopurge" | "peers" | "srvkey" | "write-to" | "recv-only") => {
                 return Err(Problem::unsupported(format!("stick-table option '{w}' is not supported yet")))
             }
-            other => return Err(Problem::unknown("stick-table option", other, ["type", "size", "expire"])),
+            other => {
+                return Err(Problem::unknown("stick-table option", other, ["type", "len", "size", "expire", "store"]))
+            }
         }
     }
-    match kind.as_deref() {
-        Some("ip" | "ipv6") => {}
-        Some(t @ ("integer" | "string" | "binary")) => {
-            return Err(Problem::unsupported(format!("stick-table type '{t}' is not supported yet"))
-                .hint("fulcrum sticks on the client address: type ip"))
-        }
+    let key = match kind.as_deref() {
+        Some("ip") => TableKey::Ip,
+        Some("ipv6") => TableKey::Ipv6,
+        Some("integer") => TableKey::Integer,
+        Some("string") => TableKey::String { len: len.unwrap_or(32) },
+        Some(t @ "binary") => return Err(Problem::unsupported(format!("stick-table type '{t}' is not supported yet"))),
         Some(other) => {
             return Err(Problem::unknown("stick-table type", other, ["ip", "ipv6", "integer", "string", "binary"]))
         }
         None => {
             return Err(Problem::invalid("stick-table needs a type").hint("e.g. stick-table type ip size 1m expire 1h"))
         }
-    }
+    };
     let size = size.ok_or_else(|| Problem::invalid("stick-table needs a size").hint("e.g. size 1m"))?;
     // No expire: entries live until the table is full, as in HAProxy.
-    Ok(StickTable { size, expire: expire.unwrap_or(Duration::MAX) })
+    Ok(StickTable { size, expire: expire.unwrap_or(Duration::MAX), key, store })
 }
 
 #[cfg(test)]
@@ -1146,7 +1197,13 @@ mod tests {
         assert!(parse_cookie(&w("SRV insert prefix")).is_err());
         let t = parse_stick_table(&w("type ip size 1m expire 1h")).expect("valid");
         assert_eq!((t.size, t.expire), (1 << 20, Duration::from_secs(3600)));
-        assert!(matches!(parse_stick_table(&w("type string size 1k")), Err(Problem::Unsupported { .. })));
+        assert!(matches!(parse_stick_table(&w("type binary size 1k")), Err(Problem::Unsupported { .. })));
+        let t =
+            parse_stick_table(&w("type string len 16 size 1k store http_req_rate(10s),gpc0,server_id")).expect("ok");
+        assert_eq!(t.key, fulcrum_model::TableKey::String { len: 16 });
+        assert_eq!(t.store.len(), 2);
+        assert!(matches!(parse_stick_table(&w("type ip size 1k store conn_cur")), Err(Problem::Unsupported { .. })));
+        assert!(parse_stick_table(&w("type ip size 1k store http_req_rate")).is_err());
         assert!(parse_stick_table(&w("type ip")).is_err());
     }
 }

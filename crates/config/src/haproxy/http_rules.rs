@@ -89,6 +89,10 @@ const ACTIONS: &[(&str, bool, bool)] = &[
     ("set-method", true, false),
     ("replace-path", true, false),
     ("set-status", false, true),
+    ("track-sc0", true, false),
+    ("track-sc1", true, false),
+    ("track-sc2", true, false),
+    ("sc-inc-gpc0", true, true),
 ];
 
 /// HAProxy's actions fulcrum knows and does not do yet: an error that says so (a rule is
@@ -98,10 +102,6 @@ const NOT_YET_ACTIONS: &[&str] = &[
     "tarpit",
     "reject",
     "capture",
-    "track-sc0",
-    "track-sc1",
-    "track-sc2",
-    "sc-inc-gpc0",
     "sc-inc-gpc1",
     "sc-set-gpt0",
     "set-src",
@@ -262,6 +262,25 @@ pub(super) fn parse_http_rule(args: &[String], response: bool, acls: &mut AclSet
                 _ => return Err(Problem::invalid("'http-response set-status' takes: CODE [reason TEXT]")),
             };
             HttpAction::SetStatus { status, reason }
+        }
+        "track-sc0" | "track-sc1" | "track-sc2" => {
+            let slot = name.as_bytes()[name.len() - 1] - b'0';
+            let (key, table) = match words {
+                [key] => (key, None),
+                [key, kw, table] if kw == "table" => (key, Some(table.clone())),
+                _ => return Err(Problem::invalid(format!("'{keyword} {name}' takes: KEY [table TABLE]"))),
+            };
+            HttpAction::TrackSc { slot, key: parse_sample(key)?, table }
+        }
+        "sc-inc-gpc0" => {
+            expect(0, "no argument")?;
+            let slot = action
+                .strip_prefix("sc-inc-gpc0(")
+                .and_then(|v| v.strip_suffix(')'))
+                .and_then(|v| v.parse::<u8>().ok())
+                .filter(|n| *n <= 2)
+                .ok_or_else(|| Problem::invalid("'sc-inc-gpc0' is written sc-inc-gpc0(0|1|2)"))?;
+            HttpAction::ScIncGpc0 { slot }
         }
         other => return Err(Problem::unsupported(format!("'{keyword} {other}' is not supported yet"))),
     };

@@ -22,6 +22,11 @@ impl Parser {
             "use_backend" => self.use_backend(st, line, args),
             "redirect" => self.redirect(st, args),
             "http-request" | "http-response" => Self::http_rule(st, keyword, args),
+            // A frontend's own table (tracking, rate limiting); a backend's or a listen's is
+            // read with the backend keywords.
+            "stick-table" if st.kind == Kind::Frontend => {
+                super::backend::parse_stick_table(args).map(|t| st.fe.table = Some(t))
+            }
             "tcp-request" => self.tcp_request(st, line, args),
             "acl" => self.acl(st, args),
             "option" => self.option(st, line, args, false),

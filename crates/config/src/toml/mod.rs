@@ -1141,7 +1141,7 @@ impl<'t> Doc<'t> {
         let expire = self.duration(&mut st, "expire").unwrap_or(std::time::Duration::MAX);
         self.finish(st, &["size", "expire"]);
         match size {
-            Ok(size) => be.stick_src = Some(StickTable { size, expire }),
+            Ok(size) => be.stick_src = Some(StickTable::ip(size, expire)),
             Err((line, message)) => self.sink.error(line, message, None),
         }
     }

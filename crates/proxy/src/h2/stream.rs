@@ -72,7 +72,7 @@ pub(super) async fn serve(
         }
     }
     // The frontend's `http-request` rules, `redirect`, `use_backend`, the backend's rules.
-    let mut vars = Vars::default();
+    let mut vars = Vars::with_tables(snap.tables.clone());
     let scope = (conn.peer, conn.bind, tls);
     if let Some(page) = request_rules(fe, None, scope, &mut parts, &mut vars) {
         finish_local(&mut respond, page, head_only, entry, &shared).await;
@@ -268,7 +268,10 @@ fn response_rules(
         backend: Some(&backend.cfg.name),
         vars: input.vars,
     };
-    for (rules, acls) in [(&backend.http_response, &backend.acls), (&fe.http_response, &fe.acls)] {
+    for (rules, acls, table) in
+        [(&backend.http_response, &backend.acls, &backend.table), (&fe.http_response, &fe.acls, &fe.table)]
+    {
+        ctx.vars.own.clone_from(table);
         let verdict = rules.run_response(acls, input.req, status, headers, &mut ctx);
         if let Some(page) = rule_answer(verdict, fe, Some(backend)) {
             return Some(page);

@@ -238,13 +238,14 @@ pub(crate) fn request_rules(
     req: &mut http::request::Parts,
     vars: &mut crate::snapshot::rules::Vars,
 ) -> Option<LocalResponse> {
-    let (rules, acls) = match backend {
-        Some(b) => (&b.http_request, &b.acls),
-        None => (&fe.http_request, &fe.acls),
+    let (rules, acls, table) = match backend {
+        Some(b) => (&b.http_request, &b.acls, &b.table),
+        None => (&fe.http_request, &fe.acls, &fe.table),
     };
     if rules.is_empty() {
         return None;
     }
+    vars.own.clone_from(table);
     let backend_name = backend.map(|b| b.cfg.name.as_str());
     let mut ctx =
         crate::snapshot::rules::Ctx { client, bind, tls, frontend: &fe.cfg.name, backend: backend_name, vars };

@@ -95,7 +95,7 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
     let tls = client.tls.as_deref();
     // The frontend's `http-request` rules, then `redirect`, then `use_backend`, then the
     // backend's rules: HAProxy's order.
-    let mut vars = Vars::default();
+    let mut vars = Vars::with_tables(snap.tables.clone());
     let scope = (client.peer, client.bind, tls);
     if let Some(page) = request_rules(fe, None, scope, &mut req.head, &mut vars) {
         return Prepared::Answer(Some(page), head, keep);
@@ -418,7 +418,10 @@ fn response_rules(
         vars: &mut x.vars,
     };
     let before = resp.status;
-    for (rules, acls) in [(&backend.http_response, &backend.acls), (&fe.http_response, &fe.acls)] {
+    for (rules, acls, table) in
+        [(&backend.http_response, &backend.acls, &backend.table), (&fe.http_response, &fe.acls, &fe.table)]
+    {
+        ctx.vars.own.clone_from(table);
         let verdict = rules.run_response(acls, &x.req.head, &mut resp.status, &mut resp.headers, &mut ctx);
         if let Some(page) = rule_answer(verdict, fe, Some(backend)) {
             return Some(page);

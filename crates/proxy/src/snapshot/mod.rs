@@ -33,19 +33,36 @@ pub struct Snapshot {
     by_bind: HashMap<SocketAddr, usize, crate::fasthash::FastBuild>,
     /// UDP addresses to their frontend: an address may carry a TCP and a UDP service.
     by_udp: HashMap<SocketAddr, usize, crate::fasthash::FastBuild>,
+    /// The counter tables (`stick-table ... store ...`), when there are any.
+    pub(crate) tables: Option<Arc<rules::Tables>>,
 }
 
 impl Snapshot {
     /// Compile a Model; live state comes from (and is registered in) `live`.
     pub fn build(model: Model, live: &LiveRegistry) -> Result<Snapshot, CompileError> {
-        let backends: Vec<Arc<BackendRt>> =
-            model.backends.iter().map(|b| BackendRt::build(b, live).map(Arc::new)).collect::<Result<_, _>>()?;
+        // Counter tables by proxy name (a listen section's is its backend's); kept by `live`.
+        let mut tables = rules::Tables::new();
+        let declared = model.backends.iter().filter_map(|b| b.table.as_ref().map(|t| (&b.name, t)));
+        let declared = declared.chain(model.frontends.iter().filter_map(|f| f.table.as_ref().map(|t| (&f.name, t))));
+        for (name, cfg) in declared {
+            tables.entry(name.clone()).or_insert_with(|| live.counter_table(name, cfg));
+        }
+        live.retain_tables(&|name| tables.contains_key(name));
+        check_table_names(&model, &tables)?;
+        let tables = Arc::new(tables);
+        let backends: Vec<Arc<BackendRt>> = model
+            .backends
+            .iter()
+            .map(|b| BackendRt::build(b, live, tables.get(&b.name).cloned()).map(Arc::new))
+            .collect::<Result<_, _>>()?;
         let by_name: HashMap<&str, &Arc<BackendRt>> = backends.iter().map(|b| (b.cfg.name.as_str(), b)).collect();
         let mut frontends = Vec::new();
         let mut by_bind: HashMap<SocketAddr, usize, crate::fasthash::FastBuild> = HashMap::default();
         let mut by_udp: HashMap<SocketAddr, usize, crate::fasthash::FastBuild> = HashMap::default();
         for (index, fe) in model.frontends.iter().enumerate() {
-            frontends.push(FrontendRt::build(fe, &by_name, model.global.tls_cache_size)?);
+            let mut built = FrontendRt::build(fe, &by_name, model.global.tls_cache_size)?;
+            built.table = tables.get(&fe.name).cloned();
+            frontends.push(built);
             let map = if fe.mode == fulcrum_model::Mode::Udp { &mut by_udp } else { &mut by_bind };
             for bind in &fe.binds {
                 map.insert(*bind, index);
@@ -62,7 +79,8 @@ impl Snapshot {
             model.backends.iter().filter(|b| b.persistence.is_some()).map(|b| b.name.as_str()).collect();
         live.retain_templates(&|b| persistent.contains(b));
         let limits = crate::h1::Limits { max_head: model.global.max_head(), max_headers: model.global.max_headers };
-        Ok(Snapshot { model, limits, frontends, backends, by_bind, by_udp })
+        let tables = (!tables.is_empty()).then_some(tables);
+        Ok(Snapshot { model, limits, frontends, backends, by_bind, by_udp, tables })
     }
 
     pub fn frontend_index(&self, bind: &SocketAddr) -> Option<usize> {
@@ -96,6 +114,30 @@ impl Snapshot {
     }
 }
 
+/// Every table a rule or fetch uses must exist: a `table NAME` names a proxy with a
+/// stick-table, and `track-sc*` or `src_*` without one need their own proxy's table.
+fn check_table_names(model: &Model, tables: &rules::Tables) -> Result<(), CompileError> {
+    let sections = model
+        .frontends
+        .iter()
+        .map(|f| (&f.name, &f.http_request, &f.http_response, &f.acls))
+        .chain(model.backends.iter().map(|b| (&b.name, &b.http_request, &b.http_response, &b.acls)));
+    for (proxy, request, response, acls) in sections {
+        let from_rules = request.iter().chain(response).flat_map(|r| r.tables_used());
+        let from_acls = acls.iter().filter_map(|a| match &a.fetch {
+            fulcrum_model::Fetch::Sample(s) => s.fetch.table_used(),
+            _ => None,
+        });
+        for table in from_rules.chain(from_acls) {
+            let name = table.unwrap_or(proxy);
+            if !tables.contains_key(name) {
+                return Err(CompileError::UnknownTable { proxy: proxy.clone(), table: name.to_string() });
+            }
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug)]
 pub struct FrontendRt {
     pub cfg: Frontend,
@@ -118,6 +160,8 @@ pub struct FrontendRt {
     /// `http-request` and `http-response` rules.
     pub(crate) http_request: rules::Rules,
     pub(crate) http_response: rules::Rules,
+    /// The frontend's own counter table (a listen's is its backend's).
+    pub(crate) table: Option<Arc<crate::live::CounterTable>>,
 }
 
 impl FrontendRt {
@@ -158,6 +202,7 @@ impl FrontendRt {
             .map(|r| Ok((r.clone(), r.condition.as_ref().map(|c| CompiledCondition::compile(c, &acls)).transpose()?)))
             .collect::<Result<Vec<_>, CompileError>>()?;
         Ok(FrontendRt {
+            table: None,
             http_request: rules::Rules::compile(&fe.http_request, &acls)?,
             http_response: rules::Rules::compile(&fe.http_response, &acls)?,
             redirects,
@@ -269,10 +314,16 @@ pub struct BackendRt {
     pub(crate) acls: Vec<CompiledAcl>,
     pub(crate) http_request: rules::Rules,
     pub(crate) http_response: rules::Rules,
+    /// The backend's counter table.
+    pub(crate) table: Option<Arc<crate::live::CounterTable>>,
 }
 
 impl BackendRt {
-    fn build(b: &Backend, live: &LiveRegistry) -> Result<Self, CompileError> {
+    fn build(
+        b: &Backend,
+        live: &LiveRegistry,
+        table: Option<Arc<crate::live::CounterTable>>,
+    ) -> Result<Self, CompileError> {
         // Servers with the same TLS settings share one client configuration (and its CA file
         // is read once): a backend may hold thousands of servers.
         let mut tls_configs: HashMap<&fulcrum_model::ServerTls, Arc<rustls::ClientConfig>> = HashMap::new();
@@ -332,6 +383,7 @@ impl BackendRt {
             http_request: rules::Rules::compile(&b.http_request, &acls)?,
             http_response: rules::Rules::compile(&b.http_response, &acls)?,
             acls,
+            table,
             cfg: b.clone(),
         };
         if let Some(q) = &b.quorum {
@@ -387,7 +439,7 @@ impl BackendRt {
             let table = lock(table);
             for (key, server, _) in table.iter() {
                 if table.peek(key, now).is_some() {
-                    if let Some(c) = counts.get_mut(server) {
+                    if let Some(c) = counts.get_mut(*server) {
                         *c += 1;
                     }
                 }

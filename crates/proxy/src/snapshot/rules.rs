@@ -4,12 +4,18 @@
 //! `redirect` answer in the proxy's place.
 use std::net::{IpAddr, SocketAddr};
 
-use fulcrum_model::rules::{Converter, FormatPart, HttpAction, HttpRule, LogFormat, Sample, SampleFetch};
+use std::sync::Arc;
+
+use fulcrum_balance::counters::Counters;
+use fulcrum_model::rules::{
+    Converter, Counter, CounterOf, FormatPart, HttpAction, HttpRule, LogFormat, Sample, SampleFetch,
+};
 use http::header::{HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, Uri};
 
 use super::acl::{CompiledAcl, CompiledCondition, Facts};
+use crate::live::{clock_ms, lock, CounterTable, TableKey};
 use crate::CompileError;
 
 /// A sample's value, typed as HAProxy types them where it matters (integers add, addresses
@@ -58,25 +64,105 @@ impl Value {
     }
 }
 
-/// Variables of one transaction (`set-var(txn.x)`), read by `var(txn.x)`.
+/// What one transaction carries from rule to rule: its variables (`set-var(txn.x)`, read by
+/// `var(txn.x)`), the entries its `track-sc*` rules track, and the stick tables it may name.
 #[derive(Debug, Default)]
-pub(crate) struct Vars(Vec<(String, String)>);
+pub(crate) struct Vars {
+    vars: Vec<(String, String)>,
+    tracked: [Option<(Arc<CounterTable>, TableKey)>; 3],
+    /// Every counter table of the configuration, by proxy name (`table NAME` arguments).
+    pub tables: Option<Arc<Tables>>,
+    /// The table of the proxy whose rules run (`track-sc0 src` without `table`).
+    pub own: Option<Arc<CounterTable>>,
+}
+
+/// Counter tables by proxy name.
+pub(crate) type Tables = std::collections::HashMap<String, Arc<CounterTable>>;
 
 impl Vars {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    /// A transaction's, in a configuration with these counter tables.
+    pub(crate) fn with_tables(tables: Option<Arc<Tables>>) -> Vars {
+        Vars { tables, ..Vars::default() }
     }
 
-    fn set(&mut self, name: &str, value: String) {
-        match self.0.iter_mut().find(|(n, _)| n == name) {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn set(&mut self, name: &str, value: String) {
+        match self.vars.iter_mut().find(|(n, _)| n == name) {
             Some(slot) => slot.1 = value,
-            None => self.0.push((name.to_string(), value)),
+            None => self.vars.push((name.to_string(), value)),
         }
     }
 
     fn unset(&mut self, name: &str) {
-        self.0.retain(|(n, _)| n != name);
+        self.vars.retain(|(n, _)| n != name);
     }
+
+    /// The table a rule or fetch names, else the proxy's own.
+    fn table(&self, name: Option<&str>) -> Option<Arc<CounterTable>> {
+        match name {
+            Some(n) => self.tables.as_ref()?.get(n).cloned(),
+            None => self.own.clone(),
+        }
+    }
+
+    /// `track-sc<slot>`: the transaction counts one request in the table's entry for `key`
+    /// (a slot already tracking keeps what it tracks, as in HAProxy).
+    fn track(&mut self, slot: u8, table: Arc<CounterTable>, key: TableKey) {
+        let Some(place) = self.tracked.get_mut(usize::from(slot)) else { return };
+        if place.is_some() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let periods = table.periods;
+        if let Some(c) = lock(&table.entries).entry(key.clone(), now, Counters::default) {
+            c.count_request(clock_ms(), periods);
+        }
+        *place = Some((table, key));
+    }
+
+    fn inc_gpc0(&self, slot: u8) -> Option<u64> {
+        let (table, key) = self.tracked.get(usize::from(slot))?.as_ref()?;
+        let periods = table.periods;
+        let mut entries = lock(&table.entries);
+        entries
+            .entry(key.clone(), std::time::Instant::now(), Counters::default)
+            .map(|c| c.inc_gpc0(clock_ms(), periods))
+    }
+}
+
+/// A sample's value as a key of `table`'s type (strings cut at the table's length).
+fn table_key(table: &CounterTable, v: Value) -> Option<TableKey> {
+    use fulcrum_model::TableKey as K;
+    Some(match table.cfg.key {
+        K::Ip | K::Ipv6 => TableKey::Ip(match v {
+            Value::Ip(ip) => ip,
+            other => other.into_string().trim().parse().ok()?,
+        }),
+        K::Integer => TableKey::Int(v.as_int()?),
+        K::String { len } => {
+            let mut b = v.into_bytes();
+            b.truncate(len);
+            TableKey::Str(b.into_boxed_slice())
+        }
+    })
+}
+
+/// A counter of a table entry at `now` (0 when the table does not store it).
+fn counter_value(table: &CounterTable, c: &Counters, which: Counter) -> i64 {
+    use fulcrum_model::TableStore as S;
+    let now = clock_ms();
+    let p = table.periods;
+    let v = match which {
+        Counter::HttpReqCnt if table.stores(S::HttpReqCnt) => c.http_req_cnt,
+        Counter::HttpReqRate if p.http_req_rate > 0 => u64::from(c.http_req_rate.read(now, p.http_req_rate)),
+        Counter::Gpc0 | Counter::IncGpc0 if table.stores(S::Gpc0) => c.gpc0,
+        Counter::Gpc0Rate if p.gpc0_rate > 0 => u64::from(c.gpc0_rate.read(now, p.gpc0_rate)),
+        _ => 0,
+    };
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// What rules and samples read besides the message.
@@ -164,6 +250,8 @@ enum Action {
     SetVar(String, CompiledSample),
     UnsetVar(String),
     SetStatus(u16),
+    TrackSc { slot: u8, key: CompiledSample, table: Option<String> },
+    ScIncGpc0(u8),
 }
 
 /// One section's rules.
@@ -278,6 +366,10 @@ impl Rules {
                 HttpAction::SetVar { name, value } => Action::SetVar(name.clone(), sample(value)?),
                 HttpAction::UnsetVar { name } => Action::UnsetVar(name.clone()),
                 HttpAction::SetStatus { status, .. } => Action::SetStatus(*status),
+                HttpAction::TrackSc { slot, key, table } => {
+                    Action::TrackSc { slot: *slot, key: sample(key)?, table: table.clone() }
+                }
+                HttpAction::ScIncGpc0 { slot } => Action::ScIncGpc0(*slot),
             };
             // A redirect carries its own condition.
             let cond = match &rule.action {
@@ -374,6 +466,17 @@ impl Rules {
                     }
                 }
                 Action::UnsetVar(name) => ctx.vars.unset(name),
+                Action::TrackSc { slot, key, table } => {
+                    let value = eval(key, Some(req), None, &ctx.scope());
+                    if let (Some(t), Some(v)) = (ctx.vars.table(table.as_deref()), value) {
+                        if let Some(k) = table_key(&t, v) {
+                            ctx.vars.track(*slot, t, k);
+                        }
+                    }
+                }
+                Action::ScIncGpc0(slot) => {
+                    ctx.vars.inc_gpc0(*slot);
+                }
                 // Response-only: refused by the configuration in request rules.
                 Action::SetStatus(_) => {}
             }
@@ -438,7 +541,11 @@ impl Rules {
                     }
                 }
                 Action::UnsetVar(name) => ctx.vars.unset(name),
+                Action::ScIncGpc0(slot) => {
+                    ctx.vars.inc_gpc0(*slot);
+                }
                 // Request-only: refused by the configuration in response rules.
+                Action::TrackSc { .. } => {}
                 Action::SetPath(_)
                 | Action::SetQuery(_)
                 | Action::SetUri(_)
@@ -611,7 +718,42 @@ fn fetch(f: &SampleFetch, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Sco
         SampleFetch::Str(s) => Value::Str(s.clone()),
         SampleFetch::Int(i) => Value::Int(*i),
         SampleFetch::Var(name) => Value::Str(ctx.vars.get(name)?.to_string()),
+        SampleFetch::Counter { of, counter, table } => Value::Int(counter_fetch(*of, *counter, table.as_deref(), ctx)?),
     })
+}
+
+/// `sc_*`, `scN_*`, `src_*`: a counter of the tracked entry (or of the client's address).
+fn counter_fetch(of: CounterOf, which: Counter, table: Option<&str>, ctx: &Scope<'_>) -> Option<i64> {
+    let vars = ctx.vars;
+    let (table, key) = match of {
+        CounterOf::Slot(n) => {
+            let (tracked, key) = vars.tracked.get(usize::from(n))?.as_ref()?;
+            let t = match table {
+                Some(name) => vars.table(Some(name))?,
+                None => Arc::clone(tracked),
+            };
+            (t, key.clone())
+        }
+        CounterOf::Src => {
+            let t = vars.table(table)?;
+            let key = table_key(&t, Value::Ip(ctx.client.ip()))?;
+            (t, key)
+        }
+    };
+    if which == Counter::IncGpc0 {
+        let periods = table.periods;
+        let mut entries = lock(&table.entries);
+        let c = entries.entry(key, std::time::Instant::now(), Counters::default)?;
+        c.inc_gpc0(clock_ms(), periods);
+        let c = *c;
+        drop(entries);
+        return Some(counter_value(&table, &c, which));
+    }
+    let entries = lock(&table.entries);
+    // An address not in the table counts 0 (HAProxy's `src_*`); a tracked entry is there.
+    let c = entries.peek_ref(&key, std::time::Instant::now()).copied().unwrap_or_default();
+    drop(entries);
+    Some(counter_value(&table, &c, which))
 }
 
 pub(crate) fn eval(s: &CompiledSample, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Scope<'_>) -> Option<Value> {
