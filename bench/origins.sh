@@ -40,11 +40,44 @@ defaults
 CFG
 }
 
+# RULES=1: a realistic rule set of 20 http-request/http-response rules (header rewriting,
+# ACL denies, a variable, rate tracking by a stick table with a deny on the rate, which the
+# benchmark never reaches) in the frontend, the same for HAProxy and fulcrum.
+rules_block() {
+  cat <<'RULES'
+    stick-table type ip size 100k expire 30s store http_req_rate(10s)
+    acl is_api path_beg /api
+    acl is_static path_end .css .js .png
+    http-request track-sc0 src
+    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 100000000 }
+    http-request deny if { path_beg /admin } !{ src 10.0.0.0/8 }
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Real-IP %[src]
+    http-request set-header X-Request-Host %[req.hdr(host),lower,field(1,:)]
+    http-request del-header X-Api-Key
+    http-request set-var(txn.path) path
+    http-request set-header X-Api 1 if is_api
+    http-request set-header X-Static 1 if is_static
+    http-request add-header X-Client-Port %[src_port]
+    http-request replace-header User-Agent ^(wrk)$ \1-bench
+    http-request set-header X-Len %[var(txn.path),length]
+    http-response set-header X-Frame-Options DENY
+    http-response set-header X-Content-Type-Options nosniff
+    http-response set-header Strict-Transport-Security "max-age=31536000"
+    http-response del-header Server
+    http-response set-header X-Path %[var(txn.path)]
+    http-response add-header X-Rate %[sc_http_req_rate(0)]
+RULES
+}
+
 bench_cfg() {
   proxy_defaults
   cat <<CFG
 frontend fe
     bind 127.0.0.1:$1
+CFG
+  [ -n "${RULES:-}" ] && rules_block
+  cat <<CFG
     default_backend origins
 backend origins
     balance roundrobin

@@ -53,6 +53,23 @@ impl Value {
         }
     }
 
+    /// Appends the value's text to `out` (without a string of its own for numbers and
+    /// addresses).
+    fn write_to(self, out: &mut String) {
+        use std::fmt::Write as _;
+        match self {
+            Value::Str(s) => out.push_str(&s),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Ip(ip) => {
+                let _ = write!(out, "{ip}");
+            }
+            Value::Bool(b) => out.push(if b { '1' } else { '0' }),
+            Value::Bin(b) => out.push_str(&String::from_utf8_lossy(&b)),
+        }
+    }
+
     pub(crate) fn as_int(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
@@ -74,6 +91,8 @@ pub(crate) struct Vars {
     pub tables: Option<Arc<Tables>>,
     /// The table of the proxy whose rules run (`track-sc0 src` without `table`).
     pub own: Option<Arc<CounterTable>>,
+    /// The transaction's time for its tables, read once (expiry, and the rates' clock).
+    now: std::sync::OnceLock<(std::time::Instant, u64)>,
 }
 
 /// Counter tables by proxy name.
@@ -83,6 +102,10 @@ impl Vars {
     /// A transaction's, in a configuration with these counter tables.
     pub(crate) fn with_tables(tables: Option<Arc<Tables>>) -> Vars {
         Vars { tables, ..Vars::default() }
+    }
+
+    fn now(&self) -> (std::time::Instant, u64) {
+        *self.now.get_or_init(|| (std::time::Instant::now(), clock_ms()))
     }
 
     fn get(&self, name: &str) -> Option<&str> {
@@ -111,14 +134,14 @@ impl Vars {
     /// `track-sc<slot>`: the transaction counts one request in the table's entry for `key`
     /// (a slot already tracking keeps what it tracks, as in HAProxy).
     fn track(&mut self, slot: u8, table: Arc<CounterTable>, key: TableKey) {
+        let (now, ms) = self.now();
         let Some(place) = self.tracked.get_mut(usize::from(slot)) else { return };
         if place.is_some() {
             return;
         }
-        let now = std::time::Instant::now();
         let periods = table.periods;
         if let Some(c) = lock(&table.entries).entry(key.clone(), now, Counters::default) {
-            c.count_request(clock_ms(), periods);
+            c.count_request(ms, periods);
         }
         *place = Some((table, key));
     }
@@ -151,9 +174,8 @@ fn table_key(table: &CounterTable, v: Value) -> Option<TableKey> {
 }
 
 /// A counter of a table entry at `now` (0 when the table does not store it).
-fn counter_value(table: &CounterTable, c: &Counters, which: Counter) -> i64 {
+fn counter_value(table: &CounterTable, c: &Counters, which: Counter, now: u64) -> i64 {
     use fulcrum_model::TableStore as S;
-    let now = clock_ms();
     let p = table.periods;
     let v = match which {
         Counter::HttpReqCnt if table.stores(S::HttpReqCnt) => c.http_req_cnt,
@@ -229,8 +251,12 @@ enum Part {
     Sample(CompiledSample),
 }
 
+/// A log-format string compiled; one without samples is its header value already.
 #[derive(Debug)]
-struct Format(Vec<Part>);
+struct Format {
+    parts: Vec<Part>,
+    constant: Option<HeaderValue>,
+}
 
 #[derive(Debug)]
 enum Action {
@@ -320,14 +346,29 @@ fn haproxy_subst(s: &str) -> String {
 }
 
 fn format(f: &LogFormat) -> Result<Format, CompileError> {
-    f.parts
+    let parts: Vec<Part> = f
+        .parts
         .iter()
         .map(|p| match p {
             FormatPart::Text(t) => Ok(Part::Text(t.clone())),
             FormatPart::Sample(s) => Ok(Part::Sample(sample(s)?)),
         })
-        .collect::<Result<_, _>>()
-        .map(Format)
+        .collect::<Result<_, CompileError>>()?;
+    let constant = match parts.as_slice() {
+        [] => Some(HeaderValue::from_static("")),
+        [Part::Text(t)] => HeaderValue::from_str(t).ok(),
+        _ => None,
+    };
+    Ok(Format { parts, constant })
+}
+
+/// A format rendered as a header value (its own buffer becomes the value: no copy); None
+/// when the text cannot be a header value (a control character).
+fn format_value(f: &Format, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Scope<'_>) -> Option<HeaderValue> {
+    if let Some(v) = &f.constant {
+        return Some(v.clone());
+    }
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(render(f, req, resp, ctx))).ok()
 }
 
 fn header_name(name: &str) -> Result<HeaderName, CompileError> {
@@ -407,13 +448,10 @@ impl Rules {
                         cookie: r.cookie.clone(),
                     }
                 }
-                Action::SetHeader(name, f) => {
-                    let v = render(f, Some(req), None, &ctx.scope());
-                    set_header(&mut req.headers, name, &v, true);
-                }
-                Action::AddHeader(name, f) => {
-                    let v = render(f, Some(req), None, &ctx.scope());
-                    set_header(&mut req.headers, name, &v, false);
+                Action::SetHeader(name, f) | Action::AddHeader(name, f) => {
+                    if let Some(v) = format_value(f, Some(req), None, &ctx.scope()) {
+                        set_header(&mut req.headers, name, v, matches!(action, Action::SetHeader(..)));
+                    }
                 }
                 Action::DelHeader(name) => {
                     req.headers.remove(name);
@@ -520,8 +558,9 @@ impl Rules {
                     }
                 }
                 Action::SetHeader(name, f) | Action::AddHeader(name, f) => {
-                    let v = render(f, None, Some(Resp { status: *status, headers }), &ctx.scope());
-                    set_header(headers, name, &v, matches!(action, Action::SetHeader(..)));
+                    if let Some(v) = format_value(f, None, Some(Resp { status: *status, headers }), &ctx.scope()) {
+                        set_header(headers, name, v, matches!(action, Action::SetHeader(..)));
+                    }
                 }
                 Action::DelHeader(name) => {
                     headers.remove(name);
@@ -573,10 +612,8 @@ pub fn render_request(
     Ok(render(&f, Some(req), None, &ctx.scope()))
 }
 
-/// `set-header` (replace: every field of that name goes first) or `add-header`. A value that
-/// cannot be a header value (a control character) is not set.
-fn set_header(headers: &mut HeaderMap, name: &HeaderName, value: &str, replace: bool) {
-    let Ok(v) = HeaderValue::from_str(value) else { return };
+/// `set-header` (replace: every field of that name goes first) or `add-header`.
+fn set_header(headers: &mut HeaderMap, name: &HeaderName, v: HeaderValue, replace: bool) {
     if replace {
         headers.insert(name.clone(), v);
     } else {
@@ -586,6 +623,9 @@ fn set_header(headers: &mut HeaderMap, name: &HeaderName, value: &str, replace: 
 
 /// `replace-header` (each field's whole value) or `replace-value` (each comma-separated value).
 fn replace_header(headers: &mut HeaderMap, name: &HeaderName, regex: &regex::Regex, with: &str, each_value: bool) {
+    if !headers.contains_key(name) {
+        return;
+    }
     let with = haproxy_subst(with);
     let old: Vec<String> =
         headers.get_all(name).iter().map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()).collect();
@@ -623,13 +663,13 @@ fn set_path_and_query(req: &mut Parts, pq: &str) {
 
 /// A log-format string's text, its samples rendered (a sample that finds nothing is empty).
 fn render(f: &Format, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Scope<'_>) -> String {
-    let mut out = String::new();
-    for part in &f.0 {
+    let mut out = String::with_capacity(32);
+    for part in &f.parts {
         match part {
             Part::Text(t) => out.push_str(t),
             Part::Sample(s) => {
                 if let Some(v) = eval(s, req, resp, ctx) {
-                    out.push_str(&v.into_string());
+                    v.write_to(&mut out);
                 }
             }
         }
@@ -637,30 +677,50 @@ fn render(f: &Format, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Scope<'
     out
 }
 
-/// The `occ`th value of a header (1 first, negative from the end), comma lists split unless
-/// `full`.
+/// The `occ`th value of a header (1 first, negative from the end, 0 the last), comma lists
+/// split unless `full`.
 fn header_value(headers: &HeaderMap, name: &str, occ: i64, full: bool) -> Option<String> {
-    let values: Vec<String> = headers
-        .get_all(name)
-        .iter()
-        .flat_map(|v| {
-            let text = String::from_utf8_lossy(v.as_bytes()).into_owned();
+    let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+    let values = headers.get_all(name);
+    if occ <= 0 {
+        // From the end: the last value first (the usual `req.hdr(host)`).
+        let mut skip = usize::try_from(occ.unsigned_abs().max(1) - 1).ok()?;
+        for v in values.iter().rev() {
             if full {
-                vec![text]
-            } else {
-                text.split(',').map(|p| p.trim().to_string()).collect()
+                match skip {
+                    0 => return Some(text(v)),
+                    _ => skip -= 1,
+                }
+                continue;
             }
-        })
-        .collect();
-    let n = values.len() as i64;
-    let i = if occ > 0 {
-        occ - 1
-    } else if occ < 0 {
-        n + occ
-    } else {
-        n - 1
-    };
-    usize::try_from(i).ok().and_then(|i| values.get(i).cloned())
+            let t = String::from_utf8_lossy(v.as_bytes());
+            for piece in t.rsplit(',') {
+                match skip {
+                    0 => return Some(piece.trim().to_string()),
+                    _ => skip -= 1,
+                }
+            }
+        }
+        return None;
+    }
+    let mut skip = usize::try_from(occ - 1).ok()?;
+    for v in values.iter() {
+        if full {
+            match skip {
+                0 => return Some(text(v)),
+                _ => skip -= 1,
+            }
+            continue;
+        }
+        let t = String::from_utf8_lossy(v.as_bytes());
+        for piece in t.split(',') {
+            match skip {
+                0 => return Some(piece.trim().to_string()),
+                _ => skip -= 1,
+            }
+        }
+    }
+    None
 }
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -740,20 +800,21 @@ fn counter_fetch(of: CounterOf, which: Counter, table: Option<&str>, ctx: &Scope
             (t, key)
         }
     };
+    let (now, ms) = vars.now();
     if which == Counter::IncGpc0 {
         let periods = table.periods;
         let mut entries = lock(&table.entries);
-        let c = entries.entry(key, std::time::Instant::now(), Counters::default)?;
-        c.inc_gpc0(clock_ms(), periods);
+        let c = entries.entry(key, now, Counters::default)?;
+        c.inc_gpc0(ms, periods);
         let c = *c;
         drop(entries);
-        return Some(counter_value(&table, &c, which));
+        return Some(counter_value(&table, &c, which, ms));
     }
     let entries = lock(&table.entries);
     // An address not in the table counts 0 (HAProxy's `src_*`); a tracked entry is there.
-    let c = entries.peek_ref(&key, std::time::Instant::now()).copied().unwrap_or_default();
+    let c = entries.peek_ref(&key, now).copied().unwrap_or_default();
     drop(entries);
-    Some(counter_value(&table, &c, which))
+    Some(counter_value(&table, &c, which, ms))
 }
 
 pub(crate) fn eval(s: &CompiledSample, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Scope<'_>) -> Option<Value> {
