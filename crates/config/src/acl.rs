@@ -183,6 +183,8 @@ pub(crate) fn parse_acl_body(name: &str, words: &[String]) -> Result<Acl, Proble
     };
     let (fetch, mut kind) = parse_criterion(criterion)?;
     let mut ignore_case = false;
+    // Patterns from `-f FILE`, before those on the line (as HAProxy loads them).
+    let mut from_files: Vec<String> = Vec::new();
     let mut index = 0;
     while let Some(flag) = rest.get(index) {
         match flag.as_str() {
@@ -198,11 +200,14 @@ pub(crate) fn parse_acl_body(name: &str, words: &[String]) -> Result<Acl, Proble
                 let method = rest.get(index).ok_or_else(|| Problem::invalid("'-m' needs a match method"))?;
                 kind = match_method(&fetch, method)?;
             }
-            "-f" | "-M" => {
-                return Err(Problem::unsupported(format!(
-                    "acl flag '{flag}' (pattern files and maps) is not supported yet"
-                ))
-                .hint("list the patterns on the acl line"))
+            "-f" => {
+                index += 1;
+                let path = rest.get(index).ok_or_else(|| Problem::invalid("'-f' needs a pattern file"))?;
+                from_files.extend(pattern_file(path)?);
+            }
+            "-M" => {
+                return Err(Problem::unsupported("acl flag '-M' (a map file as patterns) is not supported yet")
+                    .hint("use -f with a file of patterns"))
             }
             f if f.starts_with('-') && f.len() > 1 => {
                 return Err(Problem::unknown("acl flag", f, ["-i", "-m", "-n", "-u", "--"]))
@@ -211,7 +216,9 @@ pub(crate) fn parse_acl_body(name: &str, words: &[String]) -> Result<Acl, Proble
         }
         index += 1;
     }
-    let patterns: Vec<String> = rest.get(index..).unwrap_or_default().to_vec();
+    let had_file = !from_files.is_empty() || rest.iter().any(|w| w == "-f");
+    let patterns: Vec<String> =
+        from_files.into_iter().chain(rest.get(index..).unwrap_or_default().iter().cloned()).collect();
     let (fetch, kind, patterns) = match criterion.as_str() {
         "always_true" => (Fetch::Src, MatchKind::Ip, vec!["0.0.0.0/0".to_string(), "::/0".to_string()]),
         "always_false" => (Fetch::Src, MatchKind::Ip, Vec::new()),
@@ -219,7 +226,7 @@ pub(crate) fn parse_acl_body(name: &str, words: &[String]) -> Result<Acl, Proble
             true => (fetch, kind, patterns),
             false => return Err(Problem::invalid(format!("'{criterion}' is a boolean: it takes no pattern"))),
         },
-        _ if patterns.is_empty() => {
+        _ if patterns.is_empty() && !had_file => {
             return Err(Problem::invalid(format!("acl '{name}' has no pattern to match"))
                 .hint(format!("e.g. acl {name} {criterion} VALUE")))
         }
@@ -227,6 +234,23 @@ pub(crate) fn parse_acl_body(name: &str, words: &[String]) -> Result<Acl, Proble
     };
     let patterns = validate_patterns(kind, patterns, ignore_case)?;
     Ok(Acl { name: name.to_string(), fetch, kind, patterns, ignore_case })
+}
+
+/// A pattern file (`acl NAME CRITERION -f FILE`): one pattern per line, blank lines and `#`
+/// comments skipped, leading spaces and tabs stripped (trailing ones are part of the pattern,
+/// as in HAProxy).
+fn pattern_file(path: &str) -> Result<Vec<String>, Problem> {
+    let meta = std::fs::metadata(path).map_err(|e| Problem::invalid(format!("pattern file '{path}': {e}")))?;
+    if !meta.is_file() || meta.len() > 256 << 20 {
+        return Err(Problem::invalid(format!("pattern file '{path}' is not a regular file of at most 256 MiB")));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Problem::invalid(format!("pattern file '{path}': {e}")))?;
+    Ok(text
+        .lines()
+        .map(|l| l.trim_start_matches([' ', '\t']).trim_end_matches('\r'))
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
 }
 
 fn parse_criterion(word: &str) -> Result<(Fetch, MatchKind), Problem> {

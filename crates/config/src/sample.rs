@@ -4,7 +4,7 @@
 //! Arguments are split on commas inside the parentheses; a backslash keeps the next character
 //! as it is (`regsub(\,,;)`), as HAProxy reads them.
 use crate::diag::Problem;
-use fulcrum_model::rules::{Converter, Counter, CounterOf, FormatPart, LogFormat, Sample, SampleFetch};
+use fulcrum_model::rules::{Converter, Counter, CounterOf, FormatPart, LogFormat, MapMatch, Sample, SampleFetch};
 
 /// Fetches fulcrum evaluates, for "did you mean".
 const FETCHES: &[&str] = &[
@@ -82,7 +82,8 @@ const NOT_YET_FETCHES: &[&str] = &[
 
 const CONVERTERS: &[&str] = &[
     "lower", "upper", "base64", "b64dec", "hex", "length", "field", "word", "bytes", "ipmask", "regsub", "add", "sub",
-    "mul", "div", "mod", "json", "sdbm", "djb2", "crc32", "concat",
+    "mul", "div", "mod", "json", "sdbm", "djb2", "crc32", "concat", "map", "map_str", "map_beg", "map_end", "map_sub",
+    "map_dir", "map_dom", "map_reg", "map_ip", "map_int",
 ];
 
 const NOT_YET_CONVERTERS: &[&str] = &[
@@ -451,6 +452,13 @@ fn converter(c: &Call<'_>) -> Result<Converter, Problem> {
                 after: c.args.get(2).cloned().unwrap_or_default(),
             })
         }
+        name if name == "map" || name.starts_with("map_") && map_kind(name).is_some() => {
+            arity(c, 2)?;
+            let kind = map_kind(name).unwrap_or(MapMatch::Str);
+            let file = str_arg(c, 0)?;
+            let entries = read_map(&file, kind)?;
+            Ok(Converter::Map { kind, file, entries, default: c.args.get(1).cloned() })
+        }
         other if NOT_YET_CONVERTERS.contains(&other) => {
             Err(Problem::unsupported(format!("the converter '{other}' is not supported yet")))
         }
@@ -464,6 +472,55 @@ fn converter(c: &Call<'_>) -> Result<Converter, Problem> {
 pub(crate) enum Dir {
     Request,
     Response,
+}
+
+fn map_kind(name: &str) -> Option<MapMatch> {
+    Some(match name {
+        "map" | "map_str" => MapMatch::Str,
+        "map_beg" => MapMatch::Beg,
+        "map_end" => MapMatch::End,
+        "map_sub" => MapMatch::Sub,
+        "map_dir" => MapMatch::Dir,
+        "map_dom" => MapMatch::Dom,
+        "map_reg" => MapMatch::Reg,
+        "map_ip" => MapMatch::Ip,
+        "map_int" => MapMatch::Int,
+        _ => return None,
+    })
+}
+
+/// Map files larger than this are refused (HAProxy holds maps in memory too).
+const MAX_MAP_FILE: u64 = 256 << 20;
+
+/// A map file: `KEY VALUE` lines (the value is the rest of the line), `#` comments and blank
+/// lines skipped; keys checked as the match kind needs (networks, integers, regexes).
+pub(crate) fn read_map(path: &str, kind: MapMatch) -> Result<Vec<(String, String)>, Problem> {
+    let meta = std::fs::metadata(path).map_err(|e| Problem::invalid(format!("map file '{path}': {e}")))?;
+    if !meta.is_file() || meta.len() > MAX_MAP_FILE {
+        return Err(Problem::invalid(format!("map file '{path}' is not a regular file of at most 256 MiB")));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Problem::invalid(format!("map file '{path}': {e}")))?;
+    let mut entries = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        // Leading blanks go; a value keeps what follows its first character (HAProxy).
+        let line = line.trim_start_matches([' ', '\t']).trim_end_matches('\r');
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once([' ', '\t']) {
+            Some((k, v)) => (k, v.trim_start_matches([' ', '\t'])),
+            None => (line, ""),
+        };
+        let bad = |why: &str| Problem::invalid(format!("map file '{path}', line {}: '{key}' {why}", n + 1));
+        match kind {
+            MapMatch::Ip if crate::values::parse_net(key).is_err() => return Err(bad("is not an address or network")),
+            MapMatch::Int if key.parse::<i64>().is_err() => return Err(bad("is not an integer")),
+            MapMatch::Reg if regex::Regex::new(key).is_err() => return Err(bad("is not a valid regular expression")),
+            _ => {}
+        }
+        entries.push((key.to_string(), value.to_string()));
+    }
+    Ok(entries)
 }
 
 /// Parses a sample expression (a fetch, then converters, separated by commas) for a rule of

@@ -13,7 +13,19 @@ use fulcrum_testkit::Origin;
 const DEFAULTS: &str =
     "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s";
 
-fn rules_cfg(bind: SocketAddr, h2: SocketAddr, origin: SocketAddr) -> String {
+/// A map of hosts and a pattern file, written once for the comparison test.
+fn rule_files(dir: &std::path::Path) -> (String, String) {
+    let map = dir.join("hosts.map");
+    std::fs::write(&map, "# host -> tier\nexample.com gold\nwww.example.org   silver tier\n\nexample bronze-prefix\n")
+        .expect("map");
+    std::fs::write(dir.join("nets.map"), "10.0.0.0/8 internal\n127.0.0.0/8 loopback\n127.0.0.1 me\n").expect("map");
+    let pats = dir.join("blocked.lst");
+    std::fs::write(&pats, "# blocked paths\n/blocked\n  /secret  \n").expect("patterns");
+    (map.display().to_string(), pats.display().to_string())
+}
+
+fn rules_cfg(bind: SocketAddr, h2: SocketAddr, origin: SocketAddr, (map, pats): &(String, String)) -> String {
+    let nets = std::path::Path::new(map).with_file_name("nets.map").display().to_string();
     format!(
         r#"{DEFAULTS}
 frontend fe
@@ -50,6 +62,11 @@ frontend fe
     acl has_session req.cook(sess) -m found
     acl loud req.hdr(x-case),lower -m str yes
     acl short_path path,length lt 5
+    acl blocked path_beg -f {pats}
+    http-request deny deny_status 410 if blocked
+    http-request set-header X-Tier %[req.hdr(host),lower,field(1,:),map({map},bronze)]
+    http-request set-header X-Tier-Beg %[req.hdr(host),lower,map_beg({map})]
+    http-request set-header X-Tier-Ip %[src,map_ip({nets},none)]
     http-request add-header X-Acl api if api
     http-request add-header X-Acl jpg if jpg
     http-request add-header X-Acl query if has_query
@@ -134,11 +151,12 @@ fn rules_do_what_haproxy_does() {
     let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
     let (hap, ful, hap2, ful2) = (free_addr(), free_addr(), free_addr(), free_addr());
     let dir = temp_dir("rules");
-    std::fs::write(dir.join("hap.cfg"), rules_cfg(hap, hap2, origin.addr)).expect("write");
+    let files = rule_files(&dir);
+    std::fs::write(dir.join("hap.cfg"), rules_cfg(hap, hap2, origin.addr, &files)).expect("write");
     let check = Command::new("haproxy").arg("-c").arg("-f").arg(dir.join("hap.cfg")).output().expect("haproxy -c");
     assert!(check.status.success(), "HAProxy refuses the test's config: {}", String::from_utf8_lossy(&check.stderr));
-    let _hap = common::start_haproxy(&dir, &rules_cfg(hap, hap2, origin.addr), hap);
-    let _f = Fulcrum::start("rules.cfg", &rules_cfg(ful, ful2, origin.addr), ful);
+    let _hap = common::start_haproxy(&dir, &rules_cfg(hap, hap2, origin.addr, &files), hap);
+    let _f = Fulcrum::start("rules.cfg", &rules_cfg(ful, ful2, origin.addr, &files), ful);
     let cases: &[(&str, &[&str])] = &[
         ("/show", &[]),
         ("/show?q=1", &["-H", "X-Forwarded-Proto: https"]),
@@ -154,6 +172,10 @@ fn rules_do_what_haproxy_does() {
         ("/api?a", &["-H", "X-Case: YES"]),
         ("/b/c.jpg", &["-b", "sess=1"]),
         ("/b/c", &["-b", "other=1"]),
+        ("/blocked/x", &[]),
+        ("/secret", &[]),
+        ("/show", &["-H", "Host: WWW.example.org"]),
+        ("/show", &["-H", "Host: unknown.example"]),
         ("/gone", &[]),
         ("/show", &["-H", "X-Flood: 1"]),
         ("/show", &["-X", "POST", "-d", "body"]),
@@ -184,6 +206,7 @@ fn rules_fulcrum_cannot_do_are_errors_naming_the_line() {
     let bind = free_addr();
     let cases = [
         ("http-request tarpit", "not supported yet"),
+        ("http-request deny deny_status 451", "has no error page"),
         ("http-request deny if { sc0_conn_cur gt 1 }", "not supported yet"),
         ("http-request set-header", "takes: NAME FORMAT"),
         ("http-request sett-header X y", "did you mean set-header"),

@@ -184,12 +184,34 @@ pub enum Converter {
     Sdbm,
     Djb2,
     Crc32,
+    /// `map(FILE[,DEFAULT])` and its match variants: the value looked up in a map file (read
+    /// with the configuration; a reload reads it again), DEFAULT (or nothing) when absent.
+    Map {
+        kind: MapMatch,
+        file: String,
+        entries: Vec<(String, String)>,
+        default: Option<String>,
+    },
     /// `concat([START],[VAR],[END])`: the value, then START, the variable's value and END.
     Concat {
         before: String,
         var: Option<String>,
         after: String,
     },
+}
+
+/// How a map's keys match the value (`map_str` is `map`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapMatch {
+    Str,
+    Beg,
+    End,
+    Sub,
+    Dir,
+    Dom,
+    Reg,
+    Ip,
+    Int,
 }
 
 /// A fetch and its converters: `req.hdr(host),lower,field(1,:)`.

@@ -189,7 +189,7 @@ impl CompiledAcl {
 }
 
 /// `-m dom` / `-m dir`: `pattern` as whole words of `value`, delimited by `delims`.
-fn words_in(value: &str, pattern: &str, delims: &[char]) -> bool {
+pub(crate) fn words_in(value: &str, pattern: &str, delims: &[char]) -> bool {
     let trimmed = pattern.trim_matches(|c| delims.contains(&c));
     if trimmed.is_empty() {
         return false;

@@ -237,6 +237,90 @@ pub(crate) struct Resp<'a> {
 enum CompiledConv {
     Plain(Converter),
     Regsub { regex: regex::Regex, subst: String, global: bool },
+    Map(Box<CompiledMap>),
+}
+
+/// A map file ready for look-ups: by hash for exact strings and integers, longest network
+/// first for addresses, in file order for the others (the first match wins, as in HAProxy).
+#[derive(Debug)]
+struct CompiledMap {
+    kind: fulcrum_model::rules::MapMatch,
+    exact: std::collections::HashMap<String, String>,
+    list: Vec<(String, String)>,
+    regexes: Vec<(regex::Regex, String)>,
+    nets: Vec<((IpAddr, u8), String)>,
+    default: Option<String>,
+}
+
+impl CompiledMap {
+    fn build(
+        kind: fulcrum_model::rules::MapMatch,
+        entries: &[(String, String)],
+        default: Option<&String>,
+    ) -> Result<CompiledMap, CompileError> {
+        use fulcrum_model::rules::MapMatch as M;
+        let mut map = CompiledMap {
+            kind,
+            exact: std::collections::HashMap::new(),
+            list: Vec::new(),
+            regexes: Vec::new(),
+            nets: Vec::new(),
+            default: default.cloned(),
+        };
+        for (k, v) in entries {
+            match kind {
+                // The first of duplicate keys wins, as in a file read top to bottom.
+                M::Str | M::Int => {
+                    map.exact.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                M::Reg => map.regexes.push((regex(k, false, "map_reg")?, v.clone())),
+                M::Ip => {
+                    if let Some(net) = super::acl::parse_net(k) {
+                        map.nets.push((net, v.clone()));
+                    }
+                }
+                _ => map.list.push((k.clone(), v.clone())),
+            }
+        }
+        // Longest prefix first; equal lengths keep file order.
+        map.nets.sort_by_key(|((_, len), _)| std::cmp::Reverse(*len));
+        Ok(map)
+    }
+
+    fn lookup(&self, v: Value) -> Option<Value> {
+        use fulcrum_model::rules::MapMatch as M;
+        let found = match self.kind {
+            M::Str => self.exact.get(&v.into_string()).cloned(),
+            M::Int => v.as_int().and_then(|n| self.exact.get(&n.to_string()).cloned()),
+            M::Ip => {
+                let ip = match v {
+                    Value::Ip(ip) => Some(ip),
+                    other => other.into_string().trim().parse().ok(),
+                };
+                ip.and_then(|ip| {
+                    self.nets.iter().find(|((net, len), _)| super::acl::in_net(ip, *net, *len)).map(|(_, v)| v.clone())
+                })
+            }
+            M::Reg => {
+                let text = v.into_string();
+                self.regexes.iter().find(|(r, _)| r.is_match(&text)).map(|(_, v)| v.clone())
+            }
+            M::Beg | M::End | M::Sub | M::Dir | M::Dom => {
+                let text = v.into_string();
+                self.list
+                    .iter()
+                    .find(|(k, _)| match self.kind {
+                        M::Beg => text.starts_with(k.as_str()),
+                        M::End => text.ends_with(k.as_str()),
+                        M::Sub => text.contains(k.as_str()),
+                        M::Dir => super::acl::words_in(&text, k, &['/', '?', '#']),
+                        _ => super::acl::words_in(&text, k, &['.', '/', '?', ':', '#']),
+                    })
+                    .map(|(_, v)| v.clone())
+            }
+        };
+        found.or_else(|| self.default.clone()).map(Value::Str)
+    }
 }
 
 #[derive(Debug)]
@@ -322,6 +406,9 @@ pub(crate) fn sample(s: &Sample) -> Result<CompiledSample, CompileError> {
                 subst: haproxy_subst(subst),
                 global: *global,
             }),
+            Converter::Map { kind, entries, default, .. } => {
+                Ok(CompiledConv::Map(Box::new(CompiledMap::build(*kind, entries, default.as_ref())?)))
+            }
             other => Ok(CompiledConv::Plain(other.clone())),
         })
         .collect::<Result<_, CompileError>>()?;
@@ -915,6 +1002,7 @@ fn convert(c: &CompiledConv, v: Value, ctx: &Scope<'_>) -> Option<Value> {
                 if *global { regex.replace_all(&text, subst.as_str()) } else { regex.replace(&text, subst.as_str()) };
             return Some(Value::Str(out.into_owned()));
         }
+        CompiledConv::Map(map) => return map.lookup(v),
         CompiledConv::Plain(c) => c,
     };
     Some(match conv {
@@ -963,8 +1051,8 @@ fn convert(c: &CompiledConv, v: Value, ctx: &Scope<'_>) -> Option<Value> {
         Converter::Sdbm => Value::Int(i64::from(hash_sdbm(&v.into_bytes()))),
         Converter::Djb2 => Value::Int(i64::from(hash_djb2(&v.into_bytes()))),
         Converter::Crc32 => Value::Int(i64::from(hash_crc32(&v.into_bytes()))),
-        // Compiled into `CompiledConv::Regsub`.
-        Converter::Regsub { .. } => v,
+        // Compiled into `CompiledConv::Regsub` and `CompiledConv::Map`.
+        Converter::Regsub { .. } | Converter::Map { .. } => v,
         Converter::Concat { before, var, after } => {
             let middle = var.as_deref().and_then(|n| ctx.vars.get(n)).unwrap_or_default();
             Value::Str(format!("{}{before}{middle}{after}", v.into_string()))
