@@ -130,7 +130,8 @@ fn frontend(fe: &Frontend, diags: &mut Vec<Diagnostic>) {
 /// A frontend and its backends carry the same kind of traffic, and a `mode tcp` frontend has
 /// no use for what needs HTTP (HAProxy ignores those settings with a warning, as here).
 fn modes(model: &Model, fe: &Frontend, diags: &mut Vec<Diagnostic>) {
-    let names = fe.default_backend.iter().chain(fe.use_backends.iter().map(|r| &r.backend));
+    let names =
+        fe.default_backend.iter().chain(fe.use_backends.iter().filter(|r| r.dynamic.is_none()).map(|r| &r.backend));
     for be in names.filter_map(|name| model.backend(name)) {
         let message = match (fe.mode, be.mode) {
             (Mode::Tcp, Mode::Http) => format!(

@@ -19,6 +19,8 @@ fn rule_files(dir: &std::path::Path) -> (String, String) {
     std::fs::write(&map, "# host -> tier\nexample.com gold\nwww.example.org   silver tier\n\nexample bronze-prefix\n")
         .expect("map");
     std::fs::write(dir.join("nets.map"), "10.0.0.0/8 internal\n127.0.0.0/8 loopback\n127.0.0.1 me\n").expect("map");
+    std::fs::write(dir.join("route.map"), "example.com st\nwww.example.org gone\nnosuch.example nosuch\n")
+        .expect("map");
     let pats = dir.join("blocked.lst");
     std::fs::write(&pats, "# blocked paths\n/blocked\n  /secret  \n").expect("patterns");
     (map.display().to_string(), pats.display().to_string())
@@ -26,6 +28,7 @@ fn rule_files(dir: &std::path::Path) -> (String, String) {
 
 fn rules_cfg(bind: SocketAddr, h2: SocketAddr, origin: SocketAddr, (map, pats): &(String, String)) -> String {
     let nets = std::path::Path::new(map).with_file_name("nets.map").display().to_string();
+    let route = std::path::Path::new(map).with_file_name("route.map").display().to_string();
     format!(
         r#"{DEFAULTS}
 frontend fe
@@ -83,6 +86,8 @@ frontend fe
     # A variable routes (a condition on what an earlier rule set).
     http-request set-var(txn.route) str(st) if {{ path_beg /status/ }}
     use_backend st if {{ var(txn.route) -m str st }}
+    # A backend named per request, from a map (an unknown name: the default backend).
+    use_backend %[req.hdr(host),lower,field(1,:),map({route},web)] if {{ path_beg /dyn }}
     use_backend dn if {{ path_beg /denied }}
     use_backend gone if {{ path_beg /gone }}
     default_backend web
@@ -115,7 +120,8 @@ backend gone
 /// `curl ARGS URL`: the status line's code, the response headers we compare, the body.
 fn curl(args: &[&str], url: &str) -> (String, Vec<String>, String) {
     let out = Command::new("curl")
-        .args(["-s", "-i", "--max-time", "10", "-H", "Host: Example.COM:8080", "-A", "curl/8.0", "-H", "X-Secret: s"])
+        .args(["-s", "-i", "--max-time", "10", "-A", "curl/8.0", "-H", "X-Secret: s"])
+        .args(if args.iter().any(|a| a.starts_with("Host:")) { &[][..] } else { &["-H", "Host: Example.COM:8080"][..] })
         .args(args)
         .arg(url)
         .output()
@@ -176,6 +182,10 @@ fn rules_do_what_haproxy_does() {
         ("/secret", &[]),
         ("/show", &["-H", "Host: WWW.example.org"]),
         ("/show", &["-H", "Host: unknown.example"]),
+        ("/dyn/status/200", &[]),
+        ("/dyn/x", &["-H", "Host: www.example.org"]),
+        ("/dyn/x", &["-H", "Host: nosuch.example"]),
+        ("/dyn/x", &["-H", "Host: other.example"]),
         ("/gone", &[]),
         ("/show", &["-H", "X-Flood: 1"]),
         ("/show", &["-X", "POST", "-d", "body"]),
@@ -198,6 +208,10 @@ fn rules_do_what_haproxy_does() {
         assert!(seen.lines().any(|l| l == line), "{line} missing in:\n{seen}");
     }
     assert!(!seen.contains("x-secret"), "{seen}");
+    // The map-named backends were reached: `st` sets 202, `gone` answers 503.
+    assert_eq!(curl(&[], &format!("http://{ful}/dyn/status/200")).0, "202");
+    assert_eq!(curl(&["-H", "Host: www.example.org"], &format!("http://{ful}/dyn/x")).0, "503");
+    assert_eq!(curl(&["-H", "Host: nosuch.example"], &format!("http://{ful}/dyn/x")).0, "200");
     assert_eq!(curl(&[], &format!("http://{ful}/admin/")).0, "403");
 }
 

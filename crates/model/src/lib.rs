@@ -471,8 +471,12 @@ pub struct TcpRequest {
 /// `use_backend NAME if|unless COND`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UseBackend {
+    /// The backend's name (as written, for a dynamic one).
     pub backend: String,
     pub condition: Condition,
+    /// `use_backend %[...]`: the name computed per request (a name no backend has sends the
+    /// request to the default backend, as in HAProxy).
+    pub dynamic: Option<rules::LogFormat>,
 }
 
 /// `http-check expect [!] status|rstatus|string|rstring PATTERN`

@@ -205,7 +205,8 @@ impl Parser {
         }
         let [name] = args else { return Err(Problem::invalid("'default_backend' needs one backend name")) };
         if name.contains("%[") {
-            return Err(Problem::unsupported("dynamic backend names (%[...]) are not supported yet"));
+            return Err(Problem::unsupported("a dynamic default_backend (%[...]) is not supported yet")
+                .hint("use 'use_backend %[...]' with a static default_backend"));
         }
         st.fe.default_backend = Some(name.clone());
         st.default_backend = Some((name.clone(), self.origin(line)));
@@ -221,15 +222,17 @@ impl Parser {
         let Some((name, cond)) = args.split_first() else {
             return Err(Problem::invalid("'use_backend' needs a backend name").hint("e.g. use_backend api if is_api"));
         };
-        if name.contains("%[") {
-            return Err(Problem::unsupported("dynamic backend names (%[...]) are not supported yet"));
-        }
+        let dynamic = if name.contains('%') {
+            Some(crate::sample::parse_log_format_in(name, crate::sample::Dir::Request)?)
+        } else {
+            None
+        };
         let condition = if cond.is_empty() {
             Condition { unless: false, alternatives: vec![Vec::new()] }
         } else {
             st.acls.parse_condition(cond)?
         };
-        st.use_backends.push((UseBackend { backend: name.clone(), condition }, line));
+        st.use_backends.push((UseBackend { backend: name.clone(), condition, dynamic }, line));
         Ok(())
     }
 
@@ -646,7 +649,8 @@ impl Parser {
         } else if let Some((backend, origin)) = &st.default_backend {
             self.backend_ref(&st.name, backend, origin.clone());
         }
-        for (rule, line) in &st.use_backends {
+        // A dynamic name is resolved per request: nothing to check here.
+        for (rule, line) in st.use_backends.iter().filter(|(r, _)| r.dynamic.is_none()) {
             self.backend_ref(&st.name, &rule.backend, self.origin(*line));
         }
         let mut rules: Vec<UseBackend> = st.use_backends.drain(..).map(|(rule, _)| rule).collect();

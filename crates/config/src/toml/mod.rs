@@ -736,7 +736,7 @@ impl<'t> Doc<'t> {
             match condition {
                 Some(condition) => {
                     self.backend_ref(frontend, &backend, line);
-                    rules.push(UseBackend { backend, condition });
+                    rules.push(UseBackend { backend, condition, dynamic: None });
                 }
                 None => *incomplete = true,
             }

@@ -114,6 +114,14 @@ impl Snapshot {
     }
 }
 
+/// Where a `use_backend` rule sends a request.
+#[derive(Debug)]
+pub(crate) enum Target {
+    Static(Arc<BackendRt>),
+    /// `use_backend %[...]`: the backend named by the format, per request.
+    Dynamic(rules::Format),
+}
+
 /// Every table a rule or fetch uses must exist: a `table NAME` names a proxy with a
 /// stick-table, and `track-sc*` or `src_*` without one need their own proxy's table.
 fn check_table_names(model: &Model, tables: &rules::Tables) -> Result<(), CompileError> {
@@ -142,7 +150,9 @@ fn check_table_names(model: &Model, tables: &rules::Tables) -> Result<(), Compil
 pub struct FrontendRt {
     pub cfg: Frontend,
     pub(crate) acls: Vec<CompiledAcl>,
-    pub(crate) rules: Vec<(CompiledCondition, Arc<BackendRt>)>,
+    pub(crate) rules: Vec<(CompiledCondition, Target)>,
+    /// Every backend by name, for dynamic `use_backend` (empty when there is none).
+    by_name: HashMap<String, Arc<BackendRt>>,
     pub default_backend: Option<Arc<BackendRt>>,
     pub(crate) errors: ErrorPages,
     /// `option forwardfor`, prepared once.
@@ -176,8 +186,19 @@ impl FrontendRt {
         let rules = fe
             .use_backends
             .iter()
-            .map(|u| Ok((CompiledCondition::compile(&u.condition, &acls)?, find(&u.backend)?)))
+            .map(|u| {
+                let target = match &u.dynamic {
+                    Some(f) => Target::Dynamic(rules::Format::compile(f)?),
+                    None => Target::Static(find(&u.backend)?),
+                };
+                Ok((CompiledCondition::compile(&u.condition, &acls)?, target))
+            })
             .collect::<Result<Vec<_>, CompileError>>()?;
+        let by_name = if fe.use_backends.iter().any(|u| u.dynamic.is_some()) {
+            backends.iter().map(|(n, b)| (n.to_string(), Arc::clone(b))).collect()
+        } else {
+            HashMap::new()
+        };
         let default_backend = fe.default_backend.as_deref().map(find).transpose()?;
         let tcp_rules = |rules: &[fulcrum_model::TcpRule]| {
             rules
@@ -202,6 +223,7 @@ impl FrontendRt {
             .map(|r| Ok((r.clone(), r.condition.as_ref().map(|c| CompiledCondition::compile(c, &acls)).transpose()?)))
             .collect::<Result<Vec<_>, CompileError>>()?;
         Ok(FrontendRt {
+            by_name,
             table: None,
             http_request: rules::Rules::compile(&fe.http_request, &acls)?,
             http_response: rules::Rules::compile(&fe.http_response, &acls)?,
@@ -236,11 +258,24 @@ impl FrontendRt {
 
     /// `mode tcp`: the first `use_backend` whose condition holds on these facts, else the default.
     pub(crate) fn route_tcp(&self, facts: &acl::Facts<'_>) -> Option<&Arc<BackendRt>> {
-        self.rules
-            .iter()
-            .find(|(cond, _)| cond.eval_facts(&self.acls, facts))
-            .map(|(_, b)| b)
-            .or(self.default_backend.as_ref())
+        let Some((_, target)) = self.rules.iter().find(|(cond, _)| cond.eval_facts(&self.acls, facts)) else {
+            return self.default_backend.as_ref();
+        };
+        self.target(target, None, facts).or(self.default_backend.as_ref())
+    }
+
+    /// A rule's backend: its own, or the one its dynamic name names (None: no such backend,
+    /// the default applies, as in HAProxy).
+    fn target<'a>(
+        &'a self,
+        target: &'a Target,
+        req: Option<&http::request::Parts>,
+        facts: &acl::Facts<'_>,
+    ) -> Option<&'a Arc<BackendRt>> {
+        match target {
+            Target::Static(b) => Some(b),
+            Target::Dynamic(f) => self.by_name.get(&rules::render_name(f, req, facts, &self.cfg.name)),
+        }
     }
 
     /// The first `redirect` rule whose condition holds for a request, and the Location it makes.
@@ -256,11 +291,11 @@ impl FrontendRt {
 
     /// The backend for a request: the first `use_backend` whose condition holds, else the default.
     pub(crate) fn route(&self, req: &http::request::Parts, who: &Who<'_>) -> Option<&Arc<BackendRt>> {
-        self.rules
-            .iter()
-            .find(|(cond, _)| cond.eval(&self.acls, req, who))
-            .map(|(_, b)| b)
-            .or(self.default_backend.as_ref())
+        let Some((_, target)) = self.rules.iter().find(|(cond, _)| cond.eval(&self.acls, req, who)) else {
+            return self.default_backend.as_ref();
+        };
+        let facts = Facts { req: Some(req), ..Facts::of(who) };
+        self.target(target, Some(req), &facts).or(self.default_backend.as_ref())
     }
 }
 

@@ -337,7 +337,7 @@ enum Part {
 
 /// A log-format string compiled; one without samples is its header value already.
 #[derive(Debug)]
-struct Format {
+pub(crate) struct Format {
     parts: Vec<Part>,
     constant: Option<HeaderValue>,
 }
@@ -430,6 +430,26 @@ fn haproxy_subst(s: &str) -> String {
         }
     }
     out
+}
+
+impl Format {
+    pub(crate) fn compile(f: &LogFormat) -> Result<Format, CompileError> {
+        format(f)
+    }
+}
+
+/// A format rendered with what a condition sees (a dynamic `use_backend` name).
+pub(crate) fn render_name(f: &Format, req: Option<&Parts>, facts: &super::acl::Facts<'_>, frontend: &str) -> String {
+    let empty = Vars::default();
+    let scope = Scope {
+        client: facts.peer.unwrap_or(SocketAddr::new(facts.client, 0)),
+        bind: facts.bind.unwrap_or(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0)),
+        tls: facts.tls,
+        frontend,
+        backend: None,
+        vars: facts.vars.unwrap_or(&empty),
+    };
+    render(f, req, None, &scope)
 }
 
 fn format(f: &LogFormat) -> Result<Format, CompileError> {
