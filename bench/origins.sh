@@ -40,10 +40,12 @@ defaults
 CFG
 }
 
-# RULES=1: a realistic rule set of 20 http-request/http-response rules (header rewriting,
-# ACL denies, a variable, rate tracking by a stick table with a deny on the rate, which the
-# benchmark never reaches) in the frontend, the same for HAProxy and fulcrum.
+# RULES=1: a realistic rule set of 21 http-request/http-response rules (header rewriting,
+# a map look-up, ACL denies, a variable, rate tracking by a stick table with a deny on the
+# rate, which the benchmark never reaches) in the frontend, the same for HAProxy and fulcrum.
 rules_block() {
+  printf 'localhost gold\n127.0.0.1 silver\nexample.com bronze\n' > "$WORK/hosts.map"
+  echo "    http-request set-header X-Tier %[req.hdr(host),lower,field(1,:),map($WORK/hosts.map,none)]"
   cat <<'RULES'
     stick-table type ip size 100k expire 30s store http_req_rate(10s)
     acl is_api path_beg /api
