@@ -6,6 +6,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::process::Command;
+use std::time::Duration;
 
 use common::{free_addr, temp_dir, Fulcrum};
 use fulcrum_testkit::Origin;
@@ -334,4 +335,42 @@ backend web
     assert_eq!(seen(&got), seen(&want), "fulcrum (left) and HAProxy (right)");
     assert_eq!(got[0].1, "x-cnt: 1 x-gpc: 0 x-src-cnt: 1");
     assert_eq!(got[5].1, "x-cnt: 6 x-gpc: 1 x-src-cnt: 6");
+}
+
+/// Requests answered by rules are logged as HAProxy logs them: the status, `PR--` for a deny
+/// (the proxy blocked the request), `LR--` for a `return` or a redirect (handled locally), and
+/// the request line as it came (before rules rewrote it); over HTTP/1.1 and HTTP/2.
+#[test]
+fn answers_made_by_rules_are_logged_with_their_termination_state() {
+    let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let (bind, h2) = (free_addr(), free_addr());
+    let cfg = format!(
+        "{DEFAULTS}\n    option httplog\nfrontend fe\n    bind {bind}\n    bind {h2} proto h2\n\
+         \x20   http-request deny if {{ path_beg /admin }}\n\
+         \x20   http-request return status 200 content-type text/plain string pong if {{ path /ping }}\n\
+         \x20   http-request redirect location /new code 301 if {{ path /old }}\n\
+         \x20   http-request set-path /rewritten if {{ path /orig }}\n\
+         \x20   default_backend web\nbackend web\n    http-response deny deny_status 502 if {{ src 127.0.0.2 }}\n    server web {}\n",
+        origin.addr
+    );
+    let f = Fulcrum::start("logged.cfg", &cfg, bind);
+    for (path, code) in [("/admin/x", "403"), ("/ping", "200"), ("/old", "301"), ("/orig", "200")] {
+        assert_eq!(curl(&[], &format!("http://{bind}{path}")).0, code, "{path}");
+        assert_eq!(curl(&["--http2-prior-knowledge"], &format!("http://{h2}{path}")).0, code, "{path} over HTTP/2");
+    }
+    // (HTTP/2 request lines carry the absolute URI, as HAProxy logs them.)
+    f.wait_log("/orig HTTP/2.0", Duration::from_secs(5));
+    let log = f.stderr();
+    let line = |needle: &str| -> Vec<&str> { log.lines().filter(|l| l.contains(needle)).collect() };
+    for (request, status, state) in
+        [("/admin/x", " 403 ", "PR--"), ("/ping", " 200 ", "LR--"), ("/old", " 301 ", "LR--")]
+    {
+        let lines = line(&format!("{request} HTTP/"));
+        assert_eq!(lines.len(), 2, "one line per protocol for {request}:\n{log}");
+        assert!(lines.iter().all(|l| l.contains(status) && l.contains(state)), "{request}:\n{log}");
+    }
+    // Forwarded after a rewrite: the line shows the request as it came, and the server.
+    let orig = line("/orig HTTP/");
+    assert_eq!(orig.len(), 2, "{log}");
+    assert!(orig.iter().all(|l| l.contains("web/web") && l.contains(" 200 ")), "{log}");
 }

@@ -17,7 +17,7 @@ use super::ConnInfo;
 use crate::error::{Failure, ProxyError, Stage};
 use crate::h1::{self, Framing};
 use crate::io::{IoFail, Side};
-use crate::l7::{error_page, ms, redirect_answer, request_rules, rule_answer, LocalResponse, LogEntry};
+use crate::l7::{error_page, ms, redirect_answer, request_rules, rule_answer, LocalResponse, LogEntry, RuleAnswer};
 use crate::pick::{choose, Slot};
 use crate::retry::{decide, Attempt, Decision, RetryPolicy};
 use crate::snapshot::rules::{Ctx, Vars};
@@ -74,14 +74,14 @@ pub(super) async fn serve(
     // The frontend's `http-request` rules, `redirect`, `use_backend`, the backend's rules.
     let mut vars = Vars::with_tables(snap.tables.clone());
     let scope = (conn.peer, conn.bind, tls);
-    if let Some(page) = request_rules(fe, None, scope, &mut parts, &mut vars) {
-        finish_local(&mut respond, page, head_only, entry, &shared).await;
+    if let Some(answer) = request_rules(fe, None, scope, &mut parts, &mut vars) {
+        finish_local(&mut respond, answer.page, head_only, terminated(entry, answer.termination), &shared).await;
         return;
     }
     let who = Who { peer: conn.peer, bind: conn.bind, tls, vars: &vars };
     if let Some((rule, location)) = fe.redirect(&parts, &who) {
         let page = redirect_answer(rule.code, location, rule.cookie.as_deref());
-        finish_local(&mut respond, page, head_only, entry, &shared).await;
+        finish_local(&mut respond, page, head_only, terminated(entry, *b"LR"), &shared).await;
         return;
     }
     let Some(backend) = fe.route(&parts, &who).cloned() else {
@@ -89,8 +89,12 @@ pub(super) async fn serve(
         finish_local(&mut respond, page, head_only, entry, &shared).await;
         return;
     };
-    if let Some(page) = request_rules(fe, Some(&backend), scope, &mut parts, &mut vars) {
-        finish_local(&mut respond, page, head_only, entry, &shared).await;
+    if let Some(answer) = request_rules(fe, Some(&backend), scope, &mut parts, &mut vars) {
+        let entry = terminated(entry, answer.termination).map(|mut e| {
+            e.backend.clone_from(&backend.cfg.name);
+            e
+        });
+        finish_local(&mut respond, answer.page, head_only, entry, &shared).await;
         return;
     }
     if let Some(e) = entry.as_mut() {
@@ -255,7 +259,7 @@ fn response_rules(
     backend: &BackendRt,
     status: &mut StatusCode,
     headers: &mut http::HeaderMap,
-) -> Option<LocalResponse> {
+) -> Option<RuleAnswer> {
     let fe = input.fe;
     if backend.http_response.is_empty() && fe.http_response.is_empty() {
         return None;
@@ -273,11 +277,19 @@ fn response_rules(
     {
         ctx.vars.own.clone_from(table);
         let verdict = rules.run_response(acls, input.req, status, headers, &mut ctx);
-        if let Some(page) = rule_answer(verdict, fe, Some(backend)) {
-            return Some(page);
+        if let Some(answer) = rule_answer(verdict, fe, Some(backend)) {
+            return Some(answer);
         }
     }
     None
+}
+
+/// A log entry with the termination state of an answer made here.
+fn terminated(entry: Option<Box<LogEntry>>, termination: [u8; 2]) -> Option<Box<LogEntry>> {
+    entry.map(|mut e| {
+        e.termination = termination;
+        e
+    })
 }
 
 /// A `Sec-WebSocket-Key`: 16 random bytes in base64 (RFC 6455 §4.1), for a server that
@@ -462,9 +474,9 @@ async fn exchange_h2(
         let (mut head, mut from_server) = resp.into_parts();
         crate::observe::observe_result(&backend, id, crate::observe::Observation::Status(head.status.as_u16()));
         let head_only = input.req.method == Method::HEAD;
-        if let Some(page) = response_rules(input, &backend, &mut head.status, &mut head.headers) {
+        if let Some(answer) = response_rules(input, &backend, &mut head.status, &mut head.headers) {
             // The server's stream is dropped (reset) with its answer.
-            finish_local(respond, page, head_only, entry.take(), shared).await;
+            finish_local(respond, answer.page, head_only, terminated(entry.take(), answer.termination), shared).await;
             return Ok(0);
         }
         if let Some(e) = entry.as_mut() {
@@ -599,9 +611,10 @@ async fn exchange(
     crate::l7::strip_hop_by_hop(&mut headers);
     headers.remove(header::TRANSFER_ENCODING);
     let input = RuleInput { fe: x.fe, conn: x.conn, req: &x.parts, vars: &mut x.vars };
-    if let Some(page) = response_rules(input, &backend, &mut status, &mut headers) {
+    if let Some(answer) = response_rules(input, &backend, &mut status, &mut headers) {
         // The server's answer is dropped, and its connection with it.
-        finish_local(respond, page, x.parts.method == Method::HEAD, x.entry.take(), x.shared).await;
+        let entry = terminated(x.entry.take(), answer.termination);
+        finish_local(respond, answer.page, x.parts.method == Method::HEAD, entry, x.shared).await;
         return Ok(());
     }
     if backend.cfg.cookie.is_some() {

@@ -204,18 +204,26 @@ pub(crate) fn redirect_answer(code: u16, location: String, cookie: Option<&str>)
     LocalResponse { status, headers, body: Bytes::new() }
 }
 
+/// An answer a rule made in the server's place, with the termination state HAProxy logs for
+/// it: `PR` for a deny (the proxy blocked the request), `LR` for a `return` or a redirect
+/// (handled locally).
+pub(crate) struct RuleAnswer {
+    pub page: LocalResponse,
+    pub termination: [u8; 2],
+}
+
 /// What an `http-request` / `http-response` verdict answers in the server's place, if it
 /// answers: `deny`'s error page, `return`'s answer, `redirect`'s.
 pub(crate) fn rule_answer(
     verdict: crate::snapshot::rules::Verdict,
     fe: &FrontendRt,
     backend: Option<&crate::snapshot::BackendRt>,
-) -> Option<LocalResponse> {
+) -> Option<RuleAnswer> {
     use crate::snapshot::rules::Verdict;
-    match verdict {
-        Verdict::Continue => None,
+    let (page, termination) = match verdict {
+        Verdict::Continue => return None,
         Verdict::Deny(status) => {
-            Some(error_page(StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN), Some(fe), backend))
+            (error_page(StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN), Some(fe), backend), *b"PR")
         }
         Verdict::Return { status, content_type, body } => {
             let mut headers = HeaderMap::new();
@@ -223,10 +231,11 @@ pub(crate) fn rule_answer(
                 headers.insert(header::CONTENT_TYPE, ct);
             }
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            Some(LocalResponse { status, headers, body: Bytes::from(body) })
+            (LocalResponse { status, headers, body: Bytes::from(body) }, *b"LR")
         }
-        Verdict::Redirect { code, location, cookie } => Some(redirect_answer(code, location, cookie.as_deref())),
-    }
+        Verdict::Redirect { code, location, cookie } => (redirect_answer(code, location, cookie.as_deref()), *b"LR"),
+    };
+    Some(RuleAnswer { page, termination })
 }
 
 /// Runs the `http-request` rules of the frontend (`backend` None) or of the backend on a
@@ -237,7 +246,7 @@ pub(crate) fn request_rules(
     (client, bind, tls): (SocketAddr, SocketAddr, Option<&fulcrum_tls::Negotiated>),
     req: &mut http::request::Parts,
     vars: &mut crate::snapshot::rules::Vars,
-) -> Option<LocalResponse> {
+) -> Option<RuleAnswer> {
     let (rules, acls, table) = match backend {
         Some(b) => (&b.http_request, &b.acls, &b.table),
         None => (&fe.http_request, &fe.acls, &fe.table),

@@ -13,7 +13,7 @@ use http::{Method, StatusCode, Version};
 use super::accesslog::LogEntry;
 use super::body::{transfer, BodyError, Transfer};
 use super::client::{
-    error_page, ms, redirect_answer, request_rules, respond, rule_answer, Client, Incoming, LocalResponse,
+    error_page, ms, redirect_answer, request_rules, respond, rule_answer, Client, Incoming, LocalResponse, RuleAnswer,
 };
 use super::headers::{self, ClientFraming};
 use super::route;
@@ -97,26 +97,43 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
     // backend's rules: HAProxy's order.
     let mut vars = Vars::with_tables(snap.tables.clone());
     let scope = (client.peer, client.bind, tls);
-    if let Some(page) = request_rules(fe, None, scope, &mut req.head, &mut vars) {
-        return Prepared::Answer(Some(page), head, keep);
-    }
-    let who = Who { peer: client.peer, bind: client.bind, tls, vars: &vars };
-    if let Some((rule, location)) = fe.redirect(&req.head, &who) {
-        return Prepared::Answer(Some(redirect_answer(rule.code, location, rule.cookie.as_deref())), head, keep);
-    }
-    let Some(backend) = fe.route(&req.head, &who).cloned() else {
-        return Prepared::Answer(Some(error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None)), head, keep);
-    };
-    if let Some(page) = request_rules(fe, Some(&backend), scope, &mut req.head, &mut vars) {
-        return Prepared::Answer(Some(page), head, keep);
-    }
+    // The log line shows the request as it came, before rules rewrite it (HAProxy's %r).
     let entry = shared.log_enabled(fe).then(|| {
         let line = format!("{} {} {:?}", req.head.method, req.head.uri, req.head.version);
         // HAProxy marks a frontend reached over TLS with a '~' in its log lines.
         let name = if client.tls.is_some() { format!("{}~", fe.cfg.name) } else { fe.cfg.name.clone() };
         let mut e = LogEntry::new(client.peer, started, &name, line);
-        e.backend.clone_from(&backend.cfg.name);
         e.tq = ms(parsed - started);
+        e
+    });
+    // An answer made here is logged now, with HAProxy's termination state.
+    let local =
+        |page: LocalResponse, termination: [u8; 2], backend: Option<&BackendRt>, entry: Option<Box<LogEntry>>| {
+            if let Some(mut e) = entry {
+                e.status = page.status.as_u16();
+                e.termination = termination;
+                if let Some(b) = backend {
+                    e.backend.clone_from(&b.cfg.name);
+                }
+                shared.access_log.write(&e.format(if head { 0 } else { page.body.len() as u64 }));
+            }
+            Prepared::Answer(Some(page), head, keep)
+        };
+    if let Some(answer) = request_rules(fe, None, scope, &mut req.head, &mut vars) {
+        return local(answer.page, answer.termination, None, entry);
+    }
+    let who = Who { peer: client.peer, bind: client.bind, tls, vars: &vars };
+    if let Some((rule, location)) = fe.redirect(&req.head, &who) {
+        return local(redirect_answer(rule.code, location, rule.cookie.as_deref()), *b"LR", None, entry);
+    }
+    let Some(backend) = fe.route(&req.head, &who).cloned() else {
+        return Prepared::Answer(Some(error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None)), head, keep);
+    };
+    if let Some(answer) = request_rules(fe, Some(&backend), scope, &mut req.head, &mut vars) {
+        return local(answer.page, answer.termination, Some(&backend), entry);
+    }
+    let entry = entry.map(|mut e| {
+        e.backend.clone_from(&backend.cfg.name);
         e
     });
     let key = route::hash_key(&backend.cfg.algorithm, &req.head, client_ip);
@@ -404,7 +421,7 @@ fn response_rules(
     client: &Client,
     backend: &BackendRt,
     resp: &mut h1::Response,
-) -> Option<LocalResponse> {
+) -> Option<RuleAnswer> {
     let fe = &x.snap.frontends[x.fe];
     if backend.http_response.is_empty() && fe.http_response.is_empty() {
         return None;
@@ -423,8 +440,8 @@ fn response_rules(
     {
         ctx.vars.own.clone_from(table);
         let verdict = rules.run_response(acls, &x.req.head, &mut resp.status, &mut resp.headers, &mut ctx);
-        if let Some(page) = rule_answer(verdict, fe, Some(backend)) {
-            return Some(page);
+        if let Some(answer) = rule_answer(verdict, fe, Some(backend)) {
+            return Some(answer);
         }
     }
     if resp.status != before {
@@ -482,12 +499,13 @@ async fn relay_response(
     let keep_client = !x.req.close && x.fe().cfg.conn_mode != ConnMode::Close && may_keep && !suspect;
     // The backend's `http-response` rules, then the frontend's. One that answers in the
     // server's place (deny, return, redirect) drops the server's answer and its connection.
-    if let Some(page) = response_rules(x, client, &backend, &mut resp) {
+    if let Some(answer) = response_rules(x, client, &backend, &mut resp) {
         let head = x.req.head.method == Method::HEAD;
-        let status = page.status.as_u16();
-        let bytes = respond(client, page, head, !keep_client).await;
+        let status = answer.page.status.as_u16();
+        let bytes = respond(client, answer.page, head, !keep_client).await;
         if let Some(mut e) = x.entry.take() {
             e.status = status;
+            e.termination = answer.termination;
             x.shared.access_log.write(&e.format(bytes));
         }
         return Ok(keep_client);

@@ -30,7 +30,9 @@ use bytes::BytesMut;
 
 pub use accesslog::AccessLog;
 pub(crate) use accesslog::LogEntry;
-pub(crate) use client::{error_page, ms, redirect_answer, request_rules, rule_answer, Client, LocalResponse};
+pub(crate) use client::{
+    error_page, ms, redirect_answer, request_rules, rule_answer, Client, LocalResponse, RuleAnswer,
+};
 use client::{respond, Incoming};
 pub(crate) use headers::{request_to_server, server_reuse, strip_hop_by_hop};
 pub(crate) use route::{hash_key, persistence, set_cookie, source_key};
