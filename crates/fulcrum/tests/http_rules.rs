@@ -35,6 +35,8 @@ fn rules_cfg(bind: SocketAddr, h2: SocketAddr, origin: SocketAddr, (map, pats): 
 frontend fe
     bind {bind}
     bind {h2} proto h2
+    monitor-uri /healthz
+    monitor fail if {{ hdr(x-down) 1 }}
     acl admin path_beg /admin
     http-request deny deny_status 403 if admin
     http-request deny deny_status 429 if {{ hdr(x-flood) 1 }}
@@ -183,6 +185,9 @@ fn rules_do_what_haproxy_does() {
         ("/secret", &[]),
         ("/show", &["-H", "Host: WWW.example.org"]),
         ("/show", &["-H", "Host: unknown.example"]),
+        ("/healthz", &[]),
+        ("/healthz", &["-H", "X-Down: 1"]),
+        ("/healthz?x", &[]),
         ("/dyn/status/200", &[]),
         ("/dyn/x", &["-H", "Host: www.example.org"]),
         ("/dyn/x", &["-H", "Host: nosuch.example"]),
@@ -209,6 +214,9 @@ fn rules_do_what_haproxy_does() {
         assert!(seen.lines().any(|l| l == line), "{line} missing in:\n{seen}");
     }
     assert!(!seen.contains("x-secret"), "{seen}");
+    // monitor-uri answers before any rule (the admin deny and the rewrites do not apply).
+    assert_eq!(curl(&[], &format!("http://{ful}/healthz")).0, "200");
+    assert_eq!(curl(&["-H", "X-Down: 1"], &format!("http://{ful}/healthz")).0, "503");
     // The map-named backends were reached: `st` sets 202, `gone` answers 503.
     assert_eq!(curl(&[], &format!("http://{ful}/dyn/status/200")).0, "202");
     assert_eq!(curl(&["-H", "Host: www.example.org"], &format!("http://{ful}/dyn/x")).0, "503");

@@ -255,6 +255,10 @@ pub struct Frontend {
     pub http_request: Vec<rules::HttpRule>,
     /// A `stick-table` declared in a frontend section (tracking, rate limiting).
     pub table: Option<StickTable>,
+    /// `monitor-uri URI`: answered 200 here (503 when a `monitor fail` condition holds).
+    pub monitor_uri: Option<String>,
+    /// `monitor fail if|unless COND`.
+    pub monitor_fail: Vec<Condition>,
     /// `http-response` rules, in order (after the backend's).
     pub http_response: Vec<rules::HttpRule>,
     pub redirects: Vec<Redirect>,
@@ -318,6 +322,8 @@ impl Frontend {
             http_request: Vec::new(),
             http_response: Vec::new(),
             table: None,
+            monitor_uri: None,
+            monitor_fail: Vec::new(),
             h2_binds: Vec::new(),
         }
     }

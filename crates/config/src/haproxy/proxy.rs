@@ -22,6 +22,8 @@ impl Parser {
             "use_backend" => self.use_backend(st, line, args),
             "redirect" => self.redirect(st, args),
             "http-request" | "http-response" => Self::http_rule(st, keyword, args),
+            "monitor-uri" => Self::monitor_uri(st, args),
+            "monitor" => Self::monitor(st, args),
             // A frontend's own table (tracking, rate limiting); a backend's or a listen's is
             // read with the backend keywords.
             "stick-table" if st.kind == Kind::Frontend => {
@@ -234,6 +236,36 @@ impl Parser {
         };
         st.use_backends.push((UseBackend { backend: name.clone(), condition, dynamic }, line));
         Ok(())
+    }
+
+    /// `monitor-uri URI`: a health URL the proxy answers itself (frontends and listens).
+    fn monitor_uri(st: &mut ProxyState, args: &[String]) -> Result<(), Problem> {
+        if !st.kind.has_frontend() {
+            return Err(Problem::invalid("'monitor-uri' belongs in a frontend or listen section"));
+        }
+        match args {
+            [uri] if uri.starts_with('/') || uri.contains("://") => {
+                st.fe.monitor_uri = Some(uri.clone());
+                Ok(())
+            }
+            _ => Err(Problem::invalid("'monitor-uri' needs one URI").hint("e.g. monitor-uri /healthz")),
+        }
+    }
+
+    /// `monitor fail if|unless COND`: the `monitor-uri` answer becomes a 503.
+    fn monitor(st: &mut ProxyState, args: &[String]) -> Result<(), Problem> {
+        Self::not_in_defaults(st, "monitor fail")?;
+        if !st.kind.has_frontend() {
+            return Err(Problem::invalid("'monitor fail' belongs in a frontend or listen section"));
+        }
+        match args.split_first() {
+            Some((fail, cond)) if fail == "fail" && !cond.is_empty() => {
+                let condition = st.acls.parse_condition(cond)?;
+                st.fe.monitor_fail.push(condition);
+                Ok(())
+            }
+            _ => Err(Problem::invalid("'monitor' is written 'monitor fail if|unless COND'")),
+        }
     }
 
     /// `http-request ACTION ...` / `http-response ACTION ...`.
@@ -662,6 +694,7 @@ impl Parser {
         fe.http_request = std::mem::take(&mut st.http_request);
         fe.http_response = std::mem::take(&mut st.http_response);
         conditions.extend(fe.redirects.iter_mut().filter_map(|r| r.condition.as_mut()));
+        conditions.extend(fe.monitor_fail.iter_mut());
         conditions
             .extend(fe.http_request.iter_mut().chain(fe.http_response.iter_mut()).filter_map(http_rule_condition));
         match std::mem::take(&mut st.acls).finish(&mut conditions) {

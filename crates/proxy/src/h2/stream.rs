@@ -74,6 +74,14 @@ pub(super) async fn serve(
     // The frontend's `http-request` rules, `redirect`, `use_backend`, the backend's rules.
     let mut vars = Vars::with_tables(snap.tables.clone());
     let scope = (conn.peer, conn.bind, tls);
+    // `monitor-uri` comes before any rule, and is not logged (as in HAProxy).
+    if fe.cfg.monitor_uri.is_some() {
+        let who = Who { peer: conn.peer, bind: conn.bind, tls, vars: &vars };
+        if let Some(up) = fe.monitor(&parts, &who) {
+            finish_local(&mut respond, crate::l7::monitor_answer(up, fe), head_only, None, &shared).await;
+            return;
+        }
+    }
     if let Some(answer) = request_rules(fe, None, scope, &mut parts, &mut vars) {
         finish_local(&mut respond, answer.page, head_only, terminated(entry, answer.termination), &shared).await;
         return;

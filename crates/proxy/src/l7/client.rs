@@ -204,6 +204,19 @@ pub(crate) fn redirect_answer(code: u16, location: String, cookie: Option<&str>)
     LocalResponse { status, headers, body: Bytes::new() }
 }
 
+/// `monitor-uri`'s answer, as HAProxy makes it: 200 with a small page when the service is up,
+/// the 503 error page when a `monitor fail` condition holds.
+pub(crate) fn monitor_answer(up: bool, fe: &FrontendRt) -> LocalResponse {
+    if !up {
+        return error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None);
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    let body = Bytes::from_static(b"<html><body><h1>200 OK</h1>\nService ready.\n</body></html>\n");
+    LocalResponse { status: StatusCode::OK, headers, body }
+}
+
 /// An answer a rule made in the server's place, with the termination state HAProxy logs for
 /// it: `PR` for a deny (the proxy blocked the request), `LR` for a `return` or a redirect
 /// (handled locally).

@@ -97,6 +97,13 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
     // backend's rules: HAProxy's order.
     let mut vars = Vars::with_tables(snap.tables.clone());
     let scope = (client.peer, client.bind, tls);
+    // `monitor-uri` comes before any rule, and is not logged (as in HAProxy).
+    if fe.cfg.monitor_uri.is_some() {
+        let who = Who { peer: client.peer, bind: client.bind, tls, vars: &vars };
+        if let Some(up) = fe.monitor(&req.head, &who) {
+            return Prepared::Answer(Some(super::client::monitor_answer(up, fe)), head, keep);
+        }
+    }
     // The log line shows the request as it came, before rules rewrite it (HAProxy's %r).
     let entry = shared.log_enabled(fe).then(|| {
         let line = format!("{} {} {:?}", req.head.method, req.head.uri, req.head.version);

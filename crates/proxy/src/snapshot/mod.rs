@@ -172,6 +172,8 @@ pub struct FrontendRt {
     pub(crate) http_response: rules::Rules,
     /// The frontend's own counter table (a listen's is its backend's).
     pub(crate) table: Option<Arc<crate::live::CounterTable>>,
+    /// `monitor fail` conditions.
+    monitor_fail: Vec<CompiledCondition>,
 }
 
 impl FrontendRt {
@@ -222,7 +224,10 @@ impl FrontendRt {
             .iter()
             .map(|r| Ok((r.clone(), r.condition.as_ref().map(|c| CompiledCondition::compile(c, &acls)).transpose()?)))
             .collect::<Result<Vec<_>, CompileError>>()?;
+        let monitor_fail =
+            fe.monitor_fail.iter().map(|c| CompiledCondition::compile(c, &acls)).collect::<Result<Vec<_>, _>>()?;
         Ok(FrontendRt {
+            monitor_fail,
             by_name,
             table: None,
             http_request: rules::Rules::compile(&fe.http_request, &acls)?,
@@ -239,6 +244,17 @@ impl FrontendRt {
             errors: ErrorPages::new(&fe.errorfiles)?,
             forwardfor: forwardfor(fe.forwardfor.as_ref())?,
         })
+    }
+
+    /// `monitor-uri`: None when the request is not for it; else whether the service is up
+    /// (no `monitor fail` condition holds).
+    pub(crate) fn monitor(&self, req: &http::request::Parts, who: &Who<'_>) -> Option<bool> {
+        let uri = self.cfg.monitor_uri.as_deref()?;
+        let asked = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        if asked != uri && req.uri != uri {
+            return None;
+        }
+        Some(!self.monitor_fail.iter().any(|c| c.eval(&self.acls, req, who)))
     }
 
     /// The TLS configuration of a bind address, if it is an `ssl` bind.
