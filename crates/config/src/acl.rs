@@ -185,6 +185,7 @@ pub(crate) fn parse_acl_body(name: &str, words: &[String]) -> Result<Acl, Proble
     let mut ignore_case = false;
     // Patterns from `-f FILE`, before those on the line (as HAProxy loads them).
     let mut from_files: Vec<String> = Vec::new();
+    let mut had_file = false;
     let mut index = 0;
     while let Some(flag) = rest.get(index) {
         match flag.as_str() {
@@ -204,6 +205,7 @@ pub(crate) fn parse_acl_body(name: &str, words: &[String]) -> Result<Acl, Proble
                 index += 1;
                 let path = rest.get(index).ok_or_else(|| Problem::invalid("'-f' needs a pattern file"))?;
                 from_files.extend(pattern_file(path)?);
+                had_file = true;
             }
             "-M" => {
                 return Err(Problem::unsupported("acl flag '-M' (a map file as patterns) is not supported yet")
@@ -216,7 +218,6 @@ pub(crate) fn parse_acl_body(name: &str, words: &[String]) -> Result<Acl, Proble
         }
         index += 1;
     }
-    let had_file = !from_files.is_empty() || rest.iter().any(|w| w == "-f");
     let patterns: Vec<String> =
         from_files.into_iter().chain(rest.get(index..).unwrap_or_default().iter().cloned()).collect();
     let (fetch, kind, patterns) = match criterion.as_str() {
@@ -236,21 +237,11 @@ pub(crate) fn parse_acl_body(name: &str, words: &[String]) -> Result<Acl, Proble
     Ok(Acl { name: name.to_string(), fetch, kind, patterns, ignore_case })
 }
 
-/// A pattern file (`acl NAME CRITERION -f FILE`): one pattern per line, blank lines and `#`
-/// comments skipped, leading spaces and tabs stripped (trailing ones are part of the pattern,
-/// as in HAProxy).
+/// A pattern file (`acl NAME CRITERION -f FILE`): one pattern per line, read as map files are
+/// (blank lines and `#` comments skipped, leading blanks stripped, trailing ones kept).
 fn pattern_file(path: &str) -> Result<Vec<String>, Problem> {
-    let meta = std::fs::metadata(path).map_err(|e| Problem::invalid(format!("pattern file '{path}': {e}")))?;
-    if !meta.is_file() || meta.len() > 256 << 20 {
-        return Err(Problem::invalid(format!("pattern file '{path}' is not a regular file of at most 256 MiB")));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| Problem::invalid(format!("pattern file '{path}': {e}")))?;
-    Ok(text
-        .lines()
-        .map(|l| l.trim_start_matches([' ', '\t']).trim_end_matches('\r'))
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect())
+    let text = crate::sample::read_list_file(path, "pattern file")?;
+    Ok(text.lines().filter_map(crate::sample::list_line).map(str::to_string).collect())
 }
 
 fn parse_criterion(word: &str) -> Result<(Fetch, MatchKind), Problem> {

@@ -87,15 +87,6 @@ const CONVERTERS: &[&str] = &[
 ];
 
 const NOT_YET_CONVERTERS: &[&str] = &[
-    "map",
-    "map_str",
-    "map_beg",
-    "map_end",
-    "map_sub",
-    "map_reg",
-    "map_ip",
-    "map_int",
-    "map_dom",
     "table_http_req_rate",
     "table_conn_rate",
     "table_gpc0",
@@ -273,8 +264,7 @@ fn fetch(c: &Call<'_>) -> Result<SampleFetch, Problem> {
         "int" => SampleFetch::Int(int_arg(c, 0, None)?),
         "bool" => SampleFetch::Int(i64::from(int_arg(c, 0, None)? != 0)),
         "var" => SampleFetch::Var(var_name(&str_arg(c, 0)?)?),
-        other if counter_fetch(other).is_some() => {
-            let (of, counter, table_arg) = counter_fetch(other).unwrap_or((CounterOf::Src, Counter::HttpReqCnt, 0));
+        other if let Some((of, counter, table_arg)) = counter_fetch(other) => {
             let of = match of {
                 // `sc_*(N[,TABLE])`: the slot is the first argument.
                 CounterOf::Slot(u8::MAX) => {
@@ -489,24 +479,33 @@ fn map_kind(name: &str) -> Option<MapMatch> {
     })
 }
 
-/// Map files larger than this are refused (HAProxy holds maps in memory too).
-const MAX_MAP_FILE: u64 = 256 << 20;
+/// Map and pattern files larger than this are refused (HAProxy holds them in memory too).
+const MAX_LIST_FILE: u64 = 256 << 20;
+
+/// A map or pattern file's text (`what` names it in errors); only a regular file of at most
+/// [`MAX_LIST_FILE`] bytes.
+pub(crate) fn read_list_file(path: &str, what: &str) -> Result<String, Problem> {
+    let meta = std::fs::metadata(path).map_err(|e| Problem::invalid(format!("{what} '{path}': {e}")))?;
+    if !meta.is_file() || meta.len() > MAX_LIST_FILE {
+        return Err(Problem::invalid(format!("{what} '{path}' is not a regular file of at most 256 MiB")));
+    }
+    std::fs::read_to_string(path).map_err(|e| Problem::invalid(format!("{what} '{path}': {e}")))
+}
+
+/// A line of a map or pattern file as HAProxy reads it: leading blanks stripped, trailing ones
+/// kept (but a CR); None for a blank line or a `#` comment.
+pub(crate) fn list_line(line: &str) -> Option<&str> {
+    let line = line.trim_start_matches([' ', '\t']).trim_end_matches('\r');
+    (!line.is_empty() && !line.starts_with('#')).then_some(line)
+}
 
 /// A map file: `KEY VALUE` lines (the value is the rest of the line), `#` comments and blank
 /// lines skipped; keys checked as the match kind needs (networks, integers, regexes).
 pub(crate) fn read_map(path: &str, kind: MapMatch) -> Result<Vec<(String, String)>, Problem> {
-    let meta = std::fs::metadata(path).map_err(|e| Problem::invalid(format!("map file '{path}': {e}")))?;
-    if !meta.is_file() || meta.len() > MAX_MAP_FILE {
-        return Err(Problem::invalid(format!("map file '{path}' is not a regular file of at most 256 MiB")));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| Problem::invalid(format!("map file '{path}': {e}")))?;
+    let text = read_list_file(path, "map file")?;
     let mut entries = Vec::new();
     for (n, line) in text.lines().enumerate() {
-        // Leading blanks go; a value keeps what follows its first character (HAProxy).
-        let line = line.trim_start_matches([' ', '\t']).trim_end_matches('\r');
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
+        let Some(line) = list_line(line) else { continue };
         let (key, value) = match line.split_once([' ', '\t']) {
             Some((k, v)) => (k, v.trim_start_matches([' ', '\t'])),
             None => (line, ""),

@@ -188,7 +188,8 @@ pub(super) fn parse_http_rule(args: &[String], response: bool, acls: &mut AclSet
                 [] => default,
                 [kw, code] if kw == "deny_status" => {
                     let code = status_code(code)?;
-                    if !ERROR_PAGES.contains(&code) {
+                    // The statuses HAProxy has an error page for (those `errorfile` takes).
+                    if !super::keywords::ERRORFILE_CODES.contains(&code) {
                         return Err(Problem::invalid(format!("deny_status {code} has no error page"))
                             .hint("HAProxy's error pages: 200 400 401 403 404 405 407 408 410 413 425 429 500 501 502 503 504; or use 'return status N'"));
                     }
@@ -294,9 +295,6 @@ pub(super) fn parse_http_rule(args: &[String], response: bool, acls: &mut AclSet
     let condition = if cond.is_empty() { None } else { Some(acls.parse_condition(cond)?) };
     Ok(HttpRule { action, condition })
 }
-
-/// The statuses HAProxy has an error page for (`deny_status` takes one of them).
-const ERROR_PAGES: &[u16] = &[200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504];
 
 fn status_code(text: &str) -> Result<u16, Problem> {
     text.parse::<u16>()

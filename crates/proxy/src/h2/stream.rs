@@ -17,10 +17,10 @@ use super::ConnInfo;
 use crate::error::{Failure, ProxyError, Stage};
 use crate::h1::{self, Framing};
 use crate::io::{IoFail, Side};
-use crate::l7::{error_page, ms, redirect_answer, request_rules, rule_answer, LocalResponse, LogEntry, RuleAnswer};
+use crate::l7::{error_page, ms, redirect_answer, request_rules, LocalResponse, LogEntry, RuleAnswer};
 use crate::pick::{choose, Slot};
 use crate::retry::{decide, Attempt, Decision, RetryPolicy};
-use crate::snapshot::rules::{Ctx, Vars};
+use crate::snapshot::rules::Vars;
 use crate::snapshot::Who;
 use crate::snapshot::{BackendRt, FrontendRt};
 use crate::upstream::h2_pool::send_data;
@@ -260,36 +260,15 @@ struct RuleInput<'a> {
     vars: &'a mut Vars,
 }
 
-/// The backend's `http-response` rules, then the frontend's, on a server's answer; the answer
-/// to send instead when one of them answers.
+/// The `http-response` rules on a server's answer (`l7`'s, the same for both protocols).
 fn response_rules(
     input: RuleInput<'_>,
     backend: &BackendRt,
     status: &mut StatusCode,
     headers: &mut http::HeaderMap,
 ) -> Option<RuleAnswer> {
-    let fe = input.fe;
-    if backend.http_response.is_empty() && fe.http_response.is_empty() {
-        return None;
-    }
-    let mut ctx = Ctx {
-        client: input.conn.peer,
-        bind: input.conn.bind,
-        tls: input.conn.tls.as_ref(),
-        frontend: &fe.cfg.name,
-        backend: Some(&backend.cfg.name),
-        vars: input.vars,
-    };
-    for (rules, acls, table) in
-        [(&backend.http_response, &backend.acls, &backend.table), (&fe.http_response, &fe.acls, &fe.table)]
-    {
-        ctx.vars.own.clone_from(table);
-        let verdict = rules.run_response(acls, input.req, status, headers, &mut ctx);
-        if let Some(answer) = rule_answer(verdict, fe, Some(backend)) {
-            return Some(answer);
-        }
-    }
-    None
+    let scope = (input.conn.peer, input.conn.bind, input.conn.tls.as_ref());
+    crate::l7::response_rules(input.fe, backend, scope, input.req, (status, headers), input.vars)
 }
 
 /// A log entry with the termination state of an answer made here.
@@ -303,26 +282,14 @@ fn terminated(entry: Option<Box<LogEntry>>, termination: [u8; 2]) -> Option<Box<
 /// A `Sec-WebSocket-Key`: 16 random bytes in base64 (RFC 6455 §4.1), for a server that
 /// expects the HTTP/1.1 handshake an RFC 8441 client does not make.
 fn websocket_key() -> HeaderValue {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     // A randomly keyed hasher (a fresh key per call): unpredictable enough for a nonce that
     // only has to differ between connections (it protects nothing).
     let keyed = std::collections::hash_map::RandomState::new();
     let mut nonce = [0u8; 16];
     nonce[..8].copy_from_slice(&std::hash::BuildHasher::hash_one(&keyed, 1u8).to_le_bytes());
     nonce[8..].copy_from_slice(&std::hash::BuildHasher::hash_one(&keyed, 2u8).to_le_bytes());
-    let mut out = Vec::with_capacity(24);
-    for chunk in nonce.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]);
-            } else {
-                out.push(b'=');
-            }
-        }
-    }
-    HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="))
+    let key = crate::snapshot::rules::base64(&nonce);
+    HeaderValue::from_str(&key).unwrap_or(HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="))
 }
 
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {

@@ -120,17 +120,7 @@ impl Client {
         bind: SocketAddr,
         fe: Option<&FrontendRt>,
     ) -> Client {
-        let timeouts = ClientTimeouts::of(fe);
-        Client {
-            side: Side::plain(stream),
-            peer,
-            bind,
-            buf: None,
-            timeouts,
-            accepted: Instant::now(),
-            tls: None,
-            h2_bind: fe.is_some_and(|f| f.cfg.h2_binds.contains(&bind)),
-        }
+        Self::on(Side::plain(stream), peer, bind, fe)
     }
 
     /// An accepted connection on an `ssl` bind: TLS is spoken from the first byte.
@@ -141,13 +131,16 @@ impl Client {
         bind: SocketAddr,
         fe: Option<&FrontendRt>,
     ) -> Client {
-        let timeouts = ClientTimeouts::of(fe);
+        Self::on(Side::tls(stream, tls), peer, bind, fe)
+    }
+
+    fn on(side: Side, peer: SocketAddr, bind: SocketAddr, fe: Option<&FrontendRt>) -> Client {
         Client {
-            side: Side::tls(stream, tls),
+            side,
             peer,
             bind,
             buf: None,
-            timeouts,
+            timeouts: ClientTimeouts::of(fe),
             accepted: Instant::now(),
             tls: None,
             h2_bind: fe.is_some_and(|f| f.cfg.h2_binds.contains(&bind)),
@@ -272,6 +265,33 @@ pub(crate) fn request_rules(
     let mut ctx =
         crate::snapshot::rules::Ctx { client, bind, tls, frontend: &fe.cfg.name, backend: backend_name, vars };
     rule_answer(rules.run_request(acls, req, &mut ctx), fe, backend)
+}
+
+/// Runs the backend's `http-response` rules, then the frontend's, on a server's answer to
+/// `req`; the answer to send instead, if one answers.
+pub(crate) fn response_rules(
+    fe: &FrontendRt,
+    backend: &crate::snapshot::BackendRt,
+    (client, bind, tls): (SocketAddr, SocketAddr, Option<&fulcrum_tls::Negotiated>),
+    req: &http::request::Parts,
+    (status, headers): (&mut StatusCode, &mut HeaderMap),
+    vars: &mut crate::snapshot::rules::Vars,
+) -> Option<RuleAnswer> {
+    if backend.http_response.is_empty() && fe.http_response.is_empty() {
+        return None;
+    }
+    let frontend = &fe.cfg.name;
+    let mut ctx = crate::snapshot::rules::Ctx { client, bind, tls, frontend, backend: Some(&backend.cfg.name), vars };
+    for (rules, acls, table) in
+        [(&backend.http_response, &backend.acls, &backend.table), (&fe.http_response, &fe.acls, &fe.table)]
+    {
+        ctx.vars.own.clone_from(table);
+        let verdict = rules.run_response(acls, req, status, headers, &mut ctx);
+        if let Some(answer) = rule_answer(verdict, fe, Some(backend)) {
+            return Some(answer);
+        }
+    }
+    None
 }
 
 /// Writes a local response; returns the body bytes sent. The answer to a HEAD request has the

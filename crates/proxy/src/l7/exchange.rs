@@ -13,7 +13,7 @@ use http::{Method, StatusCode, Version};
 use super::accesslog::LogEntry;
 use super::body::{transfer, BodyError, Transfer};
 use super::client::{
-    error_page, ms, redirect_answer, request_rules, respond, rule_answer, Client, Incoming, LocalResponse, RuleAnswer,
+    error_page, ms, redirect_answer, request_rules, respond, Client, Incoming, LocalResponse, RuleAnswer,
 };
 use super::headers::{self, ClientFraming};
 use super::route;
@@ -25,7 +25,7 @@ use crate::live::lock;
 use crate::observe::{observe_result, Observation};
 use crate::pick::{choose, Slot};
 use crate::retry::{decide, Attempt, Decision, RetryPolicy};
-use crate::snapshot::rules::{Ctx, Vars};
+use crate::snapshot::rules::Vars;
 use crate::snapshot::Who;
 use crate::snapshot::{BackendRt, FrontendRt, Snapshot};
 use crate::upstream::{self, ConnectError, Upstream};
@@ -421,8 +421,8 @@ async fn transact(
     relay_response(x, client, up, id, resp, resp_buf, request_complete && !drain.is_draining()).await
 }
 
-/// Runs the `http-response` rules of the backend, then of the frontend, on a server's
-/// answer; the answer to send instead when one of them answers.
+/// Runs the `http-response` rules on a server's answer; the answer to send instead when one
+/// of them answers. `set-status` brings its reason phrase.
 fn response_rules(
     x: &mut Exchange,
     client: &Client,
@@ -430,32 +430,14 @@ fn response_rules(
     resp: &mut h1::Response,
 ) -> Option<RuleAnswer> {
     let fe = &x.snap.frontends[x.fe];
-    if backend.http_response.is_empty() && fe.http_response.is_empty() {
-        return None;
-    }
-    let mut ctx = Ctx {
-        client: client.peer,
-        bind: client.bind,
-        tls: client.tls.as_deref(),
-        frontend: &fe.cfg.name,
-        backend: Some(&backend.cfg.name),
-        vars: &mut x.vars,
-    };
     let before = resp.status;
-    for (rules, acls, table) in
-        [(&backend.http_response, &backend.acls, &backend.table), (&fe.http_response, &fe.acls, &fe.table)]
-    {
-        ctx.vars.own.clone_from(table);
-        let verdict = rules.run_response(acls, &x.req.head, &mut resp.status, &mut resp.headers, &mut ctx);
-        if let Some(answer) = rule_answer(verdict, fe, Some(backend)) {
-            return Some(answer);
-        }
-    }
-    if resp.status != before {
-        // `set-status`: the reason phrase follows the code.
+    let scope = (client.peer, client.bind, client.tls.as_deref());
+    let head = (&mut resp.status, &mut resp.headers);
+    let answer = super::client::response_rules(fe, backend, scope, &x.req.head, head, &mut x.vars);
+    if answer.is_none() && resp.status != before {
         resp.reason = bytes::Bytes::from_static(resp.status.canonical_reason().unwrap_or("").as_bytes());
     }
-    None
+    answer
 }
 
 /// Passes a 101 (or a CONNECT's 2xx) on, then splices the two connections.

@@ -47,7 +47,6 @@ impl Snapshot {
         for (name, cfg) in declared {
             tables.entry(name.clone()).or_insert_with(|| live.counter_table(name, cfg));
         }
-        live.retain_tables(&|name| tables.contains_key(name));
         check_table_names(&model, &tables)?;
         let tables = Arc::new(tables);
         let backends: Vec<Arc<BackendRt>> = model
@@ -78,6 +77,7 @@ impl Snapshot {
         let persistent: std::collections::HashSet<&str> =
             model.backends.iter().filter(|b| b.persistence.is_some()).map(|b| b.name.as_str()).collect();
         live.retain_templates(&|b| persistent.contains(b));
+        live.retain_tables(&|name| tables.contains_key(name));
         let limits = crate::h1::Limits { max_head: model.global.max_head(), max_headers: model.global.max_headers };
         let tables = (!tables.is_empty()).then_some(tables);
         Ok(Snapshot { model, limits, frontends, backends, by_bind, by_udp, tables })

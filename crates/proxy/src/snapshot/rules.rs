@@ -535,98 +535,7 @@ impl Rules {
 
     /// Runs request rules on `req`.
     pub(crate) fn run_request(&self, acls: &[CompiledAcl], req: &mut Parts, ctx: &mut Ctx<'_>) -> Verdict {
-        for (action, cond) in &self.0 {
-            if let Some(c) = cond {
-                if !c.eval(acls, req, &ctx.who()) {
-                    continue;
-                }
-            }
-            match action {
-                Action::Allow => return Verdict::Continue,
-                Action::Deny(status) => return Verdict::Deny(*status),
-                Action::Return { status, content_type, body } => {
-                    let body = body.as_ref().map(|f| render(f, Some(req), None, &ctx.scope())).unwrap_or_default();
-                    return Verdict::Return { status: *status, content_type: content_type.clone(), body };
-                }
-                Action::Redirect(r) => {
-                    return Verdict::Redirect {
-                        code: r.code,
-                        location: super::redirect_location(r, req),
-                        cookie: r.cookie.clone(),
-                    }
-                }
-                Action::SetHeader(name, f) | Action::AddHeader(name, f) => {
-                    if let Some(v) = format_value(f, Some(req), None, &ctx.scope()) {
-                        set_header(&mut req.headers, name, v, matches!(action, Action::SetHeader(..)));
-                    }
-                }
-                Action::DelHeader(name) => {
-                    req.headers.remove(name);
-                }
-                Action::ReplaceHeader { name, regex, replacement, each_value } => {
-                    let with = render(replacement, Some(req), None, &ctx.scope());
-                    replace_header(&mut req.headers, name, regex, &with, *each_value);
-                }
-                Action::SetPath(f) => {
-                    let path = render(f, Some(req), None, &ctx.scope());
-                    let query = req.uri.query().map(str::to_string);
-                    let pq = match query {
-                        Some(q) => format!("{path}?{q}"),
-                        None => path,
-                    };
-                    set_path_and_query(req, &pq);
-                }
-                Action::SetQuery(f) => {
-                    let q = render(f, Some(req), None, &ctx.scope());
-                    let path = req.uri.path().to_string();
-                    let pq = if q.is_empty() { path } else { format!("{path}?{}", q.trim_start_matches('?')) };
-                    set_path_and_query(req, &pq);
-                }
-                Action::SetUri(f) => {
-                    let u = render(f, Some(req), None, &ctx.scope());
-                    if let Ok(uri) = Uri::try_from(u.as_str()) {
-                        req.uri = uri;
-                    }
-                }
-                Action::SetMethod(f) => {
-                    if let Ok(m) = Method::from_bytes(render(f, Some(req), None, &ctx.scope()).as_bytes()) {
-                        req.method = m;
-                    }
-                }
-                Action::ReplacePath { regex, replacement } => {
-                    let with = render(replacement, Some(req), None, &ctx.scope());
-                    let path = req.uri.path().to_string();
-                    let new = regex.replace(&path, haproxy_subst(&with).as_str()).into_owned();
-                    if new != path {
-                        let pq = match req.uri.query() {
-                            Some(q) => format!("{new}?{q}"),
-                            None => new,
-                        };
-                        set_path_and_query(req, &pq);
-                    }
-                }
-                Action::SetVar(name, s) => {
-                    if let Some(v) = eval(s, Some(req), None, &ctx.scope()) {
-                        ctx.vars.set(name, v.into_string());
-                    }
-                }
-                Action::UnsetVar(name) => ctx.vars.unset(name),
-                Action::TrackSc { slot, key, table } => {
-                    let value = eval(key, Some(req), None, &ctx.scope());
-                    if let (Some(t), Some(v)) = (ctx.vars.table(table.as_deref()), value) {
-                        if let Some(k) = table_key(&t, v) {
-                            ctx.vars.track(*slot, t, k);
-                        }
-                    }
-                }
-                Action::ScIncGpc0(slot) => {
-                    ctx.vars.inc_gpc0(*slot);
-                }
-                // Response-only: refused by the configuration in request rules.
-                Action::SetStatus(_) => {}
-            }
-        }
-        Verdict::Continue
+        self.run(acls, Msg::Request(req), ctx)
     }
 
     /// Runs response rules on a response's status and headers (`req`: the request it answers).
@@ -638,51 +547,47 @@ impl Rules {
         headers: &mut HeaderMap,
         ctx: &mut Ctx<'_>,
     ) -> Verdict {
-        // The request's content is gone by the time the response comes (HAProxy forwards it):
-        // request fetches find nothing in response rules, variables carry what is needed.
-        let _ = req;
+        self.run(acls, Msg::Response { req, status, headers }, ctx)
+    }
+
+    /// Each rule in order, its condition first: the actions both directions have act on the
+    /// message's headers and read what its direction lets samples read; the others act only in
+    /// theirs (the configuration refuses them elsewhere).
+    fn run(&self, acls: &[CompiledAcl], mut msg: Msg<'_>, ctx: &mut Ctx<'_>) -> Verdict {
         for (action, cond) in &self.0 {
-            if let Some(c) = cond {
-                let who = ctx.who();
-                let facts = Facts { req: None, ..Facts::of(&who) };
-                if !c.eval_facts(acls, &facts) {
-                    continue;
-                }
+            if cond.as_ref().is_some_and(|c| !msg.holds(c, acls, &ctx.who())) {
+                continue;
             }
             match action {
                 Action::Allow => return Verdict::Continue,
                 Action::Deny(status) => return Verdict::Deny(*status),
-                Action::Return { status: code, content_type, body } => {
-                    let seen = Resp { status: *status, headers: &*headers };
-                    let body = body.as_ref().map(|f| render(f, None, Some(seen), &ctx.scope())).unwrap_or_default();
-                    return Verdict::Return { status: *code, content_type: content_type.clone(), body };
+                Action::Return { status, content_type, body } => {
+                    let body = body.as_ref().map(|f| msg.render(f, ctx)).unwrap_or_default();
+                    return Verdict::Return { status: *status, content_type: content_type.clone(), body };
                 }
                 Action::Redirect(r) => {
                     return Verdict::Redirect {
                         code: r.code,
-                        location: super::redirect_location(r, req),
+                        location: super::redirect_location(r, msg.request()),
                         cookie: r.cookie.clone(),
                     }
                 }
                 Action::SetHeader(name, f) | Action::AddHeader(name, f) => {
-                    if let Some(v) = format_value(f, None, Some(Resp { status: *status, headers }), &ctx.scope()) {
-                        set_header(headers, name, v, matches!(action, Action::SetHeader(..)));
+                    let (req, resp) = msg.seen();
+                    if let Some(v) = format_value(f, req, resp, &ctx.scope()) {
+                        set_header(msg.headers(), name, v, matches!(action, Action::SetHeader(..)));
                     }
                 }
                 Action::DelHeader(name) => {
-                    headers.remove(name);
+                    msg.headers().remove(name);
                 }
                 Action::ReplaceHeader { name, regex, replacement, each_value } => {
-                    let with = render(replacement, None, Some(Resp { status: *status, headers }), &ctx.scope());
-                    replace_header(headers, name, regex, &with, *each_value);
-                }
-                Action::SetStatus(code) => {
-                    if let Ok(s) = StatusCode::from_u16(*code) {
-                        *status = s;
-                    }
+                    let with = msg.render(replacement, ctx);
+                    replace_header(msg.headers(), name, regex, &with, *each_value);
                 }
                 Action::SetVar(name, s) => {
-                    if let Some(v) = eval(s, None, Some(Resp { status: *status, headers }), &ctx.scope()) {
+                    let (req, resp) = msg.seen();
+                    if let Some(v) = eval(s, req, resp, &ctx.scope()) {
                         ctx.vars.set(name, v.into_string());
                     }
                 }
@@ -690,16 +595,126 @@ impl Rules {
                 Action::ScIncGpc0(slot) => {
                     ctx.vars.inc_gpc0(*slot);
                 }
-                // Request-only: refused by the configuration in response rules.
-                Action::TrackSc { .. } => {}
+                Action::TrackSc { slot, key, table } => {
+                    let Msg::Request(req) = &msg else { continue };
+                    let value = eval(key, Some(req), None, &ctx.scope());
+                    if let (Some(t), Some(v)) = (ctx.vars.table(table.as_deref()), value) {
+                        if let Some(k) = table_key(&t, v) {
+                            ctx.vars.track(*slot, t, k);
+                        }
+                    }
+                }
+                Action::SetStatus(code) => {
+                    if let (Msg::Response { status, .. }, Ok(s)) = (&mut msg, StatusCode::from_u16(*code)) {
+                        **status = s;
+                    }
+                }
                 Action::SetPath(_)
                 | Action::SetQuery(_)
                 | Action::SetUri(_)
                 | Action::SetMethod(_)
-                | Action::ReplacePath { .. } => {}
+                | Action::ReplacePath { .. } => {
+                    if let Msg::Request(req) = &mut msg {
+                        rewrite(action, req, ctx);
+                    }
+                }
             }
         }
         Verdict::Continue
+    }
+}
+
+/// The message a section's rules work on.
+enum Msg<'a> {
+    Request(&'a mut Parts),
+    /// A response's status and headers; `req`, the request it answers, only makes a
+    /// redirect's Location: the request's content is gone by the time the response comes
+    /// (HAProxy forwards it), so request fetches find nothing in response rules.
+    Response {
+        req: &'a Parts,
+        status: &'a mut StatusCode,
+        headers: &'a mut HeaderMap,
+    },
+}
+
+impl Msg<'_> {
+    /// What samples read: the request, or the response.
+    fn seen(&self) -> (Option<&Parts>, Option<Resp<'_>>) {
+        match self {
+            Msg::Request(req) => (Some(&**req), None),
+            Msg::Response { status, headers, .. } => (None, Some(Resp { status: **status, headers })),
+        }
+    }
+
+    fn request(&self) -> &Parts {
+        match self {
+            Msg::Request(req) => req,
+            Msg::Response { req, .. } => req,
+        }
+    }
+
+    fn headers(&mut self) -> &mut HeaderMap {
+        match self {
+            Msg::Request(req) => &mut req.headers,
+            Msg::Response { headers, .. } => headers,
+        }
+    }
+
+    /// Whether a rule's condition holds (in a response, on what a condition can still see).
+    fn holds(&self, c: &CompiledCondition, acls: &[CompiledAcl], who: &super::acl::Who<'_>) -> bool {
+        match self {
+            Msg::Request(req) => c.eval(acls, req, who),
+            Msg::Response { .. } => c.eval_facts(acls, &Facts { req: None, ..Facts::of(who) }),
+        }
+    }
+
+    fn render(&self, f: &Format, ctx: &Ctx<'_>) -> String {
+        let (req, resp) = self.seen();
+        render(f, req, resp, &ctx.scope())
+    }
+}
+
+/// The request-line rewrites: `set-path`, `set-query`, `set-uri`, `set-method`, `replace-path`.
+fn rewrite(action: &Action, req: &mut Parts, ctx: &Ctx<'_>) {
+    let text = |f: &Format, req: &Parts| render(f, Some(req), None, &ctx.scope());
+    match action {
+        Action::SetPath(f) => {
+            let path = text(f, req);
+            let pq = match req.uri.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            set_path_and_query(req, &pq);
+        }
+        Action::SetQuery(f) => {
+            let q = text(f, req);
+            let path = req.uri.path().to_string();
+            let pq = if q.is_empty() { path } else { format!("{path}?{}", q.trim_start_matches('?')) };
+            set_path_and_query(req, &pq);
+        }
+        Action::SetUri(f) => {
+            if let Ok(uri) = Uri::try_from(text(f, req).as_str()) {
+                req.uri = uri;
+            }
+        }
+        Action::SetMethod(f) => {
+            if let Ok(m) = Method::from_bytes(text(f, req).as_bytes()) {
+                req.method = m;
+            }
+        }
+        Action::ReplacePath { regex, replacement } => {
+            let with = text(replacement, req);
+            let path = req.uri.path().to_string();
+            let new = regex.replace(&path, haproxy_subst(&with).as_str()).into_owned();
+            if new != path {
+                let pq = match req.uri.query() {
+                    Some(q) => format!("{new}?{q}"),
+                    None => new,
+                };
+                set_path_and_query(req, &pq);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -787,45 +802,36 @@ fn render(f: &Format, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Scope<'
 /// The `occ`th value of a header (1 first, negative from the end, 0 the last), comma lists
 /// split unless `full`.
 fn header_value(headers: &HeaderMap, name: &str, occ: i64, full: bool) -> Option<String> {
-    let text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
     let values = headers.get_all(name);
     if occ <= 0 {
         // From the end: the last value first (the usual `req.hdr(host)`).
-        let mut skip = usize::try_from(occ.unsigned_abs().max(1) - 1).ok()?;
-        for v in values.iter().rev() {
-            if full {
-                match skip {
-                    0 => return Some(text(v)),
-                    _ => skip -= 1,
-                }
-                continue;
-            }
-            let t = String::from_utf8_lossy(v.as_bytes());
-            for piece in t.rsplit(',') {
-                match skip {
-                    0 => return Some(piece.trim().to_string()),
-                    _ => skip -= 1,
-                }
-            }
-        }
-        return None;
+        let skip = usize::try_from(occ.unsigned_abs().max(1) - 1).ok()?;
+        nth_piece(values.iter().rev(), skip, full, true)
+    } else {
+        nth_piece(values.iter(), usize::try_from(occ - 1).ok()?, full, false)
     }
-    let mut skip = usize::try_from(occ - 1).ok()?;
-    for v in values.iter() {
-        if full {
-            match skip {
-                0 => return Some(text(v)),
-                _ => skip -= 1,
-            }
+}
+
+/// The piece `skip` pieces away, walking `values` in their order (each value's comma-separated
+/// pieces from its end when `from_end`), without collecting them.
+fn nth_piece<'a>(
+    values: impl Iterator<Item = &'a HeaderValue>,
+    mut skip: usize,
+    full: bool,
+    from_end: bool,
+) -> Option<String> {
+    for v in values {
+        let text = String::from_utf8_lossy(v.as_bytes());
+        let count = if full { 1 } else { text.split(',').count() };
+        if skip >= count {
+            skip -= count;
             continue;
         }
-        let t = String::from_utf8_lossy(v.as_bytes());
-        for piece in t.split(',') {
-            match skip {
-                0 => return Some(piece.trim().to_string()),
-                _ => skip -= 1,
-            }
+        if full {
+            return Some(text.into_owned());
         }
+        let piece = if from_end { text.rsplit(',').nth(skip) } else { text.split(',').nth(skip) };
+        return piece.map(|p| p.trim().to_string());
     }
     None
 }
@@ -934,7 +940,7 @@ pub(crate) fn eval(s: &CompiledSample, req: Option<&Parts>, resp: Option<Resp<'_
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-fn base64(data: &[u8]) -> String {
+pub(crate) fn base64(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
@@ -977,25 +983,6 @@ fn pieces(text: &str, delims: &str, index: i64, count: i64, skip_empty: bool) ->
     let end = if count <= 0 { n } else { (start + count).min(n) };
     let sep = delims.chars().next().map(String::from).unwrap_or_default();
     all[start as usize..end as usize].join(&sep)
-}
-
-fn hash_sdbm(data: &[u8]) -> u32 {
-    data.iter().fold(0u32, |h, b| u32::from(*b).wrapping_add(h << 6).wrapping_add(h << 16).wrapping_sub(h))
-}
-
-fn hash_djb2(data: &[u8]) -> u32 {
-    data.iter().fold(5381u32, |h, b| (h << 5).wrapping_add(h).wrapping_add(u32::from(*b)))
-}
-
-fn hash_crc32(data: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
 }
 
 fn json_escape(text: &str) -> String {
@@ -1050,16 +1037,7 @@ fn convert(c: &CompiledConv, v: Value, ctx: &Scope<'_>) -> Option<Value> {
                 Value::Ip(ip) => ip,
                 other => other.into_string().parse().ok()?,
             };
-            Value::Ip(match ip {
-                IpAddr::V4(a) => {
-                    let mask = u32::MAX.checked_shl(32 - u32::from(*v4)).unwrap_or(0);
-                    IpAddr::V4((u32::from(a) & mask).into())
-                }
-                IpAddr::V6(a) => {
-                    let mask = u128::MAX.checked_shl(128 - u32::from(*v6)).unwrap_or(0);
-                    IpAddr::V6((u128::from(a) & mask).into())
-                }
-            })
+            Value::Ip(fulcrum_balance::mask_ip(ip, *v4, *v6))
         }
         Converter::Add(n) => Value::Int(v.as_int()?.wrapping_add(*n)),
         Converter::Sub(n) => Value::Int(v.as_int()?.wrapping_sub(*n)),
@@ -1068,9 +1046,9 @@ fn convert(c: &CompiledConv, v: Value, ctx: &Scope<'_>) -> Option<Value> {
         Converter::Div(n) => Value::Int(if *n == 0 { i64::MAX } else { v.as_int()?.wrapping_div(*n) }),
         Converter::Mod(n) => Value::Int(if *n == 0 { 0 } else { v.as_int()?.wrapping_rem(*n) }),
         Converter::Json => Value::Str(json_escape(&v.into_string())),
-        Converter::Sdbm => Value::Int(i64::from(hash_sdbm(&v.into_bytes()))),
-        Converter::Djb2 => Value::Int(i64::from(hash_djb2(&v.into_bytes()))),
-        Converter::Crc32 => Value::Int(i64::from(hash_crc32(&v.into_bytes()))),
+        Converter::Sdbm => Value::Int(i64::from(fulcrum_balance::haproxy_hash::sdbm(&v.into_bytes()))),
+        Converter::Djb2 => Value::Int(i64::from(fulcrum_balance::haproxy_hash::djb2(&v.into_bytes()))),
+        Converter::Crc32 => Value::Int(i64::from(fulcrum_balance::haproxy_hash::crc32(&v.into_bytes()))),
         // Compiled into `CompiledConv::Regsub` and `CompiledConv::Map`.
         Converter::Regsub { .. } | Converter::Map { .. } => v,
         Converter::Concat { before, var, after } => {
