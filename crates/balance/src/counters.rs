@@ -49,9 +49,12 @@ impl FreqCtr {
     }
 }
 
-/// The counters of one stick-table entry (those its table stores; the others stay 0).
+/// What one stick-table entry stores: the server a key sticks to, and the counters (those
+/// its table stores; the others stay 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
+    /// The number (`id`) of the server the key sticks to; 0: none.
+    pub server_id: u32,
     pub http_req_cnt: u64,
     pub http_req_rate: FreqCtr,
     pub gpc0: u64,

@@ -181,7 +181,7 @@ pub(crate) fn parse_acl_body(name: &str, words: &[String]) -> Result<Acl, Proble
         return Err(Problem::invalid(format!("acl '{name}' needs a criterion and patterns"))
             .hint("e.g. acl is_api path_beg /api"));
     };
-    let (fetch, mut kind) = parse_criterion(criterion)?;
+    let (mut fetch, mut kind) = parse_criterion(criterion)?;
     let mut ignore_case = false;
     // Patterns from `-f FILE`, before those on the line (as HAProxy loads them).
     let mut from_files: Vec<String> = Vec::new();
@@ -199,7 +199,17 @@ pub(crate) fn parse_acl_body(name: &str, words: &[String]) -> Result<Acl, Proble
             "-m" => {
                 index += 1;
                 let method = rest.get(index).ok_or_else(|| Problem::invalid("'-m' needs a match method"))?;
-                kind = match_method(&fetch, method)?;
+                // A method the quick criteria do not have: the sample engine computes it.
+                kind = match match_method(&fetch, method) {
+                    Ok(kind) => kind,
+                    Err(problem) => match sample_criterion(criterion) {
+                        Ok((sample, _)) => {
+                            fetch = sample;
+                            match_method(&fetch, method)?
+                        }
+                        Err(_) => return Err(problem),
+                    },
+                };
             }
             "-f" => {
                 index += 1;
@@ -352,7 +362,7 @@ fn derived(base: &str, arg: Option<&str>) -> Option<Result<(Fetch, MatchKind), P
 /// method its type suggests (integers as integers, addresses as networks, booleans as such).
 fn sample_criterion(word: &str) -> Result<(Fetch, MatchKind), Problem> {
     use fulcrum_model::rules::{Converter as C, SampleFetch as F};
-    let sample = crate::sample::parse_sample_in(word, crate::sample::Dir::Request)?;
+    let sample = crate::sample::parse_sample_in(word, crate::sample::Dir::Any)?;
     let kind = match sample.converters.last() {
         Some(C::Length | C::Add(_) | C::Sub(_) | C::Mul(_) | C::Div(_) | C::Mod(_) | C::Sdbm | C::Djb2 | C::Crc32) => {
             MatchKind::Int

@@ -27,6 +27,8 @@ const FETCHES: &[&str] = &[
     "cook",
     "res.hdr",
     "shdr",
+    "res.cook",
+    "scook",
     "status",
     "ssl_fc",
     "ssl_fc_sni",
@@ -61,8 +63,6 @@ const NOT_YET_FETCHES: &[&str] = &[
     "srv_is_up",
     "req.body",
     "req.body_param",
-    "res.cook",
-    "scook",
     "capture.req.hdr",
     "capture.res.hdr",
     "unique-id",
@@ -245,6 +245,7 @@ fn fetch(c: &Call<'_>) -> Result<SampleFetch, Problem> {
         }
         "req.hdr_cnt" | "hdr_cnt" => SampleFetch::ReqHdrCnt(str_arg(c, 0)?.to_ascii_lowercase()),
         "req.cook" | "cook" => SampleFetch::ReqCook(str_arg(c, 0)?),
+        "res.cook" | "scook" => SampleFetch::ResCook(str_arg(c, 0)?),
         "res.hdr" | "shdr" => {
             arity(c, 2)?;
             SampleFetch::ResHdr { name: str_arg(c, 0)?.to_ascii_lowercase(), occ: int_arg(c, 1, Some(-1))? }
@@ -291,6 +292,7 @@ fn fetch(c: &Call<'_>) -> Result<SampleFetch, Problem> {
             | SampleFetch::ResHdr { .. }
             | SampleFetch::ReqHdrCnt(_)
             | SampleFetch::ReqCook(_)
+            | SampleFetch::ResCook(_)
             | SampleFetch::Env(_)
             | SampleFetch::Str(_)
             | SampleFetch::Int(_)
@@ -462,6 +464,9 @@ fn converter(c: &Call<'_>) -> Result<Converter, Problem> {
 pub(crate) enum Dir {
     Request,
     Response,
+    /// An ACL, which request and response rules may both use: what it reads is there or not
+    /// when it is evaluated (as in HAProxy; `hdr()` is the request's header).
+    Any,
 }
 
 fn map_kind(name: &str) -> Option<MapMatch> {

@@ -54,10 +54,16 @@ fn tables(model: &Model, diags: &mut Vec<Diagnostic>) {
     let sections = model
         .frontends
         .iter()
-        .map(|f| (&f.name, &f.origin, &f.http_request, &f.http_response, &f.acls))
-        .chain(model.backends.iter().map(|b| (&b.name, &b.origin, &b.http_request, &b.http_response, &b.acls)));
-    for (proxy, origin, request, response, acls) in sections {
+        .map(|f| (&f.name, &f.origin, &f.http_request, &f.http_response, &f.acls, &[][..]))
+        .chain(
+            model
+                .backends
+                .iter()
+                .map(|b| (&b.name, &b.origin, &b.http_request, &b.http_response, &b.acls, &b.stick[..])),
+        );
+    for (proxy, origin, request, response, acls, stick) in sections {
         let from_rules = request.iter().chain(response).flat_map(|r| r.tables_used());
+        let from_rules = from_rules.chain(stick.iter().map(|r| r.table.as_deref()));
         let from_acls = acls.iter().filter_map(|a| match &a.fetch {
             fulcrum_model::Fetch::Sample(s) => s.fetch.table_used(),
             _ => None,

@@ -402,25 +402,48 @@ fn misspelt_section_is_reported_once() {
 fn stick_tables_and_cookies() {
     let text = format!(
         "{HEAD}frontend f\n    bind :80\n    default_backend b\nbackend b\n    stick-table type ip size 200k expire 30m\n    \
-         stick on src\n    server s 127.0.0.1:80\nbackend c\n    stick on hdr(x-user)\n    cookie JSESSIONID prefix nocache\n    server s 127.0.0.1:80\n"
+         stick on src\n    server s 127.0.0.1:80\nbackend c\n    stick on hdr(x-user) table b if {{ path_beg /api }}\n    \
+         stick match req.cook(SID)\n    cookie JSESSIONID prefix nocache\n    server s 127.0.0.1:80\n"
     );
     let found = errors(&text);
     assert_eq!(found.len(), 1, "{}", show(&found));
-    assert_eq!(found[0].line, 11);
-    assert_eq!(
-        found[0].hint.as_deref(),
-        Some("fulcrum sticks on the client address only: 'stick on src'; or use --lenient to ignore it")
-    );
-    let loaded = lenient(&text).expect("lenient");
+    assert_eq!(found[0].line, 12);
+    assert_eq!(found[0].message, "a 'stick' rule without 'table' needs a stick-table in the same backend");
+    let loaded = lenient(&text.replace("    stick match req.cook(SID)\n", "")).expect("loads");
     let b = loaded.model.backend("b").expect("b");
-    assert_eq!(b.stick_src, Some(StickTable::ip(200 * 1024, Duration::from_secs(1800))));
+    assert_eq!(b.table, Some(StickTable::ip(200 * 1024, Duration::from_secs(1800))));
+    assert!(matches!(b.stick.as_slice(), [r] if r.kind == fulcrum_model::StickKind::On
+        && r.sample.fetch == fulcrum_model::rules::SampleFetch::Src && r.table.is_none()));
     let c = loaded.model.backend("c").expect("c");
+    assert!(matches!(c.stick.as_slice(), [r] if r.kind == fulcrum_model::StickKind::On
+        && r.table.as_deref() == Some("b") && r.condition.is_some()));
     assert_eq!(
         c.cookie.as_ref().map(|c| (c.name.as_str(), c.mode, c.nocache)),
         Some(("JSESSIONID", CookieMode::Prefix, true))
     );
-    let missing = errors(&format!("{HEAD}listen l\n    bind :80\n    stick on src\n    server s 127.0.0.1:80\n"));
-    assert_eq!(missing[0].message, "'stick on src' needs a stick-table in the same backend");
+    // Every kind, each reading what its direction has.
+    let all = ok(&format!(
+        "{HEAD}listen f\n    bind :80\nbackend b\n    stick-table type string len 32 size 1k\n    stick match req.cook(JSESSIONID)\n    \
+         stick store-request req.cook(JSESSIONID)\n    stick store-response res.cook(JSESSIONID)\n    server s 127.0.0.1:80 id 7\n    \
+         server t 127.0.0.1:81\n"
+    ));
+    let b = all.model.backend("b").expect("b");
+    let kinds: Vec<StickKind> = b.stick.iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, [StickKind::Match, StickKind::StoreRequest, StickKind::StoreResponse]);
+    assert_eq!(b.server_ids(), [7, 1]);
+    let t = "    stick-table type string size 1k\n";
+    for (line, needle) in [
+        ("stick store-response req.cook(x)", "response rules do not have"),
+        ("stick on res.cook(x)", "request rules do not have"),
+        ("stick on src table", "takes: PATTERN [table NAME]"),
+        ("stick keep src", "unknown stick rule"),
+        ("stick on src table nosuch", "'nosuch', which is not declared"),
+        ("server u 127.0.0.1:82 id 3\n    server v 127.0.0.1:83 id 3", "id 3 is already server 'u''s"),
+        ("server u 127.0.0.1:82 id 0", "from 1 up"),
+    ] {
+        let found = errors(&format!("{HEAD}listen f\n    bind :80\nbackend b\n{t}    {line}\n"));
+        assert!(found.iter().any(|d| d.message.contains(needle)), "{line}: {}", show(&found));
+    }
 }
 
 #[test]

@@ -131,7 +131,9 @@ fn cloudstack_stick_on_source() {
     let (_, _, be) = cluster_web("cloudstack-stick.cfg", ("utilisateur", "motdepasse"));
     assert_eq!(be.algorithm, Algorithm::Source);
     assert_eq!(be.hash_type, HashType::Consistent);
-    assert_eq!(be.stick_src, Some(StickTable::ip(1 << 20, Duration::from_secs(3600))));
+    assert_eq!(be.table, Some(StickTable::ip(1 << 20, Duration::from_secs(3600))));
+    assert!(matches!(be.stick.as_slice(), [r] if r.kind == fulcrum_model::StickKind::On
+        && r.sample.fetch == fulcrum_model::rules::SampleFetch::Src && r.table.is_none()));
 }
 
 #[test]

@@ -67,7 +67,9 @@ fn example_fulcrum_toml() {
 
     let api = m.backend("cloudstack-api").expect("backend");
     assert_eq!((api.algorithm.clone(), api.hash_type), (Algorithm::Source, HashType::Consistent));
-    assert_eq!(api.stick_src, Some(StickTable::ip(1 << 20, Duration::from_secs(3600))));
+    assert_eq!(api.table, Some(StickTable::ip(1 << 20, Duration::from_secs(3600))));
+    assert!(matches!(api.stick.as_slice(), [r] if r.kind == fulcrum_model::StickKind::On
+        && r.sample.fetch == fulcrum_model::rules::SampleFetch::Src && r.table.is_none()));
     assert_eq!(api.conn_mode, ConnMode::ServerClose);
     let check = api.http_check.as_ref().expect("check");
     assert_eq!(check.headers, [("Host".to_string(), "cloudstack.example.com".to_string())]);

@@ -104,6 +104,10 @@ backend web
     http-response deny if {{ path /show }}
     server web {origin}
 backend st
+    # Response fetches in conditions see the response.
+    acl missing status 404
+    http-response set-header X-Missing yes if missing
+    http-response set-header X-Server-Web yes if {{ res.hdr(x-served-by) -m str web }} {{ status 200:299 }}
     http-response set-status 202 if {{ src 127.0.0.1 }}
     http-response set-header X-Status-Seen %[status]
     server web {origin}

@@ -600,6 +600,10 @@ pub enum OnError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Server {
     pub name: String,
+    /// `id N`: the server's number (stick tables store it; peers exchange it). None: the
+    /// lowest number no other server of the backend has, in declaration order
+    /// ([`Backend::server_ids`]).
+    pub id: Option<u32>,
     pub origin: Origin,
     pub addr: SocketAddr,
     pub check: bool,
@@ -653,6 +657,7 @@ impl Server {
     pub fn new(name: impl Into<String>, addr: SocketAddr) -> Self {
         Server {
             name: name.into(),
+            id: None,
             origin: Origin::default(),
             addr,
             check: false,
@@ -793,6 +798,39 @@ pub enum TableKey {
     },
 }
 
+/// A `stick` rule: where a key comes from, which table holds it, and when it applies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StickRule {
+    pub kind: StickKind,
+    pub sample: rules::Sample,
+    /// Another proxy's table (`table NAME`); None: the backend's own.
+    pub table: Option<String>,
+    pub condition: Option<Condition>,
+}
+
+/// What a `stick` rule does with its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StickKind {
+    /// `stick on`: `match`, then `store-request`.
+    On,
+    /// `stick match`: a request whose key is in the table goes to the server stored there.
+    Match,
+    /// `stick store-request`: the request's key is stored with the server that serves it.
+    StoreRequest,
+    /// `stick store-response`: the key is read from the response (`res.cook(...)`).
+    StoreResponse,
+}
+
+impl StickKind {
+    pub fn matches(self) -> bool {
+        matches!(self, StickKind::On | StickKind::Match)
+    }
+
+    pub fn stores_request(self) -> bool {
+        matches!(self, StickKind::On | StickKind::StoreRequest)
+    }
+}
+
 /// `store` data types fulcrum keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TableStore {
@@ -833,7 +871,8 @@ pub struct Backend {
     pub timeout_server_fin: Option<Duration>,
     pub errorfiles: BTreeMap<u16, ErrorFile>,
     pub cookie: Option<Cookie>,
-    pub stick_src: Option<StickTable>,
+    /// `stick on|match|store-request|store-response` rules, in order.
+    pub stick: Vec<StickRule>,
     /// IPVS persistence (`-p`/`-M`, keepalived `persistence_timeout`/`_granularity`).
     pub persistence: Option<Persistence>,
     /// keepalived's quorum: the backups (the `sorry_server`) serve instead of the primaries
@@ -844,7 +883,7 @@ pub struct Backend {
     pub lvs: Option<LvsService>,
     /// The ACLs a backend section declares (for its rules' conditions).
     pub acls: Vec<Acl>,
-    /// The section's `stick-table` (also for `stick on src`, then in `stick_src` too).
+    /// The section's `stick-table` (for `stick` rules, `track-sc*` and the counter fetches).
     pub table: Option<StickTable>,
     /// `http-request` rules of a backend section (after the frontend's, once the backend is
     /// chosen) and its `http-response` rules (before the frontend's).
@@ -889,6 +928,25 @@ pub enum LvsMethod {
 }
 
 impl Backend {
+    /// Each server's number, as HAProxy numbers them: its `id`, else the lowest number from 1
+    /// up that no other server of the backend has, taken in declaration order.
+    pub fn server_ids(&self) -> Vec<u32> {
+        let taken: std::collections::HashSet<u32> = self.servers.iter().filter_map(|s| s.id).collect();
+        let mut next = 1u32;
+        self.servers
+            .iter()
+            .map(|s| {
+                s.id.unwrap_or_else(|| {
+                    while taken.contains(&next) {
+                        next += 1;
+                    }
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect()
+    }
+
     pub fn new(name: impl Into<String>) -> Self {
         Backend {
             name: name.into(),
@@ -914,7 +972,7 @@ impl Backend {
             timeout_server_fin: None,
             errorfiles: BTreeMap::new(),
             cookie: None,
-            stick_src: None,
+            stick: Vec::new(),
             persistence: None,
             quorum: None,
             lvs: None,

@@ -29,6 +29,8 @@ pub enum SampleFetch {
     ReqHdrCnt(String),
     /// `req.cook(NAME)` / `cook(NAME)`: a request cookie's value.
     ReqCook(String),
+    /// `res.cook(NAME)` / `scook(NAME)`: a cookie the response sets (`Set-Cookie`).
+    ResCook(String),
     /// `res.hdr(NAME[,OCC])` / `shdr`: a response header (in `http-response` rules).
     ResHdr {
         name: String,
@@ -100,7 +102,7 @@ impl SampleFetch {
 
     /// Reads the response (only there in response rules).
     pub fn needs_response(&self) -> bool {
-        matches!(self, SampleFetch::Status | SampleFetch::ResHdr { .. })
+        matches!(self, SampleFetch::Status | SampleFetch::ResHdr { .. } | SampleFetch::ResCook(_))
     }
 
     /// The stick table the fetch reads: `Some(Some(name))`, `Some(None)` for its proxy's own

@@ -22,6 +22,7 @@ pub mod retry;
 mod setup_error;
 mod side_io;
 mod snapshot;
+mod stick;
 mod tunnel;
 mod upstream;
 

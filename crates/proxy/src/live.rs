@@ -223,17 +223,17 @@ pub enum TableKey {
     Str(Box<[u8]>),
 }
 
-/// A stick table that stores counters (`store ...`), fed by `track-sc*` rules: kept across
-/// reloads while its proxy keeps the same table.
+/// A stick table: keys stuck to servers (`stick` rules) and counters (`store ...`, fed by
+/// `track-sc*` rules); kept across reloads while its proxy keeps the same table.
 #[derive(Debug)]
-pub struct CounterTable {
+pub struct LiveTable {
     pub cfg: fulcrum_model::StickTable,
     pub periods: fulcrum_balance::counters::Periods,
     pub entries: Mutex<fulcrum_balance::Table<TableKey, fulcrum_balance::counters::Counters>>,
 }
 
-impl CounterTable {
-    fn new(cfg: &fulcrum_model::StickTable) -> CounterTable {
+impl LiveTable {
+    fn new(cfg: &fulcrum_model::StickTable) -> LiveTable {
         use fulcrum_model::TableStore;
         let mut periods = fulcrum_balance::counters::Periods::default();
         for s in &cfg.store {
@@ -243,11 +243,7 @@ impl CounterTable {
                 _ => {}
             }
         }
-        CounterTable {
-            cfg: cfg.clone(),
-            periods,
-            entries: Mutex::new(fulcrum_balance::Table::new(cfg.size, cfg.expire)),
-        }
+        LiveTable { cfg: cfg.clone(), periods, entries: Mutex::new(fulcrum_balance::Table::new(cfg.size, cfg.expire)) }
     }
 
     /// Whether the table keeps this kind of data (periods aside).
@@ -270,8 +266,8 @@ pub fn clock_ms() -> u64 {
 #[derive(Debug, Default)]
 pub struct LiveRegistry {
     servers: Mutex<HashMap<(String, String), Arc<ServerLive>>>,
-    /// Counter tables by proxy name.
-    tables: Mutex<HashMap<String, Arc<CounterTable>>>,
+    /// Stick tables by proxy name.
+    tables: Mutex<HashMap<String, Arc<LiveTable>>>,
     /// Persistence templates by backend: a reload (or a `fulcrum ctl` change) keeps clients
     /// where they were, as the kernel's table does.
     templates: Mutex<HashMap<String, Arc<Templates>>>,
@@ -333,21 +329,21 @@ impl LiveRegistry {
         table
     }
 
-    /// The counter table of proxy `name`: the one kept from the last configuration when it
+    /// The stick table of proxy `name`: the one kept from the last configuration when it
     /// is declared the same, a new one otherwise.
-    pub fn counter_table(&self, name: &str, cfg: &fulcrum_model::StickTable) -> Arc<CounterTable> {
+    pub fn stick_table(&self, name: &str, cfg: &fulcrum_model::StickTable) -> Arc<LiveTable> {
         let mut map = lock(&self.tables);
         match map.get(name) {
             Some(t) if t.cfg == *cfg => Arc::clone(t),
             _ => {
-                let t = Arc::new(CounterTable::new(cfg));
+                let t = Arc::new(LiveTable::new(cfg));
                 map.insert(name.to_string(), Arc::clone(&t));
                 t
             }
         }
     }
 
-    /// Forget the counter tables of proxies that no longer declare one.
+    /// Forget the stick tables of proxies that no longer declare one.
     pub fn retain_tables(&self, keep: &dyn Fn(&str) -> bool) {
         lock(&self.tables).retain(|name, _| keep(name));
     }

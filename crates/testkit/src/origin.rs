@@ -212,6 +212,15 @@ async fn answer_whole(
             };
             text(StatusCode::OK, format!("{name} received {len} bytes\n"))
         }
+        // An application server opening a session: its own cookie, named as Java servers do.
+        "/login" => {
+            let mut r = text(StatusCode::OK, format!("session opened on {name}\n"));
+            let n = counters.requests.load(Ordering::Relaxed);
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&format!("JSESSIONID={name}-{n}; Path=/; HttpOnly")) {
+                r.headers_mut().insert(hyper::header::SET_COOKIE, v);
+            }
+            r
+        }
         p if p.starts_with("/status/") => {
             let code = p.trim_start_matches("/status/").parse().ok().and_then(|c| StatusCode::from_u16(c).ok());
             text(code.unwrap_or(StatusCode::BAD_REQUEST), format!("{name} status\n"))

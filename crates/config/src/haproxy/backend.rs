@@ -322,26 +322,43 @@ impl Parser {
         }
     }
 
+    /// `stick on|match|store-request|store-response PATTERN [table NAME] [if|unless COND]`.
     fn stick(&mut self, st: &mut ProxyState, line: usize, args: &[String]) -> Result<(), Problem> {
-        let words: Vec<&str> = args.iter().map(String::as_str).collect();
-        match words.as_slice() {
-            ["on", "src"] => {
-                st.stick_on_src = Some(line);
-                Ok(())
+        use fulcrum_model::{StickKind, StickRule};
+        let usage = "e.g. stick on src, stick match req.cook(JSESSIONID), stick store-response res.cook(JSESSIONID)";
+        let Some((kind, rest)) = args.split_first() else {
+            return Err(Problem::invalid("'stick' needs a rule").hint(usage));
+        };
+        let kind = match kind.as_str() {
+            "on" => StickKind::On,
+            "match" => StickKind::Match,
+            "store-request" => StickKind::StoreRequest,
+            "store-response" => StickKind::StoreResponse,
+            other => {
+                return Err(Problem::unknown("stick rule", other, ["on", "match", "store-request", "store-response"]))
             }
-            ["on", "src", ..] => {
-                Err(Problem::unsupported("'stick on src' with a table or condition is not supported yet"))
+        };
+        let split = rest.iter().position(|w| w == "if" || w == "unless").unwrap_or(rest.len());
+        let (words, cond) = rest.split_at(split);
+        let (pattern, table) = match words {
+            [pattern] => (pattern, None),
+            [pattern, kw, name] if kw == "table" => (pattern, Some(name.clone())),
+            _ => {
+                return Err(Problem::invalid(format!(
+                    "'stick {}' takes: PATTERN [table NAME] [if|unless COND]",
+                    args[0]
+                ))
+                .hint(usage))
             }
-            ["on", key, ..] => Err(Problem::unsupported(format!("'stick on {key}' is not supported yet"))
-                .hint("fulcrum sticks on the client address only: 'stick on src'")),
-            [kind @ ("match" | "store-request" | "store-response"), ..] => {
-                Err(Problem::unsupported(format!("'stick {kind}' is not supported yet")).hint("use 'stick on src'"))
-            }
-            [other, ..] => {
-                Err(Problem::unknown("stick rule", other, ["on", "match", "store-request", "store-response"]))
-            }
-            [] => Err(Problem::invalid("'stick' needs a rule").hint("e.g. stick on src")),
-        }
+        };
+        let dir = match kind {
+            StickKind::StoreResponse => crate::sample::Dir::Response,
+            _ => crate::sample::Dir::Request,
+        };
+        let sample = crate::sample::parse_sample_in(pattern, dir)?;
+        let condition = if cond.is_empty() { None } else { Some(st.acls.parse_condition(cond)?) };
+        st.stick_rules.push((StickRule { kind, sample, table, condition }, line));
+        Ok(())
     }
 
     fn server(&mut self, st: &mut ProxyState, line: usize, args: &[String]) -> Result<(), Problem> {
@@ -384,6 +401,15 @@ impl Parser {
             if let Err(e) = fulcrum_tls::client_config(&server.tls) {
                 return Err(Problem::invalid(format!("server '{name}': {e}")));
             }
+        }
+        if let Some(other) = server.id.and_then(|id| st.be.servers.iter().find(|s| s.id == Some(id))) {
+            return Err(Problem::invalid(format!(
+                "server '{name}': id {} is already server '{}''s in backend '{}'",
+                other.id.unwrap_or_default(),
+                other.name,
+                st.name
+            ))
+            .hint("each server of a backend has its own id"));
         }
         st.server_lines.insert(name.clone(), line);
         st.be.servers.push(server);
@@ -500,20 +526,16 @@ impl Parser {
             }
         }
         be.table = st.stick_table.as_ref().map(|(t, _)| t.clone());
-        match (&st.stick_table, st.stick_on_src) {
-            (Some((table, line)), Some(_)) => {
-                if matches!(table.key, fulcrum_model::TableKey::Ip | fulcrum_model::TableKey::Ipv6) {
-                    be.stick_src = Some(table.clone());
-                } else {
-                    let hint = Some("'stick on src' needs a table of type ip or ipv6".to_string());
-                    self.sink.error(*line, "the stick-table's type cannot hold client addresses", hint);
-                }
+        for (rule, line) in st.stick_rules.iter().cloned() {
+            if rule.table.is_none() && st.stick_table.is_none() {
+                let hint = Some(
+                    "add e.g. 'stick-table type ip size 1m expire 1h' to this backend, or name another's: table NAME"
+                        .to_string(),
+                );
+                self.sink.error(line, "a 'stick' rule without 'table' needs a stick-table in the same backend", hint);
+                continue;
             }
-            (None, Some(line)) => {
-                let hint = Some("add e.g. 'stick-table type ip size 1m expire 1h' to this backend".to_string());
-                self.sink.error(line, "'stick on src' needs a stick-table in the same backend", hint);
-            }
-            _ => {}
+            be.stick.push(rule);
         }
         if be.servers.is_empty() && st.kind == Kind::Backend {
             let message = format!("backend '{}' has no server: its requests get 503", st.name);
@@ -560,6 +582,13 @@ pub(crate) fn apply_server_param(
         "observe" => s.observe = Some(parse_observe(value)?),
         "on-error" => s.on_error = parse_on_error(value)?,
         "cookie" => s.cookie = Some(value.to_string()),
+        "id" => {
+            let id: u32 = parse_number(value, "id")?;
+            if id == 0 {
+                return Err(Problem::invalid("a server's 'id' is a number from 1 up"));
+            }
+            s.id = Some(id);
+        }
         "port" => d.check_port = Some(parse_number(value, "port")?),
         "addr" => {
             let hp = parse_host_port(value)?;
@@ -569,7 +598,6 @@ pub(crate) fn apply_server_param(
             }
             d.check_host = Some(hp.host);
         }
-        "id" => return Ok(Some("server 'id' is ignored: fulcrum identifies servers by name".into())),
         "npn" => return Ok(Some("server 'npn' is ignored: NPN is obsolete (ALPN replaced it)".into())),
         "allow-0rtt" => return Ok(Some("server 'allow-0rtt' is ignored: early data is not sent".into())),
         "proto" => {

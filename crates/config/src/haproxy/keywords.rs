@@ -456,7 +456,7 @@ pub const VOCABULARY: &[Keyword] = &[
     yes(C::Server, "cookie"),
     yes(C::Server, "port"),
     yes(C::Server, "addr"),
-    ignored(C::Server, "id", "fulcrum identifies servers by name"),
+    yes(C::Server, "id"),
     yes(C::Server, "ssl"),
     yes(C::Server, "check-ssl"),
     yes(C::Server, "no-ssl"),

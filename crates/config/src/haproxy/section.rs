@@ -65,7 +65,8 @@ pub(super) struct ProxyState {
     pub tcp_rules: Vec<TcpCheckRule>,
     pub tcp_rules_here: bool,
     pub stick_table: Option<(StickTable, usize)>,
-    pub stick_on_src: Option<usize>,
+    /// `stick` rules with their lines (checked once the section is read).
+    pub stick_rules: Vec<(fulcrum_model::StickRule, usize)>,
     /// `http-request` and `http-response` rules, in order.
     pub http_request: Vec<fulcrum_model::rules::HttpRule>,
     pub http_response: Vec<fulcrum_model::rules::HttpRule>,
@@ -99,7 +100,7 @@ impl ProxyState {
             tcp_rules: Vec::new(),
             tcp_rules_here: false,
             stick_table: None,
-            stick_on_src: None,
+            stick_rules: Vec::new(),
             http_request: Vec::new(),
             http_response: Vec::new(),
             incomplete: false,

@@ -1141,7 +1141,18 @@ impl<'t> Doc<'t> {
         let expire = self.duration(&mut st, "expire").unwrap_or(std::time::Duration::MAX);
         self.finish(st, &["size", "expire"]);
         match size {
-            Ok(size) => be.stick_src = Some(StickTable::ip(size, expire)),
+            Ok(size) => {
+                be.table = Some(StickTable::ip(size, expire));
+                be.stick = vec![fulcrum_model::StickRule {
+                    kind: fulcrum_model::StickKind::On,
+                    sample: fulcrum_model::rules::Sample {
+                        fetch: fulcrum_model::rules::SampleFetch::Src,
+                        converters: Vec::new(),
+                    },
+                    table: None,
+                    condition: None,
+                }];
+            }
             Err((line, message)) => self.sink.error(line, message, None),
         }
     }

@@ -118,7 +118,8 @@ pub(super) async fn serve(
         (false, None) => Framing::Chunked,
     };
     let key = crate::l7::hash_key(&backend.cfg.algorithm, &parts, client_ip);
-    let (preferred, cookie_ok) = crate::l7::persistence(&backend, &mut parts, client_ip);
+    let who = Who { peer: conn.peer, bind: conn.bind, tls, vars: &vars };
+    let (preferred, cookie_ok, stick) = crate::l7::persistence(&backend, &mut parts, &who);
     crate::l7::request_to_server(&mut parts.headers, fe, &backend, client_ip, websocket, framing);
     parts.uri = parts.uri.path_and_query().cloned().map_or(Uri::from_static("/"), |pq| {
         let mut origin = http::uri::Parts::default();
@@ -137,6 +138,7 @@ pub(super) async fn serve(
         limits,
         websocket,
         vars,
+        stick,
         conn: &conn,
         shared: &shared,
     };
@@ -248,6 +250,8 @@ struct Stream<'a> {
     websocket: bool,
     /// The transaction's variables (`set-var`).
     vars: Vars,
+    /// The keys `stick` rules store once a server answers.
+    stick: crate::stick::Pending,
     conn: &'a ConnInfo,
     shared: &'a Arc<Shared>,
 }
@@ -439,6 +443,7 @@ async fn exchange_h2(
     };
     let shared = x.shared;
     let entry = &mut x.entry;
+    let stick = &mut x.stick;
     let input = RuleInput { fe: x.fe, conn: x.conn, req: &x.parts, vars: &mut x.vars };
     let download = async {
         let resp = match tokio::time::timeout(timeout_server, response).await {
@@ -449,6 +454,9 @@ async fn exchange_h2(
         let (mut head, mut from_server) = resp.into_parts();
         crate::observe::observe_result(&backend, id, crate::observe::Observation::Status(head.status.as_u16()));
         let head_only = input.req.method == Method::HEAD;
+        let c = input.conn;
+        let who = Who { peer: c.peer, bind: c.bind, tls: c.tls.as_ref(), vars: &*input.vars };
+        crate::l7::stick_store(&backend, id, stick, &who, (head.status, &head.headers));
         if let Some(answer) = response_rules(input, &backend, &mut head.status, &mut head.headers) {
             // The server's stream is dropped (reset) with its answer.
             finish_local(respond, answer.page, head_only, terminated(entry.take(), answer.termination), shared).await;
@@ -477,9 +485,6 @@ async fn exchange_h2(
     let moved = down?;
     if let Err(e) = up {
         tracing::debug!(backend = %backend.cfg.name, "request body: {e}");
-    }
-    if let Some(stick) = &backend.stick {
-        crate::live::lock(stick).insert(x.conn.peer.ip(), id, Instant::now());
     }
     if let Some(e) = x.entry.take() {
         shared.access_log.write(&e.format(moved));
@@ -578,9 +583,9 @@ async fn exchange(
         e.tr = ms(t_send.elapsed());
         e.status = resp.status.as_u16();
     }
-    if let Some(stick) = &backend.stick {
-        crate::live::lock(stick).insert(x.conn.peer.ip(), id, Instant::now());
-    }
+    let c = x.conn;
+    let who = Who { peer: c.peer, bind: c.bind, tls: c.tls.as_ref(), vars: &x.vars };
+    crate::l7::stick_store(&backend, id, &mut x.stick, &who, (resp.status, &resp.headers));
     let mut headers = resp.headers;
     let mut status = resp.status;
     crate::l7::strip_hop_by_hop(&mut headers);

@@ -109,7 +109,9 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     let flow = Flow { client: peer, destination: local, now: accepted };
     // IPVS persistence: the client's (masked) address names a template that points at a server.
     let template = Template::of(&backend, peer.ip());
-    let preferred = template.as_ref().and_then(|t| t.server(accepted));
+    // `stick on src` and other `stick` rules: the connection's facts give the key.
+    let (stuck, stick) = crate::stick::on_request(&backend, &facts, false);
+    let preferred = template.as_ref().and_then(|t| t.server(accepted)).or(stuck);
     // Boxed, as the phases before the relay: the task keeps only the relay's state for the
     // connection's life, not the largest phase's.
     let connected = Box::pin(connect(
@@ -134,6 +136,7 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
         }
     };
     let id = slot.id;
+    crate::stick::on_response(&backend, id, stick, &facts);
     // The template lives while this connection does (released however the relay ends).
     let _held = template.map(|t| t.hold(id));
     // `server ... ssl`: TLS to the server, its handshake done before any byte is relayed (within

@@ -21,7 +21,6 @@ use crate::drain::Drain;
 use crate::error::{Failure, ProxyError, Stage};
 use crate::h1::{self, Framing};
 use crate::io::{IoFail, Side};
-use crate::live::lock;
 use crate::observe::{observe_result, Observation};
 use crate::pick::{choose, Slot};
 use crate::retry::{decide, Attempt, Decision, RetryPolicy};
@@ -52,6 +51,8 @@ pub(super) struct Exchange {
     parsed: Instant,
     /// The transaction's variables (`set-var`).
     vars: Vars,
+    /// The keys `stick` rules store once a server answers.
+    stick: crate::stick::Pending,
 }
 
 impl Exchange {
@@ -144,7 +145,8 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
         e
     });
     let key = route::hash_key(&backend.cfg.algorithm, &req.head, client_ip);
-    let (preferred, cookie_ok) = route::persistence(&backend, &mut req.head, client_ip);
+    let who = Who { peer: client.peer, bind: client.bind, tls, vars: &vars };
+    let (preferred, cookie_ok, stick) = route::persistence(&backend, &mut req.head, &who);
     headers::request_to_server(&mut req.head.headers, fe, &backend, client_ip, req.upgrade, req.framing);
     let too_large = matches!((fe.cfg.max_request_body, req.framing), (Some(limit), Framing::Length(n)) if n > limit);
     let x = Box::new(Exchange {
@@ -159,6 +161,7 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
         shared: shared.clone(),
         parsed,
         vars,
+        stick,
     });
     if too_large {
         // The body is not read: the connection cannot carry another request.
@@ -408,9 +411,8 @@ async fn transact(
         e.tr = t_send.map_or(0, |t| ms(t.elapsed()));
         e.status = resp.status.as_u16();
     }
-    if let Some(stick) = &backend.stick {
-        lock(stick).insert(client.peer.ip(), id, Instant::now());
-    }
+    let who = Who { peer: client.peer, bind: client.bind, tls: client.tls.as_deref(), vars: &x.vars };
+    route::stick_store(&backend, id, &mut x.stick, &who, (resp.status, &resp.headers));
 
     let upgraded = resp.status == StatusCode::SWITCHING_PROTOCOLS && x.req.upgrade;
     let connected = x.req.head.method == Method::CONNECT && resp.status.is_success();
@@ -782,6 +784,8 @@ async fn via_h2(
         e.tr = ms(t_send.elapsed());
         e.status = head.status.as_u16();
     }
+    let who = Who { peer: client.peer, bind: client.bind, tls: client.tls.as_deref(), vars: &x.vars };
+    route::stick_store(&backend, id, &mut x.stick, &who, (head.status, &head.headers));
     if backend.cfg.cookie.is_some() {
         route::set_cookie(&backend, id, x.cookie_ok, &mut head.headers);
     }
@@ -853,9 +857,6 @@ async fn via_h2(
     }
     if client.side.flush(Some(write_idle)).await.is_err() {
         return Err(give_up(Failure::ClientClosed, Stage::Data, false));
-    }
-    if let Some(stick) = &backend.stick {
-        lock(stick).insert(client.peer.ip(), id, Instant::now());
     }
     if let Some(e) = x.entry.take() {
         x.shared.access_log.write(&e.format(moved));

@@ -35,7 +35,7 @@ pub(crate) use client::{
 };
 use client::{respond, Incoming};
 pub(crate) use headers::{request_to_server, server_reuse, strip_hop_by_hop};
-pub(crate) use route::{hash_key, persistence, set_cookie, source_key};
+pub(crate) use route::{hash_key, persistence, set_cookie, source_key, stick_store};
 
 use crate::drain::Drain;
 use crate::error::{Failure, ProxyError, Stage};

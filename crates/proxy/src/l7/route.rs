@@ -2,14 +2,15 @@
 //! algorithm hashes, and the server persistence (a cookie, a stick table) points at; and the
 //! persistence cookie a response sets.
 use std::net::IpAddr;
-use std::time::Instant;
 
 use fulcrum_balance::ServerId;
 use fulcrum_model::{Algorithm, CookieMode};
 use http::header::{self, HeaderMap, HeaderValue};
+use http::StatusCode;
 
-use crate::live::lock;
-use crate::snapshot::BackendRt;
+use crate::snapshot::rules::Resp;
+use crate::snapshot::{BackendRt, Facts, Who};
+use crate::stick::Pending;
 
 /// The bytes `balance source` hashes: the client's IPv4 address (an IPv4-mapped IPv6 one as
 /// IPv4), else its IPv6 address. `mode tcp` uses it too.
@@ -67,13 +68,14 @@ pub(crate) fn hash_key(algo: &Algorithm, parts: &http::request::Parts, client: I
     }
 }
 
-/// The server persistence points at (cookie or stick table), and whether the client already
-/// holds a valid persistence cookie. Strips what the server must not see (`indirect`, prefix).
+/// The server persistence points at (cookie or stick table), whether the client already
+/// holds a valid persistence cookie, and the keys the `stick` rules store once a server
+/// serves. Strips what the server must not see (`indirect`, prefix).
 pub(crate) fn persistence(
     backend: &BackendRt,
     parts: &mut http::request::Parts,
-    client: IpAddr,
-) -> (Option<ServerId>, bool) {
+    who: &Who<'_>,
+) -> (Option<ServerId>, bool, Pending) {
     if let Some(cookie) = &backend.cfg.cookie {
         if let Some((id, rewritten)) = super::cookie::find_server(backend, cookie, &parts.headers) {
             let valid = id.filter(|id| backend.usable(*id));
@@ -94,16 +96,29 @@ pub(crate) fn persistence(
                 }
             }
             if valid.is_some() {
-                return (valid, true);
+                let (_, pending) =
+                    crate::stick::on_request(backend, &Facts { req: Some(parts), ..Facts::of(who) }, true);
+                return (valid, true, pending);
             }
         }
     }
-    if let Some(stick) = &backend.stick {
-        if let Some(id) = lock(stick).get(&client, Instant::now()) {
-            return (Some(id), false);
-        }
+    let (found, pending) = crate::stick::on_request(backend, &Facts { req: Some(parts), ..Facts::of(who) }, false);
+    (found, false, pending)
+}
+
+/// Stores the transaction's `stick` keys, and those its response gives, with server `id`.
+pub(crate) fn stick_store(
+    backend: &BackendRt,
+    id: ServerId,
+    pending: &mut Pending,
+    who: &Who<'_>,
+    (status, headers): (StatusCode, &HeaderMap),
+) {
+    if backend.sticking.is_empty() {
+        return;
     }
-    (None, false)
+    let facts = Facts { resp: Some(Resp { status, headers }), ..Facts::of(who) };
+    crate::stick::on_response(backend, id, std::mem::take(pending), &facts);
 }
 
 /// The persistence cookie of a response: `Set-Cookie` for insert mode (unless the client

@@ -127,15 +127,7 @@ impl CompiledAcl {
         use super::rules::Value;
         let Some(sample) = &self.sample else { return false };
         let empty = super::rules::Vars::default();
-        let scope = super::rules::Scope {
-            client: facts.peer.unwrap_or(SocketAddr::new(facts.client, 0)),
-            bind: facts.bind.unwrap_or(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0)),
-            tls: facts.tls,
-            frontend: "",
-            backend: None,
-            vars: facts.vars.unwrap_or(&empty),
-        };
-        let Some(value) = super::rules::eval(sample, facts.req, None, &scope) else { return false };
+        let Some(value) = super::rules::eval(sample, facts.req, facts.resp, &facts.scope(&empty)) else { return false };
         let within = |ranges: &[Range], n: i64| {
             ranges.iter().any(|(lo, hi)| lo.is_none_or(|l| n >= l) && hi.is_none_or(|h| n <= h))
         };
@@ -243,6 +235,8 @@ pub struct Facts<'a> {
     pub peer: Option<SocketAddr>,
     pub bind: Option<SocketAddr>,
     pub vars: Option<&'a super::rules::Vars>,
+    /// The response, in response rules (`status`, `res.hdr`, `res.cook`).
+    pub resp: Option<super::rules::Resp<'a>>,
 }
 
 impl<'a> Facts<'a> {
@@ -257,6 +251,7 @@ impl<'a> Facts<'a> {
             peer: Some(who.peer),
             bind: Some(who.bind),
             vars: Some(who.vars),
+            resp: None,
         }
     }
 
@@ -271,6 +266,20 @@ impl<'a> Facts<'a> {
             peer: Some(peer),
             bind,
             vars: None,
+            resp: None,
+        }
+    }
+
+    /// What a sample expression reads of these facts (`empty`: the variables when there are
+    /// none).
+    pub(crate) fn scope<'b>(&'b self, empty: &'b super::rules::Vars) -> super::rules::Scope<'b> {
+        super::rules::Scope {
+            client: self.peer.unwrap_or(SocketAddr::new(self.client, 0)),
+            bind: self.bind.unwrap_or(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 0)),
+            tls: self.tls,
+            frontend: "",
+            backend: None,
+            vars: self.vars.unwrap_or(empty),
         }
     }
 }

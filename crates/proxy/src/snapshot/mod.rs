@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use fulcrum_balance::{PersistTable, Scheduler, ServerId, Slot, Thresholds};
+use fulcrum_balance::{Scheduler, ServerId, Slot, Thresholds};
 use fulcrum_model::{Backend, Frontend, Model, Server};
 use tokio::sync::Notify;
 
@@ -33,26 +33,26 @@ pub struct Snapshot {
     by_bind: HashMap<SocketAddr, usize, crate::fasthash::FastBuild>,
     /// UDP addresses to their frontend: an address may carry a TCP and a UDP service.
     by_udp: HashMap<SocketAddr, usize, crate::fasthash::FastBuild>,
-    /// The counter tables (`stick-table ... store ...`), when there are any.
+    /// The stick tables by proxy name, when there are any.
     pub(crate) tables: Option<Arc<rules::Tables>>,
 }
 
 impl Snapshot {
     /// Compile a Model; live state comes from (and is registered in) `live`.
     pub fn build(model: Model, live: &LiveRegistry) -> Result<Snapshot, CompileError> {
-        // Counter tables by proxy name (a listen section's is its backend's); kept by `live`.
+        // Stick tables by proxy name (a listen section's is its backend's); kept by `live`.
         let mut tables = rules::Tables::new();
         let declared = model.backends.iter().filter_map(|b| b.table.as_ref().map(|t| (&b.name, t)));
         let declared = declared.chain(model.frontends.iter().filter_map(|f| f.table.as_ref().map(|t| (&f.name, t))));
         for (name, cfg) in declared {
-            tables.entry(name.clone()).or_insert_with(|| live.counter_table(name, cfg));
+            tables.entry(name.clone()).or_insert_with(|| live.stick_table(name, cfg));
         }
         check_table_names(&model, &tables)?;
         let tables = Arc::new(tables);
         let backends: Vec<Arc<BackendRt>> = model
             .backends
             .iter()
-            .map(|b| BackendRt::build(b, live, tables.get(&b.name).cloned()).map(Arc::new))
+            .map(|b| BackendRt::build(b, live, &tables).map(Arc::new))
             .collect::<Result<_, _>>()?;
         let by_name: HashMap<&str, &Arc<BackendRt>> = backends.iter().map(|b| (b.cfg.name.as_str(), b)).collect();
         let mut frontends = Vec::new();
@@ -170,8 +170,8 @@ pub struct FrontendRt {
     /// `http-request` and `http-response` rules.
     pub(crate) http_request: rules::Rules,
     pub(crate) http_response: rules::Rules,
-    /// The frontend's own counter table (a listen's is its backend's).
-    pub(crate) table: Option<Arc<crate::live::CounterTable>>,
+    /// The frontend's own stick table (a listen's is its backend's).
+    pub(crate) table: Option<Arc<crate::live::LiveTable>>,
     /// `monitor fail` conditions.
     monitor_fail: Vec<CompiledCondition>,
 }
@@ -344,6 +344,29 @@ fn server_rise_fall(s: &Server) -> (u32, u32) {
     }
 }
 
+/// One compiled `stick` rule.
+#[derive(Debug)]
+pub(crate) struct StickRt {
+    pub kind: fulcrum_model::StickKind,
+    sample: rules::CompiledSample,
+    pub table: Arc<crate::live::LiveTable>,
+    condition: Option<CompiledCondition>,
+}
+
+impl StickRt {
+    /// Whether the rule's condition holds.
+    pub(crate) fn applies(&self, acls: &[CompiledAcl], facts: &Facts<'_>) -> bool {
+        self.condition.as_ref().is_none_or(|c| c.eval_facts(acls, facts))
+    }
+
+    /// The rule's key for these facts, as its table keys it.
+    pub(crate) fn key(&self, facts: &Facts<'_>) -> Option<crate::live::TableKey> {
+        let empty = rules::Vars::default();
+        let value = rules::eval(&self.sample, facts.req, facts.resp, &facts.scope(&empty))?;
+        rules::table_key(&self.table, value)
+    }
+}
+
 #[derive(Debug)]
 pub struct BackendRt {
     pub cfg: Backend,
@@ -353,7 +376,11 @@ pub struct BackendRt {
     pub(crate) slot_freed: Notify,
     pub(crate) queued: AtomicUsize,
     pub(crate) errors: ErrorPages,
-    pub(crate) stick: Option<Mutex<PersistTable<IpAddr>>>,
+    /// `stick` rules, with their tables.
+    pub(crate) sticking: Vec<StickRt>,
+    /// Each server's number (`id`, as stick tables store it), and the server of each number.
+    pub(crate) server_ids: Vec<u32>,
+    by_id: HashMap<u32, ServerId>,
     /// IPVS persistence templates: masked client address → server (kept across reloads).
     pub(crate) persist: Option<Arc<crate::live::Templates>>,
     /// keepalived quorum state: whether the primaries serve (else the sorry server).
@@ -365,16 +392,13 @@ pub struct BackendRt {
     pub(crate) acls: Vec<CompiledAcl>,
     pub(crate) http_request: rules::Rules,
     pub(crate) http_response: rules::Rules,
-    /// The backend's counter table.
-    pub(crate) table: Option<Arc<crate::live::CounterTable>>,
+    /// The backend's stick table.
+    pub(crate) table: Option<Arc<crate::live::LiveTable>>,
 }
 
 impl BackendRt {
-    fn build(
-        b: &Backend,
-        live: &LiveRegistry,
-        table: Option<Arc<crate::live::CounterTable>>,
-    ) -> Result<Self, CompileError> {
+    fn build(b: &Backend, live: &LiveRegistry, tables: &rules::Tables) -> Result<Self, CompileError> {
+        let table = tables.get(&b.name).cloned();
         // Servers with the same TLS settings share one client configuration (and its CA file
         // is read once): a backend may hold thousands of servers.
         let mut tls_configs: HashMap<&fulcrum_model::ServerTls, Arc<rustls::ClientConfig>> = HashMap::new();
@@ -416,7 +440,25 @@ impl BackendRt {
             b.servers.iter().map(|s| s.maxqueue as usize).sum()
         };
         let acls = b.acls.iter().map(CompiledAcl::compile).collect::<Result<Vec<_>, _>>()?;
+        let sticking = b
+            .stick
+            .iter()
+            .map(|r| {
+                let name = r.table.as_deref().unwrap_or(&b.name);
+                let t = tables
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| CompileError::UnknownTable { proxy: b.name.clone(), table: name.to_string() })?;
+                let condition = r.condition.as_ref().map(|c| CompiledCondition::compile(c, &acls)).transpose()?;
+                Ok(StickRt { kind: r.kind, sample: rules::sample(&r.sample)?, table: t, condition })
+            })
+            .collect::<Result<Vec<_>, CompileError>>()?;
+        let server_ids = b.server_ids();
+        let by_id = server_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         let rt = BackendRt {
+            sticking,
+            server_ids,
+            by_id,
             scheduler: Mutex::new(
                 Scheduler::new(b.algorithm.clone(), b.hash_type)
                     .with_key_hash(b.key_hash)
@@ -426,7 +468,6 @@ impl BackendRt {
             slot_freed: Notify::new(),
             queued: AtomicUsize::new(0),
             errors: ErrorPages::new(&b.errorfiles)?,
-            stick: b.stick_src.as_ref().map(|t| Mutex::new(PersistTable::new(t.size, t.expire))),
             persist: b.persistence.map(|p| live.templates(&b.name, PERSIST_CAPACITY, p.timeout)),
             quorum_up: AtomicBool::new(true),
             max_queue,
@@ -500,6 +541,11 @@ impl BackendRt {
     }
 
     /// Whether a server may take traffic now (health and admin state).
+    /// The server numbered `id` (its `id`, as stick tables store it).
+    pub(crate) fn server_by_id(&self, id: u32) -> Option<ServerId> {
+        self.by_id.get(&id).copied()
+    }
+
     pub fn usable(&self, id: ServerId) -> bool {
         self.servers.get(id).is_some_and(|s| !s.cfg.disabled && s.live.is_up())
     }

@@ -15,7 +15,7 @@ use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, Uri};
 
 use super::acl::{CompiledAcl, CompiledCondition, Facts};
-use crate::live::{clock_ms, lock, CounterTable, TableKey};
+use crate::live::{clock_ms, lock, LiveTable, TableKey};
 use crate::CompileError;
 
 /// A sample's value, typed as HAProxy types them where it matters (integers add, addresses
@@ -86,20 +86,20 @@ impl Value {
 #[derive(Debug, Default)]
 pub(crate) struct Vars {
     vars: Vec<(String, String)>,
-    tracked: [Option<(Arc<CounterTable>, TableKey)>; 3],
-    /// Every counter table of the configuration, by proxy name (`table NAME` arguments).
+    tracked: [Option<(Arc<LiveTable>, TableKey)>; 3],
+    /// Every stick table of the configuration, by proxy name (`table NAME` arguments).
     pub tables: Option<Arc<Tables>>,
     /// The table of the proxy whose rules run (`track-sc0 src` without `table`).
-    pub own: Option<Arc<CounterTable>>,
+    pub own: Option<Arc<LiveTable>>,
     /// The transaction's time for its tables, read once (expiry, and the rates' clock).
     now: std::sync::OnceLock<(std::time::Instant, u64)>,
 }
 
-/// Counter tables by proxy name.
-pub(crate) type Tables = std::collections::HashMap<String, Arc<CounterTable>>;
+/// Stick tables by proxy name.
+pub(crate) type Tables = std::collections::HashMap<String, Arc<LiveTable>>;
 
 impl Vars {
-    /// A transaction's, in a configuration with these counter tables.
+    /// A transaction's, in a configuration with these stick tables.
     pub(crate) fn with_tables(tables: Option<Arc<Tables>>) -> Vars {
         Vars { tables, ..Vars::default() }
     }
@@ -124,7 +124,7 @@ impl Vars {
     }
 
     /// The table a rule or fetch names, else the proxy's own.
-    fn table(&self, name: Option<&str>) -> Option<Arc<CounterTable>> {
+    fn table(&self, name: Option<&str>) -> Option<Arc<LiveTable>> {
         match name {
             Some(n) => self.tables.as_ref()?.get(n).cloned(),
             None => self.own.clone(),
@@ -133,7 +133,7 @@ impl Vars {
 
     /// `track-sc<slot>`: the transaction counts one request in the table's entry for `key`
     /// (a slot already tracking keeps what it tracks, as in HAProxy).
-    fn track(&mut self, slot: u8, table: Arc<CounterTable>, key: TableKey) {
+    fn track(&mut self, slot: u8, table: Arc<LiveTable>, key: TableKey) {
         let (now, ms) = self.now();
         let Some(place) = self.tracked.get_mut(usize::from(slot)) else { return };
         if place.is_some() {
@@ -157,7 +157,7 @@ impl Vars {
 }
 
 /// A sample's value as a key of `table`'s type (strings cut at the table's length).
-fn table_key(table: &CounterTable, v: Value) -> Option<TableKey> {
+pub(crate) fn table_key(table: &LiveTable, v: Value) -> Option<TableKey> {
     use fulcrum_model::TableKey as K;
     Some(match table.cfg.key {
         K::Ip | K::Ipv6 => TableKey::Ip(match v {
@@ -174,7 +174,7 @@ fn table_key(table: &CounterTable, v: Value) -> Option<TableKey> {
 }
 
 /// A counter of a table entry at `now` (0 when the table does not store it).
-fn counter_value(table: &CounterTable, c: &Counters, which: Counter, now: u64) -> i64 {
+fn counter_value(table: &LiveTable, c: &Counters, which: Counter, now: u64) -> i64 {
     use fulcrum_model::TableStore as S;
     let p = table.periods;
     let v = match which {
@@ -660,11 +660,15 @@ impl Msg<'_> {
         }
     }
 
-    /// Whether a rule's condition holds (in a response, on what a condition can still see).
+    /// Whether a rule's condition holds (in a response, on the response and what else a
+    /// condition can still see).
     fn holds(&self, c: &CompiledCondition, acls: &[CompiledAcl], who: &super::acl::Who<'_>) -> bool {
         match self {
             Msg::Request(req) => c.eval(acls, req, who),
-            Msg::Response { .. } => c.eval_facts(acls, &Facts { req: None, ..Facts::of(who) }),
+            Msg::Response { status, headers, .. } => {
+                let resp = Some(Resp { status: **status, headers });
+                c.eval_facts(acls, &Facts { req: None, resp, ..Facts::of(who) })
+            }
         }
     }
 
@@ -836,6 +840,16 @@ fn nth_piece<'a>(
     None
 }
 
+/// The value of the last `Set-Cookie` that sets cookie `name` (HAProxy's `res.cook`).
+fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    let values = headers.get_all(http::header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok());
+    values.rev().find_map(|v| {
+        let (k, rest) = v.split_once('=')?;
+        (k.trim() == name).then(|| rest.split(';').next().unwrap_or_default().trim().to_string())
+    })
+}
+
+/// The value of the last occurrence of cookie `name` in the request (HAProxy's `req.cook`).
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(http::header::COOKIE)
@@ -843,6 +857,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
+        .rev()
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
 }
@@ -876,6 +891,7 @@ fn fetch(f: &SampleFetch, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Sco
             req?.headers.get_all(name.as_str()).iter().map(|v| v.as_bytes().split(|b| *b == b',').count() as i64).sum(),
         ),
         SampleFetch::ReqCook(name) => Value::Str(cookie(&req?.headers, name)?),
+        SampleFetch::ResCook(name) => Value::Str(set_cookie(resp?.headers, name)?),
         SampleFetch::ResHdr { name, occ } => Value::Str(header_value(resp?.headers, name, *occ, false)?),
         SampleFetch::Status => Value::Int(i64::from(resp?.status.as_u16())),
         SampleFetch::SslFc => Value::Bool(tls.is_some()),
