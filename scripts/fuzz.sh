@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-60}
 JOBS=${JOBS:-1}
-ALL="haproxy_cfg keepalived_conf toml_config vrrp_packet request_head response_head chunked stats_query check_response tls_hello proxy_header ipvsadm_rules crt_list h2_frames sample_expr"
+ALL="haproxy_cfg keepalived_conf toml_config vrrp_packet request_head response_head chunked stats_query check_response tls_hello proxy_header ipvsadm_rules crt_list h2_frames sample_expr peers_messages"
 TARGETS=${TARGETS:-$ALL}
 
 rustup toolchain list | grep -q '^nightly' || { echo "fuzz.sh: needs the nightly toolchain (rustup toolchain install nightly)"; exit 1; }

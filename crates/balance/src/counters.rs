@@ -33,6 +33,17 @@ impl FreqCtr {
         self.curr = self.curr.saturating_add(n);
     }
 
+    /// The counter as peers exchange it: ms since its current period began, the current
+    /// period's events, the previous one's.
+    pub fn to_wire(&self, now: u64) -> (u32, u32, u32) {
+        (now.wrapping_sub(self.tick) as u32, self.curr, self.prev)
+    }
+
+    /// A counter received from a peer (`elapsed`: ms since its current period began).
+    pub fn from_wire(now: u64, elapsed: u32, curr: u32, prev: u32) -> FreqCtr {
+        FreqCtr { tick: now.saturating_sub(u64::from(elapsed)), curr, prev }
+    }
+
     /// The rate at `now`: events over the last `period`, as HAProxy estimates it.
     pub fn read(&self, now: u64, period: u64) -> u32 {
         let period = period.max(1);
@@ -55,6 +66,8 @@ impl FreqCtr {
 pub struct Counters {
     /// The number (`id`) of the server the key sticks to; 0: none.
     pub server_id: u32,
+    /// The entry's last local change, for peers (0: none since it came).
+    pub update: u64,
     pub http_req_cnt: u64,
     pub http_req_rate: FreqCtr,
     pub gpc0: u64,

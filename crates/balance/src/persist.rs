@@ -253,6 +253,22 @@ impl<K: Eq + Hash + Clone, V: Clone> Table<K, V> {
         purged
     }
 
+    /// The value of `key` to change in place, neither refreshed nor moved (None: absent or
+    /// expired).
+    pub fn peek_mut(&mut self, key: &K, now: Instant) -> Option<&mut V> {
+        let slot = *self.index.get(key)?;
+        let entry = self.entries.get_mut(slot)?;
+        (entry.users > 0 || !expired(entry, now)).then_some(&mut entry.value)
+    }
+
+    /// Sets when `key`'s entry expires (an entry learned from elsewhere brings its own
+    /// remaining time). Its place in the recency list is kept.
+    pub fn set_expiry(&mut self, key: &K, at: Option<Instant>) {
+        if let Some(entry) = self.index.get(key).and_then(|&slot| self.entries.get_mut(slot)) {
+            entry.expires_at = at;
+        }
+    }
+
     /// Entries from most to least recently used: key, server, expiry (`None`: never).
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V, Option<Instant>)> + '_ {
         let mut slot = self.newest;

@@ -28,6 +28,9 @@ pub struct LoadOptions {
     pub lenient: bool,
     /// Listening sockets passed to this process, by descriptor: what `bind fd@N` stands for.
     pub inherited: std::collections::BTreeMap<i32, std::net::SocketAddr>,
+    /// This process's name among its peers from the command line (HAProxy's `-L`): it wins
+    /// over `localpeer`.
+    pub local_peer: Option<String>,
 }
 
 /// A loaded Model and the warnings met on the way.
@@ -56,7 +59,7 @@ pub fn load_files(paths: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, Vec<D
         }
     }
     let fallback = paths.first().cloned().unwrap_or_else(|| PathBuf::from("(no configuration file)"));
-    finish(partials, diags, &fallback)
+    finish(partials, diags, &fallback, opts)
 }
 
 /// A directory stands for its `*.cfg` files, in lexical order (as `haproxy -f DIR` reads it).
@@ -86,7 +89,7 @@ fn expand_dirs(paths: &[PathBuf], diags: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
 /// Load one configuration text; `path` is used for messages and for detection by extension.
 pub fn load_str(text: &str, path: &Path, opts: &LoadOptions) -> Result<Loaded, Vec<Diagnostic>> {
     let (partial, diags) = parse_one(text, path, opts, &mut crate::haproxy::Carry::default());
-    finish(partial.into_iter().collect(), diags, path)
+    finish(partial.into_iter().collect(), diags, path, opts)
 }
 
 fn decode(bytes: &[u8], path: &Path, diags: &mut Vec<Diagnostic>) -> String {
@@ -184,10 +187,18 @@ fn sniff<'a>(mut lines: impl Iterator<Item = (String, &'a str)>) -> Option<Forma
 }
 
 /// Combine the files' parts, check what only the whole configuration can tell, and decide.
-fn finish(partials: Vec<Partial>, mut diags: Vec<Diagnostic>, fallback: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+fn finish(
+    partials: Vec<Partial>,
+    mut diags: Vec<Diagnostic>,
+    fallback: &Path,
+    opts: &LoadOptions,
+) -> Result<Loaded, Vec<Diagnostic>> {
     let incomplete: Vec<String> = partials.iter().flat_map(|p| p.incomplete.iter().cloned()).collect();
     let spots: Vec<crate::partial::Spots> = partials.iter().flat_map(|p| p.vrrp_spots.iter().cloned()).collect();
-    let model = combine(partials, &mut diags);
+    let mut model = combine(partials, &mut diags);
+    if let Some(name) = &opts.local_peer {
+        model.global.local_peer = Some(name.clone());
+    }
     // "Nothing listens" is only worth saying when no other error explains it.
     let summary = !diags.iter().any(|d| d.severity == Severity::Error);
     crate::validate::validate(&model, fallback, &incomplete, summary, &mut diags);
@@ -225,6 +236,12 @@ fn combine(partials: Vec<Partial>, diags: &mut Vec<Diagnostic>) -> Model {
                     backend_at.insert(be.name.clone(), model.backends.len());
                     model.backends.push(be);
                 }
+            }
+        }
+        for section in partial.peers {
+            match model.peers.iter().find(|p| p.name == section.name) {
+                Some(first) => diags.push(duplicate("peers section", &section.name, &section.origin, &first.origin)),
+                None => model.peers.push(section),
             }
         }
         refs.extend(partial.backend_refs);

@@ -21,6 +21,8 @@ pub(crate) struct Partial {
     pub vrrp: fulcrum_model::vrrp::Vrrp,
     /// Where the keywords of each VRRP object were written.
     pub vrrp_spots: Vec<Spots>,
+    /// `peers` sections.
+    pub peers: Vec<fulcrum_model::Peers>,
 }
 
 /// Global settings a file states explicitly; a later file's settings override earlier ones.
@@ -37,6 +39,7 @@ pub(crate) struct GlobalPatch {
     pub control_socket: Option<PathBuf>,
     pub tls_cache_size: Option<usize>,
     pub h2: Option<fulcrum_model::H2Settings>,
+    pub local_peer: Option<String>,
 }
 
 impl GlobalPatch {
@@ -73,6 +76,9 @@ impl GlobalPatch {
         }
         if let Some(v) = self.h2 {
             global.h2 = v;
+        }
+        if let Some(v) = &self.local_peer {
+            global.local_peer = Some(v.clone());
         }
     }
 }

@@ -50,7 +50,24 @@ fn tables(model: &Model, diags: &mut Vec<Diagnostic>) {
     let declared = |name: &str| {
         model.frontends.iter().any(|f| f.name == name && f.table.is_some())
             || model.backends.iter().any(|b| b.name == name && b.table.is_some())
+            || model.peers.iter().any(|p| p.tables.iter().any(|(t, _)| name.split_once('/') == Some((&p.name, t))))
     };
+    // A table shared with a peers section that does not exist (HAProxy: "unable to find sync
+    // peers").
+    let proxies = model.frontends.iter().map(|f| (&f.name, &f.origin, &f.table));
+    let proxies = proxies.chain(model.backends.iter().map(|b| (&b.name, &b.origin, &b.table)));
+    for (proxy, origin, table) in proxies {
+        let Some(section) = table.as_ref().and_then(|t| t.peers.as_ref()) else { continue };
+        if !model.peers.iter().any(|p| &p.name == section) {
+            let message =
+                format!("the stick-table of '{proxy}' is shared with peers section '{section}', which is not defined");
+            let hint = match model.peers.first() {
+                Some(p) => format!("did you mean peers {}?", p.name),
+                None => format!("add a 'peers {section}' section listing this node and the others"),
+            };
+            diags.push(at(origin, Severity::Error, message, Some(hint)));
+        }
+    }
     let sections = model
         .frontends
         .iter()

@@ -810,3 +810,46 @@ fn tcp_check_rules_and_protocol_checks() {
     assert_eq!(message("    option pgsql-check\n"), "'option pgsql-check' expects 'user <username>' as argument");
     assert_eq!(message("    tcp-check expect strng +PONG\n"), "unknown tcp-check expect match 'strng'");
 }
+
+#[test]
+fn peers_sections() {
+    let text = format!(
+        "global\n    localpeer lb1\n{HEAD}peers mesh\n    peer lb1 127.0.0.1:10001\n    peer lb2 127.0.0.2:10001\n    \
+         table hits type ip size 1k expire 1m store http_req_cnt\nfrontend f\n    bind :80\n    \
+         http-request track-sc0 src table mesh/hits\n    default_backend b\nbackend b\n    \
+         stick-table type ip size 1k expire 1h peers mesh\n    stick on src\n    server s 127.0.0.1:80\n"
+    );
+    let loaded = ok(&text);
+    let m = &loaded.model;
+    assert_eq!(m.global.local_peer.as_deref(), Some("lb1"));
+    let p = &m.peers[0];
+    assert_eq!((p.name.as_str(), p.peers.len(), p.tables.len()), ("mesh", 2, 1));
+    assert_eq!(p.listen_addr("lb1"), Some("127.0.0.1:10001".parse().expect("addr")));
+    assert_eq!(p.listen_addr("nobody"), None);
+    assert_eq!(p.tables[0].1.peers.as_deref(), Some("mesh"));
+    assert_eq!(m.backend("b").and_then(|b| b.table.as_ref()).and_then(|t| t.peers.as_deref()), Some("mesh"));
+    // The new style: bind, and the local peer's server without an address.
+    let new = ok(&format!(
+        "{HEAD}peers mesh\n    bind 127.0.0.1:10002\n    server lb1\n    server lb2 127.0.0.2:10002\nlisten l\n    bind :80\n    server s 127.0.0.1:80\n"
+    ));
+    assert_eq!(new.model.peers[0].listen_addr("lb1"), Some("127.0.0.1:10002".parse().expect("addr")));
+    // -L wins over localpeer.
+    let opts = LoadOptions { local_peer: Some("lb2".into()), ..LoadOptions::default() };
+    let over = load_str(&text, Path::new("test.cfg"), &opts).expect("loads");
+    assert_eq!(over.model.global.local_peer.as_deref(), Some("lb2"));
+    let listen = "listen l\n    bind :80\n    server s 127.0.0.1:80\n";
+    for (section, needle) in [
+        ("peers mesh\n    peer lb1 127.0.0.1:1\n    bind 127.0.0.1:2\n", "cannot be mixed"),
+        ("peers mesh\n    peer lb1 127.0.0.1:1\n    peer lb1 127.0.0.2:1\n", "already defined"),
+        ("peers mesh\n    peer lb1 127.0.0.1\n", "needs a port"),
+        ("peers mesh\n    peer lb1 127.0.0.1:1 ssl\n", "'ssl' between peers is not supported yet"),
+        ("peers mesh\n    peer lb1 127.0.0.1:1\n    shards 2\n", "unknown peers keyword"),
+        ("peers mesh\n", "has no peer"),
+        ("peers\n", "'peers' needs one name"),
+        ("peers mesh\n    peer lb1 127.0.0.1:1\nbackend x\n    stick-table type ip size 1k peers other\n", "'other', which is not defined"),
+        ("peers mesh\n    peer lb1 127.0.0.1:1\nbackend x\n    stick match src table mesh/nope\n    server s 127.0.0.1:80\n", "'mesh/nope', which is not declared"),
+    ] {
+        let found = errors(&format!("{HEAD}{section}{listen}"));
+        assert!(found.iter().any(|d| d.message.contains(needle)), "{section}: {}", show(&found));
+    }
+}

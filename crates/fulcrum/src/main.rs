@@ -61,6 +61,7 @@ impl ConfigArgs {
             }),
             lenient: self.lenient,
             inherited: inherited().clone(),
+            local_peer: None,
         }
     }
 }

@@ -273,7 +273,7 @@ fn rules_fulcrum_cannot_do_are_errors_naming_the_line() {
 
 #[test]
 fn the_rules_examples_are_valid_for_both() {
-    for name in ["header-rules.cfg", "rate-limit.cfg"] {
+    for name in ["header-rules.cfg", "rate-limit.cfg", "peers.cfg"] {
         let example = format!("{}/../../examples/{name}", env!("CARGO_MANIFEST_DIR"));
         let out = Command::new(common::bin()).args(["check", "-c", &example]).output().expect("check");
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));

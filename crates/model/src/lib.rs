@@ -29,6 +29,43 @@ pub struct Model {
     pub backends: Vec<Backend>,
     /// VRRP instances, scripts and sync groups (keepalived.conf, or `[vrrp]` in TOML).
     pub vrrp: vrrp::Vrrp,
+    /// `peers` sections: the nodes that share stick tables.
+    pub peers: Vec<Peers>,
+}
+
+/// A `peers` section: the processes (this one among them) that keep the stick tables naming
+/// it in step, over HAProxy's peers protocol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Peers {
+    pub name: String,
+    pub origin: Origin,
+    /// Every peer, this process's own included (the one named like the local peer: `-L`,
+    /// `localpeer`, else the host name). A peer without an address is the local one of a
+    /// section that listens on `bind`.
+    pub peers: Vec<Peer>,
+    /// `bind ADDR:PORT`: where the local peer listens, when its `server` line has no address.
+    pub bind: Option<SocketAddr>,
+    /// `table NAME type ...` lines: tables the section declares itself (called `SECTION/NAME`
+    /// in rules, `/NAME` on the wire).
+    pub tables: Vec<(String, StickTable)>,
+    /// `disabled`: the section does not sync.
+    pub disabled: bool,
+}
+
+/// One `peer NAME ADDR:PORT` (or `server NAME [ADDR:PORT]`) line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub name: String,
+    pub addr: Option<SocketAddr>,
+    pub line: usize,
+}
+
+impl Peers {
+    /// The address the peer named `local` listens on, if it is one of the section's.
+    pub fn listen_addr(&self, local: &str) -> Option<SocketAddr> {
+        let me = self.peers.iter().find(|p| p.name == local)?;
+        me.addr.or(self.bind)
+    }
 }
 
 impl Model {
@@ -62,6 +99,9 @@ pub struct Global {
     pub tls_cache_size: usize,
     /// HTTP/2 settings offered to clients (`tune.h2.*`).
     pub h2: H2Settings,
+    /// The name of this process among its peers (`localpeer`, or HAProxy's `-L`); None: the
+    /// host name.
+    pub local_peer: Option<String>,
 }
 
 /// `tune.h2.*`: what fulcrum announces to HTTP/2 clients, HAProxy's defaults.
@@ -124,6 +164,7 @@ impl Default for Global {
             control_socket: None,
             tls_cache_size: 20_000,
             h2: H2Settings::default(),
+            local_peer: None,
         }
     }
 }
@@ -777,12 +818,14 @@ pub struct StickTable {
     pub key: TableKey,
     /// What each entry stores besides a server.
     pub store: Vec<TableStore>,
+    /// `peers NAME`: the section whose peers share the table.
+    pub peers: Option<String>,
 }
 
 impl StickTable {
     /// A table keyed by the client address, storing nothing else (`stick on src`).
     pub fn ip(size: usize, expire: Duration) -> StickTable {
-        StickTable { size, expire, key: TableKey::Ip, store: Vec::new() }
+        StickTable { size, expire, key: TableKey::Ip, store: Vec::new(), peers: None }
     }
 }
 

@@ -16,6 +16,7 @@ mod l7;
 mod listen;
 mod live;
 mod observe;
+mod peers;
 mod pick;
 pub mod proxy_protocol;
 pub mod retry;
@@ -114,6 +115,8 @@ pub struct Proxy {
     checks: Vec<JoinHandle<()>>,
     /// The rate estimator (`ipvsadm --rate`).
     rates: Option<JoinHandle<()>>,
+    /// The `peers` sections sharing stick tables.
+    peers: peers::PeersRt,
 }
 
 impl Proxy {
@@ -143,6 +146,7 @@ impl Proxy {
             udp: HashMap::new(),
             checks: Vec::new(),
             rates: None,
+            peers: peers::PeersRt::default(),
         };
         let binds = proxy.shared.snapshot.load().binds_with_mode();
         proxy.listen_on(&binds)?;
@@ -150,6 +154,7 @@ impl Proxy {
         let sockets = bind_udp(&udp)?;
         proxy.serve_udp(sockets);
         proxy.checks = checks::spawn_checks(&proxy.shared.snapshot.load());
+        proxy.peers.apply(&proxy.shared.snapshot.load(), &proxy.shared.live)?;
         let shared = proxy.shared.clone();
         proxy.rates = Some(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -198,6 +203,10 @@ impl Proxy {
             task.abort();
         }
         self.checks = checks::spawn_checks(&self.shared.snapshot.load());
+        // A peers address that cannot be bound leaves that section unshared; the rest stands.
+        if let Err(e) = self.peers.apply(&self.shared.snapshot.load(), &self.shared.live) {
+            tracing::error!("peers: {e}");
+        }
         Ok(())
     }
 

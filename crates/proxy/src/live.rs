@@ -224,16 +224,50 @@ pub enum TableKey {
 }
 
 /// A stick table: keys stuck to servers (`stick` rules) and counters (`store ...`, fed by
-/// `track-sc*` rules); kept across reloads while its proxy keeps the same table.
+/// `track-sc*` rules); kept across reloads while its proxy keeps the same table. A table
+/// shared with a peers section logs its local changes for the peers to push.
 #[derive(Debug)]
 pub struct LiveTable {
     pub cfg: fulcrum_model::StickTable,
     pub periods: fulcrum_balance::counters::Periods,
-    pub entries: Mutex<fulcrum_balance::Table<TableKey, fulcrum_balance::counters::Counters>>,
+    pub(crate) entries: Mutex<Entries>,
+    /// The table's name among peers: its proxy's, or `/NAME` for a peers section's own.
+    pub(crate) wire_name: String,
+    /// Woken on each local change of a shared table (its peers section's, shared by its
+    /// tables).
+    pub(crate) changed: Arc<tokio::sync::Notify>,
+    /// The servers its entries name, by number (for peers, which also send names).
+    pub(crate) names: Mutex<Vec<(u32, Arc<str>)>>,
+}
+
+/// A table's entries, and (when shared with peers) its local changes by number.
+#[derive(Debug)]
+pub(crate) struct Entries {
+    pub map: fulcrum_balance::Table<TableKey, Counters>,
+    pub log: std::collections::BTreeMap<u64, TableKey>,
+    pub last: u64,
+}
+
+use fulcrum_balance::counters::Counters;
+
+impl Entries {
+    /// Notes a local change of `key` (already in the map): it gets the next number.
+    fn logged(&mut self, key: &TableKey, now: std::time::Instant) {
+        let Some(entry) = self.map.peek_mut(key, now) else { return };
+        self.last += 1;
+        let previous = std::mem::replace(&mut entry.update, self.last);
+        self.log.remove(&previous);
+        self.log.insert(self.last, key.clone());
+        // Keys evicted or expired since they changed: forgotten now and then.
+        if self.log.len() > 2 * self.map.len() + 1024 {
+            let map = &self.map;
+            self.log.retain(|id, k| map.peek_ref(k, now).is_some_and(|c| c.update == *id));
+        }
+    }
 }
 
 impl LiveTable {
-    fn new(cfg: &fulcrum_model::StickTable) -> LiveTable {
+    fn new(name: &str, cfg: &fulcrum_model::StickTable, changed: Arc<tokio::sync::Notify>) -> LiveTable {
         use fulcrum_model::TableStore;
         let mut periods = fulcrum_balance::counters::Periods::default();
         for s in &cfg.store {
@@ -243,12 +277,63 @@ impl LiveTable {
                 _ => {}
             }
         }
-        LiveTable { cfg: cfg.clone(), periods, entries: Mutex::new(fulcrum_balance::Table::new(cfg.size, cfg.expire)) }
+        let entries =
+            Entries { map: fulcrum_balance::Table::new(cfg.size, cfg.expire), log: Default::default(), last: 0 };
+        LiveTable {
+            cfg: cfg.clone(),
+            periods,
+            entries: Mutex::new(entries),
+            wire_name: match name.split_once('/') {
+                Some((_, table)) => format!("/{table}"),
+                None => name.to_string(),
+            },
+            changed,
+            names: Mutex::new(Vec::new()),
+        }
     }
 
     /// Whether the table keeps this kind of data (periods aside).
     pub fn stores(&self, what: fulcrum_model::TableStore) -> bool {
         self.cfg.store.iter().any(|s| std::mem::discriminant(s) == std::mem::discriminant(&what))
+    }
+
+    fn shared(&self) -> bool {
+        self.cfg.peers.is_some()
+    }
+
+    /// Changes `key`'s entry (made when absent, refreshed), a local change its peers hear of.
+    /// None when nothing can be stored.
+    pub(crate) fn change<R>(
+        &self,
+        key: TableKey,
+        now: std::time::Instant,
+        f: impl FnOnce(&mut Counters) -> R,
+    ) -> Option<R> {
+        let mut entries = lock(&self.entries);
+        let out = f(entries.map.entry(key.clone(), now, Counters::default)?);
+        if self.shared() {
+            entries.logged(&key, now);
+            drop(entries);
+            self.changed.notify_waiters();
+        }
+        Some(out)
+    }
+
+    /// `key`'s entry, refreshed (a use its peers hear of, as HAProxy pushes a matched entry).
+    pub(crate) fn lookup(&self, key: &TableKey, now: std::time::Instant) -> Option<Counters> {
+        let mut entries = lock(&self.entries);
+        let found = entries.map.get(key, now)?;
+        if self.shared() {
+            entries.logged(key, now);
+            drop(entries);
+            self.changed.notify_waiters();
+        }
+        Some(found)
+    }
+
+    /// `key`'s entry as it is (not refreshed).
+    pub(crate) fn peek(&self, key: &TableKey, now: std::time::Instant) -> Option<Counters> {
+        lock(&self.entries).map.peek(key, now)
     }
 }
 
@@ -268,6 +353,8 @@ pub struct LiveRegistry {
     servers: Mutex<HashMap<(String, String), Arc<ServerLive>>>,
     /// Stick tables by proxy name.
     tables: Mutex<HashMap<String, Arc<LiveTable>>>,
+    /// Per peers section, what its tables wake on a local change.
+    notifies: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
     /// Persistence templates by backend: a reload (or a `fulcrum ctl` change) keeps clients
     /// where they were, as the kernel's table does.
     templates: Mutex<HashMap<String, Arc<Templates>>>,
@@ -336,11 +423,20 @@ impl LiveRegistry {
         match map.get(name) {
             Some(t) if t.cfg == *cfg => Arc::clone(t),
             _ => {
-                let t = Arc::new(LiveTable::new(cfg));
+                let changed = match &cfg.peers {
+                    Some(section) => self.peers_notify(section),
+                    None => Arc::new(tokio::sync::Notify::new()),
+                };
+                let t = Arc::new(LiveTable::new(name, cfg, changed));
                 map.insert(name.to_string(), Arc::clone(&t));
                 t
             }
         }
+    }
+
+    /// What wakes the peers of section `name` when one of its tables changes here.
+    pub(crate) fn peers_notify(&self, name: &str) -> Arc<tokio::sync::Notify> {
+        lock(&self.notifies).entry(name.to_string()).or_default().clone()
     }
 
     /// Forget the stick tables of proxies that no longer declare one.

@@ -6,11 +6,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use fulcrum_balance::counters::Counters;
 use fulcrum_balance::ServerId;
 use fulcrum_model::StickKind;
 
-use crate::live::{lock, LiveTable, TableKey};
+use crate::live::{LiveTable, TableKey};
 use crate::snapshot::{BackendRt, Facts};
 
 /// HAProxy stores at most this many keys per transaction.
@@ -43,7 +42,7 @@ pub(crate) fn on_request(backend: &BackendRt, facts: &Facts<'_>, assigned: bool)
         }
         let key = if rule.kind.matches() && !assigned && found.is_none() {
             let Some(key) = rule.key(facts) else { continue };
-            let stored = lock(&rule.table.entries).get(&key, now).map(|c| c.server_id);
+            let stored = rule.table.lookup(&key, now).map(|c| c.server_id);
             // A server that is down does not take the request: the scheduler picks another.
             found = stored.and_then(|id| backend.server_by_id(id)).filter(|id| backend.usable(*id));
             key
@@ -78,8 +77,6 @@ pub(crate) fn on_response(backend: &BackendRt, id: ServerId, mut pending: Pendin
     let Some(server_id) = backend.server_ids.get(id).copied() else { return };
     let now = Instant::now();
     for (table, key) in pending.0 {
-        if let Some(entry) = lock(&table.entries).entry(key, now, Counters::default) {
-            entry.server_id = server_id;
-        }
+        table.change(key, now, |entry| entry.server_id = server_id);
     }
 }

@@ -1087,6 +1087,7 @@ pub(crate) fn parse_cookie(args: &[String]) -> Result<Cookie, Problem> {
 pub(crate) fn parse_stick_table(args: &[String]) -> Result<StickTable, Problem> {
     use fulcrum_model::{TableKey, TableStore};
     let (mut size, mut expire, mut kind, mut len, mut store) = (None, None, None, None, Vec::new());
+    let mut peers = None;
     let mut words = args.iter();
     while let Some(word) = words.next() {
         let mut value = || words.next().ok_or_else(|| Problem::invalid(format!("'{word}' needs a value")));
@@ -1141,11 +1142,15 @@ pub(crate) fn parse_stick_table(args: &[String]) -> Result<StickTable, Problem> 
                     });
                 }
             }
-            w @ ("nopurge" | "peers" | "srvkey" | "write-to" | "recv-only") => {
+            "peers" => peers = Some(value()?.clone()),
+            // A server is identified by its name on the wire, HAProxy's default.
+            "srvkey" if value()? == "name" => {}
+            w @ ("nopurge" | "srvkey" | "write-to" | "recv-only") => {
                 return Err(Problem::unsupported(format!("stick-table option '{w}' is not supported yet")))
             }
             other => {
-                return Err(Problem::unknown("stick-table option", other, ["type", "len", "size", "expire", "store"]))
+                let known = ["type", "len", "size", "expire", "store", "peers"];
+                return Err(Problem::unknown("stick-table option", other, known));
             }
         }
     }
@@ -1164,7 +1169,7 @@ pub(crate) fn parse_stick_table(args: &[String]) -> Result<StickTable, Problem> 
     };
     let size = size.ok_or_else(|| Problem::invalid("stick-table needs a size").hint("e.g. size 1m"))?;
     // No expire: entries live until the table is full, as in HAProxy.
-    Ok(StickTable { size, expire: expire.unwrap_or(Duration::MAX), key, store })
+    Ok(StickTable { size, expire: expire.unwrap_or(Duration::MAX), key, store, peers })
 }
 
 #[cfg(test)]

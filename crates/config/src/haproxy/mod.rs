@@ -11,6 +11,7 @@ pub(crate) mod backend;
 pub mod cond;
 mod http_rules;
 pub(crate) mod keywords;
+mod peers;
 mod proxy;
 pub(crate) mod section;
 mod tls;
@@ -38,6 +39,8 @@ enum Section {
     Global,
     /// `defaults`, `frontend`, `backend` or `listen`: the state is in `Parser::current`.
     Proxy,
+    /// `peers NAME`: the state is in `Parser::peers`.
+    Peers,
     /// A section fulcrum does not read (`peers`, `userlist`, ...): its lines are skipped.
     Skipped,
 }
@@ -83,6 +86,8 @@ struct Parser {
     inherited: std::collections::BTreeMap<i32, std::net::SocketAddr>,
     /// `global`'s TLS settings, defaults of the `ssl` bind lines.
     tls: tls::TlsDefaults,
+    /// The `peers` section being read.
+    peers: Option<peers::PeersState>,
 }
 
 /// Parse one haproxy.cfg, starting from what earlier files left. The Sink holds every error
@@ -102,6 +107,7 @@ pub(crate) fn parse(text: &str, file: &Path, opts: &crate::LoadOptions, carry: C
         errorfiles: Vec::new(),
         blocks: cond::Blocks::default(),
         tls: tls::TlsDefaults::default(),
+        peers: None,
     };
     for (index, raw) in text.lines().enumerate() {
         parser.line(index + 1, raw);
@@ -153,6 +159,12 @@ impl Parser {
                 if let Some(mut state) = self.current.take() {
                     self.proxy_line(&mut state, line, &words);
                     self.current = Some(state);
+                }
+            }
+            Section::Peers => {
+                if let Some(mut state) = self.peers.take() {
+                    self.peers_line(&mut state, line, &words);
+                    self.peers = Some(state);
                 }
             }
             Section::Skipped => {}
@@ -241,6 +253,18 @@ impl Parser {
                 }
                 Section::Global
             }
+            "peers" => match args {
+                [name] if crate::acl::valid_acl_name(name) => {
+                    let origin = fulcrum_model::Origin { file: self.sink.file.clone(), line };
+                    self.peers = Some(peers::PeersState::new(name.clone(), origin));
+                    Section::Peers
+                }
+                _ => {
+                    let hint = Some("e.g. peers mypeers".to_string());
+                    self.sink.error(line, "'peers' needs one name (letters, digits, '-', '_', '.', ':')", hint);
+                    Section::Skipped
+                }
+            },
             "defaults" | "frontend" | "backend" | "listen" => match self.proxy_header(line, keyword, args) {
                 Some(state) => {
                     self.current = Some(state);
@@ -326,6 +350,9 @@ impl Parser {
         if let Some(state) = self.current.take() {
             self.finish_proxy(state);
         }
+        if let Some(state) = self.peers.take() {
+            self.finish_peers(state);
+        }
         self.section = Section::None;
     }
 
@@ -379,6 +406,10 @@ impl Parser {
                 Err(e) => Err(e.into()),
             },
             ("default-path", Some(v)) => self.default_path(v, args.get(1)),
+            ("localpeer", Some(v)) => {
+                self.out.global.local_peer = Some(v.to_string());
+                Ok(())
+            }
             ("stats", Some(sub)) => match sub {
                 // A path (not an inherited fd@N): fulcrum's control socket (`fulcrum ctl`).
                 "socket" if args.get(1).is_some_and(|p| !p.starts_with("fd@") && !p.contains(':')) => {

@@ -65,7 +65,12 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         return ExitCode::from(1);
     }
     set_haproxy_environment(&args);
-    let opts = LoadOptions { format: Some(Format::Haproxy), lenient: false, inherited: crate::inherited().clone() };
+    let opts = LoadOptions {
+        format: Some(Format::Haproxy),
+        lenient: false,
+        inherited: crate::inherited().clone(),
+        local_peer: args.local_peer.clone(),
+    };
     let notices = |quiet: bool| {
         if !quiet {
             say(Level::Notice, &format!("haproxy version is {}", version::version()));

@@ -74,7 +74,12 @@ pub fn main(argv: Vec<OsString>) -> ExitCode {
         eprintln!("running in network namespace '{ns}' (-s) is not supported yet by fulcrum: start it with 'ip netns exec {ns}'");
         return ExitCode::from(1);
     }
-    let opts = LoadOptions { format: Some(Format::Keepalived), lenient: false, inherited: crate::inherited().clone() };
+    let opts = LoadOptions {
+        format: Some(Format::Keepalived),
+        lenient: false,
+        inherited: crate::inherited().clone(),
+        local_peer: None,
+    };
     if let Some(log) = &args.config_test {
         return config_test(&args.file, &opts, log.as_deref());
     }

@@ -47,6 +47,14 @@ impl Snapshot {
         for (name, cfg) in declared {
             tables.entry(name.clone()).or_insert_with(|| live.stick_table(name, cfg));
         }
+        // The tables a peers section declares itself, `SECTION/NAME`.
+        for section in &model.peers {
+            for (table, cfg) in &section.tables {
+                let name = format!("{}/{table}", section.name);
+                let t = live.stick_table(&name, cfg);
+                tables.insert(name, t);
+            }
+        }
         check_table_names(&model, &tables)?;
         let tables = Arc::new(tables);
         let backends: Vec<Arc<BackendRt>> = model
@@ -55,6 +63,18 @@ impl Snapshot {
             .map(|b| BackendRt::build(b, live, &tables).map(Arc::new))
             .collect::<Result<_, _>>()?;
         let by_name: HashMap<&str, &Arc<BackendRt>> = backends.iter().map(|b| (b.cfg.name.as_str(), b)).collect();
+        // The server names of the numbers a table stores: the first backend sticking to it
+        // says (peers send names along with numbers).
+        let mut named = std::collections::HashSet::new();
+        for b in &backends {
+            for rule in &b.sticking {
+                if named.insert(Arc::as_ptr(&rule.table)) {
+                    let names =
+                        b.server_ids.iter().zip(&b.servers).map(|(id, s)| (*id, Arc::from(s.cfg.name.as_str())));
+                    *lock(&rule.table.names) = names.collect();
+                }
+            }
+        }
         let mut frontends = Vec::new();
         let mut by_bind: HashMap<SocketAddr, usize, crate::fasthash::FastBuild> = HashMap::default();
         let mut by_udp: HashMap<SocketAddr, usize, crate::fasthash::FastBuild> = HashMap::default();

@@ -15,7 +15,7 @@ use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, Uri};
 
 use super::acl::{CompiledAcl, CompiledCondition, Facts};
-use crate::live::{clock_ms, lock, LiveTable, TableKey};
+use crate::live::{clock_ms, LiveTable, TableKey};
 use crate::CompileError;
 
 /// A sample's value, typed as HAProxy types them where it matters (integers add, addresses
@@ -140,19 +140,14 @@ impl Vars {
             return;
         }
         let periods = table.periods;
-        if let Some(c) = lock(&table.entries).entry(key.clone(), now, Counters::default) {
-            c.count_request(ms, periods);
-        }
+        table.change(key.clone(), now, |c| c.count_request(ms, periods));
         *place = Some((table, key));
     }
 
     fn inc_gpc0(&self, slot: u8) -> Option<u64> {
         let (table, key) = self.tracked.get(usize::from(slot))?.as_ref()?;
         let periods = table.periods;
-        let mut entries = lock(&table.entries);
-        entries
-            .entry(key.clone(), std::time::Instant::now(), Counters::default)
-            .map(|c| c.inc_gpc0(clock_ms(), periods))
+        table.change(key.clone(), std::time::Instant::now(), |c| c.inc_gpc0(clock_ms(), periods))
     }
 }
 
@@ -932,17 +927,14 @@ fn counter_fetch(of: CounterOf, which: Counter, table: Option<&str>, ctx: &Scope
     let (now, ms) = vars.now();
     if which == Counter::IncGpc0 {
         let periods = table.periods;
-        let mut entries = lock(&table.entries);
-        let c = entries.entry(key, now, Counters::default)?;
-        c.inc_gpc0(ms, periods);
-        let c = *c;
-        drop(entries);
+        let c = table.change(key, now, |c| {
+            c.inc_gpc0(ms, periods);
+            *c
+        })?;
         return Some(counter_value(&table, &c, which, ms));
     }
-    let entries = lock(&table.entries);
     // An address not in the table counts 0 (HAProxy's `src_*`); a tracked entry is there.
-    let c = entries.peek_ref(&key, now).copied().unwrap_or_default();
-    drop(entries);
+    let c = table.peek(&key, now).unwrap_or_default();
     Some(counter_value(&table, &c, which, ms))
 }
 
