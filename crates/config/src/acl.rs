@@ -728,7 +728,8 @@ mod tests {
         let acl = parse_acl_body("x", &w("req.hdr(host),lower,field(1,:) -m end .example.com")).expect("valid");
         assert_eq!(acl.kind, MatchKind::Suffix);
         assert!(parse_acl_body("x", &w("query -m len gt x")).is_err());
-        assert!(matches!(parse_acl_body("x", &w("sc0_conn_cur gt 10")), Err(Problem::Unsupported { .. })));
+        assert!(matches!(parse_acl_body("x", &w("sc0_bytes_in_rate gt 10")), Err(Problem::Unsupported { .. })));
+        assert_eq!(parse_acl_body("x", &w("sc0_conn_cur gt 10")).expect("valid").kind, MatchKind::Int);
         let acl = parse_acl_body("x", &w("sc_http_req_rate(0) gt 10")).expect("valid");
         assert_eq!((acl.kind, acl.patterns.clone()), (MatchKind::Int, vec!["11:".to_string()]));
         let Err(Problem::Invalid { hint, .. }) = parse_acl_body("x", &w("path_bgn /a")) else { panic!("invalid") };

@@ -50,6 +50,12 @@ const FETCHES: &[&str] = &[
     "sc_http_req_cnt",
     "sc_get_gpc0",
     "sc_inc_gpc0",
+    "sc_conn_cur",
+    "sc0_conn_rate",
+    "src_conn_cur",
+    "src_conn_rate",
+    "sc_http_err_rate",
+    "sc0_tracked",
 ];
 
 /// HAProxy fetches fulcrum knows but does not evaluate yet: reported as such, not misspelt.
@@ -75,8 +81,6 @@ const NOT_YET_FETCHES: &[&str] = &[
     "fe_id",
     "srv_id",
     "srv_name",
-    "src_conn_rate",
-    "src_conn_cur",
     "table_http_req_rate",
 ];
 
@@ -317,13 +321,22 @@ fn counter_fetch(name: &str) -> Option<(CounterOf, Counter, usize)> {
         let n: u8 = digit.parse().ok().filter(|n| *n <= 2)?;
         (CounterOf::Slot(n), rest.strip_prefix('_')?, 0)
     };
+    use fulcrum_model::TableData as D;
+    let gpc = |n: &str| match n {
+        "gpc0" => Some(D::Gpc0),
+        "gpc1" => Some(D::Gpc1),
+        _ => None,
+    };
     let counter = match rest {
-        "http_req_cnt" => Counter::HttpReqCnt,
-        "http_req_rate" => Counter::HttpReqRate,
-        "get_gpc0" => Counter::Gpc0,
-        "gpc0_rate" => Counter::Gpc0Rate,
-        "inc_gpc0" => Counter::IncGpc0,
-        _ => return None,
+        "get_gpt0" => Counter::Read(D::Gpt0),
+        "tracked" if matches!(of, CounterOf::Slot(_)) => Counter::Tracked,
+        r if r.starts_with("get_") => Counter::Read(gpc(&r[4..])?),
+        r if r.starts_with("inc_") => Counter::Inc(gpc(&r[4..])?),
+        r if r.starts_with("clr_") => Counter::Clear(gpc(&r[4..])?),
+        r => match D::from_name(r) {
+            Some(D::Gpc0 | D::Gpc1 | D::Gpt0) | None => return None,
+            Some(d) => Counter::Read(d),
+        },
     };
     Some((of, counter, table_arg))
 }

@@ -81,6 +81,13 @@ fn tables(model: &Model, diags: &mut Vec<Diagnostic>) {
     for (proxy, origin, request, response, acls, stick) in sections {
         let from_rules = request.iter().chain(response).flat_map(|r| r.tables_used());
         let from_rules = from_rules.chain(stick.iter().map(|r| r.table.as_deref()));
+        let tcp = model.frontends.iter().filter(|f| &f.name == proxy).flat_map(|f| {
+            f.tcp_request.connection.iter().chain(&f.tcp_request.content).filter_map(|r| match &r.action {
+                fulcrum_model::TcpAction::TrackSc { table, .. } => Some(table.as_deref()),
+                _ => None,
+            })
+        });
+        let from_rules = from_rules.chain(tcp);
         let from_acls = acls.iter().filter_map(|a| match &a.fetch {
             fulcrum_model::Fetch::Sample(s) => s.fetch.table_used(),
             _ => None,
@@ -175,16 +182,21 @@ fn modes(model: &Model, fe: &Frontend, diags: &mut Vec<Diagnostic>) {
     }
     let tcp = &fe.tcp_request;
     if fe.mode == Mode::Http {
-        if !tcp.connection.is_empty() || !tcp.content.is_empty() {
-            let message = format!("tcp-request rules in frontend '{}' (mode http) are not supported yet", fe.name);
-            diags.push(at(&fe.origin, Severity::Error, message, Some("use them in a mode tcp frontend".into())));
-        }
         for acl in fe.acls.iter().filter(|a| a.fetch.needs_payload()) {
             let message =
                 format!("acl '{}' of frontend '{}' reads a TLS ClientHello, which needs mode tcp", acl.name, fe.name);
             diags.push(at(&fe.origin, Severity::Error, message, Some("route by SNI in a mode tcp frontend".into())));
         }
         return;
+    }
+    let keys = tcp.connection.iter().chain(&tcp.content).filter_map(|r| match &r.action {
+        fulcrum_model::TcpAction::TrackSc { key, .. } if key.fetch.needs_request() => Some(key),
+        _ => None,
+    });
+    for key in keys {
+        let message =
+            format!("a track-sc key of frontend '{}' (mode tcp) reads an HTTP request: {:?}", fe.name, key.fetch);
+        diags.push(at(&fe.origin, Severity::Error, message, Some("in mode tcp: src, dst, ...".into())));
     }
     for acl in fe.acls.iter().filter(|a| a.fetch.needs_http()) {
         let message = format!("acl '{}' of frontend '{}' (mode tcp) needs an HTTP request", acl.name, fe.name);

@@ -84,7 +84,7 @@ backend api
 fn unsupported_directives_are_errors_or_lenient_warnings() {
     let text = format!(
         "{HEAD}frontend web\n    bind :80\n    http-request tarpit if {{ src 10.0.0.0/8 }}\n    option abortonclose\n    \
-         acl c sc0_conn_cur gt 10\n    use_backend app if c\n    default_backend app\n\
+         acl c sc0_bytes_in_rate gt 10\n    use_backend app if c\n    default_backend app\n\
          backend app\n    server a 127.0.0.1:80 check agent-check agent-port 9999 weight 5\n"
     );
     let strict = errors(&text);
@@ -735,7 +735,8 @@ fn tcp_request_rules_and_sni_acls() {
     let fe = &loaded.model.frontends[0];
     assert_eq!(fe.tcp_request.inspect_delay, Some(Duration::from_secs(5)));
     assert_eq!((fe.tcp_request.connection.len(), fe.tcp_request.content.len()), (1, 1));
-    assert!(!fe.tcp_request.connection[0].accept && fe.tcp_request.content[0].accept);
+    assert_eq!(fe.tcp_request.connection[0].action, TcpAction::Reject);
+    assert_eq!(fe.tcp_request.content[0].action, TcpAction::Accept);
     assert!(fe.acls.iter().any(|a| a.fetch == Fetch::ReqSslSni && a.kind == MatchKind::Suffix && a.ignore_case));
     assert!(loaded.warnings.is_empty(), "{}", show(&loaded.warnings));
     // Without an inspect delay, an SNI rule rarely matches: said at load.
@@ -747,14 +748,23 @@ fn tcp_request_rules_and_sni_acls() {
     );
     let first = |text: String| errors(&text)[0].to_string();
     assert!(first(format!("{base}    tcp-request content track-sc0 src\n{tail}"))
-        .contains("'tcp-request content track-sc0' is not supported yet"));
+        .contains("'tls' uses the stick-table 'tls', which is not declared"));
+    assert!(first(format!("{base}    tcp-request connection track-sc0 req.hdr(host)\n{tail}"))
+        .contains("connection rules do not have"));
+    assert!(first(format!("{base}    tcp-request connection silent-drop\n{tail}"))
+        .contains("'tcp-request connection silent-drop' is not supported yet"));
     assert!(first(format!("{base}    tcp-request contnet accept\n{tail}"))
         .contains("unknown tcp-request rule set 'contnet' (did you mean content?)"));
     assert!(first(format!("{base}    use_backend b if {{ path_beg /api }}\n{tail}"))
         .contains("(mode tcp) needs an HTTP request"));
-    let http = "defaults\n    mode http\nfrontend web\n    bind :80\n    tcp-request content reject\n";
-    assert!(first(format!("{http}{tail}"))
-        .contains("tcp-request rules in frontend 'web' (mode http) are not supported yet"));
+    // In mode http too, with stick counters.
+    let http = "defaults\n    mode http\nfrontend web\n    bind :80\n    stick-table type ip size 1k store conn_cur,conn_rate(10s),sess_cnt\n    \
+                tcp-request connection track-sc1 src\n    tcp-request connection reject if { sc1_conn_cur gt 10 }\n    \
+                tcp-request content sc-inc-gpc0(1) if { path /x }\n";
+    let web = ok(&format!("{http}{tail}"));
+    let fe = &web.model.frontends[0];
+    assert!(matches!(fe.tcp_request.connection[0].action, TcpAction::TrackSc { slot: 1, .. }));
+    assert_eq!(fe.tcp_request.content[0].action, TcpAction::ScIncGpc { slot: 1, gpc: 0 });
 }
 
 #[test]

@@ -234,7 +234,7 @@ fn rules_fulcrum_cannot_do_are_errors_naming_the_line() {
     let cases = [
         ("http-request tarpit", "not supported yet"),
         ("http-request deny deny_status 451", "has no error page"),
-        ("http-request deny if { sc0_conn_cur gt 1 }", "not supported yet"),
+        ("http-request deny if { sc0_bytes_in_rate gt 1 }", "not supported yet"),
         ("http-request set-header", "takes: NAME FORMAT"),
         ("http-request sett-header X y", "did you mean set-header"),
         ("http-request set-header X %[src,lowr]", "did you mean lower"),

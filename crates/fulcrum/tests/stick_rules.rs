@@ -182,3 +182,134 @@ fn stick_on_src_holds_tcp_connections() {
     let servers: Vec<String> = (0..4).map(|_| curl(&[], &format!("http://{bind2}/")).0).collect();
     assert!(servers.iter().any(|s| s != &servers[0]), "{servers:?}");
 }
+
+/// The connection and request counters of stick tables, checked against HAProxy: `tcp-request
+/// connection track-sc1` (the connection's entry: connections, sessions, current connections,
+/// requests and errors of all its requests), `http-request track-sc0` in another table (each
+/// request a connection there), `sc-inc-gpc1`, `sc-set-gpt0`, and a `tcp-request connection
+/// reject` on a tag. The same requests through both; the counts the origin sees must agree.
+#[test]
+fn connection_and_request_counters_match_haproxy() {
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        fulcrum_testkit::skip("stick counters against HAProxy", "haproxy");
+        return;
+    }
+    let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let cfg = |bind: SocketAddr| {
+        format!(
+            r#"{DEFAULTS}
+frontend fe
+    bind {bind}
+    stick-table type ip size 1k expire 1m store conn_cnt,conn_cur,conn_rate(10s),sess_cnt,sess_rate(10s),http_req_cnt,http_err_cnt,http_err_rate(10s),gpc1,gpt0
+    tcp-request connection track-sc1 src
+    tcp-request connection reject if {{ sc1_get_gpt0 eq 7 }}
+    http-request track-sc0 src table t2
+    http-request sc-inc-gpc1(1) if {{ path /mark }}
+    http-request sc-set-gpt0(1) 7 if {{ path /tag }}
+    http-request deny deny_status 403 if {{ path /deny }}
+    http-request set-header X-C "%[sc1_conn_cnt] %[sc1_sess_cnt] %[sc1_http_req_cnt] %[sc1_http_err_cnt] %[sc1_get_gpc1] %[sc1_get_gpt0] %[sc0_conn_cnt] %[sc0_http_req_cnt] %[sc0_tracked] %[sc2_tracked] %[src_conn_cnt] %[src_http_err_cnt(t2)]"
+    http-request set-header X-Cur %[sc1_conn_cur]
+    http-request set-header X-Rate "%[sc1_conn_rate] %[sc1_sess_rate] %[sc1_http_err_rate]"
+    http-request set-path /headers unless {{ path_beg /status }}
+    default_backend web
+backend web
+    server web {}
+backend t2
+    stick-table type ip size 1k store conn_cnt,conn_cur,http_req_cnt,http_err_cnt
+"#,
+            origin.addr
+        )
+    };
+    let header = |text: &str, name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).unwrap_or("-").trim().to_string()
+    };
+    let run = |addr: SocketAddr| -> Vec<String> {
+        let url = |p: &str| format!("http://{addr}{p}");
+        let mut seen = Vec::new();
+        let get = |paths: &[&str]| -> String {
+            let out = Command::new("curl")
+                .args(["-s", "--max-time", "5", "-w", "%{http_code}\n"])
+                .args(paths.iter().map(|p| url(p)))
+                .output()
+                .expect("curl");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        // Two requests on one connection, then one per connection.
+        for paths in [&["/a", "/b"][..], &["/status/404"], &["/mark"], &["/deny"], &["/c"]] {
+            let text = get(paths);
+            seen.push(format!("{paths:?}: {}", header(&text, "x-c")));
+            let rates = header(&text, "x-rate");
+            assert!(rates == "-" || rates.split(' ').all(|r| r.parse::<u32>().is_ok()), "{text}");
+        }
+        // A connection held open counts in conn_cur while another asks.
+        let mut held = std::net::TcpStream::connect(addr).expect("connect");
+        use std::io::{Read, Write};
+        held.write_all(b"GET /held HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+        let mut buf = [0u8; 4096];
+        let n = held.read(&mut buf).expect("read");
+        assert!(n > 0);
+        let text = get(&["/d"]);
+        seen.push(format!("held: cur {} {}", header(&text, "x-cur"), header(&text, "x-c")));
+        drop(held);
+        // A tag set on the client's entry: its next connections are refused.
+        seen.push(format!("tag: {}", get(&["/tag"]).lines().last().unwrap_or("")));
+        seen.push(format!("after: {}", get(&["/after"]).trim()));
+        seen
+    };
+    let dir = temp_dir("counters");
+    let (hap, ful) = (free_addr(), free_addr());
+    let want = {
+        let _hap = common::start_haproxy(&dir, &cfg(hap), hap);
+        run(hap)
+    };
+    let got = {
+        let _f = Fulcrum::start("counters.cfg", &cfg(ful), ful);
+        run(ful)
+    };
+    assert_eq!(got, want, "fulcrum (left) and HAProxy (right)");
+    assert_eq!(want.last().map(String::as_str), Some("after: 000"), "{want:?}");
+}
+
+/// `mode tcp`: at most one connection per client address (`conn_cur`), and the limit lifts
+/// when the held connection ends.
+#[test]
+fn tcp_connections_per_client_are_limited() {
+    let origin = Origin::spawn("t", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let bind = free_addr();
+    let text = format!(
+        "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend f\n    bind {bind}\n    stick-table type ip size 1k expire 1m store conn_cur,conn_cnt\n\
+         \x20   tcp-request connection track-sc0 src\n    tcp-request connection reject if {{ sc0_conn_cur gt 1 }}\n\
+         \x20   default_backend b\nbackend b\n    server t {}\n",
+        origin.addr
+    );
+    let _f = Fulcrum::start("limit.cfg", &text, bind);
+    // The harness's own check connection is gone once the first request is answered.
+    let url = format!("http://{bind}/");
+    let ok = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while curl(&[], &url).0.is_empty() {
+            assert!(Instant::now() < deadline, "{what}: never served");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    ok("alone");
+    use std::io::{Read, Write};
+    // (The connection just served may take a moment to end: until then a new one is refused.)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let held = loop {
+        let mut held = std::net::TcpStream::connect(bind).expect("connect");
+        held.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+        let mut buf = [0u8; 1024];
+        if held.read(&mut buf).is_ok_and(|n| n > 0) {
+            break held;
+        }
+        assert!(Instant::now() < deadline, "the held connection is never served");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for _ in 0..3 {
+        assert_eq!(curl(&[], &url).0, "", "a second connection at once is refused");
+    }
+    drop(held);
+    ok("after the first ended");
+}

@@ -495,12 +495,28 @@ pub enum ProxyVersion {
     V2,
 }
 
-/// `tcp-request connection|content accept|reject [if|unless COND]`.
+/// `tcp-request connection|content ACTION [if|unless COND]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpRule {
-    pub accept: bool,
+    pub action: TcpAction,
     /// None: always.
     pub condition: Option<Condition>,
+}
+
+/// What a `tcp-request` rule does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpAction {
+    /// `accept`: the rules stop, the connection goes on.
+    Accept,
+    /// `reject`: the connection is closed.
+    Reject,
+    /// `track-sc0|1|2 KEY [table T]`: the connection (or, in `content` rules, the request)
+    /// counts in the table's entry for KEY.
+    TrackSc { slot: u8, key: rules::Sample, table: Option<String> },
+    /// `sc-inc-gpc0(N)`, `sc-inc-gpc1(N)`.
+    ScIncGpc { slot: u8, gpc: u8 },
+    /// `sc-set-gpt0(N) VALUE`.
+    ScSetGpt0 { slot: u8, value: i64 },
 }
 
 /// A `mode tcp` frontend's `tcp-request` rules.
@@ -874,13 +890,79 @@ impl StickKind {
     }
 }
 
-/// `store` data types fulcrum keeps.
+/// One `store` item of a stick table: a data type, and a rate's period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TableStore {
+pub struct TableStore {
+    pub data: TableData,
+    /// The period of a rate (`http_req_rate(10s)`); None for the others.
+    pub period: Option<Duration>,
+}
+
+/// The data types a stick table stores besides a server, as HAProxy names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TableData {
+    ConnCnt,
+    ConnCur,
+    ConnRate,
+    SessCnt,
+    SessRate,
     HttpReqCnt,
-    HttpReqRate(Duration),
+    HttpReqRate,
+    HttpErrCnt,
+    HttpErrRate,
     Gpc0,
-    Gpc0Rate(Duration),
+    Gpc0Rate,
+    Gpc1,
+    Gpc1Rate,
+    Gpt0,
+}
+
+impl TableData {
+    pub const ALL: [TableData; 14] = [
+        TableData::ConnCnt,
+        TableData::ConnCur,
+        TableData::ConnRate,
+        TableData::SessCnt,
+        TableData::SessRate,
+        TableData::HttpReqCnt,
+        TableData::HttpReqRate,
+        TableData::HttpErrCnt,
+        TableData::HttpErrRate,
+        TableData::Gpc0,
+        TableData::Gpc0Rate,
+        TableData::Gpc1,
+        TableData::Gpc1Rate,
+        TableData::Gpt0,
+    ];
+
+    /// HAProxy's name (`store` items, `show table` columns).
+    pub fn name(self) -> &'static str {
+        match self {
+            TableData::ConnCnt => "conn_cnt",
+            TableData::ConnCur => "conn_cur",
+            TableData::ConnRate => "conn_rate",
+            TableData::SessCnt => "sess_cnt",
+            TableData::SessRate => "sess_rate",
+            TableData::HttpReqCnt => "http_req_cnt",
+            TableData::HttpReqRate => "http_req_rate",
+            TableData::HttpErrCnt => "http_err_cnt",
+            TableData::HttpErrRate => "http_err_rate",
+            TableData::Gpc0 => "gpc0",
+            TableData::Gpc0Rate => "gpc0_rate",
+            TableData::Gpc1 => "gpc1",
+            TableData::Gpc1Rate => "gpc1_rate",
+            TableData::Gpt0 => "gpt0",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<TableData> {
+        TableData::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// A rate over a period (the others are counts, or a tag).
+    pub fn is_rate(self) -> bool {
+        self.name().ends_with("_rate")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

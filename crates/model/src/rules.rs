@@ -75,12 +75,14 @@ pub enum CounterOf {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counter {
-    HttpReqCnt,
-    HttpReqRate,
-    Gpc0,
-    Gpc0Rate,
-    /// `sc*_inc_gpc0` as a fetch: increments, then gives the new value.
-    IncGpc0,
+    /// A stored value (`sc0_conn_cur`, `src_http_req_rate`, `sc0_get_gpc0`...).
+    Read(crate::TableData),
+    /// `sc*_inc_gpc0`/`gpc1` as a fetch: increments, then gives the new value.
+    Inc(crate::TableData),
+    /// `sc*_clr_gpc0`/`gpc1`: clears, and gives the value it had.
+    Clear(crate::TableData),
+    /// `sc*_tracked`: whether the slot tracks an entry (a boolean).
+    Tracked,
 }
 
 impl SampleFetch {
@@ -301,9 +303,15 @@ pub enum HttpAction {
         key: Sample,
         table: Option<String>,
     },
-    /// `sc-inc-gpc0(N)`.
-    ScIncGpc0 {
+    /// `sc-inc-gpc0(N)`, `sc-inc-gpc1(N)` (`gpc`: 0 or 1).
+    ScIncGpc {
         slot: u8,
+        gpc: u8,
+    },
+    /// `sc-set-gpt0(N) VALUE`.
+    ScSetGpt0 {
+        slot: u8,
+        value: i64,
     },
 }
 

@@ -229,7 +229,8 @@ pub enum TableKey {
 #[derive(Debug)]
 pub struct LiveTable {
     pub cfg: fulcrum_model::StickTable,
-    pub periods: fulcrum_balance::counters::Periods,
+    /// Where each stored value sits in an entry.
+    pub layout: fulcrum_balance::counters::Layout,
     pub(crate) entries: Mutex<Entries>,
     /// The table's name among peers: its proxy's, or `/NAME` for a peers section's own.
     pub(crate) wire_name: String,
@@ -268,20 +269,11 @@ impl Entries {
 
 impl LiveTable {
     fn new(name: &str, cfg: &fulcrum_model::StickTable, changed: Arc<tokio::sync::Notify>) -> LiveTable {
-        use fulcrum_model::TableStore;
-        let mut periods = fulcrum_balance::counters::Periods::default();
-        for s in &cfg.store {
-            match s {
-                TableStore::HttpReqRate(p) => periods.http_req_rate = ms(*p),
-                TableStore::Gpc0Rate(p) => periods.gpc0_rate = ms(*p),
-                _ => {}
-            }
-        }
         let entries =
             Entries { map: fulcrum_balance::Table::new(cfg.size, cfg.expire), log: Default::default(), last: 0 };
         LiveTable {
             cfg: cfg.clone(),
-            periods,
+            layout: fulcrum_balance::counters::Layout::new(&cfg.store),
             entries: Mutex::new(entries),
             wire_name: match name.split_once('/') {
                 Some((_, table)) => format!("/{table}"),
@@ -292,9 +284,9 @@ impl LiveTable {
         }
     }
 
-    /// Whether the table keeps this kind of data (periods aside).
-    pub fn stores(&self, what: fulcrum_model::TableStore) -> bool {
-        self.cfg.store.iter().any(|s| std::mem::discriminant(s) == std::mem::discriminant(&what))
+    /// Whether the table keeps this kind of data.
+    pub fn stores(&self, what: fulcrum_model::TableData) -> bool {
+        self.layout.stores(what)
     }
 
     fn shared(&self) -> bool {
@@ -310,7 +302,7 @@ impl LiveTable {
         f: impl FnOnce(&mut Counters) -> R,
     ) -> Option<R> {
         let mut entries = lock(&self.entries);
-        let out = f(entries.map.entry(key.clone(), now, Counters::default)?);
+        let out = f(entries.map.entry(key.clone(), now, || self.layout.blank())?);
         if self.shared() {
             entries.logged(&key, now);
             drop(entries);
@@ -334,6 +326,63 @@ impl LiveTable {
     /// `key`'s entry as it is (not refreshed).
     pub(crate) fn peek(&self, key: &TableKey, now: std::time::Instant) -> Option<Counters> {
         lock(&self.entries).map.peek(key, now)
+    }
+
+    /// Changes `key`'s entry if it is there, without refreshing it (a tracked connection
+    /// that ends).
+    pub(crate) fn change_existing(&self, key: &TableKey, f: impl FnOnce(&mut Counters)) {
+        let now = std::time::Instant::now();
+        let mut entries = lock(&self.entries);
+        let Some(entry) = entries.map.peek_mut(key, now) else { return };
+        f(entry);
+        if self.shared() {
+            entries.logged(key, now);
+            drop(entries);
+            self.changed.notify_waiters();
+        }
+    }
+}
+
+/// The entries a connection or a request tracks (`track-sc0|1|2`), one per counter slot. Each
+/// counts one current connection (`conn_cur`) while it is tracked: one less when this ends.
+#[derive(Debug, Default)]
+pub(crate) struct Tracking(pub [Option<(Arc<LiveTable>, TableKey)>; 3]);
+
+impl Tracking {
+    pub(crate) fn get(&self, slot: u8) -> Option<&(Arc<LiveTable>, TableKey)> {
+        self.0.get(usize::from(slot))?.as_ref()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+
+    /// Starts tracking `key` of `table` in `slot` (unless the slot tracks already, as in
+    /// HAProxy): a connection more in its counters. Whether it did.
+    pub(crate) fn track(
+        &mut self,
+        slot: u8,
+        table: Arc<LiveTable>,
+        key: TableKey,
+        now: std::time::Instant,
+        ms: u64,
+    ) -> bool {
+        let Some(place) = self.0.get_mut(usize::from(slot)) else { return false };
+        if place.is_some() {
+            return false;
+        }
+        let layout = &table.layout;
+        table.change(key.clone(), now, |c| c.track(layout, ms));
+        *place = Some((table, key));
+        true
+    }
+}
+
+impl Drop for Tracking {
+    fn drop(&mut self) {
+        for (table, key) in self.0.iter().flatten() {
+            table.change_existing(key, |c| c.sub(&table.layout, fulcrum_model::TableData::ConnCur));
+        }
     }
 }
 

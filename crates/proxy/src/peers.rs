@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use fulcrum_balance::counters::Counters;
 use fulcrum_balance::counters::FreqCtr;
-use fulcrum_model::{Peers, TableStore};
+use fulcrum_model::{Peers, TableData};
 use fulcrum_peers::{data, Control, HelloRead, KeyType, Message, Reader, TableDef, Update, Value, Writer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -502,7 +503,7 @@ impl<'a> Session<'a> {
             let i = self.ours(&table);
             let pushed = self.ours[i].pushed;
             let now = Instant::now();
-            let changes: Vec<(u64, TableKey, fulcrum_balance::counters::Counters)> = {
+            let changes: Vec<(u64, TableKey, Counters)> = {
                 let entries = lock(&table.entries);
                 entries
                     .log
@@ -528,7 +529,7 @@ impl<'a> Session<'a> {
                     id: explicit.then_some(number),
                     expire_ms: None,
                     key,
-                    values: values(&def, &counters, &names, ms),
+                    values: values(&def, &table, &counters, &names, ms),
                 };
                 self.writer.update(&mut self.out, &def, &update);
                 previous = Some(number);
@@ -550,10 +551,10 @@ impl<'a> Session<'a> {
         for table in self.section.tables() {
             let i = self.ours(&table);
             let now = Instant::now();
-            let (entries, mark): (Vec<(TableKey, fulcrum_balance::counters::Counters, Option<Instant>)>, u64) = {
+            let (entries, mark): (Vec<(TableKey, Counters, Option<Instant>)>, u64) = {
                 let e = lock(&table.entries);
                 let live = e.map.iter().filter(|(_, _, at)| at.is_none_or(|at| at > now));
-                (live.map(|(k, c, at)| (k.clone(), *c, at)).collect(), e.last)
+                (live.map(|(k, c, at)| (k.clone(), c.clone(), at)).collect(), e.last)
             };
             marks.push((self.ours[i].id, mark));
             self.sent_def = None;
@@ -567,7 +568,7 @@ impl<'a> Session<'a> {
                     id: Some(counters.update.max(n as u64 + 1) as u32),
                     expire_ms,
                     key,
-                    values: values(&def, &counters, &names, ms),
+                    values: values(&def, &table, &counters, &names, ms),
                 };
                 self.writer.update(&mut self.out, &def, &update);
             }
@@ -619,54 +620,62 @@ fn key_from_wire(kind: &fulcrum_model::TableKey, bytes: &[u8]) -> Option<TableKe
     })
 }
 
+/// The wire's bit for a stored data type.
+fn bit(d: TableData) -> u8 {
+    match d {
+        TableData::Gpt0 => data::GPT0,
+        TableData::Gpc0 => data::GPC0,
+        TableData::Gpc0Rate => data::GPC0_RATE,
+        TableData::ConnCnt => data::CONN_CNT,
+        TableData::ConnRate => data::CONN_RATE,
+        TableData::ConnCur => data::CONN_CUR,
+        TableData::SessCnt => data::SESS_CNT,
+        TableData::SessRate => data::SESS_RATE,
+        TableData::HttpReqCnt => data::HTTP_REQ_CNT,
+        TableData::HttpReqRate => data::HTTP_REQ_RATE,
+        TableData::HttpErrCnt => data::HTTP_ERR_CNT,
+        TableData::HttpErrRate => data::HTTP_ERR_RATE,
+        TableData::Gpc1 => data::GPC1,
+        TableData::Gpc1Rate => data::GPC1_RATE,
+    }
+}
+
+fn data_of(bit: u8) -> Option<TableData> {
+    TableData::ALL.into_iter().find(|d| self::bit(*d) == bit)
+}
+
 /// Our definition of a table: a server (number and name) and what it stores.
 fn definition(table: &LiveTable, id: u64) -> TableDef {
     let (key_type, key_len) = wire_key(&table.cfg.key);
     let mut mask = (1u64 << data::SERVER_ID) | (1u64 << data::SERVER_KEY);
     let mut params = Vec::new();
-    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     for s in &table.cfg.store {
-        let bit = match s {
-            TableStore::HttpReqCnt => data::HTTP_REQ_CNT,
-            TableStore::HttpReqRate(p) => {
-                params.push((data::HTTP_REQ_RATE, ms(*p), 0));
-                data::HTTP_REQ_RATE
-            }
-            TableStore::Gpc0 => data::GPC0,
-            TableStore::Gpc0Rate(p) => {
-                params.push((data::GPC0_RATE, ms(*p), 0));
-                data::GPC0_RATE
-            }
-        };
-        mask |= 1 << bit;
+        mask |= 1 << bit(s.data);
+        if s.data.is_rate() {
+            params.push((bit(s.data), table.layout.period(s.data), 0));
+        }
     }
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     let expire_ms = if table.cfg.expire == Duration::MAX { 0 } else { ms(table.cfg.expire) };
     TableDef { id, name: table.wire_name.clone(), key_type, key_len, data: mask, expire_ms, params }
 }
 
 /// An entry's values in the definition's order.
-fn values(
-    def: &TableDef,
-    c: &fulcrum_balance::counters::Counters,
-    names: &[(u32, Arc<str>)],
-    now: u64,
-) -> Vec<(u8, Value)> {
-    let freq = |f: &FreqCtr| {
-        let (elapsed, curr, prev) = f.to_wire(now);
-        Value::Freq { elapsed, curr, prev }
-    };
+fn values(def: &TableDef, table: &LiveTable, c: &Counters, names: &[(u32, Arc<str>)], now: u64) -> Vec<(u8, Value)> {
+    let layout = &table.layout;
     def.types()
         .map(|bit| {
-            let v = match bit {
-                data::SERVER_ID => Value::Sint(i64::from(c.server_id)),
-                data::SERVER_KEY => Value::Dict(
+            let v = match (bit, data_of(bit)) {
+                (data::SERVER_ID, _) => Value::Sint(i64::from(c.server_id)),
+                (data::SERVER_KEY, _) => Value::Dict(
                     names.iter().find(|(id, _)| *id == c.server_id && c.server_id != 0).map(|(_, n)| n.to_string()),
                 ),
-                data::HTTP_REQ_CNT => Value::Uint(c.http_req_cnt),
-                data::HTTP_REQ_RATE => freq(&c.http_req_rate),
-                data::GPC0 => Value::Uint(c.gpc0),
-                data::GPC0_RATE => freq(&c.gpc0_rate),
-                _ => Value::Uint(0),
+                (_, Some(d)) if d.is_rate() => {
+                    let (elapsed, curr, prev) = c.freq(layout, d).unwrap_or_default().to_wire(now);
+                    Value::Freq { elapsed, curr, prev }
+                }
+                (_, Some(d)) => Value::Uint(c.get(layout, d, now)),
+                (_, None) => Value::Uint(0),
             };
             (bit, v)
         })
@@ -679,24 +688,25 @@ fn learn(table: &LiveTable, update: &Update) {
     let now = Instant::now();
     let ms = clock_ms();
     let names = lock(&table.names).clone();
+    let layout = &table.layout;
     let mut entries = lock(&table.entries);
-    let Some(c) = entries.map.entry(key.clone(), now, Default::default) else { return };
+    let Some(c) = entries.map.entry(key.clone(), now, || layout.blank()) else { return };
     for (bit, value) in &update.values {
-        match (*bit, value) {
-            (data::SERVER_ID, Value::Sint(id)) => c.server_id = u32::try_from(*id).unwrap_or(0),
+        match (*bit, data_of(*bit), value) {
+            (data::SERVER_ID, _, Value::Sint(id)) => c.server_id = u32::try_from(*id).unwrap_or(0),
             // A name this node knows wins over the number, as in HAProxy.
-            (data::SERVER_KEY, Value::Dict(Some(name))) => {
+            (data::SERVER_KEY, _, Value::Dict(Some(name))) => {
                 if let Some((id, _)) = names.iter().find(|(_, n)| **n == **name) {
                     c.server_id = *id;
                 }
             }
-            (data::HTTP_REQ_CNT, Value::Uint(n)) => c.http_req_cnt = *n,
-            (data::GPC0, Value::Uint(n)) => c.gpc0 = *n,
-            (data::HTTP_REQ_RATE, Value::Freq { elapsed, curr, prev }) => {
-                c.http_req_rate = FreqCtr::from_wire(ms, *elapsed, *curr, *prev);
+            // Each node counts its own current connections.
+            (_, Some(TableData::ConnCur), _) => {}
+            (_, Some(d), Value::Uint(n)) => {
+                c.set(layout, d, *n);
             }
-            (data::GPC0_RATE, Value::Freq { elapsed, curr, prev }) => {
-                c.gpc0_rate = FreqCtr::from_wire(ms, *elapsed, *curr, *prev);
+            (_, Some(d), Value::Freq { elapsed, curr, prev }) => {
+                c.set_freq(layout, d, FreqCtr::from_wire(ms, *elapsed, *curr, *prev));
             }
             _ => {}
         }

@@ -1118,28 +1118,39 @@ pub(crate) fn parse_stick_table(args: &[String]) -> Result<StickTable, Problem> 
                     let needs_period = |p: Option<Duration>| {
                         p.ok_or_else(|| Problem::invalid(format!("'{name}' needs a period, e.g. {name}(10s)")))
                     };
-                    store.push(match name {
-                        "http_req_cnt" => TableStore::HttpReqCnt,
-                        "http_req_rate" => TableStore::HttpReqRate(needs_period(period)?),
-                        "gpc0" => TableStore::Gpc0,
-                        "gpc0_rate" => TableStore::Gpc0Rate(needs_period(period)?),
-                        "server_id" => continue,
-                        "conn_cnt" | "conn_cur" | "conn_rate" | "sess_cnt" | "sess_rate" | "http_err_cnt"
-                        | "http_err_rate" | "bytes_in_cnt" | "bytes_in_rate" | "bytes_out_cnt" | "bytes_out_rate"
-                        | "gpc1" | "gpc1_rate" | "gpt0" | "gpc" | "gpc_rate" | "gpt" | "glitch_cnt" | "glitch_rate" => {
-                            return Err(Problem::unsupported(format!(
-                                "stick-table store '{name}' is not supported yet"
-                            ))
-                            .hint("stored so far: http_req_cnt, http_req_rate(P), gpc0, gpc0_rate(P)"))
+                    if matches!(name, "server_id" | "server_key" | "server_name") {
+                        // Every table keeps a key's server.
+                        continue;
+                    }
+                    let Some(data) = fulcrum_model::TableData::from_name(name) else {
+                        let not_yet = [
+                            "bytes_in_cnt",
+                            "bytes_in_rate",
+                            "bytes_out_cnt",
+                            "bytes_out_rate",
+                            "gpc",
+                            "gpc_rate",
+                            "gpt",
+                            "http_fail_cnt",
+                            "http_fail_rate",
+                            "glitch_cnt",
+                            "glitch_rate",
+                        ];
+                        if not_yet.contains(&name) {
+                            return Err(Problem::unsupported(format!("stick-table store '{name}' is not supported yet"))
+                                .hint("stored so far: conn_cnt, conn_cur, conn_rate(P), sess_cnt, sess_rate(P), http_req_cnt, http_req_rate(P), http_err_cnt, http_err_rate(P), gpc0, gpc0_rate(P), gpc1, gpc1_rate(P), gpt0"));
                         }
-                        other => {
-                            return Err(Problem::unknown(
-                                "stick-table data type",
-                                other,
-                                ["http_req_cnt", "http_req_rate", "gpc0", "gpc0_rate", "server_id", "conn_cnt"],
-                            ))
-                        }
-                    });
+                        let known = fulcrum_model::TableData::ALL.iter().map(|d| d.name()).chain(["server_id"]);
+                        return Err(Problem::unknown("stick-table data type", name, known));
+                    };
+                    let period = if data.is_rate() {
+                        Some(needs_period(period)?)
+                    } else if period.is_some() {
+                        return Err(Problem::invalid(format!("'{name}' takes no period")));
+                    } else {
+                        None
+                    };
+                    store.push(TableStore { data, period });
                 }
             }
             "peers" => peers = Some(value()?.clone()),
@@ -1235,7 +1246,12 @@ mod tests {
             parse_stick_table(&w("type string len 16 size 1k store http_req_rate(10s),gpc0,server_id")).expect("ok");
         assert_eq!(t.key, fulcrum_model::TableKey::String { len: 16 });
         assert_eq!(t.store.len(), 2);
-        assert!(matches!(parse_stick_table(&w("type ip size 1k store conn_cur")), Err(Problem::Unsupported { .. })));
+        assert!(matches!(
+            parse_stick_table(&w("type ip size 1k store bytes_in_cnt")),
+            Err(Problem::Unsupported { .. })
+        ));
+        assert_eq!(parse_stick_table(&w("type ip size 1k store conn_cur,sess_rate(1s)")).expect("ok").store.len(), 2);
+        assert!(parse_stick_table(&w("type ip size 1k store conn_cur(1s)")).is_err());
         assert!(parse_stick_table(&w("type ip size 1k store http_req_rate")).is_err());
         assert!(parse_stick_table(&w("type ip")).is_err());
     }

@@ -93,6 +93,8 @@ const ACTIONS: &[(&str, bool, bool)] = &[
     ("track-sc1", true, false),
     ("track-sc2", true, false),
     ("sc-inc-gpc0", true, true),
+    ("sc-inc-gpc1", true, true),
+    ("sc-set-gpt0", true, true),
 ];
 
 /// HAProxy's actions fulcrum knows and does not do yet: an error that says so (a rule is
@@ -102,8 +104,6 @@ const NOT_YET_ACTIONS: &[&str] = &[
     "tarpit",
     "reject",
     "capture",
-    "sc-inc-gpc1",
-    "sc-set-gpt0",
     "set-src",
     "set-src-port",
     "set-dst",
@@ -271,29 +271,55 @@ pub(super) fn parse_http_rule(args: &[String], response: bool, acls: &mut AclSet
             };
             HttpAction::SetStatus { status, reason }
         }
-        "track-sc0" | "track-sc1" | "track-sc2" => {
-            let slot = name.as_bytes()[name.len() - 1] - b'0';
-            let (key, table) = match words {
-                [key] => (key, None),
-                [key, kw, table] if kw == "table" => (key, Some(table.clone())),
-                _ => return Err(Problem::invalid(format!("'{keyword} {name}' takes: KEY [table TABLE]"))),
-            };
-            HttpAction::TrackSc { slot, key: parse_sample(key)?, table }
-        }
-        "sc-inc-gpc0" => {
-            expect(0, "no argument")?;
-            let slot = action
-                .strip_prefix("sc-inc-gpc0(")
-                .and_then(|v| v.strip_suffix(')'))
-                .and_then(|v| v.parse::<u8>().ok())
-                .filter(|n| *n <= 2)
-                .ok_or_else(|| Problem::invalid("'sc-inc-gpc0' is written sc-inc-gpc0(0|1|2)"))?;
-            HttpAction::ScIncGpc0 { slot }
+        "track-sc0" | "track-sc1" | "track-sc2" | "sc-inc-gpc0" | "sc-inc-gpc1" | "sc-set-gpt0" => {
+            match sc_action(keyword, action, words, dir)? {
+                ScAction::Track { slot, key, table } => HttpAction::TrackSc { slot, key, table },
+                ScAction::IncGpc { slot, gpc } => HttpAction::ScIncGpc { slot, gpc },
+                ScAction::SetGpt0 { slot, value } => HttpAction::ScSetGpt0 { slot, value },
+            }
         }
         other => return Err(Problem::unsupported(format!("'{keyword} {other}' is not supported yet"))),
     };
     let condition = if cond.is_empty() { None } else { Some(acls.parse_condition(cond)?) };
     Ok(HttpRule { action, condition })
+}
+
+/// A stick-counter action, as `http-request` and `tcp-request` rules write it.
+pub(super) enum ScAction {
+    Track { slot: u8, key: fulcrum_model::rules::Sample, table: Option<String> },
+    IncGpc { slot: u8, gpc: u8 },
+    SetGpt0 { slot: u8, value: i64 },
+}
+
+/// `track-scN KEY [table T]`, `sc-inc-gpc0(N)`, `sc-inc-gpc1(N)`, `sc-set-gpt0(N) VALUE`.
+pub(super) fn sc_action(keyword: &str, action: &str, words: &[String], dir: Dir) -> Result<ScAction, Problem> {
+    if let Some(n) = action.strip_prefix("track-sc") {
+        let slot = n.parse::<u8>().ok().filter(|n| *n <= 2).ok_or_else(|| Problem::invalid("track-sc0, 1 or 2"))?;
+        let (key, table) = match words {
+            [key] => (key, None),
+            [key, kw, table] if kw == "table" => (key, Some(table.clone())),
+            _ => return Err(Problem::invalid(format!("'{keyword} {action}' takes: KEY [table TABLE]"))),
+        };
+        return Ok(ScAction::Track { slot, key: parse_sample_in(key, dir)?, table });
+    }
+    let (name, arg) = action.split_once('(').unwrap_or((action, ""));
+    let slot = arg
+        .strip_suffix(')')
+        .and_then(|v| v.parse::<u8>().ok())
+        .filter(|n| *n <= 2)
+        .ok_or_else(|| Problem::invalid(format!("'{name}' is written {name}(0|1|2)")))?;
+    match (name, words) {
+        ("sc-inc-gpc0", []) => Ok(ScAction::IncGpc { slot, gpc: 0 }),
+        ("sc-inc-gpc1", []) => Ok(ScAction::IncGpc { slot, gpc: 1 }),
+        ("sc-set-gpt0", [value]) => {
+            let value = value.parse::<i64>().map_err(|_| {
+                Problem::unsupported(format!("'sc-set-gpt0' with '{value}': only an integer is supported yet"))
+            })?;
+            Ok(ScAction::SetGpt0 { slot, value })
+        }
+        ("sc-set-gpt0", _) => Err(Problem::invalid(format!("'{keyword} sc-set-gpt0({slot})' takes a value"))),
+        _ => Err(Problem::invalid(format!("'{keyword} {name}({slot})' takes no argument"))),
+    }
 }
 
 fn status_code(text: &str) -> Result<u16, Problem> {

@@ -322,22 +322,61 @@ impl Parser {
         let Some((action, cond)) = rest.split_first() else {
             return Err(Problem::invalid(format!("'tcp-request {rules}' needs an action: accept or reject")));
         };
-        let accept = match action.as_str() {
-            "accept" => true,
-            "reject" => false,
-            other if other.starts_with("track-sc") || other.starts_with("sc-") || other.starts_with("set-") => {
-                return Err(Problem::unsupported(format!("'tcp-request {rules} {other}' is not supported yet")))
+        // The condition starts at the first `if` or `unless`.
+        let split = cond.iter().position(|w| w == "if" || w == "unless").unwrap_or(cond.len());
+        let (words, cond) = cond.split_at(split);
+        let bare = |action: TcpAction| -> Result<TcpAction, Problem> {
+            match words {
+                [] => Ok(action),
+                [extra, ..] => Err(Problem::invalid(format!(
+                    "unexpected '{extra}' after 'tcp-request {rules} {}'",
+                    action_name(&action)
+                ))),
+            }
+        };
+        let name = action.split('(').next().unwrap_or(action);
+        let action = match name {
+            "accept" => bare(TcpAction::Accept)?,
+            "reject" => bare(TcpAction::Reject)?,
+            "track-sc0" | "track-sc1" | "track-sc2" | "sc-inc-gpc0" | "sc-inc-gpc1" | "sc-set-gpt0" => {
+                use super::http_rules::{sc_action, ScAction};
+                match sc_action(&format!("tcp-request {rules}"), action, words, crate::sample::Dir::Request)? {
+                    ScAction::Track { slot, key, table } => {
+                        if rules == "connection" && key.fetch.needs_request() {
+                            return Err(Problem::invalid(format!(
+                                "'tcp-request connection {action}': the key needs the request, which connection rules do not have"
+                            ))
+                            .hint("use 'tcp-request content' or 'http-request' for keys read from the request"));
+                        }
+                        TcpAction::TrackSc { slot, key, table }
+                    }
+                    ScAction::IncGpc { slot, gpc } => TcpAction::ScIncGpc { slot, gpc },
+                    ScAction::SetGpt0 { slot, value } => TcpAction::ScSetGpt0 { slot, value },
+                }
             }
             other => {
-                let known = ["accept", "reject", "expect-proxy", "capture", "track-sc0", "set-var", "silent-drop"];
-                return Err(match known.contains(&other) {
+                let known = ["accept", "reject", "expect-proxy", "capture", "set-var", "silent-drop", "set-src"];
+                return Err(match known.contains(&other) || other.starts_with("set-") || other.starts_with("sc-") {
                     true => Problem::unsupported(format!("'tcp-request {rules} {other}' is not supported yet")),
-                    false => Problem::unknown("tcp-request action", other, ["accept", "reject"]),
+                    false => Problem::unknown(
+                        "tcp-request action",
+                        other,
+                        [
+                            "accept",
+                            "reject",
+                            "track-sc0",
+                            "track-sc1",
+                            "track-sc2",
+                            "sc-inc-gpc0",
+                            "sc-inc-gpc1",
+                            "sc-set-gpt0",
+                        ],
+                    ),
                 });
             }
         };
         let condition = if cond.is_empty() { None } else { Some(st.acls.parse_condition(cond)?) };
-        let rule = TcpRule { accept, condition };
+        let rule = TcpRule { action, condition };
         if rules == "connection" {
             st.fe.tcp_request.connection.push(rule);
         } else {
@@ -771,5 +810,13 @@ fn http_rule_condition(rule: &mut fulcrum_model::rules::HttpRule) -> Option<&mut
     match &mut rule.action {
         fulcrum_model::rules::HttpAction::Redirect(r) => r.condition.as_mut(),
         _ => rule.condition.as_mut(),
+    }
+}
+
+fn action_name(action: &TcpAction) -> &'static str {
+    match action {
+        TcpAction::Accept => "accept",
+        TcpAction::Reject => "reject",
+        _ => "action",
     }
 }

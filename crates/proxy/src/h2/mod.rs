@@ -40,6 +40,8 @@ pub(crate) struct ConnInfo {
     pub peer: SocketAddr,
     pub bind: SocketAddr,
     pub tls: Option<fulcrum_tls::Negotiated>,
+    /// What the connection tracks (`tcp-request connection track-sc*`).
+    pub session: Option<Arc<crate::live::Tracking>>,
 }
 
 /// Serves a client connection in HTTP/2 until it ends. `prefix`: bytes already read from it
@@ -51,7 +53,12 @@ pub(crate) async fn serve(client: &mut Client, prefix: Option<BytesMut>, shared:
     let handshake_limit = client.timeouts.client();
     let max_header_list = u32::try_from(snap.limits.max_head).unwrap_or(u32::MAX);
     drop(snap);
-    let info = Arc::new(ConnInfo { peer: client.peer, bind: client.bind, tls: client.tls.as_deref().cloned() });
+    let info = Arc::new(ConnInfo {
+        peer: client.peer,
+        bind: client.bind,
+        tls: client.tls.as_deref().cloned(),
+        session: client.session.clone(),
+    });
     let side = std::mem::replace(&mut client.side, Side::closed());
     let mut builder = h2::server::Builder::new();
     builder

@@ -72,8 +72,20 @@ pub(super) async fn serve(
         }
     }
     // The frontend's `http-request` rules, `redirect`, `use_backend`, the backend's rules.
-    let mut vars = Vars::with_tables(snap.tables.clone());
+    let mut vars = Vars::for_request(snap.tables.clone(), conn.session.as_ref());
     let scope = (conn.peer, conn.bind, tls);
+    // `tcp-request content` rules come first; a rejected request is reset.
+    if !fe.tcp_content.is_empty() {
+        let facts = crate::snapshot::Facts {
+            req: Some(&parts),
+            tls,
+            ..crate::snapshot::Facts::connection(conn.peer, Some(conn.bind))
+        };
+        if !fe.tcp_rules(true, &facts, &mut vars, true) {
+            respond.send_reset(h2::Reason::REFUSED_STREAM);
+            return;
+        }
+    }
     // `monitor-uri` comes before any rule, and is not logged (as in HAProxy).
     if fe.cfg.monitor_uri.is_some() {
         let who = Who { peer: conn.peer, bind: conn.bind, tls, vars: &vars };
@@ -457,6 +469,9 @@ async fn exchange_h2(
         let c = input.conn;
         let who = Who { peer: c.peer, bind: c.bind, tls: c.tls.as_ref(), vars: &*input.vars };
         crate::l7::stick_store(&backend, id, stick, &who, (head.status, &head.headers));
+        if head.status.is_client_error() {
+            input.vars.count_error();
+        }
         if let Some(answer) = response_rules(input, &backend, &mut head.status, &mut head.headers) {
             // The server's stream is dropped (reset) with its answer.
             finish_local(respond, answer.page, head_only, terminated(entry.take(), answer.termination), shared).await;
@@ -586,6 +601,9 @@ async fn exchange(
     let c = x.conn;
     let who = Who { peer: c.peer, bind: c.bind, tls: c.tls.as_ref(), vars: &x.vars };
     crate::l7::stick_store(&backend, id, &mut x.stick, &who, (resp.status, &resp.headers));
+    if resp.status.is_client_error() {
+        x.vars.count_error();
+    }
     let mut headers = resp.headers;
     let mut status = resp.status;
     crate::l7::strip_hop_by_hop(&mut headers);

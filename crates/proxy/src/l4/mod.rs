@@ -33,7 +33,9 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     let Some(fe) = snap.frontend_for(&bind) else { return };
     let Ok(mut client) = TcpStream::from_std(stream) else { return };
     let mut facts = Facts::connection(peer, Some(bind));
-    if !fe.tcp_accepts(false, &facts) {
+    // What `track-sc*` rules track, for the connection's life.
+    let mut vars = crate::snapshot::rules::Vars::with_tables(snap.tables.clone());
+    if !fe.tcp_rules(false, &facts, &mut vars, false) {
         // `tcp-request connection reject`: closed at once, without a log line (as HAProxy).
         return;
     }
@@ -81,8 +83,11 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
         }
     }
     facts.sni = sni.as_deref();
-    let accepted_content = fe.tcp_accepts(true, &facts);
-    let routed = fe.route_tcp(&facts).cloned();
+    vars.count_session();
+    let accepted_content = fe.tcp_rules(true, &facts, &mut vars, false);
+    let routed = fe.route_tcp(&Facts { vars: Some(&vars), ..facts }).cloned();
+    // The entries tracked stay tracked while the connection lives (a pointer when any).
+    let _tracked = vars.into_session();
     let Some(backend) = routed.filter(|_| accepted_content) else {
         if !accepted_content && shared.log_enabled(fe) {
             let mut e = LogEntry::new(peer, accepted, &fe_name, String::new());

@@ -61,6 +61,8 @@ pub(crate) struct Client {
     pub(crate) tls: Option<Box<fulcrum_tls::Negotiated>>,
     /// The bind says `proto h2`: HTTP/2 from the first byte.
     pub(crate) h2_bind: bool,
+    /// What `tcp-request connection track-sc*` rules track for the connection's life.
+    pub(crate) session: Option<std::sync::Arc<crate::live::Tracking>>,
 }
 
 impl Client {
@@ -108,6 +110,34 @@ impl Client {
         }
     }
 
+    /// Runs the frontend's `tcp-request connection` rules on the new connection: whether they
+    /// let it in. What their `track-sc*` rules track stays with the connection.
+    pub(crate) fn connection_rules(&mut self, shared: &crate::Shared) -> bool {
+        let snap = shared.snapshot.load();
+        let Some(fe) = snap.frontend_for(&self.bind).filter(|f| !f.tcp_connection.is_empty()) else { return true };
+        let facts = crate::snapshot::Facts::connection(self.peer, Some(self.bind));
+        let mut vars = crate::snapshot::rules::Vars::with_tables(snap.tables.clone());
+        if !fe.tcp_rules(false, &facts, &mut vars, false) {
+            return false;
+        }
+        vars.count_session();
+        self.session = vars.into_session();
+        true
+    }
+
+    /// A connection whose first request never came whole (closed, timed out, malformed): a
+    /// request and an error in the entries it tracks, as HAProxy counts them.
+    pub(super) fn count_failed_request(&self) {
+        let Some(session) = &self.session else { return };
+        let (now, ms) = (Instant::now(), crate::live::clock_ms());
+        for (table, key) in session.0.iter().flatten() {
+            table.change(key.clone(), now, |c| {
+                c.count_request(&table.layout, ms);
+                c.count_error(&table.layout, ms);
+            });
+        }
+    }
+
     /// The connection got its slots under `maxconn`: its first request's time starts now.
     pub(crate) fn admitted(&mut self) {
         self.accepted = Instant::now();
@@ -144,6 +174,7 @@ impl Client {
             accepted: Instant::now(),
             tls: None,
             h2_bind: fe.is_some_and(|f| f.cfg.h2_binds.contains(&bind)),
+            session: None,
         }
     }
 }
@@ -264,7 +295,12 @@ pub(crate) fn request_rules(
     let backend_name = backend.map(|b| b.cfg.name.as_str());
     let mut ctx =
         crate::snapshot::rules::Ctx { client, bind, tls, frontend: &fe.cfg.name, backend: backend_name, vars };
-    rule_answer(rules.run_request(acls, req, &mut ctx), fe, backend)
+    let verdict = rules.run_request(acls, req, &mut ctx);
+    if matches!(verdict, crate::snapshot::rules::Verdict::Deny(_)) {
+        // A denied request is an error of the client's, as HAProxy counts it.
+        ctx.vars.count_error();
+    }
+    rule_answer(verdict, fe, backend)
 }
 
 /// Runs the backend's `http-response` rules, then the frontend's, on a server's answer to

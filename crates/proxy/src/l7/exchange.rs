@@ -25,8 +25,8 @@ use crate::observe::{observe_result, Observation};
 use crate::pick::{choose, Slot};
 use crate::retry::{decide, Attempt, Decision, RetryPolicy};
 use crate::snapshot::rules::Vars;
-use crate::snapshot::Who;
 use crate::snapshot::{BackendRt, FrontendRt, Snapshot};
+use crate::snapshot::{Facts, Who};
 use crate::upstream::{self, ConnectError, Upstream};
 use crate::Shared;
 
@@ -96,8 +96,15 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
     let tls = client.tls.as_deref();
     // The frontend's `http-request` rules, then `redirect`, then `use_backend`, then the
     // backend's rules: HAProxy's order.
-    let mut vars = Vars::with_tables(snap.tables.clone());
+    let mut vars = Vars::for_request(snap.tables.clone(), client.session.as_ref());
     let scope = (client.peer, client.bind, tls);
+    // `tcp-request content` rules come first; a rejected request closes its connection.
+    if !fe.tcp_content.is_empty() {
+        let facts = Facts { req: Some(&req.head), tls, ..Facts::connection(client.peer, Some(client.bind)) };
+        if !fe.tcp_rules(true, &facts, &mut vars, true) {
+            return Prepared::Answer(None, head, false);
+        }
+    }
     // `monitor-uri` comes before any rule, and is not logged (as in HAProxy).
     if fe.cfg.monitor_uri.is_some() {
         let who = Who { peer: client.peer, bind: client.bind, tls, vars: &vars };
@@ -413,6 +420,9 @@ async fn transact(
     }
     let who = Who { peer: client.peer, bind: client.bind, tls: client.tls.as_deref(), vars: &x.vars };
     route::stick_store(&backend, id, &mut x.stick, &who, (resp.status, &resp.headers));
+    if resp.status.is_client_error() {
+        x.vars.count_error();
+    }
 
     let upgraded = resp.status == StatusCode::SWITCHING_PROTOCOLS && x.req.upgrade;
     let connected = x.req.head.method == Method::CONNECT && resp.status.is_success();
@@ -786,6 +796,9 @@ async fn via_h2(
     }
     let who = Who { peer: client.peer, bind: client.bind, tls: client.tls.as_deref(), vars: &x.vars };
     route::stick_store(&backend, id, &mut x.stick, &who, (head.status, &head.headers));
+    if head.status.is_client_error() {
+        x.vars.count_error();
+    }
     if backend.cfg.cookie.is_some() {
         route::set_cookie(&backend, id, x.cookie_ok, &mut head.headers);
     }

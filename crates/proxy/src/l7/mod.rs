@@ -78,8 +78,19 @@ pub(crate) async fn serve(client: &mut Client, shared: &Arc<Shared>, drain: &Dra
             Ok(None) if first && client.buf.as_deref().is_some_and(|b| b.starts_with(h1::H2_PREFACE)) => {
                 return Served::Http2(client.buf.take());
             }
-            Ok(None) => return Served::Done,
-            Err(error) => break error,
+            Ok(None) => {
+                if first {
+                    // Closed before its first request: a failed request, as HAProxy counts it.
+                    client.count_failed_request();
+                }
+                return Served::Done;
+            }
+            Err(error) => {
+                if first {
+                    client.count_failed_request();
+                }
+                break error;
+            }
         };
         if first {
             client.note_tls();

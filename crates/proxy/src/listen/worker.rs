@@ -251,7 +251,10 @@ fn serve(mut client: crate::l7::Client, shared: Arc<Shared>, conns: Arc<Drain>) 
         shared.parked.fetch_sub(1, Ordering::AcqRel);
         client.admitted();
         let id = conns.enter().await;
-        if !accept_proxy || Box::pin(client.read_proxy_header()).await {
+        // `tcp-request connection` rules see the connection first (before any PROXY header,
+        // as in HAProxy); a rejected one is closed at once, without a log line.
+        let admitted = client.connection_rules(&shared);
+        if admitted && (!accept_proxy || Box::pin(client.read_proxy_header()).await) {
             if let crate::l7::Served::Http2(prefix) = crate::l7::serve(&mut client, &shared, &conns).await {
                 Box::pin(crate::h2::serve(&mut client, prefix, &shared, &conns)).await;
             }

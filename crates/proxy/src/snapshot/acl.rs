@@ -224,6 +224,7 @@ pub(crate) struct Who<'a> {
 
 /// What a condition can look at: the client's address always; the request in `mode http`;
 /// the TLS ClientHello's server name and handshake type in `mode tcp`, once read.
+#[derive(Clone, Copy)]
 pub struct Facts<'a> {
     pub client: IpAddr,
     pub req: Option<&'a Parts>,

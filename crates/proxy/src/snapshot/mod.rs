@@ -79,7 +79,7 @@ impl Snapshot {
         let mut by_bind: HashMap<SocketAddr, usize, crate::fasthash::FastBuild> = HashMap::default();
         let mut by_udp: HashMap<SocketAddr, usize, crate::fasthash::FastBuild> = HashMap::default();
         for (index, fe) in model.frontends.iter().enumerate() {
-            let mut built = FrontendRt::build(fe, &by_name, model.global.tls_cache_size)?;
+            let mut built = FrontendRt::build(fe, &by_name, model.global.tls_cache_size, &tables)?;
             built.table = tables.get(&fe.name).cloned();
             frontends.push(built);
             let map = if fe.mode == fulcrum_model::Mode::Udp { &mut by_udp } else { &mut by_bind };
@@ -166,6 +166,16 @@ fn check_table_names(model: &Model, tables: &rules::Tables) -> Result<(), Compil
     Ok(())
 }
 
+/// A compiled `tcp-request` action.
+#[derive(Debug)]
+pub(crate) enum TcpRt {
+    Accept,
+    Reject,
+    Track { slot: u8, key: rules::CompiledSample, table: Arc<crate::live::LiveTable> },
+    IncGpc(u8, u8),
+    SetGpt0(u8, i64),
+}
+
 #[derive(Debug)]
 pub struct FrontendRt {
     pub cfg: Frontend,
@@ -177,9 +187,9 @@ pub struct FrontendRt {
     pub(crate) errors: ErrorPages,
     /// `option forwardfor`, prepared once.
     pub(crate) forwardfor: Option<ForwardForRule>,
-    /// `tcp-request connection` and `content` rules: accept (true) or reject, and when.
-    pub(crate) tcp_connection: Vec<(bool, Option<CompiledCondition>)>,
-    pub(crate) tcp_content: Vec<(bool, Option<CompiledCondition>)>,
+    /// `tcp-request connection` and `content` rules, and when they apply.
+    pub(crate) tcp_connection: Vec<(TcpRt, Option<CompiledCondition>)>,
+    pub(crate) tcp_content: Vec<(TcpRt, Option<CompiledCondition>)>,
     /// Some ACL reads the TLS ClientHello (`req.ssl_sni`): the first bytes are awaited.
     pub(crate) reads_hello: bool,
     /// `redirect` rules with their compiled conditions.
@@ -197,7 +207,12 @@ pub struct FrontendRt {
 }
 
 impl FrontendRt {
-    fn build(fe: &Frontend, backends: &HashMap<&str, &Arc<BackendRt>>, tls_cache: usize) -> Result<Self, CompileError> {
+    fn build(
+        fe: &Frontend,
+        backends: &HashMap<&str, &Arc<BackendRt>>,
+        tls_cache: usize,
+        tables: &rules::Tables,
+    ) -> Result<Self, CompileError> {
         let find = |name: &str| {
             backends
                 .get(name)
@@ -223,10 +238,25 @@ impl FrontendRt {
         };
         let default_backend = fe.default_backend.as_deref().map(find).transpose()?;
         let tcp_rules = |rules: &[fulcrum_model::TcpRule]| {
+            use fulcrum_model::TcpAction as A;
             rules
                 .iter()
                 .map(|r| {
-                    Ok((r.accept, r.condition.as_ref().map(|c| CompiledCondition::compile(c, &acls)).transpose()?))
+                    let action = match &r.action {
+                        A::Accept => TcpRt::Accept,
+                        A::Reject => TcpRt::Reject,
+                        A::TrackSc { slot, key, table } => {
+                            let name = table.as_deref().unwrap_or(&fe.name);
+                            let t = tables.get(name).cloned().ok_or_else(|| CompileError::UnknownTable {
+                                proxy: fe.name.clone(),
+                                table: name.to_string(),
+                            })?;
+                            TcpRt::Track { slot: *slot, key: rules::sample(key)?, table: t }
+                        }
+                        A::ScIncGpc { slot, gpc } => TcpRt::IncGpc(*slot, *gpc),
+                        A::ScSetGpt0 { slot, value } => TcpRt::SetGpt0(*slot, *value),
+                    };
+                    Ok((action, r.condition.as_ref().map(|c| CompiledCondition::compile(c, &acls)).transpose()?))
                 })
                 .collect::<Result<Vec<_>, CompileError>>()
         };
@@ -282,14 +312,40 @@ impl FrontendRt {
         self.tls.iter().find(|(a, _)| a == bind).map(|(_, c)| c)
     }
 
-    /// `mode tcp`: whether `tcp-request connection|content` rules let the connection in (the
-    /// first rule whose condition holds decides; none holding accepts).
-    pub(crate) fn tcp_accepts(&self, content: bool, facts: &acl::Facts<'_>) -> bool {
+    /// Runs the `tcp-request connection` (or `content`) rules on a connection's facts, in
+    /// order: whether they let it in (the first `accept` or `reject` decides; none: in).
+    /// `track-sc*` rules track in `vars` (`http`: the current HTTP request counts there too).
+    pub(crate) fn tcp_rules(&self, content: bool, facts: &Facts<'_>, vars: &mut rules::Vars, http: bool) -> bool {
         let rules = if content { &self.tcp_content } else { &self.tcp_connection };
-        rules
-            .iter()
-            .find(|(_, cond)| cond.as_ref().is_none_or(|c| c.eval_facts(&self.acls, facts)))
-            .is_none_or(|(accept, _)| *accept)
+        if rules.is_empty() {
+            return true;
+        }
+        vars.own.clone_from(&self.table);
+        for (action, cond) in rules {
+            let holds = cond.as_ref().is_none_or(|c| c.eval_facts(&self.acls, &Facts { vars: Some(&*vars), ..*facts }));
+            if !holds {
+                continue;
+            }
+            match action {
+                TcpRt::Accept => return true,
+                TcpRt::Reject => return false,
+                TcpRt::Track { slot, key, table } => {
+                    let key = {
+                        let f = Facts { vars: Some(&*vars), ..*facts };
+                        let empty = rules::Vars::default();
+                        rules::eval(key, f.req, None, &f.scope(&empty)).and_then(|v| rules::table_key(table, v))
+                    };
+                    if let Some(key) = key {
+                        vars.track(*slot, table.clone(), key, http);
+                    }
+                }
+                TcpRt::IncGpc(slot, gpc) => {
+                    vars.inc_gpc(*slot, *gpc);
+                }
+                TcpRt::SetGpt0(slot, value) => vars.set_gpt0(*slot, *value),
+            }
+        }
+        true
     }
 
     /// `mode tcp`: the first `use_backend` whose condition holds on these facts, else the default.

@@ -6,7 +6,6 @@ use std::net::{IpAddr, SocketAddr};
 
 use std::sync::Arc;
 
-use fulcrum_balance::counters::Counters;
 use fulcrum_model::rules::{
     Converter, Counter, CounterOf, FormatPart, HttpAction, HttpRule, LogFormat, Sample, SampleFetch,
 };
@@ -15,8 +14,9 @@ use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, Uri};
 
 use super::acl::{CompiledAcl, CompiledCondition, Facts};
-use crate::live::{clock_ms, LiveTable, TableKey};
+use crate::live::{clock_ms, LiveTable, TableKey, Tracking};
 use crate::CompileError;
+use fulcrum_model::TableData;
 
 /// A sample's value, typed as HAProxy types them where it matters (integers add, addresses
 /// mask).
@@ -82,11 +82,16 @@ impl Value {
 }
 
 /// What one transaction carries from rule to rule: its variables (`set-var(txn.x)`, read by
-/// `var(txn.x)`), the entries its `track-sc*` rules track, and the stick tables it may name.
+/// `var(txn.x)`), the entries its `track-sc*` rules track (and those its connection tracks),
+/// and the stick tables it may name.
 #[derive(Debug, Default)]
 pub(crate) struct Vars {
     vars: Vec<(String, String)>,
-    tracked: [Option<(Arc<LiveTable>, TableKey)>; 3],
+    /// What this request (or, in `mode tcp`, this connection) tracks.
+    pub tracked: Tracking,
+    /// What the connection tracks (`tcp-request connection track-sc*`): read where the
+    /// request's own slot is empty, as in HAProxy.
+    session: Option<Arc<Tracking>>,
     /// Every stick table of the configuration, by proxy name (`table NAME` arguments).
     pub tables: Option<Arc<Tables>>,
     /// The table of the proxy whose rules run (`track-sc0 src` without `table`).
@@ -102,6 +107,19 @@ impl Vars {
     /// A transaction's, in a configuration with these stick tables.
     pub(crate) fn with_tables(tables: Option<Arc<Tables>>) -> Vars {
         Vars { tables, ..Vars::default() }
+    }
+
+    /// An HTTP request's, on a connection that tracks `session`: the request counts in each
+    /// entry the connection tracks.
+    pub(crate) fn for_request(tables: Option<Arc<Tables>>, session: Option<&Arc<Tracking>>) -> Vars {
+        let vars = Vars { tables, session: session.cloned(), ..Vars::default() };
+        if let Some(session) = &vars.session {
+            let (now, ms) = vars.now();
+            for (table, key) in session.0.iter().flatten() {
+                table.change(key.clone(), now, |c| c.count_request(&table.layout, ms));
+            }
+        }
+        vars
     }
 
     fn now(&self) -> (std::time::Instant, u64) {
@@ -124,30 +142,67 @@ impl Vars {
     }
 
     /// The table a rule or fetch names, else the proxy's own.
-    fn table(&self, name: Option<&str>) -> Option<Arc<LiveTable>> {
+    pub(crate) fn table(&self, name: Option<&str>) -> Option<Arc<LiveTable>> {
         match name {
             Some(n) => self.tables.as_ref()?.get(n).cloned(),
             None => self.own.clone(),
         }
     }
 
-    /// `track-sc<slot>`: the transaction counts one request in the table's entry for `key`
-    /// (a slot already tracking keeps what it tracks, as in HAProxy).
-    fn track(&mut self, slot: u8, table: Arc<LiveTable>, key: TableKey) {
-        let (now, ms) = self.now();
-        let Some(place) = self.tracked.get_mut(usize::from(slot)) else { return };
-        if place.is_some() {
-            return;
-        }
-        let periods = table.periods;
-        table.change(key.clone(), now, |c| c.count_request(ms, periods));
-        *place = Some((table, key));
+    /// The entry counter slot `slot` tracks: the request's, else its connection's.
+    fn slot(&self, slot: u8) -> Option<&(Arc<LiveTable>, TableKey)> {
+        self.tracked.get(slot).or_else(|| self.session.as_ref()?.get(slot))
     }
 
-    fn inc_gpc0(&self, slot: u8) -> Option<u64> {
-        let (table, key) = self.tracked.get(usize::from(slot))?.as_ref()?;
-        let periods = table.periods;
-        table.change(key.clone(), std::time::Instant::now(), |c| c.inc_gpc0(clock_ms(), periods))
+    /// `track-sc<slot>`: the entry for `key` counts a connection more and, in HTTP, this
+    /// request (a slot already tracking keeps what it tracks, as in HAProxy).
+    pub(crate) fn track(&mut self, slot: u8, table: Arc<LiveTable>, key: TableKey, http: bool) {
+        let (now, ms) = self.now();
+        if self.tracked.track(slot, table.clone(), key.clone(), now, ms) && http {
+            table.change(key, now, |c| c.count_request(&table.layout, ms));
+        }
+    }
+
+    /// `sc-inc-gpc0`/`gpc1` (`gpc`: 0 or 1): the new value.
+    pub(crate) fn inc_gpc(&self, slot: u8, gpc: u8) -> Option<u64> {
+        let (table, key) = self.slot(slot)?;
+        let d = if gpc == 1 { TableData::Gpc1 } else { TableData::Gpc0 };
+        let (now, ms) = self.now();
+        table.change(key.clone(), now, |c| c.inc_gpc(&table.layout, d, ms))
+    }
+
+    /// `sc-set-gpt0`.
+    pub(crate) fn set_gpt0(&self, slot: u8, value: i64) {
+        if let Some((table, key)) = self.slot(slot) {
+            let now = self.now().0;
+            let value = u64::try_from(value).unwrap_or(0);
+            table.change(key.clone(), now, |c| c.set(&table.layout, TableData::Gpt0, value));
+        }
+    }
+
+    /// An HTTP error by the client (a 4xx, a denied request): counted in every tracked entry.
+    pub(crate) fn count_error(&self) {
+        let (now, ms) = self.now();
+        for slot in 0..3 {
+            if let Some((table, key)) = self.slot(slot) {
+                table.change(key.clone(), now, |c| c.count_error(&table.layout, ms));
+            }
+        }
+    }
+
+    /// A connection's tracking becomes its session's (its requests read it after).
+    pub(crate) fn into_session(self) -> Option<Arc<Tracking>> {
+        let Vars { tracked, .. } = self;
+        (!tracked.is_empty()).then(|| Arc::new(tracked))
+    }
+
+    /// The connection got past its `tcp-request connection` rules: a session in each entry it
+    /// tracks.
+    pub(crate) fn count_session(&self) {
+        let (now, ms) = self.now();
+        for (table, key) in self.tracked.0.iter().flatten() {
+            table.change(key.clone(), now, |c| c.session(&table.layout, ms));
+        }
     }
 }
 
@@ -166,20 +221,6 @@ pub(crate) fn table_key(table: &LiveTable, v: Value) -> Option<TableKey> {
             TableKey::Str(b.into_boxed_slice())
         }
     })
-}
-
-/// A counter of a table entry at `now` (0 when the table does not store it).
-fn counter_value(table: &LiveTable, c: &Counters, which: Counter, now: u64) -> i64 {
-    use fulcrum_model::TableStore as S;
-    let p = table.periods;
-    let v = match which {
-        Counter::HttpReqCnt if table.stores(S::HttpReqCnt) => c.http_req_cnt,
-        Counter::HttpReqRate if p.http_req_rate > 0 => u64::from(c.http_req_rate.read(now, p.http_req_rate)),
-        Counter::Gpc0 | Counter::IncGpc0 if table.stores(S::Gpc0) => c.gpc0,
-        Counter::Gpc0Rate if p.gpc0_rate > 0 => u64::from(c.gpc0_rate.read(now, p.gpc0_rate)),
-        _ => 0,
-    };
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// What rules and samples read besides the message.
@@ -356,7 +397,8 @@ enum Action {
     UnsetVar(String),
     SetStatus(u16),
     TrackSc { slot: u8, key: CompiledSample, table: Option<String> },
-    ScIncGpc0(u8),
+    ScIncGpc(u8, u8),
+    ScSetGpt0(u8, i64),
 }
 
 /// One section's rules.
@@ -512,7 +554,8 @@ impl Rules {
                 HttpAction::TrackSc { slot, key, table } => {
                     Action::TrackSc { slot: *slot, key: sample(key)?, table: table.clone() }
                 }
-                HttpAction::ScIncGpc0 { slot } => Action::ScIncGpc0(*slot),
+                HttpAction::ScIncGpc { slot, gpc } => Action::ScIncGpc(*slot, *gpc),
+                HttpAction::ScSetGpt0 { slot, value } => Action::ScSetGpt0(*slot, *value),
             };
             // A redirect carries its own condition.
             let cond = match &rule.action {
@@ -587,15 +630,16 @@ impl Rules {
                     }
                 }
                 Action::UnsetVar(name) => ctx.vars.unset(name),
-                Action::ScIncGpc0(slot) => {
-                    ctx.vars.inc_gpc0(*slot);
+                Action::ScIncGpc(slot, gpc) => {
+                    ctx.vars.inc_gpc(*slot, *gpc);
                 }
+                Action::ScSetGpt0(slot, value) => ctx.vars.set_gpt0(*slot, *value),
                 Action::TrackSc { slot, key, table } => {
                     let Msg::Request(req) = &msg else { continue };
                     let value = eval(key, Some(req), None, &ctx.scope());
                     if let (Some(t), Some(v)) = (ctx.vars.table(table.as_deref()), value) {
                         if let Some(k) = table_key(&t, v) {
-                            ctx.vars.track(*slot, t, k);
+                            ctx.vars.track(*slot, t, k, true);
                         }
                     }
                 }
@@ -911,7 +955,11 @@ fn counter_fetch(of: CounterOf, which: Counter, table: Option<&str>, ctx: &Scope
     let vars = ctx.vars;
     let (table, key) = match of {
         CounterOf::Slot(n) => {
-            let (tracked, key) = vars.tracked.get(usize::from(n))?.as_ref()?;
+            let tracked = vars.slot(n);
+            if which == Counter::Tracked {
+                return Some(i64::from(tracked.is_some()));
+            }
+            let (tracked, key) = tracked?;
             let t = match table {
                 Some(name) => vars.table(Some(name))?,
                 None => Arc::clone(tracked),
@@ -925,17 +973,20 @@ fn counter_fetch(of: CounterOf, which: Counter, table: Option<&str>, ctx: &Scope
         }
     };
     let (now, ms) = vars.now();
-    if which == Counter::IncGpc0 {
-        let periods = table.periods;
-        let c = table.change(key, now, |c| {
-            c.inc_gpc0(ms, periods);
-            *c
-        })?;
-        return Some(counter_value(&table, &c, which, ms));
-    }
-    // An address not in the table counts 0 (HAProxy's `src_*`); a tracked entry is there.
-    let c = table.peek(&key, now).unwrap_or_default();
-    Some(counter_value(&table, &c, which, ms))
+    let layout = &table.layout;
+    let value = match which {
+        Counter::Inc(d) => table.change(key, now, |c| c.inc_gpc(layout, d, ms))?,
+        Counter::Clear(d) => table.change(key, now, |c| c.set(layout, d, 0))?,
+        // An entry that is not there counts 0 (HAProxy's `src_*`); one there whose table does
+        // not store the value gives nothing.
+        Counter::Read(d) => match table.peek(&key, now) {
+            None => 0,
+            Some(_) if !layout.stores(d) => return None,
+            Some(c) => c.get(layout, d, ms),
+        },
+        Counter::Tracked => return None,
+    };
+    Some(i64::try_from(value).unwrap_or(i64::MAX))
 }
 
 pub(crate) fn eval(s: &CompiledSample, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Scope<'_>) -> Option<Value> {
