@@ -85,15 +85,52 @@ const NOT_YET_FETCHES: &[&str] = &[
 ];
 
 const CONVERTERS: &[&str] = &[
-    "lower", "upper", "base64", "b64dec", "hex", "length", "field", "word", "bytes", "ipmask", "regsub", "add", "sub",
-    "mul", "div", "mod", "json", "sdbm", "djb2", "crc32", "concat", "map", "map_str", "map_beg", "map_end", "map_sub",
-    "map_dir", "map_dom", "map_reg", "map_ip", "map_int",
+    "lower",
+    "upper",
+    "base64",
+    "b64dec",
+    "hex",
+    "length",
+    "field",
+    "word",
+    "bytes",
+    "ipmask",
+    "regsub",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "mod",
+    "json",
+    "sdbm",
+    "djb2",
+    "crc32",
+    "concat",
+    "map",
+    "map_str",
+    "map_beg",
+    "map_end",
+    "map_sub",
+    "map_dir",
+    "map_dom",
+    "map_reg",
+    "map_ip",
+    "map_int",
+    "in_table",
+    "table_server_id",
+    "table_conn_cur",
+    "table_http_req_rate",
+    "table_gpc0",
 ];
 
 const NOT_YET_CONVERTERS: &[&str] = &[
-    "table_http_req_rate",
-    "table_conn_rate",
-    "table_gpc0",
+    "table_bytes_in_rate",
+    "table_bytes_out_rate",
+    "table_kbytes_in",
+    "table_kbytes_out",
+    "table_trackers",
+    "table_http_fail_cnt",
+    "table_http_fail_rate",
     "wt6",
     "xxh3",
     "xxh32",
@@ -108,7 +145,6 @@ const NOT_YET_CONVERTERS: &[&str] = &[
     "ltime",
     "utime",
     "http_date",
-    "in_table",
     "set-var",
     "and",
     "or",
@@ -466,6 +502,22 @@ fn converter(c: &Call<'_>) -> Result<Converter, Problem> {
         }
         other if NOT_YET_CONVERTERS.contains(&other) => {
             Err(Problem::unsupported(format!("the converter '{other}' is not supported yet")))
+        }
+        name if name == "in_table" || name.starts_with("table_") => {
+            use fulcrum_model::rules::TableLookup;
+            let what = match name {
+                "in_table" => TableLookup::Present,
+                "table_server_id" => TableLookup::ServerId,
+                "table_get_gpc0" | "table_gpc0" => TableLookup::Data(fulcrum_model::TableData::Gpc0),
+                "table_get_gpc1" | "table_gpc1" => TableLookup::Data(fulcrum_model::TableData::Gpc1),
+                "table_get_gpt0" | "table_gpt0" => TableLookup::Data(fulcrum_model::TableData::Gpt0),
+                other => match fulcrum_model::TableData::from_name(&other["table_".len()..]) {
+                    Some(d) => TableLookup::Data(d),
+                    None => return Err(Problem::unknown("converter", other, CONVERTERS.iter().copied())),
+                },
+            };
+            arity(c, 1)?;
+            Ok(Converter::Table { table: str_arg(c, 0)?, what })
         }
         other => Err(Problem::unknown("converter", other, CONVERTERS.iter().copied())),
     }

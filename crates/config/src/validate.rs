@@ -88,9 +88,9 @@ fn tables(model: &Model, diags: &mut Vec<Diagnostic>) {
             })
         });
         let from_rules = from_rules.chain(tcp);
-        let from_acls = acls.iter().filter_map(|a| match &a.fetch {
-            fulcrum_model::Fetch::Sample(s) => s.fetch.table_used(),
-            _ => None,
+        let from_acls = acls.iter().flat_map(|a| match &a.fetch {
+            fulcrum_model::Fetch::Sample(s) => s.tables_used().collect::<Vec<_>>(),
+            _ => Vec::new(),
         });
         let mut missing: Vec<&str> =
             from_rules.chain(from_acls).map(|t| t.unwrap_or(proxy)).filter(|t| !declared(t)).collect();

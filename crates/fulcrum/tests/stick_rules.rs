@@ -208,6 +208,7 @@ frontend fe
     http-request sc-set-gpt0(1) 7 if {{ path /tag }}
     http-request deny deny_status 403 if {{ path /deny }}
     http-request set-header X-C "%[sc1_conn_cnt] %[sc1_sess_cnt] %[sc1_http_req_cnt] %[sc1_http_err_cnt] %[sc1_get_gpc1] %[sc1_get_gpt0] %[sc0_conn_cnt] %[sc0_http_req_cnt] %[sc0_tracked] %[sc2_tracked] %[src_conn_cnt] %[src_http_err_cnt(t2)]"
+    http-request set-header X-T "%[src,table_conn_cnt(t2)] %[src,in_table(t2)] %[str(192.0.2.9),in_table(t2)] %[src,table_http_req_cnt(fe)] %[src,table_server_id(t2)]"
     http-request set-header X-Cur %[sc1_conn_cur]
     http-request set-header X-Rate "%[sc1_conn_rate] %[sc1_sess_rate] %[sc1_http_err_rate]"
     http-request set-path /headers unless {{ path_beg /status }}
@@ -237,7 +238,7 @@ backend t2
         // Two requests on one connection, then one per connection.
         for paths in [&["/a", "/b"][..], &["/status/404"], &["/mark"], &["/deny"], &["/c"]] {
             let text = get(paths);
-            seen.push(format!("{paths:?}: {}", header(&text, "x-c")));
+            seen.push(format!("{paths:?}: {} | {}", header(&text, "x-c"), header(&text, "x-t")));
             let rates = header(&text, "x-rate");
             assert!(rates == "-" || rates.split(' ').all(|r| r.parse::<u32>().is_ok()), "{text}");
         }

@@ -122,16 +122,16 @@ impl HttpRule {
     /// The stick tables the rule uses (None: its proxy's own), by `track-sc*` or a fetch.
     pub fn tables_used(&self) -> Vec<Option<&str>> {
         fn format(f: &LogFormat) -> impl Iterator<Item = Option<&str>> {
-            f.parts.iter().filter_map(|p| match p {
-                FormatPart::Sample(s) => s.fetch.table_used(),
-                FormatPart::Text(_) => None,
+            f.parts.iter().flat_map(|p| match p {
+                FormatPart::Sample(s) => s.tables_used().collect::<Vec<_>>(),
+                FormatPart::Text(_) => Vec::new(),
             })
         }
         match &self.action {
             HttpAction::TrackSc { table, .. } => vec![table.as_deref()],
             HttpAction::SetHeader { value, .. } | HttpAction::AddHeader { value, .. } => format(value).collect(),
             HttpAction::Return { body: Some(body), .. } => format(body).collect(),
-            HttpAction::SetVar { value, .. } => value.fetch.table_used().into_iter().collect(),
+            HttpAction::SetVar { value, .. } => value.tables_used().collect(),
             _ => Vec::new(),
         }
     }
@@ -202,6 +202,23 @@ pub enum Converter {
         var: Option<String>,
         after: String,
     },
+    /// `in_table(T)`, `table_server_id(T)`, `table_X(T)` (`X` a stored type): the entry of
+    /// stick table T whose key is the value.
+    Table {
+        table: String,
+        what: TableLookup,
+    },
+}
+
+/// What a `table_*` converter reads of an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableLookup {
+    /// `in_table`: whether the key is there (a boolean).
+    Present,
+    /// `table_server_id`.
+    ServerId,
+    /// A stored type (0 when the key is not there).
+    Data(crate::TableData),
 }
 
 /// How a map's keys match the value (`map_str` is `map`).
@@ -223,6 +240,17 @@ pub enum MapMatch {
 pub struct Sample {
     pub fetch: SampleFetch,
     pub converters: Vec<Converter>,
+}
+
+impl Sample {
+    /// The stick tables the sample reads (None: its proxy's own): its fetch's, its converters'.
+    pub fn tables_used(&self) -> impl Iterator<Item = Option<&str>> {
+        let converters = self.converters.iter().filter_map(|c| match c {
+            Converter::Table { table, .. } => Some(Some(table.as_str())),
+            _ => None,
+        });
+        self.fetch.table_used().into_iter().chain(converters)
+    }
 }
 
 /// Text with samples in it (`X-%[src]`), as in `http-request set-header NAME FMT`.

@@ -152,9 +152,9 @@ fn check_table_names(model: &Model, tables: &rules::Tables) -> Result<(), Compil
         .chain(model.backends.iter().map(|b| (&b.name, &b.http_request, &b.http_response, &b.acls)));
     for (proxy, request, response, acls) in sections {
         let from_rules = request.iter().chain(response).flat_map(|r| r.tables_used());
-        let from_acls = acls.iter().filter_map(|a| match &a.fetch {
-            fulcrum_model::Fetch::Sample(s) => s.fetch.table_used(),
-            _ => None,
+        let from_acls = acls.iter().flat_map(|a| match &a.fetch {
+            fulcrum_model::Fetch::Sample(s) => s.tables_used().collect::<Vec<_>>(),
+            _ => Vec::new(),
         });
         for table in from_rules.chain(from_acls) {
             let name = table.unwrap_or(proxy);

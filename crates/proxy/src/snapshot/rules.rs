@@ -1114,5 +1114,28 @@ fn convert(c: &CompiledConv, v: Value, ctx: &Scope<'_>) -> Option<Value> {
             let middle = var.as_deref().and_then(|n| ctx.vars.get(n)).unwrap_or_default();
             Value::Str(format!("{}{before}{middle}{after}", v.into_string()))
         }
+        Converter::Table { table, what } => {
+            use fulcrum_model::rules::TableLookup;
+            let t = ctx.vars.table(Some(table))?;
+            let key = table_key(&t, v)?;
+            let (now, ms) = ctx.vars.now();
+            let entry = t.peek(&key, now);
+            match what {
+                TableLookup::Present => Value::Bool(entry.is_some()),
+                // (An entry no `stick` rule gave a server has none, as a table without
+                // `server_id`.)
+                TableLookup::ServerId => match entry {
+                    None => Value::Int(0),
+                    Some(c) if c.server_id == 0 => return None,
+                    Some(c) => Value::Int(i64::from(c.server_id)),
+                },
+                // As the counter fetches: 0 without an entry, nothing when not stored.
+                TableLookup::Data(d) => match entry {
+                    None => Value::Int(0),
+                    Some(_) if !t.layout.stores(*d) => return None,
+                    Some(c) => Value::Int(i64::try_from(c.get(&t.layout, *d, ms)).unwrap_or(i64::MAX)),
+                },
+            }
+        }
     })
 }
