@@ -812,9 +812,21 @@ pub struct Cookie {
     pub nocache: bool,
     pub httponly: bool,
     pub secure: bool,
-    pub domain: Option<String>,
+    /// `domain D` (several: all of them on the one cookie, as HAProxy writes them).
+    pub domains: Vec<String>,
     /// `preserve`: keep a cookie the server set itself instead of overwriting it.
     pub preserve: bool,
+    /// `postonly`: the cookie is set only in answers to POST requests.
+    pub postonly: bool,
+    /// `maxidle T`, `maxlife T`: the cookie carries its last-seen (and first) date; one idle
+    /// or old beyond these is ignored.
+    pub maxidle: Option<Duration>,
+    pub maxlife: Option<Duration>,
+    /// `dynamic`: servers without `cookie` get one made from `dynamic-cookie-key`, their
+    /// address and port (HAProxy's XXH64 value, the same on every node).
+    pub dynamic: bool,
+    /// `attr A`: more attributes for the Set-Cookie (`SameSite=Lax`).
+    pub attrs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -822,6 +834,15 @@ pub enum CookieMode {
     Insert,
     Prefix,
     Rewrite,
+    /// No mode: the cookie (set by the application to a server's value) is only read.
+    Passive,
+}
+
+/// `force-persist` (true) or `ignore-persist` (false) `if|unless COND`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistRule {
+    pub force: bool,
+    pub condition: Condition,
 }
 
 /// `stick-table type ip|ipv6|integer|string [len N] size N [expire T] [store ...]`: with
@@ -996,6 +1017,12 @@ pub struct Backend {
     pub timeout_server_fin: Option<Duration>,
     pub errorfiles: BTreeMap<u16, ErrorFile>,
     pub cookie: Option<Cookie>,
+    /// `dynamic-cookie-key`: the secret of `cookie ... dynamic`.
+    pub dynamic_cookie_key: Option<String>,
+    /// `option persist`: a client goes to its persistence server even when it is down.
+    pub persist: bool,
+    /// `force-persist` and `ignore-persist` rules, in order (the first that holds decides).
+    pub persist_rules: Vec<PersistRule>,
     /// `stick on|match|store-request|store-response` rules, in order.
     pub stick: Vec<StickRule>,
     /// IPVS persistence (`-p`/`-M`, keepalived `persistence_timeout`/`_granularity`).
@@ -1097,6 +1124,9 @@ impl Backend {
             timeout_server_fin: None,
             errorfiles: BTreeMap::new(),
             cookie: None,
+            dynamic_cookie_key: None,
+            persist: false,
+            persist_rules: Vec::new(),
             stick: Vec::new(),
             persistence: None,
             quorum: None,

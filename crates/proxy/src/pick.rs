@@ -18,6 +18,20 @@ pub(crate) enum Pick {
     NoServer,
 }
 
+/// The server persistence points at; `forced`: even when it is down (`option persist`,
+/// `force-persist`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Persist {
+    pub id: ServerId,
+    pub forced: bool,
+}
+
+impl From<ServerId> for Persist {
+    fn from(id: ServerId) -> Persist {
+        Persist { id, forced: false }
+    }
+}
+
 /// Chooses a server and reserves a connection slot on it. `tried`: servers not to pick again;
 /// `preferred`: the server persistence points at.
 pub(crate) fn pick_server(
@@ -25,12 +39,13 @@ pub(crate) fn pick_server(
     key: Option<&[u8]>,
     flow: &Flow,
     tried: &[ServerId],
-    preferred: Option<ServerId>,
+    preferred: Option<Persist>,
 ) -> Pick {
     // Persistence's server, if it may serve now (with keepalived's quorum lost, only the
     // sorry server serves).
     let serving = |id: ServerId| backend.cfg.quorum.is_none() || backend.serving().contains(&id);
-    if let Some(id) = preferred.filter(|id| !tried.contains(id) && backend.usable(*id) && serving(*id)) {
+    let may = |p: &Persist| !tried.contains(&p.id) && (p.forced || backend.usable(p.id) && serving(p.id));
+    if let Some(id) = preferred.filter(may).map(|p| p.id).filter(|id| *id < backend.servers.len()) {
         if backend.servers[id].try_reserve() {
             return Pick::Server(id);
         }
@@ -77,7 +92,7 @@ pub(crate) async fn choose(
     key: Option<&[u8]>,
     flow: &Flow,
     tried: &[ServerId],
-    mut preferred: Option<ServerId>,
+    mut preferred: Option<Persist>,
     deadline: Instant,
 ) -> Result<ServerId, ProxyError> {
     if let Some(id) = again.filter(|id| reserve(backend, *id)) {

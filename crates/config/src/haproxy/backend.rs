@@ -259,6 +259,18 @@ impl Parser {
                 st.be.retries = parse_number(n, "retries")?;
             }
             "cookie" => st.be.cookie = Some(parse_cookie(args)?),
+            "dynamic-cookie-key" => {
+                let [key] = args else { return Err(Problem::invalid("'dynamic-cookie-key' needs one key")) };
+                st.be.dynamic_cookie_key = Some(key.clone());
+            }
+            "force-persist" | "ignore-persist" => {
+                if !args.first().is_some_and(|w| w == "if" || w == "unless") {
+                    return Err(Problem::invalid(format!("'{keyword}' needs a condition"))
+                        .hint(format!("e.g. {keyword} if {{ path_beg /static }}")));
+                }
+                let condition = st.acls.parse_condition(args)?;
+                st.be.persist_rules.push(fulcrum_model::PersistRule { force: keyword == "force-persist", condition });
+            }
             "stick-table" => st.stick_table = Some((parse_stick_table(args)?, line)),
             "stick" => self.stick(st, line, args)?,
             // `redispatch` and `redisp`: HAProxy 1.x spellings.
@@ -293,6 +305,7 @@ impl Parser {
                 return Err(Problem::unsupported(format!("arguments to 'option {name}' are not supported yet")))
             }
             "redispatch" => st.be.redispatch = !negated,
+            "persist" => st.be.persist = !negated,
             _ => st.be.allbackups = !negated,
         }
         Ok(())
@@ -1018,16 +1031,23 @@ pub(crate) fn parse_cookie(args: &[String]) -> Result<Cookie, Problem> {
     let mut mode = None;
     let mut cookie = Cookie {
         name: name.clone(),
-        mode: CookieMode::Insert,
+        mode: CookieMode::Passive,
         indirect: false,
         nocache: false,
         httponly: false,
         secure: false,
-        domain: None,
+        domains: Vec::new(),
         preserve: false,
+        postonly: false,
+        maxidle: None,
+        maxlife: None,
+        dynamic: false,
+        attrs: Vec::new(),
     };
     let mut words = opts.iter();
     while let Some(word) = words.next() {
+        let mut value =
+            || words.next().ok_or_else(|| Problem::invalid(format!("cookie option '{word}' needs a value")));
         let chosen = match word.as_str() {
             "insert" => Some(CookieMode::Insert),
             "prefix" => Some(CookieMode::Prefix),
@@ -1052,20 +1072,44 @@ pub(crate) fn parse_cookie(args: &[String]) -> Result<Cookie, Problem> {
                 cookie.preserve = true;
                 None
             }
-            "domain" => {
-                let domain = words.next().ok_or_else(|| Problem::invalid("'domain' needs a value"))?;
-                if cookie.domain.is_some() {
-                    return Err(Problem::unsupported("several cookie domains are not supported yet"));
-                }
-                cookie.domain = Some(domain.clone());
+            "postonly" => {
+                cookie.postonly = true;
                 None
             }
-            w @ ("postonly" | "dynamic" | "maxidle" | "maxlife" | "attr") => {
-                return Err(Problem::unsupported(format!("cookie option '{w}' is not supported yet")))
+            "dynamic" => {
+                cookie.dynamic = true;
+                None
+            }
+            "domain" => {
+                let domain = value()?;
+                if domain.contains(';') || domain.chars().any(char::is_whitespace) {
+                    return Err(Problem::invalid(format!("cookie domain '{domain}' is not a domain")));
+                }
+                cookie.domains.push(domain.clone());
+                None
+            }
+            "attr" => {
+                let attr = value()?;
+                if attr.contains(';') || attr.chars().any(|c| c.is_control()) {
+                    return Err(Problem::invalid(format!("cookie attr '{attr}' has a ';' or a control character")));
+                }
+                cookie.attrs.push(attr.clone());
+                None
+            }
+            w @ ("maxidle" | "maxlife") => {
+                let d = parse_duration(value()?)?;
+                if w == "maxidle" {
+                    cookie.maxidle = Some(d);
+                } else {
+                    cookie.maxlife = Some(d);
+                }
+                None
             }
             other => {
-                let known =
-                    ["insert", "prefix", "rewrite", "indirect", "nocache", "httponly", "secure", "domain", "preserve"];
+                let known = [
+                    "insert", "prefix", "rewrite", "indirect", "nocache", "httponly", "secure", "domain", "preserve",
+                    "postonly", "maxidle", "maxlife", "dynamic", "attr",
+                ];
                 return Err(Problem::unknown("cookie option", other, known));
             }
         };
@@ -1076,10 +1120,10 @@ pub(crate) fn parse_cookie(args: &[String]) -> Result<Cookie, Problem> {
             mode = Some(chosen);
         }
     }
-    cookie.mode = mode.ok_or_else(|| {
-        Problem::unsupported("a cookie without insert, prefix or rewrite (passive mode) is not supported yet")
-            .hint("add 'insert indirect nocache' to let fulcrum set the cookie")
-    })?;
+    cookie.mode = mode.unwrap_or(CookieMode::Passive);
+    if cookie.preserve && cookie.mode != CookieMode::Insert && !cookie.indirect {
+        return Err(Problem::invalid("cookie option 'preserve' needs 'insert' or 'indirect'"));
+    }
     Ok(cookie)
 }
 
@@ -1232,12 +1276,22 @@ mod tests {
 
     #[test]
     fn cookie_and_stick_table() {
-        let c = parse_cookie(&w("SRV insert indirect nocache domain .example.com")).expect("valid");
+        let c = parse_cookie(&w("SRV insert indirect nocache domain .example.com domain .example.org attr SameSite=Lax maxidle 30m maxlife 8h postonly dynamic")).expect("valid");
         assert_eq!(
-            (c.mode, c.indirect, c.nocache, c.domain.as_deref()),
-            (CookieMode::Insert, true, true, Some(".example.com"))
+            (c.mode, c.indirect, c.nocache, c.domains.clone(), c.attrs.clone()),
+            (
+                CookieMode::Insert,
+                true,
+                true,
+                vec![".example.com".into(), ".example.org".into()],
+                vec!["SameSite=Lax".into()]
+            )
         );
-        assert!(matches!(parse_cookie(&w("SRV")), Err(Problem::Unsupported { .. })));
+        assert_eq!((c.maxidle, c.maxlife), (Some(Duration::from_secs(1800)), Some(Duration::from_secs(8 * 3600))));
+        assert!(c.postonly && c.dynamic);
+        assert_eq!(parse_cookie(&w("SRV")).expect("passive").mode, CookieMode::Passive);
+        assert!(parse_cookie(&w("SRV prefix preserve")).is_err());
+        assert!(parse_cookie(&w("SRV insert attr a;b")).is_err());
         assert!(parse_cookie(&w("SRV insert prefix")).is_err());
         let t = parse_stick_table(&w("type ip size 1m expire 1h")).expect("valid");
         assert_eq!((t.size, t.expire), (1 << 20, Duration::from_secs(3600)));

@@ -73,9 +73,8 @@ impl Parser {
     ) -> Result<(), Problem> {
         match keyword {
             "balance" | "hash-type" | "server" | "default-server" | "http-check" | "tcp-check" | "http-reuse"
-            | "retries" | "redispatch" | "redisp" | "cookie" | "stick-table" | "stick" => {
-                self.backend_keyword(st, line, keyword, args)
-            }
+            | "retries" | "redispatch" | "redisp" | "cookie" | "stick-table" | "stick" | "dynamic-cookie-key"
+            | "force-persist" | "ignore-persist" => self.backend_keyword(st, line, keyword, args),
             k if lookup(Context::Proxy, k).is_some_and(|kw| kw.support == Support::NotYet) => {
                 Err(Problem::unsupported(format!("'{k}' is not supported yet")))
             }
@@ -406,7 +405,7 @@ impl Parser {
         };
         match name {
             "httpchk" | "redispatch" | "allbackups" | "tcp-check" | "mysql-check" | "pgsql-check" | "redis-check"
-            | "smtpchk" | "ldap-check" | "ssl-hello-chk" => {
+            | "smtpchk" | "ldap-check" | "ssl-hello-chk" | "persist" => {
                 if !self.need_backend(st, line, &format!("option {name}")) {
                     return Ok(());
                 }

@@ -317,8 +317,8 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
 async fn forward(
     x: &mut Stream<'_>,
     key: Option<&[u8]>,
-    mut preferred: Option<fulcrum_balance::ServerId>,
-    cookie_ok: bool,
+    mut preferred: Option<crate::pick::Persist>,
+    cookie_ok: crate::l7::CookieSeen,
     respond: &mut SendResponse<Bytes>,
 ) -> Result<(), ProxyError> {
     let backend = Arc::clone(&x.backend);
@@ -430,7 +430,7 @@ async fn exchange_h2(
     x: &mut Stream<'_>,
     mut send: h2::client::SendRequest<Bytes>,
     id: fulcrum_balance::ServerId,
-    cookie_ok: bool,
+    cookie_ok: crate::l7::CookieSeen,
     respond: &mut SendResponse<Bytes>,
 ) -> Result<(), ProxyError> {
     let backend = Arc::clone(&x.backend);
@@ -548,7 +548,7 @@ async fn exchange(
     x: &mut Stream<'_>,
     mut up: Upstream,
     id: fulcrum_balance::ServerId,
-    cookie_ok: bool,
+    cookie_ok: crate::l7::CookieSeen,
     respond: &mut SendResponse<Bytes>,
 ) -> Result<(), ProxyError> {
     let backend = Arc::clone(&x.backend);

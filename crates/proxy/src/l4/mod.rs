@@ -367,7 +367,8 @@ async fn connect(
     let mut retries = 0;
     let queue_deadline = accepted + cfg.timeout_queue;
     loop {
-        let id = choose(backend, again.take(), key, flow, &tried, preferred.take(), queue_deadline).await?;
+        let id =
+            choose(backend, again.take(), key, flow, &tried, preferred.take().map(Into::into), queue_deadline).await?;
         // The template points at the chosen server at once, as IPVS creates it when it
         // schedules: the client's parallel connections follow it.
         if let Some(t) = template {

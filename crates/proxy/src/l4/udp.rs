@@ -118,7 +118,7 @@ pub(crate) async fn serve(
         let template = Template::of(&backend, client.ip());
         let preferred = template.as_ref().and_then(|t| t.server(Instant::now()));
         let flow = Flow { client, destination: bind, now: Instant::now() };
-        let id = match pick_server(&backend, None, &flow, &[], preferred) {
+        let id = match pick_server(&backend, None, &flow, &[], preferred.map(Into::into)) {
             Pick::Server(id) => id,
             Pick::Full | Pick::NoServer => {
                 tracing::debug!(backend = %backend.cfg.name, %client, "udp: no server for a new flow");

@@ -44,8 +44,8 @@ pub(super) struct Exchange {
     req: h1::Request,
     entry: Option<Box<LogEntry>>,
     key: Option<Vec<u8>>,
-    preferred: Option<ServerId>,
-    cookie_ok: bool,
+    preferred: Option<crate::pick::Persist>,
+    cookie_ok: crate::l7::CookieSeen,
     shared: Arc<Shared>,
     /// When the request head was complete.
     parsed: Instant,
@@ -241,7 +241,7 @@ struct Tries {
     /// The next attempt opens a new connection (a pooled one failed under a replayable request).
     fresh_only: bool,
     /// Persistence's server, for the first pick only.
-    preferred: Option<ServerId>,
+    preferred: Option<crate::pick::Persist>,
 }
 
 /// Picks a server, connects and sends, retrying and redispatching as [`decide`] says. Ok:

@@ -8,6 +8,7 @@ use fulcrum_model::{Algorithm, CookieMode};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::StatusCode;
 
+use crate::pick::Persist;
 use crate::snapshot::rules::Resp;
 use crate::snapshot::{BackendRt, Facts, Who};
 use crate::stick::Pending;
@@ -68,17 +69,50 @@ pub(crate) fn hash_key(algo: &Algorithm, parts: &http::request::Parts, client: I
     }
 }
 
-/// The server persistence points at (cookie or stick table), whether the client already
-/// holds a valid persistence cookie, and the keys the `stick` rules store once a server
-/// serves. Strips what the server must not see (`indirect`, prefix).
+/// What the request's persistence cookie said, for the answer's `Set-Cookie`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CookieSeen {
+    /// The request went to the server its cookie names.
+    pub direct: bool,
+    /// The cookie's dates (seconds; 0: none or not valid).
+    pub last: u32,
+    pub first: u32,
+    /// `ignore-persist` held: no cookie is set either.
+    pub ignore: bool,
+    /// A POST (`postonly`).
+    pub post: bool,
+}
+
+fn unix_now() -> u32 {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
+fn secs(d: Option<std::time::Duration>) -> i64 {
+    d.map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The server persistence points at (cookie or stick table), what the request's cookie said,
+/// and the keys the `stick` rules store once a server serves. Strips what the server must not
+/// see (`indirect`, prefix). HAProxy's order: `force-persist`/`ignore-persist`, the cookie,
+/// then the `stick` rules.
 pub(crate) fn persistence(
     backend: &BackendRt,
     parts: &mut http::request::Parts,
     who: &Who<'_>,
-) -> (Option<ServerId>, bool, Pending) {
+) -> (Option<Persist>, CookieSeen, Pending) {
+    let mut seen = CookieSeen { post: parts.method == http::Method::POST, ..CookieSeen::default() };
+    let mut forced = backend.cfg.persist;
+    if !backend.persist_rules.is_empty() {
+        let facts = Facts { req: Some(parts), ..Facts::of(who) };
+        if let Some((force, _)) = backend.persist_rules.iter().find(|(_, c)| c.eval_facts(&backend.acls, &facts)) {
+            forced |= *force;
+            seen.ignore = !*force;
+        }
+    }
+    let mut chosen = None;
     if let Some(cookie) = &backend.cfg.cookie {
-        if let Some((id, rewritten)) = super::cookie::find_server(backend, cookie, &parts.headers) {
-            let valid = id.filter(|id| backend.usable(*id));
+        if let Some((found, rewritten)) = super::cookie::find(cookie, &parts.headers) {
             // Only the line that held the persistence cookie changes; the others stay.
             if let Some((line, value)) = rewritten {
                 let mut lines: Vec<HeaderValue> = parts.headers.get_all(header::COOKIE).iter().cloned().collect();
@@ -95,15 +129,37 @@ pub(crate) fn persistence(
                     parts.headers.append(header::COOKIE, v);
                 }
             }
-            if valid.is_some() {
-                let (_, pending) =
-                    crate::stick::on_request(backend, &Facts { req: Some(parts), ..Facts::of(who) }, true);
-                return (valid, true, pending);
+            // Too old (`maxlife`) or idle too long (`maxidle`): as if there were none; dates
+            // more than a day ahead are not trusted either.
+            let now = i64::from(unix_now());
+            let stale = |date: u32, limit: i64| {
+                date != 0 && limit > 0 && (now - i64::from(date) > limit || i64::from(date) - now > 86_400)
+            };
+            let valid = !stale(found.first, secs(cookie.maxlife)) && !stale(found.last, secs(cookie.maxidle));
+            if valid {
+                seen.last = found.last;
+                seen.first = found.first;
+            }
+            if valid && !seen.ignore && !found.server.is_empty() {
+                // The first server with this cookie that is up; else, forced, the first one.
+                let named = || {
+                    backend
+                        .servers
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, s)| s.cookie.as_deref() == Some(found.server.as_str()))
+                };
+                chosen = named()
+                    .find(|(i, _)| backend.usable(*i))
+                    .map(|(id, _)| Persist { id, forced: false })
+                    .or_else(|| forced.then(|| named().next().map(|(id, _)| Persist { id, forced: true })).flatten());
+                seen.direct = chosen.is_some();
             }
         }
     }
-    let (found, pending) = crate::stick::on_request(backend, &Facts { req: Some(parts), ..Facts::of(who) }, false);
-    (found, false, pending)
+    let facts = Facts { req: Some(parts), ..Facts::of(who) };
+    let (found, pending) = crate::stick::on_request(backend, &facts, chosen.is_some() || seen.ignore);
+    (chosen.or(found.map(Persist::from)), seen, pending)
 }
 
 /// Stores the transaction's `stick` keys, and those its response gives, with server `id`.
@@ -121,32 +177,46 @@ pub(crate) fn stick_store(
     crate::stick::on_response(backend, id, std::mem::take(pending), &facts);
 }
 
-/// The persistence cookie of a response: `Set-Cookie` for insert mode (unless the client
-/// already holds a valid one, or the server set it itself under `preserve`); in prefix and
-/// rewrite modes the server's own cookie is edited in place.
-pub(crate) fn set_cookie(backend: &BackendRt, id: ServerId, client_had_it: bool, headers: &mut HeaderMap) {
+/// The persistence cookie of a response, as HAProxy decides it: in insert mode a `Set-Cookie`
+/// when the client did not come by a valid cookie, or its dates need refreshing (`maxidle`,
+/// `maxlife`), unless the server set it itself under `preserve`, or `postonly` and not a POST,
+/// or `ignore-persist`; in prefix and rewrite modes the server's own cookie is edited in
+/// place; in passive mode nothing.
+pub(crate) fn set_cookie(backend: &BackendRt, id: ServerId, seen: CookieSeen, headers: &mut HeaderMap) {
     let Some(cookie) = backend.cfg.cookie.as_ref() else { return };
     let Some(server) = backend.servers.get(id) else { return };
     let value: Option<HeaderValue> = match cookie.mode {
         CookieMode::Insert => {
-            if cookie.preserve && super::cookie::sets_cookie(headers, &cookie.name) {
+            let now = unix_now();
+            let dated = cookie.maxidle.is_some() || cookie.maxlife.is_some();
+            let refresh = (dated || seen.last != 0) && (seen.last == 0 || seen.last < now)
+                || cookie.maxlife.is_some() && seen.first == 0
+                || cookie.maxlife.is_none() && seen.first != 0;
+            let wanted = (!seen.direct || refresh) && (!cookie.postonly || seen.post) && !seen.ignore;
+            if !wanted || cookie.preserve && super::cookie::sets_cookie(headers, &cookie.name) {
                 None
+            } else if dated && server.cookie.is_some() {
+                let last = (now + 3) >> 2;
+                let first = cookie.maxlife.map(|_| if seen.first != 0 { seen.first >> 2 } else { last });
+                let text = super::cookie::set_cookie_text(cookie, server.cookie.as_deref(), Some((last, first)));
+                HeaderValue::from_str(&text).ok()
             } else {
-                (!client_had_it).then(|| server.set_cookie.clone()).flatten()
+                server.set_cookie.clone()
             }
         }
         CookieMode::Prefix => {
-            if let Some(v) = server.cfg.cookie.as_deref() {
+            if let Some(v) = server.cookie.as_deref() {
                 super::cookie::prefix_set_cookie(headers, &cookie.name, v);
             }
             None
         }
         CookieMode::Rewrite => {
-            if let Some(v) = server.cfg.cookie.as_deref() {
+            if let Some(v) = server.cookie.as_deref() {
                 super::cookie::rewrite_set_cookie(headers, &cookie.name, v);
             }
             None
         }
+        CookieMode::Passive => None,
     };
     if let Some(value) = value {
         headers.append(header::SET_COOKIE, value);

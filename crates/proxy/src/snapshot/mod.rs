@@ -395,8 +395,11 @@ impl FrontendRt {
 pub struct ServerRt {
     pub cfg: Server,
     pub live: Arc<ServerLive>,
-    /// `Set-Cookie` value for cookie insert mode, built once.
+    /// `Set-Cookie` value for cookie insert mode, built once (for a server without a cookie:
+    /// the cookie's removal).
     pub set_cookie: Option<http::HeaderValue>,
+    /// Its persistence cookie's value: `cookie V`, or a dynamic one.
+    pub cookie: Option<String>,
     /// IPVS upper/lower connection thresholds.
     pub thresholds: Thresholds,
     /// TLS to the server (`ssl`): its rustls client configuration.
@@ -454,6 +457,8 @@ pub struct BackendRt {
     pub(crate) errors: ErrorPages,
     /// `stick` rules, with their tables.
     pub(crate) sticking: Vec<StickRt>,
+    /// `force-persist` (true) and `ignore-persist` rules.
+    pub(crate) persist_rules: Vec<(bool, CompiledCondition)>,
     /// Each server's number (`id`, as stick tables store it), and the server of each number.
     pub(crate) server_ids: Vec<u32>,
     by_id: HashMap<u32, ServerId>,
@@ -496,12 +501,21 @@ impl BackendRt {
                         }
                     }),
                 };
-                let set_cookie = match (&b.cookie, &s.cookie) {
-                    (Some(c), Some(value)) => Some(cookie_header(c, value)?),
+                // The server's cookie: its own, else a dynamic one (`cookie ... dynamic`).
+                let cookie = match (&b.cookie, &s.cookie, &b.dynamic_cookie_key) {
+                    (_, Some(v), _) => Some(v.clone()),
+                    (Some(c), None, Some(key)) if c.dynamic => Some(crate::l7::dynamic_cookie(key, s.addr)),
+                    _ => None,
+                };
+                let set_cookie = match &b.cookie {
+                    Some(c) if c.mode == fulcrum_model::CookieMode::Insert => {
+                        Some(cookie_header(c, cookie.as_deref())?)
+                    }
                     _ => None,
                 };
                 let (rise, fall) = server_rise_fall(s);
                 Ok(ServerRt {
+                    cookie,
                     cfg: s.clone(),
                     live: live.server(&b.name, &s.name, s.addr, (rise, fall), s.start_down),
                     set_cookie,
@@ -529,9 +543,15 @@ impl BackendRt {
                 Ok(StickRt { kind: r.kind, sample: rules::sample(&r.sample)?, table: t, condition })
             })
             .collect::<Result<Vec<_>, CompileError>>()?;
+        let persist_rules = b
+            .persist_rules
+            .iter()
+            .map(|r| Ok((r.force, CompiledCondition::compile(&r.condition, &acls)?)))
+            .collect::<Result<Vec<_>, CompileError>>()?;
         let server_ids = b.server_ids();
         let by_id = server_ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
         let rt = BackendRt {
+            persist_rules,
             sticking,
             server_ids,
             by_id,
@@ -729,19 +749,10 @@ fn forwardfor(ff: Option<&fulcrum_model::ForwardFor>) -> Result<Option<ForwardFo
     Ok(Some(ForwardForRule { name, if_none: ff.if_none, except }))
 }
 
-fn cookie_header(c: &fulcrum_model::Cookie, value: &str) -> Result<http::HeaderValue, CompileError> {
-    let mut v = format!("{}={}; path=/", c.name, value);
-    if let Some(d) = &c.domain {
-        v.push_str("; domain=");
-        v.push_str(d);
-    }
-    if c.httponly {
-        v.push_str("; HttpOnly");
-    }
-    if c.secure {
-        v.push_str("; Secure");
-    }
-    http::HeaderValue::from_str(&v).map_err(|_| CompileError::Cookie { name: c.name.clone(), value: value.to_string() })
+fn cookie_header(c: &fulcrum_model::Cookie, value: Option<&str>) -> Result<http::HeaderValue, CompileError> {
+    let text = crate::l7::set_cookie_text(c, value, None);
+    http::HeaderValue::from_str(&text)
+        .map_err(|_| CompileError::Cookie { name: c.name.clone(), value: value.unwrap_or_default().to_string() })
 }
 
 /// Where a `redirect` rule sends a request, as HAProxy builds it.
