@@ -20,6 +20,7 @@ fn cfg(bind: SocketAddr, servers: &[SocketAddr]) -> String {
     timeout connect 5s
     timeout client 10s
     timeout server 10s
+    timeout check 2s
 frontend fe
     bind {bind}
     use_backend post if {{ path_beg /post }}
@@ -32,9 +33,9 @@ backend app
     ignore-persist if {{ path_beg /static }}
     force-persist if {{ req.hdr(x-force) 1 }}
     option httpchk GET /health
-    server s0 {a} cookie c0 check inter 100ms fall 1 rise 1
-    server s1 {b} cookie c1 check inter 100ms fall 1 rise 1
-    server s2 {c} cookie c2 check inter 100ms fall 1 rise 1
+    server s0 {a} cookie c0 check inter 100ms fall 2 rise 1
+    server s1 {b} cookie c1 check inter 100ms fall 2 rise 1
+    server s2 {c} cookie c2 check inter 100ms fall 2 rise 1
 backend post
     balance roundrobin
     cookie P insert postonly

@@ -33,7 +33,7 @@ fn cfg(bind: SocketAddr, h2: SocketAddr, servers: &[SocketAddr]) -> String {
         servers
             .iter()
             .enumerate()
-            .map(|(i, a)| format!("    server {prefix}{i} {a} check inter 100ms fall 1 rise 1\n"))
+            .map(|(i, a)| format!("    server {prefix}{i} {a} check inter 100ms fall 2 rise 1\n"))
             .collect::<String>()
     };
     format!(
@@ -46,12 +46,14 @@ frontend fe
 backend app
     balance roundrobin
     option httpchk GET /health
+    timeout check 2s
     stick-table type string len 32 size 1k expire 30m
     stick on req.cook(JSESSIONID)
     stick store-response res.cook(JSESSIONID)
 {app}backend by_user
     balance roundrobin
     option httpchk GET /health
+    timeout check 2s
     stick match req.hdr(x-user) table users
     stick store-request req.hdr(x-user) table users if {{ path_beg /login }}
 {user}backend users
