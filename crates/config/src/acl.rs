@@ -99,8 +99,6 @@ const UNSUPPORTED_CRITERIA: &[&str] = &[
     "fe_name",
     "status",
     "res.hdr",
-    "http_auth",
-    "http_auth_group",
     "req.len",
     "req.payload",
     "req.proto_http",
@@ -372,7 +370,7 @@ fn sample_criterion(word: &str) -> Result<(Fetch, MatchKind), Problem> {
         None => match sample.fetch {
             F::Src | F::Dst => MatchKind::Ip,
             F::SrcPort | F::DstPort | F::Status | F::ReqHdrCnt(_) | F::Int(_) | F::Counter { .. } => MatchKind::Int,
-            F::SslFc | F::SslCUsed => MatchKind::Bool,
+            F::SslFc | F::SslCUsed | F::HttpAuth(_) => MatchKind::Bool,
             _ => MatchKind::Exact,
         },
     };

@@ -238,6 +238,11 @@ fn combine(partials: Vec<Partial>, diags: &mut Vec<Diagnostic>) -> Model {
                 }
             }
         }
+        for list in partial.userlists {
+            if !model.userlists.iter().any(|l| l.name == list.name) {
+                model.userlists.push(list);
+            }
+        }
         for section in partial.peers {
             match model.peers.iter().find(|p| p.name == section.name) {
                 Some(first) => diags.push(duplicate("peers section", &section.name, &section.origin, &first.origin)),

@@ -23,6 +23,8 @@ pub(crate) struct Partial {
     pub vrrp_spots: Vec<Spots>,
     /// `peers` sections.
     pub peers: Vec<fulcrum_model::Peers>,
+    /// `userlist` sections.
+    pub userlists: Vec<fulcrum_model::Userlist>,
 }
 
 /// Global settings a file states explicitly; a later file's settings override earlier ones.

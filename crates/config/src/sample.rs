@@ -29,6 +29,9 @@ const FETCHES: &[&str] = &[
     "shdr",
     "res.cook",
     "scook",
+    "http_auth",
+    "http_auth_group",
+    "http_auth_user",
     "status",
     "ssl_fc",
     "ssl_fc_sni",
@@ -72,7 +75,6 @@ const NOT_YET_FETCHES: &[&str] = &[
     "capture.req.hdr",
     "capture.res.hdr",
     "unique-id",
-    "http_auth",
     "ssl_c_sha1",
     "ssl_c_serial",
     "ssl_c_i_dn",
@@ -286,6 +288,11 @@ fn fetch(c: &Call<'_>) -> Result<SampleFetch, Problem> {
         "req.hdr_cnt" | "hdr_cnt" => SampleFetch::ReqHdrCnt(str_arg(c, 0)?.to_ascii_lowercase()),
         "req.cook" | "cook" => SampleFetch::ReqCook(str_arg(c, 0)?),
         "res.cook" | "scook" => SampleFetch::ResCook(str_arg(c, 0)?),
+        "http_auth" => SampleFetch::HttpAuth(str_arg(c, 0)?),
+        "http_auth_group" => SampleFetch::HttpAuthGroup(str_arg(c, 0)?),
+        "http_auth_user" => SampleFetch::HttpAuthUser,
+        "http_auth_pass" => SampleFetch::HttpAuthPass,
+        "http_auth_type" => SampleFetch::HttpAuthType,
         "res.hdr" | "shdr" => {
             arity(c, 2)?;
             SampleFetch::ResHdr { name: str_arg(c, 0)?.to_ascii_lowercase(), occ: int_arg(c, 1, Some(-1))? }
@@ -333,6 +340,8 @@ fn fetch(c: &Call<'_>) -> Result<SampleFetch, Problem> {
             | SampleFetch::ReqHdrCnt(_)
             | SampleFetch::ReqCook(_)
             | SampleFetch::ResCook(_)
+            | SampleFetch::HttpAuth(_)
+            | SampleFetch::HttpAuthGroup(_)
             | SampleFetch::Env(_)
             | SampleFetch::Str(_)
             | SampleFetch::Int(_)

@@ -29,6 +29,7 @@ pub(crate) fn validate(
         });
     }
     global(model, fallback, diags);
+    userlists(model, diags);
     let some_bind = model.frontends.iter().any(|f| !f.binds.is_empty());
     for fe in model.frontends.iter().filter(|f| !incomplete.contains(&f.name)) {
         if some_bind && fe.binds.is_empty() {
@@ -100,6 +101,23 @@ fn tables(model: &Model, diags: &mut Vec<Diagnostic>) {
             let hint =
                 format!("add e.g. 'stick-table type ip size 100k expire 30s store http_req_rate(10s)' to '{table}'");
             diags.push(at(origin, Severity::Error, message, Some(hint)));
+        }
+    }
+}
+
+/// Every userlist an ACL checks credentials against must exist.
+fn userlists(model: &Model, diags: &mut Vec<Diagnostic>) {
+    let sections = model.frontends.iter().map(|f| (&f.name, &f.origin, &f.acls));
+    let sections = sections.chain(model.backends.iter().map(|b| (&b.name, &b.origin, &b.acls)));
+    for (proxy, origin, acls) in sections {
+        for acl in acls {
+            let fulcrum_model::Fetch::Sample(s) = &acl.fetch else { continue };
+            let Some(list) = s.fetch.userlist() else { continue };
+            if !model.userlists.iter().any(|l| l.name == list) {
+                let message = format!("acl '{}' of '{proxy}' checks userlist '{list}', which is not defined", acl.name);
+                let hint = format!("add e.g. 'userlist {list}' with 'user NAME password HASH' lines");
+                diags.push(at(origin, Severity::Error, message, Some(hint)));
+            }
         }
     }
 }

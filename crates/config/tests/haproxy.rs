@@ -863,3 +863,25 @@ fn peers_sections() {
         assert!(found.iter().any(|d| d.message.contains(needle)), "{section}: {}", show(&found));
     }
 }
+
+#[test]
+fn userlists() {
+    let listen = "listen l\n    bind :80\n    acl ok http_auth(admins)\n    http-request auth if !ok\n    server s 127.0.0.1:80\n";
+    let text = format!(
+        "userlist admins\n    group ops users alice\n    user alice password $6$salt$abc\n    user bob insecure-password pw groups ops\n{HEAD}{listen}"
+    );
+    let loaded = ok(&text);
+    let list = &loaded.model.userlists[0];
+    assert_eq!(list.user("alice").map(|u| u.groups.clone()), Some(vec!["ops".to_string()]));
+    assert_eq!(list.user("bob").map(|u| u.password.clone()), Some(Password::Plain("pw".into())));
+    for (section, needle) in [
+        ("userlist admins\n    user alice password $y$j9T$abc\n", "cannot check yet"),
+        ("userlist admins\n    user alice password $6$x$y groups nope\n", "does not define"),
+        ("userlist admins\n    group ops users zed\n    user alice insecure-password a\n", "who is not defined"),
+        ("userlist admins\n    user alice\n", "has no password"),
+        ("userlist other\n    user alice insecure-password a\n", "userlist 'admins', which is not defined"),
+    ] {
+        let found = errors(&format!("{section}{HEAD}{listen}"));
+        assert!(found.iter().any(|d| d.message.contains(needle)), "{section}: {}", show(&found));
+    }
+}

@@ -386,3 +386,90 @@ fn answers_made_by_rules_are_logged_with_their_termination_state() {
     assert_eq!(orig.len(), 2, "{log}");
     assert!(orig.iter().all(|l| l.contains("web/web") && l.contains(" 200 ")), "{log}");
 }
+
+/// `userlist` and `http-request auth`, checked against HAProxy: the same users (a SHA-512 and
+/// an MD5 crypt hash, a plain password), the same requests with and without credentials; the
+/// statuses, the realm asked for, and the user the origin is told of must agree.
+#[test]
+fn basic_auth_with_userlists_matches_haproxy() {
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        fulcrum_testkit::skip("userlists against HAProxy", "haproxy");
+        return;
+    }
+    let hash = |alg: &str, pass: &str| {
+        let out = Command::new("openssl").args(["passwd", alg, "-salt", "fulcrum", pass]).output().expect("openssl");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let (sha, md5) = (hash("-6", "alice-pw"), hash("-1", "bob-pw"));
+    assert!(sha.starts_with("$6$") && md5.starts_with("$1$"), "{sha} {md5}");
+    let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let cfg = |bind: SocketAddr| {
+        format!(
+            r#"{DEFAULTS}
+userlist admins
+    group ops users alice
+    group dev
+    user alice password {sha}
+    user bob password {md5} groups dev
+    user carol insecure-password s3cret
+frontend fe
+    bind {bind}
+    acl auth_ok http_auth(admins)
+    acl is_ops http_auth_group(admins) ops
+    http-request auth realm Admin if {{ path_beg /admin }} !auth_ok
+    http-request auth if {{ path_beg /plain }} !auth_ok
+    http-request deny if {{ path_beg /admin/ops }} !is_ops
+    http-request set-header X-User %[http_auth_user] if auth_ok
+    http-request set-path /headers
+    default_backend web
+backend web
+    server web {}
+"#,
+            origin.addr
+        )
+    };
+    let run = |addr: SocketAddr| -> Vec<String> {
+        let cases: &[(&str, &[&str])] = &[
+            ("/admin/x", &[]),
+            ("/admin/x", &["-u", "alice:alice-pw"]),
+            ("/admin/x", &["-u", "alice:wrong"]),
+            ("/admin/x", &["-u", "bob:bob-pw"]),
+            ("/admin/x", &["-u", "carol:s3cret"]),
+            ("/admin/x", &["-u", "nobody:x"]),
+            ("/admin/ops", &["-u", "alice:alice-pw"]),
+            ("/admin/ops", &["-u", "bob:bob-pw"]),
+            ("/plain", &[]),
+            ("/open", &["-u", "carol:s3cret"]),
+        ];
+        cases
+            .iter()
+            .map(|(path, args)| {
+                let out = Command::new("curl")
+                    .args(["-s", "-i", "--max-time", "5"])
+                    .args(*args)
+                    .arg(format!("http://{addr}{path}"))
+                    .output()
+                    .expect("curl");
+                let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+                let code = text.split_whitespace().nth(1).unwrap_or("").to_string();
+                let pick = |name: &str| {
+                    text.lines().find(|l| l.to_ascii_lowercase().starts_with(name)).unwrap_or("").to_string()
+                };
+                format!("{path} {args:?}: {code} {} {}", pick("www-authenticate"), pick("x-user"))
+            })
+            .collect()
+    };
+    let dir = temp_dir("auth");
+    let (hap, ful) = (free_addr(), free_addr());
+    let want = {
+        let _hap = common::start_haproxy(&dir, &cfg(hap), hap);
+        run(hap)
+    };
+    let got = {
+        let _f = Fulcrum::start("auth.cfg", &cfg(ful), ful);
+        run(ful)
+    };
+    assert_eq!(got, want, "fulcrum (left) and HAProxy (right)");
+    assert!(want[0].contains("401") && want[0].contains("realm=\"Admin\""), "{want:?}");
+    assert!(want[1].contains("200") && want[1].contains("x-user: alice"), "{want:?}");
+}

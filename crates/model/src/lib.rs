@@ -31,6 +31,37 @@ pub struct Model {
     pub vrrp: vrrp::Vrrp,
     /// `peers` sections: the nodes that share stick tables.
     pub peers: Vec<Peers>,
+    /// `userlist` sections: users and groups for `http-request auth` and `http_auth*`.
+    pub userlists: Vec<Userlist>,
+}
+
+/// A `userlist` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Userlist {
+    pub name: String,
+    pub users: Vec<User>,
+}
+
+/// A `user` line (its groups gathered from its own `groups` and the `group ... users` lines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub password: Password,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Password {
+    /// `password HASH`: a crypt(3) hash (`$6$...`, `$5$...`, `$1$...`, `$2b$...`, DES).
+    Hashed(String),
+    /// `insecure-password TEXT`.
+    Plain(String),
+}
+
+impl Userlist {
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
+    }
 }
 
 /// A `peers` section: the processes (this one among them) that keep the stick tables naming

@@ -31,6 +31,15 @@ pub enum SampleFetch {
     ReqCook(String),
     /// `res.cook(NAME)` / `scook(NAME)`: a cookie the response sets (`Set-Cookie`).
     ResCook(String),
+    /// `http_auth(USERLIST)`: whether the request's Basic credentials are a user's of the list.
+    HttpAuth(String),
+    /// `http_auth_group(USERLIST)`: the authenticated user (an ACL matches its groups).
+    HttpAuthGroup(String),
+    /// `http_auth_user`, `http_auth_pass`, `http_auth_type`: what the Authorization header
+    /// says (not checked).
+    HttpAuthUser,
+    HttpAuthPass,
+    HttpAuthType,
     /// `res.hdr(NAME[,OCC])` / `shdr`: a response header (in `http-response` rules).
     ResHdr {
         name: String,
@@ -99,7 +108,20 @@ impl SampleFetch {
                 | SampleFetch::ReqHdr { .. }
                 | SampleFetch::ReqHdrCnt(_)
                 | SampleFetch::ReqCook(_)
+                | SampleFetch::HttpAuth(_)
+                | SampleFetch::HttpAuthGroup(_)
+                | SampleFetch::HttpAuthUser
+                | SampleFetch::HttpAuthPass
+                | SampleFetch::HttpAuthType
         )
+    }
+
+    /// The userlist the fetch checks credentials against.
+    pub fn userlist(&self) -> Option<&str> {
+        match self {
+            SampleFetch::HttpAuth(l) | SampleFetch::HttpAuthGroup(l) => Some(l),
+            _ => None,
+        }
     }
 
     /// Reads the response (only there in response rules).
@@ -340,6 +362,11 @@ pub enum HttpAction {
     ScSetGpt0 {
         slot: u8,
         value: i64,
+    },
+    /// `auth [realm R]`: a 401 asking for Basic credentials (the realm: R, else the
+    /// section's name).
+    Auth {
+        realm: Option<String>,
     },
 }
 

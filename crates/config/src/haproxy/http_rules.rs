@@ -95,12 +95,12 @@ const ACTIONS: &[(&str, bool, bool)] = &[
     ("sc-inc-gpc0", true, true),
     ("sc-inc-gpc1", true, true),
     ("sc-set-gpt0", true, true),
+    ("auth", true, false),
 ];
 
 /// HAProxy's actions fulcrum knows and does not do yet: an error that says so (a rule is
 /// never skipped silently).
 const NOT_YET_ACTIONS: &[&str] = &[
-    "auth",
     "tarpit",
     "reject",
     "capture",
@@ -271,6 +271,11 @@ pub(super) fn parse_http_rule(args: &[String], response: bool, acls: &mut AclSet
             };
             HttpAction::SetStatus { status, reason }
         }
+        "auth" => match words {
+            [] => HttpAction::Auth { realm: None },
+            [kw, realm] if kw == "realm" => HttpAction::Auth { realm: Some(realm.clone()) },
+            _ => return Err(Problem::invalid("'http-request auth' takes: [realm REALM]")),
+        },
         "track-sc0" | "track-sc1" | "track-sc2" | "sc-inc-gpc0" | "sc-inc-gpc1" | "sc-set-gpt0" => {
             match sc_action(keyword, action, words, dir)? {
                 ScAction::Track { slot, key, table } => HttpAction::TrackSc { slot, key, table },

@@ -72,7 +72,7 @@ pub const VOCABULARY: &[Keyword] = &[
     yes(C::Section, "listen"),
     yes(C::Section, "peers"),
     not_yet(C::Section, "resolvers"),
-    not_yet(C::Section, "userlist"),
+    yes(C::Section, "userlist"),
     not_yet(C::Section, "mailers"),
     not_yet(C::Section, "cache"),
     not_yet(C::Section, "program"),

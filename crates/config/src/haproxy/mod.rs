@@ -16,6 +16,7 @@ mod proxy;
 pub(crate) mod section;
 mod tls;
 pub(crate) mod tokenize;
+mod userlist;
 
 use keywords::{known, lookup, supported, Context, Support};
 pub(crate) use proxy::parse_forwardfor;
@@ -41,6 +42,8 @@ enum Section {
     Proxy,
     /// `peers NAME`: the state is in `Parser::peers`.
     Peers,
+    /// `userlist NAME`: the state is in `Parser::userlist`.
+    Userlist,
     /// A section fulcrum does not read (`peers`, `userlist`, ...): its lines are skipped.
     Skipped,
 }
@@ -88,6 +91,8 @@ struct Parser {
     tls: tls::TlsDefaults,
     /// The `peers` section being read.
     peers: Option<peers::PeersState>,
+    /// The `userlist` section being read.
+    userlist: Option<userlist::UserlistState>,
 }
 
 /// Parse one haproxy.cfg, starting from what earlier files left. The Sink holds every error
@@ -108,6 +113,7 @@ pub(crate) fn parse(text: &str, file: &Path, opts: &crate::LoadOptions, carry: C
         blocks: cond::Blocks::default(),
         tls: tls::TlsDefaults::default(),
         peers: None,
+        userlist: None,
     };
     for (index, raw) in text.lines().enumerate() {
         parser.line(index + 1, raw);
@@ -165,6 +171,12 @@ impl Parser {
                 if let Some(mut state) = self.peers.take() {
                     self.peers_line(&mut state, line, &words);
                     self.peers = Some(state);
+                }
+            }
+            Section::Userlist => {
+                if let Some(mut state) = self.userlist.take() {
+                    self.userlist_line(&mut state, line, &words);
+                    self.userlist = Some(state);
                 }
             }
             Section::Skipped => {}
@@ -265,6 +277,17 @@ impl Parser {
                     Section::Skipped
                 }
             },
+            "userlist" => match args {
+                [name] if crate::acl::valid_acl_name(name) => {
+                    self.userlist = Some(userlist::UserlistState::new(name.clone(), line));
+                    Section::Userlist
+                }
+                _ => {
+                    let hint = Some("e.g. userlist admins".to_string());
+                    self.sink.error(line, "'userlist' needs one name (letters, digits, '-', '_', '.', ':')", hint);
+                    Section::Skipped
+                }
+            },
             "defaults" | "frontend" | "backend" | "listen" => match self.proxy_header(line, keyword, args) {
                 Some(state) => {
                     self.current = Some(state);
@@ -352,6 +375,9 @@ impl Parser {
         }
         if let Some(state) = self.peers.take() {
             self.finish_peers(state);
+        }
+        if let Some(state) = self.userlist.take() {
+            self.finish_userlist(state);
         }
         self.section = Section::None;
     }

@@ -72,7 +72,7 @@ pub(super) async fn serve(
         }
     }
     // The frontend's `http-request` rules, `redirect`, `use_backend`, the backend's rules.
-    let mut vars = Vars::for_request(snap.tables.clone(), conn.session.as_ref());
+    let mut vars = Vars::for_request(&snap, conn.session.as_ref());
     let scope = (conn.peer, conn.bind, tls);
     // `tcp-request content` rules come first; a rejected request is reset.
     if !fe.tcp_content.is_empty() {

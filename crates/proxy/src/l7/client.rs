@@ -271,6 +271,16 @@ pub(crate) fn rule_answer(
             (LocalResponse { status, headers, body: Bytes::from(body) }, *b"LR")
         }
         Verdict::Redirect { code, location, cookie } => (redirect_answer(code, location, cookie.as_deref()), *b"LR"),
+        Verdict::Auth(realm) => {
+            // HAProxy's 401 page, with the realm to log in to (the section's name by default).
+            let mut page = error_page(StatusCode::UNAUTHORIZED, Some(fe), backend);
+            let realm = realm.unwrap_or_else(|| backend.map_or(&fe.cfg.name, |b| &b.cfg.name).clone());
+            let challenge = format!("Basic realm=\"{}\"", realm.replace('"', ""));
+            if let Ok(v) = HeaderValue::try_from(challenge) {
+                page.headers.insert(header::WWW_AUTHENTICATE, v);
+            }
+            (page, *b"PR")
+        }
     };
     Some(RuleAnswer { page, termination })
 }

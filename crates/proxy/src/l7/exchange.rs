@@ -96,7 +96,7 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
     let tls = client.tls.as_deref();
     // The frontend's `http-request` rules, then `redirect`, then `use_backend`, then the
     // backend's rules: HAProxy's order.
-    let mut vars = Vars::for_request(snap.tables.clone(), client.session.as_ref());
+    let mut vars = Vars::for_request(&snap, client.session.as_ref());
     let scope = (client.peer, client.bind, tls);
     // `tcp-request content` rules come first; a rejected request closes its connection.
     if !fe.tcp_content.is_empty() {

@@ -127,6 +127,14 @@ impl CompiledAcl {
         use super::rules::Value;
         let Some(sample) = &self.sample else { return false };
         let empty = super::rules::Vars::default();
+        // `http_auth_group(L) G1 G2`: the authenticated user is in one of the groups.
+        if let (fulcrum_model::rules::SampleFetch::HttpAuthGroup(list), Matcher::Exact(groups)) =
+            (&sample.fetch, &self.matcher)
+        {
+            let users = facts.vars.and_then(|v| v.users.as_ref());
+            let user = users.zip(facts.req).and_then(|(u, req)| u.user(list.as_str(), &req.headers));
+            return user.is_some_and(|u| u.groups.iter().any(|g| groups.contains(g)));
+        }
         let Some(value) = super::rules::eval(sample, facts.req, facts.resp, &facts.scope(&empty)) else { return false };
         let within = |ranges: &[Range], n: i64| {
             ranges.iter().any(|(lo, hi)| lo.is_none_or(|l| n >= l) && hi.is_none_or(|h| n <= h))

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use crate::CompileError;
 
 mod acl;
+pub(crate) mod auth;
 mod pages;
 pub(crate) mod rules;
 
@@ -35,6 +36,8 @@ pub struct Snapshot {
     by_udp: HashMap<SocketAddr, usize, crate::fasthash::FastBuild>,
     /// The stick tables by proxy name, when there are any.
     pub(crate) tables: Option<Arc<rules::Tables>>,
+    /// The userlists, when there are any.
+    pub(crate) userlists: Option<Arc<auth::Userlists>>,
 }
 
 impl Snapshot {
@@ -100,7 +103,8 @@ impl Snapshot {
         live.retain_tables(&|name| tables.contains_key(name));
         let limits = crate::h1::Limits { max_head: model.global.max_head(), max_headers: model.global.max_headers };
         let tables = (!tables.is_empty()).then_some(tables);
-        Ok(Snapshot { model, limits, frontends, backends, by_bind, by_udp, tables })
+        let userlists = (!model.userlists.is_empty()).then(|| Arc::new(auth::Userlists::new(&model.userlists)));
+        Ok(Snapshot { model, limits, frontends, backends, by_bind, by_udp, tables, userlists })
     }
 
     pub fn frontend_index(&self, bind: &SocketAddr) -> Option<usize> {

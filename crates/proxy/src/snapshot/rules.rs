@@ -94,6 +94,8 @@ pub(crate) struct Vars {
     session: Option<Arc<Tracking>>,
     /// Every stick table of the configuration, by proxy name (`table NAME` arguments).
     pub tables: Option<Arc<Tables>>,
+    /// The configuration's userlists (`http_auth(L)`).
+    pub users: Option<Arc<super::auth::Userlists>>,
     /// The table of the proxy whose rules run (`track-sc0 src` without `table`).
     pub own: Option<Arc<LiveTable>>,
     /// The transaction's time for its tables, read once (expiry, and the rates' clock).
@@ -109,10 +111,15 @@ impl Vars {
         Vars { tables, ..Vars::default() }
     }
 
-    /// An HTTP request's, on a connection that tracks `session`: the request counts in each
-    /// entry the connection tracks.
-    pub(crate) fn for_request(tables: Option<Arc<Tables>>, session: Option<&Arc<Tracking>>) -> Vars {
-        let vars = Vars { tables, session: session.cloned(), ..Vars::default() };
+    /// An HTTP request's, in snapshot `snap`, on a connection that tracks `session`: the
+    /// request counts in each entry the connection tracks.
+    pub(crate) fn for_request(snap: &super::Snapshot, session: Option<&Arc<Tracking>>) -> Vars {
+        let vars = Vars {
+            tables: snap.tables.clone(),
+            users: snap.userlists.clone(),
+            session: session.cloned(),
+            ..Vars::default()
+        };
         if let Some(session) = &vars.session {
             let (now, ms) = vars.now();
             for (table, key) in session.0.iter().flatten() {
@@ -361,7 +368,7 @@ impl CompiledMap {
 
 #[derive(Debug)]
 pub(crate) struct CompiledSample {
-    fetch: SampleFetch,
+    pub(crate) fetch: SampleFetch,
     converters: Vec<CompiledConv>,
 }
 
@@ -399,6 +406,7 @@ enum Action {
     TrackSc { slot: u8, key: CompiledSample, table: Option<String> },
     ScIncGpc(u8, u8),
     ScSetGpt0(u8, i64),
+    Auth(Option<String>),
 }
 
 /// One section's rules.
@@ -423,6 +431,8 @@ pub(crate) enum Verdict {
         location: String,
         cookie: Option<String>,
     },
+    /// `auth`: a 401 with this realm (None: the section's name).
+    Auth(Option<String>),
 }
 
 fn regex(pattern: &str, ignore_case: bool, what: &str) -> Result<regex::Regex, CompileError> {
@@ -556,6 +566,7 @@ impl Rules {
                 }
                 HttpAction::ScIncGpc { slot, gpc } => Action::ScIncGpc(*slot, *gpc),
                 HttpAction::ScSetGpt0 { slot, value } => Action::ScSetGpt0(*slot, *value),
+                HttpAction::Auth { realm } => Action::Auth(realm.clone()),
             };
             // A redirect carries its own condition.
             let cond = match &rule.action {
@@ -634,6 +645,7 @@ impl Rules {
                     ctx.vars.inc_gpc(*slot, *gpc);
                 }
                 Action::ScSetGpt0(slot, value) => ctx.vars.set_gpt0(*slot, *value),
+                Action::Auth(realm) => return Verdict::Auth(realm.clone()),
                 Action::TrackSc { slot, key, table } => {
                     let Msg::Request(req) = &msg else { continue };
                     let value = eval(key, Some(req), None, &ctx.scope());
@@ -931,6 +943,19 @@ fn fetch(f: &SampleFetch, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Sco
         ),
         SampleFetch::ReqCook(name) => Value::Str(cookie(&req?.headers, name)?),
         SampleFetch::ResCook(name) => Value::Str(set_cookie(resp?.headers, name)?),
+        SampleFetch::HttpAuth(list) => {
+            let headers = &req?.headers;
+            Value::Bool(ctx.vars.users.as_ref().is_some_and(|u| u.user(list, headers).is_some()))
+        }
+        SampleFetch::HttpAuthGroup(list) => {
+            Value::Str(ctx.vars.users.as_ref()?.user(list, &req?.headers)?.name.clone())
+        }
+        SampleFetch::HttpAuthUser => Value::Str(super::auth::basic(&req?.headers)?.0),
+        SampleFetch::HttpAuthPass => Value::Str(super::auth::basic(&req?.headers)?.1),
+        SampleFetch::HttpAuthType => {
+            let value = req?.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+            Value::Str(value.split_whitespace().next()?.to_ascii_lowercase())
+        }
         SampleFetch::ResHdr { name, occ } => Value::Str(header_value(resp?.headers, name, *occ, false)?),
         SampleFetch::Status => Value::Int(i64::from(resp?.status.as_u16())),
         SampleFetch::SslFc => Value::Bool(tls.is_some()),
@@ -1015,7 +1040,7 @@ pub(crate) fn base64(data: &[u8]) -> String {
     out
 }
 
-fn b64dec(text: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn b64dec(text: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() / 4 * 3);
     let (mut acc, mut bits) = (0u32, 0u32);
     for &c in text.iter().filter(|c| **c != b'=') {
