@@ -34,7 +34,6 @@ pub(crate) use client::{
     error_page, monitor_answer, ms, redirect_answer, request_rules, response_rules, Client, LocalResponse, RuleAnswer,
 };
 use client::{respond, Incoming};
-pub(crate) use cookie::{dynamic_value as dynamic_cookie, set_cookie_text};
 pub(crate) use headers::{request_to_server, server_reuse, strip_hop_by_hop};
 pub(crate) use route::{hash_key, persistence, set_cookie, source_key, stick_store, CookieSeen};
 

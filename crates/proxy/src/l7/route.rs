@@ -198,7 +198,8 @@ pub(crate) fn set_cookie(backend: &BackendRt, id: ServerId, seen: CookieSeen, he
             } else if dated && server.cookie.is_some() {
                 let last = (now + 3) >> 2;
                 let first = cookie.maxlife.map(|_| if seen.first != 0 { seen.first >> 2 } else { last });
-                let text = super::cookie::set_cookie_text(cookie, server.cookie.as_deref(), Some((last, first)));
+                let text =
+                    crate::snapshot::cookie::set_cookie_text(cookie, server.cookie.as_deref(), Some((last, first)));
                 HeaderValue::from_str(&text).ok()
             } else {
                 server.set_cookie.clone()

@@ -14,6 +14,7 @@ use crate::CompileError;
 
 mod acl;
 pub(crate) mod auth;
+pub(crate) mod cookie;
 mod pages;
 pub(crate) mod rules;
 
@@ -508,7 +509,7 @@ impl BackendRt {
                 // The server's cookie: its own, else a dynamic one (`cookie ... dynamic`).
                 let cookie = match (&b.cookie, &s.cookie, &b.dynamic_cookie_key) {
                     (_, Some(v), _) => Some(v.clone()),
-                    (Some(c), None, Some(key)) if c.dynamic => Some(crate::l7::dynamic_cookie(key, s.addr)),
+                    (Some(c), None, Some(key)) if c.dynamic => Some(cookie::dynamic_value(key, s.addr)),
                     _ => None,
                 };
                 let set_cookie = match &b.cookie {
@@ -754,7 +755,7 @@ fn forwardfor(ff: Option<&fulcrum_model::ForwardFor>) -> Result<Option<ForwardFo
 }
 
 fn cookie_header(c: &fulcrum_model::Cookie, value: Option<&str>) -> Result<http::HeaderValue, CompileError> {
-    let text = crate::l7::set_cookie_text(c, value, None);
+    let text = cookie::set_cookie_text(c, value, None);
     http::HeaderValue::from_str(&text)
         .map_err(|_| CompileError::Cookie { name: c.name.clone(), value: value.unwrap_or_default().to_string() })
 }
