@@ -4,6 +4,7 @@
 //! serves itself; this crate reads the proxy's snapshot and live counters, never the reverse.
 #![forbid(unsafe_code)]
 
+pub mod runtime;
 mod stats;
 
 use std::sync::Mutex;

@@ -126,6 +126,28 @@ fn sessions_and_counters_travel_between_fulcrum_and_haproxy() {
     assert!(line.ends_with(&format!("server_key={server2}")), "{line}");
     until_stuck(&hap_url, &cookie2, &server2, "learned from fulcrum");
 
+    // Both tables hold the same entries, as both runtime APIs show them (`show table` on the
+    // stats socket; the entries' addresses and remaining times aside).
+    let norm = |text: String| -> Vec<String> {
+        let mut lines: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let l = l.split_once(": key=").map_or(l.to_string(), |(_, rest)| format!("key={rest}"));
+                l.split(' ').filter(|w| !w.starts_with("exp=")).collect::<Vec<_>>().join(" ")
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    let ful_sock = dir.join("ful.sock");
+    let agree = || norm(show_table(&ful_sock, "app")) == norm(show_table(&sock, "app"));
+    if !(0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        agree()
+    }) {
+        panic!("the tables differ:\n{}\n{}", show_table(&ful_sock, "app"), show_table(&sock, "app"));
+    }
+    assert!(show_table(&ful_sock, "app").contains(&format!("key={cookie2} use=0")), "{}", show_table(&ful_sock, "app"));
     // Counters: requests counted on fulcrum appear in HAProxy's table, and the other way.
     for _ in 0..3 {
         get(&format!("{ful_url}/count"), None);

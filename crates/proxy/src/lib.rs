@@ -39,7 +39,7 @@ use tokio::task::JoinHandle;
 pub use error::ProxyError;
 pub use l7::AccessLog;
 pub use listen::offer_listener;
-pub use live::{lock, LiveRegistry, ServerLive};
+pub use live::{lock, EntryView, LiveRegistry, LiveTable, ServerLive, TableKey};
 pub use setup_error::{CompileError, ErrorFileError, StartError};
 pub use snapshot::rules::render_request;
 pub use snapshot::{BackendRt, FrontendRt, ServerRt, Snapshot};

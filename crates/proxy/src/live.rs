@@ -504,3 +504,102 @@ impl LiveRegistry {
         lock(&self.servers).retain(|(b, s), _| keep(b, s));
     }
 }
+
+/// One entry of a stick table as operators see it (`show table`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryView {
+    /// The key as text: an address, a number, a string.
+    pub key: String,
+    /// Milliseconds before it expires (None: never).
+    pub expire_ms: Option<u64>,
+    pub server_id: u32,
+    /// Each stored type's value now (a rate as read now), in the table's order.
+    pub data: Vec<(fulcrum_model::TableData, u64)>,
+}
+
+impl TableKey {
+    /// The key as `show table` prints it.
+    pub fn text(&self) -> String {
+        match self {
+            TableKey::Ip(ip) => ip.to_string(),
+            TableKey::Int(n) => n.to_string(),
+            TableKey::Str(s) => String::from_utf8_lossy(s).into_owned(),
+        }
+    }
+}
+
+impl LiveTable {
+    /// The key of this table's type that `text` is (an operator's `key K`).
+    pub fn key_of(&self, text: &str) -> Option<TableKey> {
+        use fulcrum_model::TableKey as K;
+        Some(match self.cfg.key {
+            K::Ip | K::Ipv6 => TableKey::Ip(text.parse().ok()?),
+            K::Integer => TableKey::Int(text.parse().ok()?),
+            K::String { len } => TableKey::Str(text.as_bytes()[..text.len().min(len)].to_vec().into_boxed_slice()),
+        })
+    }
+
+    /// Entries held now (expired ones aside), most recently used first.
+    pub fn len(&self) -> usize {
+        lock(&self.entries).map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The servers its entries name, by number (known when `stick` rules use the table).
+    pub fn server_names(&self) -> Vec<(u32, Arc<str>)> {
+        lock(&self.names).clone()
+    }
+
+    /// Every live entry, most recently used first.
+    pub fn entries(&self) -> Vec<EntryView> {
+        let now = std::time::Instant::now();
+        let ms = clock_ms();
+        let entries = lock(&self.entries);
+        entries
+            .map
+            .iter()
+            .filter(|(_, _, at)| at.is_none_or(|at| at > now))
+            .map(|(key, c, at)| EntryView {
+                key: key.text(),
+                expire_ms: at
+                    .map(|at| u64::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX)),
+                server_id: c.server_id,
+                data: self.cfg.store.iter().map(|s| (s.data, c.get(&self.layout, s.data, ms))).collect(),
+            })
+            .collect()
+    }
+
+    /// A rate's period (ms), for a stored rate.
+    pub fn period(&self, d: fulcrum_model::TableData) -> Option<u64> {
+        (d.is_rate() && self.stores(d)).then(|| self.layout.period(d))
+    }
+
+    /// Forgets one entry (`clear table T key K`); whether it was there.
+    pub fn remove(&self, key: &TableKey) -> bool {
+        lock(&self.entries).map.remove(key).is_some()
+    }
+
+    /// Forgets the entries `keep` refuses; how many went.
+    pub fn clear_where(&self, remove: &dyn Fn(&EntryView) -> bool) -> usize {
+        let doomed: Vec<String> = self.entries().into_iter().filter(|e| remove(e)).map(|e| e.key).collect();
+        let mut entries = lock(&self.entries);
+        doomed.iter().filter_map(|k| self.key_of(k)).filter(|k| entries.map.remove(k).is_some()).count()
+    }
+
+    /// Sets values of an entry, made when absent (`set table T key K data.X V`): a local
+    /// change its peers hear of. `server_id` sets the server.
+    pub fn set_values(&self, key: TableKey, server_id: Option<u32>, values: &[(fulcrum_model::TableData, u64)]) {
+        let layout = &self.layout;
+        self.change(key, std::time::Instant::now(), |c| {
+            if let Some(id) = server_id {
+                c.server_id = id;
+            }
+            for (d, v) in values {
+                c.set(layout, *d, *v);
+            }
+        });
+    }
+}

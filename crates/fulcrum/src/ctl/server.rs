@@ -77,29 +77,36 @@ pub(crate) fn listen(path: &Path, configured: bool, jobs: mpsc::Sender<Job>) -> 
 
 async fn serve_one(mut stream: tokio::net::UnixStream, jobs: mpsc::Sender<Job>) {
     let mut bytes = Vec::new();
-    let read =
-        tokio::time::timeout(Duration::from_secs(30), (&mut stream).take(MAX_REQUEST).read_to_end(&mut bytes)).await;
-    if !matches!(read, Ok(Ok(_))) {
-        return;
-    }
-    let response = match parse_request(&bytes) {
-        Some(request) => {
-            let (tx, rx) = oneshot::channel();
-            if jobs.send((request, tx)).await.is_err() {
-                return;
-            }
-            match rx.await {
-                Ok(r) => r,
-                Err(_) => return,
+    // `fulcrum ctl`'s requests run to the end of their input; a runtime command (anything
+    // else) ends at its line's end, as HAProxy reads it: clients need not close their side.
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            bytes.extend_from_slice(&chunk[..n]);
+            let ctl = bytes.starts_with(b"@ipvsadm") || b"@ipvsadm".starts_with(&bytes[..bytes.len().min(8)]);
+            if n == 0 || bytes.len() as u64 > MAX_REQUEST || (!ctl && bytes.contains(&b'\n')) {
+                return Ok::<(), std::io::Error>(());
             }
         }
-        None => Response {
-            code: 2,
-            stderr: "fulcrum's control socket answers `fulcrum ctl` (ipvsadm's commands); HAProxy's runtime commands are not served yet\n".into(),
-            ..Response::default()
-        },
+    })
+    .await;
+    if !matches!(read, Ok(Ok(()))) || bytes.len() as u64 > MAX_REQUEST {
+        return;
+    }
+    // `fulcrum ctl` frames its requests; anything else is HAProxy's runtime API in text
+    // (`echo "show table web" | socat stdio /run/haproxy.sock`), answered in text.
+    let (request, runtime) = match parse_request(&bytes) {
+        Some(request) => (request, false),
+        None => (Request { args: vec![RUNTIME.to_string()], stdin: bytes }, true),
     };
-    let _ = stream.write_all(&response.encode()).await;
+    let (tx, rx) = oneshot::channel();
+    if jobs.send((request, tx)).await.is_err() {
+        return;
+    }
+    let Ok(response) = rx.await else { return };
+    let answer = if runtime { response.stdout.into_bytes() } else { response.encode() };
+    let _ = stream.write_all(&answer).await;
     let _ = stream.shutdown().await;
 }
 
@@ -113,8 +120,19 @@ fn error(e: &IpvsError) -> Response {
     Response { code: e.code, stdout: String::new(), stderr: format!("{}\n", e.message) }
 }
 
+/// The first argument of a request in HAProxy's runtime API (its text in `stdin`).
+const RUNTIME: &str = "@runtime";
+
 /// Executes one request against the running table (`current`, and the live `snap`).
 pub(crate) fn execute(request: &Request, current: &Model, snap: Option<&Arc<Snapshot>>) -> Outcome {
+    if request.args.first().map(String::as_str) == Some(RUNTIME) {
+        let text = String::from_utf8_lossy(&request.stdin);
+        let stdout = match snap {
+            Some(snap) => fulcrum_admin::runtime::execute(snap, &text),
+            None => "No proxy is running\n\n".to_string(),
+        };
+        return Outcome { response: Response { stdout, ..Response::default() }, model: None };
+    }
     let program = "ipvsadm";
     let command = match ipvsadm::parse(program, &request.args) {
         Ok(c) => c,

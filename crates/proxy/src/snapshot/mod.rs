@@ -108,6 +108,24 @@ impl Snapshot {
         Ok(Snapshot { model, limits, frontends, backends, by_bind, by_udp, tables, userlists })
     }
 
+    /// The stick tables by name, in the order the configuration declares them (a peers
+    /// section's as `SECTION/NAME`).
+    pub fn stick_tables(&self) -> Vec<(String, Arc<crate::live::LiveTable>)> {
+        let Some(tables) = &self.tables else { return Vec::new() };
+        let m = &self.model;
+        let names = m.frontends.iter().filter(|f| f.table.is_some()).map(|f| f.name.clone());
+        let names = names.chain(m.backends.iter().filter(|b| b.table.is_some()).map(|b| b.name.clone()));
+        let names =
+            names.chain(m.peers.iter().flat_map(|p| p.tables.iter().map(move |(t, _)| format!("{}/{t}", p.name))));
+        let mut out: Vec<(String, Arc<crate::live::LiveTable>)> = Vec::new();
+        for name in names {
+            if let Some(t) = tables.get(&name).filter(|_| !out.iter().any(|(n, _)| *n == name)) {
+                out.push((name, Arc::clone(t)));
+            }
+        }
+        out
+    }
+
     pub fn frontend_index(&self, bind: &SocketAddr) -> Option<usize> {
         self.by_bind.get(bind).copied().filter(|i| *i < self.frontends.len())
     }
