@@ -57,7 +57,7 @@ impl FreqCtr {
         } else {
             (self.curr, self.prev, elapsed)
         };
-        let weighted = u64::from(prev) * (period - elapsed) / period;
+        let weighted = u128::from(prev) * u128::from(period - elapsed) / u128::from(period);
         curr.saturating_add(u32::try_from(weighted).unwrap_or(u32::MAX))
     }
 }

@@ -249,6 +249,16 @@ fn modes(model: &Model, fe: &Frontend, diags: &mut Vec<Diagnostic>) {
 }
 
 fn backend(be: &Backend, diags: &mut Vec<Diagnostic>) {
+    // `stick` rules of a mode tcp backend have no HTTP message to read a key from.
+    if be.mode == Mode::Tcp {
+        for rule in be.stick.iter().filter(|r| r.sample.fetch.needs_request() || r.sample.fetch.needs_response()) {
+            let message = format!(
+                "a stick rule of backend '{}' (mode tcp) reads an HTTP message: {:?}",
+                be.name, rule.sample.fetch
+            );
+            diags.push(at(&be.origin, Severity::Error, message, Some("in mode tcp, stick on src".into())));
+        }
+    }
     // Linear in the servers: a backend may have 100k of them.
     let mut seen: std::collections::HashMap<&str, &Server> = std::collections::HashMap::new();
     for server in &be.servers {

@@ -33,6 +33,8 @@ const RESYNC_WAIT: Duration = Duration::from_secs(5);
 const RECONNECT: Duration = Duration::from_secs(5);
 /// Updates sent in one round before looking at what came in.
 const BATCH: usize = 200;
+/// Bytes waiting to be sent above which no more updates are made.
+const OUT_LIMIT: usize = 256 * 1024;
 
 /// The running `peers` sections of a proxy.
 #[derive(Default)]
@@ -49,6 +51,7 @@ struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
+        self.section.closed.store(true, Ordering::Relaxed);
         for t in &self.tasks {
             t.abort();
         }
@@ -73,6 +76,8 @@ struct Section {
     resynced: AtomicBool,
     /// The session this process asked to teach it.
     teacher: Mutex<Option<u64>>,
+    /// The section stopped (a reload removed or changed it): no session starts.
+    closed: AtomicBool,
 }
 
 impl Section {
@@ -96,6 +101,8 @@ impl PeersRt {
         let model = &snapshot.model;
         let local = local_name(model);
         let mut keep = HashMap::new();
+        // A section that cannot listen is reported; the others run anyway.
+        let mut failed = None;
         for cfg in &model.peers {
             if cfg.disabled {
                 continue;
@@ -115,12 +122,15 @@ impl PeersRt {
                 .cloned()
                 .collect();
             match self.sections.remove(&cfg.name) {
-                Some(running) if running.cfg == *cfg && running.local == local => {
+                Some(running) if same_peers(&running.cfg, cfg) && running.local == local => {
                     *lock(&running.section.tables) = tables;
                     running.section.changed.notify_waiters();
                     keep.insert(cfg.name.clone(), running);
                 }
-                _ => {
+                old => {
+                    // The section changed: the old one stops first (its listener shares the
+                    // address with the new one meanwhile: SO_REUSEPORT).
+                    drop(old);
                     let section = Arc::new(Section {
                         name: cfg.name.clone(),
                         local: local.clone(),
@@ -130,8 +140,15 @@ impl PeersRt {
                         next_session: AtomicU64::new(1),
                         resynced: AtomicBool::new(false),
                         teacher: Mutex::new(None),
+                        closed: AtomicBool::new(false),
                     });
-                    let listener = bind(listen).map_err(|source| StartError::Bind { addr: listen, source })?;
+                    let listener = match bind(listen) {
+                        Ok(l) => l,
+                        Err(source) => {
+                            failed.get_or_insert(StartError::Bind { addr: listen, source });
+                            continue;
+                        }
+                    };
                     let mut tasks = vec![tokio::spawn(accept_loop(listener, section.clone(), cfg.clone()))];
                     for peer in cfg.peers.iter().filter(|p| p.name != local) {
                         if let Some(addr) = peer.addr {
@@ -148,13 +165,20 @@ impl PeersRt {
             }
         }
         self.sections = keep;
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
+}
+
+/// Whether two declarations of a section run alike (where they were written aside).
+fn same_peers(a: &Peers, b: &Peers) -> bool {
+    let peers = |p: &Peers| p.peers.iter().map(|x| (x.name.clone(), x.addr)).collect::<Vec<_>>();
+    a.name == b.name && peers(a) == peers(b) && a.bind == b.bind && a.disabled == b.disabled
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(64)?;
@@ -171,8 +195,8 @@ async fn accept_loop(listener: tokio::net::TcpListener, section: Arc<Section>, c
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             match tokio::time::timeout(RECONNECT, answer_hello(stream, &section, &cfg)).await {
-                Ok(Ok((stream, peer))) => {
-                    start_session(&section, stream, peer);
+                Ok(Ok((stream, peer, early, timed))) => {
+                    start_session(&section, stream, peer, early, timed);
                 }
                 Ok(Err(why)) => tracing::info!(peers = %section.name, %from, "peer refused: {why}"),
                 Err(_) => tracing::info!(peers = %section.name, %from, "no hello in time"),
@@ -181,8 +205,12 @@ async fn accept_loop(listener: tokio::net::TcpListener, section: Arc<Section>, c
     }
 }
 
-/// Reads a caller's hello and answers it; the caller's name when it is accepted.
-async fn answer_hello(mut stream: TcpStream, section: &Section, cfg: &Peers) -> Result<(TcpStream, String), String> {
+/// What an accepted hello leaves: the connection, the caller's name, the bytes that came
+/// after the hello, and whether the caller takes timed updates.
+type Accepted = (TcpStream, String, Vec<u8>, bool);
+
+/// Reads a caller's hello and answers it.
+async fn answer_hello(mut stream: TcpStream, section: &Section, cfg: &Peers) -> Result<Accepted, String> {
     let mut buf = Vec::new();
     let hello = loop {
         let mut chunk = [0u8; 512];
@@ -197,7 +225,10 @@ async fn answer_hello(mut stream: TcpStream, section: &Section, cfg: &Peers) -> 
                 let _ = stream.write_all(&fulcrum_peers::status_line(code)).await;
                 return Err(format!("hello refused with {code}"));
             }
-            HelloRead::Done(hello, _) => break hello,
+            HelloRead::Done(hello, used) => {
+                buf.drain(..used);
+                break hello;
+            }
         }
     };
     let code = if hello.called != section.local {
@@ -214,7 +245,8 @@ async fn answer_hello(mut stream: TcpStream, section: &Section, cfg: &Peers) -> 
     if code != fulcrum_peers::status::OK {
         return Err(format!("'{}' called '{}': answered {code}", hello.caller, hello.called));
     }
-    Ok((stream, hello.caller))
+    let timed = hello.minor >= 1;
+    Ok((stream, hello.caller, buf, timed))
 }
 
 /// Connects to a peer whenever no connection with it is open.
@@ -223,8 +255,8 @@ async fn connect_loop(section: Arc<Section>, peer: String, addr: SocketAddr) {
         let open = lock(&section.sessions).contains_key(&peer);
         if !open {
             match tokio::time::timeout(RECONNECT, call(&section, &peer, addr)).await {
-                Ok(Ok(stream)) => {
-                    let _ = start_session(&section, stream, peer.clone()).await;
+                Ok(Ok((stream, early))) => {
+                    let _ = start_session(&section, stream, peer.clone(), early, true).await;
                     // A new connection a little later, as HAProxy (at a moment of its own, so
                     // that two nodes do not keep crossing).
                     let jitter = u64::from(std::process::id() % 16) * 100;
@@ -239,8 +271,9 @@ async fn connect_loop(section: Arc<Section>, peer: String, addr: SocketAddr) {
     }
 }
 
-/// Calls a peer: the hello, then its status.
-async fn call(section: &Section, peer: &str, addr: SocketAddr) -> Result<TcpStream, String> {
+/// Calls a peer: the hello, then its status; the connection and the bytes that came after
+/// the status (a peer may send its first messages at once).
+async fn call(section: &Section, peer: &str, addr: SocketAddr) -> Result<(TcpStream, Vec<u8>), String> {
     let mut stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
     let _ = stream.set_nodelay(true);
     stream
@@ -259,10 +292,8 @@ async fn call(section: &Section, peer: &str, addr: SocketAddr) -> Result<TcpStre
             if code != fulcrum_peers::status::OK {
                 return Err(format!("{peer} answered {code}"));
             }
-            if used != buf.len() {
-                return Err("bytes after the status line".into());
-            }
-            return Ok(stream);
+            buf.drain(..used);
+            return Ok((stream, buf));
         }
         if buf.len() > 64 {
             return Err("no status line".into());
@@ -271,30 +302,55 @@ async fn call(section: &Section, peer: &str, addr: SocketAddr) -> Result<TcpStre
 }
 
 /// Runs a session with `peer` on its own task; a session already open with it ends (the
-/// newest connection wins, as in HAProxy).
-fn start_session(section: &Arc<Section>, stream: TcpStream, peer: String) -> JoinHandle<()> {
+/// newest connection wins, as in HAProxy). Nothing starts on a stopped section.
+fn start_session(
+    section: &Arc<Section>,
+    stream: TcpStream,
+    peer: String,
+    early: Vec<u8>,
+    timed: bool,
+) -> JoinHandle<()> {
     let id = section.next_session.fetch_add(1, Ordering::Relaxed);
     let mut sessions = lock(&section.sessions);
+    if section.closed.load(Ordering::Relaxed) {
+        return tokio::spawn(async {});
+    }
     let s = section.clone();
     let name = peer.clone();
     let task = tokio::spawn(async move {
-        if let Err(why) = Session::new(&s, &name, id).run(stream).await {
+        // However the session ends (aborted too), its place and its teaching role are freed.
+        let _ended = Ended { section: &s, peer: &name, id };
+        let mut session = Session::new(&s, &name, id);
+        session.timed = timed;
+        if let Err(why) = session.run(stream, early).await {
             tracing::info!(peers = %s.name, peer = %name, "session ended: {why}");
-        }
-        let mut sessions = lock(&s.sessions);
-        if sessions.get(&name).is_some_and(|(n, _)| *n == id) {
-            sessions.remove(&name);
-        }
-        drop(sessions);
-        let mut teacher = lock(&s.teacher);
-        if *teacher == Some(id) {
-            *teacher = None;
         }
     });
     if let Some((_, old)) = sessions.insert(peer, (id, task.abort_handle())) {
         old.abort();
     }
     task
+}
+
+/// Frees a session's place when it ends.
+struct Ended<'a> {
+    section: &'a Section,
+    peer: &'a str,
+    id: u64,
+}
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        let mut sessions = lock(&self.section.sessions);
+        if sessions.get(self.peer).is_some_and(|(n, _)| *n == self.id) {
+            sessions.remove(self.peer);
+        }
+        drop(sessions);
+        let mut teacher = lock(&self.section.teacher);
+        if *teacher == Some(self.id) {
+            *teacher = None;
+        }
+    }
 }
 
 /// What a session knows of one of our tables: our number for it, what it pushed.
@@ -323,6 +379,10 @@ struct Session<'a> {
     current: Option<u64>,
     /// Our table whose definition was sent last.
     sent_def: Option<u64>,
+    /// The last number given to one of our tables.
+    next_id: u64,
+    /// The peer takes timed updates (it speaks 2.1).
+    timed: bool,
     /// A full resync sent, not confirmed yet: what each table's log held then.
     teaching: Option<Vec<(u64, u64)>>,
     out: Vec<u8>,
@@ -340,12 +400,17 @@ impl<'a> Session<'a> {
             theirs: HashMap::new(),
             current: None,
             sent_def: None,
+            next_id: 0,
+            timed: true,
             teaching: None,
             out: Vec::new(),
         }
     }
 
-    async fn run(mut self, stream: TcpStream) -> Result<(), String> {
+    /// The session until it ends: reads and writes go on together (a peer that does not read
+    /// cannot stop this side reading), pushes wait while much is unsent, and a peer silent
+    /// for too long, or not reading for as long, is left.
+    async fn run(mut self, stream: TcpStream, early: Vec<u8>) -> Result<(), String> {
         tracing::info!(peers = %self.section.name, peer = %self.peer, "connected");
         let (mut rx, mut tx) = stream.into_split();
         self.writer.control(&mut self.out, Control::Heartbeat);
@@ -357,26 +422,29 @@ impl<'a> Session<'a> {
             }
         }
         let mut inbuf: Vec<u8> = Vec::new();
+        if !early.is_empty() {
+            inbuf = early;
+            let used = self.receive(&inbuf)?;
+            inbuf.drain(..used);
+            self.acks();
+        }
         let mut heard = Instant::now();
         let mut said = Instant::now();
+        let mut sent = 0;
         let changed = self.section.changed.clone();
+        let mut chunk = vec![0u8; 16384];
         loop {
             let notified = changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let more = if self.teaching.is_none() { self.push() } else { false };
-            if !self.out.is_empty() {
-                tx.write_all(&self.out).await.map_err(|e| format!("write: {e}"))?;
-                self.out.clear();
-                said = Instant::now();
+            let mut more = false;
+            if self.teaching.is_none() && self.out.len() - sent < OUT_LIMIT {
+                more = self.push();
             }
-            if more {
-                tokio::task::yield_now().await;
-                continue;
-            }
-            let mut chunk = [0u8; 16384];
+            let pending = self.out.len() > sent;
+            let writable = self.out.len() - sent < OUT_LIMIT;
             tokio::select! {
-                read = rx.read(&mut chunk) => {
+                read = rx.read(&mut chunk), if inbuf.len() < fulcrum_peers::MAX_BODY * 2 => {
                     let n = read.map_err(|e| format!("read: {e}"))?;
                     if n == 0 {
                         return Err("closed by the peer".into());
@@ -387,9 +455,22 @@ impl<'a> Session<'a> {
                     inbuf.drain(..used);
                     self.acks();
                 }
-                () = &mut notified => {}
-                () = tokio::time::sleep_until((said + HEARTBEAT).into()) => {
+                wrote = tx.write(&self.out[sent..]), if pending => {
+                    let n = wrote.map_err(|e| format!("write: {e}"))?;
+                    sent += n;
+                    said = Instant::now();
+                    if sent == self.out.len() {
+                        self.out.clear();
+                        sent = 0;
+                    }
+                }
+                () = &mut notified, if writable => {}
+                () = tokio::task::yield_now(), if more && writable => {}
+                () = tokio::time::sleep_until((said + HEARTBEAT).into()), if !pending => {
                     self.writer.control(&mut self.out, Control::Heartbeat);
+                }
+                () = tokio::time::sleep_until((said + SILENCE).into()), if pending => {
+                    return Err("not reading for too long".into());
                 }
                 () = tokio::time::sleep_until((heard + SILENCE).into()) => {
                     return Err("silent for too long".into());
@@ -413,7 +494,10 @@ impl<'a> Session<'a> {
             let (message, used) = read;
             at += used;
             match message {
-                Message::Control(Control::ResyncRequest) => self.teach(),
+                // One full resync at a time (a flood of requests costs one).
+                Message::Control(Control::ResyncRequest) if self.teaching.is_none() => self.teach(),
+                Message::Control(Control::ResyncRequest) => {}
+                Message::Error(code) => return Err(format!("the peer reports error {code}")),
                 Message::Control(c @ (Control::ResyncFinished | Control::ResyncPartial)) => {
                     self.writer.control(&mut self.out, Control::ResyncConfirm);
                     let mut teacher = lock(&self.section.teacher);
@@ -431,7 +515,7 @@ impl<'a> Session<'a> {
                         }
                     }
                 }
-                Message::Control(Control::Heartbeat) | Message::Error(_) | Message::Unknown | Message::Ack { .. } => {}
+                Message::Control(Control::Heartbeat) | Message::Unknown | Message::Ack { .. } => {}
                 Message::Define(def) => self.define(&def),
                 Message::Switch(id) => self.current = self.theirs.contains_key(&id).then_some(id),
                 Message::Update(Some(update)) => {
@@ -476,14 +560,20 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Our number for a table on this session (given on first use).
+    /// Our number for a table on this session (given on first use, never given again).
     fn ours(&mut self, table: &Arc<LiveTable>) -> usize {
         if let Some(i) = self.ours.iter().position(|o| Arc::ptr_eq(&o.table, table)) {
             return i;
         }
-        let id = self.ours.len() as u64 + 1;
-        self.ours.push(Ours { table: table.clone(), id, pushed: 0 });
+        self.next_id += 1;
+        self.ours.push(Ours { table: table.clone(), id: self.next_id, pushed: 0 });
         self.ours.len() - 1
+    }
+
+    /// Forgets tables a reload replaced.
+    fn prune(&mut self, tables: &[Arc<LiveTable>]) {
+        self.ours.retain(|o| tables.iter().any(|t| Arc::ptr_eq(t, &o.table)));
+        self.theirs.retain(|_, t| tables.iter().any(|x| Arc::ptr_eq(x, &t.table)));
     }
 
     /// Sends the definition of our table `i` unless it is the current one.
@@ -499,22 +589,22 @@ impl<'a> Session<'a> {
     /// Pushes local changes not sent yet (at most a batch); whether more are waiting.
     fn push(&mut self) -> bool {
         let mut budget = BATCH;
-        for table in self.section.tables() {
+        let tables = self.section.tables();
+        self.prune(&tables);
+        for table in tables {
             let i = self.ours(&table);
             let pushed = self.ours[i].pushed;
             let now = Instant::now();
-            let changes: Vec<(u64, TableKey, Counters)> = {
+            // What changed since, and the last number taken, in one look at the table.
+            let (changes, last) = {
                 let entries = lock(&table.entries);
-                entries
-                    .log
-                    .range(pushed + 1..)
-                    .take(budget)
+                let taken: Vec<(&u64, &TableKey)> = entries.log.range(pushed + 1..).take(budget).collect();
+                let last = taken.last().map(|(id, _)| **id);
+                let changes: Vec<(u64, TableKey, Counters)> = taken
+                    .into_iter()
                     .filter_map(|(id, key)| Some((*id, key.clone(), entries.map.peek(key, now)?)))
-                    .collect()
-            };
-            let last = {
-                let entries = lock(&table.entries);
-                entries.log.range(pushed + 1..).take(budget).last().map(|(id, _)| *id)
+                    .collect();
+                (changes, last)
             };
             let Some(last) = last else { continue };
             let def = self.define_ours(i);

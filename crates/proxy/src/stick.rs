@@ -10,6 +10,7 @@ use fulcrum_balance::ServerId;
 use fulcrum_model::StickKind;
 
 use crate::live::{LiveTable, TableKey};
+use crate::pick::Persist;
 use crate::snapshot::{BackendRt, Facts};
 
 /// HAProxy stores at most this many keys per transaction.
@@ -29,7 +30,13 @@ impl Pending {
 
 /// The request side: the server a `stick match`/`stick on` rule finds (None when none does,
 /// or `assigned`: a cookie already chose), and the keys to store once a server serves.
-pub(crate) fn on_request(backend: &BackendRt, facts: &Facts<'_>, assigned: bool) -> (Option<ServerId>, Pending) {
+/// `forced` (`option persist`, `force-persist`): a server that is down is still the one.
+pub(crate) fn on_request(
+    backend: &BackendRt,
+    facts: &Facts<'_>,
+    assigned: bool,
+    forced: bool,
+) -> (Option<Persist>, Pending) {
     let mut found = None;
     let mut pending = Pending::default();
     if backend.sticking.is_empty() {
@@ -44,7 +51,10 @@ pub(crate) fn on_request(backend: &BackendRt, facts: &Facts<'_>, assigned: bool)
             let Some(key) = rule.key(facts) else { continue };
             let stored = rule.table.lookup(&key, now).map(|c| c.server_id);
             // A server that is down does not take the request: the scheduler picks another.
-            found = stored.and_then(|id| backend.server_by_id(id)).filter(|id| backend.usable(*id));
+            found = stored
+                .and_then(|id| backend.server_by_id(id))
+                .filter(|id| forced || backend.usable(*id))
+                .map(|id| Persist { id, forced: forced && !backend.usable(id) });
             key
         } else if rule.kind.stores_request() {
             let Some(key) = rule.key(facts) else { continue };

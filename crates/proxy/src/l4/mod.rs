@@ -115,8 +115,8 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     // IPVS persistence: the client's (masked) address names a template that points at a server.
     let template = Template::of(&backend, peer.ip());
     // `stick on src` and other `stick` rules: the connection's facts give the key.
-    let (stuck, stick) = crate::stick::on_request(&backend, &facts, false);
-    let preferred = template.as_ref().and_then(|t| t.server(accepted)).or(stuck);
+    let (stuck, stick) = crate::stick::on_request(&backend, &facts, false, backend.cfg.persist);
+    let preferred = template.as_ref().and_then(|t| t.server(accepted)).map(Into::into).or(stuck);
     // Boxed, as the phases before the relay: the task keeps only the relay's state for the
     // connection's life, not the largest phase's.
     let connected = Box::pin(connect(
@@ -356,7 +356,7 @@ async fn connect(
     backend: &Arc<BackendRt>,
     key: Option<&[u8]>,
     flow: &Flow,
-    (mut preferred, template): (Option<ServerId>, Option<&Template>),
+    (mut preferred, template): (Option<crate::pick::Persist>, Option<&Template>),
     accepted: Instant,
     mut entry: Option<&mut LogEntry>,
 ) -> Result<(TcpStream, Slot), ProxyError> {
@@ -367,8 +367,7 @@ async fn connect(
     let mut retries = 0;
     let queue_deadline = accepted + cfg.timeout_queue;
     loop {
-        let id =
-            choose(backend, again.take(), key, flow, &tried, preferred.take().map(Into::into), queue_deadline).await?;
+        let id = choose(backend, again.take(), key, flow, &tried, preferred.take(), queue_deadline).await?;
         // The template points at the chosen server at once, as IPVS creates it when it
         // schedules: the client's parallel connections follow it.
         if let Some(t) = template {

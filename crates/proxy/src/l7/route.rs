@@ -72,8 +72,9 @@ pub(crate) fn hash_key(algo: &Algorithm, parts: &http::request::Parts, client: I
 /// What the request's persistence cookie said, for the answer's `Set-Cookie`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct CookieSeen {
-    /// The request went to the server its cookie names.
+    /// The request is meant for the server its cookie names (this one).
     pub direct: bool,
+    pub server: Option<ServerId>,
     /// The cookie's dates (seconds; 0: none or not valid).
     pub last: u32,
     pub first: u32,
@@ -154,12 +155,13 @@ pub(crate) fn persistence(
                     .map(|(id, _)| Persist { id, forced: false })
                     .or_else(|| forced.then(|| named().next().map(|(id, _)| Persist { id, forced: true })).flatten());
                 seen.direct = chosen.is_some();
+                seen.server = chosen.map(|p| p.id);
             }
         }
     }
     let facts = Facts { req: Some(parts), ..Facts::of(who) };
-    let (found, pending) = crate::stick::on_request(backend, &facts, chosen.is_some() || seen.ignore);
-    (chosen.or(found.map(Persist::from)), seen, pending)
+    let (found, pending) = crate::stick::on_request(backend, &facts, chosen.is_some() || seen.ignore, forced);
+    (chosen.or(found), seen, pending)
 }
 
 /// Stores the transaction's `stick` keys, and those its response gives, with server `id`.
@@ -192,7 +194,10 @@ pub(crate) fn set_cookie(backend: &BackendRt, id: ServerId, seen: CookieSeen, he
             let refresh = (dated || seen.last != 0) && (seen.last == 0 || seen.last < now)
                 || cookie.maxlife.is_some() && seen.first == 0
                 || cookie.maxlife.is_none() && seen.first != 0;
-            let wanted = (!seen.direct || refresh) && (!cookie.postonly || seen.post) && !seen.ignore;
+            // Served by another server than the cookie's (it was full, or a retry moved the
+            // request): the client learns the new one.
+            let direct = seen.direct && seen.server == Some(id);
+            let wanted = (!direct || refresh) && (!cookie.postonly || seen.post) && !seen.ignore;
             if !wanted || cookie.preserve && super::cookie::sets_cookie(headers, &cookie.name) {
                 None
             } else if dated && server.cookie.is_some() {

@@ -221,7 +221,8 @@ pub(crate) fn table_key(table: &LiveTable, v: Value) -> Option<TableKey> {
             Value::Ip(ip) => ip,
             other => other.into_string().trim().parse().ok()?,
         }),
-        K::Integer => TableKey::Int(v.as_int()?),
+        // HAProxy's integer keys are 32 bits (as peers send them).
+        K::Integer => TableKey::Int(i64::from(v.as_int()? as u32)),
         K::String { len } => {
             let mut b = v.into_bytes();
             b.truncate(len);
