@@ -54,8 +54,6 @@ const UNSUPPORTED_CRITERIA: &[&str] = &[
     "url_reg",
     "url_dir",
     "url_dom",
-    "url_param",
-    "urlp",
     "urlp_val",
     "url_ip",
     "url_port",
@@ -91,8 +89,6 @@ const UNSUPPORTED_CRITERIA: &[&str] = &[
     "dst",
     "dst_port",
     "src_port",
-    "nbsrv",
-    "srv_is_up",
     "be_id",
     "fe_id",
     "be_name",
@@ -369,8 +365,16 @@ fn sample_criterion(word: &str) -> Result<(Fetch, MatchKind), Problem> {
         Some(_) => MatchKind::Exact,
         None => match sample.fetch {
             F::Src | F::Dst => MatchKind::Ip,
-            F::SrcPort | F::DstPort | F::Status | F::ReqHdrCnt(_) | F::Int(_) | F::Counter { .. } => MatchKind::Int,
-            F::SslFc | F::SslCUsed | F::HttpAuth(_) => MatchKind::Bool,
+            F::SrcPort
+            | F::DstPort
+            | F::Status
+            | F::ReqHdrCnt(_)
+            | F::Int(_)
+            | F::Counter { .. }
+            | F::Rand(_)
+            | F::Date(_)
+            | F::NbSrv(_) => MatchKind::Int,
+            F::SslFc | F::SslCUsed | F::HttpAuth(_) | F::SrvIsUp { .. } => MatchKind::Bool,
             _ => MatchKind::Exact,
         },
     };

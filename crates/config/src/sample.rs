@@ -32,6 +32,12 @@ const FETCHES: &[&str] = &[
     "http_auth",
     "http_auth_group",
     "http_auth_user",
+    "url_param",
+    "rand",
+    "uuid",
+    "date",
+    "nbsrv",
+    "srv_is_up",
     "status",
     "ssl_fc",
     "ssl_fc_sni",
@@ -63,13 +69,6 @@ const FETCHES: &[&str] = &[
 
 /// HAProxy fetches fulcrum knows but does not evaluate yet: reported as such, not misspelt.
 const NOT_YET_FETCHES: &[&str] = &[
-    "url_param",
-    "urlp",
-    "date",
-    "rand",
-    "uuid",
-    "nbsrv",
-    "srv_is_up",
     "req.body",
     "req.body_param",
     "capture.req.hdr",
@@ -288,6 +287,49 @@ fn fetch(c: &Call<'_>) -> Result<SampleFetch, Problem> {
         "req.hdr_cnt" | "hdr_cnt" => SampleFetch::ReqHdrCnt(str_arg(c, 0)?.to_ascii_lowercase()),
         "req.cook" | "cook" => SampleFetch::ReqCook(str_arg(c, 0)?),
         "res.cook" | "scook" => SampleFetch::ResCook(str_arg(c, 0)?),
+        "url_param" | "urlp" => {
+            arity(c, 2)?;
+            let delim = match c.args.get(1).map(String::as_str) {
+                None | Some("") => '?',
+                Some(d) if d.chars().count() == 1 => d.chars().next().unwrap_or('&'),
+                Some(d) => {
+                    return Err(Problem::invalid(format!("'{}': the delimiter is one character, not '{d}'", c.name)))
+                }
+            };
+            SampleFetch::UrlParam { name: str_arg(c, 0)?, delim }
+        }
+        "rand" => {
+            arity(c, 1)?;
+            let range = int_arg(c, 0, Some(1 << 32))?;
+            SampleFetch::Rand(
+                u64::try_from(range)
+                    .ok()
+                    .filter(|r| *r > 0)
+                    .ok_or_else(|| Problem::invalid(format!("'rand': the range is a positive number, not {range}")))?,
+            )
+        }
+        "uuid" => {
+            arity(c, 1)?;
+            if int_arg(c, 0, Some(4))? != 4 {
+                return Err(Problem::unsupported("'uuid': only version 4 is supported"));
+            }
+            SampleFetch::Uuid
+        }
+        "date" => {
+            arity(c, 1)?;
+            SampleFetch::Date(int_arg(c, 0, Some(0))?)
+        }
+        "nbsrv" => {
+            arity(c, 1)?;
+            SampleFetch::NbSrv(c.args.first().filter(|b| !b.is_empty()).cloned())
+        }
+        "srv_is_up" => {
+            let arg = str_arg(c, 0)?;
+            let (backend, server) = arg
+                .split_once('/')
+                .ok_or_else(|| Problem::invalid(format!("'srv_is_up({arg})': name the server as BACKEND/SERVER")))?;
+            SampleFetch::SrvIsUp { backend: backend.to_string(), server: server.to_string() }
+        }
         "http_auth" => SampleFetch::HttpAuth(str_arg(c, 0)?),
         "http_auth_group" => SampleFetch::HttpAuthGroup(str_arg(c, 0)?),
         "http_auth_user" => SampleFetch::HttpAuthUser,
@@ -342,6 +384,12 @@ fn fetch(c: &Call<'_>) -> Result<SampleFetch, Problem> {
             | SampleFetch::ResCook(_)
             | SampleFetch::HttpAuth(_)
             | SampleFetch::HttpAuthGroup(_)
+            | SampleFetch::UrlParam { .. }
+            | SampleFetch::Rand(_)
+            | SampleFetch::Uuid
+            | SampleFetch::Date(_)
+            | SampleFetch::NbSrv(_)
+            | SampleFetch::SrvIsUp { .. }
             | SampleFetch::Env(_)
             | SampleFetch::Str(_)
             | SampleFetch::Int(_)

@@ -112,6 +112,21 @@ fn userlists(model: &Model, diags: &mut Vec<Diagnostic>) {
     for (proxy, origin, acls) in sections {
         for acl in acls {
             let fulcrum_model::Fetch::Sample(s) = &acl.fetch else { continue };
+            use fulcrum_model::rules::SampleFetch as F;
+            let server = match &s.fetch {
+                F::NbSrv(Some(b)) => Some((b, None)),
+                F::SrvIsUp { backend, server } => Some((backend, Some(server))),
+                _ => None,
+            };
+            if let Some((b, srv)) = server {
+                let found =
+                    model.backend(b).is_some_and(|be| srv.is_none_or(|s| be.servers.iter().any(|x| x.name == *s)));
+                if !found {
+                    let what = srv.map_or(format!("backend '{b}'"), |s| format!("server '{b}/{s}'"));
+                    let message = format!("acl '{}' of '{proxy}' reads {what}, which is not defined", acl.name);
+                    diags.push(at(origin, Severity::Error, message, None));
+                }
+            }
             let Some(list) = s.fetch.userlist() else { continue };
             if !model.userlists.iter().any(|l| l.name == list) {
                 let message = format!("acl '{}' of '{proxy}' checks userlist '{list}', which is not defined", acl.name);

@@ -56,6 +56,9 @@ frontend fe
     http-request set-header X-Conv "%[str(abcdef),bytes(1,2)] %[int(5),add(3),mul(2)] %[int(7),div(2)] %[path,regsub(/,_,g)] %[str(QUIET),lower,upper]"
     http-request set-header X-B64 %[str(aGVsbG8=),b64dec]
     http-request replace-header User-Agent ^curl/(.*)$ Curl-\1
+    http-request set-header X-Urlp "%[url_param(id)] %[urlp(x,;)] %[nbsrv(web)] %[srv_is_up(web/web)] %[nbsrv(st)]"
+    http-request set-header X-Uuid-Len %[uuid,length] if {{ url_param(id) -m found }}
+    http-request set-header X-Rand-Ok 1 if {{ rand(10) lt 10 }} {{ date gt 1700000000 }}
     # ACLs on any fetch, with converters and every match method.
     acl api url_beg /api
     acl jpg path_end .jpg
@@ -173,6 +176,8 @@ fn rules_do_what_haproxy_does() {
     let cases: &[(&str, &[&str])] = &[
         ("/show", &[]),
         ("/show?q=1", &["-H", "X-Forwarded-Proto: https"]),
+        ("/show?id=42&x=1", &[]),
+        ("/show?a=1;x=7&id", &[]),
         ("/admin/x", &[]),
         ("/ping", &[]),
         ("/old/page?a=b", &[]),

@@ -66,6 +66,25 @@ pub enum SampleFetch {
     Int(i64),
     /// `var(txn.NAME)` (also `req.`, `sess.`): a variable set by `set-var`.
     Var(String),
+    /// `url_param(NAME[,DELIM])` / `urlp`: a parameter's value (the first), the parameters
+    /// starting after DELIM ('?' by default).
+    UrlParam {
+        name: String,
+        delim: char,
+    },
+    /// `rand([RANGE])`: a random integer below RANGE (2^32 by default).
+    Rand(u64),
+    /// `uuid([4])`: a random UUID (version 4).
+    Uuid,
+    /// `date([OFFSET])`: the time, seconds since the epoch, plus OFFSET.
+    Date(i64),
+    /// `nbsrv([BACKEND])`: the usable servers of a backend (the request's by default).
+    NbSrv(Option<String>),
+    /// `srv_is_up(BACKEND/SERVER)`: whether the server is up (a boolean).
+    SrvIsUp {
+        backend: String,
+        server: String,
+    },
     /// A stick-table counter: of what a `track-sc*` rule tracks in a slot
     /// (`sc_http_req_rate(0)`, `sc0_http_req_rate`), or of the client's address looked up
     /// (`src_http_req_rate`); `table`: another table than the tracked one (or the proxy's own).
@@ -113,6 +132,7 @@ impl SampleFetch {
                 | SampleFetch::HttpAuthUser
                 | SampleFetch::HttpAuthPass
                 | SampleFetch::HttpAuthType
+                | SampleFetch::UrlParam { .. }
         )
     }
 

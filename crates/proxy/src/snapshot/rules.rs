@@ -96,6 +96,8 @@ pub(crate) struct Vars {
     pub tables: Option<Arc<Tables>>,
     /// The configuration's userlists (`http_auth(L)`).
     pub users: Option<Arc<super::auth::Userlists>>,
+    /// The configuration the request runs in (`nbsrv`, `srv_is_up`).
+    snap: Option<Arc<super::Snapshot>>,
     /// The table of the proxy whose rules run (`track-sc0 src` without `table`).
     pub own: Option<Arc<LiveTable>>,
     /// The transaction's time for its tables, read once (expiry, and the rates' clock).
@@ -113,10 +115,11 @@ impl Vars {
 
     /// An HTTP request's, in snapshot `snap`, on a connection that tracks `session`: the
     /// request counts in each entry the connection tracks.
-    pub(crate) fn for_request(snap: &super::Snapshot, session: Option<&Arc<Tracking>>) -> Vars {
+    pub(crate) fn for_request(snap: &Arc<super::Snapshot>, session: Option<&Arc<Tracking>>) -> Vars {
         let vars = Vars {
             tables: snap.tables.clone(),
             users: snap.userlists.clone(),
+            snap: Some(Arc::clone(snap)),
             session: session.cloned(),
             ..Vars::default()
         };
@@ -952,6 +955,41 @@ fn fetch(f: &SampleFetch, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Sco
             Value::Str(ctx.vars.users.as_ref()?.user(list, &req?.headers)?.name.clone())
         }
         SampleFetch::HttpAuthUser => Value::Str(super::auth::basic(&req?.headers)?.0),
+        SampleFetch::UrlParam { name, delim } => {
+            // As HAProxy: the parameters start after the first DELIM ('?') of the target and
+            // end at '&', ';' or DELIM; one without '=' has no value.
+            let target = req?.uri.path_and_query().map_or("", |pq| pq.as_str());
+            let (_, params) = target.split_once(*delim)?;
+            let value = params.split(['&', ';', *delim]).find_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                (k == name).then_some(v)
+            })?;
+            Value::Str(value.to_string())
+        }
+        SampleFetch::Rand(range) => Value::Int(i64::try_from(rand::random::<u64>() % range).unwrap_or(0)),
+        SampleFetch::Uuid => {
+            let mut b: [u8; 16] = rand::random();
+            b[6] = (b[6] & 0x0f) | 0x40;
+            b[8] = (b[8] & 0x3f) | 0x80;
+            let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            Value::Str(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]))
+        }
+        SampleFetch::Date(offset) => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+            Value::Int(i64::try_from(now).ok()?.saturating_add(*offset))
+        }
+        SampleFetch::NbSrv(backend) => {
+            let snap = ctx.vars.snap.as_ref()?;
+            let name = backend.as_deref().or(ctx.backend)?;
+            let b = snap.backends.iter().find(|b| b.cfg.name == name)?;
+            Value::Int((0..b.servers.len()).filter(|i| b.usable(*i)).count() as i64)
+        }
+        SampleFetch::SrvIsUp { backend, server } => {
+            let snap = ctx.vars.snap.as_ref()?;
+            let b = snap.backends.iter().find(|b| b.cfg.name == *backend)?;
+            let i = b.servers.iter().position(|s| s.cfg.name == *server)?;
+            Value::Bool(b.usable(i))
+        }
         SampleFetch::HttpAuthPass => Value::Str(super::auth::basic(&req?.headers)?.1),
         SampleFetch::HttpAuthType => {
             let value = req?.headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
