@@ -806,7 +806,11 @@ mod tests {
         let s = parse_sample(r"str(a\,b)").expect("valid");
         assert_eq!(s.fetch, SampleFetch::Str("a,b".into()));
         assert!(parse_sample("path,lowr").is_err_and(|p| p.text().contains("did you mean lower")));
-        assert!(parse_sample("url_param(x)").is_err_and(|p| p.text().contains("not supported yet")));
+        assert!(parse_sample("req.body").is_err_and(|p| p.text().contains("not supported yet")));
+        assert_eq!(
+            parse_sample("urlp(id,;)").expect("valid").fetch,
+            SampleFetch::UrlParam { name: "id".into(), delim: ';' }
+        );
         assert!(parse_sample("req.hdr(host").is_err());
         assert!(parse_sample("path,field(0,/)").is_err());
         assert!(parse_sample("path,regsub([,x)").is_err());

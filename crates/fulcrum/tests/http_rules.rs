@@ -243,7 +243,7 @@ fn rules_fulcrum_cannot_do_are_errors_naming_the_line() {
         ("http-request set-header", "takes: NAME FORMAT"),
         ("http-request sett-header X y", "did you mean set-header"),
         ("http-request set-header X %[src,lowr]", "did you mean lower"),
-        ("http-request set-header X %[url_param(a)]", "not supported yet"),
+        ("http-request set-header X %[req.body]", "not supported yet"),
         ("http-request deny if { nope }", "nope"),
         ("http-response set-path /x", "not supported yet"),
         ("http-response set-header X %[path]", "response rules do not have"),
