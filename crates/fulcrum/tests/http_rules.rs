@@ -478,3 +478,76 @@ backend web
     assert!(want[0].contains("401") && want[0].contains("realm=\"Admin\""), "{want:?}");
     assert!(want[1].contains("200") && want[1].contains("x-user: alice"), "{want:?}");
 }
+
+/// `set-src`: a trusted proxy's header gives the client's address; the rules after it, the
+/// server's `X-Forwarded-For` and stick tables see that address. Checked against HAProxy.
+#[test]
+fn set_src_gives_the_client_address_as_haproxy_does() {
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        fulcrum_testkit::skip("set-src against HAProxy", "haproxy");
+        return;
+    }
+    let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let cfg = |bind: SocketAddr| {
+        format!(
+            r#"{DEFAULTS}
+frontend fe
+    bind {bind}
+    option forwardfor
+    stick-table type ip size 1k store http_req_cnt
+    acl from_lb src 127.0.0.0/8
+    http-request set-src hdr(x-real-ip) if from_lb {{ hdr(x-real-ip) -m found }}
+    http-request deny deny_status 403 if {{ src 10.9.9.9 }}
+    http-request track-sc0 src
+    http-request set-header X-Src "%[src] %[sc0_http_req_cnt]"
+    http-request set-path /headers
+    default_backend web
+backend web
+    server web {}
+"#,
+            origin.addr
+        )
+    };
+    let run = |addr: SocketAddr| -> Vec<String> {
+        let cases: &[&[&str]] = &[
+            &[],
+            &["-H", "X-Real-IP: 192.0.2.5"],
+            &["-H", "X-Real-IP: 192.0.2.5"],
+            &["-H", "X-Real-IP: 2001:db8::7"],
+            &["-H", "X-Real-IP: 10.9.9.9"],
+            &["-H", "X-Real-IP: not-an-address"],
+        ];
+        cases
+            .iter()
+            .map(|args| {
+                let (code, _, seen) = curl(args, &format!("http://{addr}/x"));
+                let xff = seen.lines().filter(|l| l.starts_with("x-src")).collect::<Vec<_>>().join(" ");
+                format!("{args:?}: {code} {xff}")
+            })
+            .collect()
+    };
+    let dir = temp_dir("set-src");
+    let (hap, ful) = (free_addr(), free_addr());
+    let want = {
+        let _hap = common::start_haproxy(&dir, &cfg(hap), hap);
+        run(hap)
+    };
+    let got = {
+        let _f = Fulcrum::start("set-src.cfg", &cfg(ful), ful);
+        run(ful)
+    };
+    assert_eq!(got, want, "fulcrum (left) and HAProxy (right)");
+    assert!(want[2].contains("x-src: 192.0.2.5 2"), "{want:?}");
+    // The server is told of the new address too.
+    let _f = Fulcrum::start("set-src2.cfg", &cfg(ful), ful);
+    let out2 = Command::new("curl")
+        .args(["-s", "--max-time", "5", "-H", "X-Real-IP: 192.0.2.5"])
+        .arg(format!("http://{ful}/x"))
+        .output()
+        .expect("curl");
+    assert!(
+        String::from_utf8_lossy(&out2.stdout).contains("x-forwarded-for: 192.0.2.5"),
+        "{}",
+        String::from_utf8_lossy(&out2.stdout)
+    );
+}

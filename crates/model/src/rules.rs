@@ -173,7 +173,7 @@ impl HttpRule {
             HttpAction::TrackSc { table, .. } => vec![table.as_deref()],
             HttpAction::SetHeader { value, .. } | HttpAction::AddHeader { value, .. } => format(value).collect(),
             HttpAction::Return { body: Some(body), .. } => format(body).collect(),
-            HttpAction::SetVar { value, .. } => value.tables_used().collect(),
+            HttpAction::SetVar { value, .. } | HttpAction::SetSrc(value) => value.tables_used().collect(),
             _ => Vec::new(),
         }
     }
@@ -383,6 +383,8 @@ pub enum HttpAction {
         slot: u8,
         value: i64,
     },
+    /// `set-src EXPR`: the client's address from now on (a trusted proxy's header).
+    SetSrc(Sample),
     /// `auth [realm R]`: a 401 asking for Basic credentials (the realm: R, else the
     /// section's name).
     Auth {

@@ -96,6 +96,7 @@ const ACTIONS: &[(&str, bool, bool)] = &[
     ("sc-inc-gpc1", true, true),
     ("sc-set-gpt0", true, true),
     ("auth", true, false),
+    ("set-src", true, false),
 ];
 
 /// HAProxy's actions fulcrum knows and does not do yet: an error that says so (a rule is
@@ -104,7 +105,6 @@ const NOT_YET_ACTIONS: &[&str] = &[
     "tarpit",
     "reject",
     "capture",
-    "set-src",
     "set-src-port",
     "set-dst",
     "set-dst-port",
@@ -270,6 +270,10 @@ pub(super) fn parse_http_rule(args: &[String], response: bool, acls: &mut AclSet
                 _ => return Err(Problem::invalid("'http-response set-status' takes: CODE [reason TEXT]")),
             };
             HttpAction::SetStatus { status, reason }
+        }
+        "set-src" => {
+            expect(1, "EXPR")?;
+            HttpAction::SetSrc(parse_sample(&words[0])?)
         }
         "auth" => match words {
             [] => HttpAction::Auth { realm: None },

@@ -59,7 +59,6 @@ pub(super) async fn serve(
             return;
         }
     };
-    let client_ip = conn.peer.ip();
     let tls = conn.tls.as_ref();
     if let Some(stats) = &fe.cfg.stats {
         if parts.uri.path().starts_with(stats.uri.as_str()) {
@@ -98,7 +97,9 @@ pub(super) async fn serve(
         finish_local(&mut respond, answer.page, head_only, terminated(entry, answer.termination), &shared).await;
         return;
     }
-    let who = Who { peer: conn.peer, bind: conn.bind, tls, vars: &vars };
+    // `set-src` may have given the client another address: everything after sees it.
+    let mut peer = vars.src.unwrap_or(conn.peer);
+    let who = Who { peer, bind: conn.bind, tls, vars: &vars };
     if let Some((rule, location)) = fe.redirect(&parts, &who) {
         let page = redirect_answer(rule.code, location, rule.cookie.as_deref());
         finish_local(&mut respond, page, head_only, terminated(entry, *b"LR"), &shared).await;
@@ -109,7 +110,7 @@ pub(super) async fn serve(
         finish_local(&mut respond, page, head_only, entry, &shared).await;
         return;
     };
-    if let Some(answer) = request_rules(fe, Some(&backend), scope, &mut parts, &mut vars) {
+    if let Some(answer) = request_rules(fe, Some(&backend), (peer, conn.bind, tls), &mut parts, &mut vars) {
         let entry = terminated(entry, answer.termination).map(|mut e| {
             e.backend.clone_from(&backend.cfg.name);
             e
@@ -117,9 +118,11 @@ pub(super) async fn serve(
         finish_local(&mut respond, answer.page, head_only, entry, &shared).await;
         return;
     }
+    peer = vars.src.unwrap_or(peer);
     if let Some(e) = entry.as_mut() {
         e.backend.clone_from(&backend.cfg.name);
         e.tq = ms(started.elapsed());
+        e.client = peer;
     }
     // The request as an HTTP/1.1 server reads it: origin-form, its body framed by its length
     // or chunked.
@@ -129,10 +132,10 @@ pub(super) async fn serve(
         (false, Some(n)) => Framing::Length(n),
         (false, None) => Framing::Chunked,
     };
-    let key = crate::l7::hash_key(&backend.cfg.algorithm, &parts, client_ip);
-    let who = Who { peer: conn.peer, bind: conn.bind, tls, vars: &vars };
+    let key = crate::l7::hash_key(&backend.cfg.algorithm, &parts, peer.ip());
+    let who = Who { peer, bind: conn.bind, tls, vars: &vars };
     let (preferred, cookie_ok, stick) = crate::l7::persistence(&backend, &mut parts, &who);
-    crate::l7::request_to_server(&mut parts.headers, fe, &backend, client_ip, websocket, framing);
+    crate::l7::request_to_server(&mut parts.headers, fe, &backend, peer.ip(), websocket, framing);
     parts.uri = parts.uri.path_and_query().cloned().map_or(Uri::from_static("/"), |pq| {
         let mut origin = http::uri::Parts::default();
         origin.path_and_query = Some(pq);
@@ -151,6 +154,7 @@ pub(super) async fn serve(
         websocket,
         vars,
         stick,
+        peer,
         conn: &conn,
         shared: &shared,
     };
@@ -264,6 +268,8 @@ struct Stream<'a> {
     vars: Vars,
     /// The keys `stick` rules store once a server answers.
     stick: crate::stick::Pending,
+    /// The client's address (its connection's, unless `set-src` changed it).
+    peer: std::net::SocketAddr,
     conn: &'a ConnInfo,
     shared: &'a Arc<Shared>,
 }
@@ -283,7 +289,7 @@ fn response_rules(
     status: &mut StatusCode,
     headers: &mut http::HeaderMap,
 ) -> Option<RuleAnswer> {
-    let scope = (input.conn.peer, input.conn.bind, input.conn.tls.as_ref());
+    let scope = (input.vars.src.unwrap_or(input.conn.peer), input.conn.bind, input.conn.tls.as_ref());
     crate::l7::response_rules(input.fe, backend, scope, input.req, (status, headers), input.vars)
 }
 
@@ -330,7 +336,7 @@ async fn forward(
     let mut fresh_only = false;
     loop {
         let deadline = x.started + cfg.timeout_queue;
-        let flow = Flow { client: x.conn.peer, destination: x.conn.bind, now: x.started };
+        let flow = Flow { client: x.peer, destination: x.conn.bind, now: x.started };
         let id = choose(&backend, again.take(), key, &flow, &tried, preferred.take(), deadline).await?;
         let slot = Slot::new(&backend, id);
         let server = &backend.servers[id];
@@ -343,7 +349,7 @@ async fn forward(
         // Timings are read only for the log line.
         let t_connect = x.entry.is_some().then(Instant::now);
         let tls = server.tls.as_ref().filter(|_| server.cfg.tls.enabled).map(|c| upstream::tls_to(server, c, &x.parts));
-        let proxy_header = server.cfg.send_proxy.map(|v| crate::proxy_protocol::header(v, x.conn.peer, x.conn.bind));
+        let proxy_header = server.cfg.send_proxy.map(|v| crate::proxy_protocol::header(v, x.peer, x.conn.bind));
         let got = if server.cfg.h2 {
             upstream::h2_pool::sender(server.cfg.addr, cfg.timeout_connect, tls.as_ref()).await.map(Upstream2::H2)
         } else {
@@ -467,7 +473,7 @@ async fn exchange_h2(
         crate::observe::observe_result(&backend, id, crate::observe::Observation::Status(head.status.as_u16()));
         let head_only = input.req.method == Method::HEAD;
         let c = input.conn;
-        let who = Who { peer: c.peer, bind: c.bind, tls: c.tls.as_ref(), vars: &*input.vars };
+        let who = Who { peer: input.vars.src.unwrap_or(c.peer), bind: c.bind, tls: c.tls.as_ref(), vars: &*input.vars };
         crate::l7::stick_store(&backend, id, stick, &who, (head.status, &head.headers));
         if head.status.is_client_error() {
             input.vars.count_error();
@@ -599,7 +605,7 @@ async fn exchange(
         e.status = resp.status.as_u16();
     }
     let c = x.conn;
-    let who = Who { peer: c.peer, bind: c.bind, tls: c.tls.as_ref(), vars: &x.vars };
+    let who = Who { peer: x.peer, bind: c.bind, tls: c.tls.as_ref(), vars: &x.vars };
     crate::l7::stick_store(&backend, id, &mut x.stick, &who, (resp.status, &resp.headers));
     if resp.status.is_client_error() {
         x.vars.count_error();

@@ -53,6 +53,8 @@ pub(super) struct Exchange {
     vars: Vars,
     /// The keys `stick` rules store once a server answers.
     stick: crate::stick::Pending,
+    /// The client's address (its connection's, unless `set-src` changed it).
+    peer: std::net::SocketAddr,
 }
 
 impl Exchange {
@@ -92,7 +94,6 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
             return Prepared::Answer(Some(page), head, keep);
         }
     }
-    let client_ip = client.peer.ip();
     let tls = client.tls.as_deref();
     // The frontend's `http-request` rules, then `redirect`, then `use_backend`, then the
     // backend's rules: HAProxy's order.
@@ -137,24 +138,28 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
     if let Some(answer) = request_rules(fe, None, scope, &mut req.head, &mut vars) {
         return local(answer.page, answer.termination, None, entry);
     }
-    let who = Who { peer: client.peer, bind: client.bind, tls, vars: &vars };
+    // `set-src` may have given the client another address: everything after sees it.
+    let mut peer = vars.src.unwrap_or(client.peer);
+    let who = Who { peer, bind: client.bind, tls, vars: &vars };
     if let Some((rule, location)) = fe.redirect(&req.head, &who) {
         return local(redirect_answer(rule.code, location, rule.cookie.as_deref()), *b"LR", None, entry);
     }
     let Some(backend) = fe.route(&req.head, &who).cloned() else {
         return Prepared::Answer(Some(error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None)), head, keep);
     };
-    if let Some(answer) = request_rules(fe, Some(&backend), scope, &mut req.head, &mut vars) {
+    if let Some(answer) = request_rules(fe, Some(&backend), (peer, client.bind, tls), &mut req.head, &mut vars) {
         return local(answer.page, answer.termination, Some(&backend), entry);
     }
+    peer = vars.src.unwrap_or(peer);
     let entry = entry.map(|mut e| {
         e.backend.clone_from(&backend.cfg.name);
+        e.client = peer;
         e
     });
-    let key = route::hash_key(&backend.cfg.algorithm, &req.head, client_ip);
-    let who = Who { peer: client.peer, bind: client.bind, tls, vars: &vars };
+    let key = route::hash_key(&backend.cfg.algorithm, &req.head, peer.ip());
+    let who = Who { peer, bind: client.bind, tls, vars: &vars };
     let (preferred, cookie_ok, stick) = route::persistence(&backend, &mut req.head, &who);
-    headers::request_to_server(&mut req.head.headers, fe, &backend, client_ip, req.upgrade, req.framing);
+    headers::request_to_server(&mut req.head.headers, fe, &backend, peer.ip(), req.upgrade, req.framing);
     let too_large = matches!((fe.cfg.max_request_body, req.framing), (Some(limit), Framing::Length(n)) if n > limit);
     let x = Box::new(Exchange {
         fe: fe_index,
@@ -169,6 +174,7 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
         parsed,
         vars,
         stick,
+        peer,
     });
     if too_large {
         // The body is not read: the connection cannot carry another request.
@@ -253,7 +259,7 @@ async fn forward(x: &mut Exchange, client: &mut Client, drain: &Drain) -> Result
     loop {
         let deadline = x.parsed + x.backend.cfg.timeout_queue;
         // The request's time stands for the flow's (no clock read per request).
-        let flow = fulcrum_balance::Flow { client: client.peer, destination: client.bind, now: x.parsed };
+        let flow = fulcrum_balance::Flow { client: x.peer, destination: client.bind, now: x.parsed };
         let id =
             choose(&x.backend, t.again.take(), x.key.as_deref(), &flow, &t.tried, t.preferred.take(), deadline).await?;
         let (error, attempt) = match attempt(x, client, drain, id, &mut t).await {
@@ -325,7 +331,7 @@ async fn attempt(
     // `send-proxy`: a new connection of its own, which tells the server who the client is.
     let proxy_header = server.cfg.send_proxy.map(|version| {
         let local = client.side.local_addr().unwrap_or(client.bind);
-        crate::proxy_protocol::header(version, client.peer, local)
+        crate::proxy_protocol::header(version, x.peer, local)
     });
     let tls = server.tls.as_ref().filter(|_| server.cfg.tls.enabled).map(|c| upstream::tls_to(server, c, &x.req.head));
     let mut up =
@@ -418,7 +424,7 @@ async fn transact(
         e.tr = t_send.map_or(0, |t| ms(t.elapsed()));
         e.status = resp.status.as_u16();
     }
-    let who = Who { peer: client.peer, bind: client.bind, tls: client.tls.as_deref(), vars: &x.vars };
+    let who = Who { peer: x.peer, bind: client.bind, tls: client.tls.as_deref(), vars: &x.vars };
     route::stick_store(&backend, id, &mut x.stick, &who, (resp.status, &resp.headers));
     if resp.status.is_client_error() {
         x.vars.count_error();
@@ -443,7 +449,7 @@ fn response_rules(
 ) -> Option<RuleAnswer> {
     let fe = &x.snap.frontends[x.fe];
     let before = resp.status;
-    let scope = (client.peer, client.bind, client.tls.as_deref());
+    let scope = (x.peer, client.bind, client.tls.as_deref());
     let head = (&mut resp.status, &mut resp.headers);
     let answer = super::client::response_rules(fe, backend, scope, &x.req.head, head, &mut x.vars);
     if answer.is_none() && resp.status != before {
@@ -794,7 +800,7 @@ async fn via_h2(
         e.tr = ms(t_send.elapsed());
         e.status = head.status.as_u16();
     }
-    let who = Who { peer: client.peer, bind: client.bind, tls: client.tls.as_deref(), vars: &x.vars };
+    let who = Who { peer: x.peer, bind: client.bind, tls: client.tls.as_deref(), vars: &x.vars };
     route::stick_store(&backend, id, &mut x.stick, &who, (head.status, &head.headers));
     if head.status.is_client_error() {
         x.vars.count_error();

@@ -98,6 +98,8 @@ pub(crate) struct Vars {
     pub users: Option<Arc<super::auth::Userlists>>,
     /// The configuration the request runs in (`nbsrv`, `srv_is_up`).
     snap: Option<Arc<super::Snapshot>>,
+    /// The client's address as `set-src` made it.
+    pub src: Option<SocketAddr>,
     /// The table of the proxy whose rules run (`track-sc0 src` without `table`).
     pub own: Option<Arc<LiveTable>>,
     /// The transaction's time for its tables, read once (expiry, and the rates' clock).
@@ -220,10 +222,19 @@ impl Vars {
 pub(crate) fn table_key(table: &LiveTable, v: Value) -> Option<TableKey> {
     use fulcrum_model::TableKey as K;
     Some(match table.cfg.key {
-        K::Ip | K::Ipv6 => TableKey::Ip(match v {
-            Value::Ip(ip) => ip,
-            other => other.into_string().trim().parse().ok()?,
-        }),
+        K::Ip | K::Ipv6 => {
+            let ip: IpAddr = match v {
+                Value::Ip(ip) => ip,
+                other => other.into_string().trim().parse().ok()?,
+            };
+            // As HAProxy casts: an `ip` table holds IPv4 keys (an IPv6 address that is not a
+            // mapped IPv4 one has none), an `ipv6` table IPv6 keys.
+            TableKey::Ip(match (table.cfg.key, ip) {
+                (K::Ip, IpAddr::V6(v6)) => IpAddr::V4(v6.to_ipv4_mapped()?),
+                (K::Ipv6, IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
+                (_, ip) => ip,
+            })
+        }
         // HAProxy's integer keys are 32 bits (as peers send them).
         K::Integer => TableKey::Int(i64::from(v.as_int()? as u32)),
         K::String { len } => {
@@ -411,6 +422,7 @@ enum Action {
     ScIncGpc(u8, u8),
     ScSetGpt0(u8, i64),
     Auth(Option<String>),
+    SetSrc(CompiledSample),
 }
 
 /// One section's rules.
@@ -571,6 +583,7 @@ impl Rules {
                 HttpAction::ScIncGpc { slot, gpc } => Action::ScIncGpc(*slot, *gpc),
                 HttpAction::ScSetGpt0 { slot, value } => Action::ScSetGpt0(*slot, *value),
                 HttpAction::Auth { realm } => Action::Auth(realm.clone()),
+                HttpAction::SetSrc(s) => Action::SetSrc(sample(s)?),
             };
             // A redirect carries its own condition.
             let cond = match &rule.action {
@@ -650,6 +663,19 @@ impl Rules {
                 }
                 Action::ScSetGpt0(slot, value) => ctx.vars.set_gpt0(*slot, *value),
                 Action::Auth(realm) => return Verdict::Auth(realm.clone()),
+                Action::SetSrc(s) => {
+                    let Msg::Request(req) = &msg else { continue };
+                    let ip = match eval(s, Some(req), None, &ctx.scope()) {
+                        Some(Value::Ip(ip)) => Some(ip),
+                        Some(other) => other.into_string().trim().parse().ok(),
+                        None => None,
+                    };
+                    // An expression that gives no address leaves the source as it was.
+                    if let Some(ip) = ip {
+                        ctx.client = SocketAddr::new(ip, ctx.client.port());
+                        ctx.vars.src = Some(ctx.client);
+                    }
+                }
                 Action::TrackSc { slot, key, table } => {
                     let Msg::Request(req) = &msg else { continue };
                     let value = eval(key, Some(req), None, &ctx.scope());
