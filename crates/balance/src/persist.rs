@@ -193,6 +193,18 @@ impl<K: Eq + Hash + Clone, V: Clone> Table<K, V> {
         }
     }
 
+    /// Holds `key`'s entry (if it is there) for a user that keeps it: it neither expires nor
+    /// is evicted until [`Table::unhold`]. Whether it was held.
+    pub fn hold_existing(&mut self, key: &K) -> bool {
+        match self.index.get(key).and_then(|&slot| self.entries.get_mut(slot)) {
+            Some(entry) => {
+                entry.users = entry.users.saturating_add(1);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// A connection placed by `key`'s entry ended: the entry expires `expire` after the last.
     pub fn unhold(&mut self, key: &K, now: Instant) {
         let Some(&slot) = self.index.get(key) else { return };
@@ -413,6 +425,22 @@ mod tests {
         assert_eq!(table.get(&"10.0.0.1", secs(t0, 3599 + 3600)), None);
         assert_eq!(table.len(), 0, "an expired hit removes the entry");
         assert_eq!(table.get(&"never", t0), None);
+        assert_consistent(&table);
+    }
+
+    #[test]
+    fn a_held_entry_outlives_its_expiry() {
+        let t0 = Instant::now();
+        let mut table = PersistTable::new(1, Duration::from_secs(10));
+        table.insert(1u32, 7, t0);
+        assert!(table.hold_existing(&1));
+        assert!(!table.hold_existing(&2));
+        assert_eq!(table.peek(&1, secs(t0, 100)), Some(7), "held: not expired");
+        table.insert(2u32, 8, secs(t0, 100));
+        assert_eq!(table.peek(&1, secs(t0, 100)), Some(7), "held: not evicted by a newcomer");
+        table.unhold(&1, secs(t0, 100));
+        assert_eq!(table.peek(&1, secs(t0, 109)), Some(7));
+        assert_eq!(table.peek(&1, secs(t0, 111)), None, "expires after its release");
         assert_consistent(&table);
     }
 

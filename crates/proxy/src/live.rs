@@ -372,7 +372,14 @@ impl Tracking {
             return false;
         }
         let layout = &table.layout;
-        table.change(key.clone(), now, |c| c.track(layout, ms));
+        if table.change(key.clone(), now, |c| c.track(layout, ms)).is_none() {
+            return false;
+        }
+        // Held while tracked (as HAProxy counts references): the entry cannot expire or be
+        // evicted under a connection that counts in it.
+        if !lock(&table.entries).map.hold_existing(&key) {
+            return false;
+        }
         *place = Some((table, key));
         true
     }
@@ -382,6 +389,7 @@ impl Drop for Tracking {
     fn drop(&mut self) {
         for (table, key) in self.0.iter().flatten() {
             table.change_existing(key, |c| c.sub(&table.layout, fulcrum_model::TableData::ConnCur));
+            lock(&table.entries).map.unhold(key, std::time::Instant::now());
         }
     }
 }
