@@ -551,3 +551,38 @@ backend web
         String::from_utf8_lossy(&out2.stdout)
     );
 }
+
+/// `set-status N reason R`: the status line says R, in HAProxy and in fulcrum alike.
+#[test]
+fn set_status_keeps_its_reason() {
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        fulcrum_testkit::skip("set-status against HAProxy", "haproxy");
+        return;
+    }
+    let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let cfg = |bind: SocketAddr| {
+        format!(
+            "{DEFAULTS}\nfrontend fe\n    bind {bind}\n    default_backend web\nbackend web\n    \
+             http-response set-status 299 reason \"Fine Anyway\" if {{ status 404 }}\n    \
+             http-response set-status 201 if {{ status 418 }}\n    server web {}\n",
+            origin.addr
+        )
+    };
+    let status_line = |addr: SocketAddr, path: &str| {
+        let out =
+            Command::new("curl").args(["-s", "-i", "--max-time", "5"]).arg(format!("http://{addr}{path}")).output();
+        String::from_utf8_lossy(&out.expect("curl").stdout).lines().next().unwrap_or("").trim().to_string()
+    };
+    let dir = temp_dir("set-status");
+    let (hap, ful) = (free_addr(), free_addr());
+    let want: Vec<String> = {
+        let _hap = common::start_haproxy(&dir, &cfg(hap), hap);
+        ["/status/404", "/status/418", "/status/200"].iter().map(|p| status_line(hap, p)).collect()
+    };
+    let got: Vec<String> = {
+        let _f = Fulcrum::start("set-status.cfg", &cfg(ful), ful);
+        ["/status/404", "/status/418", "/status/200"].iter().map(|p| status_line(ful, p)).collect()
+    };
+    assert_eq!(got, want);
+    assert_eq!(want[0], "HTTP/1.1 299 Fine Anyway");
+}

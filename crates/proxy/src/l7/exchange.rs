@@ -453,7 +453,10 @@ fn response_rules(
     let head = (&mut resp.status, &mut resp.headers);
     let answer = super::client::response_rules(fe, backend, scope, &x.req.head, head, &mut x.vars);
     if answer.is_none() && resp.status != before {
-        resp.reason = bytes::Bytes::from_static(resp.status.canonical_reason().unwrap_or("").as_bytes());
+        resp.reason = match x.vars.reason.take() {
+            Some(reason) => bytes::Bytes::from(reason),
+            None => bytes::Bytes::from_static(resp.status.canonical_reason().unwrap_or("").as_bytes()),
+        };
     }
     answer
 }

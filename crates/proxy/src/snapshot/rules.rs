@@ -100,6 +100,8 @@ pub(crate) struct Vars {
     snap: Option<Arc<super::Snapshot>>,
     /// The client's address as `set-src` made it.
     pub src: Option<SocketAddr>,
+    /// The reason phrase `set-status N reason R` gave the response (HTTP/1).
+    pub reason: Option<String>,
     /// The table of the proxy whose rules run (`track-sc0 src` without `table`).
     pub own: Option<Arc<LiveTable>>,
     /// The transaction's time for its tables, read once (expiry, and the rates' clock).
@@ -417,7 +419,7 @@ enum Action {
     ReplacePath { regex: regex::Regex, replacement: Format },
     SetVar(String, CompiledSample),
     UnsetVar(String),
-    SetStatus(u16),
+    SetStatus(u16, Option<String>),
     TrackSc { slot: u8, key: CompiledSample, table: Option<String> },
     ScIncGpc(u8, u8),
     ScSetGpt0(u8, i64),
@@ -576,7 +578,7 @@ impl Rules {
                 }
                 HttpAction::SetVar { name, value } => Action::SetVar(name.clone(), sample(value)?),
                 HttpAction::UnsetVar { name } => Action::UnsetVar(name.clone()),
-                HttpAction::SetStatus { status, .. } => Action::SetStatus(*status),
+                HttpAction::SetStatus { status, reason } => Action::SetStatus(*status, reason.clone()),
                 HttpAction::TrackSc { slot, key, table } => {
                     Action::TrackSc { slot: *slot, key: sample(key)?, table: table.clone() }
                 }
@@ -685,9 +687,10 @@ impl Rules {
                         }
                     }
                 }
-                Action::SetStatus(code) => {
+                Action::SetStatus(code, reason) => {
                     if let (Msg::Response { status, .. }, Ok(s)) = (&mut msg, StatusCode::from_u16(*code)) {
                         **status = s;
+                        ctx.vars.reason.clone_from(reason);
                     }
                 }
                 Action::SetPath(_)
