@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
             format: Some(Format::Haproxy),
             lenient,
             inherited: [(3, std::net::SocketAddr::from(([127, 0, 0, 1], 8080)))].into(),
+            local_peer: Some("lb1".into()),
         };
         let _ = load_str(&text, Path::new("fuzz.cfg"), &opts);
     }

@@ -13,6 +13,7 @@ fuzz_target!(|data: &[u8]| {
             format: Some(Format::Toml),
             lenient,
             inherited: [(3, std::net::SocketAddr::from(([127, 0, 0, 1], 8080)))].into(),
+            local_peer: None,
         };
         let _ = load_str(&text, Path::new("fuzz.toml"), &opts);
     }
