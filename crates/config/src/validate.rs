@@ -72,13 +72,12 @@ fn tables(model: &Model, diags: &mut Vec<Diagnostic>) {
     let sections = model
         .frontends
         .iter()
-        .map(|f| (&f.name, &f.origin, &f.http_request, &f.http_response, &f.acls, &[][..]))
-        .chain(
-            model
-                .backends
-                .iter()
-                .map(|b| (&b.name, &b.origin, &b.http_request, &b.http_response, &b.acls, &b.stick[..])),
-        );
+        .map(|f| (&f.name, &f.origin, &f.http_request, &f.http_response, &f.acls[..], &[][..]))
+        .chain(model.backends.iter().map(|b| {
+            // A listen section's ACLs are its frontend half's (checked there).
+            let acls = if listen(model, b) { &[][..] } else { &b.acls[..] };
+            (&b.name, &b.origin, &b.http_request, &b.http_response, acls, &b.stick[..])
+        }));
     for (proxy, origin, request, response, acls, stick) in sections {
         let from_rules = request.iter().chain(response).flat_map(|r| r.tables_used());
         let from_rules = from_rules.chain(stick.iter().map(|r| r.table.as_deref()));
@@ -105,10 +104,16 @@ fn tables(model: &Model, diags: &mut Vec<Diagnostic>) {
     }
 }
 
+/// A backend that is a listen section's backend half.
+fn listen(model: &Model, b: &Backend) -> bool {
+    model.frontends.iter().any(|f| f.name == b.name)
+}
+
 /// Every userlist an ACL checks credentials against must exist.
 fn userlists(model: &Model, diags: &mut Vec<Diagnostic>) {
     let sections = model.frontends.iter().map(|f| (&f.name, &f.origin, &f.acls));
-    let sections = sections.chain(model.backends.iter().map(|b| (&b.name, &b.origin, &b.acls)));
+    let sections =
+        sections.chain(model.backends.iter().filter(|b| !listen(model, b)).map(|b| (&b.name, &b.origin, &b.acls)));
     for (proxy, origin, acls) in sections {
         for acl in acls {
             let fulcrum_model::Fetch::Sample(s) = &acl.fetch else { continue };

@@ -167,7 +167,7 @@ fn stick_on_src_holds_tcp_connections() {
     let bind = free_addr();
     let text = format!(
         "defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\n\
-         listen tcp\n    bind {bind}\n    balance roundrobin\n    stick-table type ip size 1k expire 10m\n    stick on src\n\
+         listen tcp\n    bind {bind}\n    balance roundrobin\n    stick-table type ip size 1k expire 10m\n    stick on src if {{ src 127.0.0.0/8 }}\n\
          \x20   server t0 {}\n    server t1 {}\n",
         origins[0].addr, origins[1].addr
     );
@@ -178,7 +178,7 @@ fn stick_on_src_holds_tcp_connections() {
     let bind2 = free_addr();
     let _g = Fulcrum::start(
         "rr-tcp.cfg",
-        &text.replace(&bind.to_string(), &bind2.to_string()).replace("    stick on src\n", ""),
+        &text.replace(&bind.to_string(), &bind2.to_string()).replace("    stick on src if { src 127.0.0.0/8 }\n", ""),
         bind2,
     );
     let servers: Vec<String> = (0..4).map(|_| curl(&[], &format!("http://{bind2}/")).0).collect();

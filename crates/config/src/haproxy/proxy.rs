@@ -667,6 +667,8 @@ impl Parser {
                     .chain(backend.http_response.iter_mut())
                     .filter_map(http_rule_condition)
                     .collect();
+                conditions.extend(backend.stick.iter_mut().filter_map(|r| r.condition.as_mut()));
+                conditions.extend(backend.persist_rules.iter_mut().map(|r| &mut r.condition));
                 match std::mem::take(&mut st.acls).finish(&mut conditions) {
                     Ok(acls) => backend.acls = acls,
                     Err(problem) => self.sink.report(st.line, problem),
@@ -675,8 +677,14 @@ impl Parser {
             self.out.backends.push(backend);
         }
         if st.kind.has_frontend() {
+            let listen = st.kind.has_backend();
             let mut frontend = self.build_frontend(st);
             frontend.mode = mode;
+            // A listen section's backend half (its `stick` and persist rules) uses the same
+            // ACLs.
+            if let Some(backend) = self.out.backends.last_mut().filter(|b| listen && b.name == frontend.name) {
+                backend.acls = frontend.acls.clone();
+            }
             self.out.frontends.push(frontend);
         }
     }
