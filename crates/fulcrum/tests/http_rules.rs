@@ -586,3 +586,62 @@ fn set_status_keeps_its_reason() {
     assert_eq!(got, want);
     assert_eq!(want[0], "HTTP/1.1 299 Fine Anyway");
 }
+
+/// `http-after-response`: on every answer — the server's, a rule's deny, a redirect, an error
+/// page — the backend's rules then the frontend's, over HTTP/1.1 and HTTP/2, as in HAProxy.
+#[test]
+fn after_response_rules_see_every_answer_as_in_haproxy() {
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        fulcrum_testkit::skip("http-after-response against HAProxy", "haproxy");
+        return;
+    }
+    let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let cfg = |bind: SocketAddr, h2: SocketAddr| {
+        format!(
+            r#"{DEFAULTS}
+frontend fe
+    bind {bind}
+    bind {h2} proto h2
+    http-after-response set-header X-Hsts max-age=63072000
+    http-after-response add-header X-After-Fe %[status]
+    http-request deny deny_status 403 if {{ path /deny }}
+    http-request redirect location /elsewhere code 302 if {{ path /moved }}
+    use_backend empty if {{ path /empty }}
+    default_backend web
+backend web
+    http-after-response set-header X-After-Be yes
+    http-after-response set-status 299 if {{ status 418 }}
+    http-response deny deny_status 502 if {{ status 500 }}
+    server web {}
+backend empty
+    http-after-response set-header X-Empty yes
+"#,
+            origin.addr
+        )
+    };
+    let dir = temp_dir("after");
+    let (hap, hap2, ful, ful2) = (free_addr(), free_addr(), free_addr(), free_addr());
+    let paths = ["/x", "/deny", "/moved", "/status/418", "/status/500", "/empty"];
+    let run = |one: SocketAddr, two: SocketAddr| -> Vec<String> {
+        let mut seen = Vec::new();
+        for path in paths {
+            let (code, headers, _) = curl(&[], &format!("http://{one}{path}"));
+            seen.push(format!("{path}: {code} {headers:?}"));
+            let (code, headers, _) = curl(&["--http2-prior-knowledge"], &format!("http://{two}{path}"));
+            seen.push(format!("{path} h2: {code} {headers:?}"));
+        }
+        seen
+    };
+    let want = {
+        let _hap = common::start_haproxy(&dir, &cfg(hap, hap2), hap);
+        run(hap, hap2)
+    };
+    let got = {
+        let _f = Fulcrum::start("after.cfg", &cfg(ful, ful2), ful);
+        run(ful, ful2)
+    };
+    assert_eq!(got, want, "fulcrum (left) and HAProxy (right)");
+    assert!(want.iter().any(|l| l.starts_with("/deny: 403") && l.contains("x-hsts")), "{want:?}");
+    assert!(want.iter().any(|l| l.starts_with("/empty: 503") && l.contains("x-empty: yes")), "{want:?}");
+    assert!(want.iter().any(|l| l.starts_with("/status/418: 299") && l.contains("x-after-be: yes")), "{want:?}");
+}

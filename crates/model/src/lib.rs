@@ -333,6 +333,9 @@ pub struct Frontend {
     pub monitor_fail: Vec<Condition>,
     /// `http-response` rules, in order (after the backend's).
     pub http_response: Vec<rules::HttpRule>,
+    /// `http-after-response` rules: on every answer, the proxy's own too (after the
+    /// `http-response` rules).
+    pub http_after_response: Vec<rules::HttpRule>,
     pub redirects: Vec<Redirect>,
     /// Bind addresses with `proto h2`: clients speak HTTP/2 from the first byte (cleartext
     /// prior knowledge; on a TLS bind, whatever ALPN says).
@@ -393,6 +396,7 @@ impl Frontend {
             redirects: Vec::new(),
             http_request: Vec::new(),
             http_response: Vec::new(),
+            http_after_response: Vec::new(),
             table: None,
             monitor_uri: None,
             monitor_fail: Vec::new(),
@@ -1072,6 +1076,8 @@ pub struct Backend {
     /// chosen) and its `http-response` rules (before the frontend's).
     pub http_request: Vec<rules::HttpRule>,
     pub http_response: Vec<rules::HttpRule>,
+    /// `http-after-response` rules of a backend section.
+    pub http_after_response: Vec<rules::HttpRule>,
 }
 
 /// Templates that keep a client (or its network) on one server: created at a client's first
@@ -1166,6 +1172,7 @@ impl Backend {
             table: None,
             http_request: Vec::new(),
             http_response: Vec::new(),
+            http_after_response: Vec::new(),
         }
     }
 }

@@ -278,7 +278,7 @@ pub const VOCABULARY: &[Keyword] = &[
     not_yet(C::Proxy, "grace"),
     not_yet(C::Proxy, "hash-balance-factor"),
     not_yet(C::Proxy, "hash-key"),
-    not_yet(C::Proxy, "http-after-response"),
+    yes(C::Proxy, "http-after-response"),
     not_yet(C::Proxy, "http-error"),
     yes(C::Proxy, "http-request"),
     yes(C::Proxy, "http-response"),

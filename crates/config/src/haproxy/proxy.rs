@@ -21,7 +21,7 @@ impl Parser {
             "default_backend" => self.default_backend(st, line, args),
             "use_backend" => self.use_backend(st, line, args),
             "redirect" => self.redirect(st, args),
-            "http-request" | "http-response" => Self::http_rule(st, keyword, args),
+            "http-request" | "http-response" | "http-after-response" => Self::http_rule(st, keyword, args),
             "monitor-uri" => Self::monitor_uri(st, args),
             "monitor" => Self::monitor(st, args),
             // A frontend's own table (tracking, rate limiting); a backend's or a listen's is
@@ -272,6 +272,28 @@ impl Parser {
         if st.kind == Kind::Defaults {
             return Err(Problem::unsupported(format!("'{keyword}' rules in a defaults section are not supported yet"))
                 .hint("write the rules in each frontend, listen or backend section"));
+        }
+        if keyword == "http-after-response" {
+            // What HAProxy lets these rules do: edit the answer's headers and status, and
+            // variables.
+            const AFTER: &[&str] = &[
+                "allow",
+                "set-header",
+                "add-header",
+                "del-header",
+                "replace-header",
+                "replace-value",
+                "set-status",
+                "set-var",
+                "unset-var",
+            ];
+            let action = args.first().map(|a| a.split('(').next().unwrap_or(a)).unwrap_or_default();
+            if !AFTER.contains(&action) {
+                return Err(Problem::unknown("http-after-response action", action, AFTER.iter().copied()));
+            }
+            let rule = super::http_rules::parse_http_rule(args, true, &mut st.acls)?;
+            st.http_after_response.push(rule);
+            return Ok(());
         }
         let response = keyword == "http-response";
         let rule = super::http_rules::parse_http_rule(args, response, &mut st.acls)?;
@@ -661,10 +683,12 @@ impl Parser {
                 // A backend section's rules, with the ACLs they use.
                 backend.http_request = std::mem::take(&mut st.http_request);
                 backend.http_response = std::mem::take(&mut st.http_response);
+                backend.http_after_response = std::mem::take(&mut st.http_after_response);
                 let mut conditions: Vec<&mut Condition> = backend
                     .http_request
                     .iter_mut()
                     .chain(backend.http_response.iter_mut())
+                    .chain(backend.http_after_response.iter_mut())
                     .filter_map(http_rule_condition)
                     .collect();
                 conditions.extend(backend.stick.iter_mut().filter_map(|r| r.condition.as_mut()));
@@ -739,10 +763,16 @@ impl Parser {
         conditions.extend(tcp.connection.iter_mut().chain(tcp.content.iter_mut()).filter_map(|r| r.condition.as_mut()));
         fe.http_request = std::mem::take(&mut st.http_request);
         fe.http_response = std::mem::take(&mut st.http_response);
+        fe.http_after_response = std::mem::take(&mut st.http_after_response);
         conditions.extend(fe.redirects.iter_mut().filter_map(|r| r.condition.as_mut()));
         conditions.extend(fe.monitor_fail.iter_mut());
-        conditions
-            .extend(fe.http_request.iter_mut().chain(fe.http_response.iter_mut()).filter_map(http_rule_condition));
+        conditions.extend(
+            fe.http_request
+                .iter_mut()
+                .chain(fe.http_response.iter_mut())
+                .chain(fe.http_after_response.iter_mut())
+                .filter_map(http_rule_condition),
+        );
         match std::mem::take(&mut st.acls).finish(&mut conditions) {
             Ok(acls) => fe.acls = acls,
             Err(problem) => self.sink.report(st.line, problem),

@@ -70,6 +70,7 @@ pub(super) struct ProxyState {
     /// `http-request` and `http-response` rules, in order.
     pub http_request: Vec<fulcrum_model::rules::HttpRule>,
     pub http_response: Vec<fulcrum_model::rules::HttpRule>,
+    pub http_after_response: Vec<fulcrum_model::rules::HttpRule>,
     /// A routing or bind line of this section was in error.
     pub incomplete: bool,
     /// The servers' names so far, with their lines: a backend of 100k servers is checked for
@@ -103,6 +104,7 @@ impl ProxyState {
             stick_rules: Vec::new(),
             http_request: Vec::new(),
             http_response: Vec::new(),
+            http_after_response: Vec::new(),
             incomplete: false,
             server_lines: std::collections::HashMap::new(),
         }
@@ -117,6 +119,7 @@ impl ProxyState {
         state.acls = AclSet::default();
         state.http_request.clear();
         state.http_response.clear();
+        state.http_after_response.clear();
         state.default_backend_here = false;
         state.use_backends.clear();
         state.binds.clear();

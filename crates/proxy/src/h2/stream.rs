@@ -93,7 +93,13 @@ pub(super) async fn serve(
             return;
         }
     }
-    if let Some(answer) = request_rules(fe, None, scope, &mut parts, &mut vars) {
+    // Every answer made here goes through the `http-after-response` rules first.
+    let after = |page: &mut LocalResponse, backend: Option<&BackendRt>, req: &http::request::Parts, vars: &mut Vars| {
+        let scope = (vars.src.unwrap_or(conn.peer), conn.bind, tls);
+        crate::l7::after_response(fe, backend, scope, req, (&mut page.status, &mut page.headers), vars);
+    };
+    if let Some(mut answer) = request_rules(fe, None, scope, &mut parts, &mut vars) {
+        after(&mut answer.page, None, &parts, &mut vars);
         finish_local(&mut respond, answer.page, head_only, terminated(entry, answer.termination), &shared).await;
         return;
     }
@@ -101,16 +107,19 @@ pub(super) async fn serve(
     let mut peer = vars.src.unwrap_or(conn.peer);
     let who = Who { peer, bind: conn.bind, tls, vars: &vars };
     if let Some((rule, location)) = fe.redirect(&parts, &who) {
-        let page = redirect_answer(rule.code, location, rule.cookie.as_deref());
+        let mut page = redirect_answer(rule.code, location, rule.cookie.as_deref());
+        after(&mut page, None, &parts, &mut vars);
         finish_local(&mut respond, page, head_only, terminated(entry, *b"LR"), &shared).await;
         return;
     }
     let Some(backend) = fe.route(&parts, &who).cloned() else {
-        let page = error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None);
+        let mut page = error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None);
+        after(&mut page, None, &parts, &mut vars);
         finish_local(&mut respond, page, head_only, entry, &shared).await;
         return;
     };
-    if let Some(answer) = request_rules(fe, Some(&backend), (peer, conn.bind, tls), &mut parts, &mut vars) {
+    if let Some(mut answer) = request_rules(fe, Some(&backend), (peer, conn.bind, tls), &mut parts, &mut vars) {
+        after(&mut answer.page, Some(&backend), &parts, &mut vars);
         let entry = terminated(entry, answer.termination).map(|mut e| {
             e.backend.clone_from(&backend.cfg.name);
             e
@@ -163,7 +172,10 @@ pub(super) async fn serve(
         Err(error) => {
             let status = error.status().unwrap_or(StatusCode::BAD_GATEWAY);
             tracing::debug!(backend = %x.backend.cfg.name, peer = %conn.peer, "{error}");
-            let page = error_page(status, Some(x.fe), Some(&x.backend));
+            let mut page = error_page(status, Some(x.fe), Some(&x.backend));
+            let scope = (x.peer, x.conn.bind, x.conn.tls.as_ref());
+            let page_head = (&mut page.status, &mut page.headers);
+            crate::l7::after_response(x.fe, Some(&x.backend), scope, &x.parts, page_head, &mut x.vars);
             if let Some(e) = x.entry.as_mut() {
                 e.termination = error.termination();
                 if e.tw < 0 {
@@ -290,7 +302,14 @@ fn response_rules(
     headers: &mut http::HeaderMap,
 ) -> Option<RuleAnswer> {
     let scope = (input.vars.src.unwrap_or(input.conn.peer), input.conn.bind, input.conn.tls.as_ref());
-    crate::l7::response_rules(input.fe, backend, scope, input.req, (status, headers), input.vars)
+    let mut answer = crate::l7::response_rules(input.fe, backend, scope, input.req, (status, headers), input.vars);
+    // The `http-after-response` rules, on the server's answer or the rules' own.
+    let after_head = match answer.as_mut() {
+        Some(a) => (&mut a.page.status, &mut a.page.headers),
+        None => (status, headers),
+    };
+    crate::l7::after_response(input.fe, Some(backend), scope, input.req, after_head, input.vars);
+    answer
 }
 
 /// A log entry with the termination state of an answer made here.

@@ -340,6 +340,37 @@ pub(crate) fn response_rules(
     None
 }
 
+/// Runs the `http-after-response` rules (the backend's, then the frontend's) on any answer
+/// to `req`, the proxy's own too: they edit its headers and status.
+pub(crate) fn after_response(
+    fe: &FrontendRt,
+    backend: Option<&crate::snapshot::BackendRt>,
+    (client, bind, tls): (SocketAddr, SocketAddr, Option<&fulcrum_tls::Negotiated>),
+    req: &http::request::Parts,
+    (status, headers): (&mut StatusCode, &mut HeaderMap),
+    vars: &mut crate::snapshot::rules::Vars,
+) {
+    let backend_rules = backend.filter(|b| !b.http_after_response.is_empty());
+    if backend_rules.is_none() && fe.http_after_response.is_empty() {
+        return;
+    }
+    let frontend = &fe.cfg.name;
+    let mut ctx = crate::snapshot::rules::Ctx {
+        client,
+        bind,
+        tls,
+        frontend,
+        backend: backend.map(|b| b.cfg.name.as_str()),
+        vars,
+    };
+    if let Some(b) = backend_rules {
+        ctx.vars.own.clone_from(&b.table);
+        b.http_after_response.run_response(&b.acls, req, status, headers, &mut ctx);
+    }
+    ctx.vars.own.clone_from(&fe.table);
+    fe.http_after_response.run_response(&fe.acls, req, status, headers, &mut ctx);
+}
+
 /// Writes a local response; returns the body bytes sent. The answer to a HEAD request has the
 /// body's length and no body. Waits for the client to take it (up to `timeout client`).
 pub(crate) async fn respond(client: &mut Client, mut resp: LocalResponse, head: bool, close: bool) -> u64 {

@@ -135,19 +135,30 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
             }
             Prepared::Answer(Some(page), head, keep)
         };
-    if let Some(answer) = request_rules(fe, None, scope, &mut req.head, &mut vars) {
+    // Every answer made here goes through the `http-after-response` rules first.
+    let after = |page: &mut LocalResponse, backend: Option<&BackendRt>, req: &http::request::Parts, vars: &mut Vars| {
+        let scope = (vars.src.unwrap_or(client.peer), client.bind, tls);
+        super::client::after_response(fe, backend, scope, req, (&mut page.status, &mut page.headers), vars);
+    };
+    if let Some(mut answer) = request_rules(fe, None, scope, &mut req.head, &mut vars) {
+        after(&mut answer.page, None, &req.head, &mut vars);
         return local(answer.page, answer.termination, None, entry);
     }
     // `set-src` may have given the client another address: everything after sees it.
     let mut peer = vars.src.unwrap_or(client.peer);
     let who = Who { peer, bind: client.bind, tls, vars: &vars };
     if let Some((rule, location)) = fe.redirect(&req.head, &who) {
-        return local(redirect_answer(rule.code, location, rule.cookie.as_deref()), *b"LR", None, entry);
+        let mut page = redirect_answer(rule.code, location, rule.cookie.as_deref());
+        after(&mut page, None, &req.head, &mut vars);
+        return local(page, *b"LR", None, entry);
     }
     let Some(backend) = fe.route(&req.head, &who).cloned() else {
-        return Prepared::Answer(Some(error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None)), head, keep);
+        let mut page = error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None);
+        after(&mut page, None, &req.head, &mut vars);
+        return Prepared::Answer(Some(page), head, keep);
     };
-    if let Some(answer) = request_rules(fe, Some(&backend), (peer, client.bind, tls), &mut req.head, &mut vars) {
+    if let Some(mut answer) = request_rules(fe, Some(&backend), (peer, client.bind, tls), &mut req.head, &mut vars) {
+        after(&mut answer.page, Some(&backend), &req.head, &mut vars);
         return local(answer.page, answer.termination, Some(&backend), entry);
     }
     peer = vars.src.unwrap_or(peer);
@@ -219,7 +230,12 @@ async fn answer(client: &mut Client, x: &mut Exchange, error: &ProxyError) {
     let mut bytes = 0;
     if let Some(status) = error.status() {
         let head = x.req.head.method == Method::HEAD;
-        bytes = respond(client, error_page(status, Some(x.fe()), Some(&x.backend)), head, true).await;
+        let mut page = error_page(status, Some(x.fe()), Some(&x.backend));
+        let scope = (x.peer, client.bind, client.tls.as_deref());
+        let fe = &x.snap.frontends[x.fe];
+        let page_head = (&mut page.status, &mut page.headers);
+        super::client::after_response(fe, Some(&x.backend), scope, &x.req.head, page_head, &mut x.vars);
+        bytes = respond(client, page, head, true).await;
         // A body not read to its end (413, a broken upload) or pipelined requests are still
         // coming: let them come rather than have the kernel reset the connection.
         if !x.req.framing.is_empty() || client.buf.is_some() {
@@ -451,7 +467,13 @@ fn response_rules(
     let before = resp.status;
     let scope = (x.peer, client.bind, client.tls.as_deref());
     let head = (&mut resp.status, &mut resp.headers);
-    let answer = super::client::response_rules(fe, backend, scope, &x.req.head, head, &mut x.vars);
+    let mut answer = super::client::response_rules(fe, backend, scope, &x.req.head, head, &mut x.vars);
+    // The `http-after-response` rules, on the server's answer or the rules' own.
+    let after_head = match answer.as_mut() {
+        Some(a) => (&mut a.page.status, &mut a.page.headers),
+        None => (&mut resp.status, &mut resp.headers),
+    };
+    super::client::after_response(fe, Some(backend), scope, &x.req.head, after_head, &mut x.vars);
     if answer.is_none() && resp.status != before {
         resp.reason = match x.vars.reason.take() {
             Some(reason) => bytes::Bytes::from(reason),
@@ -807,6 +829,28 @@ async fn via_h2(
     route::stick_store(&backend, id, &mut x.stick, &who, (head.status, &head.headers));
     if head.status.is_client_error() {
         x.vars.count_error();
+    }
+    // The `http-response` rules (then the `http-after-response` ones), as for HTTP/1 servers.
+    {
+        let fe = &x.snap.frontends[x.fe];
+        let scope = (x.peer, client.bind, client.tls.as_deref());
+        let rules_head = (&mut head.status, &mut head.headers);
+        let mut answer = super::client::response_rules(fe, &backend, scope, &x.req.head, rules_head, &mut x.vars);
+        let after_head = match answer.as_mut() {
+            Some(a) => (&mut a.page.status, &mut a.page.headers),
+            None => (&mut head.status, &mut head.headers),
+        };
+        super::client::after_response(fe, Some(&backend), scope, &x.req.head, after_head, &mut x.vars);
+        if let Some(answer) = answer {
+            let status = answer.page.status.as_u16();
+            let bytes = respond(client, answer.page, x.req.head.method == Method::HEAD, true).await;
+            if let Some(mut e) = x.entry.take() {
+                e.status = status;
+                e.termination = answer.termination;
+                x.shared.access_log.write(&e.format(bytes));
+            }
+            return Ok(false);
+        }
     }
     if backend.cfg.cookie.is_some() {
         route::set_cookie(&backend, id, x.cookie_ok, &mut head.headers);

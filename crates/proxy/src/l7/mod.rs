@@ -31,7 +31,8 @@ use bytes::BytesMut;
 pub use accesslog::AccessLog;
 pub(crate) use accesslog::LogEntry;
 pub(crate) use client::{
-    error_page, monitor_answer, ms, redirect_answer, request_rules, response_rules, Client, LocalResponse, RuleAnswer,
+    after_response, error_page, monitor_answer, ms, redirect_answer, request_rules, response_rules, Client,
+    LocalResponse, RuleAnswer,
 };
 use client::{respond, Incoming};
 pub(crate) use headers::{request_to_server, server_reuse, strip_hop_by_hop};

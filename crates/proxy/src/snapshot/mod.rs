@@ -220,9 +220,10 @@ pub struct FrontendRt {
     /// The TLS configuration of each `ssl` bind address (certificates read at compile time,
     /// so a reload picks up renewed ones).
     pub(crate) tls: Vec<(SocketAddr, Arc<rustls::ServerConfig>)>,
-    /// `http-request` and `http-response` rules.
+    /// `http-request`, `http-response` and `http-after-response` rules.
     pub(crate) http_request: rules::Rules,
     pub(crate) http_response: rules::Rules,
+    pub(crate) http_after_response: rules::Rules,
     /// The frontend's own stick table (a listen's is its backend's).
     pub(crate) table: Option<Arc<crate::live::LiveTable>>,
     /// `monitor fail` conditions.
@@ -305,6 +306,7 @@ impl FrontendRt {
             table: None,
             http_request: rules::Rules::compile(&fe.http_request, &acls)?,
             http_response: rules::Rules::compile(&fe.http_response, &acls)?,
+            http_after_response: rules::Rules::compile(&fe.http_after_response, &acls)?,
             redirects,
             tls,
             cfg: fe.clone(),
@@ -496,6 +498,7 @@ pub struct BackendRt {
     pub(crate) acls: Vec<CompiledAcl>,
     pub(crate) http_request: rules::Rules,
     pub(crate) http_response: rules::Rules,
+    pub(crate) http_after_response: rules::Rules,
     /// The backend's stick table.
     pub(crate) table: Option<Arc<crate::live::LiveTable>>,
 }
@@ -593,6 +596,7 @@ impl BackendRt {
             forwardfor: forwardfor(b.forwardfor.as_ref())?,
             http_request: rules::Rules::compile(&b.http_request, &acls)?,
             http_response: rules::Rules::compile(&b.http_response, &acls)?,
+            http_after_response: rules::Rules::compile(&b.http_after_response, &acls)?,
             acls,
             table,
             cfg: b.clone(),
