@@ -83,13 +83,13 @@ backend api
 #[test]
 fn unsupported_directives_are_errors_or_lenient_warnings() {
     let text = format!(
-        "{HEAD}frontend web\n    bind :80\n    http-request tarpit if {{ src 10.0.0.0/8 }}\n    option abortonclose\n    \
+        "{HEAD}frontend web\n    bind :80\n    http-request capture req.hdr(host) len 10 if {{ src 10.0.0.0/8 }}\n    option abortonclose\n    \
          acl c sc0_bytes_in_rate gt 10\n    use_backend app if c\n    default_backend app\n\
          backend app\n    server a 127.0.0.1:80 check agent-check agent-port 9999 weight 5\n"
     );
     let strict = errors(&text);
     assert_eq!(strict.iter().map(|e| e.line).collect::<Vec<_>>(), [5, 6, 7, 8, 11, 11]);
-    assert_eq!(strict[0].message, "'http-request tarpit' is not supported yet");
+    assert_eq!(strict[0].message, "'http-request capture' is not supported yet");
     assert_eq!(strict[0].hint.as_deref(), Some("use --lenient to ignore it"));
 
     let loaded = lenient(&text).unwrap_or_else(|e| panic!("{}", show(&e)));

@@ -237,7 +237,7 @@ fn rules_do_what_haproxy_does() {
 fn rules_fulcrum_cannot_do_are_errors_naming_the_line() {
     let bind = free_addr();
     let cases = [
-        ("http-request tarpit", "not supported yet"),
+        ("http-request capture req.hdr(host) len 10", "not supported yet"),
         ("http-request deny deny_status 451", "has no error page"),
         ("http-request deny if { sc0_bytes_in_rate gt 1 }", "not supported yet"),
         ("http-request set-header", "takes: NAME FORMAT"),
@@ -644,4 +644,44 @@ backend empty
     assert!(want.iter().any(|l| l.starts_with("/deny: 403") && l.contains("x-hsts")), "{want:?}");
     assert!(want.iter().any(|l| l.starts_with("/empty: 503") && l.contains("x-empty: yes")), "{want:?}");
     assert!(want.iter().any(|l| l.starts_with("/status/418: 299") && l.contains("x-after-be: yes")), "{want:?}");
+}
+
+/// `http-request tarpit`: the request is held, then answered with the tarpit's status (500,
+/// or `deny_status`), as HAProxy answers it; logged `PT--`; over HTTP/1.1 and HTTP/2.
+#[test]
+fn tarpit_answers_as_haproxy_does() {
+    if Command::new("haproxy").arg("-v").output().is_err() {
+        fulcrum_testkit::skip("tarpit against HAProxy", "haproxy");
+        return;
+    }
+    let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
+    let cfg = |bind: SocketAddr, h2: SocketAddr| {
+        format!(
+            "{DEFAULTS}\n    option httplog\n    timeout tarpit 200ms\nfrontend fe\n    bind {bind}\n    bind {h2} proto h2\n    \
+             http-request tarpit if {{ path /trap }}\n    default_backend web\nbackend web\n    \
+             http-request tarpit deny_status 429 if {{ path /slow }}\n    server web {}\n",
+            origin.addr
+        )
+    };
+    let dir = temp_dir("tarpit");
+    let (hap, hap2, ful, ful2) = (free_addr(), free_addr(), free_addr(), free_addr());
+    let run = |one: SocketAddr, two: SocketAddr| -> Vec<String> {
+        ["/trap", "/slow", "/ok"]
+            .iter()
+            .flat_map(|p| {
+                let (code, headers, _) = curl(&[], &format!("http://{one}{p}"));
+                let (code2, headers2, _) = curl(&["--http2-prior-knowledge"], &format!("http://{two}{p}"));
+                [format!("{p}: {code} {headers:?}"), format!("{p} h2: {code2} {headers2:?}")]
+            })
+            .collect()
+    };
+    let want = {
+        let _hap = common::start_haproxy(&dir, &cfg(hap, hap2), hap);
+        run(hap, hap2)
+    };
+    let f = Fulcrum::start("tarpit.cfg", &cfg(ful, ful2), ful);
+    let got = run(ful, ful2);
+    assert_eq!(got, want, "fulcrum (left) and HAProxy (right)");
+    assert!(want[0].starts_with("/trap: 500") && want[2].starts_with("/slow: 429"), "{want:?}");
+    f.wait_log("PT--", Duration::from_secs(5));
 }

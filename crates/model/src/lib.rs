@@ -301,6 +301,8 @@ pub struct Frontend {
     pub timeout_client: Duration,
     pub timeout_http_request: Duration,
     pub timeout_http_keep_alive: Duration,
+    /// `timeout tarpit` (else `timeout connect`): how long `http-request tarpit` holds a request.
+    pub timeout_tarpit: Option<Duration>,
     /// Largest request body accepted, in bytes (TOML `max_request_body`); larger → 413.
     /// haproxy.cfg has no such limit, as in HAProxy.
     pub max_request_body: Option<u64>,
@@ -382,6 +384,7 @@ impl Frontend {
             timeout_client: Duration::from_secs(50),
             timeout_http_request: Duration::from_secs(10),
             timeout_http_keep_alive: Duration::from_secs(10),
+            timeout_tarpit: None,
             max_request_body: None,
             forwardfor: None,
             conn_mode: ConnMode::KeepAlive,
@@ -1050,6 +1053,8 @@ pub struct Backend {
     /// `timeout server-fin`: once the client has closed its side, how long the server may stay
     /// silent (None: the tunnel's timeout).
     pub timeout_server_fin: Option<Duration>,
+    /// `timeout tarpit` (None: `timeout connect`).
+    pub timeout_tarpit: Option<Duration>,
     pub errorfiles: BTreeMap<u16, ErrorFile>,
     pub cookie: Option<Cookie>,
     /// `dynamic-cookie-key`: the secret of `cookie ... dynamic`.
@@ -1159,6 +1164,7 @@ impl Backend {
             timeout_check: None,
             timeout_tunnel: None,
             timeout_server_fin: None,
+            timeout_tarpit: None,
             errorfiles: BTreeMap::new(),
             cookie: None,
             dynamic_cookie_key: None,

@@ -383,6 +383,10 @@ pub enum HttpAction {
         slot: u8,
         value: i64,
     },
+    /// `tarpit [deny_status N]`: the request is held (`timeout tarpit`), then answered N (500).
+    Tarpit {
+        status: u16,
+    },
     /// `set-src EXPR`: the client's address from now on (a trusted proxy's header).
     SetSrc(Sample),
     /// `auth [realm R]`: a 401 asking for Basic credentials (the realm: R, else the

@@ -97,12 +97,12 @@ const ACTIONS: &[(&str, bool, bool)] = &[
     ("sc-set-gpt0", true, true),
     ("auth", true, false),
     ("set-src", true, false),
+    ("tarpit", true, false),
 ];
 
 /// HAProxy's actions fulcrum knows and does not do yet: an error that says so (a rule is
 /// never skipped silently).
 const NOT_YET_ACTIONS: &[&str] = &[
-    "tarpit",
     "reject",
     "capture",
     "set-src-port",
@@ -270,6 +270,20 @@ pub(super) fn parse_http_rule(args: &[String], response: bool, acls: &mut AclSet
                 _ => return Err(Problem::invalid("'http-response set-status' takes: CODE [reason TEXT]")),
             };
             HttpAction::SetStatus { status, reason }
+        }
+        "tarpit" => {
+            let status = match words {
+                [] => 500,
+                [kw, code] if kw == "deny_status" => {
+                    let code = status_code(code)?;
+                    if !super::keywords::ERRORFILE_CODES.contains(&code) {
+                        return Err(Problem::invalid(format!("deny_status {code} has no error page")));
+                    }
+                    code
+                }
+                _ => return Err(Problem::invalid("'http-request tarpit' takes: [deny_status CODE]")),
+            };
+            HttpAction::Tarpit { status }
         }
         "set-src" => {
             expect(1, "EXPR")?;

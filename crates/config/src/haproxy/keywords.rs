@@ -416,7 +416,7 @@ pub const VOCABULARY: &[Keyword] = &[
     yes(C::Timeout, "tunnel"),
     yes(C::Timeout, "client-fin"),
     yes(C::Timeout, "server-fin"),
-    not_yet(C::Timeout, "tarpit"),
+    yes(C::Timeout, "tarpit"),
     not_yet(C::Timeout, "client-hs"),
     yes(C::Stats, "enable"),
     yes(C::Stats, "uri"),

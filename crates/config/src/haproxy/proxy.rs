@@ -511,6 +511,11 @@ impl Parser {
         let d = parse_duration(value)?;
         let keyword = format!("timeout {name}");
         match name {
+            // Both halves hold requests: the frontend's rules and the backend's.
+            "tarpit" => {
+                st.fe.timeout_tarpit = Some(d);
+                st.be.timeout_tarpit = Some(d);
+            }
             "client" | "http-request" | "http-keep-alive" | "client-fin" => {
                 let in_backend = st.kind == Kind::Backend;
                 if in_backend && name != "client" {
@@ -739,6 +744,8 @@ impl Parser {
     fn build_frontend(&mut self, mut st: ProxyState) -> Frontend {
         let origin = Origin { file: self.sink.file.clone(), line: st.line };
         let mut fe = std::mem::replace(&mut st.fe, Frontend::new(""));
+        // Without `timeout tarpit`, a tarpit lasts `timeout connect`, as in HAProxy.
+        fe.timeout_tarpit.get_or_insert(st.be.timeout_connect);
         fe.name = st.name.clone();
         fe.origin = origin.clone();
         fe.binds = st.binds.iter().map(|(a, _)| *a).collect();

@@ -100,6 +100,9 @@ pub(super) async fn serve(
     };
     if let Some(mut answer) = request_rules(fe, None, scope, &mut parts, &mut vars) {
         after(&mut answer.page, None, &parts, &mut vars);
+        if let Some(d) = answer.delay {
+            tokio::time::sleep(d).await;
+        }
         finish_local(&mut respond, answer.page, head_only, terminated(entry, answer.termination), &shared).await;
         return;
     }
@@ -120,6 +123,9 @@ pub(super) async fn serve(
     };
     if let Some(mut answer) = request_rules(fe, Some(&backend), (peer, conn.bind, tls), &mut parts, &mut vars) {
         after(&mut answer.page, Some(&backend), &parts, &mut vars);
+        if let Some(d) = answer.delay {
+            tokio::time::sleep(d).await;
+        }
         let entry = terminated(entry, answer.termination).map(|mut e| {
             e.backend.clone_from(&backend.cfg.name);
             e

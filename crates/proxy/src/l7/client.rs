@@ -247,6 +247,8 @@ pub(crate) fn monitor_answer(up: bool, fe: &FrontendRt) -> LocalResponse {
 pub(crate) struct RuleAnswer {
     pub page: LocalResponse,
     pub termination: [u8; 2],
+    /// `tarpit`: how long the request is held before the answer.
+    pub delay: Option<std::time::Duration>,
 }
 
 /// What an `http-request` / `http-response` verdict answers in the server's place, if it
@@ -257,6 +259,7 @@ pub(crate) fn rule_answer(
     backend: Option<&crate::snapshot::BackendRt>,
 ) -> Option<RuleAnswer> {
     use crate::snapshot::rules::Verdict;
+    let mut delay = None;
     let (page, termination) = match verdict {
         Verdict::Continue => return None,
         Verdict::Deny(status) => {
@@ -271,6 +274,13 @@ pub(crate) fn rule_answer(
             (LocalResponse { status, headers, body: Bytes::from(body) }, *b"LR")
         }
         Verdict::Redirect { code, location, cookie } => (redirect_answer(code, location, cookie.as_deref()), *b"LR"),
+        Verdict::Tarpit(status) => {
+            // Held `timeout tarpit` (else `timeout connect`), then the error page; logged `PT`.
+            let tarpit = backend.and_then(|b| b.cfg.timeout_tarpit.or(Some(b.cfg.timeout_connect)));
+            delay = tarpit.or(fe.cfg.timeout_tarpit);
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (error_page(status, Some(fe), backend), *b"PT")
+        }
         Verdict::Auth(realm) => {
             // HAProxy's 401 page, with the realm to log in to (the section's name by default).
             let mut page = error_page(StatusCode::UNAUTHORIZED, Some(fe), backend);
@@ -282,7 +292,7 @@ pub(crate) fn rule_answer(
             (page, *b"PR")
         }
     };
-    Some(RuleAnswer { page, termination })
+    Some(RuleAnswer { page, termination, delay })
 }
 
 /// Runs the `http-request` rules of the frontend (`backend` None) or of the backend on a
@@ -306,7 +316,7 @@ pub(crate) fn request_rules(
     let mut ctx =
         crate::snapshot::rules::Ctx { client, bind, tls, frontend: &fe.cfg.name, backend: backend_name, vars };
     let verdict = rules.run_request(acls, req, &mut ctx);
-    if matches!(verdict, crate::snapshot::rules::Verdict::Deny(_)) {
+    if matches!(verdict, crate::snapshot::rules::Verdict::Deny(_) | crate::snapshot::rules::Verdict::Tarpit(_)) {
         // A denied request is an error of the client's, as HAProxy counts it.
         ctx.vars.count_error();
     }

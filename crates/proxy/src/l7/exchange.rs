@@ -71,6 +71,8 @@ pub(super) enum Prepared {
     Forward(Box<Exchange>),
     /// Refused before anything is sent (its body is over the frontend's limit).
     Refuse(Box<Exchange>, ProxyError),
+    /// `tarpit`: the answer after a while, then the close.
+    Held(LocalResponse, bool, std::time::Duration),
 }
 
 /// Routes a request and prepares what goes to the server, before anything waits: the
@@ -123,18 +125,24 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
         e
     });
     // An answer made here is logged now, with HAProxy's termination state.
-    let local =
-        |page: LocalResponse, termination: [u8; 2], backend: Option<&BackendRt>, entry: Option<Box<LogEntry>>| {
-            if let Some(mut e) = entry {
-                e.status = page.status.as_u16();
-                e.termination = termination;
-                if let Some(b) = backend {
-                    e.backend.clone_from(&b.cfg.name);
-                }
-                shared.access_log.write(&e.format(if head { 0 } else { page.body.len() as u64 }));
+    let local = |page: LocalResponse,
+                 termination: [u8; 2],
+                 backend: Option<&BackendRt>,
+                 entry: Option<Box<LogEntry>>,
+                 delay: Option<std::time::Duration>| {
+        if let Some(mut e) = entry {
+            e.status = page.status.as_u16();
+            e.termination = termination;
+            if let Some(b) = backend {
+                e.backend.clone_from(&b.cfg.name);
             }
-            Prepared::Answer(Some(page), head, keep)
-        };
+            shared.access_log.write(&e.format(if head { 0 } else { page.body.len() as u64 }));
+        }
+        match delay {
+            Some(d) => Prepared::Held(page, head, d),
+            None => Prepared::Answer(Some(page), head, keep),
+        }
+    };
     // Every answer made here goes through the `http-after-response` rules first.
     let after = |page: &mut LocalResponse, backend: Option<&BackendRt>, req: &http::request::Parts, vars: &mut Vars| {
         let scope = (vars.src.unwrap_or(client.peer), client.bind, tls);
@@ -142,7 +150,7 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
     };
     if let Some(mut answer) = request_rules(fe, None, scope, &mut req.head, &mut vars) {
         after(&mut answer.page, None, &req.head, &mut vars);
-        return local(answer.page, answer.termination, None, entry);
+        return local(answer.page, answer.termination, None, entry, answer.delay);
     }
     // `set-src` may have given the client another address: everything after sees it.
     let mut peer = vars.src.unwrap_or(client.peer);
@@ -150,7 +158,7 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
     if let Some((rule, location)) = fe.redirect(&req.head, &who) {
         let mut page = redirect_answer(rule.code, location, rule.cookie.as_deref());
         after(&mut page, None, &req.head, &mut vars);
-        return local(page, *b"LR", None, entry);
+        return local(page, *b"LR", None, entry, None);
     }
     let Some(backend) = fe.route(&req.head, &who).cloned() else {
         let mut page = error_page(StatusCode::SERVICE_UNAVAILABLE, Some(fe), None);
@@ -159,7 +167,7 @@ pub(super) fn prepare(client: &Client, incoming: Incoming, shared: &Arc<Shared>,
     };
     if let Some(mut answer) = request_rules(fe, Some(&backend), (peer, client.bind, tls), &mut req.head, &mut vars) {
         after(&mut answer.page, Some(&backend), &req.head, &mut vars);
-        return local(answer.page, answer.termination, Some(&backend), entry);
+        return local(answer.page, answer.termination, Some(&backend), entry, answer.delay);
     }
     peer = vars.src.unwrap_or(peer);
     let entry = entry.map(|mut e| {
@@ -212,6 +220,12 @@ pub(super) fn run<'a>(
             }
             Prepared::Refuse(x, error) => {
                 Box::pin(answer(client, x, error)).await;
+                false
+            }
+            Prepared::Held(page, head, delay) => {
+                tokio::time::sleep(*delay).await;
+                let page = std::mem::replace(page, LocalResponse::from(http::Response::new(bytes::Bytes::new())));
+                Box::pin(respond(client, page, *head, true)).await;
                 false
             }
             Prepared::Forward(x) => match forward(x, client, drain).await {

@@ -425,6 +425,7 @@ enum Action {
     ScSetGpt0(u8, i64),
     Auth(Option<String>),
     SetSrc(CompiledSample),
+    Tarpit(u16),
 }
 
 /// One section's rules.
@@ -451,6 +452,8 @@ pub(crate) enum Verdict {
     },
     /// `auth`: a 401 with this realm (None: the section's name).
     Auth(Option<String>),
+    /// `tarpit`: the status to answer after holding the request.
+    Tarpit(u16),
 }
 
 fn regex(pattern: &str, ignore_case: bool, what: &str) -> Result<regex::Regex, CompileError> {
@@ -586,6 +589,7 @@ impl Rules {
                 HttpAction::ScSetGpt0 { slot, value } => Action::ScSetGpt0(*slot, *value),
                 HttpAction::Auth { realm } => Action::Auth(realm.clone()),
                 HttpAction::SetSrc(s) => Action::SetSrc(sample(s)?),
+                HttpAction::Tarpit { status } => Action::Tarpit(*status),
             };
             // A redirect carries its own condition.
             let cond = match &rule.action {
@@ -665,6 +669,7 @@ impl Rules {
                 }
                 Action::ScSetGpt0(slot, value) => ctx.vars.set_gpt0(*slot, *value),
                 Action::Auth(realm) => return Verdict::Auth(realm.clone()),
+                Action::Tarpit(status) => return Verdict::Tarpit(*status),
                 Action::SetSrc(s) => {
                     let Msg::Request(req) = &msg else { continue };
                     let ip = match eval(s, Some(req), None, &ctx.scope()) {
