@@ -397,8 +397,7 @@ fn answers_made_by_rules_are_logged_with_their_termination_state() {
 /// statuses, the realm asked for, and the user the origin is told of must agree.
 #[test]
 fn basic_auth_with_userlists_matches_haproxy() {
-    if Command::new("haproxy").arg("-v").output().is_err() {
-        fulcrum_testkit::skip("userlists against HAProxy", "haproxy");
+    if common::no_haproxy("userlists against HAProxy") {
         return;
     }
     let hash = |alg: &str, pass: &str| {
@@ -464,16 +463,7 @@ backend web
             })
             .collect()
     };
-    let dir = temp_dir("auth");
-    let (hap, ful) = (free_addr(), free_addr());
-    let want = {
-        let _hap = common::start_haproxy(&dir, &cfg(hap), hap);
-        run(hap)
-    };
-    let got = {
-        let _f = Fulcrum::start("auth.cfg", &cfg(ful), ful);
-        run(ful)
-    };
+    let (got, want) = common::against_haproxy("auth", cfg, run);
     assert_eq!(got, want, "fulcrum (left) and HAProxy (right)");
     assert!(want[0].contains("401") && want[0].contains("realm=\"Admin\""), "{want:?}");
     assert!(want[1].contains("200") && want[1].contains("x-user: alice"), "{want:?}");
@@ -483,8 +473,7 @@ backend web
 /// server's `X-Forwarded-For` and stick tables see that address. Checked against HAProxy.
 #[test]
 fn set_src_gives_the_client_address_as_haproxy_does() {
-    if Command::new("haproxy").arg("-v").output().is_err() {
-        fulcrum_testkit::skip("set-src against HAProxy", "haproxy");
+    if common::no_haproxy("set-src against HAProxy") {
         return;
     }
     let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
@@ -526,16 +515,8 @@ backend web
             })
             .collect()
     };
-    let dir = temp_dir("set-src");
-    let (hap, ful) = (free_addr(), free_addr());
-    let want = {
-        let _hap = common::start_haproxy(&dir, &cfg(hap), hap);
-        run(hap)
-    };
-    let got = {
-        let _f = Fulcrum::start("set-src.cfg", &cfg(ful), ful);
-        run(ful)
-    };
+    let ful = free_addr();
+    let (got, want) = common::against_haproxy("set-src", cfg, run);
     assert_eq!(got, want, "fulcrum (left) and HAProxy (right)");
     assert!(want[2].contains("x-src: 192.0.2.5 2"), "{want:?}");
     // The server is told of the new address too.

@@ -192,8 +192,7 @@ fn stick_on_src_holds_tcp_connections() {
 /// reject` on a tag. The same requests through both; the counts the origin sees must agree.
 #[test]
 fn connection_and_request_counters_match_haproxy() {
-    if Command::new("haproxy").arg("-v").output().is_err() {
-        fulcrum_testkit::skip("stick counters against HAProxy", "haproxy");
+    if common::no_haproxy("stick counters against HAProxy") {
         return;
     }
     let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
@@ -259,16 +258,7 @@ backend t2
         seen.push(format!("after: {}", get(&["/after"]).trim()));
         seen
     };
-    let dir = temp_dir("counters");
-    let (hap, ful) = (free_addr(), free_addr());
-    let want = {
-        let _hap = common::start_haproxy(&dir, &cfg(hap), hap);
-        run(hap)
-    };
-    let got = {
-        let _f = Fulcrum::start("counters.cfg", &cfg(ful), ful);
-        run(ful)
-    };
+    let (got, want) = common::against_haproxy("counters", cfg, run);
     assert_eq!(got, want, "fulcrum (left) and HAProxy (right)");
     assert_eq!(want.last().map(String::as_str), Some("after: 000"), "{want:?}");
 }

@@ -265,28 +265,20 @@ impl Parser {
                 }
                 Section::Global
             }
-            "peers" => match args {
-                [name] if crate::acl::valid_acl_name(name) => {
+            "peers" => match self.section_name(line, keyword, args) {
+                Some(name) => {
                     let origin = fulcrum_model::Origin { file: self.sink.file.clone(), line };
-                    self.peers = Some(peers::PeersState::new(name.clone(), origin));
+                    self.peers = Some(peers::PeersState::new(name, origin));
                     Section::Peers
                 }
-                _ => {
-                    let hint = Some("e.g. peers mypeers".to_string());
-                    self.sink.error(line, "'peers' needs one name (letters, digits, '-', '_', '.', ':')", hint);
-                    Section::Skipped
-                }
+                None => Section::Skipped,
             },
-            "userlist" => match args {
-                [name] if crate::acl::valid_acl_name(name) => {
-                    self.userlist = Some(userlist::UserlistState::new(name.clone(), line));
+            "userlist" => match self.section_name(line, keyword, args) {
+                Some(name) => {
+                    self.userlist = Some(userlist::UserlistState::new(name, line));
                     Section::Userlist
                 }
-                _ => {
-                    let hint = Some("e.g. userlist admins".to_string());
-                    self.sink.error(line, "'userlist' needs one name (letters, digits, '-', '_', '.', ':')", hint);
-                    Section::Skipped
-                }
+                None => Section::Skipped,
             },
             "defaults" | "frontend" | "backend" | "listen" => match self.proxy_header(line, keyword, args) {
                 Some(state) => {
@@ -301,6 +293,22 @@ impl Parser {
                 Section::Skipped
             }
         };
+    }
+
+    /// The one name a `peers` or `userlist` section takes (None, reported, when it has not).
+    fn section_name(&mut self, line: usize, keyword: &str, args: &[String]) -> Option<String> {
+        match args {
+            [name] if crate::acl::valid_acl_name(name) => Some(name.clone()),
+            _ => {
+                let hint = Some(format!("e.g. {keyword} lbpair"));
+                self.sink.error(
+                    line,
+                    format!("'{keyword}' needs one name (letters, digits, '-', '_', '.', ':')"),
+                    hint,
+                );
+                None
+            }
+        }
     }
 
     /// `defaults [NAME] [from DEFAULTS]`, `frontend|backend|listen NAME [ADDR] [from DEFAULTS]`.

@@ -308,3 +308,31 @@ pub fn dead_addr() -> (socket2::Socket, SocketAddr) {
     let addr = socket.local_addr().expect("addr").as_socket().expect("inet");
     (socket, addr)
 }
+
+/// Whether HAProxy is missing (the test is then skipped, or fails under
+/// `FULCRUM_REQUIRE_NETNS=1`).
+#[allow(dead_code)]
+pub fn no_haproxy(what: &str) -> bool {
+    if Command::new("haproxy").arg("-v").output().is_ok() {
+        return false;
+    }
+    fulcrum_testkit::skip(what, "haproxy");
+    true
+}
+
+/// Runs `run` against HAProxy, then against fulcrum, each on the configuration `cfg` makes
+/// for its own address: (fulcrum's result, HAProxy's).
+#[allow(dead_code)]
+pub fn against_haproxy<T>(tag: &str, cfg: impl Fn(SocketAddr) -> String, run: impl Fn(SocketAddr) -> T) -> (T, T) {
+    let dir = temp_dir(tag);
+    let (hap, ful) = (free_addr(), free_addr());
+    let want = {
+        let _hap = start_haproxy(&dir, &cfg(hap), hap);
+        run(hap)
+    };
+    let got = {
+        let _f = Fulcrum::start(&format!("{tag}.cfg"), &cfg(ful), ful);
+        run(ful)
+    };
+    (got, want)
+}
