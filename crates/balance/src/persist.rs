@@ -53,6 +53,9 @@ pub struct Table<K: Eq + Hash + Clone, V> {
     oldest: usize,
 }
 
+/// An entry as [`Table::walk`] gives it: key, value, expiry (None: never).
+pub type Walked<K, V> = (K, V, Option<Instant>);
+
 /// A key → server table: persistence (stick on, IPVS templates).
 pub type PersistTable<K> = Table<K, ServerId>;
 
@@ -279,6 +282,27 @@ impl<K: Eq + Hash + Clone, V: Clone> Table<K, V> {
         if let Some(entry) = self.index.get(key).and_then(|&slot| self.entries.get_mut(slot)) {
             entry.expires_at = at;
         }
+    }
+
+    /// Up to `n` live entries from storage place `from` on (key, value, expiry), and the place
+    /// to go on from (None: the end). Places are stable while entries live: a walk in steps
+    /// sees every entry that stays, whatever else comes and goes.
+    pub fn walk(&self, from: usize, n: usize, now: Instant) -> (Vec<Walked<K, V>>, Option<usize>) {
+        let mut out = Vec::new();
+        let mut at = from;
+        while at < self.entries.len() {
+            if out.len() >= n {
+                return (out, Some(at));
+            }
+            let e = &self.entries[at];
+            if let Some(key) = &e.key {
+                if e.users > 0 || !expired(e, now) {
+                    out.push((key.clone(), e.value.clone(), e.expires_at));
+                }
+            }
+            at += 1;
+        }
+        (out, None)
     }
 
     /// Entries from most to least recently used: key, server, expiry (`None`: never).

@@ -66,12 +66,19 @@ fn until_stuck(url: &str, cookie: &str, server: &str, what: &str) {
     }
 }
 
-/// HAProxy's `show table NAME` through its stats socket.
+/// `show table NAME` through a stats socket (HAProxy's, or fulcrum's).
 fn show_table(sock: &Path, table: &str) -> String {
-    let mut s = std::os::unix::net::UnixStream::connect(sock).expect("stats socket");
-    s.write_all(format!("show table {table}\n").as_bytes()).expect("write");
+    show_table_cmd(sock, &format!("show table {table}"))
+}
+
+/// A runtime API command line through a stats socket; its answer (nothing while the socket
+/// is not answered yet: a process just started).
+fn show_table_cmd(sock: &Path, line: &str) -> String {
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else { return String::new() };
     let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
+    if s.write_all(format!("{line}\n").as_bytes()).is_ok() {
+        let _ = s.read_to_string(&mut out);
+    }
     out
 }
 
@@ -189,7 +196,17 @@ fn two_fulcrum_nodes_share_their_tables() {
     }
     until("b sees a's counter", || (get(&format!("{b_url}/seen"), None).1 == "2").then_some(()));
     // b starts again and is taught by a; a restarted node's peer name is refused elsewhere.
+    // Many entries on a (set through its runtime API): more than one batch of a full resync.
+    let many: Vec<String> = (0..450)
+        .map(|i| format!("set table mypeers/hits key 10.9.{}.{} data.http_req_cnt 7", i / 200, i % 200))
+        .collect();
+    show_table_cmd(&dir.join("a.sock"), &many.join(";"));
+    until("a holds them", || show_table(&dir.join("a.sock"), "mypeers/hits").contains("used:451").then_some(()));
     drop(std::mem::replace(&mut b, Fulcrum::start("b2.cfg", &b_cfg, b_bind)));
+    until("b is taught every entry", || {
+        show_table(&dir.join("b.sock"), "mypeers/hits").contains("used:451").then_some(())
+    });
+    assert!(show_table(&dir.join("b.sock"), "mypeers/hits").contains("key=10.9.2.49 use=0"));
     for (server, cookie) in &sessions {
         until_stuck(&b_url, cookie, server, "b after its restart");
     }

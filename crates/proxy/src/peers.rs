@@ -385,6 +385,8 @@ struct Session<'a> {
     timed: bool,
     /// A full resync sent, not confirmed yet: what each table's log held then.
     teaching: Option<Vec<(u64, u64)>>,
+    /// A full resync being sent.
+    lesson: Option<Lesson>,
     out: Vec<u8>,
 }
 
@@ -403,6 +405,7 @@ impl<'a> Session<'a> {
             next_id: 0,
             timed: true,
             teaching: None,
+            lesson: None,
             out: Vec::new(),
         }
     }
@@ -438,8 +441,12 @@ impl<'a> Session<'a> {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let mut more = false;
-            if self.teaching.is_none() && self.out.len() - sent < OUT_LIMIT {
-                more = self.push();
+            if self.out.len() - sent < OUT_LIMIT {
+                if self.lesson.is_some() {
+                    more = self.teach_some();
+                } else if self.teaching.is_none() {
+                    more = self.push();
+                }
             }
             let pending = self.out.len() > sent;
             let writable = self.out.len() - sent < OUT_LIMIT;
@@ -495,7 +502,9 @@ impl<'a> Session<'a> {
             at += used;
             match message {
                 // One full resync at a time (a flood of requests costs one).
-                Message::Control(Control::ResyncRequest) if self.teaching.is_none() => self.teach(),
+                Message::Control(Control::ResyncRequest) if self.teaching.is_none() && self.lesson.is_none() => {
+                    self.teach()
+                }
                 Message::Control(Control::ResyncRequest) => {}
                 Message::Error(code) => return Err(format!("the peer reports error {code}")),
                 Message::Control(c @ (Control::ResyncFinished | Control::ResyncPartial)) => {
@@ -633,35 +642,64 @@ impl<'a> Session<'a> {
         false
     }
 
-    /// A full resync for the peer: every live entry of every shared table, each with the
-    /// time it has left, then whether this node is up to date itself.
+    /// A full resync asked for: the shared tables as they are now, taught a batch at a time
+    /// ([`Session::teach_some`]); what each table's log holds now, for after the peer confirms.
     fn teach(&mut self) {
-        let mut marks = Vec::new();
+        let tables = self.section.tables();
+        let marks = tables
+            .iter()
+            .map(|t| {
+                let i = self.ours(t);
+                (self.ours[i].id, lock(&t.entries).last)
+            })
+            .collect();
+        self.lesson = Some(Lesson { tables, table: 0, slot: Some(0), marks });
+    }
+
+    /// The next batch of a full resync: every live entry with the time it has left; at the
+    /// end, whether this node is up to date itself. Whether more is to come.
+    fn teach_some(&mut self) -> bool {
+        let Some(mut lesson) = self.lesson.take() else { return false };
         let ms = clock_ms();
-        for table in self.section.tables() {
+        let mut budget = BATCH;
+        while budget > 0 {
+            let (Some(table), Some(slot)) = (lesson.tables.get(lesson.table).cloned(), lesson.slot) else { break };
             let i = self.ours(&table);
-            let now = Instant::now();
-            let (entries, mark): (Vec<(TableKey, Counters, Option<Instant>)>, u64) = {
-                let e = lock(&table.entries);
-                let live = e.map.iter().filter(|(_, _, at)| at.is_none_or(|at| at > now));
-                (live.map(|(k, c, at)| (k.clone(), c.clone(), at)).collect(), e.last)
-            };
-            marks.push((self.ours[i].id, mark));
-            self.sent_def = None;
+            if slot == 0 {
+                // A table's lesson starts with its definition.
+                self.sent_def = None;
+            }
             let def = self.define_ours(i);
+            let now = Instant::now();
+            let (entries, next) = lock(&table.entries).map.walk(slot, budget, now);
             let names = lock(&table.names).clone();
             for (n, (key, counters, at)) in entries.into_iter().enumerate() {
+                budget = budget.saturating_sub(1);
                 let Some(key) = key_to_wire(&table.cfg.key, &key) else { continue };
-                let expire_ms =
-                    at.map(|at| u32::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(u32::MAX));
+                let left =
+                    |at: Instant| u32::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(u32::MAX);
                 let update = Update {
-                    id: Some(counters.update.max(n as u64 + 1) as u32),
-                    expire_ms,
+                    id: Some(counters.update.max((slot + n) as u64 + 1) as u32),
+                    expire_ms: at.filter(|_| self.timed).map(left),
                     key,
                     values: values(&def, &table, &counters, &names, ms),
                 };
                 self.writer.update(&mut self.out, &def, &update);
             }
+            match next {
+                Some(at) => lesson.slot = Some(at),
+                None => {
+                    lesson.table += 1;
+                    lesson.slot = Some(0);
+                }
+            }
+            if lesson.table >= lesson.tables.len() {
+                lesson.slot = None;
+            }
+        }
+        if lesson.slot.is_some() {
+            self.lesson = Some(lesson);
+            return true;
         }
         let done = if self.section.resynced.load(Ordering::Relaxed) {
             Control::ResyncFinished
@@ -669,8 +707,18 @@ impl<'a> Session<'a> {
             Control::ResyncPartial
         };
         self.writer.control(&mut self.out, done);
-        self.teaching = Some(marks);
+        self.teaching = Some(lesson.marks);
+        false
     }
+}
+
+/// A full resync being taught: the tables, which one and where in it.
+struct Lesson {
+    tables: Vec<Arc<LiveTable>>,
+    table: usize,
+    /// The storage place to go on from (None: all taught).
+    slot: Option<usize>,
+    marks: Vec<(u64, u64)>,
 }
 
 /// A table's key type and length on the wire.
