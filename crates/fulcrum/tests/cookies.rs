@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_addr, temp_dir, Fulcrum};
 use fulcrum_testkit::Origin;
 
 fn cfg(bind: SocketAddr, servers: &[SocketAddr]) -> String {
@@ -145,25 +144,14 @@ fn scenario(bind: SocketAddr, origins: &[Origin]) -> Vec<String> {
 
 #[test]
 fn cookie_options_behave_as_in_haproxy() {
-    if Command::new("haproxy").arg("-v").output().is_err() {
-        fulcrum_testkit::skip("cookie options against HAProxy", "haproxy");
+    if common::no_haproxy("cookie options against HAProxy") {
         return;
     }
     let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
-    let dir = temp_dir("cookies");
     // The same servers for both: the dynamic cookie depends on their addresses.
     let origins: Vec<Origin> = (0..3).map(|i| Origin::spawn(&format!("s{i}"), any).expect("origin")).collect();
     let servers: Vec<SocketAddr> = origins.iter().map(|o| o.addr).collect();
-    let want = {
-        let bind = free_addr();
-        let _hap = common::start_haproxy(&dir, &cfg(bind, &servers), bind);
-        scenario(bind, &origins)
-    };
-    let got = {
-        let bind = free_addr();
-        let _f = Fulcrum::start("cookies.cfg", &cfg(bind, &servers), bind);
-        scenario(bind, &origins)
-    };
+    let (got, want) = common::against_haproxy("cookies", |bind| cfg(bind, &servers), |bind| scenario(bind, &origins));
     if std::env::var("DEBUG_COOKIES").is_ok() {
         eprintln!("{want:#?}");
     }

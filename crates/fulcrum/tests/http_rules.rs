@@ -160,8 +160,7 @@ fn curl(args: &[&str], url: &str) -> (String, Vec<String>, String) {
 
 #[test]
 fn rules_do_what_haproxy_does() {
-    if Command::new("haproxy").arg("-v").output().is_err() {
-        fulcrum_testkit::skip("http rules against HAProxy", "haproxy");
+    if common::no_haproxy("http rules against HAProxy") {
         return;
     }
     let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
@@ -297,8 +296,7 @@ fn the_rules_examples_are_valid_for_both() {
 /// sliding estimate allows) and refuse the rest; the exact counters agree request by request.
 #[test]
 fn rate_limiting_with_a_stick_table_matches_haproxy() {
-    if Command::new("haproxy").arg("-v").output().is_err() {
-        fulcrum_testkit::skip("rate limiting against HAProxy", "haproxy");
+    if common::no_haproxy("rate limiting against HAProxy") {
         return;
     }
     let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
@@ -536,8 +534,7 @@ backend web
 /// `set-status N reason R`: the status line says R, in HAProxy and in fulcrum alike.
 #[test]
 fn set_status_keeps_its_reason() {
-    if Command::new("haproxy").arg("-v").output().is_err() {
-        fulcrum_testkit::skip("set-status against HAProxy", "haproxy");
+    if common::no_haproxy("set-status against HAProxy") {
         return;
     }
     let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
@@ -554,16 +551,10 @@ fn set_status_keeps_its_reason() {
             Command::new("curl").args(["-s", "-i", "--max-time", "5"]).arg(format!("http://{addr}{path}")).output();
         String::from_utf8_lossy(&out.expect("curl").stdout).lines().next().unwrap_or("").trim().to_string()
     };
-    let dir = temp_dir("set-status");
-    let (hap, ful) = (free_addr(), free_addr());
-    let want: Vec<String> = {
-        let _hap = common::start_haproxy(&dir, &cfg(hap), hap);
-        ["/status/404", "/status/418", "/status/200"].iter().map(|p| status_line(hap, p)).collect()
+    let run = |addr: SocketAddr| -> Vec<String> {
+        ["/status/404", "/status/418", "/status/200"].iter().map(|p| status_line(addr, p)).collect()
     };
-    let got: Vec<String> = {
-        let _f = Fulcrum::start("set-status.cfg", &cfg(ful), ful);
-        ["/status/404", "/status/418", "/status/200"].iter().map(|p| status_line(ful, p)).collect()
-    };
+    let (got, want) = common::against_haproxy("set-status", cfg, run);
     assert_eq!(got, want);
     assert_eq!(want[0], "HTTP/1.1 299 Fine Anyway");
 }
@@ -572,8 +563,7 @@ fn set_status_keeps_its_reason() {
 /// page — the backend's rules then the frontend's, over HTTP/1.1 and HTTP/2, as in HAProxy.
 #[test]
 fn after_response_rules_see_every_answer_as_in_haproxy() {
-    if Command::new("haproxy").arg("-v").output().is_err() {
-        fulcrum_testkit::skip("http-after-response against HAProxy", "haproxy");
+    if common::no_haproxy("http-after-response against HAProxy") {
         return;
     }
     let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");
@@ -631,8 +621,7 @@ backend empty
 /// or `deny_status`), as HAProxy answers it; logged `PT--`; over HTTP/1.1 and HTTP/2.
 #[test]
 fn tarpit_answers_as_haproxy_does() {
-    if Command::new("haproxy").arg("-v").output().is_err() {
-        fulcrum_testkit::skip("tarpit against HAProxy", "haproxy");
+    if common::no_haproxy("tarpit against HAProxy") {
         return;
     }
     let origin = Origin::spawn("web", "127.0.0.1:0".parse().expect("addr")).expect("origin");

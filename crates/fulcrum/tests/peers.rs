@@ -102,8 +102,7 @@ fn origins() -> (Vec<Origin>, Vec<SocketAddr>) {
 
 #[test]
 fn sessions_and_counters_travel_between_fulcrum_and_haproxy() {
-    if Command::new("haproxy").arg("-v").output().is_err() {
-        fulcrum_testkit::skip("peers with HAProxy", "haproxy");
+    if common::no_haproxy("peers with HAProxy") {
         return;
     }
     let (_origins, servers) = origins();

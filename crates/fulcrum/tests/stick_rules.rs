@@ -133,8 +133,7 @@ fn scenario(name: &str, bind: SocketAddr, h2: Option<SocketAddr>, origins: &[Ori
 
 #[test]
 fn application_cookies_are_learned_and_followed_as_haproxy_does() {
-    if Command::new("haproxy").arg("-v").output().is_err() {
-        fulcrum_testkit::skip("stick rules against HAProxy", "haproxy");
+    if common::no_haproxy("stick rules against HAProxy") {
         return;
     }
     let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");

@@ -394,7 +394,8 @@ impl Drop for Tracking {
     }
 }
 
-fn ms(d: std::time::Duration) -> u64 {
+/// A duration in milliseconds (saturating).
+pub(crate) fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -563,6 +564,11 @@ impl LiveTable {
 
     /// Every live entry, most recently used first.
     pub fn entries(&self) -> Vec<EntryView> {
+        self.views().into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Every live entry's key and view.
+    fn views(&self) -> Vec<(TableKey, EntryView)> {
         let now = std::time::Instant::now();
         let ms = clock_ms();
         let entries = lock(&self.entries);
@@ -570,12 +576,14 @@ impl LiveTable {
             .map
             .iter()
             .filter(|(_, _, at)| at.is_none_or(|at| at > now))
-            .map(|(key, c, at)| EntryView {
-                key: key.text(),
-                expire_ms: at
-                    .map(|at| u64::try_from(at.saturating_duration_since(now).as_millis()).unwrap_or(u64::MAX)),
-                server_id: c.server_id,
-                data: self.cfg.store.iter().map(|s| (s.data, c.get(&self.layout, s.data, ms))).collect(),
+            .map(|(key, c, at)| {
+                let view = EntryView {
+                    key: key.text(),
+                    expire_ms: at.map(|at| self::ms(at.saturating_duration_since(now))),
+                    server_id: c.server_id,
+                    data: self.cfg.store.iter().map(|s| (s.data, c.get(&self.layout, s.data, ms))).collect(),
+                };
+                (key.clone(), view)
             })
             .collect()
     }
@@ -590,11 +598,11 @@ impl LiveTable {
         lock(&self.entries).map.remove(key).is_some()
     }
 
-    /// Forgets the entries `keep` refuses; how many went.
+    /// Forgets the entries `remove` picks; how many went.
     pub fn clear_where(&self, remove: &dyn Fn(&EntryView) -> bool) -> usize {
-        let doomed: Vec<String> = self.entries().into_iter().filter(|e| remove(e)).map(|e| e.key).collect();
+        let doomed: Vec<TableKey> = self.views().into_iter().filter(|(_, v)| remove(v)).map(|(k, _)| k).collect();
         let mut entries = lock(&self.entries);
-        doomed.iter().filter_map(|k| self.key_of(k)).filter(|k| entries.map.remove(k).is_some()).count()
+        doomed.iter().filter(|k| entries.map.remove(k).is_some()).count()
     }
 
     /// Sets values of an entry, made when absent (`set table T key K data.X V`): a local

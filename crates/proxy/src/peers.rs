@@ -793,8 +793,7 @@ fn definition(table: &LiveTable, id: u64) -> TableDef {
             params.push((bit(s.data), table.layout.period(s.data), 0));
         }
     }
-    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    let expire_ms = if table.cfg.expire == Duration::MAX { 0 } else { ms(table.cfg.expire) };
+    let expire_ms = if table.cfg.expire == Duration::MAX { 0 } else { crate::live::ms(table.cfg.expire) };
     TableDef { id, name: table.wire_name.clone(), key_type, key_len, data: mask, expire_ms, params }
 }
 

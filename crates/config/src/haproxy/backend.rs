@@ -500,6 +500,8 @@ impl Parser {
 
     pub(super) fn build_backend(&mut self, st: &ProxyState) -> Backend {
         let mut be = st.be.clone();
+        // Without `timeout tarpit`, a tarpit lasts `timeout connect`, as in HAProxy.
+        be.timeout_tarpit.get_or_insert(be.timeout_connect);
         if let Some(TcpCheck::Rules(rules)) = be.tcp_check.as_mut() {
             rules.clone_from(&st.tcp_rules);
         }

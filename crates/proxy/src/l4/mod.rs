@@ -34,7 +34,7 @@ pub(crate) async fn serve(stream: std::net::TcpStream, mut peer: SocketAddr, bin
     let Ok(mut client) = TcpStream::from_std(stream) else { return };
     let mut facts = Facts::connection(peer, Some(bind));
     // What `track-sc*` rules track, for the connection's life.
-    let mut vars = crate::snapshot::rules::Vars::with_tables(snap.tables.clone());
+    let mut vars = crate::snapshot::rules::Vars::in_snapshot(&snap);
     if !fe.tcp_rules(false, &facts, &mut vars, false) {
         // `tcp-request connection reject`: closed at once, without a log line (as HAProxy).
         return;

@@ -114,9 +114,13 @@ impl Client {
     /// let it in. What their `track-sc*` rules track stays with the connection.
     pub(crate) fn connection_rules(&mut self, shared: &crate::Shared) -> bool {
         let snap = shared.snapshot.load();
-        let Some(fe) = snap.frontend_for(&self.bind).filter(|f| !f.tcp_connection.is_empty()) else { return true };
+        if snap.frontend_for(&self.bind).is_none_or(|f| f.tcp_connection.is_empty()) {
+            return true;
+        }
+        let snap = arc_swap::Guard::into_inner(snap);
+        let Some(fe) = snap.frontend_for(&self.bind) else { return true };
         let facts = crate::snapshot::Facts::connection(self.peer, Some(self.bind));
-        let mut vars = crate::snapshot::rules::Vars::with_tables(snap.tables.clone());
+        let mut vars = crate::snapshot::rules::Vars::in_snapshot(&snap);
         if !fe.tcp_rules(false, &facts, &mut vars, false) {
             return false;
         }
@@ -276,8 +280,7 @@ pub(crate) fn rule_answer(
         Verdict::Redirect { code, location, cookie } => (redirect_answer(code, location, cookie.as_deref()), *b"LR"),
         Verdict::Tarpit(status) => {
             // Held `timeout tarpit` (else `timeout connect`), then the error page; logged `PT`.
-            let tarpit = backend.and_then(|b| b.cfg.timeout_tarpit.or(Some(b.cfg.timeout_connect)));
-            delay = tarpit.or(fe.cfg.timeout_tarpit);
+            delay = backend.map_or(fe.cfg.timeout_tarpit, |b| b.cfg.timeout_tarpit);
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             (error_page(status, Some(fe), backend), *b"PT")
         }

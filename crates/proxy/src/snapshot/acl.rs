@@ -131,7 +131,7 @@ impl CompiledAcl {
         if let (fulcrum_model::rules::SampleFetch::HttpAuthGroup(list), Matcher::Exact(groups)) =
             (&sample.fetch, &self.matcher)
         {
-            let users = facts.vars.and_then(|v| v.users.as_ref());
+            let users = facts.vars.and_then(|v| v.users());
             let user = users.zip(facts.req).and_then(|(u, req)| u.user(list.as_str(), &req.headers));
             return user.is_some_and(|u| u.groups.iter().any(|g| groups.contains(g)));
         }

@@ -3,7 +3,7 @@
 //! `cookie ... dynamic`.
 use fulcrum_model::Cookie;
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+use super::rules::B64;
 
 /// A 30-bit value as HAProxy's cookie dates write it: five base64 digits, high bits first.
 pub fn s30_to_b64(v: u32) -> String {

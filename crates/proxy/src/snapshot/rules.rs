@@ -92,11 +92,8 @@ pub(crate) struct Vars {
     /// What the connection tracks (`tcp-request connection track-sc*`): read where the
     /// request's own slot is empty, as in HAProxy.
     session: Option<Arc<Tracking>>,
-    /// Every stick table of the configuration, by proxy name (`table NAME` arguments).
-    pub tables: Option<Arc<Tables>>,
-    /// The configuration's userlists (`http_auth(L)`).
-    pub users: Option<Arc<super::auth::Userlists>>,
-    /// The configuration the request runs in (`nbsrv`, `srv_is_up`).
+    /// The configuration the transaction runs in: its stick tables (`table NAME`), userlists
+    /// (`http_auth(L)`), backends (`nbsrv`, `srv_is_up`).
     snap: Option<Arc<super::Snapshot>>,
     /// The client's address as `set-src` made it.
     pub src: Option<SocketAddr>,
@@ -112,21 +109,15 @@ pub(crate) struct Vars {
 pub(crate) type Tables = std::collections::HashMap<String, Arc<LiveTable>>;
 
 impl Vars {
-    /// A transaction's, in a configuration with these stick tables.
-    pub(crate) fn with_tables(tables: Option<Arc<Tables>>) -> Vars {
-        Vars { tables, ..Vars::default() }
+    /// A connection's (`mode tcp`, `tcp-request connection` rules), in snapshot `snap`.
+    pub(crate) fn in_snapshot(snap: &Arc<super::Snapshot>) -> Vars {
+        Vars { snap: Some(Arc::clone(snap)), ..Vars::default() }
     }
 
     /// An HTTP request's, in snapshot `snap`, on a connection that tracks `session`: the
     /// request counts in each entry the connection tracks.
     pub(crate) fn for_request(snap: &Arc<super::Snapshot>, session: Option<&Arc<Tracking>>) -> Vars {
-        let vars = Vars {
-            tables: snap.tables.clone(),
-            users: snap.userlists.clone(),
-            snap: Some(Arc::clone(snap)),
-            session: session.cloned(),
-            ..Vars::default()
-        };
+        let vars = Vars { snap: Some(Arc::clone(snap)), session: session.cloned(), ..Vars::default() };
         if let Some(session) = &vars.session {
             let (now, ms) = vars.now();
             for (table, key) in session.0.iter().flatten() {
@@ -134,6 +125,11 @@ impl Vars {
             }
         }
         vars
+    }
+
+    /// The configuration's userlists.
+    pub(crate) fn users(&self) -> Option<&super::auth::Userlists> {
+        self.snap.as_ref()?.userlists.as_deref()
     }
 
     fn now(&self) -> (std::time::Instant, u64) {
@@ -158,7 +154,7 @@ impl Vars {
     /// The table a rule or fetch names, else the proxy's own.
     pub(crate) fn table(&self, name: Option<&str>) -> Option<Arc<LiveTable>> {
         match name {
-            Some(n) => self.tables.as_ref()?.get(n).cloned(),
+            Some(n) => self.snap.as_ref()?.tables.as_ref()?.get(n).cloned(),
             None => self.own.clone(),
         }
     }
@@ -983,11 +979,9 @@ fn fetch(f: &SampleFetch, req: Option<&Parts>, resp: Option<Resp<'_>>, ctx: &Sco
         SampleFetch::ResCook(name) => Value::Str(set_cookie(resp?.headers, name)?),
         SampleFetch::HttpAuth(list) => {
             let headers = &req?.headers;
-            Value::Bool(ctx.vars.users.as_ref().is_some_and(|u| u.user(list, headers).is_some()))
+            Value::Bool(ctx.vars.users().is_some_and(|u| u.user(list, headers).is_some()))
         }
-        SampleFetch::HttpAuthGroup(list) => {
-            Value::Str(ctx.vars.users.as_ref()?.user(list, &req?.headers)?.name.clone())
-        }
+        SampleFetch::HttpAuthGroup(list) => Value::Str(ctx.vars.users()?.user(list, &req?.headers)?.name.clone()),
         SampleFetch::HttpAuthUser => Value::Str(super::auth::basic(&req?.headers)?.0),
         SampleFetch::UrlParam { name, delim } => {
             // As HAProxy: the parameters start after the first DELIM ('?') of the target and
@@ -1095,7 +1089,8 @@ pub(crate) fn eval(s: &CompiledSample, req: Option<&Parts>, resp: Option<Resp<'_
     Some(v)
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// The base64 alphabet (also HAProxy's cookie dates').
+pub(crate) const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 pub(crate) fn base64(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
